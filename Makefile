@@ -1,0 +1,48 @@
+# Pollen. `make help` lists the targets.
+CARGO ?= cargo
+PLUGIN_TARGET := wasm32-wasip2
+PLUGIN_PROFILE := plugin
+PLUGINS := local_instances cpu memory_usage
+TEST_PLUGINS := spin_forever grow_forever trap liar echo_transformer nosy_transformer unknown_world
+TARGET_DIR ?= $(shell $(CARGO) metadata --format-version 1 --no-deps 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])' 2>/dev/null || echo target)
+WASM_OUT := $(TARGET_DIR)/$(PLUGIN_TARGET)/$(PLUGIN_PROFILE)
+
+.PHONY: help setup plugins test-plugins build run test lint bench clean
+
+help:
+	@echo "make setup         install what this machine lacks (libvirt-dev, the wasm32-wasip2 target)"
+	@echo "make plugins       build the built-in plugins into plugins/dist/"
+	@echo "make run           build everything and run the agent on pipeline.yaml"
+	@echo "make test          set up, build, lint and run every test"
+	@echo "make bench         run the benchmarks"
+
+setup:
+	./scripts/setup.sh
+
+plugins:
+	$(CARGO) build --target $(PLUGIN_TARGET) --profile $(PLUGIN_PROFILE) $(addprefix -p ,$(PLUGINS))
+	mkdir -p plugins/dist
+	for p in $(PLUGINS); do cp $(WASM_OUT)/$$p.wasm plugins/dist/$$p.wasm; done
+
+test-plugins:
+	$(CARGO) build --target $(PLUGIN_TARGET) --profile $(PLUGIN_PROFILE) $(addprefix -p ,$(TEST_PLUGINS))
+	mkdir -p tests/plugins/dist
+	for p in $(TEST_PLUGINS); do cp $(WASM_OUT)/$$p.wasm tests/plugins/dist/$$p.wasm; done
+
+build: plugins
+	$(CARGO) build -p pollen-host
+
+run: setup build
+	$(CARGO) run -p pollen-host -- run --config pipeline.yaml
+
+test: setup plugins test-plugins
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) test -p pollen-host
+
+bench: setup plugins test-plugins
+	$(CARGO) bench -p pollen-host
+
+clean:
+	rm -rf plugins/dist tests/plugins/dist
+	$(CARGO) clean

@@ -1,0 +1,41 @@
+//! The host side of the WIT contract (`wit/`, `pollen:plugin@0.1.0`): the only
+//! place bindings are generated. The `agent` world yields the host interfaces (one
+//! `Host` trait each, implemented in [`crate::caps`]); the three plugin worlds reuse
+//! them and add their exports.
+
+/// Host interfaces: `hypervisor`, `log`, `config`, `samples`, and the shared types.
+pub mod agent {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "agent",
+    });
+}
+
+/// The `pollster-plugin` world.
+pub mod pollster {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "pollster-plugin",
+        with: { "pollen:plugin": crate::bindings::agent::pollen::plugin },
+    });
+}
+
+/// The `discoverer-plugin` world.
+pub mod discoverer {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "discoverer-plugin",
+        with: { "pollen:plugin": crate::bindings::agent::pollen::plugin },
+    });
+}
+
+/// The `transformer-plugin` world.
+pub mod transformer {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "transformer-plugin",
+        with: { "pollen:plugin": crate::bindings::agent::pollen::plugin },
+    });
+}
+
+pub use agent::pollen::plugin::types;

@@ -1,0 +1,187 @@
+//! `pollen plugins list|inspect`: what each plugin file is, provides and imports.
+
+use crate::config::{self, Agent, Grant};
+use crate::plugin::{load_dir, load_file, PluginEngine, PluginInfo};
+use crate::registry::Registry;
+use clap::{Args, Subcommand};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// `pollen plugins ...`
+#[derive(Subcommand)]
+pub enum PluginsCommand {
+    /// List the plugin directory: each plugin's kind and what it provides, or why it is refused.
+    List(ListArgs),
+    /// Show one plugin file's world, meters, imports and contract version.
+    Inspect(InspectArgs),
+}
+
+/// Where the settings come from.
+#[derive(Args)]
+pub struct SettingsArgs {
+    /// The pipeline file (for the plugin directory, grants and limits); its defaults
+    /// are used if it does not exist.
+    #[arg(long, short, default_value = "pipeline.yaml")]
+    config: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Arguments of `pollen plugins list`.
+#[derive(Args)]
+pub struct ListArgs {
+    /// The plugin directory, overriding the pipeline's `agent.plugin_dir`.
+    #[arg(long)]
+    plugin_dir: Option<PathBuf>,
+    #[command(flatten)]
+    settings: SettingsArgs,
+}
+
+/// Arguments of `pollen plugins inspect`.
+#[derive(Args)]
+pub struct InspectArgs {
+    /// The component file.
+    file: PathBuf,
+    #[command(flatten)]
+    settings: SettingsArgs,
+}
+
+/// Runs a `plugins` subcommand.
+pub fn plugins(command: &PluginsCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        PluginsCommand::List(args) => list(args),
+        PluginsCommand::Inspect(args) => inspect(args),
+    }
+}
+
+fn agent_settings(args: &SettingsArgs) -> anyhow::Result<Agent> {
+    if args.config.exists() {
+        Ok(config::load(&args.config)?.agent)
+    } else {
+        Ok(Agent::default())
+    }
+}
+
+fn list(args: &ListArgs) -> anyhow::Result<ExitCode> {
+    let mut agent = agent_settings(&args.settings)?;
+    if let Some(dir) = &args.plugin_dir {
+        agent.plugin_dir = dir.clone();
+    }
+    let engine = PluginEngine::new(agent.cache_dir())?;
+    let loaded = load_dir(
+        &engine,
+        &agent.plugin_dir,
+        &agent,
+        &Arc::new(Registry::new()),
+    )?;
+    if args.settings.json {
+        let refused: Vec<String> = loaded.errors.iter().map(ToString::to_string).collect();
+        let plugins: Vec<&PluginInfo> = loaded.plugins.iter().map(|p| &p.info).collect();
+        println!(
+            "{}",
+            serde_json::json!({ "plugins": plugins, "refused": refused })
+        );
+    } else {
+        println!("plugins in {}:", agent.plugin_dir.display());
+        for plugin in &loaded.plugins {
+            let info = &plugin.info;
+            let provides = match (&info.discoverer, info.meters.is_empty()) {
+                (Some(name), _) => format!("discoverer {name}"),
+                (None, false) => info
+                    .meters
+                    .iter()
+                    .map(|m| m.meter.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                (None, true) => String::new(),
+            };
+            println!(
+                "  {:<20} {:<12} {provides}",
+                info.name,
+                info.kind.to_string()
+            );
+        }
+        for error in &loaded.errors {
+            println!("  refused: {error}");
+        }
+    }
+    Ok(if loaded.errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(super::EXIT_CONFIG)
+    })
+}
+
+fn inspect(args: &InspectArgs) -> anyhow::Result<ExitCode> {
+    let mut agent = agent_settings(&args.settings)?;
+    let name = plugin_name(&args.file);
+    // Inspecting is read-only: the plugin is loaded with every grant, and the output
+    // says which of them the pipeline actually gives it.
+    let granted_by_pipeline = agent.plugin(&name).grants;
+    agent.plugins.entry(name).or_default().grants = vec![Grant::Hypervisor];
+    let engine = PluginEngine::new(agent.cache_dir())?;
+    let plugin = load_file(&engine, &args.file, &agent, &Arc::new(Registry::new()))?;
+    let info = &plugin.info;
+    let grant_of = |import: &str| {
+        import
+            .starts_with("pollen:plugin/hypervisor@")
+            .then(|| granted_by_pipeline.contains(&Grant::Hypervisor))
+    };
+    if args.settings.json {
+        let imports: Vec<_> = info
+            .imports
+            .iter()
+            .map(|i| serde_json::json!({ "name": i, "granted_by_pipeline": grant_of(i) }))
+            .collect();
+        let mut json = serde_json::to_value(info)?;
+        json["imports"] = serde_json::Value::Array(imports);
+        json["contract"] =
+            serde_json::Value::from(format!("pollen:plugin@{}", crate::plugin::CONTRACT_VERSION));
+        println!("{json}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("plugin:   {}", info.name);
+    println!("file:     {}", info.path.display());
+    println!("kind:     {}", info.kind);
+    println!("world:    {}", info.world);
+    println!(
+        "contract: pollen:plugin@{}",
+        crate::plugin::CONTRACT_VERSION
+    );
+    if let Some(name) = &info.discoverer {
+        println!("discoverer name: {name}");
+    }
+    if !info.meters.is_empty() {
+        println!("meters:");
+        for spec in &info.meters {
+            let discoverer = spec
+                .default_discoverer
+                .as_deref()
+                .map(|d| format!("  (default discoverer: {d})"))
+                .unwrap_or_default();
+            println!(
+                "  {:<24} {:<11} {:<8}{discoverer}",
+                spec.meter.name,
+                spec.meter.kind.as_str(),
+                spec.meter.unit
+            );
+        }
+    }
+    println!("imports:");
+    for import in &info.imports {
+        match grant_of(import) {
+            Some(true) => println!("  {import}  (granted by the pipeline)"),
+            Some(false) => println!("  {import}  (NOT granted by the pipeline: add `grants: [hypervisor]` under agent.plugins.{})", info.name),
+            None => println!("  {import}"),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn plugin_name(path: &Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}

@@ -1,0 +1,55 @@
+//! `pollen poll --once`: one cycle, samples on stdout.
+
+use super::ConfigArgs;
+use crate::pipeline::{schedule, Agent};
+use crate::publish::Batch;
+use clap::Args;
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// Arguments of `pollen poll`.
+#[derive(Args)]
+pub struct PollArgs {
+    /// Poll once and exit (the only mode for now).
+    #[arg(long, required = true)]
+    once: bool,
+    #[command(flatten)]
+    config: ConfigArgs,
+}
+
+/// Polls every source once and writes the samples as JSON lines to stdout. Exits 1
+/// if a plugin failed (its samples are missing; the others are printed).
+pub fn poll(args: &PollArgs) -> anyhow::Result<ExitCode> {
+    debug_assert!(args.once);
+    let agent = Agent::build(args.config.load()?)?;
+    let output = super::runtime()?.block_on(schedule::poll_once(&agent));
+    let samples: Vec<_> = output.samples.into_iter().flatten().collect();
+    let count = samples.len();
+    let batch = Batch {
+        samples,
+        registry: Arc::clone(&agent.registry),
+        source: Arc::from(agent.pipeline.agent.sample_source.as_str()),
+    };
+    let mut stdout = std::io::stdout().lock();
+    match batch
+        .write_json_lines(&mut stdout)
+        .and_then(|_| stdout.flush())
+    {
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => {
+            return Ok(ExitCode::SUCCESS)
+        }
+        other => other?,
+    }
+    tracing::info!(
+        samples = count,
+        failures = output.failures.len(),
+        malformed = output.malformed,
+        "poll done"
+    );
+    Ok(if output.failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

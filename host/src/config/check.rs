@@ -1,0 +1,115 @@
+//! Checks that need the whole file: names, references, numbers, publisher URLs.
+
+use super::error::ConfigError;
+use super::model::{scalar_text, Pipeline};
+use crate::publish::PublisherUrl;
+use std::collections::BTreeSet;
+
+/// Every problem of a parsed pipeline, in document order.
+pub(super) fn check(pipeline: &Pipeline) -> Vec<ConfigError> {
+    let file = pipeline.origin.as_path();
+    let mut problems = Vec::new();
+    let mut fail =
+        |path: String, message: String| problems.push(ConfigError::at(file, path, message));
+
+    let agent = &pipeline.agent;
+    if agent.memory_limit_mib == 0 {
+        fail(
+            "agent.memory_limit_mib".into(),
+            "must be at least 1 (MiB)".into(),
+        );
+    }
+    if !(agent.call_timeout > 0.0 && agent.call_timeout.is_finite()) {
+        fail(
+            "agent.call_timeout".into(),
+            "must be a positive number of seconds".into(),
+        );
+    }
+    for (name, plugin) in &agent.plugins {
+        if plugin.memory_limit_mib == Some(0) {
+            fail(
+                format!("agent.plugins.{name}.memory_limit_mib"),
+                "must be at least 1 (MiB)".into(),
+            );
+        }
+        if plugin
+            .call_timeout
+            .is_some_and(|t| !(t > 0.0 && t.is_finite()))
+        {
+            fail(
+                format!("agent.plugins.{name}.call_timeout"),
+                "must be a positive number of seconds".into(),
+            );
+        }
+        for (key, value) in &plugin.params {
+            if scalar_text(value).is_none() {
+                fail(
+                    format!("agent.plugins.{name}.params.{key}"),
+                    "must be a string, number or boolean; plugins read parameters as text".into(),
+                );
+            }
+        }
+    }
+
+    let mut sink_names = BTreeSet::new();
+    for (index, sink) in pipeline.sinks.iter().enumerate() {
+        if !sink_names.insert(sink.name.as_str()) {
+            fail(
+                format!("sinks[{index}].name"),
+                format!("sink `{}` is defined twice", sink.name),
+            );
+        }
+        if sink.publishers.is_empty() {
+            fail(
+                format!("sinks[{index}].publishers"),
+                format!("sink `{}` has no publisher", sink.name),
+            );
+        }
+        for (p, url) in sink.publishers.iter().enumerate() {
+            if let Err(error) = PublisherUrl::parse(url) {
+                fail(format!("sinks[{index}].publishers[{p}]"), error.to_string());
+            }
+        }
+    }
+
+    let mut source_names = BTreeSet::new();
+    let mut used_sinks = BTreeSet::new();
+    for (index, source) in pipeline.sources.iter().enumerate() {
+        if !source_names.insert(source.name.as_str()) {
+            fail(
+                format!("sources[{index}].name"),
+                format!("source `{}` is defined twice", source.name),
+            );
+        }
+        if source.interval == 0 {
+            fail(
+                format!("sources[{index}].interval"),
+                "must be at least 1 (seconds)".into(),
+            );
+        }
+        if source.meters.is_empty() {
+            fail(
+                format!("sources[{index}].meters"),
+                "lists no meter; use `\"*\"` for all".into(),
+            );
+        }
+        if source.sinks.is_empty() {
+            fail(
+                format!("sources[{index}].sinks"),
+                format!("source `{}` sends to no sink", source.name),
+            );
+        }
+        for sink in &source.sinks {
+            used_sinks.insert(sink.as_str());
+            if !sink_names.contains(sink.as_str()) {
+                let known: Vec<&str> = sink_names.iter().copied().collect();
+                fail(
+                    format!("sources[{index}].sinks"),
+                    format!("unknown sink `{sink}`; the sinks are: {}", known.join(", ")),
+                );
+            }
+        }
+    }
+    drop(fail);
+    problems
+}

@@ -1,0 +1,243 @@
+//! The shape of the pipeline file, as serde reads it. Unknown keys are errors.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The hypervisor URI used when the pipeline names none: libvirt's built-in test
+/// driver, a real libvirt connection that needs no daemon.
+pub const DEFAULT_LIBVIRT_URI: &str = "test:///default";
+
+/// A whole pipeline file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pipeline {
+    /// The agent's own settings.
+    #[serde(default)]
+    pub agent: Agent,
+    /// What to poll and how often.
+    #[serde(default)]
+    pub sources: Vec<Source>,
+    /// Where samples go.
+    #[serde(default)]
+    pub sinks: Vec<Sink>,
+    /// The file this was read from.
+    #[serde(skip)]
+    pub origin: PathBuf,
+}
+
+/// The `agent` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Agent {
+    /// libvirt connection URI, e.g. `qemu:///system`.
+    pub libvirt_uri: String,
+    /// Folder of plugin components (`*.wasm`); relative to the pipeline file.
+    pub plugin_dir: PathBuf,
+    /// Folder of precompiled components; defaults to `$XDG_CACHE_HOME/pollen`
+    /// (`~/.cache/pollen`).
+    pub cache_dir: Option<PathBuf>,
+    /// The `source` field of every sample (Ceilometer's `sample_source`).
+    pub sample_source: String,
+    /// Memory limit of each plugin instance, in MiB, unless its own settings say.
+    pub memory_limit_mib: u64,
+    /// CPU deadline of each plugin call, in seconds, unless its own settings say.
+    pub call_timeout: f64,
+    /// Per-plugin settings, by plugin name (the `.wasm` file's stem).
+    pub plugins: BTreeMap<String, PluginSettings>,
+}
+
+impl Default for Agent {
+    fn default() -> Self {
+        Self {
+            libvirt_uri: DEFAULT_LIBVIRT_URI.into(),
+            plugin_dir: PathBuf::from("plugins/dist"),
+            cache_dir: None,
+            sample_source: "openstack".into(),
+            memory_limit_mib: 64,
+            call_timeout: 2.0,
+            plugins: BTreeMap::new(),
+        }
+    }
+}
+
+impl Agent {
+    /// Resolves relative paths against `base` (the pipeline file's folder).
+    pub(super) fn resolve_paths(&mut self, base: &Path) {
+        if self.plugin_dir.is_relative() {
+            self.plugin_dir = base.join(&self.plugin_dir);
+        }
+        if let Some(cache) = &mut self.cache_dir {
+            if cache.is_relative() {
+                *cache = base.join(&*cache);
+            }
+        }
+    }
+
+    /// The settings of one plugin (defaults if the file has none for it).
+    pub fn plugin(&self, name: &str) -> PluginSettings {
+        self.plugins.get(name).cloned().unwrap_or_default()
+    }
+
+    /// The memory limit of one plugin, in bytes.
+    pub fn memory_limit(&self, name: &str) -> usize {
+        let mib = self
+            .plugins
+            .get(name)
+            .and_then(|p| p.memory_limit_mib)
+            .unwrap_or(self.memory_limit_mib);
+        usize::try_from(mib.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX)
+    }
+
+    /// The CPU deadline of one call into one plugin.
+    pub fn call_timeout(&self, name: &str) -> Duration {
+        let seconds = self
+            .plugins
+            .get(name)
+            .and_then(|p| p.call_timeout)
+            .unwrap_or(self.call_timeout);
+        Duration::try_from_secs_f64(seconds).unwrap_or(Duration::from_secs(2))
+    }
+
+    /// The folder of precompiled components.
+    pub fn cache_dir(&self) -> PathBuf {
+        if let Some(dir) = &self.cache_dir {
+            return dir.clone();
+        }
+        let home_cache = std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache"));
+        std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .or(home_cache)
+            .map_or_else(|| self.plugin_dir.join(".cache"), |dir| dir.join("pollen"))
+    }
+}
+
+/// A capability that the pipeline grants a plugin. Nothing is granted by default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Grant {
+    /// Read access to the hypervisor (`pollen:plugin/hypervisor`).
+    Hypervisor,
+}
+
+/// `agent.plugins.<name>`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginSettings {
+    /// Capabilities granted to the plugin.
+    #[serde(default)]
+    pub grants: Vec<Grant>,
+    /// Parameters the plugin reads through `pollen:plugin/config` (scalars only).
+    #[serde(default)]
+    pub params: BTreeMap<String, serde_yaml::Value>,
+    /// Memory limit in MiB.
+    pub memory_limit_mib: Option<u64>,
+    /// CPU deadline per call, in seconds.
+    pub call_timeout: Option<f64>,
+}
+
+impl PluginSettings {
+    /// The parameters as text, as plugins read them.
+    pub fn params_as_text(&self) -> Vec<(String, String)> {
+        self.params
+            .iter()
+            .filter_map(|(key, value)| scalar_text(value).map(|text| (key.clone(), text)))
+            .collect()
+    }
+}
+
+/// The text of a scalar YAML value; `None` for sequences and mappings.
+pub(super) fn scalar_text(value: &serde_yaml::Value) -> Option<String> {
+    match value {
+        serde_yaml::Value::String(text) => Some(text.clone()),
+        serde_yaml::Value::Bool(flag) => Some(flag.to_string()),
+        serde_yaml::Value::Number(number) => Some(number.to_string()),
+        serde_yaml::Value::Null => Some(String::new()),
+        _ => None,
+    }
+}
+
+/// A source: meters polled together at one interval, and the sinks they go to.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Source {
+    /// Unique name.
+    pub name: String,
+    /// Seconds between polls.
+    #[serde(default = "default_interval")]
+    pub interval: u64,
+    /// Meter names; `*` and `?` match as in shell globs, `!name` excludes.
+    pub meters: Vec<String>,
+    /// Discoverers to find resources with; empty means each meter's default.
+    #[serde(default)]
+    pub discovery: Vec<String>,
+    /// Static resource ids, polled in addition to discovered ones.
+    #[serde(default)]
+    pub resources: Vec<String>,
+    /// Names of the sinks that receive this source's samples.
+    #[serde(default)]
+    pub sinks: Vec<String>,
+}
+
+fn default_interval() -> u64 {
+    600
+}
+
+impl Source {
+    /// Whether this source selects `meter` (Ceilometer's rules: exclusions win; a
+    /// list of only exclusions selects everything else).
+    pub fn selects(&self, meter: &str) -> bool {
+        let (excluded, included): (Vec<&String>, Vec<&String>) =
+            self.meters.iter().partition(|m| m.starts_with('!'));
+        if excluded.iter().any(|m| glob_match(&m[1..], meter)) {
+            return false;
+        }
+        included.is_empty() || included.iter().any(|m| glob_match(m, meter))
+    }
+}
+
+/// A sink: where samples are published.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sink {
+    /// Unique name.
+    pub name: String,
+    /// Publisher URLs, e.g. `file:///var/log/pollen/samples.jsonl` or `stdout://`.
+    #[serde(default)]
+    pub publishers: Vec<String>,
+}
+
+/// Shell-style glob (Ceilometer uses `fnmatch`): `*` any run, `?` any one character.
+fn glob_match(pattern: &str, text: &str) -> bool {
+    wildmatch::WildMatch::new(pattern).matches(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source(meters: &[&str]) -> Source {
+        Source {
+            name: "s".into(),
+            interval: 60,
+            meters: meters.iter().map(|m| m.to_string()).collect(),
+            discovery: vec![],
+            resources: vec![],
+            sinks: vec![],
+        }
+    }
+
+    #[test]
+    fn meters_select_with_globs_and_exclusions() {
+        assert!(source(&["cpu"]).selects("cpu"));
+        assert!(!source(&["cpu"]).selects("cpu_util"));
+        assert!(source(&["memory.*"]).selects("memory.usage"));
+        assert!(!source(&["memory.*"]).selects("cpu"));
+        assert!(source(&["*", "!cpu"]).selects("memory.usage"));
+        assert!(!source(&["*", "!cpu"]).selects("cpu"));
+        assert!(source(&["!disk.*"]).selects("cpu"));
+        assert!(!source(&["!disk.*"]).selects("disk.root.size"));
+        assert!(source(&["c?u"]).selects("cpu"));
+    }
+}

@@ -1,0 +1,344 @@
+//! What the host reads of one domain, as plain data, and how it is read from libvirt.
+
+use super::{Hypervisor, HypervisorError};
+use virt::domain::Domain;
+use virt::sys;
+
+/// A domain's run state, with libvirt's numbering.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DomainState {
+    /// 0.
+    NoState,
+    /// 1.
+    Running,
+    /// 2.
+    Blocked,
+    /// 3.
+    Paused,
+    /// 4.
+    Shutdown,
+    /// 5.
+    Shutoff,
+    /// 6.
+    Crashed,
+    /// 7.
+    PmSuspended,
+}
+
+impl DomainState {
+    fn from_libvirt(state: sys::virDomainState) -> Self {
+        match state {
+            sys::VIR_DOMAIN_RUNNING => Self::Running,
+            sys::VIR_DOMAIN_BLOCKED => Self::Blocked,
+            sys::VIR_DOMAIN_PAUSED => Self::Paused,
+            sys::VIR_DOMAIN_SHUTDOWN => Self::Shutdown,
+            sys::VIR_DOMAIN_SHUTOFF => Self::Shutoff,
+            sys::VIR_DOMAIN_CRASHED => Self::Crashed,
+            sys::VIR_DOMAIN_PMSUSPENDED => Self::PmSuspended,
+            _ => Self::NoState,
+        }
+    }
+
+    /// Whether the domain has live statistics (running, blocked or paused).
+    pub fn is_active(self) -> bool {
+        matches!(self, Self::Running | Self::Blocked | Self::Paused)
+    }
+}
+
+/// A domain as listed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DomainSummary {
+    /// libvirt UUID.
+    pub uuid: String,
+    /// libvirt name.
+    pub name: String,
+    /// Run state.
+    pub state: DomainState,
+}
+
+/// CPU times in ns.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CpuStats {
+    /// Total.
+    pub time: u64,
+    /// User mode, where reported.
+    pub user: Option<u64>,
+    /// Kernel mode, where reported.
+    pub system: Option<u64>,
+}
+
+/// Balloon statistics in KiB.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct MemoryStats {
+    /// Balloon actual.
+    pub actual: Option<u64>,
+    /// Available to the guest.
+    pub available: Option<u64>,
+    /// Unused by the guest.
+    pub unused: Option<u64>,
+    /// Reclaimable without swapping.
+    pub usable: Option<u64>,
+    /// RSS of the hypervisor process.
+    pub rss: Option<u64>,
+    /// Swapped in.
+    pub swap_in: Option<u64>,
+    /// Swapped out.
+    pub swap_out: Option<u64>,
+}
+
+/// One disk's counters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BlockStats {
+    /// Target device, e.g. `vda`.
+    pub device: String,
+    /// Read requests.
+    pub read_requests: u64,
+    /// Bytes read.
+    pub read_bytes: u64,
+    /// Write requests.
+    pub write_requests: u64,
+    /// Bytes written.
+    pub write_bytes: u64,
+    /// Errors.
+    pub errors: u64,
+}
+
+/// One vNIC's counters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InterfaceStats {
+    /// Host-side device, e.g. `tap1`.
+    pub device: String,
+    /// MAC address.
+    pub mac: String,
+    /// Bytes received.
+    pub rx_bytes: u64,
+    /// Packets received.
+    pub rx_packets: u64,
+    /// Receive errors.
+    pub rx_errors: u64,
+    /// Receive drops.
+    pub rx_drops: u64,
+    /// Bytes sent.
+    pub tx_bytes: u64,
+    /// Packets sent.
+    pub tx_packets: u64,
+    /// Send errors.
+    pub tx_errors: u64,
+    /// Send drops.
+    pub tx_drops: u64,
+}
+
+/// Everything read of one domain in one cycle.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DomainStats {
+    /// The domain.
+    pub domain: DomainSummary,
+    /// vCPUs.
+    pub vcpus: u32,
+    /// Maximum memory, KiB.
+    pub max_memory: u64,
+    /// Current memory, KiB.
+    pub memory: u64,
+    /// CPU times, for an active domain.
+    pub cpu: Option<CpuStats>,
+    /// Balloon statistics, for an active domain.
+    pub memory_stats: Option<MemoryStats>,
+    /// Disks.
+    pub blocks: Vec<BlockStats>,
+    /// vNICs.
+    pub interfaces: Vec<InterfaceStats>,
+}
+
+/// Lists every domain of the host.
+pub(super) fn list_domains(hypervisor: &Hypervisor) -> Result<Vec<DomainSummary>, HypervisorError> {
+    hypervisor.with_connection("virConnectListAllDomains", |connection| {
+        let domains = connection.list_all_domains(0)?;
+        domains.iter().map(summary).collect()
+    })
+}
+
+/// The XML description of one domain.
+pub(super) fn domain_xml(hypervisor: &Hypervisor, uuid: &str) -> Result<String, HypervisorError> {
+    let domain = lookup(hypervisor, uuid)?;
+    hypervisor.with_connection("virDomainGetXMLDesc", |_| domain.get_xml_desc(0))
+}
+
+/// Reads one domain's statistics: info, balloon, and each disk and vNIC named in its
+/// XML (`xml`).
+pub(super) fn domain_stats(
+    hypervisor: &Hypervisor,
+    uuid: &str,
+    xml: &str,
+) -> Result<DomainStats, HypervisorError> {
+    let domain = lookup(hypervisor, uuid)?;
+    hypervisor.with_connection("virDomainGetInfo", |_| {
+        let info = domain.get_info()?;
+        let state = DomainState::from_libvirt(info.state);
+        let summary = DomainSummary {
+            uuid: uuid.to_string(),
+            name: domain.get_name()?,
+            state,
+        };
+        let mut stats = DomainStats {
+            domain: summary,
+            vcpus: info.nr_virt_cpu,
+            max_memory: info.max_mem,
+            memory: info.memory,
+            cpu: None,
+            memory_stats: None,
+            blocks: Vec::new(),
+            interfaces: Vec::new(),
+        };
+        if !state.is_active() {
+            return Ok(stats);
+        }
+        stats.cpu = Some(CpuStats {
+            time: info.cpu_time,
+            user: None,
+            system: None,
+        });
+        stats.memory_stats = Some(memory_stats(&domain)?);
+        let devices = Devices::from_xml(xml);
+        for device in devices.disks {
+            let block = domain.get_block_stats(&device)?;
+            stats.blocks.push(BlockStats {
+                device,
+                read_requests: counter(block.rd_req),
+                read_bytes: counter(block.rd_bytes),
+                write_requests: counter(block.wr_req),
+                write_bytes: counter(block.wr_bytes),
+                errors: counter(block.errs),
+            });
+        }
+        for (device, mac) in devices.interfaces {
+            let net = domain.interface_stats(&device)?;
+            stats.interfaces.push(InterfaceStats {
+                device,
+                mac,
+                rx_bytes: counter(net.rx_bytes),
+                rx_packets: counter(net.rx_packets),
+                rx_errors: counter(net.rx_errs),
+                rx_drops: counter(net.rx_drop),
+                tx_bytes: counter(net.tx_bytes),
+                tx_packets: counter(net.tx_packets),
+                tx_errors: counter(net.tx_errs),
+                tx_drops: counter(net.tx_drop),
+            });
+        }
+        Ok(stats)
+    })
+}
+
+fn lookup(hypervisor: &Hypervisor, uuid: &str) -> Result<Domain, HypervisorError> {
+    hypervisor
+        .with_connection("virDomainLookupByUUIDString", |connection| {
+            Domain::lookup_by_uuid_string(connection, uuid)
+        })
+        .map_err(|error| match error {
+            HypervisorError::Call { .. } => HypervisorError::NoSuchDomain(uuid.to_string()),
+            other => other,
+        })
+}
+
+fn summary(domain: &Domain) -> Result<DomainSummary, virt::error::Error> {
+    let (state, _reason) = domain.get_state()?;
+    Ok(DomainSummary {
+        uuid: domain.get_uuid_string()?,
+        name: domain.get_name()?,
+        state: DomainState::from_libvirt(state),
+    })
+}
+
+fn memory_stats(domain: &Domain) -> Result<MemoryStats, virt::error::Error> {
+    let mut stats = MemoryStats::default();
+    for stat in domain.memory_stats(0)? {
+        let slot = match stat.tag as sys::virDomainMemoryStatTags {
+            sys::VIR_DOMAIN_MEMORY_STAT_ACTUAL_BALLOON => &mut stats.actual,
+            sys::VIR_DOMAIN_MEMORY_STAT_AVAILABLE => &mut stats.available,
+            sys::VIR_DOMAIN_MEMORY_STAT_UNUSED => &mut stats.unused,
+            sys::VIR_DOMAIN_MEMORY_STAT_USABLE => &mut stats.usable,
+            sys::VIR_DOMAIN_MEMORY_STAT_RSS => &mut stats.rss,
+            sys::VIR_DOMAIN_MEMORY_STAT_SWAP_IN => &mut stats.swap_in,
+            sys::VIR_DOMAIN_MEMORY_STAT_SWAP_OUT => &mut stats.swap_out,
+            _ => continue,
+        };
+        *slot = Some(stat.val);
+    }
+    Ok(stats)
+}
+
+/// libvirt reports -1 for a counter it does not have.
+fn counter(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
+
+/// The disks and vNICs named in a domain's XML.
+#[derive(Debug, Default, PartialEq)]
+pub(super) struct Devices {
+    /// Target device names of disks (`vda`).
+    pub disks: Vec<String>,
+    /// Target device name and MAC of each interface.
+    pub interfaces: Vec<(String, String)>,
+}
+
+impl Devices {
+    pub(super) fn from_xml(xml: &str) -> Self {
+        let Ok(document) = roxmltree::Document::parse(xml) else {
+            return Self::default();
+        };
+        let Some(devices) = document
+            .root_element()
+            .children()
+            .find(|n| n.has_tag_name("devices"))
+        else {
+            return Self::default();
+        };
+        let target = |node: roxmltree::Node| {
+            node.children()
+                .find(|c| c.has_tag_name("target"))
+                .and_then(|t| t.attribute("dev"))
+                .map(str::to_string)
+        };
+        let mut found = Self::default();
+        for node in devices.children().filter(|n| n.is_element()) {
+            match node.tag_name().name() {
+                "disk" if node.attribute("device").unwrap_or("disk") == "disk" => {
+                    found.disks.extend(target(node));
+                }
+                "interface" => {
+                    let mac = node
+                        .children()
+                        .find(|c| c.has_tag_name("mac"))
+                        .and_then(|m| m.attribute("address"))
+                        .unwrap_or_default()
+                        .to_string();
+                    if let Some(dev) = target(node) {
+                        found.interfaces.push((dev, mac));
+                    }
+                }
+                _ => {}
+            }
+        }
+        found
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn devices_are_read_from_domain_xml() {
+        let xml = r#"<domain><devices>
+            <disk type='file' device='disk'><target dev='vda'/></disk>
+            <disk type='file' device='cdrom'><target dev='hdc'/></disk>
+            <interface type='ethernet'><mac address='52:54:00:00:00:01'/><target dev='tap1'/></interface>
+        </devices></domain>"#;
+        let devices = Devices::from_xml(xml);
+        assert_eq!(devices.disks, vec!["vda".to_string()]);
+        assert_eq!(
+            devices.interfaces,
+            vec![("tap1".to_string(), "52:54:00:00:00:01".to_string())]
+        );
+    }
+}

@@ -1,0 +1,18 @@
+//! Pollen's host: loads WebAssembly plugins, polls through them, publishes samples.
+//!
+//! The pieces, each in its module: [`config`] (the pipeline file), [`plugin`] (loading
+//! and sandboxing components), [`caps`] (the host functions plugins may call),
+//! [`hypervisor`] (libvirt), [`pipeline`] (scheduling and one polling cycle),
+//! [`publish`] (where samples go), [`registry`] (interned meters and resources).
+
+pub mod bindings;
+pub mod caps;
+pub mod cli;
+pub mod config;
+pub mod convert;
+pub mod hypervisor;
+pub mod pipeline;
+pub mod plugin;
+pub mod publish;
+pub mod registry;
+pub mod sample;

@@ -1,0 +1,285 @@
+//! One polling cycle for a group of sources: discover once, poll each pollster once
+//! on the union of its resources, and hand each source the samples it selects.
+//!
+//! Every plugin call runs on a blocking thread (plugins, and the libvirt calls they
+//! make through the host, never run on the async runtime's workers). A plugin that
+//! fails costs only its own samples.
+
+use super::PluginSet;
+use crate::bindings::types;
+use crate::config::Source;
+use crate::convert;
+use crate::hypervisor::Hypervisor;
+use crate::plugin::{Plugin, PluginError};
+use crate::registry::{Registry, ResourceHandle};
+use crate::sample::{now_ns, Resource, Sample};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+/// What one cycle produced.
+#[derive(Default)]
+pub struct CycleOutput {
+    /// Samples per source, in the order of the sources given.
+    pub samples: Vec<Vec<Sample>>,
+    /// Plugin calls that failed this cycle.
+    pub failures: Vec<PluginError>,
+    /// Samples refused because the plugin returned them malformed.
+    pub malformed: usize,
+}
+
+/// One pollster's part of the cycle: which meters each source wants from it.
+struct PollPlan {
+    pollster: Arc<Plugin>,
+    /// Per source (index into the sources), the meter indices it selects.
+    selections: Vec<(usize, BTreeSet<usize>)>,
+    /// Discoverers whose resources it polls, per source.
+    discoverers: Vec<(usize, Vec<String>)>,
+}
+
+/// Runs one cycle for `sources`.
+pub async fn run_cycle(
+    plugins: &Arc<PluginSet>,
+    hypervisor: &Arc<Hypervisor>,
+    registry: &Arc<Registry>,
+    sources: &[Source],
+) -> CycleOutput {
+    let snapshot = hypervisor.cycle();
+    let plans = plan(plugins, sources);
+    let mut output = CycleOutput {
+        samples: vec![Vec::new(); sources.len()],
+        ..CycleOutput::default()
+    };
+
+    // Discover once per discoverer.
+    let wanted: BTreeSet<String> = plans
+        .iter()
+        .flat_map(|p| p.discoverers.iter().flat_map(|(_, d)| d.clone()))
+        .collect();
+    let mut discovered: HashMap<String, Vec<(ResourceHandle, Arc<Resource>)>> = HashMap::new();
+    let mut calls = Vec::new();
+    for name in wanted {
+        let Some(discoverer) = plugins.discoverers.get(&name).cloned() else {
+            tracing::warn!(discoverer = %name, "no plugin provides this discoverer; its meters get no resources");
+            continue;
+        };
+        let snapshot = snapshot.clone();
+        calls.push((
+            name,
+            tokio::task::spawn_blocking(move || discoverer.discover(snapshot)),
+        ));
+    }
+    for (name, call) in calls {
+        match join(call).await {
+            Ok(resources) => {
+                let interned = resources
+                    .into_iter()
+                    .map(|r| {
+                        let resource = convert::resource_from_discovered(r);
+                        let handle = registry.intern_resource(resource);
+                        (handle, registry.resource(handle).expect("just interned"))
+                    })
+                    .collect();
+                discovered.insert(name, interned);
+            }
+            Err(error) => {
+                tracing::error!(discoverer = %name, %error, "discovery failed");
+                output.failures.push(error);
+            }
+        }
+    }
+
+    // Poll each pollster once on the union of its sources' resources.
+    let mut calls = Vec::new();
+    for plan in plans {
+        let mut resources: Vec<(ResourceHandle, Arc<Resource>)> = Vec::new();
+        let mut seen = BTreeSet::new();
+        let mut per_source: Vec<(usize, BTreeSet<ResourceHandle>)> = Vec::new();
+        for (source, names) in &plan.discoverers {
+            let mut handles = BTreeSet::new();
+            let static_resources = sources[*source].resources.iter().map(|id| {
+                let handle = registry.intern_resource(Resource::bare(id));
+                (handle, registry.resource(handle).expect("just interned"))
+            });
+            let found = names
+                .iter()
+                .flat_map(|n| discovered.get(n).into_iter().flatten().cloned());
+            for (handle, resource) in found.chain(static_resources) {
+                handles.insert(handle);
+                if seen.insert(handle) {
+                    resources.push((handle, resource));
+                }
+            }
+            per_source.push((*source, handles));
+        }
+        if resources.is_empty() {
+            continue;
+        }
+        let infos: Vec<types::ResourceInfo> = resources
+            .iter()
+            .map(|(_, r)| types::ResourceInfo {
+                id: r.id.clone(),
+                name: r.name.clone(),
+            })
+            .collect();
+        let (pollster, snapshot) = (plan.pollster.clone(), snapshot.clone());
+        let call = tokio::task::spawn_blocking(move || pollster.poll(snapshot, &infos));
+        calls.push((plan.pollster, plan.selections, per_source, resources, call));
+    }
+    for (pollster, selections, per_source, resources, call) in calls {
+        let raw = match join(call).await {
+            Ok(samples) => samples,
+            Err(error) => {
+                tracing::error!(plugin = %pollster.name(), %error, "poll failed; this pollster's samples are missing this cycle");
+                output.failures.push(error);
+                continue;
+            }
+        };
+        let timestamp = now_ns();
+        for sample in raw {
+            let Some((meter_index, base)) = check_sample(&pollster, resources.len(), &sample)
+            else {
+                output.malformed += 1;
+                continue;
+            };
+            let volume = sample.volume;
+            let resource = device_resource(registry, &resources[base], sample);
+            let meter = pollster.info.meters[meter_index].handle;
+            for (source, meters) in &selections {
+                let polled_for_source = per_source
+                    .iter()
+                    .any(|(s, handles)| s == source && handles.contains(&resources[base].0));
+                if polled_for_source && meters.contains(&meter_index) {
+                    output.samples[*source].push(Sample {
+                        meter,
+                        resource,
+                        volume,
+                        timestamp,
+                    });
+                }
+            }
+        }
+    }
+    output
+}
+
+/// Which pollster serves which sources, with which meters and discoverers.
+fn plan(plugins: &PluginSet, sources: &[Source]) -> Vec<PollPlan> {
+    let mut plans = Vec::new();
+    for pollster in plugins.pollsters() {
+        let mut selections = Vec::new();
+        let mut discoverers = Vec::new();
+        for (index, source) in sources.iter().enumerate() {
+            let selected: BTreeSet<usize> = pollster
+                .info
+                .meters
+                .iter()
+                .enumerate()
+                .filter(|(_, spec)| source.selects(&spec.meter.name))
+                .map(|(meter, _)| meter)
+                .collect();
+            if selected.is_empty() {
+                continue;
+            }
+            // Ceilometer's `name:parameter` discovery entries: the name picks the plugin.
+            let names: BTreeSet<String> = if source.discovery.is_empty() {
+                selected
+                    .iter()
+                    .filter_map(|m| pollster.info.meters[*m].default_discoverer.clone())
+                    .collect()
+            } else {
+                source
+                    .discovery
+                    .iter()
+                    .map(|d| d.split(':').next().unwrap_or(d).to_string())
+                    .collect()
+            };
+            selections.push((index, selected));
+            discoverers.push((index, names.into_iter().collect()));
+        }
+        if !selections.is_empty() {
+            plans.push(PollPlan {
+                pollster: pollster.clone(),
+                selections,
+                discoverers,
+            });
+        }
+    }
+    plans
+}
+
+/// Longest resource id a pollster may give a sample.
+const MAX_RESOURCE_ID: usize = 1024;
+
+/// The meter and resource indices of a sample, if it is well formed; otherwise the
+/// sample is refused and logged with the plugin's name.
+fn check_sample(
+    pollster: &Plugin,
+    resources: usize,
+    sample: &types::Sample,
+) -> Option<(usize, usize)> {
+    let (meter, resource) = (sample.meter as usize, sample.resource as usize);
+    let problem = if meter >= pollster.info.meters.len() {
+        Some(format!(
+            "meter index {meter} but the pollster describes {} meters",
+            pollster.info.meters.len()
+        ))
+    } else if resource >= resources {
+        Some(format!(
+            "resource index {resource} but it was given {resources} resources"
+        ))
+    } else if !sample.volume.is_finite() {
+        Some(format!("volume {} is not a finite number", sample.volume))
+    } else if sample
+        .resource_id
+        .as_ref()
+        .is_some_and(|id| id.is_empty() || id.len() > MAX_RESOURCE_ID)
+    {
+        Some(format!(
+            "resource id must have 1 to {MAX_RESOURCE_ID} bytes"
+        ))
+    } else {
+        None
+    };
+    match problem {
+        Some(problem) => {
+            tracing::warn!(plugin = %pollster.name(), %problem, "malformed sample refused");
+            None
+        }
+        None => Some((meter, resource)),
+    }
+}
+
+/// The resource a sample is about: its base resource, or, when the pollster gave it
+/// an id or metadata of its own (a disk, a vNIC), that device, sharing the base's
+/// owner and metadata.
+fn device_resource(
+    registry: &Registry,
+    (handle, base): &(ResourceHandle, Arc<Resource>),
+    sample: types::Sample,
+) -> ResourceHandle {
+    if sample.resource_id.is_none() && sample.metadata.is_empty() {
+        return *handle;
+    }
+    registry.intern_resource(Resource {
+        id: sample.resource_id.unwrap_or_else(|| base.id.clone()),
+        name: base.name.clone(),
+        user_id: base.user_id.clone(),
+        project_id: base.project_id.clone(),
+        metadata: base.metadata.clone(),
+        extra: sample
+            .metadata
+            .into_iter()
+            .map(|e| (e.key, convert::value_to_json(e.value)))
+            .collect(),
+    })
+}
+
+/// Waits for a plugin call on a blocking thread.
+async fn join<T>(call: tokio::task::JoinHandle<Result<T, PluginError>>) -> Result<T, PluginError> {
+    call.await.unwrap_or_else(|error| {
+        Err(PluginError::Trap {
+            plugin: "(host)".into(),
+            message: format!("the host task calling the plugin failed: {error}"),
+        })
+    })
+}

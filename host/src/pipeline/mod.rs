@@ -1,0 +1,109 @@
+//! The pipeline at run time: the loaded plugins and publishers
+//! ([`Agent`]), one polling cycle ([`cycle`]), and the schedule that runs cycles
+//! until shutdown ([`schedule`]).
+
+pub mod cycle;
+pub mod schedule;
+
+use crate::config::Pipeline;
+use crate::hypervisor::Hypervisor;
+use crate::plugin::{load_dir, EngineError, LoadError, Plugin, PluginEngine, PluginKind};
+use crate::publish::{PublishError, PublisherHandle};
+use crate::registry::Registry;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Why the agent could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The engine could not start.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// Plugins were refused.
+    #[error("{} plugin file{} refused:\n  {}", .0.len(), if .0.len() == 1 { " was" } else { "s were" }, .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n  "))]
+    Plugins(Vec<LoadError>),
+    /// A publisher could not start.
+    #[error(transparent)]
+    Publisher(#[from] PublishError),
+}
+
+/// The plugins of an agent, by role.
+pub struct PluginSet {
+    /// Every loaded plugin.
+    pub all: Vec<Arc<Plugin>>,
+    /// Discoverers by the name they answer to.
+    pub discoverers: HashMap<String, Arc<Plugin>>,
+}
+
+impl PluginSet {
+    /// Sorts loaded plugins by role.
+    pub fn new(plugins: Vec<Plugin>) -> Self {
+        let all: Vec<Arc<Plugin>> = plugins.into_iter().map(Arc::new).collect();
+        let discoverers = all
+            .iter()
+            .filter_map(|p| p.info.discoverer.clone().map(|name| (name, p.clone())))
+            .collect();
+        Self { all, discoverers }
+    }
+
+    /// The pollsters.
+    pub fn pollsters(&self) -> impl Iterator<Item = &Arc<Plugin>> {
+        self.all.iter().filter(|p| p.kind() == PluginKind::Pollster)
+    }
+}
+
+/// Everything a running agent needs, built from a pipeline: no task is started.
+pub struct Agent {
+    /// The configuration.
+    pub pipeline: Pipeline,
+    /// The engine (kept alive for the plugins).
+    pub engine: Arc<PluginEngine>,
+    /// Loaded plugins.
+    pub plugins: Arc<PluginSet>,
+    /// The hypervisor connection.
+    pub hypervisor: Arc<Hypervisor>,
+    /// Interned meters and resources.
+    pub registry: Arc<Registry>,
+}
+
+impl Agent {
+    /// Loads the plugin directory. Every refused plugin is an error: the agent does not
+    /// start with a plugin directory it cannot fully account for.
+    pub fn build(pipeline: Pipeline) -> Result<Self, BuildError> {
+        let engine = PluginEngine::new(pipeline.agent.cache_dir())?;
+        let registry = Arc::new(Registry::new());
+        let loaded = load_dir(
+            &engine,
+            &pipeline.agent.plugin_dir,
+            &pipeline.agent,
+            &registry,
+        )
+        .map_err(|e| BuildError::Plugins(vec![e]))?;
+        if !loaded.errors.is_empty() {
+            return Err(BuildError::Plugins(loaded.errors));
+        }
+        let hypervisor = Arc::new(Hypervisor::new(pipeline.agent.libvirt_uri.clone()));
+        Ok(Self {
+            plugins: Arc::new(PluginSet::new(loaded.plugins)),
+            engine: Arc::new(engine),
+            hypervisor,
+            registry,
+            pipeline,
+        })
+    }
+
+    /// Starts every sink's publishers.
+    pub async fn start_publishers(
+        &self,
+    ) -> Result<HashMap<String, Vec<PublisherHandle>>, PublishError> {
+        let mut sinks = HashMap::new();
+        for sink in &self.pipeline.sinks {
+            let mut handles = Vec::with_capacity(sink.publishers.len());
+            for url in &sink.publishers {
+                handles.push(PublisherHandle::start(url).await?);
+            }
+            sinks.insert(sink.name.clone(), handles);
+        }
+        Ok(sinks)
+    }
+}

@@ -1,0 +1,162 @@
+//! The daemon's schedule: one polling task per distinct interval, each running a
+//! cycle at start and then every interval, until shutdown; then the publishers are
+//! flushed.
+
+use super::cycle::{run_cycle, CycleOutput};
+use super::Agent;
+use crate::config::Source;
+use crate::publish::{Batch, PublisherHandle};
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+use tokio::time::MissedTickBehavior;
+
+/// How long shutdown waits for a cycle in progress, then for each publisher.
+const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Publishers by sink name.
+type Sinks = HashMap<String, Vec<PublisherHandle>>;
+
+/// What a run did, reported at exit.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RunSummary {
+    /// Cycles completed.
+    pub cycles: u64,
+    /// Samples handed to publishers.
+    pub samples: u64,
+}
+
+/// Polls until `shutdown` resolves, then lets the cycles in progress finish, flushes
+/// every publisher and returns.
+pub async fn run(agent: Agent, shutdown: impl Future<Output = ()>) -> anyhow::Result<RunSummary> {
+    let sinks = Arc::new(agent.start_publishers().await?);
+    let (stop, stopped) = watch::channel(false);
+    let mut by_interval: BTreeMap<u64, Vec<Source>> = BTreeMap::new();
+    for source in &agent.pipeline.sources {
+        by_interval
+            .entry(source.interval)
+            .or_default()
+            .push(source.clone());
+    }
+    let agent = Arc::new(agent);
+    let mut tasks = Vec::new();
+    for (interval, sources) in by_interval {
+        tracing::info!(interval, sources = sources.len(), "polling task started");
+        tasks.push(tokio::spawn(polling_task(
+            agent.clone(),
+            sinks.clone(),
+            interval,
+            sources,
+            stopped.clone(),
+        )));
+    }
+
+    shutdown.await;
+    tracing::info!("shutting down: finishing cycles in progress, then flushing publishers");
+    let _ = stop.send(true);
+    let mut summary = RunSummary::default();
+    for task in tasks {
+        let abort = task.abort_handle();
+        match tokio::time::timeout(SHUTDOWN_DEADLINE, task).await {
+            Ok(Ok(done)) => {
+                summary.cycles += done.cycles;
+                summary.samples += done.samples;
+            }
+            Ok(Err(error)) => tracing::error!(%error, "a polling task failed"),
+            Err(_) => {
+                abort.abort();
+                tracing::error!(
+                    "a cycle did not finish within {SHUTDOWN_DEADLINE:?}; it was cancelled"
+                );
+            }
+        }
+    }
+    let sinks = Arc::try_unwrap(sinks)
+        .map_err(|_| anyhow::anyhow!("publishers still in use at shutdown"))?;
+    for handle in sinks.into_values().flatten() {
+        handle.shutdown(SHUTDOWN_DEADLINE).await;
+    }
+    Ok(summary)
+}
+
+/// Runs the cycles of one interval until told to stop.
+async fn polling_task(
+    agent: Arc<Agent>,
+    sinks: Arc<Sinks>,
+    interval: u64,
+    sources: Vec<Source>,
+    mut stopped: watch::Receiver<bool>,
+) -> RunSummary {
+    let period = Duration::from_secs(interval);
+    let mut ticker = tokio::time::interval(period);
+    // A cycle that overruns its interval makes the next one wait; cycles never pile up.
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut summary = RunSummary::default();
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = stopped.changed() => break,
+        }
+        let started = Instant::now();
+        let output = run_cycle(&agent.plugins, &agent.hypervisor, &agent.registry, &sources).await;
+        let samples = publish(&agent, &sinks, &sources, output);
+        let elapsed = started.elapsed();
+        summary.cycles += 1;
+        summary.samples += samples as u64;
+        tracing::info!(
+            interval,
+            samples,
+            elapsed_ms = elapsed.as_millis() as u64,
+            "cycle done"
+        );
+        if elapsed > period {
+            tracing::warn!(
+                interval,
+                elapsed_ms = elapsed.as_millis() as u64,
+                "cycle overran its interval; the next one starts late"
+            );
+        }
+        if *stopped.borrow() {
+            break;
+        }
+    }
+    summary
+}
+
+/// Hands each source's samples to the publishers of its sinks; returns how many.
+fn publish(agent: &Agent, sinks: &Sinks, sources: &[Source], output: CycleOutput) -> usize {
+    let mut total = 0;
+    for (source, samples) in sources.iter().zip(output.samples) {
+        if samples.is_empty() {
+            continue;
+        }
+        total += samples.len();
+        let batch = Arc::new(Batch {
+            samples,
+            registry: agent.registry.clone(),
+            source: Arc::from(agent.pipeline.agent.sample_source.as_str()),
+        });
+        for handle in source
+            .sinks
+            .iter()
+            .filter_map(|sink| sinks.get(sink))
+            .flatten()
+        {
+            handle.send(batch.clone());
+        }
+    }
+    total
+}
+
+/// One cycle over every source, whatever its interval (`pollen poll --once`).
+pub async fn poll_once(agent: &Agent) -> CycleOutput {
+    run_cycle(
+        &agent.plugins,
+        &agent.hypervisor,
+        &agent.registry,
+        &agent.pipeline.sources,
+    )
+    .await
+}

@@ -1,0 +1,190 @@
+//! Why a plugin was refused at load, and why a call into one failed.
+
+use super::PluginKind;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A plugin file that cannot be used. Every message names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The file could not be read.
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Not WebAssembly at all.
+    #[error("{path}: not a WebAssembly file (no `\\0asm` header)")]
+    NotWasm {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A core module rather than a component.
+    #[error("{path}: a core WebAssembly module, not a component; build the plugin for the `wasm32-wasip2` target (or wrap it with `wasm-tools component new`)")]
+    CoreModule {
+        /// The file.
+        path: PathBuf,
+    },
+    /// wasmtime could not compile or validate it.
+    #[error("{path}: invalid component: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// wasmtime's message.
+        message: String,
+    },
+    /// It exports none of Pollen's worlds.
+    #[error("{path}: implements none of Pollen's worlds: a plugin exports one of `pollen:plugin/pollster@{version}`, `pollen:plugin/discoverer@{version}` or `pollen:plugin/transformer@{version}`, and this one exports {exports}", version = super::CONTRACT_VERSION)]
+    UnknownWorld {
+        /// The file.
+        path: PathBuf,
+        /// What it exports instead.
+        exports: String,
+    },
+    /// It exports more than one of Pollen's worlds.
+    #[error("{path}: exports several of Pollen's worlds ({kinds}); a plugin is one pollster, discoverer or transformer")]
+    SeveralWorlds {
+        /// The file.
+        path: PathBuf,
+        /// The kinds found.
+        kinds: String,
+    },
+    /// Built against another version of the contract.
+    #[error("{path}: built against `{found}`, but this agent speaks `pollen:plugin@{expected}`; rebuild it with a matching pollen-sdk", expected = super::CONTRACT_VERSION)]
+    WrongVersion {
+        /// The file.
+        path: PathBuf,
+        /// The interface it uses.
+        found: String,
+    },
+    /// Imports an interface its kind may never use.
+    #[error("{path}: a {kind} may not import `{import}`{hint}")]
+    Forbidden {
+        /// The file.
+        path: PathBuf,
+        /// Its kind.
+        kind: PluginKind,
+        /// The import.
+        import: String,
+        /// What to do.
+        hint: &'static str,
+    },
+    /// Imports an interface the pipeline does not grant it.
+    #[error("{path}: imports `{import}`, which the pipeline does not grant to plugin `{plugin}`; to allow it, add `grants: [{grant}]` under `agent.plugins.{plugin}` in the pipeline file")]
+    NotGranted {
+        /// The file.
+        path: PathBuf,
+        /// The plugin's name.
+        plugin: String,
+        /// The import.
+        import: String,
+        /// The grant that would allow it.
+        grant: &'static str,
+    },
+    /// The host cannot satisfy its imports.
+    #[error("{path}: cannot be linked: {message}")]
+    Link {
+        /// The file.
+        path: PathBuf,
+        /// wasmtime's message.
+        message: String,
+    },
+    /// Describing itself failed.
+    #[error("{path}: failed while describing itself: {source}")]
+    Describe {
+        /// The file.
+        path: PathBuf,
+        /// The failure.
+        source: PluginError,
+    },
+    /// Described itself wrongly.
+    #[error("{path}: bad description: {message}")]
+    BadDescription {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// Conflicts with a plugin loaded before it.
+    #[error("{path}: {message}")]
+    Conflict {
+        /// The file.
+        path: PathBuf,
+        /// What conflicts with what.
+        message: String,
+    },
+}
+
+/// A call into a plugin that failed. The agent and other plugins go on; after a
+/// trap, deadline or memory failure the instance is thrown away and re-made.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PluginError {
+    /// Ran past its CPU deadline.
+    #[error("plugin `{plugin}` ran past its deadline of {timeout:?} and was stopped")]
+    Deadline {
+        /// The plugin.
+        plugin: String,
+        /// Its deadline.
+        timeout: Duration,
+    },
+    /// Tried to use more memory than its limit.
+    #[error("plugin `{plugin}` exceeded its memory limit of {limit_mib} MiB and was stopped")]
+    MemoryLimit {
+        /// The plugin.
+        plugin: String,
+        /// Its limit.
+        limit_mib: usize,
+    },
+    /// Trapped (a panic, an `unreachable`, an out-of-bounds access...).
+    #[error("plugin `{plugin}` trapped: {message}")]
+    Trap {
+        /// The plugin.
+        plugin: String,
+        /// wasmtime's description.
+        message: String,
+    },
+    /// Returned an error of its own.
+    #[error("plugin `{plugin}` reported an error: {message}")]
+    Reported {
+        /// The plugin.
+        plugin: String,
+        /// Its message.
+        message: String,
+    },
+    /// Returned something the host refuses (e.g. an index out of range).
+    #[error("plugin `{plugin}` returned malformed output: {message}")]
+    Malformed {
+        /// The plugin.
+        plugin: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// Was called for something its world does not do.
+    #[error("plugin `{plugin}` is a {kind}, not a {wanted}")]
+    WrongKind {
+        /// The plugin.
+        plugin: String,
+        /// What it is.
+        kind: PluginKind,
+        /// What the caller wanted.
+        wanted: PluginKind,
+    },
+}
+
+impl PluginError {
+    /// Whether the failure threw the instance away (as opposed to an error the
+    /// plugin returned itself).
+    pub fn discards_instance(&self) -> bool {
+        matches!(
+            self,
+            Self::Deadline { .. } | Self::MemoryLimit { .. } | Self::Trap { .. }
+        )
+    }
+}
+
+/// The WebAssembly engine could not start.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot start the WebAssembly engine: {0}")]
+pub struct EngineError(pub String);

@@ -1,0 +1,367 @@
+//! Loading plugin files: check that each is a component of a known world that
+//! imports only what its kind may use and the pipeline grants, link it, and ask it
+//! what it provides.
+
+use super::engine::PluginEngine;
+use super::error::LoadError;
+use super::sandbox::{Sandbox, WorldInstance};
+use super::state::PluginContext;
+use super::{MeterSpec, Plugin, PluginInfo, PluginKind, CONTRACT_VERSION};
+use crate::bindings::types;
+use crate::config::{Agent, Grant};
+use crate::registry::Registry;
+use crate::sample::Meter;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The plugins of a directory, and the files that were refused.
+pub struct LoadedDir {
+    /// Loaded plugins, in file-name order.
+    pub plugins: Vec<Plugin>,
+    /// Refused files, each with its reason.
+    pub errors: Vec<LoadError>,
+}
+
+/// Loads every `*.wasm` file of `dir`. A refused file does not stop the others, and
+/// a later plugin that conflicts with an earlier one (same meter, same discoverer
+/// name) is refused.
+pub fn load_dir(
+    engine: &PluginEngine,
+    dir: &Path,
+    agent: &Agent,
+    registry: &Arc<Registry>,
+) -> Result<LoadedDir, LoadError> {
+    let entries = std::fs::read_dir(dir).map_err(|source| LoadError::Read {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.extension().is_some_and(|ext| ext == "wasm") && path.is_file())
+        .collect();
+    files.sort();
+
+    let mut loaded = LoadedDir {
+        plugins: Vec::new(),
+        errors: Vec::new(),
+    };
+    let mut meters: BTreeMap<String, String> = BTreeMap::new();
+    let mut discoverers: BTreeMap<String, String> = BTreeMap::new();
+    for path in files {
+        let plugin = match load_file(engine, &path, agent, registry) {
+            Ok(plugin) => plugin,
+            Err(error) => {
+                loaded.errors.push(error);
+                continue;
+            }
+        };
+        let conflict = plugin
+            .info
+            .meters
+            .iter()
+            .find_map(|m| {
+                meters.get(&m.meter.name).map(|other| {
+                    format!(
+                        "meter `{}` is already provided by plugin `{other}`",
+                        m.meter.name
+                    )
+                })
+            })
+            .or_else(|| {
+                let name = plugin.info.discoverer.as_ref()?;
+                discoverers.get(name).map(|other| {
+                    format!("discoverer `{name}` is already provided by plugin `{other}`")
+                })
+            });
+        if let Some(message) = conflict {
+            loaded.errors.push(LoadError::Conflict { path, message });
+            continue;
+        }
+        for meter in &plugin.info.meters {
+            meters.insert(meter.meter.name.clone(), plugin.info.name.clone());
+        }
+        if let Some(name) = &plugin.info.discoverer {
+            discoverers.insert(name.clone(), plugin.info.name.clone());
+        }
+        loaded.plugins.push(plugin);
+    }
+    Ok(loaded)
+}
+
+/// Loads one plugin file, named after its stem.
+pub fn load_file(
+    engine: &PluginEngine,
+    path: &Path,
+    agent: &Agent,
+    registry: &Arc<Registry>,
+) -> Result<Plugin, LoadError> {
+    let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    check_header(path, &bytes)?;
+    let name = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let settings = agent.plugin(&name);
+
+    let (component, cache) =
+        engine
+            .cache
+            .load(&engine.engine, &bytes)
+            .map_err(|error| LoadError::Invalid {
+                path: path.to_path_buf(),
+                message: format!("{error:#}"),
+            })?;
+    let component_type = component.component_type();
+    let imports: Vec<String> = component_type
+        .imports(&engine.engine)
+        .map(|(name, _)| name.to_string())
+        .collect();
+    let exports: Vec<String> = component_type
+        .exports(&engine.engine)
+        .map(|(name, _)| name.to_string())
+        .collect();
+
+    let kind = world_of(path, &exports)?;
+    check_imports(path, &name, kind, &imports, &settings.grants)?;
+
+    let pre = engine
+        .linker
+        .instantiate_pre(&component)
+        .map_err(|error| LoadError::Link {
+            path: path.to_path_buf(),
+            message: format!("{error:#}"),
+        })?;
+    let mut params = settings.params_as_text();
+    if !params.iter().any(|(key, _)| key == "host") {
+        params.push((
+            "host".into(),
+            gethostname::gethostname().to_string_lossy().into_owned(),
+        ));
+    }
+    let context = PluginContext {
+        name: Arc::from(name.as_str()),
+        grants: settings.grants.clone().into(),
+        params: params.into(),
+        registry: registry.clone(),
+        memory_limit: agent.memory_limit(&name),
+        call_timeout: agent.call_timeout(&name),
+    };
+    let sandbox = Sandbox::new(engine, kind, pre, context).map_err(|error| LoadError::Link {
+        path: path.to_path_buf(),
+        message: format!("{error:#}"),
+    })?;
+
+    let describe_failed = |source| LoadError::Describe {
+        path: path.to_path_buf(),
+        source,
+    };
+    let bad = |message: String| LoadError::BadDescription {
+        path: path.to_path_buf(),
+        message,
+    };
+    let mut info = PluginInfo {
+        name,
+        path: path.to_path_buf(),
+        kind,
+        world: format!("pollen:plugin/{}@{CONTRACT_VERSION}", kind.world()),
+        imports,
+        meters: Vec::new(),
+        discoverer: None,
+        cache,
+    };
+    match kind {
+        PluginKind::Pollster => {
+            let described = sandbox
+                .call(None, |instance, store| match instance {
+                    WorldInstance::Pollster(p) => {
+                        p.pollen_plugin_pollster().call_describe(store).map(Ok)
+                    }
+                    _ => unreachable!("sandbox built for a pollster"),
+                })
+                .map_err(describe_failed)?;
+            info.meters = meter_specs(described, registry).map_err(bad)?;
+        }
+        PluginKind::Discoverer => {
+            let name = sandbox
+                .call(None, |instance, store| match instance {
+                    WorldInstance::Discoverer(d) => {
+                        d.pollen_plugin_discoverer().call_name(store).map(Ok)
+                    }
+                    _ => unreachable!("sandbox built for a discoverer"),
+                })
+                .map_err(describe_failed)?;
+            if name.trim().is_empty() {
+                return Err(bad("the discoverer's name is empty".into()));
+            }
+            info.discoverer = Some(name);
+        }
+        PluginKind::Transformer => {}
+    }
+    tracing::debug!(plugin = %info.name, kind = %kind, cache = ?cache, "plugin loaded");
+    Ok(Plugin { info, sandbox })
+}
+
+/// Refuses what is not a WebAssembly component, before wasmtime sees it.
+fn check_header(path: &Path, bytes: &[u8]) -> Result<(), LoadError> {
+    if bytes.len() < 8 || &bytes[0..4] != b"\0asm" {
+        return Err(LoadError::NotWasm {
+            path: path.to_path_buf(),
+        });
+    }
+    // Bytes 4..8: a core module has version 1 and layer 0; a component has layer 1.
+    if bytes[6..8] == [0, 0] {
+        return Err(LoadError::CoreModule {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(())
+}
+
+/// Splits `pollen:plugin/pollster@0.1.0` into (`pollen:plugin/pollster`, `0.1.0`).
+fn split_version(name: &str) -> (&str, Option<&str>) {
+    match name.split_once('@') {
+        Some((interface, version)) => (interface, Some(version)),
+        None => (name, None),
+    }
+}
+
+/// Which of Pollen's worlds the exports implement.
+fn world_of(path: &Path, exports: &[String]) -> Result<PluginKind, LoadError> {
+    let mut kinds = BTreeSet::new();
+    for export in exports {
+        let (interface, version) = split_version(export);
+        let Some(kind) = [
+            PluginKind::Pollster,
+            PluginKind::Discoverer,
+            PluginKind::Transformer,
+        ]
+        .into_iter()
+        .find(|k| k.export_interface() == interface) else {
+            continue;
+        };
+        if version != Some(CONTRACT_VERSION) {
+            return Err(LoadError::WrongVersion {
+                path: path.to_path_buf(),
+                found: export.clone(),
+            });
+        }
+        kinds.insert(kind);
+    }
+    match kinds.len() {
+        1 => Ok(*kinds.first().expect("one kind")),
+        0 => Err(LoadError::UnknownWorld {
+            path: path.to_path_buf(),
+            exports: if exports.is_empty() {
+                "nothing".into()
+            } else {
+                format!("`{}`", exports.join("`, `"))
+            },
+        }),
+        _ => Err(LoadError::SeveralWorlds {
+            path: path.to_path_buf(),
+            kinds: kinds
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+        }),
+    }
+}
+
+/// Refuses imports the plugin's kind may not use, or that the pipeline did not grant.
+/// WASI imports are allowed: they are linked to a WASI that grants nothing.
+fn check_imports(
+    path: &Path,
+    name: &str,
+    kind: PluginKind,
+    imports: &[String],
+    grants: &[Grant],
+) -> Result<(), LoadError> {
+    for import in imports {
+        if import.starts_with("wasi:") {
+            continue;
+        }
+        let (interface, version) = split_version(import);
+        let Some(pollen_interface) = interface.strip_prefix("pollen:plugin/") else {
+            return Err(LoadError::Forbidden {
+                path: path.to_path_buf(),
+                kind,
+                import: import.clone(),
+                hint: " (plugins may import only `pollen:plugin/*` host interfaces and WASI)",
+            });
+        };
+        if version != Some(CONTRACT_VERSION) {
+            return Err(LoadError::WrongVersion {
+                path: path.to_path_buf(),
+                found: import.clone(),
+            });
+        }
+        match (pollen_interface, kind) {
+            ("types" | "log" | "config", _) => {}
+            ("hypervisor", PluginKind::Pollster | PluginKind::Discoverer) => {
+                if !grants.contains(&Grant::Hypervisor) {
+                    return Err(LoadError::NotGranted {
+                        path: path.to_path_buf(),
+                        plugin: name.to_string(),
+                        import: import.clone(),
+                        grant: "hypervisor",
+                    });
+                }
+            }
+            ("samples", PluginKind::Transformer) => {}
+            ("hypervisor", PluginKind::Transformer) => {
+                return Err(LoadError::Forbidden {
+                    path: path.to_path_buf(),
+                    kind,
+                    import: import.clone(),
+                    hint: " (transformers never reach the hypervisor; poll it in a pollster)",
+                })
+            }
+            _ => {
+                return Err(LoadError::Forbidden {
+                    path: path.to_path_buf(),
+                    kind,
+                    import: import.clone(),
+                    hint: "",
+                })
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks a pollster's `describe` and interns its meters.
+fn meter_specs(
+    described: Vec<types::Meter>,
+    registry: &Registry,
+) -> Result<Vec<MeterSpec>, String> {
+    if described.is_empty() {
+        return Err("the pollster describes no meter".into());
+    }
+    let mut seen = BTreeSet::new();
+    let mut specs = Vec::with_capacity(described.len());
+    for meter in described {
+        if meter.name.trim().is_empty() || meter.unit.trim().is_empty() {
+            return Err(format!("meter `{}` has an empty name or unit", meter.name));
+        }
+        if !seen.insert(meter.name.clone()) {
+            return Err(format!("meter `{}` is described twice", meter.name));
+        }
+        let meter_value = Meter {
+            name: meter.name,
+            kind: crate::convert::meter_type(meter.type_),
+            unit: meter.unit,
+        };
+        let handle = registry.intern_meter(meter_value.clone());
+        specs.push(MeterSpec {
+            meter: meter_value,
+            default_discoverer: meter.default_discoverer,
+            handle,
+        });
+    }
+    Ok(specs)
+}

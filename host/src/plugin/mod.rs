@@ -1,0 +1,189 @@
+//! Plugins: WebAssembly components loaded from the plugin directory, each one a
+//! pollster, a discoverer or a transformer, each run in its own sandbox.
+
+mod cache;
+mod engine;
+mod error;
+mod limits;
+mod loader;
+mod sandbox;
+mod state;
+
+pub use cache::CacheOutcome;
+pub use engine::PluginEngine;
+pub use error::{EngineError, LoadError, PluginError};
+pub use loader::{load_dir, load_file, LoadedDir};
+pub use state::{PluginContext, PluginState};
+
+use crate::bindings::types;
+use crate::hypervisor::CycleSnapshot;
+use crate::registry::MeterHandle;
+use crate::sample::{Meter, Sample};
+use sandbox::{Sandbox, WorldInstance};
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// The version of the WIT contract (`pollen:plugin`) this agent speaks.
+pub const CONTRACT_VERSION: &str = "0.1.0";
+
+/// What a plugin is: which world it implements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PluginKind {
+    /// Measures meters.
+    Pollster,
+    /// Finds resources.
+    Discoverer,
+    /// Turns samples into samples.
+    Transformer,
+}
+
+impl PluginKind {
+    /// The WIT interface it exports, without version.
+    pub fn export_interface(self) -> &'static str {
+        match self {
+            Self::Pollster => "pollen:plugin/pollster",
+            Self::Discoverer => "pollen:plugin/discoverer",
+            Self::Transformer => "pollen:plugin/transformer",
+        }
+    }
+
+    /// Its name in the WIT package.
+    pub fn world(self) -> &'static str {
+        match self {
+            Self::Pollster => "pollster-plugin",
+            Self::Discoverer => "discoverer-plugin",
+            Self::Transformer => "transformer-plugin",
+        }
+    }
+}
+
+impl fmt::Display for PluginKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Pollster => "pollster",
+            Self::Discoverer => "discoverer",
+            Self::Transformer => "transformer",
+        })
+    }
+}
+
+/// A meter a pollster provides.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct MeterSpec {
+    /// Name, type and unit.
+    #[serde(flatten)]
+    pub meter: Meter,
+    /// The discoverer used when the pipeline names none.
+    pub default_discoverer: Option<String>,
+    /// Its handle in the agent's registry.
+    #[serde(skip)]
+    pub handle: MeterHandle,
+}
+
+/// What a loaded plugin is and provides (what `pollen plugins inspect` shows).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PluginInfo {
+    /// Its name: the file's stem.
+    pub name: String,
+    /// The file.
+    pub path: PathBuf,
+    /// Its world.
+    pub kind: PluginKind,
+    /// The WIT world, e.g. `pollen:plugin/pollster-plugin@0.1.0`.
+    pub world: String,
+    /// Everything it imports.
+    pub imports: Vec<String>,
+    /// The meters of a pollster.
+    pub meters: Vec<MeterSpec>,
+    /// The name a discoverer answers to.
+    pub discoverer: Option<String>,
+    /// Whether its native code came from the cache.
+    #[serde(skip)]
+    pub cache: CacheOutcome,
+}
+
+/// A loaded, runnable plugin.
+pub struct Plugin {
+    /// What it is.
+    pub info: PluginInfo,
+    sandbox: Sandbox,
+}
+
+impl Plugin {
+    /// Its name.
+    pub fn name(&self) -> &str {
+        &self.info.name
+    }
+
+    /// Its kind.
+    pub fn kind(&self) -> PluginKind {
+        self.info.kind
+    }
+
+    fn wrong_kind(&self, wanted: PluginKind) -> PluginError {
+        PluginError::WrongKind {
+            plugin: self.info.name.clone(),
+            kind: self.info.kind,
+            wanted,
+        }
+    }
+
+    /// A pollster's samples for these resources, as the plugin returned them.
+    pub fn poll(
+        &self,
+        cycle: Arc<CycleSnapshot>,
+        resources: &[types::ResourceInfo],
+    ) -> Result<Vec<types::Sample>, PluginError> {
+        self.check_kind(PluginKind::Pollster)?;
+        self.sandbox
+            .call(Some(cycle), |instance, store| match instance {
+                WorldInstance::Pollster(p) => {
+                    p.pollen_plugin_pollster().call_poll(store, resources)
+                }
+                _ => unreachable!("kind checked above"),
+            })
+    }
+
+    /// A discoverer's resources.
+    pub fn discover(
+        &self,
+        cycle: Arc<CycleSnapshot>,
+    ) -> Result<Vec<types::DiscoveredResource>, PluginError> {
+        self.check_kind(PluginKind::Discoverer)?;
+        self.sandbox
+            .call(Some(cycle), |instance, store| match instance {
+                WorldInstance::Discoverer(d) => d.pollen_plugin_discoverer().call_discover(store),
+                _ => unreachable!("kind checked above"),
+            })
+    }
+
+    /// A transformer's output for one batch.
+    pub fn transform(&self, batch: &[Sample]) -> Result<Vec<Sample>, PluginError> {
+        self.check_kind(PluginKind::Transformer)?;
+        self.sandbox.call(None, |instance, store| match instance {
+            WorldInstance::Transformer(t) => {
+                t.pollen_plugin_transformer().call_transform(store, batch)
+            }
+            _ => unreachable!("kind checked above"),
+        })
+    }
+
+    /// What a transformer held back.
+    pub fn flush(&self) -> Result<Vec<Sample>, PluginError> {
+        self.check_kind(PluginKind::Transformer)?;
+        self.sandbox.call(None, |instance, store| match instance {
+            WorldInstance::Transformer(t) => t.pollen_plugin_transformer().call_flush(store),
+            _ => unreachable!("kind checked above"),
+        })
+    }
+
+    fn check_kind(&self, wanted: PluginKind) -> Result<(), PluginError> {
+        if self.info.kind == wanted {
+            Ok(())
+        } else {
+            Err(self.wrong_kind(wanted))
+        }
+    }
+}

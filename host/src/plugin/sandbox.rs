@@ -1,0 +1,175 @@
+//! Running one plugin: a store per instance, every call under the plugin's memory
+//! limit and CPU deadline, and an instance that failed thrown away and re-made on
+//! the next call.
+
+use super::engine::PluginEngine;
+use super::error::PluginError;
+use super::state::{PluginContext, PluginState};
+use super::PluginKind;
+use crate::bindings::discoverer::{DiscovererPlugin, DiscovererPluginPre};
+use crate::bindings::pollster::{PollsterPlugin, PollsterPluginPre};
+use crate::bindings::transformer::{TransformerPlugin, TransformerPluginPre};
+use crate::bindings::types;
+use crate::hypervisor::CycleSnapshot;
+use std::sync::{Arc, Mutex};
+use wasmtime::component::InstancePre;
+use wasmtime::{Store, Trap};
+
+/// A world's pre-instantiated component.
+enum WorldPre {
+    Pollster(PollsterPluginPre<PluginState>),
+    Discoverer(DiscovererPluginPre<PluginState>),
+    Transformer(TransformerPluginPre<PluginState>),
+}
+
+/// A world's live instance.
+pub(crate) enum WorldInstance {
+    Pollster(PollsterPlugin),
+    Discoverer(DiscovererPlugin),
+    Transformer(TransformerPlugin),
+}
+
+struct Live {
+    store: Store<PluginState>,
+    instance: WorldInstance,
+    stderr_logged: usize,
+}
+
+/// One plugin's instance manager.
+pub(crate) struct Sandbox {
+    context: PluginContext,
+    pre: WorldPre,
+    deadline_ticks: u64,
+    engine: wasmtime::Engine,
+    live: Mutex<Option<Live>>,
+}
+
+impl Sandbox {
+    /// A sandbox for a component linked as `kind`.
+    pub(crate) fn new(
+        engine: &PluginEngine,
+        kind: PluginKind,
+        pre: InstancePre<PluginState>,
+        context: PluginContext,
+    ) -> wasmtime::Result<Self> {
+        let pre = match kind {
+            PluginKind::Pollster => WorldPre::Pollster(PollsterPluginPre::new(pre)?),
+            PluginKind::Discoverer => WorldPre::Discoverer(DiscovererPluginPre::new(pre)?),
+            PluginKind::Transformer => WorldPre::Transformer(TransformerPluginPre::new(pre)?),
+        };
+        Ok(Self {
+            deadline_ticks: PluginEngine::deadline_ticks(context.call_timeout),
+            context,
+            pre,
+            engine: engine.engine.clone(),
+            live: Mutex::new(None),
+        })
+    }
+
+    /// The plugin's name.
+    pub(crate) fn name(&self) -> &str {
+        &self.context.name
+    }
+
+    /// Calls into the plugin. `f` gets the instance and its store; a trap, deadline
+    /// or memory failure discards the instance, an error the plugin returns does not.
+    pub(crate) fn call<R>(
+        &self,
+        cycle: Option<Arc<CycleSnapshot>>,
+        f: impl FnOnce(
+            &WorldInstance,
+            &mut Store<PluginState>,
+        ) -> wasmtime::Result<Result<R, types::Error>>,
+    ) -> Result<R, PluginError> {
+        let mut slot = self
+            .live
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if slot.is_none() {
+            *slot = Some(self.instantiate()?);
+        }
+        let live = slot.as_mut().expect("instantiated above");
+        live.store.data_mut().cycle = cycle;
+        live.store.set_epoch_deadline(self.deadline_ticks);
+        let result = f(&live.instance, &mut live.store);
+        live.store.data_mut().cycle = None;
+        self.log_stderr(live);
+        match result {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(error)) => Err(PluginError::Reported {
+                plugin: self.name().into(),
+                message: describe_error(&error),
+            }),
+            Err(trap) => {
+                let error = self.classify(&trap, &live.store);
+                *slot = None;
+                Err(error)
+            }
+        }
+    }
+
+    fn instantiate(&self) -> Result<Live, PluginError> {
+        let mut store = Store::new(&self.engine, PluginState::new(self.context.clone()));
+        store.limiter(|state| &mut state.limiter);
+        store.epoch_deadline_trap();
+        store.set_epoch_deadline(self.deadline_ticks);
+        let instance = match &self.pre {
+            WorldPre::Pollster(pre) => pre.instantiate(&mut store).map(WorldInstance::Pollster),
+            WorldPre::Discoverer(pre) => pre.instantiate(&mut store).map(WorldInstance::Discoverer),
+            WorldPre::Transformer(pre) => {
+                pre.instantiate(&mut store).map(WorldInstance::Transformer)
+            }
+        };
+        match instance {
+            Ok(instance) => Ok(Live {
+                store,
+                instance,
+                stderr_logged: 0,
+            }),
+            Err(trap) => Err(self.classify(&trap, &store)),
+        }
+    }
+
+    fn classify(&self, error: &wasmtime::Error, store: &Store<PluginState>) -> PluginError {
+        let plugin = self.name().to_string();
+        let failure = if store.data().limiter.exceeded() {
+            PluginError::MemoryLimit {
+                plugin,
+                limit_mib: store.data().limiter.limit() / (1024 * 1024),
+            }
+        } else if error.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+            PluginError::Deadline {
+                plugin,
+                timeout: self.context.call_timeout,
+            }
+        } else {
+            PluginError::Trap {
+                plugin,
+                message: format!("{}", error.root_cause()),
+            }
+        };
+        tracing::error!(plugin = %self.name(), error = %failure, "plugin instance discarded; it is re-made for the next call");
+        failure
+    }
+
+    /// Copies what the plugin wrote to stderr since the last call into the log.
+    fn log_stderr(&self, live: &mut Live) {
+        let contents = live.store.data().stderr.contents();
+        if contents.len() > live.stderr_logged {
+            let text = String::from_utf8_lossy(&contents[live.stderr_logged..]);
+            for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                tracing::warn!(plugin = %self.name(), "stderr: {line}");
+            }
+            live.stderr_logged = contents.len();
+        }
+    }
+}
+
+/// The text of an error a plugin returned.
+pub(crate) fn describe_error(error: &types::Error) -> String {
+    match error {
+        types::Error::BadConfig(message) => format!("bad configuration: {message}"),
+        types::Error::Host(message) => format!("host function failed: {message}"),
+        types::Error::Other(message) => message.clone(),
+    }
+}

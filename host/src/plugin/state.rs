@@ -1,0 +1,112 @@
+//! What a plugin's store holds: its name, its grants and parameters, a WASI context
+//! that grants nothing, its limits, and the current cycle's hypervisor snapshot.
+
+use super::limits::MemoryLimiter;
+use crate::config::Grant;
+use crate::hypervisor::CycleSnapshot;
+use crate::registry::Registry;
+use std::sync::Arc;
+use std::time::Duration;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{
+    HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView,
+};
+
+/// Bytes of a plugin's stderr kept between two calls (panic messages land there).
+const STDERR_CAPACITY: usize = 64 * 1024;
+
+/// What the host knows of one plugin, shared by all of its instances.
+#[derive(Clone)]
+pub struct PluginContext {
+    /// The plugin's name (its file's stem).
+    pub name: Arc<str>,
+    /// What the pipeline grants it.
+    pub grants: Arc<[Grant]>,
+    /// Its `params` from the pipeline, as text.
+    pub params: Arc<[(String, String)]>,
+    /// The agent's meters and resources (for transformers).
+    pub registry: Arc<Registry>,
+    /// Memory limit, bytes.
+    pub memory_limit: usize,
+    /// CPU deadline per call.
+    pub call_timeout: Duration,
+}
+
+impl PluginContext {
+    /// Whether the pipeline grants `grant`.
+    pub fn is_granted(&self, grant: Grant) -> bool {
+        self.grants.contains(&grant)
+    }
+}
+
+/// The data of one plugin instance's store.
+pub struct PluginState {
+    pub(crate) context: PluginContext,
+    pub(crate) cycle: Option<Arc<CycleSnapshot>>,
+    pub(crate) limiter: MemoryLimiter,
+    pub(crate) stderr: MemoryOutputPipe,
+    wasi: WasiCtx,
+    table: ResourceTable,
+}
+
+impl PluginState {
+    /// A fresh state: no files, no network, no environment, no arguments, a frozen
+    /// clock, stdout discarded and stderr captured for the log.
+    pub fn new(context: PluginContext) -> Self {
+        let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
+        let wasi = WasiCtxBuilder::new()
+            .stderr(stderr.clone())
+            .wall_clock(FrozenClock)
+            .monotonic_clock(FrozenClock)
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        let limiter = MemoryLimiter::new(context.memory_limit);
+        Self {
+            context,
+            cycle: None,
+            limiter,
+            stderr,
+            wasi,
+            table: ResourceTable::new(),
+        }
+    }
+
+    /// The plugin's name.
+    pub fn name(&self) -> &str {
+        &self.context.name
+    }
+}
+
+impl WasiView for PluginState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// A clock that always reads the Unix epoch: plugins get no clock of their own (the
+/// host timestamps samples), so their output cannot depend on when they run.
+struct FrozenClock;
+
+impl HostWallClock for FrozenClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+    fn now(&self) -> Duration {
+        Duration::ZERO
+    }
+}
+
+impl HostMonotonicClock for FrozenClock {
+    fn resolution(&self) -> u64 {
+        1_000_000_000
+    }
+    fn now(&self) -> u64 {
+        0
+    }
+}

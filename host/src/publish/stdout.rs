@@ -1,0 +1,40 @@
+//! `stdout://`: one JSON object per line on standard output.
+
+use super::{Batch, PublishError, Publisher};
+use tokio::io::AsyncWriteExt;
+
+/// Writes JSON lines to standard output.
+pub struct StdoutPublisher {
+    out: tokio::io::Stdout,
+    buffer: Vec<u8>,
+}
+
+impl StdoutPublisher {
+    /// A publisher on this process's stdout.
+    pub fn new() -> Self {
+        Self {
+            out: tokio::io::stdout(),
+            buffer: Vec::new(),
+        }
+    }
+
+    fn io(source: std::io::Error) -> PublishError {
+        PublishError::Io {
+            url: "stdout://".into(),
+            source,
+        }
+    }
+}
+
+impl Publisher for StdoutPublisher {
+    async fn publish(&mut self, batch: &Batch) -> Result<(), PublishError> {
+        self.buffer.clear();
+        batch.write_json_lines(&mut self.buffer).map_err(Self::io)?;
+        self.out.write_all(&self.buffer).await.map_err(Self::io)?;
+        self.out.flush().await.map_err(Self::io)
+    }
+
+    async fn flush(&mut self) -> Result<(), PublishError> {
+        self.out.flush().await.map_err(Self::io)
+    }
+}

@@ -1,0 +1,185 @@
+//! Interned meters and resources: what lets samples travel as plain numbers.
+//!
+//! A sample on the host and across the transformer boundary is a
+//! [`Sample`](crate::sample::Sample): a meter handle, a resource handle, a volume and a
+//! timestamp. The strings and metadata behind the handles live here, once, and are
+//! read only by whoever needs them (a publisher writing JSON, a transformer asking
+//! for `cpu_number`). Handles are stable for the agent's lifetime; a resource whose
+//! owner or metadata changes keeps its handle and gets the new values.
+
+use crate::sample::{Meter, Resource};
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+/// Handle of an interned meter.
+pub type MeterHandle = u32;
+/// Handle of an interned resource.
+pub type ResourceHandle = u32;
+
+/// The agent's table of meters and resources.
+#[derive(Default)]
+pub struct Registry {
+    meters: RwLock<Table<Meter>>,
+    resources: RwLock<Table<Resource>>,
+}
+
+/// Entries by handle, and handles by key.
+struct Table<T> {
+    entries: Vec<Arc<T>>,
+    by_key: HashMap<String, u32>,
+}
+
+impl<T> Default for Table<T> {
+    fn default() -> Self {
+        Self {
+            entries: Vec::new(),
+            by_key: HashMap::new(),
+        }
+    }
+}
+
+fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    lock.write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl<T: PartialEq> Table<T> {
+    fn get(&self, handle: u32) -> Option<Arc<T>> {
+        self.entries.get(handle as usize).cloned()
+    }
+
+    /// The handle for `key`, storing `value` under it if new or changed.
+    fn upsert(&mut self, key: &str, value: T) -> u32 {
+        if let Some(&handle) = self.by_key.get(key) {
+            let slot = &mut self.entries[handle as usize];
+            if **slot != value {
+                *slot = Arc::new(value);
+            }
+            return handle;
+        }
+        let handle = u32::try_from(self.entries.len()).expect("fewer than 2^32 interned entries");
+        self.entries.push(Arc::new(value));
+        self.by_key.insert(key.to_string(), handle);
+        handle
+    }
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The handle of a meter (name, type and unit), interning it if new.
+    pub fn intern_meter(&self, meter: Meter) -> MeterHandle {
+        let key = format!("{}\0{}\0{}", meter.name, meter.kind.as_str(), meter.unit);
+        if let Some(&handle) = read(&self.meters).by_key.get(&key) {
+            return handle;
+        }
+        write(&self.meters).upsert(&key, meter)
+    }
+
+    /// The meter behind a handle.
+    pub fn meter(&self, handle: MeterHandle) -> Option<Arc<Meter>> {
+        read(&self.meters).get(handle)
+    }
+
+    /// The handle of a resource, by its id (and, for a device view with metadata of
+    /// its own, those keys too); a changed owner or metadata replaces the stored one.
+    pub fn intern_resource(&self, resource: Resource) -> ResourceHandle {
+        let key = resource_key(&resource).into_owned();
+        {
+            let table = read(&self.resources);
+            if let Some(&handle) = table.by_key.get(&key) {
+                let stored = &table.entries[handle as usize];
+                let same_metadata = Arc::ptr_eq(&stored.metadata, &resource.metadata)
+                    || stored.metadata == resource.metadata;
+                if same_metadata
+                    && stored.user_id == resource.user_id
+                    && stored.project_id == resource.project_id
+                    && stored.name == resource.name
+                {
+                    return handle;
+                }
+            }
+        }
+        write(&self.resources).upsert(&key, resource)
+    }
+
+    /// The resource behind a handle.
+    pub fn resource(&self, handle: ResourceHandle) -> Option<Arc<Resource>> {
+        read(&self.resources).get(handle)
+    }
+
+    /// Number of interned meters and resources.
+    pub fn len(&self) -> (usize, usize) {
+        (
+            read(&self.meters).entries.len(),
+            read(&self.resources).entries.len(),
+        )
+    }
+}
+
+/// What identifies a resource entry: its id, plus the per-device keys if any (the
+/// same instance seen with `cpu_number` added is another entry than the plain one).
+fn resource_key(resource: &Resource) -> std::borrow::Cow<'_, str> {
+    if resource.extra.is_empty() {
+        return std::borrow::Cow::Borrowed(&resource.id);
+    }
+    let mut key = resource.id.clone();
+    for (name, value) in &resource.extra {
+        key.push('\0');
+        key.push_str(name);
+        key.push('=');
+        key.push_str(&value.to_string());
+    }
+    std::borrow::Cow::Owned(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sample::MeterType;
+
+    #[test]
+    fn handles_are_stable_and_values_follow_changes() {
+        let registry = Registry::new();
+        let cpu = Meter {
+            name: "cpu".into(),
+            kind: MeterType::Cumulative,
+            unit: "ns".into(),
+        };
+        let a = registry.intern_meter(cpu.clone());
+        assert_eq!(registry.intern_meter(cpu.clone()), a);
+        let other = registry.intern_meter(Meter {
+            unit: "s".into(),
+            ..cpu
+        });
+        assert_ne!(a, other);
+
+        let mut vm = Resource::bare("uuid-1");
+        let r = registry.intern_resource(vm.clone());
+        vm.user_id = Some("alice".into());
+        assert_eq!(registry.intern_resource(vm), r);
+        assert_eq!(
+            registry.resource(r).unwrap().user_id.as_deref(),
+            Some("alice")
+        );
+
+        let mut with_cpu_number = Resource::bare("uuid-1");
+        with_cpu_number
+            .extra
+            .push(("cpu_number".into(), serde_json::Value::from(2)));
+        let derived = registry.intern_resource(with_cpu_number);
+        assert_ne!(
+            derived, r,
+            "a device view does not replace its base resource"
+        );
+        assert!(registry.resource(r).unwrap().extra.is_empty());
+        assert_eq!(registry.len(), (2, 2));
+    }
+}

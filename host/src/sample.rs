@@ -1,0 +1,196 @@
+//! The host's sample model, and how a sample is written out (Ceilometer's keys).
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde_json::{Map, Value};
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// How a meter's volume behaves over time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MeterType {
+    /// A point-in-time value.
+    Gauge,
+    /// A counter that only grows.
+    Cumulative,
+    /// A change since the previous reading.
+    Delta,
+}
+
+impl MeterType {
+    /// Ceilometer's name for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MeterType::Gauge => "gauge",
+            MeterType::Cumulative => "cumulative",
+            MeterType::Delta => "delta",
+        }
+    }
+}
+
+/// A meter: name, type and unit.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
+pub struct Meter {
+    /// e.g. `cpu`.
+    pub name: String,
+    /// Gauge, cumulative or delta.
+    #[serde(rename = "type")]
+    pub kind: MeterType,
+    /// e.g. `ns`.
+    pub unit: String,
+}
+
+/// A measured thing, as a discoverer reported it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resource {
+    /// The id samples carry.
+    pub id: String,
+    /// A name pollsters may need (the libvirt domain name).
+    pub name: String,
+    /// Owning user.
+    pub user_id: Option<String>,
+    /// Owning project.
+    pub project_id: Option<String>,
+    /// Ceilometer's `resource_metadata`, shared by the resource's per-device samples.
+    pub metadata: Arc<Map<String, Value>>,
+    /// Keys a pollster added for one device (e.g. `disk_name`); they win over
+    /// `metadata`.
+    pub extra: Vec<(String, Value)>,
+}
+
+impl Resource {
+    /// A resource known only by its id (static resources of a source).
+    pub fn bare(id: &str) -> Self {
+        Self {
+            id: id.into(),
+            name: id.into(),
+            user_id: None,
+            project_id: None,
+            metadata: Arc::default(),
+            extra: Vec::new(),
+        }
+    }
+
+    /// One metadata key.
+    pub fn metadata_value(&self, key: &str) -> Option<&Value> {
+        self.extra
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v)
+            .or_else(|| self.metadata.get(key))
+    }
+
+    /// The whole `resource_metadata`, with the per-device keys applied.
+    pub fn merged_metadata(&self) -> std::borrow::Cow<'_, Map<String, Value>> {
+        if self.extra.is_empty() {
+            return std::borrow::Cow::Borrowed(&self.metadata);
+        }
+        let mut merged = (*self.metadata).clone();
+        merged.extend(self.extra.iter().cloned());
+        std::borrow::Cow::Owned(merged)
+    }
+}
+
+/// A sample as it travels through the host and transformers: meter and resource
+/// handles (see [`crate::registry`]), the volume, and the time in ns since the epoch.
+pub use crate::bindings::types::SampleRef as Sample;
+
+/// A sample with its handles resolved, as it is written out (Ceilometer's
+/// `Sample.as_dict()` keys).
+pub struct SampleRecord<'a> {
+    /// What was measured.
+    pub meter: &'a Meter,
+    /// On what.
+    pub resource: &'a Resource,
+    /// The value.
+    pub volume: f64,
+    /// When, in ns since the Unix epoch.
+    pub timestamp: i64,
+    /// The sample's `source` (the agent's `sample_source`).
+    pub source: &'a str,
+    /// Unique id of this sample.
+    pub id: Uuid,
+}
+
+/// ISO 8601 text of a time in ns since the epoch, in UTC with microseconds.
+pub fn iso8601(timestamp_ns: i64) -> String {
+    DateTime::<Utc>::from_timestamp_nanos(timestamp_ns)
+        .to_rfc3339_opts(SecondsFormat::Micros, false)
+}
+
+/// Now, in ns since the Unix epoch.
+pub fn now_ns() -> i64 {
+    Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX)
+}
+
+impl Serialize for SampleRecord<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(14))?;
+        map.serialize_entry("name", &self.meter.name)?;
+        map.serialize_entry("type", self.meter.kind.as_str())?;
+        map.serialize_entry("unit", &self.meter.unit)?;
+        map.serialize_entry("volume", &self.volume)?;
+        map.serialize_entry("user_id", &self.resource.user_id)?;
+        map.serialize_entry("user_name", &None::<String>)?;
+        map.serialize_entry("project_id", &self.resource.project_id)?;
+        map.serialize_entry("project_name", &None::<String>)?;
+        map.serialize_entry("resource_id", &self.resource.id)?;
+        map.serialize_entry("timestamp", &iso8601(self.timestamp))?;
+        map.serialize_entry("resource_metadata", &*self.resource.merged_metadata())?;
+        map.serialize_entry("source", self.source)?;
+        map.serialize_entry("id", &self.id)?;
+        map.serialize_entry("monotonic_time", &None::<f64>)?;
+        map.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serializes_with_ceilometer_keys() {
+        let mut metadata = Map::new();
+        metadata.insert("display_name".into(), Value::from("vm1"));
+        let meter = Meter {
+            name: "cpu".into(),
+            kind: MeterType::Cumulative,
+            unit: "ns".into(),
+        };
+        let resource = Resource {
+            id: "uuid-1-vda".into(),
+            name: "instance-1".into(),
+            user_id: Some("u".into()),
+            project_id: None,
+            metadata: Arc::new(metadata),
+            extra: vec![("disk_name".into(), Value::from("vda"))],
+        };
+        let timestamp = DateTime::parse_from_rfc3339("2026-11-22T10:00:00Z")
+            .unwrap()
+            .timestamp_nanos_opt()
+            .unwrap();
+        let record = SampleRecord {
+            meter: &meter,
+            resource: &resource,
+            volume: 42.0,
+            timestamp,
+            source: "openstack",
+            id: Uuid::nil(),
+        };
+        let json: Value = serde_json::to_value(&record).unwrap();
+        assert_eq!(json["name"], "cpu");
+        assert_eq!(json["type"], "cumulative");
+        assert_eq!(json["unit"], "ns");
+        assert_eq!(json["volume"], 42.0);
+        assert_eq!(json["user_id"], "u");
+        assert_eq!(json["project_id"], Value::Null);
+        assert_eq!(json["resource_id"], "uuid-1-vda");
+        assert_eq!(json["timestamp"], "2026-11-22T10:00:00.000000+00:00");
+        assert_eq!(json["resource_metadata"]["display_name"], "vm1");
+        assert_eq!(json["resource_metadata"]["disk_name"], "vda");
+        assert_eq!(json["source"], "openstack");
+        assert_eq!(json.as_object().unwrap().len(), 14);
+    }
+}

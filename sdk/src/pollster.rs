@@ -1,0 +1,31 @@
+//! The `pollster-plugin` world: implement [`Pollster`] and export it with
+//! [`export_pollster!`]`(YourType)`.
+
+#[allow(missing_docs)]
+#[doc(hidden)]
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "../wit",
+        world: "pollster-plugin",
+        pub_export_macro: true,
+        export_macro_name: "export_pollster",
+        default_bindings_module: "pollen_sdk::pollster::bindings",
+        runtime_path: "pollen_sdk::wit_bindgen::rt",
+    });
+}
+
+/// Exports a type implementing [`Pollster`] as this component's pollster.
+pub use bindings::export_pollster;
+/// The trait a pollster implements (the WIT interface `pollen:plugin/pollster`).
+pub use bindings::exports::pollen::plugin::pollster::Guest as Pollster;
+pub use bindings::pollen::plugin::config;
+pub use bindings::pollen::plugin::hypervisor;
+pub use bindings::pollen::plugin::types::{
+    Error, MetadataEntry, Meter, MeterType, ResourceInfo as Resource, Sample, Value,
+};
+crate::helpers::hypervisor_helpers!();
+crate::helpers::meter_helpers!();
+crate::helpers::sample_helpers!();
+crate::helpers::value_helpers!();
+crate::helpers::metadata_helpers!();
+crate::helpers::log_helpers!();
