@@ -30,9 +30,7 @@ pub fn value_to_json(value: types::Value) -> Value {
         types::Value::Null => Value::Null,
         types::Value::Text(text) => Value::String(text),
         types::Value::Integer(number) => Value::from(number),
-        types::Value::Float(number) => {
-            serde_json::Number::from_f64(number).map_or(Value::Null, Value::Number)
-        }
+        types::Value::Float(number) => serde_json::Number::from_f64(number).map_or(Value::Null, Value::Number),
         types::Value::Boolean(flag) => Value::Bool(flag),
         types::Value::Json(text) => serde_json::from_str(&text).unwrap_or(Value::String(text)),
     }
@@ -54,10 +52,7 @@ pub fn json_to_value(value: &Value) -> types::Value {
 
 /// Metadata entries as a JSON object (a later key wins).
 pub fn metadata_to_json(entries: Vec<types::MetadataEntry>) -> Map<String, Value> {
-    entries
-        .into_iter()
-        .map(|entry| (entry.key, value_to_json(entry.value)))
-        .collect()
+    entries.into_iter().map(|entry| (entry.key, value_to_json(entry.value))).collect()
 }
 
 /// A discovered resource as the host keeps it.
@@ -88,9 +83,6 @@ mod tests {
         ] {
             assert_eq!(value_to_json(json_to_value(&value)), value);
         }
-        assert_eq!(
-            value_to_json(types::Value::Json("{not json".into())),
-            Value::from("{not json")
-        );
+        assert_eq!(value_to_json(types::Value::Json("{not json".into())), Value::from("{not json"));
     }
 }

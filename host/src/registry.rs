@@ -31,10 +31,7 @@ struct Table<T> {
 
 impl<T> Default for Table<T> {
     fn default() -> Self {
-        Self {
-            entries: Vec::new(),
-            by_key: HashMap::new(),
-        }
+        Self { entries: Vec::new(), by_key: HashMap::new() }
     }
 }
 
@@ -43,8 +40,7 @@ fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
 }
 
 fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
-    lock.write()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    lock.write().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl<T: PartialEq> Table<T> {
@@ -96,8 +92,8 @@ impl Registry {
             let table = read(&self.resources);
             if let Some(&handle) = table.by_key.get(&key) {
                 let stored = &table.entries[handle as usize];
-                let same_metadata = Arc::ptr_eq(&stored.metadata, &resource.metadata)
-                    || stored.metadata == resource.metadata;
+                let same_metadata =
+                    Arc::ptr_eq(&stored.metadata, &resource.metadata) || stored.metadata == resource.metadata;
                 if same_metadata
                     && stored.user_id == resource.user_id
                     && stored.project_id == resource.project_id
@@ -117,10 +113,7 @@ impl Registry {
 
     /// Number of interned meters and resources.
     pub fn len(&self) -> (usize, usize) {
-        (
-            read(&self.meters).entries.len(),
-            read(&self.resources).entries.len(),
-        )
+        (read(&self.meters).entries.len(), read(&self.resources).entries.len())
     }
 }
 
@@ -148,37 +141,22 @@ mod tests {
     #[test]
     fn handles_are_stable_and_values_follow_changes() {
         let registry = Registry::new();
-        let cpu = Meter {
-            name: "cpu".into(),
-            kind: MeterType::Cumulative,
-            unit: "ns".into(),
-        };
+        let cpu = Meter { name: "cpu".into(), kind: MeterType::Cumulative, unit: "ns".into() };
         let a = registry.intern_meter(cpu.clone());
         assert_eq!(registry.intern_meter(cpu.clone()), a);
-        let other = registry.intern_meter(Meter {
-            unit: "s".into(),
-            ..cpu
-        });
+        let other = registry.intern_meter(Meter { unit: "s".into(), ..cpu });
         assert_ne!(a, other);
 
         let mut vm = Resource::bare("uuid-1");
         let r = registry.intern_resource(vm.clone());
         vm.user_id = Some("alice".into());
         assert_eq!(registry.intern_resource(vm), r);
-        assert_eq!(
-            registry.resource(r).unwrap().user_id.as_deref(),
-            Some("alice")
-        );
+        assert_eq!(registry.resource(r).unwrap().user_id.as_deref(), Some("alice"));
 
         let mut with_cpu_number = Resource::bare("uuid-1");
-        with_cpu_number
-            .extra
-            .push(("cpu_number".into(), serde_json::Value::from(2)));
+        with_cpu_number.extra.push(("cpu_number".into(), serde_json::Value::from(2)));
         let derived = registry.intern_resource(with_cpu_number);
-        assert_ne!(
-            derived, r,
-            "a device view does not replace its base resource"
-        );
+        assert_ne!(derived, r, "a device view does not replace its base resource");
         assert!(registry.resource(r).unwrap().extra.is_empty());
         assert_eq!(registry.len(), (2, 2));
     }

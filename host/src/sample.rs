@@ -74,12 +74,7 @@ impl Resource {
 
     /// One metadata key.
     pub fn metadata_value(&self, key: &str) -> Option<&Value> {
-        self.extra
-            .iter()
-            .rev()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v)
-            .or_else(|| self.metadata.get(key))
+        self.extra.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v).or_else(|| self.metadata.get(key))
     }
 
     /// The whole `resource_metadata`, with the per-device keys applied.
@@ -116,8 +111,7 @@ pub struct SampleRecord<'a> {
 
 /// ISO 8601 text of a time in ns since the epoch, in UTC with microseconds.
 pub fn iso8601(timestamp_ns: i64) -> String {
-    DateTime::<Utc>::from_timestamp_nanos(timestamp_ns)
-        .to_rfc3339_opts(SecondsFormat::Micros, false)
+    DateTime::<Utc>::from_timestamp_nanos(timestamp_ns).to_rfc3339_opts(SecondsFormat::Micros, false)
 }
 
 /// Now, in ns since the Unix epoch.
@@ -154,11 +148,7 @@ mod tests {
     fn serializes_with_ceilometer_keys() {
         let mut metadata = Map::new();
         metadata.insert("display_name".into(), Value::from("vm1"));
-        let meter = Meter {
-            name: "cpu".into(),
-            kind: MeterType::Cumulative,
-            unit: "ns".into(),
-        };
+        let meter = Meter { name: "cpu".into(), kind: MeterType::Cumulative, unit: "ns".into() };
         let resource = Resource {
             id: "uuid-1-vda".into(),
             name: "instance-1".into(),
@@ -167,10 +157,7 @@ mod tests {
             metadata: Arc::new(metadata),
             extra: vec![("disk_name".into(), Value::from("vda"))],
         };
-        let timestamp = DateTime::parse_from_rfc3339("2026-11-22T10:00:00Z")
-            .unwrap()
-            .timestamp_nanos_opt()
-            .unwrap();
+        let timestamp = DateTime::parse_from_rfc3339("2026-11-22T10:00:00Z").unwrap().timestamp_nanos_opt().unwrap();
         let record = SampleRecord {
             meter: &meter,
             resource: &resource,

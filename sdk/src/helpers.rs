@@ -46,14 +46,8 @@ macro_rules! value_helpers {
 macro_rules! metadata_helpers {
     () => {
         /// One metadata entry, e.g. `entry("disk_name", "vda")`.
-        pub fn entry(
-            key: &str,
-            value: impl Into<Value>,
-        ) -> bindings::pollen::plugin::types::MetadataEntry {
-            bindings::pollen::plugin::types::MetadataEntry {
-                key: key.into(),
-                value: value.into(),
-            }
+        pub fn entry(key: &str, value: impl Into<Value>) -> bindings::pollen::plugin::types::MetadataEntry {
+            bindings::pollen::plugin::types::MetadataEntry { key: key.into(), value: value.into() }
         }
     };
 }
@@ -63,12 +57,7 @@ macro_rules! meter_helpers {
     () => {
         impl Meter {
             fn with_type(name: &str, type_: MeterType, unit: &str) -> Self {
-                Meter {
-                    name: name.into(),
-                    type_,
-                    unit: unit.into(),
-                    default_discoverer: None,
-                }
+                Meter { name: name.into(), type_, unit: unit.into(), default_discoverer: None }
             }
 
             /// A point-in-time meter, e.g. `Meter::gauge("memory.usage", "MB")`.
@@ -141,9 +130,7 @@ macro_rules! hypervisor_helpers {
             for (index, resource) in resources.iter().enumerate() {
                 match hypervisor::get_stats(&resource.id) {
                     Ok(stats) => out.extend(f(index, &stats).unwrap_or_default()),
-                    Err(error) => {
-                        log::debug(&format!("no statistics for {}: {error:?}", resource.id))
-                    }
+                    Err(error) => log::debug(&format!("no statistics for {}: {error:?}", resource.id)),
                 }
             }
             out
@@ -182,6 +169,4 @@ macro_rules! log_helpers {
     };
 }
 
-pub(crate) use {
-    hypervisor_helpers, log_helpers, metadata_helpers, meter_helpers, sample_helpers, value_helpers,
-};
+pub(crate) use {hypervisor_helpers, log_helpers, metadata_helpers, meter_helpers, sample_helpers, value_helpers};

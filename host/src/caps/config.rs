@@ -5,11 +5,7 @@ use crate::plugin::PluginState;
 
 impl Host for PluginState {
     fn get(&mut self, key: String) -> Option<String> {
-        self.context
-            .params
-            .iter()
-            .find(|(k, _)| *k == key)
-            .map(|(_, v)| v.clone())
+        self.context.params.iter().find(|(k, _)| *k == key).map(|(_, v)| v.clone())
     }
 
     fn get_all(&mut self) -> Vec<(String, String)> {

@@ -18,9 +18,7 @@ impl PluginState {
                 self.name()
             )));
         }
-        self.cycle.clone().ok_or_else(|| {
-            Error::Host("the hypervisor is readable only during a polling cycle".into())
-        })
+        self.cycle.clone().ok_or_else(|| Error::Host("the hypervisor is readable only during a polling cycle".into()))
     }
 }
 
@@ -41,11 +39,7 @@ impl wit::Host for PluginState {
             vcpus: stats.vcpus,
             max_memory: stats.max_memory,
             memory: stats.memory,
-            cpu: stats.cpu.map(|cpu| wit::CpuStats {
-                time: cpu.time,
-                user: cpu.user,
-                system: cpu.system,
-            }),
+            cpu: stats.cpu.map(|cpu| wit::CpuStats { time: cpu.time, user: cpu.user, system: cpu.system }),
             memory_stats: stats.memory_stats.map(|m| wit::MemoryStats {
                 actual: m.actual,
                 available: m.available,
@@ -93,11 +87,7 @@ impl wit::Host for PluginState {
 }
 
 fn domain(summary: &hv::DomainSummary) -> wit::Domain {
-    wit::Domain {
-        uuid: summary.uuid.clone(),
-        name: summary.name.clone(),
-        state: state(summary.state),
-    }
+    wit::Domain { uuid: summary.uuid.clone(), name: summary.name.clone(), state: state(summary.state) }
 }
 
 fn state(state: hv::DomainState) -> wit::DomainState {

@@ -21,9 +21,7 @@ impl Host for PluginState {
     fn intern_meter(&mut self, name: String, type_: WitMeterType, unit: String) -> u32 {
         let name: String = name.chars().take(MAX_GUEST_STRING).collect();
         let kind = convert::meter_type(type_);
-        self.context
-            .registry
-            .intern_meter(Meter { name, kind, unit })
+        self.context.registry.intern_meter(Meter { name, kind, unit })
     }
 
     fn lookup_resource_id(&mut self, handle: u32) -> Option<String> {

@@ -65,18 +65,11 @@ impl ConfigArgs {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|error| {
-        eprintln!(
-            "pollen: bad --log filter `{}` ({error}); using `info`",
-            cli.log
-        );
+        eprintln!("pollen: bad --log filter `{}` ({error}); using `info`", cli.log);
         tracing_subscriber::EnvFilter::new("info")
     });
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi)
-        .init();
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).init();
 
     let outcome = match cli.command {
         Command::Run(args) => run::run(&args),
@@ -89,10 +82,7 @@ pub fn main() -> ExitCode {
         Err(error) => {
             eprintln!("pollen: {error:#}");
             if error.downcast_ref::<ConfigErrors>().is_some()
-                || matches!(
-                    error.downcast_ref::<BuildError>(),
-                    Some(BuildError::Plugins(_))
-                )
+                || matches!(error.downcast_ref::<BuildError>(), Some(BuildError::Plugins(_)))
             {
                 ExitCode::from(EXIT_CONFIG)
             } else {
@@ -104,8 +94,5 @@ pub fn main() -> ExitCode {
 
 /// A multi-threaded runtime for the subcommands that poll.
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("pollen")
-        .build()?)
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("pollen").build()?)
 }

@@ -70,48 +70,27 @@ fn list(args: &ListArgs) -> anyhow::Result<ExitCode> {
         agent.plugin_dir = dir.clone();
     }
     let engine = PluginEngine::new(agent.cache_dir())?;
-    let loaded = load_dir(
-        &engine,
-        &agent.plugin_dir,
-        &agent,
-        &Arc::new(Registry::new()),
-    )?;
+    let loaded = load_dir(&engine, &agent.plugin_dir, &agent, &Arc::new(Registry::new()))?;
     if args.settings.json {
         let refused: Vec<String> = loaded.errors.iter().map(ToString::to_string).collect();
         let plugins: Vec<&PluginInfo> = loaded.plugins.iter().map(|p| &p.info).collect();
-        println!(
-            "{}",
-            serde_json::json!({ "plugins": plugins, "refused": refused })
-        );
+        println!("{}", serde_json::json!({ "plugins": plugins, "refused": refused }));
     } else {
         println!("plugins in {}:", agent.plugin_dir.display());
         for plugin in &loaded.plugins {
             let info = &plugin.info;
             let provides = match (&info.discoverer, info.meters.is_empty()) {
                 (Some(name), _) => format!("discoverer {name}"),
-                (None, false) => info
-                    .meters
-                    .iter()
-                    .map(|m| m.meter.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                (None, false) => info.meters.iter().map(|m| m.meter.name.as_str()).collect::<Vec<_>>().join(", "),
                 (None, true) => String::new(),
             };
-            println!(
-                "  {:<20} {:<12} {provides}",
-                info.name,
-                info.kind.to_string()
-            );
+            println!("  {:<20} {:<12} {provides}", info.name, info.kind.to_string());
         }
         for error in &loaded.errors {
             println!("  refused: {error}");
         }
     }
-    Ok(if loaded.errors.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(super::EXIT_CONFIG)
-    })
+    Ok(if loaded.errors.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(super::EXIT_CONFIG) })
 }
 
 fn inspect(args: &InspectArgs) -> anyhow::Result<ExitCode> {
@@ -125,20 +104,14 @@ fn inspect(args: &InspectArgs) -> anyhow::Result<ExitCode> {
     let plugin = load_file(&engine, &args.file, &agent, &Arc::new(Registry::new()))?;
     let info = &plugin.info;
     let grant_of = |import: &str| {
-        import
-            .starts_with("pollen:plugin/hypervisor@")
-            .then(|| granted_by_pipeline.contains(&Grant::Hypervisor))
+        import.starts_with("pollen:plugin/hypervisor@").then(|| granted_by_pipeline.contains(&Grant::Hypervisor))
     };
     if args.settings.json {
-        let imports: Vec<_> = info
-            .imports
-            .iter()
-            .map(|i| serde_json::json!({ "name": i, "granted_by_pipeline": grant_of(i) }))
-            .collect();
+        let imports: Vec<_> =
+            info.imports.iter().map(|i| serde_json::json!({ "name": i, "granted_by_pipeline": grant_of(i) })).collect();
         let mut json = serde_json::to_value(info)?;
         json["imports"] = serde_json::Value::Array(imports);
-        json["contract"] =
-            serde_json::Value::from(format!("pollen:plugin@{}", crate::plugin::CONTRACT_VERSION));
+        json["contract"] = serde_json::Value::from(format!("pollen:plugin@{}", crate::plugin::CONTRACT_VERSION));
         println!("{json}");
         return Ok(ExitCode::SUCCESS);
     }
@@ -146,34 +119,26 @@ fn inspect(args: &InspectArgs) -> anyhow::Result<ExitCode> {
     println!("file:     {}", info.path.display());
     println!("kind:     {}", info.kind);
     println!("world:    {}", info.world);
-    println!(
-        "contract: pollen:plugin@{}",
-        crate::plugin::CONTRACT_VERSION
-    );
+    println!("contract: pollen:plugin@{}", crate::plugin::CONTRACT_VERSION);
     if let Some(name) = &info.discoverer {
         println!("discoverer name: {name}");
     }
     if !info.meters.is_empty() {
         println!("meters:");
         for spec in &info.meters {
-            let discoverer = spec
-                .default_discoverer
-                .as_deref()
-                .map(|d| format!("  (default discoverer: {d})"))
-                .unwrap_or_default();
-            println!(
-                "  {:<24} {:<11} {:<8}{discoverer}",
-                spec.meter.name,
-                spec.meter.kind.as_str(),
-                spec.meter.unit
-            );
+            let discoverer =
+                spec.default_discoverer.as_deref().map(|d| format!("  (default discoverer: {d})")).unwrap_or_default();
+            println!("  {:<24} {:<11} {:<8}{discoverer}", spec.meter.name, spec.meter.kind.as_str(), spec.meter.unit);
         }
     }
     println!("imports:");
     for import in &info.imports {
         match grant_of(import) {
             Some(true) => println!("  {import}  (granted by the pipeline)"),
-            Some(false) => println!("  {import}  (NOT granted by the pipeline: add `grants: [hypervisor]` under agent.plugins.{})", info.name),
+            Some(false) => println!(
+                "  {import}  (NOT granted by the pipeline: add `grants: [hypervisor]` under agent.plugins.{})",
+                info.name
+            ),
             None => println!("  {import}"),
         }
     }
@@ -181,7 +146,5 @@ fn inspect(args: &InspectArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn plugin_name(path: &Path) -> String {
-    path.file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default()
+    path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
 }

@@ -32,24 +32,10 @@ pub fn poll(args: &PollArgs) -> anyhow::Result<ExitCode> {
         source: Arc::from(agent.pipeline.agent.sample_source.as_str()),
     };
     let mut stdout = std::io::stdout().lock();
-    match batch
-        .write_json_lines(&mut stdout)
-        .and_then(|_| stdout.flush())
-    {
-        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => {
-            return Ok(ExitCode::SUCCESS)
-        }
+    match batch.write_json_lines(&mut stdout).and_then(|_| stdout.flush()) {
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => return Ok(ExitCode::SUCCESS),
         other => other?,
     }
-    tracing::info!(
-        samples = count,
-        failures = output.failures.len(),
-        malformed = output.malformed,
-        "poll done"
-    );
-    Ok(if output.failures.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    tracing::info!(samples = count, failures = output.failures.len(), malformed = output.malformed, "poll done");
+    Ok(if output.failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }

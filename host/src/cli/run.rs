@@ -14,25 +14,20 @@ pub fn run(args: &ConfigArgs) -> anyhow::Result<ExitCode> {
         "pollen started"
     );
     let summary = super::runtime()?.block_on(schedule::run(agent, shutdown_signal()))?;
-    tracing::info!(
-        cycles = summary.cycles,
-        samples = summary.samples,
-        "pollen stopped"
-    );
+    tracing::info!(cycles = summary.cycles, samples = summary.samples, "pollen stopped");
     Ok(ExitCode::SUCCESS)
 }
 
 /// Resolves on SIGINT or SIGTERM.
 async fn shutdown_signal() {
-    let mut terminate =
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(signal) => signal,
-            Err(error) => {
-                tracing::error!(%error, "cannot listen for SIGTERM; only SIGINT stops the agent");
-                let _ = tokio::signal::ctrl_c().await;
-                return;
-            }
-        };
+    let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(signal) => signal,
+        Err(error) => {
+            tracing::error!(%error, "cannot listen for SIGTERM; only SIGINT stops the agent");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
     tokio::select! {
         _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
         _ = terminate.recv() => tracing::info!("SIGTERM received"),

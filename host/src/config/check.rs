@@ -9,37 +9,21 @@ use std::collections::BTreeSet;
 pub(super) fn check(pipeline: &Pipeline) -> Vec<ConfigError> {
     let file = pipeline.origin.as_path();
     let mut problems = Vec::new();
-    let mut fail =
-        |path: String, message: String| problems.push(ConfigError::at(file, path, message));
+    let mut fail = |path: String, message: String| problems.push(ConfigError::at(file, path, message));
 
     let agent = &pipeline.agent;
     if agent.memory_limit_mib == 0 {
-        fail(
-            "agent.memory_limit_mib".into(),
-            "must be at least 1 (MiB)".into(),
-        );
+        fail("agent.memory_limit_mib".into(), "must be at least 1 (MiB)".into());
     }
     if !(agent.call_timeout > 0.0 && agent.call_timeout.is_finite()) {
-        fail(
-            "agent.call_timeout".into(),
-            "must be a positive number of seconds".into(),
-        );
+        fail("agent.call_timeout".into(), "must be a positive number of seconds".into());
     }
     for (name, plugin) in &agent.plugins {
         if plugin.memory_limit_mib == Some(0) {
-            fail(
-                format!("agent.plugins.{name}.memory_limit_mib"),
-                "must be at least 1 (MiB)".into(),
-            );
+            fail(format!("agent.plugins.{name}.memory_limit_mib"), "must be at least 1 (MiB)".into());
         }
-        if plugin
-            .call_timeout
-            .is_some_and(|t| !(t > 0.0 && t.is_finite()))
-        {
-            fail(
-                format!("agent.plugins.{name}.call_timeout"),
-                "must be a positive number of seconds".into(),
-            );
+        if plugin.call_timeout.is_some_and(|t| !(t > 0.0 && t.is_finite())) {
+            fail(format!("agent.plugins.{name}.call_timeout"), "must be a positive number of seconds".into());
         }
         for (key, value) in &plugin.params {
             if scalar_text(value).is_none() {
@@ -54,16 +38,10 @@ pub(super) fn check(pipeline: &Pipeline) -> Vec<ConfigError> {
     let mut sink_names = BTreeSet::new();
     for (index, sink) in pipeline.sinks.iter().enumerate() {
         if !sink_names.insert(sink.name.as_str()) {
-            fail(
-                format!("sinks[{index}].name"),
-                format!("sink `{}` is defined twice", sink.name),
-            );
+            fail(format!("sinks[{index}].name"), format!("sink `{}` is defined twice", sink.name));
         }
         if sink.publishers.is_empty() {
-            fail(
-                format!("sinks[{index}].publishers"),
-                format!("sink `{}` has no publisher", sink.name),
-            );
+            fail(format!("sinks[{index}].publishers"), format!("sink `{}` has no publisher", sink.name));
         }
         for (p, url) in sink.publishers.iter().enumerate() {
             if let Err(error) = PublisherUrl::parse(url) {
@@ -76,28 +54,16 @@ pub(super) fn check(pipeline: &Pipeline) -> Vec<ConfigError> {
     let mut used_sinks = BTreeSet::new();
     for (index, source) in pipeline.sources.iter().enumerate() {
         if !source_names.insert(source.name.as_str()) {
-            fail(
-                format!("sources[{index}].name"),
-                format!("source `{}` is defined twice", source.name),
-            );
+            fail(format!("sources[{index}].name"), format!("source `{}` is defined twice", source.name));
         }
         if source.interval == 0 {
-            fail(
-                format!("sources[{index}].interval"),
-                "must be at least 1 (seconds)".into(),
-            );
+            fail(format!("sources[{index}].interval"), "must be at least 1 (seconds)".into());
         }
         if source.meters.is_empty() {
-            fail(
-                format!("sources[{index}].meters"),
-                "lists no meter; use `\"*\"` for all".into(),
-            );
+            fail(format!("sources[{index}].meters"), "lists no meter; use `\"*\"` for all".into());
         }
         if source.sinks.is_empty() {
-            fail(
-                format!("sources[{index}].sinks"),
-                format!("source `{}` sends to no sink", source.name),
-            );
+            fail(format!("sources[{index}].sinks"), format!("source `{}` sends to no sink", source.name));
         }
         for sink in &source.sinks {
             used_sinks.insert(sink.as_str());

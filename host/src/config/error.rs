@@ -19,20 +19,12 @@ pub struct ConfigError {
 impl ConfigError {
     /// A problem with the file as a whole.
     pub fn new(file: &Path, message: impl Into<String>) -> Self {
-        Self {
-            file: file.to_path_buf(),
-            location: None,
-            path: None,
-            message: message.into(),
-        }
+        Self { file: file.to_path_buf(), location: None, path: None, message: message.into() }
     }
 
     /// A problem at a place in the document.
     pub fn at(file: &Path, path: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            path: Some(path.into()),
-            ..Self::new(file, message)
-        }
+        Self { path: Some(path.into()), ..Self::new(file, message) }
     }
 
     /// A YAML syntax or shape error, with serde_yaml's line and column.
@@ -43,10 +35,7 @@ impl ConfigError {
         if let Some(cut) = message.find(" at line ") {
             message.truncate(cut);
         }
-        Self {
-            location,
-            ..Self::new(file, message)
-        }
+        Self { location, ..Self::new(file, message) }
     }
 }
 
@@ -77,11 +66,7 @@ impl ConfigErrors {
 impl fmt::Display for ConfigErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let count = self.0.len();
-        write!(
-            f,
-            "{count} problem{} in the configuration:",
-            if count == 1 { "" } else { "s" }
-        )?;
+        write!(f, "{count} problem{} in the configuration:", if count == 1 { "" } else { "s" })?;
         for error in &self.0 {
             write!(f, "\n  {error}")?;
         }

@@ -18,10 +18,7 @@ use std::path::Path;
 /// own directory.
 pub fn load(path: &Path) -> Result<Pipeline, ConfigErrors> {
     let text = std::fs::read_to_string(path).map_err(|error| {
-        ConfigErrors::one(ConfigError::new(
-            path,
-            format!("cannot read the pipeline file: {error}"),
-        ))
+        ConfigErrors::one(ConfigError::new(path, format!("cannot read the pipeline file: {error}")))
     })?;
     let base = path.parent().unwrap_or_else(|| Path::new("."));
     parse(&text, path, base)
@@ -30,8 +27,8 @@ pub fn load(path: &Path) -> Result<Pipeline, ConfigErrors> {
 /// Parses and checks pipeline YAML; `origin` names it in errors and `base` resolves
 /// its relative paths.
 pub fn parse(text: &str, origin: &Path, base: &Path) -> Result<Pipeline, ConfigErrors> {
-    let mut pipeline: Pipeline = serde_yaml::from_str(text)
-        .map_err(|error| ConfigErrors::one(ConfigError::from_yaml(origin, &error)))?;
+    let mut pipeline: Pipeline =
+        serde_yaml::from_str(text).map_err(|error| ConfigErrors::one(ConfigError::from_yaml(origin, &error)))?;
     pipeline.origin = origin.to_path_buf();
     pipeline.agent.resolve_paths(base);
     let problems = check::check(&pipeline);

@@ -82,21 +82,13 @@ impl Agent {
 
     /// The memory limit of one plugin, in bytes.
     pub fn memory_limit(&self, name: &str) -> usize {
-        let mib = self
-            .plugins
-            .get(name)
-            .and_then(|p| p.memory_limit_mib)
-            .unwrap_or(self.memory_limit_mib);
+        let mib = self.plugins.get(name).and_then(|p| p.memory_limit_mib).unwrap_or(self.memory_limit_mib);
         usize::try_from(mib.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX)
     }
 
     /// The CPU deadline of one call into one plugin.
     pub fn call_timeout(&self, name: &str) -> Duration {
-        let seconds = self
-            .plugins
-            .get(name)
-            .and_then(|p| p.call_timeout)
-            .unwrap_or(self.call_timeout);
+        let seconds = self.plugins.get(name).and_then(|p| p.call_timeout).unwrap_or(self.call_timeout);
         Duration::try_from_secs_f64(seconds).unwrap_or(Duration::from_secs(2))
     }
 
@@ -140,10 +132,7 @@ pub struct PluginSettings {
 impl PluginSettings {
     /// The parameters as text, as plugins read them.
     pub fn params_as_text(&self) -> Vec<(String, String)> {
-        self.params
-            .iter()
-            .filter_map(|(key, value)| scalar_text(value).map(|text| (key.clone(), text)))
-            .collect()
+        self.params.iter().filter_map(|(key, value)| scalar_text(value).map(|text| (key.clone(), text))).collect()
     }
 }
 
@@ -188,8 +177,7 @@ impl Source {
     /// Whether this source selects `meter` (Ceilometer's rules: exclusions win; a
     /// list of only exclusions selects everything else).
     pub fn selects(&self, meter: &str) -> bool {
-        let (excluded, included): (Vec<&String>, Vec<&String>) =
-            self.meters.iter().partition(|m| m.starts_with('!'));
+        let (excluded, included): (Vec<&String>, Vec<&String>) = self.meters.iter().partition(|m| m.starts_with('!'));
         if excluded.iter().any(|m| glob_match(&m[1..], meter)) {
             return false;
         }

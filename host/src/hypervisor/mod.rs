@@ -9,9 +9,7 @@ mod snapshot;
 mod stats;
 
 pub use snapshot::CycleSnapshot;
-pub use stats::{
-    BlockStats, CpuStats, DomainState, DomainStats, DomainSummary, InterfaceStats, MemoryStats,
-};
+pub use stats::{BlockStats, CpuStats, DomainState, DomainStats, DomainSummary, InterfaceStats, MemoryStats};
 
 use std::sync::{Mutex, MutexGuard};
 use virt::connect::Connect;
@@ -53,10 +51,7 @@ impl Hypervisor {
     pub fn new(uri: impl Into<String>) -> Self {
         // libvirt prints every error to stderr by default; ours are returned instead.
         virt::error::clear_error_callback();
-        Self {
-            uri: uri.into(),
-            connection: Mutex::new(None),
-        }
+        Self { uri: uri.into(), connection: Mutex::new(None) }
     }
 
     /// The libvirt URI.
@@ -73,11 +68,8 @@ impl Hypervisor {
     ) -> Result<T, HypervisorError> {
         let mut guard = self.lock();
         if guard.is_none() {
-            let connection =
-                Connect::open(Some(&self.uri)).map_err(|e| HypervisorError::Connect {
-                    uri: self.uri.clone(),
-                    message: e.to_string(),
-                })?;
+            let connection = Connect::open(Some(&self.uri))
+                .map_err(|e| HypervisorError::Connect { uri: self.uri.clone(), message: e.to_string() })?;
             *guard = Some(connection);
         }
         let connection = guard.as_ref().expect("connection opened above");
@@ -88,17 +80,11 @@ impl Hypervisor {
                 let _ = dead.close();
             }
         }
-        result.map_err(|e| HypervisorError::Call {
-            call,
-            uri: self.uri.clone(),
-            message: e.to_string(),
-        })
+        result.map_err(|e| HypervisorError::Call { call, uri: self.uri.clone(), message: e.to_string() })
     }
 
     fn lock(&self) -> MutexGuard<'_, Option<Connect>> {
-        self.connection
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.connection.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Starts a polling cycle: a fresh snapshot that reads each domain once.

@@ -26,10 +26,7 @@ impl<T> PerDomain<T> {
 
     fn get(&self, uuid: &str, read: impl FnOnce() -> Result<T, HypervisorError>) -> Shared<T> {
         let cell = {
-            let mut map = self
-                .0
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut map = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             map.entry(uuid.to_string()).or_default().clone()
         };
         cell.get_or_init(|| read().map(Arc::new)).clone()
@@ -38,12 +35,7 @@ impl<T> PerDomain<T> {
 
 impl CycleSnapshot {
     pub(super) fn new(hypervisor: Arc<Hypervisor>) -> Self {
-        Self {
-            hypervisor,
-            domains: OnceLock::new(),
-            xml: PerDomain::new(),
-            stats: PerDomain::new(),
-        }
+        Self { hypervisor, domains: OnceLock::new(), xml: PerDomain::new(), stats: PerDomain::new() }
     }
 
     /// The hypervisor this snapshot reads.
@@ -53,15 +45,12 @@ impl CycleSnapshot {
 
     /// Every domain of the host.
     pub fn domains(&self) -> Shared<Vec<DomainSummary>> {
-        self.domains
-            .get_or_init(|| stats::list_domains(&self.hypervisor).map(Arc::new))
-            .clone()
+        self.domains.get_or_init(|| stats::list_domains(&self.hypervisor).map(Arc::new)).clone()
     }
 
     /// A domain's XML description.
     pub fn xml(&self, uuid: &str) -> Shared<String> {
-        self.xml
-            .get(uuid, || stats::domain_xml(&self.hypervisor, uuid))
+        self.xml.get(uuid, || stats::domain_xml(&self.hypervisor, uuid))
     }
 
     /// A domain's statistics.
@@ -89,9 +78,7 @@ mod tests {
         assert_eq!(test.name, "test");
         assert_eq!(test.state, DomainState::Running);
 
-        let stats = snapshot
-            .stats(&test.uuid)
-            .expect("stats of the test domain");
+        let stats = snapshot.stats(&test.uuid).expect("stats of the test domain");
         assert_eq!(stats.vcpus, 2);
         assert_eq!(stats.memory, 2_097_152);
         let memory = stats.memory_stats.expect("balloon stats");
@@ -104,15 +91,9 @@ mod tests {
         assert_eq!(stats.interfaces[0].mac, "aa:bb:cc:dd:ee:ff");
 
         let again = snapshot.stats(&test.uuid).expect("cached");
-        assert!(
-            Arc::ptr_eq(&stats, &again),
-            "a second read in one cycle is served from the snapshot"
-        );
+        assert!(Arc::ptr_eq(&stats, &again), "a second read in one cycle is served from the snapshot");
         assert!(matches!(
-            snapshot
-                .stats("00000000-0000-0000-0000-000000000000")
-                .map(|_| ())
-                .unwrap_err(),
+            snapshot.stats("00000000-0000-0000-0000-000000000000").map(|_| ()).unwrap_err(),
             HypervisorError::NoSuchDomain(_)
         ));
     }

@@ -165,20 +165,12 @@ pub(super) fn domain_xml(hypervisor: &Hypervisor, uuid: &str) -> Result<String, 
 
 /// Reads one domain's statistics: info, balloon, and each disk and vNIC named in its
 /// XML (`xml`).
-pub(super) fn domain_stats(
-    hypervisor: &Hypervisor,
-    uuid: &str,
-    xml: &str,
-) -> Result<DomainStats, HypervisorError> {
+pub(super) fn domain_stats(hypervisor: &Hypervisor, uuid: &str, xml: &str) -> Result<DomainStats, HypervisorError> {
     let domain = lookup(hypervisor, uuid)?;
     hypervisor.with_connection("virDomainGetInfo", |_| {
         let info = domain.get_info()?;
         let state = DomainState::from_libvirt(info.state);
-        let summary = DomainSummary {
-            uuid: uuid.to_string(),
-            name: domain.get_name()?,
-            state,
-        };
+        let summary = DomainSummary { uuid: uuid.to_string(), name: domain.get_name()?, state };
         let mut stats = DomainStats {
             domain: summary,
             vcpus: info.nr_virt_cpu,
@@ -192,11 +184,7 @@ pub(super) fn domain_stats(
         if !state.is_active() {
             return Ok(stats);
         }
-        stats.cpu = Some(CpuStats {
-            time: info.cpu_time,
-            user: None,
-            system: None,
-        });
+        stats.cpu = Some(CpuStats { time: info.cpu_time, user: None, system: None });
         stats.memory_stats = Some(memory_stats(&domain)?);
         let devices = Devices::from_xml(xml);
         for device in devices.disks {
@@ -231,9 +219,7 @@ pub(super) fn domain_stats(
 
 fn lookup(hypervisor: &Hypervisor, uuid: &str) -> Result<Domain, HypervisorError> {
     hypervisor
-        .with_connection("virDomainLookupByUUIDString", |connection| {
-            Domain::lookup_by_uuid_string(connection, uuid)
-        })
+        .with_connection("virDomainLookupByUUIDString", |connection| Domain::lookup_by_uuid_string(connection, uuid))
         .map_err(|error| match error {
             HypervisorError::Call { .. } => HypervisorError::NoSuchDomain(uuid.to_string()),
             other => other,
@@ -286,18 +272,11 @@ impl Devices {
         let Ok(document) = roxmltree::Document::parse(xml) else {
             return Self::default();
         };
-        let Some(devices) = document
-            .root_element()
-            .children()
-            .find(|n| n.has_tag_name("devices"))
-        else {
+        let Some(devices) = document.root_element().children().find(|n| n.has_tag_name("devices")) else {
             return Self::default();
         };
         let target = |node: roxmltree::Node| {
-            node.children()
-                .find(|c| c.has_tag_name("target"))
-                .and_then(|t| t.attribute("dev"))
-                .map(str::to_string)
+            node.children().find(|c| c.has_tag_name("target")).and_then(|t| t.attribute("dev")).map(str::to_string)
         };
         let mut found = Self::default();
         for node in devices.children().filter(|n| n.is_element()) {
@@ -336,9 +315,6 @@ mod tests {
         </devices></domain>"#;
         let devices = Devices::from_xml(xml);
         assert_eq!(devices.disks, vec!["vda".to_string()]);
-        assert_eq!(
-            devices.interfaces,
-            vec![("tap1".to_string(), "52:54:00:00:00:01".to_string())]
-        );
+        assert_eq!(devices.interfaces, vec![("tap1".to_string(), "52:54:00:00:00:01".to_string())]);
     }
 }

@@ -45,16 +45,11 @@ pub async fn run_cycle(
 ) -> CycleOutput {
     let snapshot = hypervisor.cycle();
     let plans = plan(plugins, sources);
-    let mut output = CycleOutput {
-        samples: vec![Vec::new(); sources.len()],
-        ..CycleOutput::default()
-    };
+    let mut output = CycleOutput { samples: vec![Vec::new(); sources.len()], ..CycleOutput::default() };
 
     // Discover once per discoverer.
-    let wanted: BTreeSet<String> = plans
-        .iter()
-        .flat_map(|p| p.discoverers.iter().flat_map(|(_, d)| d.clone()))
-        .collect();
+    let wanted: BTreeSet<String> =
+        plans.iter().flat_map(|p| p.discoverers.iter().flat_map(|(_, d)| d.clone())).collect();
     let mut discovered: HashMap<String, Vec<(ResourceHandle, Arc<Resource>)>> = HashMap::new();
     let mut calls = Vec::new();
     for name in wanted {
@@ -63,10 +58,7 @@ pub async fn run_cycle(
             continue;
         };
         let snapshot = snapshot.clone();
-        calls.push((
-            name,
-            tokio::task::spawn_blocking(move || discoverer.discover(snapshot)),
-        ));
+        calls.push((name, tokio::task::spawn_blocking(move || discoverer.discover(snapshot))));
     }
     for (name, call) in calls {
         match join(call).await {
@@ -100,9 +92,7 @@ pub async fn run_cycle(
                 let handle = registry.intern_resource(Resource::bare(id));
                 (handle, registry.resource(handle).expect("just interned"))
             });
-            let found = names
-                .iter()
-                .flat_map(|n| discovered.get(n).into_iter().flatten().cloned());
+            let found = names.iter().flat_map(|n| discovered.get(n).into_iter().flatten().cloned());
             for (handle, resource) in found.chain(static_resources) {
                 handles.insert(handle);
                 if seen.insert(handle) {
@@ -114,13 +104,8 @@ pub async fn run_cycle(
         if resources.is_empty() {
             continue;
         }
-        let infos: Vec<types::ResourceInfo> = resources
-            .iter()
-            .map(|(_, r)| types::ResourceInfo {
-                id: r.id.clone(),
-                name: r.name.clone(),
-            })
-            .collect();
+        let infos: Vec<types::ResourceInfo> =
+            resources.iter().map(|(_, r)| types::ResourceInfo { id: r.id.clone(), name: r.name.clone() }).collect();
         let (pollster, snapshot) = (plan.pollster.clone(), snapshot.clone());
         let call = tokio::task::spawn_blocking(move || pollster.poll(snapshot, &infos));
         calls.push((plan.pollster, plan.selections, per_source, resources, call));
@@ -136,8 +121,7 @@ pub async fn run_cycle(
         };
         let timestamp = now_ns();
         for sample in raw {
-            let Some((meter_index, base)) = check_sample(&pollster, resources.len(), &sample)
-            else {
+            let Some((meter_index, base)) = check_sample(&pollster, resources.len(), &sample) else {
                 output.malformed += 1;
                 continue;
             };
@@ -145,16 +129,10 @@ pub async fn run_cycle(
             let resource = device_resource(registry, &resources[base], sample);
             let meter = pollster.info.meters[meter_index].handle;
             for (source, meters) in &selections {
-                let polled_for_source = per_source
-                    .iter()
-                    .any(|(s, handles)| s == source && handles.contains(&resources[base].0));
+                let polled_for_source =
+                    per_source.iter().any(|(s, handles)| s == source && handles.contains(&resources[base].0));
                 if polled_for_source && meters.contains(&meter_index) {
-                    output.samples[*source].push(Sample {
-                        meter,
-                        resource,
-                        volume,
-                        timestamp,
-                    });
+                    output.samples[*source].push(Sample { meter, resource, volume, timestamp });
                 }
             }
         }
@@ -182,26 +160,15 @@ fn plan(plugins: &PluginSet, sources: &[Source]) -> Vec<PollPlan> {
             }
             // Ceilometer's `name:parameter` discovery entries: the name picks the plugin.
             let names: BTreeSet<String> = if source.discovery.is_empty() {
-                selected
-                    .iter()
-                    .filter_map(|m| pollster.info.meters[*m].default_discoverer.clone())
-                    .collect()
+                selected.iter().filter_map(|m| pollster.info.meters[*m].default_discoverer.clone()).collect()
             } else {
-                source
-                    .discovery
-                    .iter()
-                    .map(|d| d.split(':').next().unwrap_or(d).to_string())
-                    .collect()
+                source.discovery.iter().map(|d| d.split(':').next().unwrap_or(d).to_string()).collect()
             };
             selections.push((index, selected));
             discoverers.push((index, names.into_iter().collect()));
         }
         if !selections.is_empty() {
-            plans.push(PollPlan {
-                pollster: pollster.clone(),
-                selections,
-                discoverers,
-            });
+            plans.push(PollPlan { pollster: pollster.clone(), selections, discoverers });
         }
     }
     plans
@@ -212,31 +179,16 @@ const MAX_RESOURCE_ID: usize = 1024;
 
 /// The meter and resource indices of a sample, if it is well formed; otherwise the
 /// sample is refused and logged with the plugin's name.
-fn check_sample(
-    pollster: &Plugin,
-    resources: usize,
-    sample: &types::Sample,
-) -> Option<(usize, usize)> {
+fn check_sample(pollster: &Plugin, resources: usize, sample: &types::Sample) -> Option<(usize, usize)> {
     let (meter, resource) = (sample.meter as usize, sample.resource as usize);
     let problem = if meter >= pollster.info.meters.len() {
-        Some(format!(
-            "meter index {meter} but the pollster describes {} meters",
-            pollster.info.meters.len()
-        ))
+        Some(format!("meter index {meter} but the pollster describes {} meters", pollster.info.meters.len()))
     } else if resource >= resources {
-        Some(format!(
-            "resource index {resource} but it was given {resources} resources"
-        ))
+        Some(format!("resource index {resource} but it was given {resources} resources"))
     } else if !sample.volume.is_finite() {
         Some(format!("volume {} is not a finite number", sample.volume))
-    } else if sample
-        .resource_id
-        .as_ref()
-        .is_some_and(|id| id.is_empty() || id.len() > MAX_RESOURCE_ID)
-    {
-        Some(format!(
-            "resource id must have 1 to {MAX_RESOURCE_ID} bytes"
-        ))
+    } else if sample.resource_id.as_ref().is_some_and(|id| id.is_empty() || id.len() > MAX_RESOURCE_ID) {
+        Some(format!("resource id must have 1 to {MAX_RESOURCE_ID} bytes"))
     } else {
         None
     };
@@ -266,11 +218,7 @@ fn device_resource(
         user_id: base.user_id.clone(),
         project_id: base.project_id.clone(),
         metadata: base.metadata.clone(),
-        extra: sample
-            .metadata
-            .into_iter()
-            .map(|e| (e.key, convert::value_to_json(e.value)))
-            .collect(),
+        extra: sample.metadata.into_iter().map(|e| (e.key, convert::value_to_json(e.value))).collect(),
     })
 }
 

@@ -39,10 +39,7 @@ impl PluginSet {
     /// Sorts loaded plugins by role.
     pub fn new(plugins: Vec<Plugin>) -> Self {
         let all: Vec<Arc<Plugin>> = plugins.into_iter().map(Arc::new).collect();
-        let discoverers = all
-            .iter()
-            .filter_map(|p| p.info.discoverer.clone().map(|name| (name, p.clone())))
-            .collect();
+        let discoverers = all.iter().filter_map(|p| p.info.discoverer.clone().map(|name| (name, p.clone()))).collect();
         Self { all, discoverers }
     }
 
@@ -72,13 +69,8 @@ impl Agent {
     pub fn build(pipeline: Pipeline) -> Result<Self, BuildError> {
         let engine = PluginEngine::new(pipeline.agent.cache_dir())?;
         let registry = Arc::new(Registry::new());
-        let loaded = load_dir(
-            &engine,
-            &pipeline.agent.plugin_dir,
-            &pipeline.agent,
-            &registry,
-        )
-        .map_err(|e| BuildError::Plugins(vec![e]))?;
+        let loaded = load_dir(&engine, &pipeline.agent.plugin_dir, &pipeline.agent, &registry)
+            .map_err(|e| BuildError::Plugins(vec![e]))?;
         if !loaded.errors.is_empty() {
             return Err(BuildError::Plugins(loaded.errors));
         }
@@ -93,9 +85,7 @@ impl Agent {
     }
 
     /// Starts every sink's publishers.
-    pub async fn start_publishers(
-        &self,
-    ) -> Result<HashMap<String, Vec<PublisherHandle>>, PublishError> {
+    pub async fn start_publishers(&self) -> Result<HashMap<String, Vec<PublisherHandle>>, PublishError> {
         let mut sinks = HashMap::new();
         for sink in &self.pipeline.sinks {
             let mut handles = Vec::with_capacity(sink.publishers.len());

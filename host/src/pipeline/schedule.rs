@@ -35,22 +35,13 @@ pub async fn run(agent: Agent, shutdown: impl Future<Output = ()>) -> anyhow::Re
     let (stop, stopped) = watch::channel(false);
     let mut by_interval: BTreeMap<u64, Vec<Source>> = BTreeMap::new();
     for source in &agent.pipeline.sources {
-        by_interval
-            .entry(source.interval)
-            .or_default()
-            .push(source.clone());
+        by_interval.entry(source.interval).or_default().push(source.clone());
     }
     let agent = Arc::new(agent);
     let mut tasks = Vec::new();
     for (interval, sources) in by_interval {
         tracing::info!(interval, sources = sources.len(), "polling task started");
-        tasks.push(tokio::spawn(polling_task(
-            agent.clone(),
-            sinks.clone(),
-            interval,
-            sources,
-            stopped.clone(),
-        )));
+        tasks.push(tokio::spawn(polling_task(agent.clone(), sinks.clone(), interval, sources, stopped.clone())));
     }
 
     shutdown.await;
@@ -67,14 +58,11 @@ pub async fn run(agent: Agent, shutdown: impl Future<Output = ()>) -> anyhow::Re
             Ok(Err(error)) => tracing::error!(%error, "a polling task failed"),
             Err(_) => {
                 abort.abort();
-                tracing::error!(
-                    "a cycle did not finish within {SHUTDOWN_DEADLINE:?}; it was cancelled"
-                );
+                tracing::error!("a cycle did not finish within {SHUTDOWN_DEADLINE:?}; it was cancelled");
             }
         }
     }
-    let sinks = Arc::try_unwrap(sinks)
-        .map_err(|_| anyhow::anyhow!("publishers still in use at shutdown"))?;
+    let sinks = Arc::try_unwrap(sinks).map_err(|_| anyhow::anyhow!("publishers still in use at shutdown"))?;
     for handle in sinks.into_values().flatten() {
         handle.shutdown(SHUTDOWN_DEADLINE).await;
     }
@@ -105,12 +93,7 @@ async fn polling_task(
         let elapsed = started.elapsed();
         summary.cycles += 1;
         summary.samples += samples as u64;
-        tracing::info!(
-            interval,
-            samples,
-            elapsed_ms = elapsed.as_millis() as u64,
-            "cycle done"
-        );
+        tracing::info!(interval, samples, elapsed_ms = elapsed.as_millis() as u64, "cycle done");
         if elapsed > period {
             tracing::warn!(
                 interval,
@@ -138,12 +121,7 @@ fn publish(agent: &Agent, sinks: &Sinks, sources: &[Source], output: CycleOutput
             registry: agent.registry.clone(),
             source: Arc::from(agent.pipeline.agent.sample_source.as_str()),
         });
-        for handle in source
-            .sinks
-            .iter()
-            .filter_map(|sink| sinks.get(sink))
-            .flatten()
-        {
+        for handle in source.sinks.iter().filter_map(|sink| sinks.get(sink)).flatten() {
             handle.send(batch.clone());
         }
     }
@@ -152,11 +130,5 @@ fn publish(agent: &Agent, sinks: &Sinks, sources: &[Source], output: CycleOutput
 
 /// One cycle over every source, whatever its interval (`pollen poll --once`).
 pub async fn poll_once(agent: &Agent) -> CycleOutput {
-    run_cycle(
-        &agent.plugins,
-        &agent.hypervisor,
-        &agent.registry,
-        &agent.pipeline.sources,
-    )
-    .await
+    run_cycle(&agent.plugins, &agent.hypervisor, &agent.registry, &agent.pipeline.sources).await
 }

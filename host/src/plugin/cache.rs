@@ -30,22 +30,12 @@ impl ComponentCache {
     pub fn new(dir: PathBuf, engine: &Engine) -> Self {
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
-        Self {
-            dir,
-            engine_key: hasher.finish(),
-        }
+        Self { dir, engine_key: hasher.finish() }
     }
 
     /// The component for these bytes, from the cache or compiled.
-    pub fn load(
-        &self,
-        engine: &Engine,
-        bytes: &[u8],
-    ) -> wasmtime::Result<(Component, CacheOutcome)> {
-        let digest = Sha256::new()
-            .chain_update(self.engine_key.to_le_bytes())
-            .chain_update(bytes)
-            .finalize();
+    pub fn load(&self, engine: &Engine, bytes: &[u8]) -> wasmtime::Result<(Component, CacheOutcome)> {
+        let digest = Sha256::new().chain_update(self.engine_key.to_le_bytes()).chain_update(bytes).finalize();
         let path = self.dir.join(format!("{}.cwasm", hex::encode(digest)));
         if path.exists() {
             // SAFETY: the file was written by `precompile_component` of an engine with

@@ -41,22 +41,15 @@ impl PluginEngine {
 
         let ticker_stop = Arc::new(AtomicBool::new(false));
         let (ticking, stop) = (engine.clone(), ticker_stop.clone());
-        std::thread::Builder::new()
-            .name("pollen-epoch".into())
-            .spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    std::thread::sleep(EPOCH_TICK);
-                    ticking.increment_epoch();
-                }
-            })?;
+        std::thread::Builder::new().name("pollen-epoch".into()).spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(EPOCH_TICK);
+                ticking.increment_epoch();
+            }
+        })?;
 
         let cache = ComponentCache::new(cache_dir, &engine);
-        Ok(Self {
-            engine,
-            linker,
-            cache,
-            ticker_stop,
-        })
+        Ok(Self { engine, linker, cache, ticker_stop })
     }
 
     /// Epoch ticks for a deadline of `timeout` (at least one).

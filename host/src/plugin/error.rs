@@ -44,7 +44,9 @@ pub enum LoadError {
         exports: String,
     },
     /// It exports more than one of Pollen's worlds.
-    #[error("{path}: exports several of Pollen's worlds ({kinds}); a plugin is one pollster, discoverer or transformer")]
+    #[error(
+        "{path}: exports several of Pollen's worlds ({kinds}); a plugin is one pollster, discoverer or transformer"
+    )]
     SeveralWorlds {
         /// The file.
         path: PathBuf,
@@ -177,10 +179,7 @@ impl PluginError {
     /// Whether the failure threw the instance away (as opposed to an error the
     /// plugin returned itself).
     pub fn discards_instance(&self) -> bool {
-        matches!(
-            self,
-            Self::Deadline { .. } | Self::MemoryLimit { .. } | Self::Trap { .. }
-        )
+        matches!(self, Self::Deadline { .. } | Self::MemoryLimit { .. } | Self::Trap { .. })
     }
 }
 

@@ -14,10 +14,7 @@ pub struct MemoryLimiter {
 impl MemoryLimiter {
     /// A limiter allowing `limit` bytes of linear memory per memory.
     pub fn new(limit: usize) -> Self {
-        Self {
-            limit,
-            exceeded: false,
-        }
+        Self { limit, exceeded: false }
     }
 
     /// Whether the guest tried to grow past the limit since the instance was made.
@@ -32,25 +29,18 @@ impl MemoryLimiter {
 }
 
 impl ResourceLimiter for MemoryLimiter {
-    fn memory_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         if desired > self.limit {
             self.exceeded = true;
-            wasmtime::bail!("memory limit exceeded: the plugin asked for {desired} bytes, its limit is {} bytes", self.limit);
+            wasmtime::bail!(
+                "memory limit exceeded: the plugin asked for {desired} bytes, its limit is {} bytes",
+                self.limit
+            );
         }
         Ok(true)
     }
 
-    fn table_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         Ok(desired <= MAX_TABLE_ELEMENTS)
     }
 }

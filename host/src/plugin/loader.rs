@@ -32,20 +32,14 @@ pub fn load_dir(
     agent: &Agent,
     registry: &Arc<Registry>,
 ) -> Result<LoadedDir, LoadError> {
-    let entries = std::fs::read_dir(dir).map_err(|source| LoadError::Read {
-        path: dir.to_path_buf(),
-        source,
-    })?;
+    let entries = std::fs::read_dir(dir).map_err(|source| LoadError::Read { path: dir.to_path_buf(), source })?;
     let mut files: Vec<PathBuf> = entries
         .filter_map(|entry| entry.ok().map(|e| e.path()))
         .filter(|path| path.extension().is_some_and(|ext| ext == "wasm") && path.is_file())
         .collect();
     files.sort();
 
-    let mut loaded = LoadedDir {
-        plugins: Vec::new(),
-        errors: Vec::new(),
-    };
+    let mut loaded = LoadedDir { plugins: Vec::new(), errors: Vec::new() };
     let mut meters: BTreeMap<String, String> = BTreeMap::new();
     let mut discoverers: BTreeMap<String, String> = BTreeMap::new();
     for path in files {
@@ -61,18 +55,15 @@ pub fn load_dir(
             .meters
             .iter()
             .find_map(|m| {
-                meters.get(&m.meter.name).map(|other| {
-                    format!(
-                        "meter `{}` is already provided by plugin `{other}`",
-                        m.meter.name
-                    )
-                })
+                meters
+                    .get(&m.meter.name)
+                    .map(|other| format!("meter `{}` is already provided by plugin `{other}`", m.meter.name))
             })
             .or_else(|| {
                 let name = plugin.info.discoverer.as_ref()?;
-                discoverers.get(name).map(|other| {
-                    format!("discoverer `{name}` is already provided by plugin `{other}`")
-                })
+                discoverers
+                    .get(name)
+                    .map(|other| format!("discoverer `{name}` is already provided by plugin `{other}`"))
             });
         if let Some(message) = conflict {
             loaded.errors.push(LoadError::Conflict { path, message });
@@ -96,34 +87,18 @@ pub fn load_file(
     agent: &Agent,
     registry: &Arc<Registry>,
 ) -> Result<Plugin, LoadError> {
-    let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let bytes = std::fs::read(path).map_err(|source| LoadError::Read { path: path.to_path_buf(), source })?;
     check_header(path, &bytes)?;
-    let name = path
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
     let settings = agent.plugin(&name);
 
-    let (component, cache) =
-        engine
-            .cache
-            .load(&engine.engine, &bytes)
-            .map_err(|error| LoadError::Invalid {
-                path: path.to_path_buf(),
-                message: format!("{error:#}"),
-            })?;
+    let (component, cache) = engine
+        .cache
+        .load(&engine.engine, &bytes)
+        .map_err(|error| LoadError::Invalid { path: path.to_path_buf(), message: format!("{error:#}") })?;
     let component_type = component.component_type();
-    let imports: Vec<String> = component_type
-        .imports(&engine.engine)
-        .map(|(name, _)| name.to_string())
-        .collect();
-    let exports: Vec<String> = component_type
-        .exports(&engine.engine)
-        .map(|(name, _)| name.to_string())
-        .collect();
+    let imports: Vec<String> = component_type.imports(&engine.engine).map(|(name, _)| name.to_string()).collect();
+    let exports: Vec<String> = component_type.exports(&engine.engine).map(|(name, _)| name.to_string()).collect();
 
     let kind = world_of(path, &exports)?;
     check_imports(path, &name, kind, &imports, &settings.grants)?;
@@ -131,16 +106,10 @@ pub fn load_file(
     let pre = engine
         .linker
         .instantiate_pre(&component)
-        .map_err(|error| LoadError::Link {
-            path: path.to_path_buf(),
-            message: format!("{error:#}"),
-        })?;
+        .map_err(|error| LoadError::Link { path: path.to_path_buf(), message: format!("{error:#}") })?;
     let mut params = settings.params_as_text();
     if !params.iter().any(|(key, _)| key == "host") {
-        params.push((
-            "host".into(),
-            gethostname::gethostname().to_string_lossy().into_owned(),
-        ));
+        params.push(("host".into(), gethostname::gethostname().to_string_lossy().into_owned()));
     }
     let context = PluginContext {
         name: Arc::from(name.as_str()),
@@ -150,19 +119,11 @@ pub fn load_file(
         memory_limit: agent.memory_limit(&name),
         call_timeout: agent.call_timeout(&name),
     };
-    let sandbox = Sandbox::new(engine, kind, pre, context).map_err(|error| LoadError::Link {
-        path: path.to_path_buf(),
-        message: format!("{error:#}"),
-    })?;
+    let sandbox = Sandbox::new(engine, kind, pre, context)
+        .map_err(|error| LoadError::Link { path: path.to_path_buf(), message: format!("{error:#}") })?;
 
-    let describe_failed = |source| LoadError::Describe {
-        path: path.to_path_buf(),
-        source,
-    };
-    let bad = |message: String| LoadError::BadDescription {
-        path: path.to_path_buf(),
-        message,
-    };
+    let describe_failed = |source| LoadError::Describe { path: path.to_path_buf(), source };
+    let bad = |message: String| LoadError::BadDescription { path: path.to_path_buf(), message };
     let mut info = PluginInfo {
         name,
         path: path.to_path_buf(),
@@ -177,9 +138,7 @@ pub fn load_file(
         PluginKind::Pollster => {
             let described = sandbox
                 .call(None, |instance, store| match instance {
-                    WorldInstance::Pollster(p) => {
-                        p.pollen_plugin_pollster().call_describe(store).map(Ok)
-                    }
+                    WorldInstance::Pollster(p) => p.pollen_plugin_pollster().call_describe(store).map(Ok),
                     _ => unreachable!("sandbox built for a pollster"),
                 })
                 .map_err(describe_failed)?;
@@ -188,9 +147,7 @@ pub fn load_file(
         PluginKind::Discoverer => {
             let name = sandbox
                 .call(None, |instance, store| match instance {
-                    WorldInstance::Discoverer(d) => {
-                        d.pollen_plugin_discoverer().call_name(store).map(Ok)
-                    }
+                    WorldInstance::Discoverer(d) => d.pollen_plugin_discoverer().call_name(store).map(Ok),
                     _ => unreachable!("sandbox built for a discoverer"),
                 })
                 .map_err(describe_failed)?;
@@ -208,15 +165,11 @@ pub fn load_file(
 /// Refuses what is not a WebAssembly component, before wasmtime sees it.
 fn check_header(path: &Path, bytes: &[u8]) -> Result<(), LoadError> {
     if bytes.len() < 8 || &bytes[0..4] != b"\0asm" {
-        return Err(LoadError::NotWasm {
-            path: path.to_path_buf(),
-        });
+        return Err(LoadError::NotWasm { path: path.to_path_buf() });
     }
     // Bytes 4..8: a core module has version 1 and layer 0; a component has layer 1.
     if bytes[6..8] == [0, 0] {
-        return Err(LoadError::CoreModule {
-            path: path.to_path_buf(),
-        });
+        return Err(LoadError::CoreModule { path: path.to_path_buf() });
     }
     Ok(())
 }
@@ -234,20 +187,14 @@ fn world_of(path: &Path, exports: &[String]) -> Result<PluginKind, LoadError> {
     let mut kinds = BTreeSet::new();
     for export in exports {
         let (interface, version) = split_version(export);
-        let Some(kind) = [
-            PluginKind::Pollster,
-            PluginKind::Discoverer,
-            PluginKind::Transformer,
-        ]
-        .into_iter()
-        .find(|k| k.export_interface() == interface) else {
+        let Some(kind) = [PluginKind::Pollster, PluginKind::Discoverer, PluginKind::Transformer]
+            .into_iter()
+            .find(|k| k.export_interface() == interface)
+        else {
             continue;
         };
         if version != Some(CONTRACT_VERSION) {
-            return Err(LoadError::WrongVersion {
-                path: path.to_path_buf(),
-                found: export.clone(),
-            });
+            return Err(LoadError::WrongVersion { path: path.to_path_buf(), found: export.clone() });
         }
         kinds.insert(kind);
     }
@@ -255,19 +202,11 @@ fn world_of(path: &Path, exports: &[String]) -> Result<PluginKind, LoadError> {
         1 => Ok(*kinds.first().expect("one kind")),
         0 => Err(LoadError::UnknownWorld {
             path: path.to_path_buf(),
-            exports: if exports.is_empty() {
-                "nothing".into()
-            } else {
-                format!("`{}`", exports.join("`, `"))
-            },
+            exports: if exports.is_empty() { "nothing".into() } else { format!("`{}`", exports.join("`, `")) },
         }),
         _ => Err(LoadError::SeveralWorlds {
             path: path.to_path_buf(),
-            kinds: kinds
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(", "),
+            kinds: kinds.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
         }),
     }
 }
@@ -295,10 +234,7 @@ fn check_imports(
             });
         };
         if version != Some(CONTRACT_VERSION) {
-            return Err(LoadError::WrongVersion {
-                path: path.to_path_buf(),
-                found: import.clone(),
-            });
+            return Err(LoadError::WrongVersion { path: path.to_path_buf(), found: import.clone() });
         }
         match (pollen_interface, kind) {
             ("types" | "log" | "config", _) => {}
@@ -321,24 +257,14 @@ fn check_imports(
                     hint: " (transformers never reach the hypervisor; poll it in a pollster)",
                 })
             }
-            _ => {
-                return Err(LoadError::Forbidden {
-                    path: path.to_path_buf(),
-                    kind,
-                    import: import.clone(),
-                    hint: "",
-                })
-            }
+            _ => return Err(LoadError::Forbidden { path: path.to_path_buf(), kind, import: import.clone(), hint: "" }),
         }
     }
     Ok(())
 }
 
 /// Checks a pollster's `describe` and interns its meters.
-fn meter_specs(
-    described: Vec<types::Meter>,
-    registry: &Registry,
-) -> Result<Vec<MeterSpec>, String> {
+fn meter_specs(described: Vec<types::Meter>, registry: &Registry) -> Result<Vec<MeterSpec>, String> {
     if described.is_empty() {
         return Err("the pollster describes no meter".into());
     }
@@ -351,17 +277,9 @@ fn meter_specs(
         if !seen.insert(meter.name.clone()) {
             return Err(format!("meter `{}` is described twice", meter.name));
         }
-        let meter_value = Meter {
-            name: meter.name,
-            kind: crate::convert::meter_type(meter.type_),
-            unit: meter.unit,
-        };
+        let meter_value = Meter { name: meter.name, kind: crate::convert::meter_type(meter.type_), unit: meter.unit };
         let handle = registry.intern_meter(meter_value.clone());
-        specs.push(MeterSpec {
-            meter: meter_value,
-            default_discoverer: meter.default_discoverer,
-            handle,
-        });
+        specs.push(MeterSpec { meter: meter_value, default_discoverer: meter.default_discoverer, handle });
     }
     Ok(specs)
 }

@@ -123,11 +123,7 @@ impl Plugin {
     }
 
     fn wrong_kind(&self, wanted: PluginKind) -> PluginError {
-        PluginError::WrongKind {
-            plugin: self.info.name.clone(),
-            kind: self.info.kind,
-            wanted,
-        }
+        PluginError::WrongKind { plugin: self.info.name.clone(), kind: self.info.kind, wanted }
     }
 
     /// A pollster's samples for these resources, as the plugin returned them.
@@ -137,35 +133,26 @@ impl Plugin {
         resources: &[types::ResourceInfo],
     ) -> Result<Vec<types::Sample>, PluginError> {
         self.check_kind(PluginKind::Pollster)?;
-        self.sandbox
-            .call(Some(cycle), |instance, store| match instance {
-                WorldInstance::Pollster(p) => {
-                    p.pollen_plugin_pollster().call_poll(store, resources)
-                }
-                _ => unreachable!("kind checked above"),
-            })
+        self.sandbox.call(Some(cycle), |instance, store| match instance {
+            WorldInstance::Pollster(p) => p.pollen_plugin_pollster().call_poll(store, resources),
+            _ => unreachable!("kind checked above"),
+        })
     }
 
     /// A discoverer's resources.
-    pub fn discover(
-        &self,
-        cycle: Arc<CycleSnapshot>,
-    ) -> Result<Vec<types::DiscoveredResource>, PluginError> {
+    pub fn discover(&self, cycle: Arc<CycleSnapshot>) -> Result<Vec<types::DiscoveredResource>, PluginError> {
         self.check_kind(PluginKind::Discoverer)?;
-        self.sandbox
-            .call(Some(cycle), |instance, store| match instance {
-                WorldInstance::Discoverer(d) => d.pollen_plugin_discoverer().call_discover(store),
-                _ => unreachable!("kind checked above"),
-            })
+        self.sandbox.call(Some(cycle), |instance, store| match instance {
+            WorldInstance::Discoverer(d) => d.pollen_plugin_discoverer().call_discover(store),
+            _ => unreachable!("kind checked above"),
+        })
     }
 
     /// A transformer's output for one batch.
     pub fn transform(&self, batch: &[Sample]) -> Result<Vec<Sample>, PluginError> {
         self.check_kind(PluginKind::Transformer)?;
         self.sandbox.call(None, |instance, store| match instance {
-            WorldInstance::Transformer(t) => {
-                t.pollen_plugin_transformer().call_transform(store, batch)
-            }
+            WorldInstance::Transformer(t) => t.pollen_plugin_transformer().call_transform(store, batch),
             _ => unreachable!("kind checked above"),
         })
     }

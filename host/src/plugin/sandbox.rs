@@ -76,15 +76,9 @@ impl Sandbox {
     pub(crate) fn call<R>(
         &self,
         cycle: Option<Arc<CycleSnapshot>>,
-        f: impl FnOnce(
-            &WorldInstance,
-            &mut Store<PluginState>,
-        ) -> wasmtime::Result<Result<R, types::Error>>,
+        f: impl FnOnce(&WorldInstance, &mut Store<PluginState>) -> wasmtime::Result<Result<R, types::Error>>,
     ) -> Result<R, PluginError> {
-        let mut slot = self
-            .live
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut slot = self.live.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if slot.is_none() {
             *slot = Some(self.instantiate()?);
         }
@@ -93,15 +87,14 @@ impl Sandbox {
         live.store.set_epoch_deadline(self.deadline_ticks);
         let result = f(&live.instance, &mut live.store);
         live.store.data_mut().cycle = None;
-        self.log_stderr(live);
+        let stderr = self.log_stderr(live);
         match result {
             Ok(Ok(value)) => Ok(value),
-            Ok(Err(error)) => Err(PluginError::Reported {
-                plugin: self.name().into(),
-                message: describe_error(&error),
-            }),
+            Ok(Err(error)) => {
+                Err(PluginError::Reported { plugin: self.name().into(), message: describe_error(&error) })
+            }
             Err(trap) => {
-                let error = self.classify(&trap, &live.store);
+                let error = self.classify(&trap, &live.store, &stderr);
                 *slot = None;
                 Err(error)
             }
@@ -116,52 +109,48 @@ impl Sandbox {
         let instance = match &self.pre {
             WorldPre::Pollster(pre) => pre.instantiate(&mut store).map(WorldInstance::Pollster),
             WorldPre::Discoverer(pre) => pre.instantiate(&mut store).map(WorldInstance::Discoverer),
-            WorldPre::Transformer(pre) => {
-                pre.instantiate(&mut store).map(WorldInstance::Transformer)
-            }
+            WorldPre::Transformer(pre) => pre.instantiate(&mut store).map(WorldInstance::Transformer),
         };
         match instance {
-            Ok(instance) => Ok(Live {
-                store,
-                instance,
-                stderr_logged: 0,
-            }),
-            Err(trap) => Err(self.classify(&trap, &store)),
+            Ok(instance) => Ok(Live { store, instance, stderr_logged: 0 }),
+            Err(trap) => Err(self.classify(&trap, &store, "")),
         }
     }
 
-    fn classify(&self, error: &wasmtime::Error, store: &Store<PluginState>) -> PluginError {
+    /// What kind of failure a trap was; `stderr` (what the plugin printed during the
+    /// call, e.g. a panic message) is added to a plain trap's message.
+    fn classify(&self, error: &wasmtime::Error, store: &Store<PluginState>, stderr: &str) -> PluginError {
         let plugin = self.name().to_string();
         let failure = if store.data().limiter.exceeded() {
-            PluginError::MemoryLimit {
-                plugin,
-                limit_mib: store.data().limiter.limit() / (1024 * 1024),
-            }
+            PluginError::MemoryLimit { plugin, limit_mib: store.data().limiter.limit() / (1024 * 1024) }
         } else if error.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
-            PluginError::Deadline {
-                plugin,
-                timeout: self.context.call_timeout,
-            }
+            PluginError::Deadline { plugin, timeout: self.context.call_timeout }
         } else {
-            PluginError::Trap {
-                plugin,
-                message: format!("{}", error.root_cause()),
-            }
+            let said: Vec<&str> = stderr.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+            let tail = said[said.len().saturating_sub(2)..].join(" ");
+            let message = match tail.is_empty() {
+                true => error.root_cause().to_string(),
+                false => format!("{} ({tail})", error.root_cause()),
+            };
+            PluginError::Trap { plugin, message }
         };
         tracing::error!(plugin = %self.name(), error = %failure, "plugin instance discarded; it is re-made for the next call");
         failure
     }
 
-    /// Copies what the plugin wrote to stderr since the last call into the log.
-    fn log_stderr(&self, live: &mut Live) {
+    /// Copies what the plugin wrote to stderr since the last call into the log, and
+    /// returns it.
+    fn log_stderr(&self, live: &mut Live) -> String {
         let contents = live.store.data().stderr.contents();
-        if contents.len() > live.stderr_logged {
-            let text = String::from_utf8_lossy(&contents[live.stderr_logged..]);
-            for line in text.lines().filter(|l| !l.trim().is_empty()) {
-                tracing::warn!(plugin = %self.name(), "stderr: {line}");
-            }
-            live.stderr_logged = contents.len();
+        if contents.len() <= live.stderr_logged {
+            return String::new();
         }
+        let text = String::from_utf8_lossy(&contents[live.stderr_logged..]).into_owned();
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            tracing::warn!(plugin = %self.name(), "stderr: {line}");
+        }
+        live.stderr_logged = contents.len();
+        text
     }
 }
 

@@ -9,9 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
-use wasmtime_wasi::{
-    HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView,
-};
+use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 /// Bytes of a plugin's stderr kept between two calls (panic messages land there).
 const STDERR_CAPACITY: usize = 64 * 1024;
@@ -64,14 +62,7 @@ impl PluginState {
             .allow_ip_name_lookup(false)
             .build();
         let limiter = MemoryLimiter::new(context.memory_limit);
-        Self {
-            context,
-            cycle: None,
-            limiter,
-            stderr,
-            wasi,
-            table: ResourceTable::new(),
-        }
+        Self { context, cycle: None, limiter, stderr, wasi, table: ResourceTable::new() }
     }
 
     /// The plugin's name.
@@ -82,10 +73,7 @@ impl PluginState {
 
 impl WasiView for PluginState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
     }
 }
 

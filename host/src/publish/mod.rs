@@ -57,28 +57,22 @@ pub const KNOWN_SCHEMES: &[&str] = &["file", "stdout"];
 impl PublisherUrl {
     /// Parses a sink's publisher URL.
     pub fn parse(text: &str) -> Result<Self, PublishError> {
-        let error = |message: String| PublishError::Url {
-            url: text.to_string(),
-            message,
-        };
+        let error = |message: String| PublishError::Url { url: text.to_string(), message };
         let url = url::Url::parse(text).map_err(|e| {
-            error(format!(
-                "not a URL ({e}); e.g. `file:///var/lib/pollen/samples.jsonl` or `stdout://`"
-            ))
+            error(format!("not a URL ({e}); e.g. `file:///var/lib/pollen/samples.jsonl` or `stdout://`"))
         })?;
         match url.scheme() {
             "file" => {
-                let path = url.to_file_path().map_err(|()| error("a file URL needs an absolute path, e.g. `file:///var/lib/pollen/samples.jsonl`".into()))?;
+                let path = url.to_file_path().map_err(|()| {
+                    error("a file URL needs an absolute path, e.g. `file:///var/lib/pollen/samples.jsonl`".into())
+                })?;
                 if path.as_os_str().len() <= 1 {
                     return Err(error("names no file".into()));
                 }
                 Ok(Self::File(path))
             }
             "stdout" => Ok(Self::Stdout),
-            other => Err(error(format!(
-                "unknown scheme `{other}`; Pollen publishes to: {}",
-                KNOWN_SCHEMES.join(", ")
-            ))),
+            other => Err(error(format!("unknown scheme `{other}`; Pollen publishes to: {}", KNOWN_SCHEMES.join(", ")))),
         }
     }
 }
@@ -99,10 +93,9 @@ impl Batch {
     pub fn write_json_lines(&self, out: &mut impl Write) -> std::io::Result<usize> {
         let mut skipped = 0;
         for sample in &self.samples {
-            let (Some(meter), Some(resource)) = (
-                self.registry.meter(sample.meter),
-                self.registry.resource(sample.resource),
-            ) else {
+            let (Some(meter), Some(resource)) =
+                (self.registry.meter(sample.meter), self.registry.resource(sample.resource))
+            else {
                 skipped += 1;
                 continue;
             };
@@ -150,10 +143,7 @@ impl PublisherHandle {
     /// Builds the publisher a URL names and starts its task.
     pub async fn start(url: &str) -> Result<Self, PublishError> {
         match PublisherUrl::parse(url)? {
-            PublisherUrl::File(path) => Ok(Self::spawn(
-                url,
-                file::FilePublisher::open(url, &path).await?,
-            )),
+            PublisherUrl::File(path) => Ok(Self::spawn(url, file::FilePublisher::open(url, &path).await?)),
             PublisherUrl::Stdout => Ok(Self::spawn(url, stdout::StdoutPublisher::new())),
         }
     }
@@ -177,12 +167,7 @@ impl PublisherHandle {
                 tracing::error!(publisher = %task_url, %error, "flushing failed");
             }
         });
-        Self {
-            url: url.to_string(),
-            queue: Some(queue),
-            task,
-            stats,
-        }
+        Self { url: url.to_string(), queue: Some(queue), task, stats }
     }
 
     /// The URL.
@@ -226,20 +211,11 @@ mod tests {
 
     #[test]
     fn urls_name_their_publisher_or_say_what_is_wrong() {
-        assert_eq!(
-            PublisherUrl::parse("stdout://").unwrap(),
-            PublisherUrl::Stdout
-        );
-        assert_eq!(
-            PublisherUrl::parse("file:///tmp/s.jsonl").unwrap(),
-            PublisherUrl::File("/tmp/s.jsonl".into())
-        );
+        assert_eq!(PublisherUrl::parse("stdout://").unwrap(), PublisherUrl::Stdout);
+        assert_eq!(PublisherUrl::parse("file:///tmp/s.jsonl").unwrap(), PublisherUrl::File("/tmp/s.jsonl".into()));
         let error = PublisherUrl::parse("gnocchi://").unwrap_err().to_string();
         assert!(error.contains("unknown scheme `gnocchi`"), "{error}");
         assert!(error.contains("file, stdout"), "{error}");
-        assert!(PublisherUrl::parse("samples.jsonl")
-            .unwrap_err()
-            .to_string()
-            .contains("not a URL"));
+        assert!(PublisherUrl::parse("samples.jsonl").unwrap_err().to_string().contains("not a URL"));
     }
 }

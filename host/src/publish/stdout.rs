@@ -12,17 +12,11 @@ pub struct StdoutPublisher {
 impl StdoutPublisher {
     /// A publisher on this process's stdout.
     pub fn new() -> Self {
-        Self {
-            out: tokio::io::stdout(),
-            buffer: Vec::new(),
-        }
+        Self { out: tokio::io::stdout(), buffer: Vec::new() }
     }
 
     fn io(source: std::io::Error) -> PublishError {
-        PublishError::Io {
-            url: "stdout://".into(),
-            source,
-        }
+        PublishError::Io { url: "stdout://".into(), source }
     }
 }
 

@@ -12,8 +12,7 @@ impl Pollster for Cpu {
     fn poll(resources: Vec<Resource>) -> Result<Vec<Sample>, Error> {
         Ok(each_domain(&resources, |index, stats| {
             let cpu = stats.cpu.as_ref()?;
-            let sample =
-                Sample::new(0, index, cpu.time as f64).with_metadata("cpu_number", stats.vcpus);
+            let sample = Sample::new(0, index, cpu.time as f64).with_metadata("cpu_number", stats.vcpus);
             Some(vec![sample])
         }))
     }

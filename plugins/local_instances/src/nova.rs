@@ -5,10 +5,8 @@ use roxmltree::{Document, Node};
 use sha2::{Digest, Sha224};
 
 /// Nova's metadata namespaces, newest first.
-const NOVA_NAMESPACES: [&str; 2] = [
-    "http://openstack.org/xmlns/libvirt/nova/1.1",
-    "http://openstack.org/xmlns/libvirt/nova/1.0",
-];
+const NOVA_NAMESPACES: [&str; 2] =
+    ["http://openstack.org/xmlns/libvirt/nova/1.1", "http://openstack.org/xmlns/libvirt/nova/1.0"];
 
 /// The flavor as Nova records it in the domain XML.
 #[derive(Default)]
@@ -57,17 +55,12 @@ pub fn resource_from_domain(domain: &hypervisor::Domain, xml: &str) -> Discovere
         .map(str::to_string);
     let os_type = root
         .and_then(|r| {
-            r.descendants().find(|n| {
-                n.has_tag_name("type") && n.parent().is_some_and(|p| p.has_tag_name("os"))
-            })
+            r.descendants().find(|n| n.has_tag_name("type") && n.parent().is_some_and(|p| p.has_tag_name("os")))
         })
         .and_then(|n| n.text())
         .map(str::to_string);
     let architecture = root
-        .and_then(|r| {
-            r.descendants()
-                .find(|n| n.has_tag_name("type") && n.attribute("arch").is_some())
-        })
+        .and_then(|r| r.descendants().find(|n| n.has_tag_name("type") && n.attribute("arch").is_some()))
         .and_then(|n| n.attribute("arch"))
         .map(str::to_string);
 
@@ -76,20 +69,11 @@ pub fn resource_from_domain(domain: &hypervisor::Domain, xml: &str) -> Discovere
         (Some(project), Some(host)) => Some(hex(&Sha224::digest(format!("{project}{host}")))),
         _ => None,
     };
-    let state = if domain.state == hypervisor::DomainState::Running {
-        "active"
-    } else {
-        "stopped"
-    };
-    let image_json = image_id
-        .as_ref()
-        .map(|id| serde_json::json!({ "id": id }).to_string());
+    let state = if domain.state == hypervisor::DomainState::Running { "active" } else { "stopped" };
+    let image_json = image_id.as_ref().map(|id| serde_json::json!({ "id": id }).to_string());
 
     let mut metadata = vec![
-        entry(
-            "display_name",
-            display_name.clone().unwrap_or_else(|| domain.name.clone()),
-        ),
+        entry("display_name", display_name.clone().unwrap_or_else(|| domain.name.clone())),
         entry("name", domain.name.as_str()),
         entry("instance_id", domain.uuid.as_str()),
         entry("instance_type", flavor.name.clone()),
@@ -110,38 +94,22 @@ pub fn resource_from_domain(domain: &hypervisor::Domain, xml: &str) -> Discovere
         entry("ephemeral_gb", flavor.ephemeral),
     ];
     if nova.is_none() {
-        metadata.retain(|e| {
-            !matches!(
-                e.key.as_str(),
-                "flavor" | "instance_type" | "image" | "image_ref"
-            )
-        });
+        metadata.retain(|e| !matches!(e.key.as_str(), "flavor" | "instance_type" | "image" | "image_ref"));
     }
-    DiscoveredResource {
-        id: domain.uuid.clone(),
-        name: domain.name.clone(),
-        user_id,
-        project_id,
-        metadata,
-    }
+    DiscoveredResource { id: domain.uuid.clone(), name: domain.name.clone(), user_id, project_id, metadata }
 }
 
 /// The `<nova:instance>` element under `<metadata>`, in the newest namespace present.
 fn nova_instance<'a, 'i>(root: Node<'a, 'i>) -> Option<Node<'a, 'i>> {
     let metadata = root.children().find(|c| c.has_tag_name("metadata"))?;
     NOVA_NAMESPACES.iter().find_map(|ns| {
-        metadata
-            .children()
-            .find(|c| c.tag_name().namespace() == Some(*ns) && c.tag_name().name() == "instance")
+        metadata.children().find(|c| c.tag_name().namespace() == Some(*ns) && c.tag_name().name() == "instance")
     })
 }
 
 fn read_flavor(node: Node) -> Flavor {
     let number = |name: &str| {
-        node.children()
-            .find(|c| c.has_tag_name_local(name))
-            .and_then(|c| c.text())
-            .and_then(|t| t.trim().parse().ok())
+        node.children().find(|c| c.has_tag_name_local(name)).and_then(|c| c.text()).and_then(|t| t.trim().parse().ok())
     };
     Flavor {
         id: node.attribute("id").map(str::to_string),

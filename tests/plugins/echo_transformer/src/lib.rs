@@ -13,27 +13,16 @@ struct Echo;
 impl Transformer for Echo {
     fn transform(batch: Vec<SampleRef>) -> Result<Vec<SampleRef>, Error> {
         let factor: f64 = match config::get("factor") {
-            Some(text) => text
-                .parse()
-                .map_err(|_| Error::BadConfig(format!("factor `{text}` is not a number")))?,
+            Some(text) => text.parse().map_err(|_| Error::BadConfig(format!("factor `{text}` is not a number")))?,
             None => 2.0,
         };
         SEEN.with(|seen| seen.set(seen.get() + batch.len() as u64));
         Ok(batch
             .into_iter()
             .map(|sample| {
-                let meter =
-                    samples::lookup_meter(sample.meter).expect("meter handle from the host");
-                let scaled = samples::intern_meter(
-                    &format!("{}.scaled", meter.name),
-                    meter.type_,
-                    &meter.unit,
-                );
-                SampleRef {
-                    meter: scaled,
-                    volume: sample.volume * factor,
-                    ..sample
-                }
+                let meter = samples::lookup_meter(sample.meter).expect("meter handle from the host");
+                let scaled = samples::intern_meter(&format!("{}.scaled", meter.name), meter.type_, &meter.unit);
+                SampleRef { meter: scaled, volume: sample.volume * factor, ..sample }
             })
             .collect())
     }
@@ -41,12 +30,7 @@ impl Transformer for Echo {
     fn flush() -> Result<Vec<SampleRef>, Error> {
         let seen = SEEN.with(Cell::get);
         let meter = samples::intern_meter("test.seen", MeterType::Gauge, "sample");
-        Ok(vec![SampleRef {
-            meter,
-            resource: 0,
-            volume: seen as f64,
-            timestamp: 0,
-        }])
+        Ok(vec![SampleRef { meter, resource: 0, volume: seen as f64, timestamp: 0 }])
     }
 }
 

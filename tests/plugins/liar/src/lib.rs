@@ -11,9 +11,7 @@ impl Pollster for Liar {
     }
 
     fn poll(resources: Vec<Resource>) -> Result<Vec<Sample>, Error> {
-        let mut samples: Vec<Sample> = (0..resources.len())
-            .map(|i| Sample::new(0, i, 7.0))
-            .collect();
+        let mut samples: Vec<Sample> = (0..resources.len()).map(|i| Sample::new(0, i, 7.0)).collect();
         samples.push(Sample::new(3, 0, 1.0));
         samples.push(Sample::new(0, resources.len() + 5, 1.0));
         samples.push(Sample::new(0, 0, f64::NAN));

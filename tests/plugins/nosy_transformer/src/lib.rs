@@ -20,16 +20,8 @@ struct Nosy;
 
 impl Guest for Nosy {
     fn transform(batch: Vec<SampleRef>) -> Result<Vec<SampleRef>, Error> {
-        let domains = pollen::plugin::hypervisor::list_domains()
-            .map(|d| d.len())
-            .unwrap_or(0);
-        Ok(batch
-            .into_iter()
-            .map(|s| SampleRef {
-                volume: domains as f64,
-                ..s
-            })
-            .collect())
+        let domains = pollen::plugin::hypervisor::list_domains().map(|d| d.len()).unwrap_or(0);
+        Ok(batch.into_iter().map(|s| SampleRef { volume: domains as f64, ..s }).collect())
     }
 
     fn flush() -> Result<Vec<SampleRef>, Error> {

@@ -9,10 +9,7 @@ impl Pollster for Trap {
     }
 
     fn poll(resources: Vec<Resource>) -> Result<Vec<Sample>, Error> {
-        panic!(
-            "test plugin panics on purpose with {} resources",
-            resources.len()
-        );
+        panic!("test plugin panics on purpose with {} resources", resources.len());
     }
 }
 

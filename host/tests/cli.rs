@@ -1,0 +1,213 @@
+//! The `pollen` binary, end to end: what an operator types and sees.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn pollen(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_pollen")).args(args).current_dir(cwd).output().expect("pollen runs")
+}
+
+fn builtin_workspace() -> Workspace {
+    Workspace::new(&[builtin("local_instances"), builtin("cpu"), builtin("memory_usage")])
+}
+
+const COMPUTE: &str =
+    "sources:\n  - name: compute\n    interval: 1\n    meters: [cpu, memory.usage]\n    sinks: [out]\n";
+
+fn json_lines(text: &str) -> Vec<Value> {
+    text.lines().map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))).collect()
+}
+
+#[test]
+fn poll_once_prints_samples_as_json_lines_and_logs_on_stderr() {
+    let workspace = builtin_workspace();
+    workspace.write_pipeline(
+        &grants(&["local_instances", "cpu", "memory_usage"]),
+        &format!("{COMPUTE}sinks:\n  - name: out\n    publishers: ['stdout://']\n"),
+    );
+    let output = pollen(&["poll", "--once", "--config", "pipeline.yaml"], workspace.path());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let samples = json_lines(&String::from_utf8_lossy(&output.stdout));
+    assert_eq!(samples.len(), 2, "one cpu and one memory.usage sample for the test driver's one domain");
+    let cpu = samples.iter().find(|s| s["name"] == "cpu").expect("cpu");
+    assert_eq!(cpu["type"], "cumulative");
+    assert_eq!(cpu["unit"], "ns");
+    assert_eq!(cpu["resource_id"], "6695eb01-f6a4-8304-79aa-97f2502e193f");
+    assert_eq!(cpu["resource_metadata"]["cpu_number"], 2);
+    let memory = samples.iter().find(|s| s["name"] == "memory.usage").expect("memory.usage");
+    assert_eq!(
+        (memory["type"].as_str(), memory["unit"].as_str(), memory["volume"].as_f64()),
+        (Some("gauge"), Some("MB"), Some(1024.0))
+    );
+    for key in ["user_id", "project_id", "timestamp", "resource_metadata", "source", "id", "monotonic_time"] {
+        assert!(cpu.get(key).is_some(), "missing {key}");
+    }
+    assert!(stderr.contains("poll done"), "logs go to stderr: {stderr}");
+}
+
+#[test]
+fn libvirt_uri_overrides_the_pipeline() {
+    let workspace = builtin_workspace();
+    workspace.write_pipeline(
+        &grants(&["local_instances", "cpu", "memory_usage"]),
+        &format!("{COMPUTE}sinks:\n  - name: out\n    publishers: ['stdout://']\n"),
+    );
+    let uri = nova_node_uri();
+    let output = pollen(&["poll", "--once", "--libvirt-uri", &uri], workspace.path());
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let samples = json_lines(&String::from_utf8_lossy(&output.stdout));
+    let web = samples
+        .iter()
+        .find(|s| s["name"] == "cpu" && s["resource_id"] == "11111111-2222-3333-4444-555555555555")
+        .expect("the node file's Nova instance");
+    assert_eq!(web["user_id"], "a1b2c3d4e5f60718293a4b5c6d7e8f90");
+    assert_eq!(web["resource_metadata"]["display_name"], "web-1");
+    assert_eq!(web["resource_metadata"]["flavor"]["name"], "m1.small");
+}
+
+#[test]
+fn run_publishes_to_a_file_until_sigterm_then_exits_zero() {
+    let workspace = builtin_workspace();
+    let out = workspace.path().join("out/samples.jsonl");
+    workspace.write_pipeline(
+        &grants(&["local_instances", "cpu", "memory_usage"]),
+        &format!("{COMPUTE}sinks:\n  - name: out\n    publishers: ['file://{}']\n", out.display()),
+    );
+    let mut agent = Command::new(env!("CARGO_BIN_EXE_pollen"))
+        .args(["run", "--config", "pipeline.yaml"])
+        .current_dir(workspace.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("pollen run starts");
+
+    // Two cycles (interval 1 s) give four samples.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::fs::read_to_string(&out).map(|t| t.lines().count()).unwrap_or(0) < 4 {
+        if let Some(status) = agent.try_wait().unwrap() {
+            panic!("pollen run exited early: {status}");
+        }
+        assert!(Instant::now() < deadline, "no samples in {}", out.display());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let killed = Command::new("kill").args(["-TERM", &agent.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    let output = agent.wait_with_output().expect("pollen run exits");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "exit {:?}: {stderr}", output.status);
+    assert!(stderr.contains("SIGTERM received") && stderr.contains("pollen stopped"), "{stderr}");
+
+    let samples = json_lines(&std::fs::read_to_string(&out).unwrap());
+    assert!(samples.len() >= 4);
+    assert!(samples.iter().all(|s| s["name"] == "cpu" || s["name"] == "memory.usage"));
+}
+
+#[test]
+fn bad_yaml_is_reported_with_line_and_column_and_exit_78() {
+    let workspace = Workspace::new(&[]);
+    std::fs::write(
+        workspace.path().join("pipeline.yaml"),
+        "sources:\n  - name: a\n    meters: [cpu]\n\tsinks: [out]\n",
+    )
+    .unwrap();
+    let output = pollen(&["validate"], workspace.path());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(78), "{stderr}");
+    assert!(
+        stderr.contains("pipeline.yaml:4:1: found character that cannot start any token"),
+        "line and column: {stderr}"
+    );
+}
+
+#[test]
+fn every_configuration_problem_is_listed_at_once() {
+    let workspace = builtin_workspace();
+    workspace.write_pipeline(
+        "  call_timeout: 0\n",
+        "sources:\n  - name: a\n    meters: [cpu]\n    sinks: [nowhere]\nsinks:\n  - name: out\n    publishers: ['gnocchi://']\n",
+    );
+    let output = pollen(&["run"], workspace.path());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(78), "{stderr}");
+    assert!(stderr.contains("3 problems"), "{stderr}");
+    assert!(stderr.contains("agent.call_timeout"), "{stderr}");
+    assert!(stderr.contains("unknown sink `nowhere`"), "{stderr}");
+    assert!(stderr.contains("unknown scheme `gnocchi`"), "{stderr}");
+}
+
+#[test]
+fn an_unknown_key_is_an_error_with_its_place() {
+    let workspace = Workspace::new(&[]);
+    workspace.write_pipeline("  plugin_dri: x\n", "");
+    let output = pollen(&["validate"], workspace.path());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(78), "{stderr}");
+    assert!(stderr.contains("unknown field `plugin_dri`") && stderr.contains("pipeline.yaml:4:"), "{stderr}");
+}
+
+#[test]
+fn validate_accepts_the_shipped_pipeline() {
+    let output = pollen(&["validate", "--config", "pipeline.yaml"], &repo());
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("valid (3 plugins"));
+}
+
+fn inspect(plugin: &Path) -> Value {
+    let output = pollen(&["plugins", "inspect", plugin.to_str().unwrap(), "--json"], &repo());
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).expect("JSON")
+}
+
+fn imports(info: &Value) -> Vec<String> {
+    info["imports"].as_array().unwrap().iter().map(|i| i["name"].as_str().unwrap().to_string()).collect()
+}
+
+#[test]
+fn inspect_tells_the_truth_about_each_builtin_plugin() {
+    let cpu = inspect(&builtin("cpu"));
+    assert_eq!(cpu["kind"], "pollster");
+    assert_eq!(cpu["world"], "pollen:plugin/pollster-plugin@0.1.0");
+    assert_eq!(cpu["contract"], "pollen:plugin@0.1.0");
+    assert_eq!(
+        cpu["meters"],
+        serde_json::json!([{"name": "cpu", "type": "cumulative", "unit": "ns", "default_discoverer": "local_instances"}])
+    );
+    assert!(imports(&cpu).contains(&"pollen:plugin/hypervisor@0.1.0".to_string()));
+    let granted =
+        cpu["imports"].as_array().unwrap().iter().find(|i| i["name"] == "pollen:plugin/hypervisor@0.1.0").unwrap();
+    assert_eq!(granted["granted_by_pipeline"], true, "the shipped pipeline grants it");
+
+    let memory = inspect(&builtin("memory_usage"));
+    assert_eq!(memory["meters"][0]["name"], "memory.usage");
+    assert_eq!(memory["meters"][0]["type"], "gauge");
+    assert_eq!(memory["meters"][0]["unit"], "MB");
+
+    let discoverer = inspect(&builtin("local_instances"));
+    assert_eq!(discoverer["kind"], "discoverer");
+    assert_eq!(discoverer["discoverer"], "local_instances");
+    assert_eq!(discoverer["meters"], serde_json::json!([]));
+    for info in [&cpu, &memory, &discoverer] {
+        assert!(
+            !imports(info).iter().any(|i| i.starts_with("pollen:plugin/samples")),
+            "only transformers import samples"
+        );
+    }
+}
+
+#[test]
+fn plugins_list_shows_each_plugin_and_why_one_is_refused() {
+    let workspace = Workspace::new(&[builtin("cpu"), builtin("local_instances"), hostile("nosy_transformer")]);
+    workspace.write_pipeline(&grants(&["cpu", "local_instances"]), "");
+    let output = pollen(&["plugins", "list"], workspace.path());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(78), "{stdout}");
+    assert!(stdout.contains("cpu") && stdout.contains("pollster"), "{stdout}");
+    assert!(stdout.contains("discoverer local_instances"), "{stdout}");
+    assert!(stdout.contains("refused:") && stdout.contains("nosy_transformer.wasm"), "{stdout}");
+}

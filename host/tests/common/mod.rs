@@ -1,0 +1,78 @@
+//! Helpers shared by the integration tests: where the built plugins are, temporary
+//! plugin directories and pipeline files.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+/// The repository's top folder.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("host/ has a parent").to_path_buf()
+}
+
+/// A built-in plugin, as `make plugins` leaves it.
+pub fn builtin(name: &str) -> PathBuf {
+    built(repo().join("plugins/dist").join(format!("{name}.wasm")), "make plugins")
+}
+
+/// A hostile test plugin, as `make test-plugins` leaves it.
+pub fn hostile(name: &str) -> PathBuf {
+    built(repo().join("tests/plugins/dist").join(format!("{name}.wasm")), "make test-plugins")
+}
+
+fn built(path: PathBuf, how: &str) -> PathBuf {
+    assert!(path.exists(), "{} is missing: run `{how}` first (`make test` does)", path.display());
+    path
+}
+
+/// The test-driver node with Nova metadata (`tests/data/nova-node.xml`), as a URI.
+pub fn nova_node_uri() -> String {
+    format!("test://{}", repo().join("tests/data/nova-node.xml").display())
+}
+
+/// A temporary folder holding a plugin directory with copies of `plugins`.
+pub struct Workspace {
+    pub dir: tempfile::TempDir,
+}
+
+impl Workspace {
+    pub fn new(plugins: &[PathBuf]) -> Self {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        std::fs::create_dir_all(dir.path().join("plugins")).expect("plugin folder");
+        let workspace = Self { dir };
+        for plugin in plugins {
+            workspace.add_plugin(plugin);
+        }
+        workspace
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn plugin_dir(&self) -> PathBuf {
+        self.path().join("plugins")
+    }
+
+    pub fn add_plugin(&self, plugin: &Path) {
+        let name = plugin.file_name().expect("plugin file name");
+        std::fs::copy(plugin, self.plugin_dir().join(name)).expect("copy plugin");
+    }
+
+    /// Writes `pipeline.yaml` with an `agent` section pointing at this workspace
+    /// (plugins, cache) followed by `rest`.
+    pub fn write_pipeline(&self, agent_extra: &str, rest: &str) -> PathBuf {
+        let text = format!("agent:\n  plugin_dir: plugins\n  cache_dir: cache\n{agent_extra}{rest}",);
+        let path = self.path().join("pipeline.yaml");
+        std::fs::write(&path, text).expect("write pipeline");
+        path
+    }
+}
+
+/// `agent.plugins` granting the hypervisor to each named plugin.
+pub fn grants(names: &[&str]) -> String {
+    let mut text = String::from("  plugins:\n");
+    for name in names {
+        text.push_str(&format!("    {name}:\n      grants: [hypervisor]\n"));
+    }
+    text
+}

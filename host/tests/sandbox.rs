@@ -1,0 +1,257 @@
+//! The sandbox: what the host refuses to load, and what it survives at run time.
+
+mod common;
+
+use common::*;
+use pollen_host::config;
+use pollen_host::pipeline::{cycle::run_cycle, Agent, BuildError};
+use pollen_host::plugin::{load_file, CacheOutcome, LoadError, PluginEngine, PluginError};
+use pollen_host::registry::Registry;
+use pollen_host::sample::{Meter, MeterType, Resource, Sample};
+use std::path::Path;
+use std::sync::Arc;
+
+fn agent_settings(workspace: &Workspace, agent_extra: &str) -> config::Agent {
+    let path = workspace.write_pipeline(agent_extra, "");
+    config::load(&path).expect("valid pipeline").agent
+}
+
+fn load(workspace: &Workspace, agent_extra: &str, file: &Path) -> Result<pollen_host::plugin::Plugin, LoadError> {
+    let agent = agent_settings(workspace, agent_extra);
+    let engine = PluginEngine::new(agent.cache_dir()).expect("engine");
+    load_file(&engine, file, &agent, &Arc::new(Registry::new()))
+}
+
+#[test]
+fn a_core_module_is_refused_by_name() {
+    let workspace = Workspace::new(&[]);
+    let file = workspace.plugin_dir().join("core.wasm");
+    // The smallest core module: magic and version 1, no sections.
+    std::fs::write(&file, b"\0asm\x01\0\0\0").unwrap();
+    let error = load(&workspace, "", &file).err().expect("refused");
+    assert!(matches!(error, LoadError::CoreModule { .. }), "{error}");
+    let message = error.to_string();
+    assert!(message.contains("core.wasm") && message.contains("wasm32-wasip2"), "{message}");
+}
+
+#[test]
+fn a_file_that_is_not_webassembly_is_refused_by_name() {
+    let workspace = Workspace::new(&[]);
+    let file = workspace.plugin_dir().join("notes.wasm");
+    std::fs::write(&file, "not wasm at all").unwrap();
+    let error = load(&workspace, "", &file).err().expect("refused");
+    assert!(matches!(error, LoadError::NotWasm { .. }), "{error}");
+    assert!(error.to_string().contains("notes.wasm"));
+}
+
+#[test]
+fn a_component_of_an_unknown_world_is_refused() {
+    let workspace = Workspace::new(&[]);
+    let error = load(&workspace, "", &hostile("unknown_world")).err().expect("refused");
+    let message = error.to_string();
+    assert!(matches!(error, LoadError::UnknownWorld { .. }), "{message}");
+    assert!(message.contains("unknown_world.wasm") && message.contains("`add`"), "{message}");
+    assert!(message.contains("pollen:plugin/pollster@0.1.0"), "{message}");
+}
+
+#[test]
+fn a_transformer_never_reaches_the_hypervisor_even_when_granted() {
+    let workspace = Workspace::new(&[]);
+    let error = load(&workspace, &grants(&["nosy_transformer"]), &hostile("nosy_transformer")).err().expect("refused");
+    let message = error.to_string();
+    assert!(matches!(error, LoadError::Forbidden { .. }), "{message}");
+    assert!(message.contains("nosy_transformer.wasm"), "{message}");
+    assert!(message.contains("a transformer may not import `pollen:plugin/hypervisor@0.1.0`"), "{message}");
+}
+
+#[test]
+fn the_hypervisor_must_be_granted_by_the_pipeline() {
+    let workspace = Workspace::new(&[]);
+    let error = load(&workspace, "", &builtin("cpu")).err().expect("refused");
+    let message = error.to_string();
+    assert!(matches!(error, LoadError::NotGranted { .. }), "{message}");
+    assert!(message.contains("cpu.wasm") && message.contains("agent.plugins.cpu"), "{message}");
+    assert!(load(&workspace, &grants(&["cpu"]), &builtin("cpu")).is_ok());
+}
+
+#[test]
+fn a_second_load_reads_the_compiled_cache_instead_of_compiling() {
+    let workspace = Workspace::new(&[]);
+    let first = load(&workspace, &grants(&["cpu"]), &builtin("cpu")).expect("loads");
+    assert_eq!(first.info.cache, CacheOutcome::Compiled);
+    let cached: Vec<_> = std::fs::read_dir(workspace.path().join("cache")).unwrap().collect();
+    assert_eq!(cached.len(), 1, "one precompiled component in the cache");
+    // A new engine, as on a second start of the agent.
+    let second = load(&workspace, &grants(&["cpu"]), &builtin("cpu")).expect("loads");
+    assert_eq!(second.info.cache, CacheOutcome::Hit);
+    assert_eq!(second.info.meters.len(), 1);
+}
+
+#[test]
+fn a_corrupt_cache_entry_is_compiled_again() {
+    let workspace = Workspace::new(&[]);
+    load(&workspace, &grants(&["cpu"]), &builtin("cpu")).expect("loads");
+    for entry in std::fs::read_dir(workspace.path().join("cache")).unwrap() {
+        std::fs::write(entry.unwrap().path(), b"garbage").unwrap();
+    }
+    let again = load(&workspace, &grants(&["cpu"]), &builtin("cpu")).expect("loads despite the bad cache file");
+    assert_eq!(again.info.cache, CacheOutcome::Compiled);
+}
+
+#[test]
+fn the_agent_refuses_to_start_on_a_refused_plugin_and_names_it() {
+    let workspace = Workspace::new(&[builtin("cpu"), hostile("unknown_world")]);
+    let path = workspace.write_pipeline(&grants(&["cpu"]), "");
+    let error = Agent::build(config::load(&path).unwrap()).err().expect("refused");
+    assert!(matches!(&error, BuildError::Plugins(errors) if errors.len() == 1), "{error}");
+    assert!(error.to_string().contains("unknown_world.wasm"));
+}
+
+/// Every hostile plugin at once, beside the built-in ones: each failure is reported
+/// with its plugin's name, and every other plugin's samples still come out, cycle
+/// after cycle.
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_plugins_cost_only_their_own_samples() {
+    let workspace = Workspace::new(&[
+        builtin("local_instances"),
+        builtin("cpu"),
+        builtin("memory_usage"),
+        hostile("spin_forever"),
+        hostile("grow_forever"),
+        hostile("trap"),
+        hostile("liar"),
+    ]);
+    let agent_extra = format!(
+        "{}    spin_forever:\n      call_timeout: 0.3\n    grow_forever:\n      memory_limit_mib: 16\n",
+        grants(&["local_instances", "cpu", "memory_usage", "spin_forever", "grow_forever", "trap", "liar"])
+    );
+    let path = workspace.write_pipeline(
+        &agent_extra,
+        "sources:\n  - name: all\n    interval: 60\n    meters: ['*']\n    sinks: [out]\nsinks:\n  - name: out\n    publishers: ['stdout://']\n",
+    );
+    let agent = Agent::build(config::load(&path).expect("pipeline")).expect("agent");
+
+    for cycle in 0..2 {
+        let started = std::time::Instant::now();
+        let output = run_cycle(&agent.plugins, &agent.hypervisor, &agent.registry, &agent.pipeline.sources).await;
+        let elapsed = started.elapsed();
+        assert!(elapsed < std::time::Duration::from_secs(10), "cycle {cycle} took {elapsed:?}");
+
+        let failure = |plugin: &str| {
+            output
+                .failures
+                .iter()
+                .find(|f| f.to_string().contains(&format!("`{plugin}`")))
+                .unwrap_or_else(|| panic!("cycle {cycle}: no failure for {plugin} in {:?}", output.failures))
+                .clone()
+        };
+        assert!(matches!(failure("spin_forever"), PluginError::Deadline { .. }));
+        assert!(matches!(failure("grow_forever"), PluginError::MemoryLimit { limit_mib: 16, .. }));
+        match failure("trap") {
+            PluginError::Trap { message, .. } => {
+                assert!(message.contains("unreachable"), "{message}");
+                assert!(message.contains("test plugin panics on purpose"), "the panic message is kept: {message}");
+            }
+            other => panic!("trap: {other}"),
+        }
+        assert_eq!(output.failures.len(), 3, "{:?}", output.failures);
+        assert_eq!(output.malformed, 3, "the liar's three bad samples are refused");
+
+        let names: Vec<String> =
+            output.samples[0].iter().map(|s| agent.registry.meter(s.meter).unwrap().name.clone()).collect();
+        for meter in ["cpu", "memory.usage", "test.liar"] {
+            assert_eq!(names.iter().filter(|n| *n == meter).count(), 1, "cycle {cycle}: {meter} in {names:?}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pollsters_report_what_libvirt_reports_with_nova_metadata() {
+    let workspace = Workspace::new(&[builtin("local_instances"), builtin("cpu"), builtin("memory_usage")]);
+    let agent_extra =
+        format!("  libvirt_uri: {}\n{}", nova_node_uri(), grants(&["local_instances", "cpu", "memory_usage"]));
+    let path = workspace.write_pipeline(
+        &agent_extra,
+        "sources:\n  - name: compute\n    interval: 60\n    meters: [cpu, memory.usage]\n    sinks: [out]\nsinks:\n  - name: out\n    publishers: ['stdout://']\n",
+    );
+    let agent = Agent::build(config::load(&path).expect("pipeline")).expect("agent");
+    let output = run_cycle(&agent.plugins, &agent.hypervisor, &agent.registry, &agent.pipeline.sources).await;
+    assert!(output.failures.is_empty(), "{:?}", output.failures);
+
+    // What libvirt itself says, through the same real connection type.
+    let connection = virt::connect::Connect::open(Some(&nova_node_uri())).unwrap();
+    let web = virt::domain::Domain::lookup_by_name(&connection, "instance-00000001").unwrap();
+    let info = web.get_info().unwrap();
+    let web_uuid = web.get_uuid_string().unwrap();
+
+    let find = |meter: &str, resource_id: &str| -> (Sample, Arc<Resource>) {
+        let sample = output.samples[0]
+            .iter()
+            .find(|s| {
+                agent.registry.meter(s.meter).unwrap().name == meter
+                    && agent.registry.resource(s.resource).unwrap().id == resource_id
+            })
+            .unwrap_or_else(|| panic!("no {meter} sample for {resource_id}"));
+        (*sample, agent.registry.resource(sample.resource).unwrap())
+    };
+
+    let (cpu, resource) = find("cpu", &web_uuid);
+    let cpu_meter: Arc<Meter> = agent.registry.meter(cpu.meter).unwrap();
+    assert_eq!((cpu_meter.kind, cpu_meter.unit.as_str()), (MeterType::Cumulative, "ns"));
+    // The test driver's CPU time is the wall clock: the sample was read just before.
+    let read_before = info.cpu_time as f64;
+    assert!(
+        cpu.volume <= read_before && read_before - cpu.volume < 5e9,
+        "cpu {} vs libvirt {}",
+        cpu.volume,
+        read_before
+    );
+    assert_eq!(resource.metadata_value("cpu_number"), Some(&serde_json::json!(info.nr_virt_cpu)));
+    assert_eq!(resource.user_id.as_deref(), Some("a1b2c3d4e5f60718293a4b5c6d7e8f90"));
+    assert_eq!(resource.project_id.as_deref(), Some("0f9e8d7c6b5a49382716f5e4d3c2b1a0"));
+    assert_eq!(resource.metadata_value("display_name"), Some(&serde_json::json!("web-1")));
+    assert_eq!(resource.metadata_value("name"), Some(&serde_json::json!("instance-00000001")));
+    assert_eq!(resource.metadata_value("instance_type"), Some(&serde_json::json!("m1.small")));
+    assert_eq!(resource.metadata_value("flavor").unwrap()["ram"], 2048);
+    assert_eq!(resource.metadata_value("image_ref"), Some(&serde_json::json!("9a8b7c6d-0000-4000-8000-000000000001")));
+
+    let (memory, _) = find("memory.usage", &web_uuid);
+    let memory_meter = agent.registry.meter(memory.meter).unwrap();
+    assert_eq!((memory_meter.kind, memory_meter.unit.as_str()), (MeterType::Gauge, "MB"));
+    let stats = web.memory_stats(0).unwrap();
+    let kib = |tag| stats.iter().find(|s| s.tag == tag).unwrap().val as f64;
+    let expected =
+        (kib(virt::sys::VIR_DOMAIN_MEMORY_STAT_AVAILABLE) - kib(virt::sys::VIR_DOMAIN_MEMORY_STAT_USABLE)) / 1024.0;
+    assert_eq!(memory.volume, expected);
+
+    // A domain without Nova metadata is polled under its libvirt UUID and name.
+    let (_, plain) = find("cpu", "66666666-7777-8888-9999-000000000000");
+    assert_eq!(plain.user_id, None);
+    assert_eq!(plain.metadata_value("display_name"), Some(&serde_json::json!("plain")));
+    // A shut-off domain is not polled by default.
+    assert!(!output.samples[0].iter().any(|s| agent.registry.resource(s.resource).unwrap().id.starts_with("99999999")));
+}
+
+#[test]
+fn a_transformer_keeps_its_state_between_calls() {
+    let workspace = Workspace::new(&[]);
+    let agent = agent_settings(&workspace, "  plugins:\n    echo_transformer:\n      params: {factor: 10}\n");
+    let engine = PluginEngine::new(agent.cache_dir()).unwrap();
+    let registry = Arc::new(Registry::new());
+    let echo = load_file(&engine, &hostile("echo_transformer"), &agent, &registry).expect("loads");
+    assert_eq!(echo.info.kind.to_string(), "transformer");
+
+    let cpu = registry.intern_meter(Meter { name: "cpu".into(), kind: MeterType::Cumulative, unit: "ns".into() });
+    let vm = registry.intern_resource(Resource::bare("vm-1"));
+    let batch: Vec<Sample> =
+        (1..=3).map(|i| Sample { meter: cpu, resource: vm, volume: i as f64, timestamp: i }).collect();
+    let out = echo.transform(&batch).expect("transforms");
+    assert_eq!(out.iter().map(|s| s.volume).collect::<Vec<_>>(), vec![10.0, 20.0, 30.0]);
+    let scaled = registry.meter(out[0].meter).unwrap();
+    assert_eq!((scaled.name.as_str(), scaled.unit.as_str()), ("cpu.scaled", "ns"));
+    assert_eq!(out[2].timestamp, 3);
+
+    echo.transform(&batch[..2]).expect("transforms");
+    let flushed = echo.flush().expect("flushes");
+    assert_eq!(flushed[0].volume, 5.0, "the instance kept its count across calls");
+}
