@@ -76,6 +76,5 @@ pub(super) fn check(pipeline: &Pipeline) -> Vec<ConfigError> {
             }
         }
     }
-    drop(fail);
     problems
 }
