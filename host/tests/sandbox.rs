@@ -255,3 +255,24 @@ fn a_transformer_keeps_its_state_between_calls() {
     let flushed = echo.flush().expect("flushes");
     assert_eq!(flushed[0].volume, 5.0, "the instance kept its count across calls");
 }
+
+/// A plugin gets no files, no environment, no arguments, no network and a frozen
+/// clock, even when it asks through the standard library.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_plugin_reaches_no_files_environment_network_or_clock() {
+    let workspace = Workspace::new(&[builtin("local_instances"), hostile("prober")]);
+    let path = workspace.write_pipeline(
+        &grants(&["local_instances", "prober"]),
+        "sources:\n  - name: probe\n    interval: 60\n    meters: ['probe.*']\n    sinks: [out]\nsinks:\n  - name: out\n    publishers: ['stdout://']\n",
+    );
+    let agent = Agent::build(config::load(&path).expect("pipeline")).expect("agent");
+    let output = run_cycle(&agent.plugins, &agent.hypervisor, &agent.registry, &agent.pipeline.sources).await;
+    assert!(output.failures.is_empty(), "{:?}", output.failures);
+    let probes: std::collections::BTreeMap<String, f64> =
+        output.samples[0].iter().map(|s| (agent.registry.meter(s.meter).unwrap().name.clone(), s.volume)).collect();
+    assert_eq!(probes.len(), 6, "{probes:?}");
+    for denied in ["probe.read_root", "probe.read_file", "probe.env", "probe.args", "probe.tcp"] {
+        assert_eq!(probes[denied], 0.0, "{denied} must be denied: {probes:?}");
+    }
+    assert_eq!(probes["probe.clock"], 0.0, "the plugin's clock is frozen at the epoch");
+}

@@ -1,0 +1,162 @@
+//! `make bench`: plugin call overhead, transformer throughput, cold and warm start,
+//! and the resident memory of `pollen run`. Prints one line per figure.
+//!
+//! Needs `make plugins test-plugins` (the Makefile's `bench` target runs them).
+
+use pollen_host::config;
+use pollen_host::hypervisor::Hypervisor;
+use pollen_host::plugin::{load_file, PluginEngine};
+use pollen_host::registry::Registry;
+use pollen_host::sample::{Meter, MeterType, Resource, Sample};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+fn plugin(path: &str) -> PathBuf {
+    let file = repo().join(path);
+    assert!(file.exists(), "{} is missing: run `make plugins test-plugins`", file.display());
+    file
+}
+
+fn agent(cache: &Path, extra: &str) -> config::Agent {
+    let yaml = format!("agent:\n  cache_dir: {}\n{extra}", cache.display());
+    config::parse(&yaml, Path::new("bench.yaml"), &repo()).expect("bench pipeline").agent
+}
+
+/// µs per `poll` call of the `cpu` pollster on one domain, with the cycle's snapshot
+/// warm (so this is the sandbox boundary, the guest, and the host-function copy).
+fn pollster_call_overhead(cache: &Path) {
+    let agent = agent(cache, "  plugins:\n    cpu: {grants: [hypervisor]}\n");
+    let engine = PluginEngine::new(agent.cache_dir()).unwrap();
+    let registry = Arc::new(Registry::new());
+    let cpu = load_file(&engine, &plugin("plugins/dist/cpu.wasm"), &agent, &registry).unwrap();
+    let hypervisor = Arc::new(Hypervisor::new("test:///default"));
+    let snapshot = hypervisor.cycle();
+    let uuid = snapshot.domains().unwrap()[0].uuid.clone();
+    let resources = vec![pollen_host::bindings::types::ResourceInfo { id: uuid, name: "test".into() }];
+    for _ in 0..100 {
+        cpu.poll(snapshot.clone(), &resources).unwrap();
+    }
+    let calls = 20_000;
+    let started = Instant::now();
+    for _ in 0..calls {
+        let samples = cpu.poll(snapshot.clone(), &resources).unwrap();
+        assert_eq!(samples.len(), 1);
+    }
+    let per_call = started.elapsed().as_secs_f64() * 1e6 / calls as f64;
+    println!("pollster call (cpu, 1 resource, warm snapshot): {per_call:.2} µs/call over {calls} calls");
+}
+
+/// Samples per second through the `echo_transformer` test plugin, batches of 1000.
+fn transformer_throughput(cache: &Path) {
+    let agent = agent(cache, "");
+    let engine = PluginEngine::new(agent.cache_dir()).unwrap();
+    let registry = Arc::new(Registry::new());
+    let echo = load_file(&engine, &plugin("tests/plugins/dist/echo_transformer.wasm"), &agent, &registry).unwrap();
+    let meter = registry.intern_meter(Meter { name: "cpu".into(), kind: MeterType::Cumulative, unit: "ns".into() });
+    let batch: Vec<Sample> = (0..1000)
+        .map(|i| Sample {
+            meter,
+            resource: registry.intern_resource(Resource::bare(&format!("vm-{i}"))),
+            volume: i as f64,
+            timestamp: i,
+        })
+        .collect();
+    for _ in 0..10 {
+        echo.transform(&batch).unwrap();
+    }
+    let batches = 2_000;
+    let started = Instant::now();
+    for _ in 0..batches {
+        echo.transform(&batch).unwrap();
+    }
+    let rate = (batches * batch.len()) as f64 / started.elapsed().as_secs_f64();
+    println!("transformer throughput (echo_transformer, one transformer, batch 1000): {rate:.0} samples/s");
+}
+
+/// Wall time of `pollen validate` on the shipped pipeline (loads every built-in
+/// plugin), with an empty compiled-component cache and then with a warm one.
+fn start_times(cache: &Path) {
+    let workspace = tempfile::tempdir().unwrap();
+    let shipped = std::fs::read_to_string(repo().join("pipeline.yaml")).unwrap();
+    let pipeline = shipped.replace(
+        "plugin_dir: plugins/dist",
+        &format!(
+            "plugin_dir: {}\n  cache_dir: {}",
+            repo().join("plugins/dist").display(),
+            cache.join("start").display()
+        ),
+    );
+    std::fs::write(workspace.path().join("pipeline.yaml"), pipeline).unwrap();
+    let run = || {
+        let started = Instant::now();
+        let status = Command::new(env!("CARGO_BIN_EXE_pollen"))
+            .args(["validate", "--log", "warn"])
+            .current_dir(workspace.path())
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        started.elapsed()
+    };
+    let cold = run();
+    let warm: Vec<Duration> = (0..5).map(|_| run()).collect();
+    let warm_best = warm.iter().min().unwrap();
+    println!(
+        "start, built-in plugins (pollen validate): cold {:.0} ms (compiles), warm {:.0} ms (best of 5, cached)",
+        cold.as_secs_f64() * 1e3,
+        warm_best.as_secs_f64() * 1e3
+    );
+}
+
+/// Resident memory of `pollen run` on the shipped plugins, polling every second.
+fn run_rss(cache: &Path) {
+    let workspace = tempfile::tempdir().unwrap();
+    let out = workspace.path().join("samples.jsonl");
+    let pipeline = format!(
+        "agent:\n  plugin_dir: {}\n  cache_dir: {}\n  plugins:\n    local_instances: {{grants: [hypervisor]}}\n    cpu: {{grants: [hypervisor]}}\n    memory_usage: {{grants: [hypervisor]}}\nsources:\n  - {{name: compute, interval: 1, meters: ['*'], sinks: [out]}}\nsinks:\n  - {{name: out, publishers: ['file://{}']}}\n",
+        repo().join("plugins/dist").display(),
+        cache.join("start").display(),
+        out.display()
+    );
+    std::fs::write(workspace.path().join("pipeline.yaml"), pipeline).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_pollen"))
+        .args(["run", "--log", "warn"])
+        .current_dir(workspace.path())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(6));
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .map(|l| l.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap())
+            .unwrap()
+    };
+    let (rss, peak) = (field("VmRSS:"), field("VmHWM:"));
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success());
+    let cycles = std::fs::read_to_string(&out).unwrap().lines().count() / 2;
+    println!(
+        "pollen run RSS after {cycles} cycles (1 s interval, test driver): {:.1} MiB (peak {:.1} MiB)",
+        rss as f64 / 1024.0,
+        peak as f64 / 1024.0
+    );
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; nothing else is taken.
+    let cache = tempfile::tempdir().unwrap();
+    pollster_call_overhead(cache.path());
+    transformer_throughput(cache.path());
+    start_times(cache.path());
+    run_rss(cache.path());
+}
