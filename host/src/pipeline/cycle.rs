@@ -9,7 +9,7 @@ use super::PluginSet;
 use crate::bindings::types;
 use crate::config::Source;
 use crate::convert;
-use crate::hypervisor::Hypervisor;
+use crate::hypervisor::{CycleSnapshot, Hypervisor};
 use crate::plugin::{Plugin, PluginError};
 use crate::registry::{Registry, ResourceHandle};
 use crate::sample::{now_ns, Resource, Sample};
@@ -36,6 +36,17 @@ struct PollPlan {
     discoverers: Vec<(usize, Vec<String>)>,
 }
 
+/// A resource with its handle.
+type Interned = (ResourceHandle, Arc<Resource>);
+
+/// The resources one pollster polls this cycle, and which source each came from.
+struct Targets {
+    /// Each resource once, in the order handed to the pollster.
+    resources: Vec<Interned>,
+    /// Per source (index), the handles of the resources polled for it.
+    per_source: Vec<(usize, BTreeSet<ResourceHandle>)>,
+}
+
 /// Runs one cycle for `sources`.
 pub async fn run_cycle(
     plugins: &Arc<PluginSet>,
@@ -46,98 +57,121 @@ pub async fn run_cycle(
     let snapshot = hypervisor.cycle();
     let plans = plan(plugins, sources);
     let mut output = CycleOutput { samples: vec![Vec::new(); sources.len()], ..CycleOutput::default() };
+    let discovered = discover(plugins, registry, &snapshot, &plans, &mut output.failures).await;
 
-    // Discover once per discoverer.
-    let wanted: BTreeSet<String> =
-        plans.iter().flat_map(|p| p.discoverers.iter().flat_map(|(_, d)| d.clone())).collect();
-    let mut discovered: HashMap<String, Vec<(ResourceHandle, Arc<Resource>)>> = HashMap::new();
-    let mut calls = Vec::new();
-    for name in wanted {
-        let Some(discoverer) = plugins.discoverers.get(&name).cloned() else {
-            tracing::warn!(discoverer = %name, "no plugin provides this discoverer; its meters get no resources");
-            continue;
-        };
-        let snapshot = snapshot.clone();
-        calls.push((name, tokio::task::spawn_blocking(move || discoverer.discover(snapshot))));
-    }
-    for (name, call) in calls {
-        match join(call).await {
-            Ok(resources) => {
-                let interned = resources
-                    .into_iter()
-                    .map(|r| {
-                        let resource = convert::resource_from_discovered(r);
-                        let handle = registry.intern_resource(resource);
-                        (handle, registry.resource(handle).expect("just interned"))
-                    })
-                    .collect();
-                discovered.insert(name, interned);
-            }
-            Err(error) => {
-                tracing::error!(discoverer = %name, %error, "discovery failed");
-                output.failures.push(error);
-            }
-        }
-    }
-
-    // Poll each pollster once on the union of its sources' resources.
+    // Poll each pollster once, all at the same time, on the union of its sources' resources.
     let mut calls = Vec::new();
     for plan in plans {
-        let mut resources: Vec<(ResourceHandle, Arc<Resource>)> = Vec::new();
-        let mut seen = BTreeSet::new();
-        let mut per_source: Vec<(usize, BTreeSet<ResourceHandle>)> = Vec::new();
-        for (source, names) in &plan.discoverers {
-            let mut handles = BTreeSet::new();
-            let static_resources = sources[*source].resources.iter().map(|id| {
-                let handle = registry.intern_resource(Resource::bare(id));
-                (handle, registry.resource(handle).expect("just interned"))
-            });
-            let found = names.iter().flat_map(|n| discovered.get(n).into_iter().flatten().cloned());
-            for (handle, resource) in found.chain(static_resources) {
-                handles.insert(handle);
-                if seen.insert(handle) {
-                    resources.push((handle, resource));
-                }
-            }
-            per_source.push((*source, handles));
-        }
-        if resources.is_empty() {
+        let targets = targets(&plan, sources, &discovered, registry);
+        if targets.resources.is_empty() {
             continue;
         }
-        let infos: Vec<types::ResourceInfo> =
-            resources.iter().map(|(_, r)| types::ResourceInfo { id: r.id.clone(), name: r.name.clone() }).collect();
+        let infos: Vec<types::ResourceInfo> = targets
+            .resources
+            .iter()
+            .map(|(_, r)| types::ResourceInfo { id: r.id.clone(), name: r.name.clone() })
+            .collect();
         let (pollster, snapshot) = (plan.pollster.clone(), snapshot.clone());
         let call = tokio::task::spawn_blocking(move || pollster.poll(snapshot, &infos));
-        calls.push((plan.pollster, plan.selections, per_source, resources, call));
+        calls.push((plan, targets, call));
     }
-    for (pollster, selections, per_source, resources, call) in calls {
-        let raw = match join(call).await {
-            Ok(samples) => samples,
+    for (plan, targets, call) in calls {
+        match join(call).await {
+            Ok(raw) => route(&plan, &targets, raw, registry, &mut output),
             Err(error) => {
-                tracing::error!(plugin = %pollster.name(), %error, "poll failed; this pollster's samples are missing this cycle");
+                tracing::error!(plugin = %plan.pollster.name(), %error, "poll failed; this pollster's samples are missing this cycle");
                 output.failures.push(error);
-                continue;
-            }
-        };
-        let timestamp = now_ns();
-        for sample in raw {
-            let Some((meter_index, base)) = check_sample(&pollster, resources.len(), &sample) else {
-                output.malformed += 1;
-                continue;
-            };
-            let volume = sample.volume;
-            let resource = device_resource(registry, &resources[base], sample);
-            let meter = pollster.info.meters[meter_index].handle;
-            for (source, meters) in &selections {
-                let polled_for_source =
-                    per_source.iter().any(|(s, handles)| s == source && handles.contains(&resources[base].0));
-                if polled_for_source && meters.contains(&meter_index) {
-                    output.samples[*source].push(Sample { meter, resource, volume, timestamp });
-                }
             }
         }
     }
     output
+}
+
+/// Runs every discoverer the plans need, once each and at the same time.
+async fn discover(
+    plugins: &PluginSet,
+    registry: &Registry,
+    snapshot: &Arc<CycleSnapshot>,
+    plans: &[PollPlan],
+    failures: &mut Vec<PluginError>,
+) -> HashMap<String, Vec<Interned>> {
+    let wanted: BTreeSet<&String> = plans.iter().flat_map(|p| p.discoverers.iter().flat_map(|(_, d)| d)).collect();
+    let mut calls = Vec::new();
+    for name in wanted {
+        let Some(discoverer) = plugins.discoverers.get(name).cloned() else {
+            tracing::warn!(discoverer = %name, "no plugin provides this discoverer; its meters get no resources");
+            continue;
+        };
+        let snapshot = snapshot.clone();
+        calls.push((name.clone(), tokio::task::spawn_blocking(move || discoverer.discover(snapshot))));
+    }
+    let mut discovered = HashMap::new();
+    for (name, call) in calls {
+        match join(call).await {
+            Ok(resources) => {
+                let interned =
+                    resources.into_iter().map(|r| intern(registry, convert::resource_from_discovered(r))).collect();
+                discovered.insert(name, interned);
+            }
+            Err(error) => {
+                tracing::error!(discoverer = %name, %error, "discovery failed");
+                failures.push(error);
+            }
+        }
+    }
+    discovered
+}
+
+/// The resources a pollster polls: what its sources' discoverers found, plus their
+/// static resources, each once.
+fn targets(
+    plan: &PollPlan,
+    sources: &[Source],
+    discovered: &HashMap<String, Vec<Interned>>,
+    registry: &Registry,
+) -> Targets {
+    let mut targets = Targets { resources: Vec::new(), per_source: Vec::new() };
+    let mut seen = BTreeSet::new();
+    for (source, names) in &plan.discoverers {
+        let mut handles = BTreeSet::new();
+        let found = names.iter().flat_map(|n| discovered.get(n).into_iter().flatten().cloned());
+        let fixed = sources[*source].resources.iter().map(|id| intern(registry, Resource::bare(id)));
+        for (handle, resource) in found.chain(fixed) {
+            handles.insert(handle);
+            if seen.insert(handle) {
+                targets.resources.push((handle, resource));
+            }
+        }
+        targets.per_source.push((*source, handles));
+    }
+    targets
+}
+
+/// Hands a pollster's samples to the sources that asked for their meter and resource.
+fn route(plan: &PollPlan, targets: &Targets, raw: Vec<types::Sample>, registry: &Registry, output: &mut CycleOutput) {
+    let timestamp = now_ns();
+    for sample in raw {
+        let Some((meter_index, base)) = check_sample(&plan.pollster, targets.resources.len(), &sample) else {
+            output.malformed += 1;
+            continue;
+        };
+        let volume = sample.volume;
+        let base_handle = targets.resources[base].0;
+        let resource = device_resource(registry, &targets.resources[base], sample);
+        let meter = plan.pollster.info.meters[meter_index].handle;
+        for (source, meters) in &plan.selections {
+            let polled_for_source =
+                targets.per_source.iter().any(|(s, handles)| s == source && handles.contains(&base_handle));
+            if polled_for_source && meters.contains(&meter_index) {
+                output.samples[*source].push(Sample { meter, resource, volume, timestamp });
+            }
+        }
+    }
+}
+
+fn intern(registry: &Registry, resource: Resource) -> Interned {
+    let handle = registry.intern_resource(resource);
+    (handle, registry.resource(handle).expect("a handle just interned resolves"))
 }
 
 /// Which pollster serves which sources, with which meters and discoverers.
