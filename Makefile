@@ -38,7 +38,7 @@ run: setup build
 test: setup plugins test-plugins
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	$(CARGO) test -p pollen-host
+	$(CARGO) test -p pollen-host --lib --tests
 
 bench: setup plugins test-plugins
 	$(CARGO) bench -p pollen-host
