@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian machine lacks to build and test Pollen, and nothing
 # that is already there: libvirt's development files (for the `virt` crate), the
-# libvirt client tools, pkg-config, and Rust's wasm32-wasip2 target (for plugins).
+# libvirt client tools, pkg-config, Rust's wasm32-wasip2 target (for plugins), and a
+# RabbitMQ on 127.0.0.1:5672 if none listens (for the publishing tests).
 set -euo pipefail
 
 as_root() {
@@ -26,5 +27,18 @@ fi
 if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
     echo "setup: adding the wasm32-wasip2 target"
     rustup target add wasm32-wasip2
+fi
+# Publishing tests talk to a real RabbitMQ on 127.0.0.1:5672 (guest/guest).
+broker_listens() { (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null; }
+if ! broker_listens; then
+    if ! command -v rabbitmq-server >/dev/null 2>&1; then
+        echo "setup: installing rabbitmq-server"
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rabbitmq-server
+    fi
+    echo "setup: starting RabbitMQ"
+    as_root rabbitmq-server -detached || true
+    for _ in $(seq 1 60); do broker_listens && break; sleep 1; done
+    broker_listens || { echo "setup: RabbitMQ does not listen on 127.0.0.1:5672" >&2; exit 1; }
 fi
 echo "setup: ready"

@@ -2,7 +2,7 @@
 
 use super::error::ConfigError;
 use super::model::{scalar_text, Pipeline};
-use crate::publish::PublisherUrl;
+use crate::publish::PublisherConfig;
 use std::collections::BTreeSet;
 
 /// Every problem of a parsed pipeline, in document order.
@@ -44,7 +44,7 @@ pub(super) fn check(pipeline: &Pipeline) -> Vec<ConfigError> {
             fail(format!("sinks[{index}].publishers"), format!("sink `{}` has no publisher", sink.name));
         }
         for (p, url) in sink.publishers.iter().enumerate() {
-            if let Err(error) = PublisherUrl::parse(url) {
+            if let Err(error) = PublisherConfig::parse(url) {
                 fail(format!("sinks[{index}].publishers[{p}]"), error.to_string());
             }
         }

@@ -46,6 +46,10 @@ pub struct Agent {
     pub call_timeout: f64,
     /// Per-plugin settings, by plugin name (the `.wasm` file's stem).
     pub plugins: BTreeMap<String, PluginSettings>,
+    /// Key of the metering messages' `message_signature` (Ceilometer's
+    /// `telemetry_secret`); `POLLEN_TELEMETRY_SECRET` overrides it; empty disables
+    /// signing.
+    pub telemetry_secret: String,
 }
 
 impl Default for Agent {
@@ -58,6 +62,7 @@ impl Default for Agent {
             memory_limit_mib: 64,
             call_timeout: 2.0,
             plugins: BTreeMap::new(),
+            telemetry_secret: String::new(),
         }
     }
 }
@@ -90,6 +95,12 @@ impl Agent {
     pub fn call_timeout(&self, name: &str) -> Duration {
         let seconds = self.plugins.get(name).and_then(|p| p.call_timeout).unwrap_or(self.call_timeout);
         Duration::try_from_secs_f64(seconds).unwrap_or(Duration::from_secs(2))
+    }
+
+    /// The telemetry secret in force: the environment's `POLLEN_TELEMETRY_SECRET` if
+    /// set, else the file's.
+    pub fn telemetry_secret(&self) -> String {
+        std::env::var("POLLEN_TELEMETRY_SECRET").unwrap_or_else(|_| self.telemetry_secret.clone())
     }
 
     /// The folder of precompiled components.

@@ -8,7 +8,7 @@ pub mod schedule;
 use crate::config::Pipeline;
 use crate::hypervisor::Hypervisor;
 use crate::plugin::{load_dir, EngineError, LoadError, Plugin, PluginEngine, PluginKind};
-use crate::publish::{PublishError, PublisherHandle};
+use crate::publish::{PublishContext, PublishError, PublisherHandle};
 use crate::registry::Registry;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -86,11 +86,12 @@ impl Agent {
 
     /// Starts every sink's publishers.
     pub async fn start_publishers(&self) -> Result<HashMap<String, Vec<PublisherHandle>>, PublishError> {
+        let context = PublishContext { telemetry_secret: self.pipeline.agent.telemetry_secret() };
         let mut sinks = HashMap::new();
         for sink in &self.pipeline.sinks {
             let mut handles = Vec::with_capacity(sink.publishers.len());
             for url in &sink.publishers {
-                handles.push(PublisherHandle::start(url).await?);
+                handles.push(PublisherHandle::start(url, &context).await?);
             }
             sinks.insert(sink.name.clone(), handles);
         }

@@ -5,13 +5,20 @@
 //! logged, never dropped silently.
 
 mod file;
+mod local_queue;
+pub mod metering;
+mod notifier;
+mod options;
+pub mod signature;
 mod stdout;
+
+pub use local_queue::Policy;
+pub use notifier::NotifierOptions;
 
 use crate::registry::Registry;
 use crate::sample::{Sample, SampleRecord};
 use std::future::Future;
 use std::io::Write;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,10 +28,10 @@ use tokio::task::JoinHandle;
 /// Batches a publisher's queue holds before it refuses more.
 const QUEUE_BATCHES: usize = 64;
 
-/// A publisher URL that could not be used.
+/// A publisher that could not be built or could not send.
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
-    /// The URL is malformed or of an unknown scheme.
+    /// The URL is malformed, of an unknown scheme, or has bad options.
     #[error("publisher `{url}`: {message}")]
     Url {
         /// The URL.
@@ -32,7 +39,7 @@ pub enum PublishError {
         /// What is wrong.
         message: String,
     },
-    /// Writing failed.
+    /// Writing or sending failed.
     #[error("publisher `{url}`: {source}")]
     Io {
         /// The URL.
@@ -42,39 +49,51 @@ pub enum PublishError {
     },
 }
 
-/// The publisher a URL names.
+/// The publisher a URL names, with its options.
 #[derive(Debug, Clone, PartialEq)]
-pub enum PublisherUrl {
-    /// `file:///path`: JSON lines appended to a file.
-    File(PathBuf),
+pub enum PublisherConfig {
     /// `stdout://`: JSON lines on standard output.
     Stdout,
+    /// `file:///path?max_bytes=N&backup_count=N`: JSON lines appended to a file.
+    File(file::FileOptions),
+    /// `notifier://...`: oslo.messaging notifications over AMQP.
+    Notifier(notifier::NotifierOptions),
 }
 
 /// Schemes Pollen publishes to.
-pub const KNOWN_SCHEMES: &[&str] = &["file", "stdout"];
+pub const KNOWN_SCHEMES: &[&str] = &["stdout", "file", "notifier"];
 
-impl PublisherUrl {
-    /// Parses a sink's publisher URL.
+impl PublisherConfig {
+    /// Parses a sink's publisher URL and its options. Checks only the text: nothing
+    /// is opened or connected.
     pub fn parse(text: &str) -> Result<Self, PublishError> {
         let error = |message: String| PublishError::Url { url: text.to_string(), message };
         let url = url::Url::parse(text).map_err(|e| {
             error(format!("not a URL ({e}); e.g. `file:///var/lib/pollen/samples.jsonl` or `stdout://`"))
         })?;
         match url.scheme() {
-            "file" => {
-                let path = url.to_file_path().map_err(|()| {
-                    error("a file URL needs an absolute path, e.g. `file:///var/lib/pollen/samples.jsonl`".into())
-                })?;
-                if path.as_os_str().len() <= 1 {
-                    return Err(error("names no file".into()));
-                }
-                Ok(Self::File(path))
-            }
-            "stdout" => Ok(Self::Stdout),
+            "stdout" => options::Query::new(&url).finish().map(|()| Self::Stdout).map_err(error),
+            "file" => file::FileOptions::from_url(&url).map(Self::File).map_err(error),
+            "notifier" => notifier::NotifierOptions::from_url(&url).map(Self::Notifier).map_err(error),
             other => Err(error(format!("unknown scheme `{other}`; Pollen publishes to: {}", KNOWN_SCHEMES.join(", ")))),
         }
     }
+}
+
+/// What publishers need besides their URL.
+#[derive(Debug, Clone, Default)]
+pub struct PublishContext {
+    /// Key of the metering messages' signatures; empty disables signing.
+    pub telemetry_secret: String,
+}
+
+/// What one call of a publisher achieved.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Delivery {
+    /// Samples that reached their destination.
+    pub sent: u64,
+    /// Samples given up on (counted and logged, never silent).
+    pub dropped: u64,
 }
 
 /// Samples of one source and cycle, with what is needed to write them out.
@@ -88,9 +107,9 @@ pub struct Batch {
 }
 
 impl Batch {
-    /// Writes each sample as one JSON line (Ceilometer's keys) to `out`. Samples whose
-    /// handles do not resolve are skipped and counted in the result.
-    pub fn write_json_lines(&self, out: &mut impl Write) -> std::io::Result<usize> {
+    /// Calls `f` with each sample resolved (a fresh sample id each). Samples whose
+    /// handles do not resolve are skipped; their number is returned.
+    pub fn for_each_record(&self, mut f: impl FnMut(&SampleRecord)) -> usize {
         let mut skipped = 0;
         for sample in &self.samples {
             let (Some(meter), Some(resource)) =
@@ -99,28 +118,60 @@ impl Batch {
                 skipped += 1;
                 continue;
             };
-            let record = SampleRecord {
+            f(&SampleRecord {
                 meter: &meter,
                 resource: &resource,
                 volume: sample.volume,
                 timestamp: sample.timestamp,
                 source: &self.source,
                 id: uuid::Uuid::new_v4(),
-            };
-            serde_json::to_writer(&mut *out, &record)?;
-            out.write_all(b"\n")?;
+            });
         }
-        Ok(skipped)
+        skipped
+    }
+
+    /// Writes each sample as one JSON line (Ceilometer's `as_dict()` keys) to `out`.
+    pub fn write_json_lines(&self, out: &mut impl Write) -> std::io::Result<()> {
+        let mut result = Ok(());
+        self.for_each_record(|record| {
+            if result.is_ok() {
+                result = serde_json::to_writer(&mut *out, record)
+                    .map_err(std::io::Error::from)
+                    .and_then(|()| out.write_all(b"\n"));
+            }
+        });
+        result
+    }
+
+    /// The samples as signed metering messages.
+    pub fn metering_messages(&self, secret: &str) -> Vec<serde_json::Map<String, serde_json::Value>> {
+        let mut messages = Vec::with_capacity(self.samples.len());
+        self.for_each_record(|record| messages.push(metering::metering_message(record, secret)));
+        messages
     }
 }
 
 /// Something that sends batches somewhere. Runs in its own task.
 pub trait Publisher: Send + 'static {
-    /// Sends one batch.
-    fn publish(&mut self, batch: &Batch) -> impl Future<Output = Result<(), PublishError>> + Send;
-    /// Makes sure everything sent so far has left.
-    fn flush(&mut self) -> impl Future<Output = Result<(), PublishError>> + Send;
+    /// Sends one batch (or holds it, under the publisher's policy).
+    fn publish(&mut self, batch: &Batch) -> impl Future<Output = Result<Delivery, PublishError>> + Send;
+
+    /// Samples held back for a later attempt.
+    fn pending(&self) -> u64 {
+        0
+    }
+
+    /// Tries again to send what is held back.
+    fn retry(&mut self) -> impl Future<Output = Delivery> + Send {
+        async { Delivery::default() }
+    }
+
+    /// Sends what is held back, if it can, and makes sure everything sent has left.
+    fn flush(&mut self) -> impl Future<Output = Result<Delivery, PublishError>> + Send;
 }
+
+/// How often a publisher that holds samples tries again when no new batch comes.
+const RETRY_TICK: Duration = Duration::from_millis(500);
 
 /// A running publisher: its queue and its task.
 pub struct PublisherHandle {
@@ -135,17 +186,28 @@ pub struct PublisherHandle {
 pub struct PublisherStats {
     /// Samples sent.
     pub published: AtomicU64,
-    /// Samples refused because the queue was full, or lost to a failed write.
+    /// Samples refused because the queue was full, lost to a failed write, or dropped
+    /// by the publisher's policy.
     pub dropped: AtomicU64,
+}
+
+impl PublisherStats {
+    fn add(&self, delivery: Delivery) {
+        self.published.fetch_add(delivery.sent, Ordering::Relaxed);
+        self.dropped.fetch_add(delivery.dropped, Ordering::Relaxed);
+    }
 }
 
 impl PublisherHandle {
     /// Builds the publisher a URL names and starts its task.
-    pub async fn start(url: &str) -> Result<Self, PublishError> {
-        match PublisherUrl::parse(url)? {
-            PublisherUrl::File(path) => Ok(Self::spawn(url, file::FilePublisher::open(url, &path).await?)),
-            PublisherUrl::Stdout => Ok(Self::spawn(url, stdout::StdoutPublisher::new())),
-        }
+    pub async fn start(url: &str, context: &PublishContext) -> Result<Self, PublishError> {
+        Ok(match PublisherConfig::parse(url)? {
+            PublisherConfig::Stdout => Self::spawn(url, stdout::StdoutPublisher::new()),
+            PublisherConfig::File(options) => Self::spawn(url, file::FilePublisher::open(url, options).await?),
+            PublisherConfig::Notifier(options) => {
+                Self::spawn(url, notifier::NotifierPublisher::new(url, options, context.telemetry_secret.clone()))
+            }
+        })
     }
 
     fn spawn(url: &str, mut publisher: impl Publisher) -> Self {
@@ -153,18 +215,36 @@ impl PublisherHandle {
         let stats = Arc::new(PublisherStats::default());
         let (task_stats, task_url) = (stats.clone(), url.to_string());
         let task = tokio::spawn(async move {
-            while let Some(batch) = batches.recv().await {
-                let count = batch.samples.len() as u64;
-                match publisher.publish(&batch).await {
-                    Ok(()) => task_stats.published.fetch_add(count, Ordering::Relaxed),
-                    Err(error) => {
-                        tracing::error!(publisher = %task_url, %error, samples = count, "publishing failed; samples lost");
-                        task_stats.dropped.fetch_add(count, Ordering::Relaxed)
+            loop {
+                let next = if publisher.pending() > 0 {
+                    tokio::select! {
+                        batch = batches.recv() => batch,
+                        () = tokio::time::sleep(RETRY_TICK) => {
+                            task_stats.add(publisher.retry().await);
+                            continue;
+                        }
                     }
+                } else {
+                    batches.recv().await
                 };
+                let Some(batch) = next else { break };
+                match publisher.publish(&batch).await {
+                    Ok(delivery) => task_stats.add(delivery),
+                    Err(error) => {
+                        let count = batch.samples.len() as u64;
+                        tracing::error!(publisher = %task_url, %error, samples = count, "publishing failed; samples lost");
+                        task_stats.add(Delivery { sent: 0, dropped: count });
+                    }
+                }
             }
-            if let Err(error) = publisher.flush().await {
-                tracing::error!(publisher = %task_url, %error, "flushing failed");
+            match publisher.flush().await {
+                Ok(delivery) => task_stats.add(delivery),
+                Err(error) => tracing::error!(publisher = %task_url, %error, "flushing failed"),
+            }
+            let unsent = publisher.pending();
+            if unsent > 0 {
+                tracing::error!(publisher = %task_url, samples = unsent, "could not send these samples before shutdown; they are lost");
+                task_stats.add(Delivery { sent: 0, dropped: unsent });
             }
         });
         Self { url: url.to_string(), queue: Some(queue), task, stats }
@@ -191,16 +271,16 @@ impl PublisherHandle {
     }
 
     /// Stops taking batches, sends what is queued and flushes, within `deadline`.
-    /// Returns whether it finished in time.
-    pub async fn shutdown(mut self, deadline: Duration) -> bool {
+    /// Returns what the publisher did over its life.
+    pub async fn shutdown(mut self, deadline: Duration) -> Delivery {
         self.queue = None;
-        match tokio::time::timeout(deadline, &mut self.task).await {
-            Ok(_) => true,
-            Err(_) => {
-                self.task.abort();
-                tracing::error!(publisher = %self.url, "publisher did not finish within {deadline:?}; queued samples lost");
-                false
-            }
+        if tokio::time::timeout(deadline, &mut self.task).await.is_err() {
+            self.task.abort();
+            tracing::error!(publisher = %self.url, "publisher did not finish within {deadline:?}; what it held is lost");
+        }
+        Delivery {
+            sent: self.stats.published.load(Ordering::Relaxed),
+            dropped: self.stats.dropped.load(Ordering::Relaxed),
         }
     }
 }
@@ -211,11 +291,35 @@ mod tests {
 
     #[test]
     fn urls_name_their_publisher_or_say_what_is_wrong() {
-        assert_eq!(PublisherUrl::parse("stdout://").unwrap(), PublisherUrl::Stdout);
-        assert_eq!(PublisherUrl::parse("file:///tmp/s.jsonl").unwrap(), PublisherUrl::File("/tmp/s.jsonl".into()));
-        let error = PublisherUrl::parse("gnocchi://").unwrap_err().to_string();
+        assert_eq!(PublisherConfig::parse("stdout://").unwrap(), PublisherConfig::Stdout);
+        let PublisherConfig::File(file) =
+            PublisherConfig::parse("file:///tmp/s.jsonl?max_bytes=100&backup_count=2").unwrap()
+        else {
+            panic!("a file publisher")
+        };
+        assert_eq!((file.path.to_str(), file.max_bytes, file.backup_count), (Some("/tmp/s.jsonl"), Some(100), 2));
+        let error = PublisherConfig::parse("gnocchi://").unwrap_err().to_string();
         assert!(error.contains("unknown scheme `gnocchi`"), "{error}");
-        assert!(error.contains("file, stdout"), "{error}");
-        assert!(PublisherUrl::parse("samples.jsonl").unwrap_err().to_string().contains("not a URL"));
+        assert!(error.contains("stdout, file, notifier"), "{error}");
+        assert!(PublisherConfig::parse("samples.jsonl").unwrap_err().to_string().contains("not a URL"));
+        let error = PublisherConfig::parse("notifier://?topic=x&bacth_size=3").unwrap_err().to_string();
+        assert!(error.contains("unknown option `bacth_size`") && error.contains("batch_size"), "{error}");
+    }
+
+    #[test]
+    fn notifier_urls_default_as_ceilometer_does() {
+        let PublisherConfig::Notifier(defaults) = PublisherConfig::parse("notifier://").unwrap() else { panic!() };
+        assert_eq!(defaults.amqp_uri, "amqp://guest:guest@127.0.0.1:5672/%2f");
+        assert_eq!((defaults.topic.as_str(), defaults.exchange.as_str()), ("notifications", "ceilometer"));
+        assert_eq!((defaults.batch_size, defaults.policy, defaults.max_queue_length), (50, Policy::Default, 1024));
+        let PublisherConfig::Notifier(custom) = PublisherConfig::parse(
+            "notifier://u:p@mq.example:5673/telemetry?topic=metering&policy=queue&max_queue_length=7&per_meter_topic=1&ssl=1",
+        )
+        .unwrap() else {
+            panic!()
+        };
+        assert_eq!(custom.amqp_uri, "amqps://u:p@mq.example:5673/telemetry");
+        assert_eq!((custom.topic.as_str(), custom.policy, custom.max_queue_length), ("metering", Policy::Queue, 7));
+        assert!(custom.per_meter_topic);
     }
 }

@@ -1,0 +1,137 @@
+//! What a publisher holds while its destination is unreachable, under Ceilometer's
+//! policies: `default` retries (a bounded number of times), `queue` keeps up to a
+//! bound and drops the oldest first, `drop` drops at once. Every drop is counted.
+
+use std::collections::VecDeque;
+
+/// What to do with messages that cannot be sent now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    /// Keep them and retry, up to `max_retry` failed attempts in a row; then drop.
+    Default,
+    /// Keep up to `max_queue_length` messages, dropping the oldest first.
+    Queue,
+    /// Drop them.
+    Drop,
+}
+
+impl std::str::FromStr for Policy {
+    type Err = ();
+    fn from_str(text: &str) -> Result<Self, ()> {
+        match text {
+            "default" => Ok(Self::Default),
+            "queue" => Ok(Self::Queue),
+            "drop" => Ok(Self::Drop),
+            _ => Err(()),
+        }
+    }
+}
+
+/// One message waiting to be sent, and how many samples it carries.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pending<T> {
+    /// The message.
+    pub message: T,
+    /// Samples in it.
+    pub samples: u64,
+}
+
+/// Messages waiting, under a policy.
+#[derive(Debug)]
+pub struct LocalQueue<T> {
+    policy: Policy,
+    max_length: usize,
+    max_retry: u32,
+    failures: u32,
+    messages: VecDeque<Pending<T>>,
+}
+
+impl<T> LocalQueue<T> {
+    /// An empty queue. `max_length` bounds it under every policy (Ceilometer's
+    /// `max_queue_length`); `max_retry` is the `default` policy's attempt limit.
+    pub fn new(policy: Policy, max_length: usize, max_retry: u32) -> Self {
+        Self { policy, max_length: max_length.max(1), max_retry, failures: 0, messages: VecDeque::new() }
+    }
+
+    /// Adds messages; returns the samples dropped to stay within the bound.
+    pub fn push(&mut self, messages: impl IntoIterator<Item = Pending<T>>) -> u64 {
+        self.messages.extend(messages);
+        let mut dropped = 0;
+        while self.messages.len() > self.max_length {
+            dropped += self.messages.pop_front().map_or(0, |p| p.samples);
+        }
+        dropped
+    }
+
+    /// The oldest message.
+    pub fn front(&self) -> Option<&Pending<T>> {
+        self.messages.front()
+    }
+
+    /// The oldest message was sent.
+    pub fn sent(&mut self) -> u64 {
+        self.failures = 0;
+        self.messages.pop_front().map_or(0, |p| p.samples)
+    }
+
+    /// Sending failed; returns the samples the policy drops now.
+    pub fn failed(&mut self) -> u64 {
+        self.failures += 1;
+        match self.policy {
+            Policy::Queue => 0,
+            Policy::Default if self.failures < self.max_retry => 0,
+            Policy::Default | Policy::Drop => {
+                self.failures = 0;
+                self.messages.drain(..).map(|p| p.samples).sum()
+            }
+        }
+    }
+
+    /// Samples waiting.
+    pub fn samples(&self) -> u64 {
+        self.messages.iter().map(|p| p.samples).sum()
+    }
+
+    /// Whether nothing waits.
+    pub fn is_empty(&self) -> bool {
+        self.messages.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(ids: std::ops::Range<u32>) -> Vec<Pending<u32>> {
+        ids.map(|message| Pending { message, samples: 10 }).collect()
+    }
+
+    #[test]
+    fn queue_keeps_the_newest_within_its_bound() {
+        let mut queue = LocalQueue::new(Policy::Queue, 3, 100);
+        assert_eq!(queue.push(batch(0..5)), 20, "two oldest dropped");
+        assert_eq!(queue.failed(), 0);
+        assert_eq!(queue.front().unwrap().message, 2);
+        assert_eq!(queue.samples(), 30);
+    }
+
+    #[test]
+    fn drop_drops_everything_on_failure() {
+        let mut queue = LocalQueue::new(Policy::Drop, 10, 100);
+        queue.push(batch(0..2));
+        assert_eq!(queue.failed(), 20);
+        assert!(queue.is_empty());
+    }
+
+    #[test]
+    fn default_retries_then_drops() {
+        let mut queue = LocalQueue::new(Policy::Default, 10, 3);
+        queue.push(batch(0..1));
+        assert_eq!(queue.failed(), 0);
+        assert_eq!(queue.failed(), 0);
+        assert_eq!(queue.failed(), 10);
+        queue.push(batch(1..2));
+        assert_eq!(queue.sent(), 10);
+        assert!(queue.is_empty());
+    }
+}

@@ -1,0 +1,309 @@
+//! `notifier://`: samples to RabbitMQ as oslo.messaging notifications, exactly as
+//! Ceilometer's polling agent sends them, so that an unchanged
+//! `ceilometer-agent-notification` consumes them.
+//!
+//! `notifier://[user:password@]host[:port][/vhost]?topic=notifications&exchange=ceilometer&batch_size=50&policy=default|queue|drop&max_queue_length=1024&max_retry=100&per_meter_topic=0&ssl=0`
+//!
+//! Each notification goes to the topic exchange `exchange` with routing key
+//! `<topic>.sample` (and, with `per_meter_topic`, again to `<topic>.<meter>.sample`),
+//! whose queue of the same name is declared and bound so nothing is lost before a
+//! consumer exists. Every publish waits for the broker's confirm. While the broker is
+//! unreachable the policy decides what is kept; the connection is re-opened with
+//! exponential backoff.
+
+use super::local_queue::{LocalQueue, Pending, Policy};
+use super::options::Query;
+use super::{Batch, Delivery, PublishError, Publisher};
+use backon::BackoffBuilder;
+use lapin::options::{
+    BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use std::collections::{BTreeMap, HashSet};
+use std::time::{Duration, Instant};
+
+/// How long to wait for a connection, or for a confirm, before calling it failed.
+const BROKER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The notifier's settings, from its URL.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NotifierOptions {
+    /// `amqp://` or `amqps://` URI of the broker.
+    pub amqp_uri: String,
+    /// Notification topic (`notifications`).
+    pub topic: String,
+    /// Control exchange (`ceilometer`).
+    pub exchange: String,
+    /// Samples per notification (50).
+    pub batch_size: usize,
+    /// What to do while the broker is unreachable.
+    pub policy: Policy,
+    /// Notifications held at most while the broker is unreachable (1024).
+    pub max_queue_length: usize,
+    /// Failed attempts in a row before the `default` policy drops (100).
+    pub max_retry: u32,
+    /// Also publish each meter's samples to `<topic>.<meter>`.
+    pub per_meter_topic: bool,
+}
+
+impl NotifierOptions {
+    /// Reads a `notifier://` URL.
+    pub fn from_url(url: &url::Url) -> Result<Self, String> {
+        let mut query = Query::new(url);
+        let tls = query.flag("ssl")?;
+        let host = url.host_str().filter(|h| !h.is_empty()).unwrap_or("127.0.0.1");
+        let port = url.port().unwrap_or(if tls { 5671 } else { 5672 });
+        let (user, password) = match url.username() {
+            "" => ("guest", url.password().unwrap_or("guest")),
+            user => (user, url.password().unwrap_or("")),
+        };
+        let vhost = match url.path() {
+            "" | "/" => "%2f".to_string(),
+            path => path.trim_start_matches('/').to_string(),
+        };
+        let scheme = if tls { "amqps" } else { "amqp" };
+        let options = Self {
+            amqp_uri: format!("{scheme}://{user}:{password}@{host}:{port}/{vhost}"),
+            topic: query.text("topic").unwrap_or_else(|| "notifications".into()),
+            exchange: query.text("exchange").unwrap_or_else(|| "ceilometer".into()),
+            batch_size: query.parse("batch_size", 50)?,
+            policy: query
+                .text("policy")
+                .map(|p| p.parse().map_err(|()| format!("policy `{p}` is not one of default, queue, drop")))
+                .transpose()?
+                .unwrap_or(Policy::Default),
+            max_queue_length: query.parse("max_queue_length", 1024)?,
+            max_retry: query.parse("max_retry", 100)?,
+            per_meter_topic: query.flag("per_meter_topic")?,
+        };
+        query.finish()?;
+        if options.batch_size == 0 {
+            return Err("batch_size must be at least 1".into());
+        }
+        Ok(options)
+    }
+}
+
+/// A notification ready to publish.
+#[derive(Debug)]
+struct Notification {
+    routing_key: String,
+    body: Vec<u8>,
+}
+
+/// An open connection and its confirming channel.
+struct Link {
+    connection: Connection,
+    channel: Channel,
+    declared: HashSet<String>,
+}
+
+/// Publishes notifications to RabbitMQ.
+pub struct NotifierPublisher {
+    url: String,
+    options: NotifierOptions,
+    secret: String,
+    link: Option<Link>,
+    queue: LocalQueue<Notification>,
+    backoff: backon::ExponentialBackoff,
+    next_attempt: Instant,
+}
+
+impl NotifierPublisher {
+    /// A publisher; it connects on first use.
+    pub fn new(url: &str, options: NotifierOptions, secret: String) -> Self {
+        let queue = LocalQueue::new(options.policy, options.max_queue_length, options.max_retry);
+        Self { url: url.into(), options, secret, link: None, queue, backoff: backoff(), next_attempt: Instant::now() }
+    }
+
+    /// The notifications for a batch: `batch_size` samples each, to the topic, and per
+    /// meter if asked.
+    fn notifications(&self, batch: &Batch) -> Vec<Pending<Notification>> {
+        let messages = batch.metering_messages(&self.secret);
+        let mut out = Vec::new();
+        let mut add = |topic: &str, messages: &[serde_json::Map<String, serde_json::Value>]| {
+            for chunk in messages.chunks(self.options.batch_size) {
+                out.push(Pending {
+                    message: Notification {
+                        routing_key: format!("{topic}.sample"),
+                        body: super::metering::notification_body(chunk),
+                    },
+                    samples: chunk.len() as u64,
+                });
+            }
+        };
+        add(&self.options.topic, &messages);
+        if self.options.per_meter_topic {
+            let mut by_meter: BTreeMap<String, Vec<serde_json::Map<String, serde_json::Value>>> = BTreeMap::new();
+            for message in messages {
+                let meter = message["counter_name"].as_str().unwrap_or_default().to_string();
+                by_meter.entry(meter).or_default().push(message);
+            }
+            for (meter, messages) in by_meter {
+                add(&format!("{}.{meter}", self.options.topic), &messages);
+            }
+        }
+        out
+    }
+
+    /// Sends what waits, oldest first, unless the backoff says not yet.
+    async fn send_pending(&mut self) -> Delivery {
+        let mut delivery = Delivery::default();
+        if self.queue.is_empty() {
+            return delivery;
+        }
+        if Instant::now() < self.next_attempt {
+            // Still backing off: `drop` does not hold anything meanwhile.
+            if self.options.policy == Policy::Drop {
+                delivery.dropped += self.queue.failed();
+            }
+            return delivery;
+        }
+        while let Some(pending) = self.queue.front() {
+            match send(&mut self.link, &self.options, &self.url, &pending.message).await {
+                Ok(()) => delivery.sent += self.queue.sent(),
+                Err(error) => {
+                    let waiting = self.queue.samples();
+                    let dropped = self.queue.failed();
+                    delivery.dropped += dropped;
+                    let delay = self.backoff.next().unwrap_or(Duration::from_secs(30));
+                    self.next_attempt = Instant::now() + delay;
+                    self.link = None;
+                    tracing::warn!(
+                        publisher = %self.url, %error, waiting, dropped, retry_in_ms = delay.as_millis() as u64,
+                        "cannot publish to the broker; holding samples as the policy says"
+                    );
+                    return delivery;
+                }
+            }
+        }
+        self.backoff = backoff();
+        delivery
+    }
+}
+
+/// Publishes one notification and waits for the broker's confirm, connecting first
+/// if needed.
+async fn send(
+    link: &mut Option<Link>,
+    options: &NotifierOptions,
+    url: &str,
+    notification: &Notification,
+) -> Result<(), String> {
+    if link.is_none() {
+        *link = Some(connect(&options.amqp_uri).await?);
+        tracing::info!(publisher = %url, "connected to the broker");
+    }
+    let link = link.as_mut().expect("connected above");
+    if !link.declared.contains(&notification.routing_key) {
+        declare(&link.channel, &options.exchange, &notification.routing_key).await?;
+        link.declared.insert(notification.routing_key.clone());
+    }
+    let properties =
+        BasicProperties::default().with_content_type("application/json".into()).with_content_encoding("utf-8".into());
+    let publish = async {
+        link.channel
+            .basic_publish(
+                options.exchange.as_str().into(),
+                notification.routing_key.as_str().into(),
+                BasicPublishOptions::default(),
+                &notification.body,
+                properties,
+            )
+            .await?
+            .await
+    };
+    let confirm = tokio::time::timeout(BROKER_TIMEOUT, publish)
+        .await
+        .map_err(|_| "no confirm from the broker in time".to_string())?
+        .map_err(|e| e.to_string())?;
+    if confirm.is_ack() {
+        Ok(())
+    } else {
+        Err("the broker refused the message (nack)".into())
+    }
+}
+
+/// Opens a connection and a channel in confirm mode.
+async fn connect(amqp_uri: &str) -> Result<Link, String> {
+    let connect = async {
+        let connection = Connection::connect(amqp_uri, ConnectionProperties::default()).await?;
+        let channel = connection.create_channel().await?;
+        channel.confirm_select(ConfirmSelectOptions::default()).await?;
+        Ok::<_, lapin::Error>(Link { connection, channel, declared: HashSet::new() })
+    };
+    tokio::time::timeout(BROKER_TIMEOUT, connect)
+        .await
+        .map_err(|_| "connecting to the broker timed out".to_string())?
+        .map_err(|e| format!("cannot connect to the broker: {e}"))
+}
+
+/// Declares the topic exchange and the queue named by the routing key, bound to it,
+/// as oslo.messaging's rabbit driver does for notifications (neither durable nor
+/// auto-deleted).
+async fn declare(channel: &Channel, exchange: &str, routing_key: &str) -> Result<(), String> {
+    let fail = |e: lapin::Error| format!("cannot declare `{exchange}`/`{routing_key}`: {e}");
+    channel
+        .exchange_declare(
+            exchange.into(),
+            ExchangeKind::Topic,
+            ExchangeDeclareOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .map_err(fail)?;
+    channel
+        .queue_declare(routing_key.into(), QueueDeclareOptions::default(), FieldTable::default())
+        .await
+        .map_err(fail)?;
+    channel
+        .queue_bind(
+            routing_key.into(),
+            exchange.into(),
+            routing_key.into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .map_err(fail)
+}
+
+fn backoff() -> backon::ExponentialBackoff {
+    backon::ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(100))
+        .with_max_delay(Duration::from_secs(30))
+        .with_jitter()
+        .without_max_times()
+        .build()
+}
+
+impl Publisher for NotifierPublisher {
+    async fn publish(&mut self, batch: &Batch) -> Result<Delivery, PublishError> {
+        let notifications = self.notifications(batch);
+        let dropped = self.queue.push(notifications);
+        if dropped > 0 {
+            tracing::warn!(publisher = %self.url, dropped, "local queue full; oldest samples dropped");
+        }
+        let mut delivery = self.send_pending().await;
+        delivery.dropped += dropped;
+        Ok(delivery)
+    }
+
+    fn pending(&self) -> u64 {
+        self.queue.samples()
+    }
+
+    async fn retry(&mut self) -> Delivery {
+        self.send_pending().await
+    }
+
+    async fn flush(&mut self) -> Result<Delivery, PublishError> {
+        self.next_attempt = Instant::now();
+        let delivery = self.send_pending().await;
+        if let Some(link) = self.link.take() {
+            let _ = link.connection.close(200, "pollen shutting down".into()).await;
+        }
+        Ok(delivery)
+    }
+}

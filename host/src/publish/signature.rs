@@ -1,0 +1,184 @@
+//! Ceilometer's `message_signature`: an HMAC-SHA256, keyed by the telemetry secret,
+//! over the message's key/value pairs sorted by key, nested mappings flattened into
+//! `outer:inner` keys, each key and value fed as the text Python's `str()` gives it
+//! (`None`, `True`, `0.1`, `1e+16`, `['a', 'b']`), so that Ceilometer's verifier, which
+//! recomputes it from the JSON it decoded, accepts it.
+
+use hmac::{Hmac, Mac};
+use serde_json::{Map, Value};
+use sha2::Sha256;
+
+/// The key that carries the signature, left out of its own computation.
+pub const SIGNATURE_KEY: &str = "message_signature";
+
+/// The signature of `message` with `secret`; empty when the secret is empty (signing
+/// disabled, as in Ceilometer).
+pub fn compute(message: &Map<String, Value>, secret: &str) -> String {
+    if secret.is_empty() {
+        return String::new();
+    }
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes keys of any length");
+    let mut pairs = Vec::new();
+    flatten("", message, &mut pairs);
+    for (key, value) in pairs {
+        if key == SIGNATURE_KEY {
+            continue;
+        }
+        mac.update(key.as_bytes());
+        mac.update(python_str(value).as_bytes());
+    }
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// Key/value pairs with nested objects flattened (`resource_metadata:flavor:name`), in
+/// Ceilometer's order: each level sorted by key (a `Map` iterates sorted), a nested
+/// object's pairs in the place of its key.
+fn flatten<'a>(prefix: &str, object: &'a Map<String, Value>, out: &mut Vec<(String, &'a Value)>) {
+    for (name, value) in object {
+        let key = if prefix.is_empty() { name.clone() } else { format!("{prefix}:{name}") };
+        match value {
+            Value::Object(inner) => flatten(&key, inner, out),
+            other => out.push((key, other)),
+        }
+    }
+}
+
+/// Python's `str()` of a value decoded from JSON.
+pub fn python_str(value: &Value) -> String {
+    match value {
+        Value::String(text) => text.clone(),
+        other => python_repr(other),
+    }
+}
+
+/// Python's `repr()` of a value decoded from JSON.
+pub fn python_repr(value: &Value) -> String {
+    match value {
+        Value::Null => "None".into(),
+        Value::Bool(true) => "True".into(),
+        Value::Bool(false) => "False".into(),
+        Value::Number(number) => match (number.as_i64(), number.as_u64()) {
+            (Some(integer), _) => integer.to_string(),
+            (None, Some(integer)) => integer.to_string(),
+            _ => python_float(number.as_f64().unwrap_or(f64::NAN)),
+        },
+        Value::String(text) => python_string_repr(text),
+        Value::Array(items) => format!("[{}]", items.iter().map(python_repr).collect::<Vec<_>>().join(", ")),
+        Value::Object(map) => format!(
+            "{{{}}}",
+            map.iter()
+                .map(|(k, v)| format!("{}: {}", python_string_repr(k), python_repr(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// Python's `repr()` of a float: the shortest text that reads back the same, in fixed
+/// notation for exponents from -4 to 15 and in scientific notation (`1e+16`,
+/// `1.5e-05`) otherwise.
+pub fn python_float(number: f64) -> String {
+    if number.is_nan() {
+        return "nan".into();
+    }
+    if number.is_infinite() {
+        return if number > 0.0 { "inf".into() } else { "-inf".into() };
+    }
+    // Rust's `{:e}` is the shortest round-trip form too: `-1.2345e-5`, `1e16`.
+    let scientific = format!("{number:e}");
+    let (mantissa, exponent) = scientific.split_once('e').expect("`{:e}` has an exponent");
+    let exponent: i32 = exponent.parse().expect("`{:e}` exponent is a number");
+    let (sign, mantissa) = mantissa.strip_prefix('-').map_or(("", mantissa), |m| ("-", m));
+    let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
+    if (-4..16).contains(&exponent) {
+        let point = exponent + 1;
+        let fixed = if point <= 0 {
+            format!("0.{}{digits}", "0".repeat(point.unsigned_abs() as usize))
+        } else {
+            let point = point as usize;
+            if digits.len() <= point {
+                format!("{digits}{}.0", "0".repeat(point - digits.len()))
+            } else {
+                format!("{}.{}", &digits[..point], &digits[point..])
+            }
+        };
+        format!("{sign}{fixed}")
+    } else {
+        let (first, rest) = digits.split_at(1);
+        let fraction = if rest.is_empty() { String::new() } else { format!(".{rest}") };
+        let exponent_sign = if exponent < 0 { '-' } else { '+' };
+        format!("{sign}{first}{fraction}e{exponent_sign}{:02}", exponent.unsigned_abs())
+    }
+}
+
+/// Python's `repr()` of a string: single quotes unless the text has a single quote and
+/// no double quote; backslash escapes for the quote, `\`, control characters and
+/// other non-printable characters.
+fn python_string_repr(text: &str) -> String {
+    let quote = if text.contains('\'') && !text.contains('"') { '"' } else { '\'' };
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push(quote);
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c == quote => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if (c as u32) < 0x20 || (0x7f..0xa0).contains(&(c as u32)) => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
+            c => out.push(c),
+        }
+    }
+    out.push(quote);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn floats_print_as_python_prints_them() {
+        let cases = [
+            (0.0, "0.0"),
+            (-0.0, "-0.0"),
+            (1.0, "1.0"),
+            (1024.0, "1024.0"),
+            (0.1, "0.1"),
+            (1.5e-5, "1.5e-05"),
+            (0.0001, "0.0001"),
+            (123.456, "123.456"),
+            (1e15, "1000000000000000.0"),
+            (1e16, "1e+16"),
+            (1.795314278469025e18, "1.795314278469025e+18"),
+            (-2.5e-7, "-2.5e-07"),
+            (1e100, "1e+100"),
+            (f64::NAN, "nan"),
+        ];
+        for (number, python) in cases {
+            assert_eq!(python_float(number), python, "{number:?}");
+        }
+    }
+
+    #[test]
+    fn values_print_as_python_prints_them() {
+        assert_eq!(python_str(&json!(null)), "None");
+        assert_eq!(python_str(&json!(true)), "True");
+        assert_eq!(python_str(&json!("plain text")), "plain text");
+        assert_eq!(python_str(&json!(42)), "42");
+        assert_eq!(python_str(&json!(["a", 1, null, 2.5])), "['a', 1, None, 2.5]");
+        assert_eq!(python_str(&json!(["it's"])), "[\"it's\"]");
+        assert_eq!(python_str(&json!([{"id": "x"}])), "[{'id': 'x'}]");
+    }
+
+    #[test]
+    fn empty_secret_disables_signing() {
+        assert_eq!(compute(&Map::new(), ""), "");
+    }
+}

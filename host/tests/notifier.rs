@@ -1,0 +1,328 @@
+//! `notifier://` against the real RabbitMQ on 127.0.0.1:5672: what lands on the wire is
+//! what oslo.messaging and Ceilometer's notification agent expect, signatures check
+//! out when recomputed by Python itself, and the `queue` policy survives an outage.
+
+mod common;
+
+use lapin::options::{BasicGetOptions, QueueDeclareOptions, QueueDeleteOptions};
+use lapin::types::FieldTable;
+use lapin::{Channel, Connection, ConnectionProperties};
+use pollen_host::publish::{Batch, PublishContext, PublisherHandle};
+use pollen_host::registry::Registry;
+use pollen_host::sample::{Meter, MeterType, Resource, Sample};
+use serde_json::{json, Value};
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::net::{TcpListener, TcpStream};
+
+const BROKER: &str = "127.0.0.1:5672";
+const SECRET: &str = "pollen-test-secret";
+
+/// The broker must be there: this test never passes by skipping.
+async fn broker() -> Channel {
+    let connection = Connection::connect("amqp://guest:guest@127.0.0.1:5672/%2f", ConnectionProperties::default())
+        .await
+        .unwrap_or_else(|e| panic!("RabbitMQ must listen on {BROKER} (run `make setup`): {e}"));
+    connection.create_channel().await.expect("channel")
+}
+
+fn topic() -> String {
+    format!("pollen-test-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// A batch of `count` samples over two meters and two resources, with metadata of
+/// every shape a signature must survive: nested objects, lists, floats, nulls.
+fn batch(count: usize, first_volume: f64) -> Batch {
+    let registry = Arc::new(Registry::new());
+    let cpu = registry.intern_meter(Meter { name: "cpu".into(), kind: MeterType::Cumulative, unit: "ns".into() });
+    let memory =
+        registry.intern_meter(Meter { name: "memory.usage".into(), kind: MeterType::Gauge, unit: "MB".into() });
+    let metadata = json!({
+        "display_name": "web-1", "flavor": {"name": "m1.small", "ram": 2048, "vcpus": 1},
+        "image": null, "ratio": 0.1, "big": 1e16, "tags": ["a", "it's"], "status": "active",
+    });
+    let resource = |id: &str, user: Option<&str>| {
+        registry.intern_resource(Resource {
+            user_id: user.map(str::to_string),
+            project_id: Some("project-1".into()),
+            metadata: Arc::new(metadata.as_object().unwrap().clone()),
+            ..Resource::bare(id)
+        })
+    };
+    let (a, b) = (resource("vm-a", Some("user-1")), resource("vm-b", None));
+    let samples = (0..count)
+        .map(|i| Sample {
+            meter: if i % 2 == 0 { cpu } else { memory },
+            resource: if i % 3 == 0 { a } else { b },
+            volume: first_volume + i as f64,
+            timestamp: 1_790_000_000_000_000_000 + i as i64,
+        })
+        .collect();
+    Batch { samples, registry, source: Arc::from("openstack") }
+}
+
+/// Declares the queue a test reads, as the publisher will, so that reading it never
+/// races the publisher's own declaration.
+async fn prepare(channel: &Channel, queues: &[String]) {
+    for queue in queues {
+        channel
+            .queue_declare(queue.as_str().into(), QueueDeclareOptions::default(), FieldTable::default())
+            .await
+            .expect("queue.declare");
+    }
+}
+
+/// Every notification waiting in a queue, decoded as oslo.messaging would.
+async fn drain(channel: &Channel, queue: &str, want: usize, within: Duration) -> Vec<Value> {
+    let deadline = Instant::now() + within;
+    let mut found = Vec::new();
+    while found.len() < want && Instant::now() < deadline {
+        match channel.basic_get(queue.into(), BasicGetOptions { no_ack: true }).await.expect("basic.get") {
+            Some(message) => {
+                let envelope: Value = serde_json::from_slice(&message.delivery.data).expect("JSON body");
+                assert_eq!(envelope["oslo.version"], "2.0");
+                let inner: Value = serde_json::from_str(envelope["oslo.message"].as_str().expect("packed message"))
+                    .expect("oslo.message is JSON text");
+                let properties = &message.delivery.properties;
+                assert_eq!(properties.content_type().as_ref().map(|c| c.as_str()), Some("application/json"));
+                found.push(inner);
+            }
+            None => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    found
+}
+
+async fn delete(channel: &Channel, queues: &[String]) {
+    for queue in queues {
+        let _ = channel.queue_delete(queue.as_str().into(), QueueDeleteOptions::default()).await;
+    }
+}
+
+/// Ceilometer's check, run by Python itself (so `str()` is the real one): the
+/// signature of each message, recomputed with the secret, equals what it carries.
+fn python_verifies(messages: &[Value], secret: &str) -> Vec<bool> {
+    const VERIFY: &str = r#"
+import hashlib, hmac, json, sys
+
+def pairs(mapping, prefix=""):
+    for name, value in sorted(mapping.items()):
+        key = prefix + name
+        if isinstance(value, dict):
+            yield from pairs(value, key + ":")
+        else:
+            yield key, value
+
+def signature(message, secret):
+    digest = hmac.new(secret.encode("utf-8"), b"", hashlib.sha256)
+    for name, value in pairs(message):
+        if name != "message_signature":
+            digest.update(str(name).encode("utf-8"))
+            digest.update(str(value).encode("utf-8"))
+    return digest.hexdigest()
+
+messages = json.load(sys.stdin)
+print(json.dumps([signature(m, sys.argv[1]) == m["message_signature"] for m in messages]))
+"#;
+    let mut python = Command::new("python3")
+        .args(["-c", VERIFY, secret])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    python.stdin.take().unwrap().write_all(serde_json::to_string(messages).unwrap().as_bytes()).unwrap();
+    let output = python.wait_with_output().unwrap();
+    assert!(output.status.success());
+    serde_json::from_slice(&output.stdout).expect("a list of booleans")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn notifications_are_what_ceilometer_consumes() {
+    let channel = broker().await;
+    let topic = topic();
+    let queue = format!("{topic}.sample");
+    prepare(&channel, std::slice::from_ref(&queue)).await;
+    let context = PublishContext { telemetry_secret: SECRET.into() };
+    let handle = PublisherHandle::start(&format!("notifier://?topic={topic}&batch_size=3"), &context).await.unwrap();
+    handle.send(Arc::new(batch(7, 100.0)));
+    let delivery = handle.shutdown(Duration::from_secs(20)).await;
+    assert_eq!((delivery.sent, delivery.dropped), (7, 0));
+
+    let notifications = drain(&channel, &queue, 3, Duration::from_secs(10)).await;
+    delete(&channel, &[queue]).await;
+    assert_eq!(notifications.len(), 3, "7 samples in batches of 3");
+    let mut messages: Vec<Value> = Vec::new();
+    for notification in &notifications {
+        assert_eq!(notification["event_type"], "telemetry.polling");
+        assert_eq!(notification["publisher_id"], "ceilometer.polling");
+        assert_eq!(notification["priority"], "SAMPLE");
+        assert!(notification["message_id"].as_str().is_some_and(|id| uuid::Uuid::parse_str(id).is_ok()));
+        assert!(notification["_unique_id"].as_str().is_some_and(|id| id.len() == 32));
+        let timestamp = notification["timestamp"].as_str().unwrap();
+        assert!(chrono::NaiveDateTime::parse_from_str(timestamp, "%Y-%m-%d %H:%M:%S%.6f").is_ok(), "{timestamp}");
+        messages.extend(notification["payload"]["samples"].as_array().unwrap().iter().cloned());
+    }
+    assert_eq!(messages.len(), 7);
+
+    let keys = [
+        "counter_name",
+        "counter_type",
+        "counter_unit",
+        "counter_volume",
+        "message_id",
+        "message_signature",
+        "monotonic_time",
+        "project_id",
+        "project_name",
+        "resource_id",
+        "resource_metadata",
+        "source",
+        "timestamp",
+        "user_id",
+        "user_name",
+    ];
+    for (i, message) in messages.iter().enumerate() {
+        let mut found: Vec<&str> = message.as_object().unwrap().keys().map(String::as_str).collect();
+        found.sort();
+        assert_eq!(found, keys);
+        assert_eq!(message["counter_volume"], 100.0 + i as f64);
+        assert_eq!(message["counter_name"], if i % 2 == 0 { "cpu" } else { "memory.usage" });
+        assert_eq!(message["counter_type"], if i % 2 == 0 { "cumulative" } else { "gauge" });
+        assert_eq!(message["resource_id"], if i % 3 == 0 { "vm-a" } else { "vm-b" });
+        assert_eq!(message["user_id"], if i % 3 == 0 { json!("user-1") } else { Value::Null });
+        assert_eq!(message["project_id"], "project-1");
+        assert_eq!(message["source"], "openstack");
+        assert_eq!(message["resource_metadata"]["flavor"]["ram"], 2048);
+        assert!(message["timestamp"].as_str().unwrap().starts_with("2026-"));
+    }
+    assert_eq!(python_verifies(&messages, SECRET), vec![true; 7], "Python recomputes every signature");
+    assert_eq!(python_verifies(&messages, "another secret"), vec![false; 7], "a wrong secret fails them");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn per_meter_topics_carry_only_their_meter() {
+    let channel = broker().await;
+    let topic = topic();
+    let queues = [format!("{topic}.sample"), format!("{topic}.cpu.sample"), format!("{topic}.memory.usage.sample")];
+    prepare(&channel, &queues).await;
+    let handle =
+        PublisherHandle::start(&format!("notifier://?topic={topic}&per_meter_topic=1"), &PublishContext::default())
+            .await
+            .unwrap();
+    handle.send(Arc::new(batch(6, 0.0)));
+    assert_eq!(handle.shutdown(Duration::from_secs(20)).await.sent, 6 * 2, "each sample to the topic and its meter's");
+
+    let all = drain(&channel, &queues[0], 1, Duration::from_secs(10)).await;
+    let cpu = drain(&channel, &queues[1], 1, Duration::from_secs(10)).await;
+    let memory = drain(&channel, &queues[2], 1, Duration::from_secs(10)).await;
+    delete(&channel, &queues).await;
+    let names = |n: &[Value]| -> Vec<String> {
+        n.iter()
+            .flat_map(|n| n["payload"]["samples"].as_array().unwrap().clone())
+            .map(|s| s["counter_name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(names(&all).len(), 6);
+    assert_eq!(names(&cpu), vec!["cpu"; 3]);
+    assert_eq!(names(&memory), vec!["memory.usage"; 3]);
+    let unsigned = &all[0]["payload"]["samples"][0]["message_signature"];
+    assert_eq!(unsigned, "", "no secret, no signature");
+}
+
+/// A TCP proxy to the broker that the test can cut and restore.
+struct Proxy {
+    port: u16,
+    up: Arc<AtomicBool>,
+    links: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl Proxy {
+    async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let up = Arc::new(AtomicBool::new(true));
+        let links: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>> = Arc::default();
+        let (accept_up, accept_links) = (up.clone(), links.clone());
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if !accept_up.load(Ordering::SeqCst) {
+                    continue; // dropped: the connection is refused as soon as it opens
+                }
+                let link = tokio::spawn(async move {
+                    if let Ok(mut broker) = TcpStream::connect(BROKER).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut broker).await;
+                    }
+                });
+                accept_links.lock().unwrap().push(link);
+            }
+        });
+        Self { port, up, links }
+    }
+
+    fn cut(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        for link in self.links.lock().unwrap().drain(..) {
+            link.abort();
+        }
+    }
+
+    fn restore(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
+}
+
+async fn wait_until(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The broker becomes unreachable (through a proxy the test cuts), eight batches
+/// arrive, the `queue` policy keeps the newest five and drops exactly the three
+/// oldest; the broker comes back, the publisher reconnects and delivers the five.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_queue_policy_loses_nothing_within_its_bound_across_an_outage() {
+    let channel = broker().await;
+    let proxy = Proxy::start().await;
+    let topic = topic();
+    let queue = format!("{topic}.sample");
+    prepare(&channel, std::slice::from_ref(&queue)).await;
+    let url = format!(
+        "notifier://guest:guest@127.0.0.1:{}/?topic={topic}&policy=queue&max_queue_length=5&batch_size=10",
+        proxy.port
+    );
+    let handle = PublisherHandle::start(&url, &PublishContext { telemetry_secret: SECRET.into() }).await.unwrap();
+
+    handle.send(Arc::new(batch(10, 0.0)));
+    assert_eq!(drain(&channel, &queue, 1, Duration::from_secs(10)).await.len(), 1, "delivered before the outage");
+
+    proxy.cut();
+    for b in 1..=8 {
+        handle.send(Arc::new(batch(10, 1000.0 * b as f64)));
+    }
+    wait_until("the three oldest batches are dropped", Duration::from_secs(60), || {
+        handle.stats().dropped.load(Ordering::Relaxed) >= 30
+    })
+    .await;
+    assert_eq!(handle.stats().dropped.load(Ordering::Relaxed), 30, "exactly the overflow");
+    assert_eq!(handle.stats().published.load(Ordering::Relaxed), 10);
+
+    proxy.restore();
+    let delivered = drain(&channel, &queue, 5, Duration::from_secs(90)).await;
+    delete(&channel, &[queue]).await;
+    let firsts: Vec<f64> =
+        delivered.iter().map(|n| n["payload"]["samples"][0]["counter_volume"].as_f64().unwrap()).collect();
+    assert_eq!(firsts, vec![4000.0, 5000.0, 6000.0, 7000.0, 8000.0], "the newest five, in order");
+    let samples: Vec<Value> =
+        delivered.iter().flat_map(|n| n["payload"]["samples"].as_array().unwrap().clone()).collect();
+    assert_eq!(samples.len(), 50);
+    assert!(python_verifies(&samples, SECRET).iter().all(|ok| *ok));
+
+    let delivery = handle.shutdown(Duration::from_secs(20)).await;
+    assert_eq!((delivery.sent, delivery.dropped), (60, 30));
+}
