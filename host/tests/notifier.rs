@@ -4,12 +4,11 @@
 
 mod common;
 
+use common::batch;
 use lapin::options::{BasicGetOptions, QueueDeclareOptions, QueueDeleteOptions};
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection, ConnectionProperties};
-use pollen_host::publish::{Batch, PublishContext, PublisherHandle};
-use pollen_host::registry::Registry;
-use pollen_host::sample::{Meter, MeterType, Resource, Sample};
+use pollen_host::publish::{PublishContext, PublisherHandle};
 use serde_json::{json, Value};
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -31,37 +30,6 @@ async fn broker() -> Channel {
 
 fn topic() -> String {
     format!("pollen-test-{}", uuid::Uuid::new_v4().simple())
-}
-
-/// A batch of `count` samples over two meters and two resources, with metadata of
-/// every shape a signature must survive: nested objects, lists, floats, nulls.
-fn batch(count: usize, first_volume: f64) -> Batch {
-    let registry = Arc::new(Registry::new());
-    let cpu = registry.intern_meter(Meter { name: "cpu".into(), kind: MeterType::Cumulative, unit: "ns".into() });
-    let memory =
-        registry.intern_meter(Meter { name: "memory.usage".into(), kind: MeterType::Gauge, unit: "MB".into() });
-    let metadata = json!({
-        "display_name": "web-1", "flavor": {"name": "m1.small", "ram": 2048, "vcpus": 1},
-        "image": null, "ratio": 0.1, "big": 1e16, "tags": ["a", "it's"], "status": "active",
-    });
-    let resource = |id: &str, user: Option<&str>| {
-        registry.intern_resource(Resource {
-            user_id: user.map(str::to_string),
-            project_id: Some("project-1".into()),
-            metadata: Arc::new(metadata.as_object().unwrap().clone()),
-            ..Resource::bare(id)
-        })
-    };
-    let (a, b) = (resource("vm-a", Some("user-1")), resource("vm-b", None));
-    let samples = (0..count)
-        .map(|i| Sample {
-            meter: if i % 2 == 0 { cpu } else { memory },
-            resource: if i % 3 == 0 { a } else { b },
-            volume: first_volume + i as f64,
-            timestamp: 1_790_000_000_000_000_000 + i as i64,
-        })
-        .collect();
-    Batch { samples, registry, source: Arc::from("openstack") }
 }
 
 /// Declares the queue a test reads, as the publisher will, so that reading it never

@@ -5,12 +5,15 @@
 //! logged, never dropped silently.
 
 mod file;
+mod http;
 mod local_queue;
 pub mod metering;
 mod notifier;
 mod options;
 pub mod signature;
 mod stdout;
+mod tcp;
+mod udp;
 
 pub use local_queue::Policy;
 pub use notifier::NotifierOptions;
@@ -58,10 +61,16 @@ pub enum PublisherConfig {
     File(file::FileOptions),
     /// `notifier://...`: oslo.messaging notifications over AMQP.
     Notifier(notifier::NotifierOptions),
+    /// `udp://host:port`: one msgpack datagram per sample.
+    Udp(udp::SocketOptions),
+    /// `tcp://host:port`: length-prefixed msgpack over a stream.
+    Tcp(udp::SocketOptions),
+    /// `http(s)://...`: JSON POSTs.
+    Http(http::HttpOptions),
 }
 
 /// Schemes Pollen publishes to.
-pub const KNOWN_SCHEMES: &[&str] = &["stdout", "file", "notifier"];
+pub const KNOWN_SCHEMES: &[&str] = &["stdout", "file", "notifier", "udp", "tcp", "http", "https"];
 
 impl PublisherConfig {
     /// Parses a sink's publisher URL and its options. Checks only the text: nothing
@@ -75,9 +84,24 @@ impl PublisherConfig {
             "stdout" => options::Query::new(&url).finish().map(|()| Self::Stdout).map_err(error),
             "file" => file::FileOptions::from_url(&url).map(Self::File).map_err(error),
             "notifier" => notifier::NotifierOptions::from_url(&url).map(Self::Notifier).map_err(error),
+            "udp" => udp::SocketOptions::from_url(&url, Some(udp::DEFAULT_PORT)).map(Self::Udp).map_err(error),
+            "tcp" => udp::SocketOptions::from_url(&url, None).map(Self::Tcp).map_err(error),
+            "http" | "https" => http::HttpOptions::from_url(&url).map(Self::Http).map_err(error),
             other => Err(error(format!("unknown scheme `{other}`; Pollen publishes to: {}", KNOWN_SCHEMES.join(", ")))),
         }
     }
+}
+
+/// The delays between reconnection attempts: exponential from 100 ms to 30 s, with
+/// jitter, for as long as it takes.
+pub(crate) fn reconnect_backoff() -> backon::ExponentialBackoff {
+    use backon::BackoffBuilder;
+    backon::ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(100))
+        .with_max_delay(Duration::from_secs(30))
+        .with_jitter()
+        .without_max_times()
+        .build()
 }
 
 /// What publishers need besides their URL.
@@ -207,6 +231,13 @@ impl PublisherHandle {
             PublisherConfig::Notifier(options) => {
                 Self::spawn(url, notifier::NotifierPublisher::new(url, options, context.telemetry_secret.clone()))
             }
+            PublisherConfig::Udp(options) => {
+                Self::spawn(url, udp::UdpPublisher::new(url, options, context.telemetry_secret.clone()))
+            }
+            PublisherConfig::Tcp(options) => {
+                Self::spawn(url, tcp::TcpPublisher::new(url, options, context.telemetry_secret.clone()))
+            }
+            PublisherConfig::Http(options) => Self::spawn(url, http::HttpPublisher::new(url, options)?),
         })
     }
 
@@ -300,7 +331,7 @@ mod tests {
         assert_eq!((file.path.to_str(), file.max_bytes, file.backup_count), (Some("/tmp/s.jsonl"), Some(100), 2));
         let error = PublisherConfig::parse("gnocchi://").unwrap_err().to_string();
         assert!(error.contains("unknown scheme `gnocchi`"), "{error}");
-        assert!(error.contains("stdout, file, notifier"), "{error}");
+        assert!(error.contains("stdout, file, notifier, udp, tcp, http, https"), "{error}");
         assert!(PublisherConfig::parse("samples.jsonl").unwrap_err().to_string().contains("not a URL"));
         let error = PublisherConfig::parse("notifier://?topic=x&bacth_size=3").unwrap_err().to_string();
         assert!(error.contains("unknown option `bacth_size`") && error.contains("batch_size"), "{error}");

@@ -14,7 +14,6 @@
 use super::local_queue::{LocalQueue, Pending, Policy};
 use super::options::Query;
 use super::{Batch, Delivery, PublishError, Publisher};
-use backon::BackoffBuilder;
 use lapin::options::{
     BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
 };
@@ -114,7 +113,15 @@ impl NotifierPublisher {
     /// A publisher; it connects on first use.
     pub fn new(url: &str, options: NotifierOptions, secret: String) -> Self {
         let queue = LocalQueue::new(options.policy, options.max_queue_length, options.max_retry);
-        Self { url: url.into(), options, secret, link: None, queue, backoff: backoff(), next_attempt: Instant::now() }
+        Self {
+            url: url.into(),
+            options,
+            secret,
+            link: None,
+            queue,
+            backoff: super::reconnect_backoff(),
+            next_attempt: Instant::now(),
+        }
     }
 
     /// The notifications for a batch: `batch_size` samples each, to the topic, and per
@@ -178,7 +185,7 @@ impl NotifierPublisher {
                 }
             }
         }
-        self.backoff = backoff();
+        self.backoff = super::reconnect_backoff();
         delivery
     }
 }
@@ -267,15 +274,6 @@ async fn declare(channel: &Channel, exchange: &str, routing_key: &str) -> Result
         )
         .await
         .map_err(fail)
-}
-
-fn backoff() -> backon::ExponentialBackoff {
-    backon::ExponentialBuilder::default()
-        .with_min_delay(Duration::from_millis(100))
-        .with_max_delay(Duration::from_secs(30))
-        .with_jitter()
-        .without_max_times()
-        .build()
 }
 
 impl Publisher for NotifierPublisher {

@@ -45,6 +45,11 @@ impl Query {
         }
     }
 
+    /// The options no getter asked for (kept in the URL a publisher posts to).
+    pub fn remaining(self) -> Vec<(String, String)> {
+        self.params.into_iter().collect()
+    }
+
     /// Fails if an option was given that no getter asked for.
     pub fn finish(self) -> Result<(), String> {
         match self.params.keys().next() {

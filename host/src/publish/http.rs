@@ -1,0 +1,143 @@
+//! `http://` and `https://`: samples POSTed as JSON (Ceilometer's sample keys), a
+//! batch per request (`batch=1`, the default) or one sample per request (`batch=0`),
+//! retried with exponential backoff.
+//!
+//! Options: `timeout` (seconds, 5), `max_retries` (2), `batch` (1), and for TLS
+//! `verify_ssl` (`1`, `0`, or the path of a CA bundle), `clientcert` and `clientkey`
+//! (PEM files). Other query parameters stay in the URL that is posted to.
+
+use super::options::Query;
+use super::{Batch, Delivery, PublishError, Publisher};
+use backon::{ExponentialBuilder, Retryable};
+use std::time::Duration;
+
+/// The HTTP publisher's settings, from its URL.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpOptions {
+    /// Where to POST (the URL without Pollen's own options).
+    pub target: String,
+    /// Per-request timeout.
+    pub timeout: Duration,
+    /// Retries after a failed request.
+    pub max_retries: usize,
+    /// One request per batch (else one per sample).
+    pub batch: bool,
+    /// Whether to verify the server's certificate.
+    pub verify_ssl: bool,
+    /// A CA bundle to verify it with.
+    pub ca_file: Option<String>,
+    /// Client certificate and key (PEM), for mutual TLS.
+    pub client_identity: Option<(String, String)>,
+}
+
+impl HttpOptions {
+    /// Reads an `http://` or `https://` URL, taking Pollen's options out of it.
+    pub fn from_url(url: &url::Url) -> Result<Self, String> {
+        let mut query = Query::new(url);
+        let timeout: f64 = query.parse("timeout", 5.0)?;
+        let max_retries = query.parse("max_retries", 2)?;
+        let batch = query.text("batch").is_none_or(|b| !matches!(b.as_str(), "0" | "false" | "False" | "no"));
+        let (verify_ssl, ca_file) = match query.text("verify_ssl").as_deref() {
+            None | Some("1" | "true" | "True" | "yes") => (true, None),
+            Some("0" | "false" | "False" | "no") => (false, None),
+            Some(path) => (true, Some(path.to_string())),
+        };
+        let client_identity = match (query.text("clientcert"), query.text("clientkey")) {
+            (Some(cert), Some(key)) => Some((cert, key)),
+            (None, None) => None,
+            _ => return Err("`clientcert` and `clientkey` go together".into()),
+        };
+        let mut target = url.clone();
+        let rest = query.remaining();
+        target.set_query(None);
+        if !rest.is_empty() {
+            target.query_pairs_mut().extend_pairs(rest);
+        }
+        let timeout =
+            Duration::try_from_secs_f64(timeout).map_err(|_| format!("timeout `{timeout}` is not a duration"))?;
+        Ok(Self { target: target.to_string(), timeout, max_retries, batch, verify_ssl, ca_file, client_identity })
+    }
+}
+
+/// POSTs JSON to an HTTP endpoint.
+pub struct HttpPublisher {
+    url: String,
+    options: HttpOptions,
+    client: reqwest::Client,
+}
+
+impl HttpPublisher {
+    /// Builds the client (reading CA and client certificate files).
+    pub fn new(url: &str, options: HttpOptions) -> Result<Self, PublishError> {
+        let error = |message: String| PublishError::Url { url: url.to_string(), message };
+        let mut builder =
+            reqwest::Client::builder().timeout(options.timeout).danger_accept_invalid_certs(!options.verify_ssl);
+        if let Some(path) = &options.ca_file {
+            let pem = std::fs::read(path).map_err(|e| error(format!("cannot read CA bundle {path}: {e}")))?;
+            for certificate in
+                reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| error(format!("CA bundle {path}: {e}")))?
+            {
+                builder = builder.add_root_certificate(certificate);
+            }
+        }
+        if let Some((cert, key)) = &options.client_identity {
+            let mut pem = std::fs::read(cert).map_err(|e| error(format!("cannot read {cert}: {e}")))?;
+            pem.extend(std::fs::read(key).map_err(|e| error(format!("cannot read {key}: {e}")))?);
+            builder = builder
+                .identity(reqwest::Identity::from_pem(&pem).map_err(|e| error(format!("client identity: {e}")))?);
+        }
+        let client = builder.build().map_err(|e| error(format!("cannot build the HTTP client: {e}")))?;
+        Ok(Self { url: url.into(), options, client })
+    }
+
+    async fn post(&self, body: Vec<u8>) -> Result<(), String> {
+        let attempt = || async {
+            let response = self
+                .client
+                .post(&self.options.target)
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body.clone())
+                .send()
+                .await
+                .map_err(|e| e.to_string())?;
+            match response.status() {
+                status if status.is_success() => Ok(()),
+                status => Err(format!("the server answered {status}")),
+            }
+        };
+        attempt
+            .retry(ExponentialBuilder::default().with_min_delay(Duration::from_millis(100)).with_max_times(self.options.max_retries))
+            .notify(|error, delay| tracing::warn!(publisher = %self.url, %error, retry_in_ms = delay.as_millis() as u64, "POST failed; retrying"))
+            .await
+    }
+}
+
+impl Publisher for HttpPublisher {
+    async fn publish(&mut self, batch: &Batch) -> Result<Delivery, PublishError> {
+        let mut records = Vec::with_capacity(batch.samples.len());
+        batch.for_each_record(|record| records.push(serde_json::to_vec(record).expect("samples serialize")));
+        let bodies: Vec<(Vec<u8>, u64)> = if self.options.batch {
+            let mut body = b"[".to_vec();
+            body.extend(records.join(&b","[..]));
+            body.push(b']');
+            vec![(body, records.len() as u64)]
+        } else {
+            records.into_iter().map(|record| (record, 1)).collect()
+        };
+        let mut delivery = Delivery::default();
+        for (body, samples) in bodies {
+            match self.post(body).await {
+                Ok(()) => delivery.sent += samples,
+                Err(error) => {
+                    tracing::error!(publisher = %self.url, %error, samples, "POST failed after retries; samples dropped");
+                    delivery.dropped += samples;
+                }
+            }
+        }
+        Ok(delivery)
+    }
+
+    async fn flush(&mut self) -> Result<Delivery, PublishError> {
+        Ok(Delivery::default())
+    }
+}

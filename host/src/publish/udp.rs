@@ -1,0 +1,94 @@
+//! `udp://host[:port]`: each sample as one msgpack-encoded, signed metering message per
+//! datagram, as Ceilometer's UDP publisher sends them (default port 4952; IPv4 and
+//! IPv6, e.g. `udp://[::1]:4952`).
+
+use super::options::Query;
+use super::{Batch, Delivery, PublishError, Publisher};
+use std::net::SocketAddr;
+use tokio::net::UdpSocket;
+
+/// Ceilometer's default UDP port.
+pub const DEFAULT_PORT: u16 = 4952;
+
+/// Where datagrams go.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SocketOptions {
+    /// Host name or address.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+}
+
+impl SocketOptions {
+    /// Reads a `udp://` or `tcp://` URL; `default_port` applies when it has none.
+    pub fn from_url(url: &url::Url, default_port: Option<u16>) -> Result<Self, String> {
+        let host = url.host_str().filter(|h| !h.is_empty()).ok_or("names no host, e.g. `udp://collector:4952`")?;
+        let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+        let port = url.port().or(default_port).ok_or("names no port, e.g. `tcp://collector:4953`")?;
+        Query::new(url).finish()?;
+        Ok(Self { host, port })
+    }
+
+    /// The addresses the host resolves to.
+    pub async fn resolve(&self) -> std::io::Result<Vec<SocketAddr>> {
+        Ok(tokio::net::lookup_host((self.host.as_str(), self.port)).await?.collect())
+    }
+}
+
+/// Sends one datagram per sample.
+pub struct UdpPublisher {
+    url: String,
+    options: SocketOptions,
+    secret: String,
+    socket: Option<(UdpSocket, SocketAddr)>,
+}
+
+impl UdpPublisher {
+    /// A publisher; the address is resolved and the socket opened on first use.
+    pub fn new(url: &str, options: SocketOptions, secret: String) -> Self {
+        Self { url: url.into(), options, secret, socket: None }
+    }
+
+    async fn socket(&mut self) -> std::io::Result<&(UdpSocket, SocketAddr)> {
+        if self.socket.is_none() {
+            let target = self.options.resolve().await?.into_iter().next().ok_or_else(|| {
+                std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!("`{}` resolves to no address", self.options.host),
+                )
+            })?;
+            let local: SocketAddr =
+                if target.is_ipv6() { "[::]:0".parse() } else { "0.0.0.0:0".parse() }.expect("literal addresses parse");
+            self.socket = Some((UdpSocket::bind(local).await?, target));
+        }
+        Ok(self.socket.as_ref().expect("opened above"))
+    }
+}
+
+/// The msgpack encoding of a metering message (maps of strings to values).
+pub fn encode(message: &serde_json::Map<String, serde_json::Value>) -> Vec<u8> {
+    rmp_serde::to_vec(message).expect("JSON values always encode to msgpack")
+}
+
+impl Publisher for UdpPublisher {
+    async fn publish(&mut self, batch: &Batch) -> Result<Delivery, PublishError> {
+        let messages = batch.metering_messages(&self.secret);
+        let url = self.url.clone();
+        let (socket, target) = self.socket().await.map_err(|source| PublishError::Io { url: url.clone(), source })?;
+        let mut delivery = Delivery::default();
+        for message in &messages {
+            match socket.send_to(&encode(message), *target).await {
+                Ok(_) => delivery.sent += 1,
+                Err(error) => {
+                    tracing::warn!(publisher = %url, %error, "datagram not sent");
+                    delivery.dropped += 1;
+                }
+            }
+        }
+        Ok(delivery)
+    }
+
+    async fn flush(&mut self) -> Result<Delivery, PublishError> {
+        Ok(Delivery::default())
+    }
+}

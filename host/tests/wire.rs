@@ -1,0 +1,188 @@
+//! UDP, TCP, HTTP and file publishing, received and decoded on loopback.
+
+mod common;
+
+use common::batch;
+use pollen_host::publish::{PublishContext, PublisherHandle};
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, UdpSocket};
+
+const SECRET: &str = "wire-secret";
+
+fn context() -> PublishContext {
+    PublishContext { telemetry_secret: SECRET.into() }
+}
+
+async fn udp_round_trip(bind: &str, url_host: &str) {
+    let receiver = UdpSocket::bind(bind).await.unwrap();
+    let port = receiver.local_addr().unwrap().port();
+    let handle = PublisherHandle::start(&format!("udp://{url_host}:{port}"), &context()).await.unwrap();
+    handle.send(Arc::new(batch(5, 10.0)));
+    let mut received = Vec::new();
+    let mut buffer = vec![0u8; 65536];
+    for _ in 0..5 {
+        let (length, _) =
+            tokio::time::timeout(Duration::from_secs(10), receiver.recv_from(&mut buffer)).await.unwrap().unwrap();
+        received.push(rmp_serde::from_slice::<Value>(&buffer[..length]).expect("one msgpack message per datagram"));
+    }
+    assert_eq!(handle.shutdown(Duration::from_secs(5)).await.sent, 5);
+    let volumes: Vec<f64> = received.iter().map(|m| m["counter_volume"].as_f64().unwrap()).collect();
+    assert_eq!(volumes, vec![10.0, 11.0, 12.0, 13.0, 14.0]);
+    assert_eq!(received[0]["counter_name"], "cpu");
+    assert_eq!(received[0]["resource_metadata"]["flavor"]["name"], "m1.small");
+    assert_eq!(received[0]["message_signature"].as_str().map(str::len), Some(64), "signed");
+}
+
+#[tokio::test]
+async fn udp_sends_one_msgpack_datagram_per_sample_over_ipv4() {
+    udp_round_trip("127.0.0.1:0", "127.0.0.1").await;
+}
+
+#[tokio::test]
+async fn udp_sends_one_msgpack_datagram_per_sample_over_ipv6() {
+    udp_round_trip("[::1]:0", "[::1]").await;
+}
+
+/// Reads length-prefixed msgpack frames until `count` arrived, the peer closes, or
+/// none comes for 10 s.
+async fn read_frames(stream: &mut tokio::net::TcpStream, count: usize) -> Vec<Value> {
+    let mut frames = Vec::new();
+    while frames.len() < count {
+        let mut length = [0u8; 8];
+        match tokio::time::timeout(Duration::from_secs(10), stream.read_exact(&mut length)).await {
+            Ok(Ok(_)) => {}
+            _ => break,
+        }
+        let mut frame = vec![0u8; u64::from_le_bytes(length) as usize];
+        stream.read_exact(&mut frame).await.unwrap();
+        frames.push(rmp_serde::from_slice(&frame).unwrap());
+    }
+    frames
+}
+
+#[tokio::test]
+async fn tcp_sends_length_prefixed_msgpack_and_reconnects() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let handle = PublisherHandle::start(&format!("tcp://{address}"), &context()).await.unwrap();
+
+    handle.send(Arc::new(batch(3, 0.0)));
+    let (mut first, _) = listener.accept().await.unwrap();
+    let frames = read_frames(&mut first, 3).await;
+    assert_eq!(frames.iter().map(|f| f["counter_volume"].as_f64().unwrap()).collect::<Vec<_>>(), vec![0.0, 1.0, 2.0]);
+
+    // The collector goes away; what follows is held and delivered on a new connection.
+    drop(first);
+    drop(listener);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    handle.send(Arc::new(batch(2, 100.0)));
+    handle.send(Arc::new(batch(2, 200.0)));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let listener = TcpListener::bind(address).await.unwrap();
+    let (mut second, _) =
+        tokio::time::timeout(Duration::from_secs(30), listener.accept()).await.expect("reconnects").unwrap();
+    let frames = read_frames(&mut second, 4).await;
+    let volumes: Vec<f64> = frames.iter().map(|f| f["counter_volume"].as_f64().unwrap()).collect();
+    assert_eq!(volumes, vec![100.0, 101.0, 200.0, 201.0], "nothing written into the closed connection");
+    let delivery = handle.shutdown(Duration::from_secs(10)).await;
+    assert_eq!((delivery.sent, delivery.dropped), (7, 0));
+}
+
+/// A one-request-at-a-time HTTP server: answers each request with the next status
+/// of `statuses` (200 when they run out) and hands the bodies it got to the test.
+async fn http_server(statuses: Vec<u16>) -> (String, tokio::sync::mpsc::UnboundedReceiver<(String, Value)>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let (bodies, received) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut statuses = statuses.into_iter();
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let mut request = Vec::new();
+            let mut chunk = [0u8; 8192];
+            let (head, body) = loop {
+                let read = stream.read(&mut chunk).await.unwrap();
+                request.extend_from_slice(&chunk[..read]);
+                if let Some(end) = request.windows(4).position(|w| w == b"\r\n\r\n") {
+                    let head = String::from_utf8_lossy(&request[..end]).to_string();
+                    let length: usize = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap())
+                        })
+                        .unwrap_or(0);
+                    while request.len() < end + 4 + length {
+                        let read = stream.read(&mut chunk).await.unwrap();
+                        request.extend_from_slice(&chunk[..read]);
+                    }
+                    break (head, request[end + 4..end + 4 + length].to_vec());
+                }
+            };
+            let status = statuses.next().unwrap_or(200);
+            let response = format!("HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            stream.write_all(response.as_bytes()).await.unwrap();
+            let _ = bodies.send((head, serde_json::from_slice(&body).unwrap_or(Value::Null)));
+        }
+    });
+    (format!("http://{address}/samples"), received)
+}
+
+#[tokio::test]
+async fn http_posts_a_json_batch_and_retries_a_failed_request() {
+    let (url, mut received) = http_server(vec![500]).await;
+    let handle = PublisherHandle::start(&format!("{url}?max_retries=3&timeout=5&tenant=t1"), &context()).await.unwrap();
+    handle.send(Arc::new(batch(4, 1.0)));
+    let delivery = handle.shutdown(Duration::from_secs(20)).await;
+    assert_eq!((delivery.sent, delivery.dropped), (4, 0));
+    let (failed_head, _) = received.recv().await.unwrap();
+    let (head, body) = received.recv().await.unwrap();
+    assert!(
+        failed_head.starts_with("POST /samples?tenant=t1 "),
+        "Pollen's options are not sent, others are: {failed_head}"
+    );
+    assert!(head.to_ascii_lowercase().contains("content-type: application/json"), "{head}");
+    let samples = body.as_array().expect("one JSON array per batch");
+    assert_eq!(samples.len(), 4);
+    assert_eq!(samples[0]["name"], "cpu");
+    assert_eq!(samples[0]["volume"], 1.0);
+    assert!(samples[0].get("resource_metadata").is_some());
+}
+
+#[tokio::test]
+async fn http_without_batching_posts_each_sample_and_counts_what_fails() {
+    let (url, mut received) = http_server(vec![200, 503, 503]).await;
+    let handle = PublisherHandle::start(&format!("{url}?batch=0&max_retries=1"), &context()).await.unwrap();
+    handle.send(Arc::new(batch(3, 7.0)));
+    let delivery = handle.shutdown(Duration::from_secs(20)).await;
+    assert_eq!((delivery.sent, delivery.dropped), (2, 1), "the sample whose two attempts failed is counted as dropped");
+    let mut bodies = Vec::new();
+    while let Ok((_, body)) = received.try_recv() {
+        bodies.push(body);
+    }
+    assert!(bodies.iter().all(|b| b.is_object()), "one sample per request");
+}
+
+#[tokio::test]
+async fn the_file_publisher_rotates_as_python_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("samples.jsonl");
+    let url = format!("file://{}?max_bytes=2000&backup_count=2", path.display());
+    let handle = PublisherHandle::start(&url, &context()).await.unwrap();
+    for round in 0..6 {
+        handle.send(Arc::new(batch(3, round as f64 * 10.0)));
+    }
+    assert_eq!(handle.shutdown(Duration::from_secs(10)).await.sent, 18);
+    let read = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap_or_default();
+    let (current, first, second) = (read("samples.jsonl"), read("samples.jsonl.1"), read("samples.jsonl.2"));
+    assert!(!dir.path().join("samples.jsonl.3").exists(), "only backup_count backups are kept");
+    for text in [&current, &first, &second] {
+        assert!(!text.is_empty() && text.len() <= 2000, "each file within max_bytes: {}", text.len());
+        for line in text.lines() {
+            serde_json::from_str::<Value>(line).expect("whole JSON lines, never cut");
+        }
+    }
+    let newest: Vec<Value> = current.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(newest.last().unwrap()["volume"], 52.0, "the newest sample is in the current file");
+}
