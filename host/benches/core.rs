@@ -152,6 +152,83 @@ fn run_rss(cache: &Path) {
     );
 }
 
+/// A batch of 1000 samples over 100 instances with Ceilometer-like metadata.
+fn thousand_samples() -> pollen_host::publish::Batch {
+    let registry = Arc::new(Registry::new());
+    let cpu = registry.intern_meter(Meter { name: "cpu".into(), kind: MeterType::Cumulative, unit: "ns".into() });
+    let metadata = serde_json::json!({
+        "display_name": "web", "name": "instance-00000001", "instance_type": "m1.small", "status": "active",
+        "flavor": {"id": "2", "name": "m1.small", "ram": 2048, "vcpus": 1, "disk": 20, "ephemeral": 0, "swap": 0},
+        "image_ref": "9a8b7c6d-0000-4000-8000-000000000001", "host": "abc", "vcpus": 1, "memory_mb": 2048,
+    });
+    let resources: Vec<_> = (0..100)
+        .map(|i| {
+            registry.intern_resource(Resource {
+                user_id: Some("a1b2c3d4e5f60718293a4b5c6d7e8f90".into()),
+                project_id: Some("0f9e8d7c6b5a49382716f5e4d3c2b1a0".into()),
+                metadata: Arc::new(metadata.as_object().unwrap().clone()),
+                ..Resource::bare(&format!("11111111-2222-3333-4444-{i:012}"))
+            })
+        })
+        .collect();
+    let samples = (0..1000)
+        .map(|i| Sample {
+            meter: cpu,
+            resource: resources[i % 100],
+            volume: 1.5e12 + i as f64,
+            timestamp: 1_790_000_000_000_000_000,
+        })
+        .collect();
+    pollen_host::publish::Batch { samples, registry, source: Arc::from("openstack") }
+}
+
+/// Samples per second through one publisher, `batches` batches of 1000, counted when
+/// the publisher reports them sent (for the notifier: confirmed by the broker).
+fn publish_rate(runtime: &tokio::runtime::Runtime, name: &str, url: &str, batches: usize) {
+    use pollen_host::publish::{PublishContext, PublisherHandle};
+    let batch = Arc::new(thousand_samples());
+    let context = PublishContext { telemetry_secret: "bench-secret".into() };
+    let (delivery, elapsed) = runtime.block_on(async {
+        let handle = PublisherHandle::start(url, &context).await.expect("publisher starts");
+        let started = Instant::now();
+        for _ in 0..batches {
+            handle.send_waiting(batch.clone()).await;
+        }
+        let delivery = handle.shutdown(Duration::from_secs(120)).await;
+        (delivery, started.elapsed())
+    });
+    assert_eq!(delivery.dropped, 0, "{name}: nothing dropped");
+    let rate = delivery.sent as f64 / elapsed.as_secs_f64();
+    println!("publish {name}: {rate:.0} samples/s ({} samples, signed, batches of 1000)", delivery.sent);
+}
+
+fn publishing(cache: &Path) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let file = cache.join("bench-samples.jsonl");
+    publish_rate(&runtime, "file://", &format!("file://{}", file.display()), 200);
+
+    let receiver = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = receiver.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut buffer = [0u8; 65536];
+        while receiver.recv(&mut buffer).is_ok() {}
+    });
+    publish_rate(&runtime, "udp://", &format!("udp://127.0.0.1:{port}"), 200);
+
+    let topic = format!("pollen-bench-{}", std::process::id());
+    publish_rate(&runtime, "notifier:// (RabbitMQ, confirmed)", &format!("notifier://?topic={topic}"), 200);
+    runtime.block_on(async {
+        let connection =
+            lapin::Connection::connect("amqp://127.0.0.1:5672/%2f", lapin::ConnectionProperties::default())
+                .await
+                .unwrap();
+        let channel = connection.create_channel().await.unwrap();
+        let _ = channel
+            .queue_delete(format!("{topic}.sample").as_str().into(), lapin::options::QueueDeleteOptions::default())
+            .await;
+    });
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; nothing else is taken.
     let cache = tempfile::tempdir().unwrap();
@@ -159,4 +236,5 @@ fn main() {
     transformer_throughput(cache.path());
     start_times(cache.path());
     run_rss(cache.path());
+    publishing(cache.path());
 }

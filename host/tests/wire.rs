@@ -186,3 +186,33 @@ async fn the_file_publisher_rotates_as_python_does() {
     let newest: Vec<Value> = current.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(newest.last().unwrap()["volume"], 52.0, "the newest sample is in the current file");
 }
+
+/// A destination that never answers fills only its own queue: its overflow is
+/// counted, and a healthy publisher beside it gets everything.
+#[tokio::test]
+async fn a_stuck_publisher_never_holds_up_another() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            held.push(stream); // accepted, never answered
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("samples.jsonl");
+    let stuck = PublisherHandle::start(&format!("http://{address}/?timeout=60&max_retries=0"), &context()).await.unwrap();
+    let healthy = PublisherHandle::start(&format!("file://{}", path.display()), &context()).await.unwrap();
+    for _ in 0..100 {
+        let batch = Arc::new(batch(3, 0.0));
+        stuck.send(batch.clone());
+        healthy.send(batch);
+        tokio::task::yield_now().await;
+    }
+    let refused = stuck.stats().dropped.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(refused >= 3 * 30, "the stuck publisher's full queue refuses batches, counted: {refused}");
+    assert_eq!(healthy.shutdown(Duration::from_secs(10)).await, pollen_host::publish::Delivery { sent: 300, dropped: 0 });
+    assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 300);
+    let stuck = stuck.shutdown(Duration::from_millis(500)).await;
+    assert_eq!((stuck.sent, stuck.dropped), (0, 300), "every sample of the stuck publisher is accounted as lost");
+}

@@ -64,7 +64,9 @@ pub async fn run(agent: Agent, shutdown: impl Future<Output = ()>) -> anyhow::Re
     }
     let sinks = Arc::try_unwrap(sinks).map_err(|_| anyhow::anyhow!("publishers still in use at shutdown"))?;
     for handle in sinks.into_values().flatten() {
-        handle.shutdown(SHUTDOWN_DEADLINE).await;
+        let url = handle.url().to_string();
+        let delivery = handle.shutdown(SHUTDOWN_DEADLINE).await;
+        tracing::info!(publisher = %url, sent = delivery.sent, dropped = delivery.dropped, "publisher stopped");
     }
     Ok(summary)
 }

@@ -68,10 +68,20 @@ impl<T> LocalQueue<T> {
         self.messages.front()
     }
 
+    /// The oldest `count` messages.
+    pub fn oldest(&self, count: usize) -> impl Iterator<Item = &Pending<T>> {
+        self.messages.iter().take(count)
+    }
+
     /// The oldest message was sent.
     pub fn sent(&mut self) -> u64 {
+        self.sent_many(1)
+    }
+
+    /// The oldest `count` messages were sent; returns their samples.
+    pub fn sent_many(&mut self, count: usize) -> u64 {
         self.failures = 0;
-        self.messages.pop_front().map_or(0, |p| p.samples)
+        self.messages.drain(..count.min(self.messages.len())).map(|p| p.samples).sum()
     }
 
     /// Sending failed; returns the samples the policy drops now.

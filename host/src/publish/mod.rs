@@ -208,10 +208,14 @@ pub struct PublisherHandle {
 /// What a publisher did.
 #[derive(Debug, Default)]
 pub struct PublisherStats {
+    /// Samples taken into its queue.
+    pub accepted: AtomicU64,
+    /// Samples its full queue refused (also counted in `dropped`).
+    pub refused: AtomicU64,
     /// Samples sent.
     pub published: AtomicU64,
-    /// Samples refused because the queue was full, lost to a failed write, or dropped
-    /// by the publisher's policy.
+    /// Samples given up on: refused by a full queue, lost to a failed write, dropped by
+    /// the publisher's policy, or still held at shutdown.
     pub dropped: AtomicU64,
 }
 
@@ -219,6 +223,10 @@ impl PublisherStats {
     fn add(&self, delivery: Delivery) {
         self.published.fetch_add(delivery.sent, Ordering::Relaxed);
         self.dropped.fetch_add(delivery.dropped, Ordering::Relaxed);
+    }
+
+    fn delivery(&self) -> Delivery {
+        Delivery { sent: self.published.load(Ordering::Relaxed), dropped: self.dropped.load(Ordering::Relaxed) }
     }
 }
 
@@ -295,24 +303,50 @@ impl PublisherHandle {
     pub fn send(&self, batch: Arc<Batch>) {
         let Some(queue) = &self.queue else { return };
         let count = batch.samples.len() as u64;
-        if queue.try_send(batch).is_err() {
-            self.stats.dropped.fetch_add(count, Ordering::Relaxed);
-            tracing::warn!(publisher = %self.url, samples = count, "publisher queue full; batch dropped");
+        match queue.try_send(batch) {
+            Ok(()) => {
+                self.stats.accepted.fetch_add(count, Ordering::Relaxed);
+            }
+            Err(_) => {
+                self.stats.refused.fetch_add(count, Ordering::Relaxed);
+                self.stats.dropped.fetch_add(count, Ordering::Relaxed);
+                tracing::warn!(publisher = %self.url, samples = count, "publisher queue full; batch dropped");
+            }
+        }
+    }
+
+    /// Queues a batch, waiting for room: for tools and benchmarks that want every
+    /// sample through. The daemon uses [`send`](Self::send), which never waits.
+    pub async fn send_waiting(&self, batch: Arc<Batch>) {
+        if let Some(queue) = &self.queue {
+            let count = batch.samples.len() as u64;
+            match queue.send(batch).await {
+                Ok(()) => self.stats.accepted.fetch_add(count, Ordering::Relaxed),
+                Err(_) => self.stats.dropped.fetch_add(count, Ordering::Relaxed),
+            };
         }
     }
 
     /// Stops taking batches, sends what is queued and flushes, within `deadline`.
-    /// Returns what the publisher did over its life.
+    /// Returns what the publisher did over its life; what it still held when the
+    /// deadline passed is counted as dropped and reported.
     pub async fn shutdown(mut self, deadline: Duration) -> Delivery {
         self.queue = None;
         if tokio::time::timeout(deadline, &mut self.task).await.is_err() {
             self.task.abort();
-            tracing::error!(publisher = %self.url, "publisher did not finish within {deadline:?}; what it held is lost");
+            let _ = (&mut self.task).await;
+            let so_far = self.stats.delivery();
+            let refused = self.stats.refused.load(Ordering::Relaxed);
+            let accepted = self.stats.accepted.load(Ordering::Relaxed);
+            // Accepted samples neither sent nor already given up on were in flight.
+            let in_flight = accepted.saturating_sub(so_far.sent + so_far.dropped.saturating_sub(refused));
+            self.stats.dropped.fetch_add(in_flight, Ordering::Relaxed);
+            tracing::error!(
+                publisher = %self.url, samples = in_flight,
+                "publisher did not finish within {deadline:?}; the samples it held are lost"
+            );
         }
-        Delivery {
-            sent: self.stats.published.load(Ordering::Relaxed),
-            dropped: self.stats.dropped.load(Ordering::Relaxed),
-        }
+        self.stats.delivery()
     }
 }
 

@@ -22,8 +22,11 @@ use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Exchange
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
-/// How long to wait for a connection, or for a confirm, before calling it failed.
+/// How long to wait for a connection, or for a window's confirms, before calling it
+/// failed.
 const BROKER_TIMEOUT: Duration = Duration::from_secs(5);
+/// Notifications published before waiting for their confirms.
+const CONFIRM_WINDOW: usize = 256;
 
 /// The notifier's settings, from its URL.
 #[derive(Debug, Clone, PartialEq)]
@@ -167,9 +170,11 @@ impl NotifierPublisher {
             }
             return delivery;
         }
-        while let Some(pending) = self.queue.front() {
-            match send(&mut self.link, &self.options, &self.url, &pending.message).await {
-                Ok(()) => delivery.sent += self.queue.sent(),
+        while !self.queue.is_empty() {
+            let window: Vec<&Notification> = self.queue.oldest(CONFIRM_WINDOW).map(|p| &p.message).collect();
+            let count = window.len();
+            match send(&mut self.link, &self.options, &self.url, &window).await {
+                Ok(()) => delivery.sent += self.queue.sent_many(count),
                 Err(error) => {
                     let waiting = self.queue.samples();
                     let dropped = self.queue.failed();
@@ -190,46 +195,53 @@ impl NotifierPublisher {
     }
 }
 
-/// Publishes one notification and waits for the broker's confirm, connecting first
-/// if needed.
+/// Publishes notifications, all in flight at once, and waits for the broker to
+/// confirm every one; connects first if needed. On any failure none counts as sent
+/// (delivery is at least once: a retry may repeat some).
 async fn send(
     link: &mut Option<Link>,
     options: &NotifierOptions,
     url: &str,
-    notification: &Notification,
+    notifications: &[&Notification],
 ) -> Result<(), String> {
     if link.is_none() {
         *link = Some(connect(&options.amqp_uri).await?);
         tracing::info!(publisher = %url, "connected to the broker");
     }
     let link = link.as_mut().expect("connected above");
-    if !link.declared.contains(&notification.routing_key) {
-        declare(&link.channel, &options.exchange, &notification.routing_key).await?;
-        link.declared.insert(notification.routing_key.clone());
-    }
     let properties =
         BasicProperties::default().with_content_type("application/json".into()).with_content_encoding("utf-8".into());
-    let publish = async {
-        link.channel
-            .basic_publish(
-                options.exchange.as_str().into(),
-                notification.routing_key.as_str().into(),
-                BasicPublishOptions::default(),
-                &notification.body,
-                properties,
-            )
-            .await?
-            .await
+    let exchange: lapin::types::ShortString = options.exchange.as_str().into();
+    let publish_all = async {
+        let mut confirms = Vec::with_capacity(notifications.len());
+        for notification in notifications {
+            if !link.declared.contains(&notification.routing_key) {
+                declare(&link.channel, &options.exchange, &notification.routing_key).await?;
+                link.declared.insert(notification.routing_key.clone());
+            }
+            let confirm = link
+                .channel
+                .basic_publish(
+                    exchange.clone(),
+                    notification.routing_key.as_str().into(),
+                    BasicPublishOptions::default(),
+                    &notification.body,
+                    properties.clone(),
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+            confirms.push(confirm);
+        }
+        for confirm in confirms {
+            if !confirm.await.map_err(|e| e.to_string())?.is_ack() {
+                return Err("the broker refused a message (nack)".to_string());
+            }
+        }
+        Ok(())
     };
-    let confirm = tokio::time::timeout(BROKER_TIMEOUT, publish)
+    tokio::time::timeout(BROKER_TIMEOUT, publish_all)
         .await
         .map_err(|_| "no confirm from the broker in time".to_string())?
-        .map_err(|e| e.to_string())?;
-    if confirm.is_ack() {
-        Ok(())
-    } else {
-        Err("the broker refused the message (nack)".into())
-    }
 }
 
 /// Opens a connection and a channel in confirm mode.
