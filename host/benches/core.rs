@@ -230,11 +230,22 @@ fn publishing(cache: &Path) {
 }
 
 fn main() {
-    // `cargo bench` passes `--bench`; nothing else is taken.
+    // `cargo bench -p pollen-host -- NAME` runs only the sections whose name contains
+    // NAME (`call`, `transformer`, `start`, `rss`, `publish`); `--bench` is cargo's.
+    let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let wanted = |name: &str| filter.is_empty() || filter.iter().any(|f| name.contains(f.as_str()));
     let cache = tempfile::tempdir().unwrap();
-    pollster_call_overhead(cache.path());
-    transformer_throughput(cache.path());
-    start_times(cache.path());
-    run_rss(cache.path());
-    publishing(cache.path());
+    type Section = fn(&Path);
+    let sections: [(&str, Section); 5] = [
+        ("call", pollster_call_overhead),
+        ("transformer", transformer_throughput),
+        ("start", start_times),
+        ("rss", run_rss),
+        ("publish", publishing),
+    ];
+    for (name, section) in sections {
+        if wanted(name) {
+            section(cache.path());
+        }
+    }
 }

@@ -294,3 +294,58 @@ async fn the_queue_policy_loses_nothing_within_its_bound_across_an_outage() {
     let delivery = handle.shutdown(Duration::from_secs(20)).await;
     assert_eq!((delivery.sent, delivery.dropped), (60, 30));
 }
+
+/// `ssl=1`: the notifier speaks AMQP over TLS, verifying the broker's certificate with
+/// `ca_certs`. The test puts a TLS endpoint (its own certificate authority) in front
+/// of the broker.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_notifier_speaks_tls_and_verifies_the_broker() {
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+    let _ = tracing_subscriber::fmt().with_test_writer().try_init();
+    let channel = broker().await;
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, certified.cert.pem()).unwrap();
+    let config = tokio_rustls::rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![CertificateDer::from(certified.cert.der().to_vec())],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(certified.key_pair.serialize_der())),
+        )
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let handshakes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = handshakes.clone();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let (acceptor, counted) = (acceptor.clone(), counted.clone());
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(client).await else { return };
+                counted.fetch_add(1, Ordering::SeqCst);
+                if let Ok(mut broker) = TcpStream::connect(BROKER).await {
+                    let _ = tokio::io::copy_bidirectional(&mut tls, &mut broker).await;
+                }
+            });
+        }
+    });
+
+    let topic = topic();
+    let queue = format!("{topic}.sample");
+    prepare(&channel, std::slice::from_ref(&queue)).await;
+    let url = format!("notifier://guest:guest@localhost:{port}/?ssl=1&ca_certs={}&topic={topic}", ca.display());
+    let handle = PublisherHandle::start(&url, &PublishContext::default()).await.unwrap();
+    handle.send(Arc::new(batch(3, 0.0)));
+    assert_eq!(handle.shutdown(Duration::from_secs(20)).await.sent, 3);
+    assert_eq!(drain(&channel, &queue, 1, Duration::from_secs(10)).await.len(), 1);
+    assert!(handshakes.load(Ordering::SeqCst) >= 1, "the notifier went through TLS");
+
+    // Without the right CA the broker is not trusted, and nothing is sent.
+    let untrusted = format!("notifier://guest:guest@localhost:{port}/?ssl=1&topic={topic}&policy=drop");
+    let handle = PublisherHandle::start(&untrusted, &PublishContext::default()).await.unwrap();
+    handle.send(Arc::new(batch(3, 0.0)));
+    assert_eq!(handle.shutdown(Duration::from_secs(20)).await, pollen_host::publish::Delivery { sent: 0, dropped: 3 });
+    delete(&channel, &[queue]).await;
+}

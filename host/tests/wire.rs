@@ -201,17 +201,21 @@ async fn a_stuck_publisher_never_holds_up_another() {
     });
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("samples.jsonl");
-    let stuck = PublisherHandle::start(&format!("http://{address}/?timeout=60&max_retries=0"), &context()).await.unwrap();
+    let stuck =
+        PublisherHandle::start(&format!("http://{address}/?timeout=60&max_retries=0"), &context()).await.unwrap();
     let healthy = PublisherHandle::start(&format!("file://{}", path.display()), &context()).await.unwrap();
     for _ in 0..100 {
         let batch = Arc::new(batch(3, 0.0));
         stuck.send(batch.clone());
-        healthy.send(batch);
-        tokio::task::yield_now().await;
+        // The healthy publisher keeps up (the test waits for room), whatever the stuck one does.
+        tokio::time::timeout(Duration::from_secs(10), healthy.send_waiting(batch)).await.expect("never held up");
     }
     let refused = stuck.stats().dropped.load(std::sync::atomic::Ordering::Relaxed);
     assert!(refused >= 3 * 30, "the stuck publisher's full queue refuses batches, counted: {refused}");
-    assert_eq!(healthy.shutdown(Duration::from_secs(10)).await, pollen_host::publish::Delivery { sent: 300, dropped: 0 });
+    assert_eq!(
+        healthy.shutdown(Duration::from_secs(10)).await,
+        pollen_host::publish::Delivery { sent: 300, dropped: 0 }
+    );
     assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 300);
     let stuck = stuck.shutdown(Duration::from_millis(500)).await;
     assert_eq!((stuck.sent, stuck.dropped), (0, 300), "every sample of the stuck publisher is accounted as lost");

@@ -92,14 +92,25 @@ impl Publisher for FilePublisher {
         self.lines.clear();
         batch.write_json_lines(&mut self.lines).map_err(|e| self.io(e))?;
         let lines = std::mem::take(&mut self.lines);
+        // Whole runs of lines that fit go out in one write; rotation happens between lines.
+        let mut start = 0;
+        let mut end = 0;
         for line in lines.split_inclusive(|b| *b == b'\n') {
-            let full = self.options.max_bytes.is_some_and(|max| self.size > 0 && self.size + line.len() as u64 > max);
+            let pending = (end - start) as u64;
+            let full = self
+                .options
+                .max_bytes
+                .is_some_and(|max| self.size + pending > 0 && self.size + pending + line.len() as u64 > max);
             if full {
+                self.file.write_all(&lines[start..end]).await.map_err(|e| self.io(e))?;
+                self.size += pending;
                 self.rotate().await.map_err(|e| self.io(e))?;
+                start = end;
             }
-            self.file.write_all(line).await.map_err(|e| self.io(e))?;
-            self.size += line.len() as u64;
+            end += line.len();
         }
+        self.file.write_all(&lines[start..end]).await.map_err(|e| self.io(e))?;
+        self.size += (end - start) as u64;
         self.lines = lines;
         Ok(Delivery { sent: batch.samples.len() as u64, dropped: 0 })
     }

@@ -237,7 +237,7 @@ impl PublisherHandle {
             PublisherConfig::Stdout => Self::spawn(url, stdout::StdoutPublisher::new()),
             PublisherConfig::File(options) => Self::spawn(url, file::FilePublisher::open(url, options).await?),
             PublisherConfig::Notifier(options) => {
-                Self::spawn(url, notifier::NotifierPublisher::new(url, options, context.telemetry_secret.clone()))
+                Self::spawn(url, notifier::NotifierPublisher::new(url, options, context.telemetry_secret.clone())?)
             }
             PublisherConfig::Udp(options) => {
                 Self::spawn(url, udp::UdpPublisher::new(url, options, context.telemetry_secret.clone()))

@@ -2,7 +2,7 @@
 //! Ceilometer's polling agent sends them, so that an unchanged
 //! `ceilometer-agent-notification` consumes them.
 //!
-//! `notifier://[user:password@]host[:port][/vhost]?topic=notifications&exchange=ceilometer&batch_size=50&policy=default|queue|drop&max_queue_length=1024&max_retry=100&per_meter_topic=0&ssl=0`
+//! `notifier://[user:password@]host[:port][/vhost]?topic=notifications&exchange=ceilometer&batch_size=50&policy=default|queue|drop&max_queue_length=1024&max_retry=100&per_meter_topic=0&ssl=0&ca_certs=/path/ca.pem`
 //!
 //! Each notification goes to the topic exchange `exchange` with routing key
 //! `<topic>.sample` (and, with `per_meter_topic`, again to `<topic>.<meter>.sample`),
@@ -47,6 +47,9 @@ pub struct NotifierOptions {
     pub max_retry: u32,
     /// Also publish each meter's samples to `<topic>.<meter>`.
     pub per_meter_topic: bool,
+    /// CA certificates (PEM file) to verify the broker with, for `ssl=1`; the
+    /// system's web roots otherwise.
+    pub ca_certs: Option<std::path::PathBuf>,
 }
 
 impl NotifierOptions {
@@ -78,7 +81,11 @@ impl NotifierOptions {
             max_queue_length: query.parse("max_queue_length", 1024)?,
             max_retry: query.parse("max_retry", 100)?,
             per_meter_topic: query.flag("per_meter_topic")?,
+            ca_certs: query.text("ca_certs").map(Into::into),
         };
+        if options.ca_certs.is_some() && !tls {
+            return Err("`ca_certs` needs `ssl=1`".into());
+        }
         query.finish()?;
         if options.batch_size == 0 {
             return Err("batch_size must be at least 1".into());
@@ -105,6 +112,7 @@ struct Link {
 pub struct NotifierPublisher {
     url: String,
     options: NotifierOptions,
+    ca_pem: Option<String>,
     secret: String,
     link: Option<Link>,
     queue: LocalQueue<Notification>,
@@ -113,10 +121,18 @@ pub struct NotifierPublisher {
 }
 
 impl NotifierPublisher {
-    /// A publisher; it connects on first use.
-    pub fn new(url: &str, options: NotifierOptions, secret: String) -> Self {
+    /// A publisher; it reads its CA file now and connects on first use.
+    pub fn new(url: &str, options: NotifierOptions, secret: String) -> Result<Self, PublishError> {
+        let ca_pem = match &options.ca_certs {
+            None => None,
+            Some(path) => Some(std::fs::read_to_string(path).map_err(|e| PublishError::Url {
+                url: url.to_string(),
+                message: format!("cannot read ca_certs {}: {e}", path.display()),
+            })?),
+        };
         let queue = LocalQueue::new(options.policy, options.max_queue_length, options.max_retry);
-        Self {
+        Ok(Self {
+            ca_pem,
             url: url.into(),
             options,
             secret,
@@ -124,7 +140,7 @@ impl NotifierPublisher {
             queue,
             backoff: super::reconnect_backoff(),
             next_attempt: Instant::now(),
-        }
+        })
     }
 
     /// The notifications for a batch: `batch_size` samples each, to the topic, and per
@@ -173,7 +189,7 @@ impl NotifierPublisher {
         while !self.queue.is_empty() {
             let window: Vec<&Notification> = self.queue.oldest(CONFIRM_WINDOW).map(|p| &p.message).collect();
             let count = window.len();
-            match send(&mut self.link, &self.options, &self.url, &window).await {
+            match send(&mut self.link, &self.options, self.ca_pem.as_deref(), &self.url, &window).await {
                 Ok(()) => delivery.sent += self.queue.sent_many(count),
                 Err(error) => {
                     let waiting = self.queue.samples();
@@ -201,11 +217,12 @@ impl NotifierPublisher {
 async fn send(
     link: &mut Option<Link>,
     options: &NotifierOptions,
+    ca_pem: Option<&str>,
     url: &str,
     notifications: &[&Notification],
 ) -> Result<(), String> {
     if link.is_none() {
-        *link = Some(connect(&options.amqp_uri).await?);
+        *link = Some(connect(&options.amqp_uri, ca_pem).await?);
         tracing::info!(publisher = %url, "connected to the broker");
     }
     let link = link.as_mut().expect("connected above");
@@ -244,10 +261,18 @@ async fn send(
         .map_err(|_| "no confirm from the broker in time".to_string())?
 }
 
-/// Opens a connection and a channel in confirm mode.
-async fn connect(amqp_uri: &str) -> Result<Link, String> {
+/// Opens a connection (verifying TLS with `ca_pem` if given) and a channel in confirm
+/// mode.
+async fn connect(amqp_uri: &str, ca_pem: Option<&str>) -> Result<Link, String> {
     let connect = async {
-        let connection = Connection::connect(amqp_uri, ConnectionProperties::default()).await?;
+        let properties = ConnectionProperties::default();
+        let connection = match ca_pem {
+            None => Connection::connect(amqp_uri, properties).await?,
+            Some(pem) => {
+                let tls = lapin::tcp::OwnedTLSConfig { identity: None, cert_chain: Some(pem.to_string()) };
+                Connection::connect_with_config(amqp_uri, properties, tls, lapin::runtime::default_runtime()?).await?
+            }
+        };
         let channel = connection.create_channel().await?;
         channel.confirm_select(ConfirmSelectOptions::default()).await?;
         Ok::<_, lapin::Error>(Link { connection, channel, declared: HashSet::new() })

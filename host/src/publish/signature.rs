@@ -18,29 +18,36 @@ pub fn compute(message: &Map<String, Value>, secret: &str) -> String {
         return String::new();
     }
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes keys of any length");
-    let mut pairs = Vec::new();
-    flatten("", message, &mut pairs);
-    for (key, value) in pairs {
-        if key == SIGNATURE_KEY {
-            continue;
-        }
-        mac.update(key.as_bytes());
-        mac.update(python_str(value).as_bytes());
-    }
+    let mut key = String::new();
+    feed(&mut mac, &mut key, message);
     hex::encode(mac.finalize().into_bytes())
 }
 
-/// Key/value pairs with nested objects flattened (`resource_metadata:flavor:name`), in
-/// Ceilometer's order: each level sorted by key (a `Map` iterates sorted), a nested
-/// object's pairs in the place of its key.
-fn flatten<'a>(prefix: &str, object: &'a Map<String, Value>, out: &mut Vec<(String, &'a Value)>) {
+/// Feeds the key/value pairs to `mac` with nested objects flattened
+/// (`resource_metadata:flavor:name`), in Ceilometer's order: each level sorted by key
+/// (a `Map` iterates sorted), a nested object's pairs in the place of its key.
+fn feed(mac: &mut Hmac<Sha256>, key: &mut String, object: &Map<String, Value>) {
+    let prefix = key.len();
     for (name, value) in object {
-        let key = if prefix.is_empty() { name.clone() } else { format!("{prefix}:{name}") };
+        key.truncate(prefix);
+        if prefix > 0 {
+            key.push(':');
+        }
+        key.push_str(name);
         match value {
-            Value::Object(inner) => flatten(&key, inner, out),
-            other => out.push((key, other)),
+            Value::Object(inner) => feed(mac, key, inner),
+            _ if prefix == 0 && name == SIGNATURE_KEY => {}
+            Value::String(text) => {
+                mac.update(key.as_bytes());
+                mac.update(text.as_bytes());
+            }
+            other => {
+                mac.update(key.as_bytes());
+                mac.update(python_repr(other).as_bytes());
+            }
         }
     }
+    key.truncate(prefix);
 }
 
 /// Python's `str()` of a value decoded from JSON.
