@@ -166,13 +166,6 @@ impl Batch {
         });
         result
     }
-
-    /// The samples as signed metering messages.
-    pub fn metering_messages(&self, secret: &str) -> Vec<serde_json::Map<String, serde_json::Value>> {
-        let mut messages = Vec::with_capacity(self.samples.len());
-        self.for_each_record(|record| messages.push(metering::metering_message(record, secret)));
-        messages
-    }
 }
 
 /// Something that sends batches somewhere. Runs in its own task.

@@ -19,6 +19,7 @@ use lapin::options::{
 };
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use serde_json::value::RawValue;
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
@@ -146,9 +147,9 @@ impl NotifierPublisher {
     /// The notifications for a batch: `batch_size` samples each, to the topic, and per
     /// meter if asked.
     fn notifications(&self, batch: &Batch) -> Vec<Pending<Notification>> {
-        let messages = batch.metering_messages(&self.secret);
+        let messages = super::metering::json_messages(batch, &self.secret);
         let mut out = Vec::new();
-        let mut add = |topic: &str, messages: &[serde_json::Map<String, serde_json::Value>]| {
+        let mut add = |topic: &str, messages: &[&RawValue]| {
             for chunk in messages.chunks(self.options.batch_size) {
                 out.push(Pending {
                     message: Notification {
@@ -159,12 +160,12 @@ impl NotifierPublisher {
                 });
             }
         };
-        add(&self.options.topic, &messages);
+        let all: Vec<&RawValue> = messages.iter().map(|(_, m)| m.as_ref()).collect();
+        add(&self.options.topic, &all);
         if self.options.per_meter_topic {
-            let mut by_meter: BTreeMap<String, Vec<serde_json::Map<String, serde_json::Value>>> = BTreeMap::new();
-            for message in messages {
-                let meter = message["counter_name"].as_str().unwrap_or_default().to_string();
-                by_meter.entry(meter).or_default().push(message);
+            let mut by_meter: BTreeMap<&str, Vec<&RawValue>> = BTreeMap::new();
+            for (meter, message) in &messages {
+                by_meter.entry(meter.as_str()).or_default().push(message);
             }
             for (meter, messages) in by_meter {
                 add(&format!("{}.{meter}", self.options.topic), &messages);

@@ -18,36 +18,35 @@ pub fn compute(message: &Map<String, Value>, secret: &str) -> String {
         return String::new();
     }
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes keys of any length");
-    let mut key = String::new();
-    feed(&mut mac, &mut key, message);
-    hex::encode(mac.finalize().into_bytes())
-}
-
-/// Feeds the key/value pairs to `mac` with nested objects flattened
-/// (`resource_metadata:flavor:name`), in Ceilometer's order: each level sorted by key
-/// (a `Map` iterates sorted), a nested object's pairs in the place of its key.
-fn feed(mac: &mut Hmac<Sha256>, key: &mut String, object: &Map<String, Value>) {
-    let prefix = key.len();
-    for (name, value) in object {
-        key.truncate(prefix);
-        if prefix > 0 {
-            key.push(':');
-        }
-        key.push_str(name);
+    for (name, value) in message {
         match value {
-            Value::Object(inner) => feed(mac, key, inner),
-            _ if prefix == 0 && name == SIGNATURE_KEY => {}
-            Value::String(text) => {
+            Value::Object(inner) => flattened_pairs(name, inner, &mut |key, text| {
                 mac.update(key.as_bytes());
                 mac.update(text.as_bytes());
-            }
+            }),
+            _ if name == SIGNATURE_KEY => {}
             other => {
-                mac.update(key.as_bytes());
-                mac.update(python_repr(other).as_bytes());
+                mac.update(name.as_bytes());
+                mac.update(python_str(other).as_bytes());
             }
         }
     }
-    key.truncate(prefix);
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// Calls `f` with each key/value pair of `object` below `prefix`, nested objects
+/// flattened (`resource_metadata:flavor:name`), in Ceilometer's order: each level
+/// sorted by key (a `Map` iterates sorted), a nested object's pairs in the place of
+/// its key; values as Python's `str()` prints them.
+pub fn flattened_pairs(prefix: &str, object: &Map<String, Value>, f: &mut impl FnMut(&str, &str)) {
+    for (name, value) in object {
+        let key = format!("{prefix}:{name}");
+        match value {
+            Value::Object(inner) => flattened_pairs(&key, inner, f),
+            Value::String(text) => f(&key, text),
+            other => f(&key, &python_repr(other)),
+        }
+    }
 }
 
 /// Python's `str()` of a value decoded from JSON.

@@ -4,7 +4,7 @@
 //! bound, and retried.
 
 use super::local_queue::{LocalQueue, Pending, Policy};
-use super::udp::{encode, SocketOptions};
+use super::udp::SocketOptions;
 use super::{Batch, Delivery, PublishError, Publisher};
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
@@ -96,11 +96,10 @@ fn timed_out() -> std::io::Error {
 
 impl Publisher for TcpPublisher {
     async fn publish(&mut self, batch: &Batch) -> Result<Delivery, PublishError> {
-        let frames = batch
-            .metering_messages(&self.secret)
-            .iter()
-            .map(|m| Pending { message: encode(m), samples: 1 })
-            .collect::<Vec<_>>();
+        let frames: Vec<_> = super::metering::msgpack_messages(batch, &self.secret)
+            .into_iter()
+            .map(|message| Pending { message, samples: 1 })
+            .collect();
         let dropped = self.queue.push(frames);
         let mut delivery = self.send_pending().await;
         delivery.dropped += dropped;

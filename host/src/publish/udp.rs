@@ -65,19 +65,14 @@ impl UdpPublisher {
     }
 }
 
-/// The msgpack encoding of a metering message (maps of strings to values).
-pub fn encode(message: &serde_json::Map<String, serde_json::Value>) -> Vec<u8> {
-    rmp_serde::to_vec(message).expect("JSON values always encode to msgpack")
-}
-
 impl Publisher for UdpPublisher {
     async fn publish(&mut self, batch: &Batch) -> Result<Delivery, PublishError> {
-        let messages = batch.metering_messages(&self.secret);
+        let messages = super::metering::msgpack_messages(batch, &self.secret);
         let url = self.url.clone();
         let (socket, target) = self.socket().await.map_err(|source| PublishError::Io { url: url.clone(), source })?;
         let mut delivery = Delivery::default();
         for message in &messages {
-            match socket.send_to(&encode(message), *target).await {
+            match socket.send_to(message, *target).await {
                 Ok(_) => delivery.sent += 1,
                 Err(error) => {
                     tracing::warn!(publisher = %url, %error, "datagram not sent");
