@@ -216,7 +216,18 @@ fn publishing(cache: &Path) {
     publish_rate(&runtime, "udp://", &format!("udp://127.0.0.1:{port}"), 200);
 
     let topic = format!("pollen-bench-{}", std::process::id());
-    publish_rate(&runtime, "notifier:// (RabbitMQ, confirmed)", &format!("notifier://?topic={topic}"), 200);
+    publish_rate(
+        &runtime,
+        "notifier:// (RabbitMQ, confirmed, batch_size=50)",
+        &format!("notifier://?topic={topic}"),
+        200,
+    );
+    publish_rate(
+        &runtime,
+        "notifier:// (RabbitMQ, confirmed, batch_size=1000)",
+        &format!("notifier://?topic={topic}&batch_size=1000"),
+        200,
+    );
     runtime.block_on(async {
         let connection =
             lapin::Connection::connect("amqp://127.0.0.1:5672/%2f", lapin::ConnectionProperties::default())

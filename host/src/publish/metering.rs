@@ -13,7 +13,7 @@ use crate::sample::{iso8601, Resource, Sample};
 use hmac::{Hmac, Mac};
 use serde::Serialize;
 use serde_json::value::RawValue;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 use sha2::Sha256;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -211,18 +211,38 @@ pub fn msgpack_messages(batch: &Batch, secret: &str) -> Vec<Vec<u8>> {
 /// messages as JSON), as the rabbit driver puts it on the wire:
 /// `{"oslo.version": "2.0", "oslo.message": "<JSON>"}`.
 pub fn notification_body(samples: &[&RawValue]) -> Vec<u8> {
-    let now = chrono::Utc::now();
-    let message = json!({
-        "message_id": uuid::Uuid::new_v4().to_string(),
-        "publisher_id": PUBLISHER_ID,
-        "event_type": EVENT_TYPE,
-        "priority": "SAMPLE",
-        "payload": { "samples": samples },
-        "timestamp": now.format("%Y-%m-%d %H:%M:%S%.6f").to_string(),
-        "_unique_id": uuid::Uuid::new_v4().simple().to_string(),
-    });
-    let envelope = json!({ "oslo.version": "2.0", "oslo.message": message.to_string() });
-    serde_json::to_vec(&envelope).expect("JSON values always serialize")
+    #[derive(Serialize)]
+    struct Payload<'a> {
+        samples: &'a [&'a RawValue],
+    }
+    #[derive(Serialize)]
+    struct OsloMessage<'a> {
+        message_id: String,
+        publisher_id: &'static str,
+        event_type: &'static str,
+        priority: &'static str,
+        payload: Payload<'a>,
+        timestamp: String,
+        _unique_id: String,
+    }
+    #[derive(Serialize)]
+    struct Envelope<'a> {
+        #[serde(rename = "oslo.version")]
+        version: &'static str,
+        #[serde(rename = "oslo.message")]
+        message: &'a str,
+    }
+    let message = OsloMessage {
+        message_id: uuid::Uuid::new_v4().to_string(),
+        publisher_id: PUBLISHER_ID,
+        event_type: EVENT_TYPE,
+        priority: "SAMPLE",
+        payload: Payload { samples },
+        timestamp: chrono::Utc::now().format("%Y-%m-%d %H:%M:%S%.6f").to_string(),
+        _unique_id: uuid::Uuid::new_v4().simple().to_string(),
+    };
+    let inner = serde_json::to_string(&message).expect("messages serialize");
+    serde_json::to_vec(&Envelope { version: "2.0", message: &inner }).expect("strings serialize")
 }
 
 #[cfg(test)]
@@ -236,8 +256,7 @@ mod tests {
     fn the_signature_matches_the_generic_computation() {
         let registry = Arc::new(Registry::new());
         let meter = registry.intern_meter(Meter { name: "cpu".into(), kind: MeterType::Cumulative, unit: "ns".into() });
-        let metadata =
-            json!({"flavor": {"name": "m1", "ram": 512}, "ratio": 0.5, "tags": ["a"], "none": null, "zz": 1});
+        let metadata = serde_json::json!({"flavor": {"name": "m1", "ram": 512}, "ratio": 0.5, "tags": ["a"], "none": null, "zz": 1});
         let resource = registry.intern_resource(Resource {
             user_id: Some("u".into()),
             metadata: Arc::new(metadata.as_object().unwrap().clone()),
