@@ -42,7 +42,7 @@
 //!     fn poll(resources: Vec<Resource>) -> Result<Vec<Sample>, Error> {
 //!         Ok(each_domain(&resources, |index, stats| {
 //!             let memory = stats.memory_stats.as_ref()?;
-//!             let used_kib = memory.available? - memory.unused?;
+//!             let used_kib = memory.available?.saturating_sub(memory.usable.or(memory.unused)?);
 //!             Some(vec![Sample::new(0, index, used_kib as f64 / 1024.0)])
 //!         }))
 //!     }

@@ -1,4 +1,5 @@
-//! Publishers: where samples go, chosen by URL in a sink (`file:///path`, `stdout://`).
+//! Publishers: where samples go, chosen by URL in a sink (`notifier://`, `udp://`,
+//! `tcp://`, `http(s)://`, `file://`, `stdout://`), options as query parameters.
 //!
 //! Each publisher runs in its own task behind a bounded queue, so one that is slow
 //! never blocks polling or the others; what a full queue refuses is counted and
