@@ -2,7 +2,9 @@
 //! policies: `default` retries (a bounded number of times), `queue` keeps up to a
 //! bound and drops the oldest first, `drop` drops at once. Every drop is counted.
 
+use super::Delivery;
 use std::collections::VecDeque;
+use std::time::{Duration, Instant};
 
 /// What to do with messages that cannot be sent now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,19 +65,9 @@ impl<T> LocalQueue<T> {
         dropped
     }
 
-    /// The oldest message.
-    pub fn front(&self) -> Option<&Pending<T>> {
-        self.messages.front()
-    }
-
     /// The oldest `count` messages.
     pub fn oldest(&self, count: usize) -> impl Iterator<Item = &Pending<T>> {
         self.messages.iter().take(count)
-    }
-
-    /// The oldest message was sent.
-    pub fn sent(&mut self) -> u64 {
-        self.sent_many(1)
     }
 
     /// The oldest `count` messages were sent; returns their samples.
@@ -108,6 +100,90 @@ impl<T> LocalQueue<T> {
     }
 }
 
+/// How an [`Outbox`] reaches its peer.
+pub trait Transport<T>: Send {
+    /// Sends messages, all or none; after a failure the next call starts from a new
+    /// connection.
+    fn send(&mut self, messages: &[&T]) -> impl std::future::Future<Output = Result<(), String>> + Send;
+}
+
+/// A local queue with its retry schedule: what a publisher to an unreliable peer
+/// holds, and when it may try again (exponential backoff after each failure).
+pub struct Outbox<T> {
+    queue: LocalQueue<T>,
+    policy: Policy,
+    backoff: backon::ExponentialBackoff,
+    next_attempt: Instant,
+}
+
+impl<T> Outbox<T> {
+    /// An empty outbox under `policy` (see [`LocalQueue::new`]).
+    pub fn new(policy: Policy, max_length: usize, max_retry: u32) -> Self {
+        Self {
+            queue: LocalQueue::new(policy, max_length, max_retry),
+            policy,
+            backoff: super::reconnect_backoff(),
+            next_attempt: Instant::now(),
+        }
+    }
+
+    /// Adds messages; returns the samples dropped to stay within the bound.
+    pub fn push(&mut self, messages: impl IntoIterator<Item = Pending<T>>) -> u64 {
+        self.queue.push(messages)
+    }
+
+    /// Samples waiting.
+    pub fn pending(&self) -> u64 {
+        self.queue.samples()
+    }
+
+    /// Lets the next [`drain`](Self::drain) try at once (shutdown).
+    pub fn try_now(&mut self) {
+        self.next_attempt = Instant::now();
+    }
+
+    /// Sends what waits, oldest first, `window` messages per call of the transport,
+    /// unless the backoff says not yet. A failed send makes the policy decide what is
+    /// kept, and schedules the next attempt.
+    pub async fn drain(&mut self, url: &str, window: usize, transport: &mut impl Transport<T>) -> Delivery
+    where
+        T: Sync,
+    {
+        let mut delivery = Delivery::default();
+        if self.queue.is_empty() {
+            return delivery;
+        }
+        if Instant::now() < self.next_attempt {
+            // Still backing off: `drop` does not hold anything meanwhile.
+            if self.policy == Policy::Drop {
+                delivery.dropped += self.queue.failed();
+            }
+            return delivery;
+        }
+        while !self.queue.is_empty() {
+            let messages: Vec<&T> = self.queue.oldest(window).map(|p| &p.message).collect();
+            let count = messages.len();
+            let result = transport.send(&messages).await;
+            drop(messages);
+            if let Err(error) = result {
+                let waiting = self.queue.samples();
+                let dropped = self.queue.failed();
+                delivery.dropped += dropped;
+                let delay = self.backoff.next().unwrap_or(Duration::from_secs(30));
+                self.next_attempt = Instant::now() + delay;
+                tracing::warn!(
+                    publisher = %url, %error, waiting, dropped, retry_in_ms = delay.as_millis() as u64,
+                    "cannot send; holding samples as the policy says and retrying later"
+                );
+                return delivery;
+            }
+            delivery.sent += self.queue.sent_many(count);
+        }
+        self.backoff = super::reconnect_backoff();
+        delivery
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,7 +197,7 @@ mod tests {
         let mut queue = LocalQueue::new(Policy::Queue, 3, 100);
         assert_eq!(queue.push(batch(0..5)), 20, "two oldest dropped");
         assert_eq!(queue.failed(), 0);
-        assert_eq!(queue.front().unwrap().message, 2);
+        assert_eq!(queue.oldest(1).next().unwrap().message, 2);
         assert_eq!(queue.samples(), 30);
     }
 
@@ -141,7 +217,7 @@ mod tests {
         assert_eq!(queue.failed(), 0);
         assert_eq!(queue.failed(), 10);
         queue.push(batch(1..2));
-        assert_eq!(queue.sent(), 10);
+        assert_eq!(queue.sent_many(1), 10);
         assert!(queue.is_empty());
     }
 }

@@ -11,7 +11,7 @@
 //! unreachable the policy decides what is kept; the connection is re-opened with
 //! exponential backoff.
 
-use super::local_queue::{LocalQueue, Pending, Policy};
+use super::local_queue::{Outbox, Pending, Policy, Transport};
 use super::options::Query;
 use super::{Batch, Delivery, PublishError, Publisher};
 use lapin::options::{
@@ -21,7 +21,7 @@ use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
 use serde_json::value::RawValue;
 use std::collections::{BTreeMap, HashSet};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How long to wait for a connection, or for a window's confirms, before calling it
 /// failed.
@@ -112,13 +112,9 @@ struct Link {
 /// Publishes notifications to RabbitMQ.
 pub struct NotifierPublisher {
     url: String,
-    options: NotifierOptions,
-    ca_pem: Option<String>,
+    broker: Broker,
     secret: String,
-    link: Option<Link>,
-    queue: LocalQueue<Notification>,
-    backoff: backon::ExponentialBackoff,
-    next_attempt: Instant,
+    outbox: Outbox<Notification>,
 }
 
 impl NotifierPublisher {
@@ -131,17 +127,8 @@ impl NotifierPublisher {
                 message: format!("cannot read ca_certs {}: {e}", path.display()),
             })?),
         };
-        let queue = LocalQueue::new(options.policy, options.max_queue_length, options.max_retry);
-        Ok(Self {
-            ca_pem,
-            url: url.into(),
-            options,
-            secret,
-            link: None,
-            queue,
-            backoff: super::reconnect_backoff(),
-            next_attempt: Instant::now(),
-        })
+        let outbox = Outbox::new(options.policy, options.max_queue_length, options.max_retry);
+        Ok(Self { url: url.into(), broker: Broker { url: url.into(), options, ca_pem, link: None }, secret, outbox })
     }
 
     /// The notifications for a batch: `batch_size` samples each, to the topic, and per
@@ -150,7 +137,7 @@ impl NotifierPublisher {
         let messages = super::metering::json_messages(batch, &self.secret);
         let mut out = Vec::new();
         let mut add = |topic: &str, messages: &[&RawValue]| {
-            for chunk in messages.chunks(self.options.batch_size) {
+            for chunk in messages.chunks(self.broker.options.batch_size) {
                 out.push(Pending {
                     message: Notification {
                         routing_key: format!("{topic}.sample"),
@@ -161,54 +148,40 @@ impl NotifierPublisher {
             }
         };
         let all: Vec<&RawValue> = messages.iter().map(|(_, m)| m.as_ref()).collect();
-        add(&self.options.topic, &all);
-        if self.options.per_meter_topic {
+        add(&self.broker.options.topic, &all);
+        if self.broker.options.per_meter_topic {
             let mut by_meter: BTreeMap<&str, Vec<&RawValue>> = BTreeMap::new();
             for (meter, message) in &messages {
                 by_meter.entry(meter.as_str()).or_default().push(message);
             }
             for (meter, messages) in by_meter {
-                add(&format!("{}.{meter}", self.options.topic), &messages);
+                add(&format!("{}.{meter}", self.broker.options.topic), &messages);
             }
         }
         out
     }
 
-    /// Sends what waits, oldest first, unless the backoff says not yet.
+    /// Sends what waits, a confirm window at a time.
     async fn send_pending(&mut self) -> Delivery {
-        let mut delivery = Delivery::default();
-        if self.queue.is_empty() {
-            return delivery;
+        self.outbox.drain(&self.url, CONFIRM_WINDOW, &mut self.broker).await
+    }
+}
+
+/// The broker connection, opened on demand.
+struct Broker {
+    url: String,
+    options: NotifierOptions,
+    ca_pem: Option<String>,
+    link: Option<Link>,
+}
+
+impl Transport<Notification> for Broker {
+    async fn send(&mut self, window: &[&Notification]) -> Result<(), String> {
+        let result = send(&mut self.link, &self.options, self.ca_pem.as_deref(), &self.url, window).await;
+        if result.is_err() {
+            self.link = None;
         }
-        if Instant::now() < self.next_attempt {
-            // Still backing off: `drop` does not hold anything meanwhile.
-            if self.options.policy == Policy::Drop {
-                delivery.dropped += self.queue.failed();
-            }
-            return delivery;
-        }
-        while !self.queue.is_empty() {
-            let window: Vec<&Notification> = self.queue.oldest(CONFIRM_WINDOW).map(|p| &p.message).collect();
-            let count = window.len();
-            match send(&mut self.link, &self.options, self.ca_pem.as_deref(), &self.url, &window).await {
-                Ok(()) => delivery.sent += self.queue.sent_many(count),
-                Err(error) => {
-                    let waiting = self.queue.samples();
-                    let dropped = self.queue.failed();
-                    delivery.dropped += dropped;
-                    let delay = self.backoff.next().unwrap_or(Duration::from_secs(30));
-                    self.next_attempt = Instant::now() + delay;
-                    self.link = None;
-                    tracing::warn!(
-                        publisher = %self.url, %error, waiting, dropped, retry_in_ms = delay.as_millis() as u64,
-                        "cannot publish to the broker; holding samples as the policy says"
-                    );
-                    return delivery;
-                }
-            }
-        }
-        self.backoff = super::reconnect_backoff();
-        delivery
+        result
     }
 }
 
@@ -317,7 +290,7 @@ async fn declare(channel: &Channel, exchange: &str, routing_key: &str) -> Result
 impl Publisher for NotifierPublisher {
     async fn publish(&mut self, batch: &Batch) -> Result<Delivery, PublishError> {
         let notifications = self.notifications(batch);
-        let dropped = self.queue.push(notifications);
+        let dropped = self.outbox.push(notifications);
         if dropped > 0 {
             tracing::warn!(publisher = %self.url, dropped, "local queue full; oldest samples dropped");
         }
@@ -327,7 +300,7 @@ impl Publisher for NotifierPublisher {
     }
 
     fn pending(&self) -> u64 {
-        self.queue.samples()
+        self.outbox.pending()
     }
 
     async fn retry(&mut self) -> Delivery {
@@ -335,9 +308,9 @@ impl Publisher for NotifierPublisher {
     }
 
     async fn flush(&mut self) -> Result<Delivery, PublishError> {
-        self.next_attempt = Instant::now();
+        self.outbox.try_now();
         let delivery = self.send_pending().await;
-        if let Some(link) = self.link.take() {
+        if let Some(link) = self.broker.link.take() {
             let _ = link.connection.close(200, "pollen shutting down".into()).await;
         }
         Ok(delivery)

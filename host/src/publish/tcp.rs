@@ -3,10 +3,10 @@
 //! re-opened (with backoff) when it breaks. What cannot be sent is held, up to a
 //! bound, and retried.
 
-use super::local_queue::{LocalQueue, Pending, Policy};
+use super::local_queue::{Outbox, Pending, Policy, Transport};
 use super::udp::SocketOptions;
 use super::{Batch, Delivery, PublishError, Publisher};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
@@ -18,12 +18,9 @@ const IO_TIMEOUT: Duration = Duration::from_secs(5);
 /// Streams length-prefixed msgpack frames.
 pub struct TcpPublisher {
     url: String,
-    options: SocketOptions,
     secret: String,
-    stream: Option<TcpStream>,
-    queue: LocalQueue<Vec<u8>>,
-    backoff: backon::ExponentialBackoff,
-    next_attempt: Instant,
+    peer: Peer,
+    outbox: Outbox<Vec<u8>>,
 }
 
 impl TcpPublisher {
@@ -31,34 +28,32 @@ impl TcpPublisher {
     pub fn new(url: &str, options: SocketOptions, secret: String) -> Self {
         Self {
             url: url.into(),
-            options,
             secret,
-            stream: None,
-            queue: LocalQueue::new(Policy::Queue, MAX_PENDING_FRAMES, 0),
-            backoff: super::reconnect_backoff(),
-            next_attempt: Instant::now(),
+            peer: Peer { options, stream: None },
+            outbox: Outbox::new(Policy::Queue, MAX_PENDING_FRAMES, 0),
         }
     }
 
     async fn send_pending(&mut self) -> Delivery {
-        let mut delivery = Delivery::default();
-        if self.queue.is_empty() || Instant::now() < self.next_attempt {
-            return delivery;
-        }
-        while let Some(frame) = self.queue.front() {
-            match send(&mut self.stream, &self.options, &frame.message).await {
-                Ok(()) => delivery.sent += self.queue.sent(),
-                Err(error) => {
-                    self.stream = None;
-                    let delay = self.backoff.next().unwrap_or(Duration::from_secs(30));
-                    self.next_attempt = Instant::now() + delay;
-                    tracing::warn!(publisher = %self.url, %error, waiting = self.queue.samples(), "cannot send; will reconnect");
-                    return delivery;
-                }
+        self.outbox.drain(&self.url, 1, &mut self.peer).await
+    }
+}
+
+/// The connection to the collector, opened on demand.
+struct Peer {
+    options: SocketOptions,
+    stream: Option<TcpStream>,
+}
+
+impl Transport<Vec<u8>> for Peer {
+    async fn send(&mut self, frames: &[&Vec<u8>]) -> Result<(), String> {
+        for frame in frames {
+            if let Err(error) = send(&mut self.stream, &self.options, frame).await {
+                self.stream = None;
+                return Err(error.to_string());
             }
         }
-        self.backoff = super::reconnect_backoff();
-        delivery
+        Ok(())
     }
 }
 
@@ -100,14 +95,14 @@ impl Publisher for TcpPublisher {
             .into_iter()
             .map(|message| Pending { message, samples: 1 })
             .collect();
-        let dropped = self.queue.push(frames);
+        let dropped = self.outbox.push(frames);
         let mut delivery = self.send_pending().await;
         delivery.dropped += dropped;
         Ok(delivery)
     }
 
     fn pending(&self) -> u64 {
-        self.queue.samples()
+        self.outbox.pending()
     }
 
     async fn retry(&mut self) -> Delivery {
@@ -115,9 +110,9 @@ impl Publisher for TcpPublisher {
     }
 
     async fn flush(&mut self) -> Result<Delivery, PublishError> {
-        self.next_attempt = Instant::now();
+        self.outbox.try_now();
         let delivery = self.send_pending().await;
-        if let Some(mut stream) = self.stream.take() {
+        if let Some(mut stream) = self.peer.stream.take() {
             let _ = stream.shutdown().await;
         }
         Ok(delivery)
