@@ -202,6 +202,27 @@ fn publish_rate(runtime: &tokio::runtime::Runtime, name: &str, url: &str, batche
     println!("publish {name}: {rate:.0} samples/s ({} samples, signed, batches of 1000)", delivery.sent);
 }
 
+/// Samples per second turned into signed notification bodies, without sending.
+fn encoding(_cache: &Path) {
+    use pollen_host::publish::metering::{json_messages, notification_body};
+    let batch = thousand_samples();
+    let started = Instant::now();
+    let rounds = 100;
+    let mut bytes = 0;
+    for _ in 0..rounds {
+        let messages = json_messages(&batch, "bench-secret");
+        let raw: Vec<&serde_json::value::RawValue> = messages.iter().map(|(_, m)| m.as_ref()).collect();
+        for chunk in raw.chunks(50) {
+            bytes += notification_body(chunk).len();
+        }
+    }
+    let rate = (rounds * batch.samples.len()) as f64 / started.elapsed().as_secs_f64();
+    println!(
+        "encode notifications (signed, batch_size 50): {rate:.0} samples/s, {} bytes/sample",
+        bytes / (rounds * 1000)
+    );
+}
+
 fn publishing(cache: &Path) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let file = cache.join("bench-samples.jsonl");
@@ -242,16 +263,17 @@ fn publishing(cache: &Path) {
 
 fn main() {
     // `cargo bench -p pollen-host -- NAME` runs only the sections whose name contains
-    // NAME (`call`, `transformer`, `start`, `rss`, `publish`); `--bench` is cargo's.
+    // NAME (`call`, `transformer`, `start`, `rss`, `encode`, `publish`); `--bench` is cargo's.
     let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
     let wanted = |name: &str| filter.is_empty() || filter.iter().any(|f| name.contains(f.as_str()));
     let cache = tempfile::tempdir().unwrap();
     type Section = fn(&Path);
-    let sections: [(&str, Section); 5] = [
+    let sections: [(&str, Section); 6] = [
         ("call", pollster_call_overhead),
         ("transformer", transformer_throughput),
         ("start", start_times),
         ("rss", run_rss),
+        ("encode", encoding),
         ("publish", publishing),
     ];
     for (name, section) in sections {
