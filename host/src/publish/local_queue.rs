@@ -2,8 +2,9 @@
 //! policies: `default` retries (a bounded number of times), `queue` keeps up to a
 //! bound and drops the oldest first, `drop` drops at once. Every drop is counted.
 
-use super::Delivery;
+use super::{Batch, Delivery, PublishError, Publisher};
 use std::collections::VecDeque;
+use std::future::Future;
 use std::time::{Duration, Instant};
 
 /// What to do with messages that cannot be sent now.
@@ -100,11 +101,23 @@ impl<T> LocalQueue<T> {
     }
 }
 
-/// How an [`Outbox`] reaches its peer.
-pub trait Transport<T>: Send {
+/// A peer that an [`OutboxPublisher`] sends to: how batches become messages, and
+/// how messages are sent over a connection it opens on demand.
+pub trait Transport: Send + 'static {
+    /// What is sent (a notification, a frame).
+    type Message: Send + Sync + 'static;
+    /// Messages handed to one `send`.
+    const WINDOW: usize;
+
+    /// The messages for a batch, with their sample counts.
+    fn encode(&self, batch: &Batch) -> Vec<Pending<Self::Message>>;
+
     /// Sends messages, all or none; after a failure the next call starts from a new
     /// connection.
-    fn send(&mut self, messages: &[&T]) -> impl std::future::Future<Output = Result<(), String>> + Send;
+    fn send(&mut self, messages: &[&Self::Message]) -> impl Future<Output = Result<(), String>> + Send;
+
+    /// Closes the connection, if open.
+    fn close(&mut self) -> impl Future<Output = ()> + Send;
 }
 
 /// A local queue with its retry schedule: what a publisher to an unreliable peer
@@ -142,13 +155,10 @@ impl<T> Outbox<T> {
         self.next_attempt = Instant::now();
     }
 
-    /// Sends what waits, oldest first, `window` messages per call of the transport,
+    /// Sends what waits, oldest first, `X::WINDOW` messages per call of the transport,
     /// unless the backoff says not yet. A failed send makes the policy decide what is
     /// kept, and schedules the next attempt.
-    pub async fn drain(&mut self, url: &str, window: usize, transport: &mut impl Transport<T>) -> Delivery
-    where
-        T: Sync,
-    {
+    pub async fn drain<X: Transport<Message = T>>(&mut self, url: &str, transport: &mut X) -> Delivery {
         let mut delivery = Delivery::default();
         if self.queue.is_empty() {
             return delivery;
@@ -161,7 +171,7 @@ impl<T> Outbox<T> {
             return delivery;
         }
         while !self.queue.is_empty() {
-            let messages: Vec<&T> = self.queue.oldest(window).map(|p| &p.message).collect();
+            let messages: Vec<&T> = self.queue.oldest(X::WINDOW).map(|p| &p.message).collect();
             let count = messages.len();
             let result = transport.send(&messages).await;
             drop(messages);
@@ -181,6 +191,48 @@ impl<T> Outbox<T> {
         }
         self.backoff = super::reconnect_backoff();
         delivery
+    }
+}
+
+/// A publisher that holds what it cannot send in an [`Outbox`] and retries over its
+/// [`Transport`] (the notifier, TCP).
+pub struct OutboxPublisher<X: Transport> {
+    url: String,
+    outbox: Outbox<X::Message>,
+    transport: X,
+}
+
+impl<X: Transport> OutboxPublisher<X> {
+    /// A publisher to `transport` under `policy` (see [`LocalQueue::new`]).
+    pub fn new(url: &str, transport: X, policy: Policy, max_length: usize, max_retry: u32) -> Self {
+        Self { url: url.into(), outbox: Outbox::new(policy, max_length, max_retry), transport }
+    }
+}
+
+impl<X: Transport> Publisher for OutboxPublisher<X> {
+    async fn publish(&mut self, batch: &Batch) -> Result<Delivery, PublishError> {
+        let dropped = self.outbox.push(self.transport.encode(batch));
+        if dropped > 0 {
+            tracing::warn!(publisher = %self.url, dropped, "local queue full; oldest samples dropped");
+        }
+        let mut delivery = self.outbox.drain(&self.url, &mut self.transport).await;
+        delivery.dropped += dropped;
+        Ok(delivery)
+    }
+
+    fn pending(&self) -> u64 {
+        self.outbox.pending()
+    }
+
+    async fn retry(&mut self) -> Delivery {
+        self.outbox.drain(&self.url, &mut self.transport).await
+    }
+
+    async fn flush(&mut self) -> Result<Delivery, PublishError> {
+        self.outbox.try_now();
+        let delivery = self.outbox.drain(&self.url, &mut self.transport).await;
+        self.transport.close().await;
+        Ok(delivery)
     }
 }
 

@@ -231,13 +231,13 @@ impl PublisherHandle {
             PublisherConfig::Stdout => Self::spawn(url, stdout::StdoutPublisher::new()),
             PublisherConfig::File(options) => Self::spawn(url, file::FilePublisher::open(url, options).await?),
             PublisherConfig::Notifier(options) => {
-                Self::spawn(url, notifier::NotifierPublisher::new(url, options, context.telemetry_secret.clone())?)
+                Self::spawn(url, notifier::publisher(url, options, context.telemetry_secret.clone())?)
             }
             PublisherConfig::Udp(options) => {
                 Self::spawn(url, udp::UdpPublisher::new(url, options, context.telemetry_secret.clone()))
             }
             PublisherConfig::Tcp(options) => {
-                Self::spawn(url, tcp::TcpPublisher::new(url, options, context.telemetry_secret.clone()))
+                Self::spawn(url, tcp::publisher(url, options, context.telemetry_secret.clone()))
             }
             PublisherConfig::Http(options) => Self::spawn(url, http::HttpPublisher::new(url, options)?),
         })

@@ -11,9 +11,9 @@
 //! unreachable the policy decides what is kept; the connection is re-opened with
 //! exponential backoff.
 
-use super::local_queue::{Outbox, Pending, Policy, Transport};
+use super::local_queue::{OutboxPublisher, Pending, Policy, Transport};
 use super::options::Query;
-use super::{Batch, Delivery, PublishError, Publisher};
+use super::{Batch, PublishError};
 use lapin::options::{
     BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
 };
@@ -97,7 +97,7 @@ impl NotifierOptions {
 
 /// A notification ready to publish.
 #[derive(Debug)]
-struct Notification {
+pub struct Notification {
     routing_key: String,
     body: Vec<u8>,
 }
@@ -109,35 +109,40 @@ struct Link {
     declared: HashSet<String>,
 }
 
-/// Publishes notifications to RabbitMQ.
-pub struct NotifierPublisher {
-    url: String,
-    broker: Broker,
-    secret: String,
-    outbox: Outbox<Notification>,
+/// A publisher to RabbitMQ; it reads its CA file now and connects on first use.
+pub fn publisher(url: &str, options: NotifierOptions, secret: String) -> Result<OutboxPublisher<Broker>, PublishError> {
+    let ca_pem = match &options.ca_certs {
+        None => None,
+        Some(path) => Some(std::fs::read_to_string(path).map_err(|e| PublishError::Url {
+            url: url.to_string(),
+            message: format!("cannot read ca_certs {}: {e}", path.display()),
+        })?),
+    };
+    let (policy, max_length, max_retry) = (options.policy, options.max_queue_length, options.max_retry);
+    let broker = Broker { url: url.into(), options, secret, ca_pem, link: None };
+    Ok(OutboxPublisher::new(url, broker, policy, max_length, max_retry))
 }
 
-impl NotifierPublisher {
-    /// A publisher; it reads its CA file now and connects on first use.
-    pub fn new(url: &str, options: NotifierOptions, secret: String) -> Result<Self, PublishError> {
-        let ca_pem = match &options.ca_certs {
-            None => None,
-            Some(path) => Some(std::fs::read_to_string(path).map_err(|e| PublishError::Url {
-                url: url.to_string(),
-                message: format!("cannot read ca_certs {}: {e}", path.display()),
-            })?),
-        };
-        let outbox = Outbox::new(options.policy, options.max_queue_length, options.max_retry);
-        Ok(Self { url: url.into(), broker: Broker { url: url.into(), options, ca_pem, link: None }, secret, outbox })
-    }
+/// The broker, and the connection to it, opened on demand.
+pub struct Broker {
+    url: String,
+    options: NotifierOptions,
+    secret: String,
+    ca_pem: Option<String>,
+    link: Option<Link>,
+}
+
+impl Transport for Broker {
+    type Message = Notification;
+    const WINDOW: usize = CONFIRM_WINDOW;
 
     /// The notifications for a batch: `batch_size` samples each, to the topic, and per
     /// meter if asked.
-    fn notifications(&self, batch: &Batch) -> Vec<Pending<Notification>> {
+    fn encode(&self, batch: &Batch) -> Vec<Pending<Notification>> {
         let messages = super::metering::json_messages(batch, &self.secret);
         let mut out = Vec::new();
         let mut add = |topic: &str, messages: &[&RawValue]| {
-            for chunk in messages.chunks(self.broker.options.batch_size) {
+            for chunk in messages.chunks(self.options.batch_size) {
                 out.push(Pending {
                     message: Notification {
                         routing_key: format!("{topic}.sample"),
@@ -148,40 +153,31 @@ impl NotifierPublisher {
             }
         };
         let all: Vec<&RawValue> = messages.iter().map(|(_, m)| m.as_ref()).collect();
-        add(&self.broker.options.topic, &all);
-        if self.broker.options.per_meter_topic {
+        add(&self.options.topic, &all);
+        if self.options.per_meter_topic {
             let mut by_meter: BTreeMap<&str, Vec<&RawValue>> = BTreeMap::new();
             for (meter, message) in &messages {
                 by_meter.entry(meter.as_str()).or_default().push(message);
             }
             for (meter, messages) in by_meter {
-                add(&format!("{}.{meter}", self.broker.options.topic), &messages);
+                add(&format!("{}.{meter}", self.options.topic), &messages);
             }
         }
         out
     }
 
-    /// Sends what waits, a confirm window at a time.
-    async fn send_pending(&mut self) -> Delivery {
-        self.outbox.drain(&self.url, CONFIRM_WINDOW, &mut self.broker).await
-    }
-}
-
-/// The broker connection, opened on demand.
-struct Broker {
-    url: String,
-    options: NotifierOptions,
-    ca_pem: Option<String>,
-    link: Option<Link>,
-}
-
-impl Transport<Notification> for Broker {
     async fn send(&mut self, window: &[&Notification]) -> Result<(), String> {
         let result = send(&mut self.link, &self.options, self.ca_pem.as_deref(), &self.url, window).await;
         if result.is_err() {
             self.link = None;
         }
         result
+    }
+
+    async fn close(&mut self) {
+        if let Some(link) = self.link.take() {
+            let _ = link.connection.close(200, "pollen shutting down".into()).await;
+        }
     }
 }
 
@@ -285,34 +281,4 @@ async fn declare(channel: &Channel, exchange: &str, routing_key: &str) -> Result
         )
         .await
         .map_err(fail)
-}
-
-impl Publisher for NotifierPublisher {
-    async fn publish(&mut self, batch: &Batch) -> Result<Delivery, PublishError> {
-        let notifications = self.notifications(batch);
-        let dropped = self.outbox.push(notifications);
-        if dropped > 0 {
-            tracing::warn!(publisher = %self.url, dropped, "local queue full; oldest samples dropped");
-        }
-        let mut delivery = self.send_pending().await;
-        delivery.dropped += dropped;
-        Ok(delivery)
-    }
-
-    fn pending(&self) -> u64 {
-        self.outbox.pending()
-    }
-
-    async fn retry(&mut self) -> Delivery {
-        self.send_pending().await
-    }
-
-    async fn flush(&mut self) -> Result<Delivery, PublishError> {
-        self.outbox.try_now();
-        let delivery = self.send_pending().await;
-        if let Some(link) = self.broker.link.take() {
-            let _ = link.connection.close(200, "pollen shutting down".into()).await;
-        }
-        Ok(delivery)
-    }
 }

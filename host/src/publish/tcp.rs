@@ -3,9 +3,9 @@
 //! re-opened (with backoff) when it breaks. What cannot be sent is held, up to a
 //! bound, and retried.
 
-use super::local_queue::{Outbox, Pending, Policy, Transport};
+use super::local_queue::{OutboxPublisher, Pending, Policy, Transport};
 use super::udp::SocketOptions;
-use super::{Batch, Delivery, PublishError, Publisher};
+use super::Batch;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -15,37 +15,29 @@ const MAX_PENDING_FRAMES: usize = 100_000;
 /// How long a connection attempt or a write may take.
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Streams length-prefixed msgpack frames.
-pub struct TcpPublisher {
-    url: String,
-    secret: String,
-    peer: Peer,
-    outbox: Outbox<Vec<u8>>,
+/// A publisher that streams length-prefixed msgpack frames; it connects on first use.
+pub fn publisher(url: &str, options: SocketOptions, secret: String) -> OutboxPublisher<Peer> {
+    OutboxPublisher::new(url, Peer { options, secret, stream: None }, Policy::Queue, MAX_PENDING_FRAMES, 0)
 }
 
-impl TcpPublisher {
-    /// A publisher; it connects on first use.
-    pub fn new(url: &str, options: SocketOptions, secret: String) -> Self {
-        Self {
-            url: url.into(),
-            secret,
-            peer: Peer { options, stream: None },
-            outbox: Outbox::new(Policy::Queue, MAX_PENDING_FRAMES, 0),
-        }
-    }
-
-    async fn send_pending(&mut self) -> Delivery {
-        self.outbox.drain(&self.url, 1, &mut self.peer).await
-    }
-}
-
-/// The connection to the collector, opened on demand.
-struct Peer {
+/// The collector, and the connection to it, opened on demand.
+pub struct Peer {
     options: SocketOptions,
+    secret: String,
     stream: Option<TcpStream>,
 }
 
-impl Transport<Vec<u8>> for Peer {
+impl Transport for Peer {
+    type Message = Vec<u8>;
+    const WINDOW: usize = 1;
+
+    fn encode(&self, batch: &Batch) -> Vec<Pending<Vec<u8>>> {
+        super::metering::msgpack_messages(batch, &self.secret)
+            .into_iter()
+            .map(|message| Pending { message, samples: 1 })
+            .collect()
+    }
+
     async fn send(&mut self, frames: &[&Vec<u8>]) -> Result<(), String> {
         for frame in frames {
             if let Err(error) = send(&mut self.stream, &self.options, frame).await {
@@ -54,6 +46,12 @@ impl Transport<Vec<u8>> for Peer {
             }
         }
         Ok(())
+    }
+
+    async fn close(&mut self) {
+        if let Some(mut stream) = self.stream.take() {
+            let _ = stream.shutdown().await;
+        }
     }
 }
 
@@ -87,34 +85,4 @@ fn is_open(stream: &TcpStream) -> bool {
 
 fn timed_out() -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::TimedOut, "timed out")
-}
-
-impl Publisher for TcpPublisher {
-    async fn publish(&mut self, batch: &Batch) -> Result<Delivery, PublishError> {
-        let frames: Vec<_> = super::metering::msgpack_messages(batch, &self.secret)
-            .into_iter()
-            .map(|message| Pending { message, samples: 1 })
-            .collect();
-        let dropped = self.outbox.push(frames);
-        let mut delivery = self.send_pending().await;
-        delivery.dropped += dropped;
-        Ok(delivery)
-    }
-
-    fn pending(&self) -> u64 {
-        self.outbox.pending()
-    }
-
-    async fn retry(&mut self) -> Delivery {
-        self.send_pending().await
-    }
-
-    async fn flush(&mut self) -> Result<Delivery, PublishError> {
-        self.outbox.try_now();
-        let delivery = self.send_pending().await;
-        if let Some(mut stream) = self.peer.stream.take() {
-            let _ = stream.shutdown().await;
-        }
-        Ok(delivery)
-    }
 }
