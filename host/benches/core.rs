@@ -223,6 +223,55 @@ fn encoding(_cache: &Path) {
     );
 }
 
+/// Samples per second that lapin and the broker take when the notifications are
+/// already encoded: the same bodies (50 samples each) published in confirm windows of
+/// 256, as the notifier does.
+fn amqp_raw(_cache: &Path) {
+    use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions, QueueDeleteOptions};
+    use pollen_host::publish::metering::{json_messages, notification_body};
+    let batch = thousand_samples();
+    let messages = json_messages(&batch, "bench-secret");
+    let raw: Vec<&serde_json::value::RawValue> = messages.iter().map(|(_, m)| m.as_ref()).collect();
+    let body = notification_body(&raw[..50]);
+    let queue = format!("pollen-bench-raw-{}", std::process::id());
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let elapsed = runtime.block_on(async {
+        let connection =
+            lapin::Connection::connect("amqp://127.0.0.1:5672/%2f", lapin::ConnectionProperties::default())
+                .await
+                .unwrap();
+        let channel = connection.create_channel().await.unwrap();
+        channel.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
+        channel.queue_declare(queue.as_str().into(), QueueDeclareOptions::default(), Default::default()).await.unwrap();
+        let started = Instant::now();
+        for _ in 0..(4000 / 256 + 1) {
+            let mut confirms = Vec::new();
+            for _ in 0..256 {
+                let confirm = channel
+                    .basic_publish(
+                        "".into(),
+                        queue.as_str().into(),
+                        BasicPublishOptions::default(),
+                        &body,
+                        Default::default(),
+                    )
+                    .await
+                    .unwrap();
+                confirms.push(confirm);
+            }
+            for confirm in confirms {
+                assert!(confirm.await.unwrap().is_ack());
+            }
+        }
+        let elapsed = started.elapsed();
+        let _ = channel.queue_delete(queue.as_str().into(), QueueDeleteOptions::default()).await;
+        elapsed
+    });
+    let notifications = (4000 / 256 + 1) * 256;
+    let rate = (notifications * 50) as f64 / elapsed.as_secs_f64();
+    println!("amqp raw (pre-encoded notifications of 50, confirmed): {rate:.0} samples/s ({} bytes each)", body.len());
+}
+
 fn publishing(cache: &Path) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let file = cache.join("bench-samples.jsonl");
@@ -263,17 +312,18 @@ fn publishing(cache: &Path) {
 
 fn main() {
     // `cargo bench -p pollen-host -- NAME` runs only the sections whose name contains
-    // NAME (`call`, `transformer`, `start`, `rss`, `encode`, `publish`); `--bench` is cargo's.
+    // NAME (`call`, `transformer`, `start`, `rss`, `encode`, `amqp-raw`, `publish`); `--bench` is cargo's.
     let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
     let wanted = |name: &str| filter.is_empty() || filter.iter().any(|f| name.contains(f.as_str()));
     let cache = tempfile::tempdir().unwrap();
     type Section = fn(&Path);
-    let sections: [(&str, Section); 6] = [
+    let sections: [(&str, Section); 7] = [
         ("call", pollster_call_overhead),
         ("transformer", transformer_throughput),
         ("start", start_times),
         ("rss", run_rss),
         ("encode", encoding),
+        ("amqp-raw", amqp_raw),
         ("publish", publishing),
     ];
     for (name, section) in sections {
