@@ -4,6 +4,7 @@
 //! them and add their exports.
 
 /// Host interfaces: `hypervisor`, `log`, `config`, `samples`, and the shared types.
+#[allow(missing_docs)]
 pub mod agent {
     wasmtime::component::bindgen!({
         path: "../wit",
@@ -12,6 +13,7 @@ pub mod agent {
 }
 
 /// The `pollster-plugin` world.
+#[allow(missing_docs)]
 pub mod pollster {
     wasmtime::component::bindgen!({
         path: "../wit",
@@ -21,6 +23,7 @@ pub mod pollster {
 }
 
 /// The `discoverer-plugin` world.
+#[allow(missing_docs)]
 pub mod discoverer {
     wasmtime::component::bindgen!({
         path: "../wit",
@@ -30,6 +33,7 @@ pub mod discoverer {
 }
 
 /// The `transformer-plugin` world.
+#[allow(missing_docs)]
 pub mod transformer {
     wasmtime::component::bindgen!({
         path: "../wit",

@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! Pollen's host: loads WebAssembly plugins, polls through them, publishes samples.
 //!
 //! The pieces, each in its module: [`config`] (the pipeline file), [`plugin`] (loading
