@@ -6,7 +6,7 @@
 //! `verify_ssl` (`1`, `0`, or the path of a CA bundle), `clientcert` and `clientkey`
 //! (PEM files). Other query parameters stay in the URL that is posted to.
 
-use super::options::Query;
+use super::options::{boolean, Query};
 use super::{Batch, Delivery, PublishError, Publisher};
 use backon::{ExponentialBuilder, Retryable};
 use std::time::Duration;
@@ -36,11 +36,14 @@ impl HttpOptions {
         let mut query = Query::new(url);
         let timeout: f64 = query.parse("timeout", 5.0)?;
         let max_retries = query.parse("max_retries", 2)?;
-        let batch = query.text("batch").is_none_or(|b| !matches!(b.as_str(), "0" | "false" | "False" | "no"));
-        let (verify_ssl, ca_file) = match query.text("verify_ssl").as_deref() {
-            None | Some("1" | "true" | "True" | "yes") => (true, None),
-            Some("0" | "false" | "False" | "no") => (false, None),
-            Some(path) => (true, Some(path.to_string())),
+        let batch = query.flag_or("batch", true)?;
+        // `verify_ssl` is a boolean, or the path of a CA bundle (Ceilometer's form).
+        let (verify_ssl, ca_file) = match query.text("verify_ssl") {
+            None => (true, None),
+            Some(text) => match boolean(&text) {
+                Some(verify) => (verify, None),
+                None => (true, Some(text)),
+            },
         };
         let client_identity = match (query.text("clientcert"), query.text("clientkey")) {
             (Some(cert), Some(key)) => Some((cert, key)),

@@ -6,10 +6,10 @@
 //! depend only on the resource (its metadata as JSON, and the metadata's share of the
 //! signature) are made once per resource and batch.
 
-use super::signature::{self, python_float, SIGNATURE_KEY};
+use super::signature::{self, python_float};
 use super::Batch;
 use crate::registry::ResourceHandle;
-use crate::sample::{iso8601, Resource, Sample};
+use crate::sample::{iso8601, Resource};
 use hmac::{Hmac, Mac};
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -26,7 +26,7 @@ pub const EVENT_TYPE: &str = "telemetry.polling";
 /// A metering message (Ceilometer's `meter_message_from_counter`); `M` is how its
 /// metadata is carried (raw JSON text, or a map for msgpack).
 #[derive(Serialize)]
-pub struct MeteringMessage<'a, M: Serialize> {
+pub struct MeteringMessage<'a, M: Serialize + ?Sized> {
     source: &'a str,
     counter_name: &'a str,
     counter_type: &'a str,
@@ -38,7 +38,7 @@ pub struct MeteringMessage<'a, M: Serialize> {
     project_name: Option<&'a str>,
     resource_id: &'a str,
     timestamp: &'a str,
-    resource_metadata: M,
+    resource_metadata: &'a M,
     message_id: String,
     monotonic_time: Option<f64>,
     message_signature: String,
@@ -91,82 +91,70 @@ impl<'b> MeteringEncoder<'b> {
         self.timestamp.1.clone()
     }
 
-    /// Calls `f` with each sample's meter name and message (metadata as raw JSON).
+    /// Calls `f` with each sample's meter name and message, its metadata as `metadata`
+    /// picks it from the resource's parts (raw JSON text, or the map for msgpack).
     /// Samples whose handles do not resolve are skipped.
-    pub fn each(&mut self, mut f: impl FnMut(&str, &MeteringMessage<'_, &RawValue>, &Map<String, Value>)) {
+    fn each<M: Serialize + ?Sized>(
+        &mut self,
+        metadata: fn(&ResourceParts) -> &M,
+        mut f: impl FnMut(&str, &MeteringMessage<'_, M>),
+    ) {
         for sample in &self.batch.samples {
             let Some(meter) = self.batch.registry.meter(sample.meter) else { continue };
             let Some(parts) = self.parts(sample.resource) else { continue };
             let timestamp = self.timestamp(sample.timestamp);
-            let message = self.message(sample, &meter, &parts, &timestamp);
-            f(&meter.name, &message, &parts.metadata);
+            let resource = &parts.resource;
+            let mut message = MeteringMessage {
+                source: &self.batch.source,
+                counter_name: &meter.name,
+                counter_type: meter.kind.as_str(),
+                counter_unit: &meter.unit,
+                counter_volume: sample.volume,
+                user_id: resource.user_id.as_deref(),
+                user_name: None,
+                project_id: resource.project_id.as_deref(),
+                project_name: None,
+                resource_id: &resource.id,
+                timestamp: &timestamp,
+                resource_metadata: metadata(&parts),
+                message_id: uuid::Uuid::new_v4().to_string(),
+                monotonic_time: None,
+                message_signature: String::new(),
+            };
+            message.message_signature = self.sign(&message, &parts.signed_metadata);
+            f(&meter.name, &message);
         }
     }
 
-    fn message<'m>(
-        &self,
-        sample: &Sample,
-        meter: &'m crate::sample::Meter,
-        parts: &'m ResourceParts,
-        timestamp: &'m str,
-    ) -> MeteringMessage<'m, &'m RawValue>
-    where
-        'b: 'm,
-    {
-        let resource = &parts.resource;
-        let mut message = MeteringMessage {
-            source: &self.batch.source,
-            counter_name: &meter.name,
-            counter_type: meter.kind.as_str(),
-            counter_unit: &meter.unit,
-            counter_volume: sample.volume,
-            user_id: resource.user_id.as_deref(),
-            user_name: None,
-            project_id: resource.project_id.as_deref(),
-            project_name: None,
-            resource_id: &resource.id,
-            timestamp,
-            resource_metadata: &*parts.metadata_json,
-            message_id: uuid::Uuid::new_v4().to_string(),
-            monotonic_time: None,
-            message_signature: String::new(),
-        };
-        message.message_signature = self.sign(&message, &parts.signed_metadata);
-        message
-    }
-
     /// Ceilometer's signature: every field but the signature, in key order, each value
-    /// as Python's `str()` prints it (see [`signature`]).
-    fn sign<M: Serialize>(&self, m: &MeteringMessage<'_, M>, signed_metadata: &[u8]) -> String {
+    /// as Python's `str()` prints it (see [`signature`]); the metadata's share comes
+    /// precomputed.
+    fn sign<M: Serialize + ?Sized>(&self, m: &MeteringMessage<'_, M>, signed_metadata: &[u8]) -> String {
         if self.secret.is_empty() {
             return String::new();
         }
         let mut mac = Hmac::<Sha256>::new_from_slice(self.secret.as_bytes()).expect("HMAC takes keys of any length");
-        let none = |v: Option<&str>| v.unwrap_or("None").to_string();
-        let fields: [(&str, String); 13] = [
-            ("counter_name", m.counter_name.to_string()),
-            ("counter_type", m.counter_type.to_string()),
-            ("counter_unit", m.counter_unit.to_string()),
-            ("counter_volume", python_float(m.counter_volume)),
-            ("message_id", m.message_id.clone()),
-            ("monotonic_time", "None".to_string()),
-            ("project_id", none(m.project_id)),
-            ("project_name", none(m.project_name)),
-            ("resource_id", m.resource_id.to_string()),
-            // resource_metadata:* goes here, in its sorted place.
-            ("source", m.source.to_string()),
-            ("timestamp", m.timestamp.to_string()),
-            ("user_id", none(m.user_id)),
-            ("user_name", none(m.user_name)),
-        ];
-        for (index, (key, value)) in fields.iter().enumerate() {
-            if index == 9 {
-                mac.update(signed_metadata);
-            }
-            mac.update(key.as_bytes());
-            mac.update(value.as_bytes());
+        fn none(value: Option<&str>) -> &str {
+            value.unwrap_or("None")
         }
-        debug_assert!(fields.iter().all(|(k, _)| *k != SIGNATURE_KEY));
+        let mut feed = |key: &str, value: &[u8]| {
+            mac.update(key.as_bytes());
+            mac.update(value);
+        };
+        feed("counter_name", m.counter_name.as_bytes());
+        feed("counter_type", m.counter_type.as_bytes());
+        feed("counter_unit", m.counter_unit.as_bytes());
+        feed("counter_volume", python_float(m.counter_volume).as_bytes());
+        feed("message_id", m.message_id.as_bytes());
+        feed("monotonic_time", b"None");
+        feed("project_id", none(m.project_id).as_bytes());
+        feed("project_name", none(m.project_name).as_bytes());
+        feed("resource_id", m.resource_id.as_bytes());
+        feed("", signed_metadata); // resource_metadata:*, in its sorted place
+        feed("source", m.source.as_bytes());
+        feed("timestamp", m.timestamp.as_bytes());
+        feed("user_id", none(m.user_id).as_bytes());
+        feed("user_name", none(m.user_name).as_bytes());
         hex::encode(mac.finalize().into_bytes())
     }
 }
@@ -174,9 +162,12 @@ impl<'b> MeteringEncoder<'b> {
 /// Every sample of a batch as a signed metering message in JSON, with its meter name.
 pub fn json_messages(batch: &Batch, secret: &str) -> Vec<(String, Box<RawValue>)> {
     let mut out = Vec::with_capacity(batch.samples.len());
-    MeteringEncoder::new(batch, secret).each(|meter, message, _| {
-        out.push((meter.to_string(), serde_json::value::to_raw_value(message).expect("messages serialize")));
-    });
+    MeteringEncoder::new(batch, secret).each(
+        |parts| &*parts.metadata_json,
+        |meter, message| {
+            out.push((meter.to_string(), serde_json::value::to_raw_value(message).expect("messages serialize")));
+        },
+    );
     out
 }
 
@@ -184,26 +175,10 @@ pub fn json_messages(batch: &Batch, secret: &str) -> Vec<(String, Box<RawValue>)
 /// Ceilometer's `msgpack.dumps` of the message dict).
 pub fn msgpack_messages(batch: &Batch, secret: &str) -> Vec<Vec<u8>> {
     let mut out = Vec::with_capacity(batch.samples.len());
-    MeteringEncoder::new(batch, secret).each(|_, message, metadata| {
-        let as_map = MeteringMessage {
-            source: message.source,
-            counter_name: message.counter_name,
-            counter_type: message.counter_type,
-            counter_unit: message.counter_unit,
-            counter_volume: message.counter_volume,
-            user_id: message.user_id,
-            user_name: message.user_name,
-            project_id: message.project_id,
-            project_name: message.project_name,
-            resource_id: message.resource_id,
-            timestamp: message.timestamp,
-            resource_metadata: metadata,
-            message_id: message.message_id.clone(),
-            monotonic_time: message.monotonic_time,
-            message_signature: message.message_signature.clone(),
-        };
-        out.push(rmp_serde::to_vec_named(&as_map).expect("messages encode"));
-    });
+    MeteringEncoder::new(batch, secret).each(
+        |parts| &parts.metadata,
+        |_, message| out.push(rmp_serde::to_vec_named(message).expect("messages encode")),
+    );
     out
 }
 
@@ -249,7 +224,7 @@ pub fn notification_body(samples: &[&RawValue]) -> Vec<u8> {
 mod tests {
     use super::*;
     use crate::registry::Registry;
-    use crate::sample::{Meter, MeterType};
+    use crate::sample::{Meter, MeterType, Sample};
 
     /// The fast signature over fields equals the general one over the decoded message.
     #[test]

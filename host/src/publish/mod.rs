@@ -63,9 +63,9 @@ pub enum PublisherConfig {
     /// `notifier://...`: oslo.messaging notifications over AMQP.
     Notifier(notifier::NotifierOptions),
     /// `udp://host:port`: one msgpack datagram per sample.
-    Udp(udp::SocketOptions),
+    Udp(options::SocketOptions),
     /// `tcp://host:port`: length-prefixed msgpack over a stream.
-    Tcp(udp::SocketOptions),
+    Tcp(options::SocketOptions),
     /// `http(s)://...`: JSON POSTs.
     Http(http::HttpOptions),
 }
@@ -85,8 +85,8 @@ impl PublisherConfig {
             "stdout" => options::Query::new(&url).finish().map(|()| Self::Stdout).map_err(error),
             "file" => file::FileOptions::from_url(&url).map(Self::File).map_err(error),
             "notifier" => notifier::NotifierOptions::from_url(&url).map(Self::Notifier).map_err(error),
-            "udp" => udp::SocketOptions::from_url(&url, Some(udp::DEFAULT_PORT)).map(Self::Udp).map_err(error),
-            "tcp" => udp::SocketOptions::from_url(&url, None).map(Self::Tcp).map_err(error),
+            "udp" => options::SocketOptions::from_url(&url, Some(udp::DEFAULT_PORT)).map(Self::Udp).map_err(error),
+            "tcp" => options::SocketOptions::from_url(&url, None).map(Self::Tcp).map_err(error),
             "http" | "https" => http::HttpOptions::from_url(&url).map(Self::Http).map_err(error),
             other => Err(error(format!("unknown scheme `{other}`; Pollen publishes to: {}", KNOWN_SCHEMES.join(", ")))),
         }
@@ -133,14 +133,12 @@ pub struct Batch {
 
 impl Batch {
     /// Calls `f` with each sample resolved (a fresh sample id each). Samples whose
-    /// handles do not resolve are skipped; their number is returned.
-    pub fn for_each_record(&self, mut f: impl FnMut(&SampleRecord)) -> usize {
-        let mut skipped = 0;
+    /// handles do not resolve are skipped.
+    pub fn for_each_record(&self, mut f: impl FnMut(&SampleRecord)) {
         for sample in &self.samples {
             let (Some(meter), Some(resource)) =
                 (self.registry.meter(sample.meter), self.registry.resource(sample.resource))
             else {
-                skipped += 1;
                 continue;
             };
             f(&SampleRecord {
@@ -152,7 +150,6 @@ impl Batch {
                 id: uuid::Uuid::new_v4(),
             });
         }
-        skipped
     }
 
     /// Writes each sample as one JSON line (Ceilometer's `as_dict()` keys) to `out`.

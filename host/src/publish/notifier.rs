@@ -167,7 +167,15 @@ impl Transport for Broker {
     }
 
     async fn send(&mut self, window: &[&Notification]) -> Result<(), String> {
-        let result = send(&mut self.link, &self.options, self.ca_pem.as_deref(), &self.url, window).await;
+        let link = match &mut self.link {
+            Some(link) => link,
+            None => {
+                let link = connect(&self.options.amqp_uri, self.ca_pem.as_deref()).await?;
+                tracing::info!(publisher = %self.url, "connected to the broker");
+                self.link.insert(link)
+            }
+        };
+        let result = link.publish(&self.options.exchange, window).await;
         if result.is_err() {
             self.link = None;
         }
@@ -181,54 +189,46 @@ impl Transport for Broker {
     }
 }
 
-/// Publishes notifications, all in flight at once, and waits for the broker to
-/// confirm every one; connects first if needed. On any failure none counts as sent
-/// (delivery is at least once: a retry may repeat some).
-async fn send(
-    link: &mut Option<Link>,
-    options: &NotifierOptions,
-    ca_pem: Option<&str>,
-    url: &str,
-    notifications: &[&Notification],
-) -> Result<(), String> {
-    if link.is_none() {
-        *link = Some(connect(&options.amqp_uri, ca_pem).await?);
-        tracing::info!(publisher = %url, "connected to the broker");
+impl Link {
+    /// Publishes notifications, all in flight at once, and waits for the broker to
+    /// confirm every one. On any failure none counts as sent (delivery is at least
+    /// once: a retry may repeat some).
+    async fn publish(&mut self, exchange: &str, notifications: &[&Notification]) -> Result<(), String> {
+        let properties = BasicProperties::default()
+            .with_content_type("application/json".into())
+            .with_content_encoding("utf-8".into());
+        let exchange_name: lapin::types::ShortString = exchange.into();
+        let publish_all = async {
+            let mut confirms = Vec::with_capacity(notifications.len());
+            for notification in notifications {
+                if !self.declared.contains(&notification.routing_key) {
+                    declare(&self.channel, exchange, &notification.routing_key).await?;
+                    self.declared.insert(notification.routing_key.clone());
+                }
+                let confirm = self
+                    .channel
+                    .basic_publish(
+                        exchange_name.clone(),
+                        notification.routing_key.as_str().into(),
+                        BasicPublishOptions::default(),
+                        &notification.body,
+                        properties.clone(),
+                    )
+                    .await
+                    .map_err(|e| e.to_string())?;
+                confirms.push(confirm);
+            }
+            for confirm in confirms {
+                if !confirm.await.map_err(|e| e.to_string())?.is_ack() {
+                    return Err("the broker refused a message (nack)".to_string());
+                }
+            }
+            Ok(())
+        };
+        tokio::time::timeout(BROKER_TIMEOUT, publish_all)
+            .await
+            .map_err(|_| "no confirm from the broker in time".to_string())?
     }
-    let link = link.as_mut().expect("connected above");
-    let properties =
-        BasicProperties::default().with_content_type("application/json".into()).with_content_encoding("utf-8".into());
-    let exchange: lapin::types::ShortString = options.exchange.as_str().into();
-    let publish_all = async {
-        let mut confirms = Vec::with_capacity(notifications.len());
-        for notification in notifications {
-            if !link.declared.contains(&notification.routing_key) {
-                declare(&link.channel, &options.exchange, &notification.routing_key).await?;
-                link.declared.insert(notification.routing_key.clone());
-            }
-            let confirm = link
-                .channel
-                .basic_publish(
-                    exchange.clone(),
-                    notification.routing_key.as_str().into(),
-                    BasicPublishOptions::default(),
-                    &notification.body,
-                    properties.clone(),
-                )
-                .await
-                .map_err(|e| e.to_string())?;
-            confirms.push(confirm);
-        }
-        for confirm in confirms {
-            if !confirm.await.map_err(|e| e.to_string())?.is_ack() {
-                return Err("the broker refused a message (nack)".to_string());
-            }
-        }
-        Ok(())
-    };
-    tokio::time::timeout(BROKER_TIMEOUT, publish_all)
-        .await
-        .map_err(|_| "no confirm from the broker in time".to_string())?
 }
 
 /// Opens a connection (verifying TLS with `ca_pem` if given) and a channel in confirm

@@ -11,8 +11,9 @@ use sha2::Sha256;
 /// The key that carries the signature, left out of its own computation.
 pub const SIGNATURE_KEY: &str = "message_signature";
 
-/// The signature of `message` with `secret`; empty when the secret is empty (signing
-/// disabled, as in Ceilometer).
+/// The signature of a decoded `message` with `secret`, as a verifier recomputes it;
+/// empty when the secret is empty (signing disabled, as in Ceilometer). The metering
+/// encoder signs the same pairs without building the map, and is tested against this.
 pub fn compute(message: &Map<String, Value>, secret: &str) -> String {
     if secret.is_empty() {
         return String::new();

@@ -4,7 +4,7 @@
 //! bound, and retried.
 
 use super::local_queue::{OutboxPublisher, Pending, Policy, Transport};
-use super::udp::SocketOptions;
+use super::options::SocketOptions;
 use super::Batch;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;

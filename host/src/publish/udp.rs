@@ -2,38 +2,13 @@
 //! datagram, as Ceilometer's UDP publisher sends them (default port 4952; IPv4 and
 //! IPv6, e.g. `udp://[::1]:4952`).
 
-use super::options::Query;
+use super::options::SocketOptions;
 use super::{Batch, Delivery, PublishError, Publisher};
 use std::net::SocketAddr;
 use tokio::net::UdpSocket;
 
 /// Ceilometer's default UDP port.
 pub const DEFAULT_PORT: u16 = 4952;
-
-/// Where datagrams go.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SocketOptions {
-    /// Host name or address.
-    pub host: String,
-    /// Port.
-    pub port: u16,
-}
-
-impl SocketOptions {
-    /// Reads a `udp://` or `tcp://` URL; `default_port` applies when it has none.
-    pub fn from_url(url: &url::Url, default_port: Option<u16>) -> Result<Self, String> {
-        let host = url.host_str().filter(|h| !h.is_empty()).ok_or("names no host, e.g. `udp://collector:4952`")?;
-        let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
-        let port = url.port().or(default_port).ok_or("names no port, e.g. `tcp://collector:4953`")?;
-        Query::new(url).finish()?;
-        Ok(Self { host, port })
-    }
-
-    /// The addresses the host resolves to.
-    pub async fn resolve(&self) -> std::io::Result<Vec<SocketAddr>> {
-        Ok(tokio::net::lookup_host((self.host.as_str(), self.port)).await?.collect())
-    }
-}
 
 /// Sends one datagram per sample.
 pub struct UdpPublisher {
