@@ -48,16 +48,17 @@ pub async fn run(agent: Agent, shutdown: impl Future<Output = ()>) -> anyhow::Re
     tracing::info!("shutting down: finishing cycles in progress, then flushing publishers");
     let _ = stop.send(true);
     let mut summary = RunSummary::default();
-    for task in tasks {
-        let abort = task.abort_handle();
-        match tokio::time::timeout(SHUTDOWN_DEADLINE, task).await {
+    for mut task in tasks {
+        match tokio::time::timeout(SHUTDOWN_DEADLINE, &mut task).await {
             Ok(Ok(done)) => {
                 summary.cycles += done.cycles;
                 summary.samples += done.samples;
             }
             Ok(Err(error)) => tracing::error!(%error, "a polling task failed"),
             Err(_) => {
-                abort.abort();
+                task.abort();
+                // Waiting for the cancelled task releases its hold on the publishers.
+                let _ = task.await;
                 tracing::error!("a cycle did not finish within {SHUTDOWN_DEADLINE:?}; it was cancelled");
             }
         }
