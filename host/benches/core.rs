@@ -204,16 +204,16 @@ fn publish_rate(runtime: &tokio::runtime::Runtime, name: &str, url: &str, batche
 
 /// Samples per second turned into signed notification bodies, without sending.
 fn encoding(_cache: &Path) {
-    use pollen_host::publish::metering::{json_messages, notification_body};
+    use pollen_host::publish::metering::{nested_json_messages, notification_body};
     let batch = thousand_samples();
     let started = Instant::now();
     let rounds = 100;
     let mut bytes = 0;
     for _ in 0..rounds {
-        let messages = json_messages(&batch, "bench-secret");
-        let raw: Vec<&serde_json::value::RawValue> = messages.iter().map(|(_, m)| m.as_ref()).collect();
+        let messages = nested_json_messages(&batch, "bench-secret");
+        let raw: Vec<&[u8]> = messages.iter().map(|(_, m)| m).collect();
         for chunk in raw.chunks(50) {
-            bytes += notification_body(chunk).len();
+            bytes += notification_body(chunk.iter().copied()).len();
         }
     }
     let rate = (rounds * batch.samples.len()) as f64 / started.elapsed().as_secs_f64();
@@ -228,11 +228,10 @@ fn encoding(_cache: &Path) {
 /// 256, as the notifier does.
 fn amqp_raw(_cache: &Path) {
     use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions, QueueDeleteOptions};
-    use pollen_host::publish::metering::{json_messages, notification_body};
+    use pollen_host::publish::metering::{nested_json_messages, notification_body};
     let batch = thousand_samples();
-    let messages = json_messages(&batch, "bench-secret");
-    let raw: Vec<&serde_json::value::RawValue> = messages.iter().map(|(_, m)| m.as_ref()).collect();
-    let body = notification_body(&raw[..50]);
+    let messages = nested_json_messages(&batch, "bench-secret");
+    let body = notification_body(messages.iter().take(50).map(|(_, m)| m));
     let queue = format!("pollen-bench-raw-{}", std::process::id());
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let elapsed = runtime.block_on(async {

@@ -6,17 +6,17 @@
 //! depend only on the resource (its metadata as JSON, and the metadata's share of the
 //! signature) are made once per resource and batch.
 
-use super::signature::{self, python_float};
+use super::signature;
 use super::Batch;
-use crate::registry::ResourceHandle;
+use crate::registry::{MeterHandle, ResourceHandle};
 use crate::sample::{iso8601, Resource};
 use hmac::{Hmac, Mac};
 use serde::Serialize;
-use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use sha2::Sha256;
 use std::collections::HashMap;
 use std::sync::Arc;
+use uuid::fmt::Hyphenated;
 
 /// `publisher_id` of Pollen's notifications (Ceilometer's polling agent's own).
 pub const PUBLISHER_ID: &str = "ceilometer.polling";
@@ -39,16 +39,17 @@ pub struct MeteringMessage<'a, M: Serialize + ?Sized> {
     resource_id: &'a str,
     timestamp: &'a str,
     resource_metadata: &'a M,
-    message_id: String,
+    message_id: &'a str,
     monotonic_time: Option<f64>,
-    message_signature: String,
+    message_signature: &'a str,
 }
 
 /// What is made once per resource and batch.
 struct ResourceParts {
     resource: Arc<Resource>,
     metadata: Map<String, Value>,
-    metadata_json: Box<RawValue>,
+    /// The metadata as JSON text escaped to sit inside a JSON string.
+    metadata_nested: Vec<u8>,
     /// The bytes the metadata adds to the signature (flattened keys and `str()` values).
     signed_metadata: Vec<u8>,
 }
@@ -56,15 +57,17 @@ struct ResourceParts {
 /// Turns a batch's samples into signed metering messages.
 pub struct MeteringEncoder<'b> {
     batch: &'b Batch,
-    secret: &'b str,
+    /// The HMAC already keyed with the secret; `None` when signing is disabled.
+    keyed: Option<Hmac<Sha256>>,
     resources: HashMap<ResourceHandle, Arc<ResourceParts>>,
-    timestamp: (i64, String),
 }
 
 impl<'b> MeteringEncoder<'b> {
     /// An encoder for `batch`, signing with `secret` (no signature when it is empty).
     pub fn new(batch: &'b Batch, secret: &'b str) -> Self {
-        Self { batch, secret, resources: HashMap::new(), timestamp: (i64::MIN, String::new()) }
+        let keyed = (!secret.is_empty())
+            .then(|| Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes keys of any length"));
+        Self { batch, keyed, resources: HashMap::new() }
     }
 
     fn parts(&mut self, handle: ResourceHandle) -> Option<Arc<ResourceParts>> {
@@ -73,36 +76,36 @@ impl<'b> MeteringEncoder<'b> {
         }
         let resource = self.batch.registry.resource(handle)?;
         let metadata = resource.merged_metadata().into_owned();
-        let metadata_json = serde_json::value::to_raw_value(&metadata).expect("JSON values always serialize");
+        let mut metadata_nested = Vec::new();
+        escape_json_text(&serde_json::to_vec(&metadata).expect("JSON values always serialize"), &mut metadata_nested);
         let mut signed_metadata = Vec::new();
         signature::flattened_pairs("resource_metadata", &metadata, &mut |key, value| {
             signed_metadata.extend_from_slice(key.as_bytes());
             signed_metadata.extend_from_slice(value.as_bytes());
         });
-        let parts = Arc::new(ResourceParts { resource, metadata, metadata_json, signed_metadata });
+        let parts = Arc::new(ResourceParts { resource, metadata, metadata_nested, signed_metadata });
         self.resources.insert(handle, parts.clone());
         Some(parts)
     }
 
-    fn timestamp(&mut self, nanos: i64) -> String {
-        if self.timestamp.0 != nanos {
-            self.timestamp = (nanos, iso8601(nanos));
-        }
-        self.timestamp.1.clone()
-    }
-
-    /// Calls `f` with each sample's meter name and message, its metadata as `metadata`
+    /// Calls `f` with each sample's meter and message, its metadata as `metadata`
     /// picks it from the resource's parts (raw JSON text, or the map for msgpack).
     /// Samples whose handles do not resolve are skipped.
     fn each<M: Serialize + ?Sized>(
         &mut self,
         metadata: fn(&ResourceParts) -> &M,
-        mut f: impl FnMut(&str, &MeteringMessage<'_, M>),
+        mut f: impl FnMut(MeterHandle, &MeteringMessage<'_, M>),
     ) {
+        let mut timestamp = (i64::MIN, String::new());
+        let mut volume_text = String::new();
         for sample in &self.batch.samples {
             let Some(meter) = self.batch.registry.meter(sample.meter) else { continue };
             let Some(parts) = self.parts(sample.resource) else { continue };
-            let timestamp = self.timestamp(sample.timestamp);
+            if timestamp.0 != sample.timestamp {
+                timestamp = (sample.timestamp, iso8601(sample.timestamp));
+            }
+            let mut id = [0u8; Hyphenated::LENGTH];
+            let message_id = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut id);
             let resource = &parts.resource;
             let mut message = MeteringMessage {
                 source: &self.batch.source,
@@ -115,60 +118,155 @@ impl<'b> MeteringEncoder<'b> {
                 project_id: resource.project_id.as_deref(),
                 project_name: None,
                 resource_id: &resource.id,
-                timestamp: &timestamp,
+                timestamp: &timestamp.1,
                 resource_metadata: metadata(&parts),
-                message_id: uuid::Uuid::new_v4().to_string(),
+                message_id,
                 monotonic_time: None,
-                message_signature: String::new(),
+                message_signature: "",
             };
-            message.message_signature = self.sign(&message, &parts.signed_metadata);
-            f(&meter.name, &message);
+            let mut signature = [0u8; 64];
+            if let Some(keyed) = &self.keyed {
+                volume_text.clear();
+                signature::write_python_float(&mut volume_text, sample.volume);
+                message.message_signature =
+                    sign(keyed.clone(), &message, &volume_text, &parts.signed_metadata, &mut signature);
+            }
+            f(sample.meter, &message);
         }
-    }
-
-    /// Ceilometer's signature: every field but the signature, in key order, each value
-    /// as Python's `str()` prints it (see [`signature`]); the metadata's share comes
-    /// precomputed.
-    fn sign<M: Serialize + ?Sized>(&self, m: &MeteringMessage<'_, M>, signed_metadata: &[u8]) -> String {
-        if self.secret.is_empty() {
-            return String::new();
-        }
-        let mut mac = Hmac::<Sha256>::new_from_slice(self.secret.as_bytes()).expect("HMAC takes keys of any length");
-        fn none(value: Option<&str>) -> &str {
-            value.unwrap_or("None")
-        }
-        let mut feed = |key: &str, value: &[u8]| {
-            mac.update(key.as_bytes());
-            mac.update(value);
-        };
-        feed("counter_name", m.counter_name.as_bytes());
-        feed("counter_type", m.counter_type.as_bytes());
-        feed("counter_unit", m.counter_unit.as_bytes());
-        feed("counter_volume", python_float(m.counter_volume).as_bytes());
-        feed("message_id", m.message_id.as_bytes());
-        feed("monotonic_time", b"None");
-        feed("project_id", none(m.project_id).as_bytes());
-        feed("project_name", none(m.project_name).as_bytes());
-        feed("resource_id", m.resource_id.as_bytes());
-        feed("", signed_metadata); // resource_metadata:*, in its sorted place
-        feed("source", m.source.as_bytes());
-        feed("timestamp", m.timestamp.as_bytes());
-        feed("user_id", none(m.user_id).as_bytes());
-        feed("user_name", none(m.user_name).as_bytes());
-        hex::encode(mac.finalize().into_bytes())
     }
 }
 
-/// Every sample of a batch as a signed metering message in JSON, with its meter name.
-pub fn json_messages(batch: &Batch, secret: &str) -> Vec<(String, Box<RawValue>)> {
-    let mut out = Vec::with_capacity(batch.samples.len());
+/// Ceilometer's signature: every field but the signature, in key order, each value as
+/// Python's `str()` prints it (see [`signature`]); the volume's text and the
+/// metadata's share come precomputed. Written as hex into `out`.
+fn sign<'o, M: Serialize + ?Sized>(
+    mut mac: Hmac<Sha256>,
+    m: &MeteringMessage<'_, M>,
+    volume: &str,
+    signed_metadata: &[u8],
+    out: &'o mut [u8; 64],
+) -> &'o str {
+    fn none(value: Option<&str>) -> &str {
+        value.unwrap_or("None")
+    }
+    let mut feed = |key: &str, value: &[u8]| {
+        mac.update(key.as_bytes());
+        mac.update(value);
+    };
+    feed("counter_name", m.counter_name.as_bytes());
+    feed("counter_type", m.counter_type.as_bytes());
+    feed("counter_unit", m.counter_unit.as_bytes());
+    feed("counter_volume", volume.as_bytes());
+    feed("message_id", m.message_id.as_bytes());
+    feed("monotonic_time", b"None");
+    feed("project_id", none(m.project_id).as_bytes());
+    feed("project_name", none(m.project_name).as_bytes());
+    feed("resource_id", m.resource_id.as_bytes());
+    feed("", signed_metadata); // resource_metadata:*, in its sorted place
+    feed("source", m.source.as_bytes());
+    feed("timestamp", m.timestamp.as_bytes());
+    feed("user_id", none(m.user_id).as_bytes());
+    feed("user_name", none(m.user_name).as_bytes());
+    hex::encode_to_slice(mac.finalize().into_bytes(), out).expect("64 hex digits for 32 bytes");
+    std::str::from_utf8(out).expect("hex is ASCII")
+}
+
+/// A batch's signed metering messages in JSON, each escaped to sit inside a JSON
+/// string (as the oslo.messaging envelope carries them): one text, each message a
+/// span of it.
+#[derive(Debug, Default)]
+pub struct NestedJsonMessages {
+    text: Vec<u8>,
+    spans: Vec<(MeterHandle, std::ops::Range<usize>)>,
+}
+
+impl NestedJsonMessages {
+    /// Each message's meter and escaped JSON text, in the batch's order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (MeterHandle, &[u8])> + Clone {
+        self.spans.iter().map(|(meter, span)| (*meter, &self.text[span.clone()]))
+    }
+
+    /// How many messages there are.
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+}
+
+/// Every sample of a batch as a signed metering message in JSON, escaped for the
+/// notification envelope (see [`notification_body`]).
+pub fn nested_json_messages(batch: &Batch, secret: &str) -> NestedJsonMessages {
+    let mut out = NestedJsonMessages { text: Vec::with_capacity(batch.samples.len() * 1024), spans: Vec::new() };
+    out.spans.reserve(batch.samples.len());
     MeteringEncoder::new(batch, secret).each(
-        |parts| &*parts.metadata_json,
+        |parts| &parts.metadata_nested[..],
         |meter, message| {
-            out.push((meter.to_string(), serde_json::value::to_raw_value(message).expect("messages serialize")));
+            let start = out.text.len();
+            message.write_nested_json(&mut out.text);
+            out.spans.push((meter, start..out.text.len()));
         },
     );
     out
+}
+
+impl MeteringMessage<'_, [u8]> {
+    /// Writes the message as JSON escaped to sit inside a JSON string, in one pass;
+    /// the metadata comes escaped already. The same keys as the derived `Serialize`.
+    fn write_nested_json(&self, out: &mut Vec<u8>) {
+        let optional = |out: &mut Vec<u8>, value: Option<&str>| match value {
+            Some(text) => nested_str(out, text),
+            None => out.extend_from_slice(b"null"),
+        };
+        out.extend_from_slice(br#"{\"source\":"#);
+        nested_str(out, self.source);
+        out.extend_from_slice(br#",\"counter_name\":"#);
+        nested_str(out, self.counter_name);
+        out.extend_from_slice(br#",\"counter_type\":"#);
+        nested_str(out, self.counter_type);
+        out.extend_from_slice(br#",\"counter_unit\":"#);
+        nested_str(out, self.counter_unit);
+        out.extend_from_slice(br#",\"counter_volume\":"#);
+        serde_json::to_writer(&mut *out, &self.counter_volume).expect("numbers serialize");
+        out.extend_from_slice(br#",\"user_id\":"#);
+        optional(out, self.user_id);
+        out.extend_from_slice(br#",\"user_name\":"#);
+        optional(out, self.user_name);
+        out.extend_from_slice(br#",\"project_id\":"#);
+        optional(out, self.project_id);
+        out.extend_from_slice(br#",\"project_name\":"#);
+        optional(out, self.project_name);
+        out.extend_from_slice(br#",\"resource_id\":"#);
+        nested_str(out, self.resource_id);
+        out.extend_from_slice(br#",\"timestamp\":"#);
+        nested_str(out, self.timestamp);
+        out.extend_from_slice(br#",\"resource_metadata\":"#);
+        out.extend_from_slice(self.resource_metadata);
+        out.extend_from_slice(br#",\"message_id\":"#);
+        nested_str(out, self.message_id);
+        out.extend_from_slice(br#",\"monotonic_time\":"#);
+        match self.monotonic_time {
+            Some(time) => serde_json::to_writer(&mut *out, &time).expect("numbers serialize"),
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(br#",\"message_signature\":"#);
+        nested_str(out, self.message_signature);
+        out.push(b'}');
+    }
+}
+
+/// Writes `text` as a JSON string, escaped to sit inside another JSON string.
+fn nested_str(out: &mut Vec<u8>, text: &str) {
+    if text.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
+        escape_json_text(&serde_json::to_vec(text).expect("strings serialize"), out);
+    } else {
+        out.extend_from_slice(br#"\""#);
+        out.extend_from_slice(text.as_bytes());
+        out.extend_from_slice(br#"\""#);
+    }
 }
 
 /// Every sample of a batch as a signed metering message in msgpack (a map, as
@@ -183,41 +281,46 @@ pub fn msgpack_messages(batch: &Batch, secret: &str) -> Vec<Vec<u8>> {
 }
 
 /// The body of one oslo.messaging v2 notification carrying `samples` (metering
-/// messages as JSON), as the rabbit driver puts it on the wire:
+/// messages from [`nested_json_messages`]), as the rabbit driver puts it on the wire:
 /// `{"oslo.version": "2.0", "oslo.message": "<JSON>"}`.
-pub fn notification_body(samples: &[&RawValue]) -> Vec<u8> {
-    #[derive(Serialize)]
-    struct Payload<'a> {
-        samples: &'a [&'a RawValue],
+pub fn notification_body<'m>(samples: impl IntoIterator<Item = &'m [u8]>) -> Vec<u8> {
+    let mut id = [0u8; Hyphenated::LENGTH];
+    let mut unique = [0u8; uuid::fmt::Simple::LENGTH];
+    let mut body = Vec::with_capacity(64 * 1024);
+    body.extend_from_slice(br#"{"oslo.version":"2.0","oslo.message":"{\"message_id\":\""#);
+    body.extend_from_slice(uuid::Uuid::new_v4().hyphenated().encode_lower(&mut id).as_bytes());
+    body.extend_from_slice(br#"\",\"publisher_id\":\""#);
+    body.extend_from_slice(PUBLISHER_ID.as_bytes());
+    body.extend_from_slice(br#"\",\"event_type\":\""#);
+    body.extend_from_slice(EVENT_TYPE.as_bytes());
+    body.extend_from_slice(br#"\",\"priority\":\"SAMPLE\",\"payload\":{\"samples\":["#);
+    for (i, sample) in samples.into_iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(sample);
     }
-    #[derive(Serialize)]
-    struct OsloMessage<'a> {
-        message_id: String,
-        publisher_id: &'static str,
-        event_type: &'static str,
-        priority: &'static str,
-        payload: Payload<'a>,
-        timestamp: String,
-        _unique_id: String,
+    body.extend_from_slice(br#"]},\"timestamp\":\""#);
+    body.extend_from_slice(chrono::Utc::now().format("%Y-%m-%d %H:%M:%S%.6f").to_string().as_bytes());
+    body.extend_from_slice(br#"\",\"_unique_id\":\""#);
+    body.extend_from_slice(uuid::Uuid::new_v4().simple().encode_lower(&mut unique).as_bytes());
+    body.extend_from_slice(br#"\"}"}"#);
+    body
+}
+
+/// Appends JSON text (as serde_json writes it: no raw control characters) escaped
+/// as the contents of a JSON string: only `"` and `\` need it.
+fn escape_json_text(text: &[u8], out: &mut Vec<u8>) {
+    out.reserve(text.len() + text.len() / 4);
+    let mut copied = 0;
+    for (at, &byte) in text.iter().enumerate() {
+        if byte == b'"' || byte == b'\\' {
+            out.extend_from_slice(&text[copied..at]);
+            out.push(b'\\');
+            copied = at;
+        }
     }
-    #[derive(Serialize)]
-    struct Envelope<'a> {
-        #[serde(rename = "oslo.version")]
-        version: &'static str,
-        #[serde(rename = "oslo.message")]
-        message: &'a str,
-    }
-    let message = OsloMessage {
-        message_id: uuid::Uuid::new_v4().to_string(),
-        publisher_id: PUBLISHER_ID,
-        event_type: EVENT_TYPE,
-        priority: "SAMPLE",
-        payload: Payload { samples },
-        timestamp: chrono::Utc::now().format("%Y-%m-%d %H:%M:%S%.6f").to_string(),
-        _unique_id: uuid::Uuid::new_v4().simple().to_string(),
-    };
-    let inner = serde_json::to_string(&message).expect("messages serialize");
-    serde_json::to_vec(&Envelope { version: "2.0", message: &inner }).expect("strings serialize")
+    out.extend_from_slice(&text[copied..]);
 }
 
 #[cfg(test)]
@@ -231,7 +334,7 @@ mod tests {
     fn the_signature_matches_the_generic_computation() {
         let registry = Arc::new(Registry::new());
         let meter = registry.intern_meter(Meter { name: "cpu".into(), kind: MeterType::Cumulative, unit: "ns".into() });
-        let metadata = serde_json::json!({"flavor": {"name": "m1", "ram": 512}, "ratio": 0.5, "tags": ["a"], "none": null, "zz": 1});
+        let metadata = serde_json::json!({"flavor": {"name": "m1", "ram": 512}, "ratio": 0.5, "tags": ["a"], "none": null, "zz": 1, "note": "say \"hi\" \\ ünïcode"});
         let resource = registry.intern_resource(Resource {
             user_id: Some("u".into()),
             metadata: Arc::new(metadata.as_object().unwrap().clone()),
@@ -242,12 +345,25 @@ mod tests {
             registry,
             source: Arc::from("openstack"),
         };
-        for (_, raw) in json_messages(&batch, "secret") {
-            let decoded: Map<String, Value> = serde_json::from_str(raw.get()).unwrap();
-            assert_eq!(decoded["message_signature"], signature::compute(&decoded, "secret"));
-            assert_eq!(decoded["resource_metadata"]["flavor"]["ram"], 512);
-        }
+        let messages = nested_json_messages(&batch, "secret");
+        assert_eq!(messages.len(), 1);
+        let body: Value = serde_json::from_slice(&notification_body(messages.iter().map(|(_, m)| m))).unwrap();
+        assert_eq!(body["oslo.version"], "2.0");
+        let inner: Value = serde_json::from_str(body["oslo.message"].as_str().unwrap()).unwrap();
+        assert_eq!((inner["event_type"].as_str(), inner["priority"].as_str()), (Some(EVENT_TYPE), Some("SAMPLE")));
+        let decoded: Map<String, Value> = serde_json::from_value(inner["payload"]["samples"][0].clone()).unwrap();
+        assert_eq!(decoded["message_signature"], signature::compute(&decoded, "secret"));
+        assert_eq!(decoded["resource_metadata"]["flavor"]["ram"], 512);
+        assert_eq!(decoded["resource_metadata"]["note"], metadata["note"]);
         let packed: Map<String, Value> = rmp_serde::from_slice(&msgpack_messages(&batch, "secret")[0]).unwrap();
         assert_eq!(packed["message_signature"], signature::compute(&packed, "secret"));
+        // Both encodings carry the same keys and, but for the fresh id and signature, values.
+        let fixed = |m: &Map<String, Value>| {
+            let mut m = m.clone();
+            m.remove("message_id");
+            m.remove("message_signature");
+            m
+        };
+        assert_eq!(fixed(&decoded), fixed(&packed));
     }
 }

@@ -7,27 +7,30 @@
 //! Each notification goes to the topic exchange `exchange` with routing key
 //! `<topic>.sample` (and, with `per_meter_topic`, again to `<topic>.<meter>.sample`),
 //! whose queue of the same name is declared and bound so nothing is lost before a
-//! consumer exists. Every publish waits for the broker's confirm. While the broker is
+//! consumer exists. Notifications count as sent when the broker confirms them; up to
+//! 1024 are in flight at once, so encoding overlaps the broker's work. While the broker is
 //! unreachable the policy decides what is kept; the connection is re-opened with
 //! exponential backoff.
 
-use super::local_queue::{OutboxPublisher, Pending, Policy, Transport};
+use super::local_queue::{OutboxPublisher, Pending, Policy, Receipt, Transport};
 use super::options::Query;
 use super::{Batch, PublishError};
+use crate::registry::MeterHandle;
 use lapin::options::{
     BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
 };
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
-use serde_json::value::RawValue;
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 /// How long to wait for a connection, or for a window's confirms, before calling it
 /// failed.
 const BROKER_TIMEOUT: Duration = Duration::from_secs(5);
-/// Notifications published before waiting for their confirms.
+/// Notifications handed to lapin at once.
 const CONFIRM_WINDOW: usize = 256;
+/// Notifications published and not yet confirmed, at most.
+const MAX_UNCONFIRMED: usize = 4 * CONFIRM_WINDOW;
 
 /// The notifier's settings, from its URL.
 #[derive(Debug, Clone, PartialEq)]
@@ -135,38 +138,40 @@ pub struct Broker {
 impl Transport for Broker {
     type Message = Notification;
     const WINDOW: usize = CONFIRM_WINDOW;
+    const MAX_IN_FLIGHT: usize = MAX_UNCONFIRMED;
 
     /// The notifications for a batch: `batch_size` samples each, to the topic, and per
     /// meter if asked.
     fn encode(&self, batch: &Batch) -> Vec<Pending<Notification>> {
-        let messages = super::metering::json_messages(batch, &self.secret);
+        let messages = super::metering::nested_json_messages(batch, &self.secret);
         let mut out = Vec::new();
-        let mut add = |topic: &str, messages: &[&RawValue]| {
+        let mut add = |topic: &str, messages: &[&[u8]]| {
             for chunk in messages.chunks(self.options.batch_size) {
                 out.push(Pending {
                     message: Notification {
                         routing_key: format!("{topic}.sample"),
-                        body: super::metering::notification_body(chunk),
+                        body: super::metering::notification_body(chunk.iter().copied()),
                     },
                     samples: chunk.len() as u64,
                 });
             }
         };
-        let all: Vec<&RawValue> = messages.iter().map(|(_, m)| m.as_ref()).collect();
+        let all: Vec<&[u8]> = messages.iter().map(|(_, m)| m).collect();
         add(&self.options.topic, &all);
         if self.options.per_meter_topic {
-            let mut by_meter: BTreeMap<&str, Vec<&RawValue>> = BTreeMap::new();
-            for (meter, message) in &messages {
-                by_meter.entry(meter.as_str()).or_default().push(message);
+            let mut by_meter: BTreeMap<MeterHandle, Vec<&[u8]>> = BTreeMap::new();
+            for (meter, message) in messages.iter() {
+                by_meter.entry(meter).or_default().push(message);
             }
             for (meter, messages) in by_meter {
-                add(&format!("{}.{meter}", self.options.topic), &messages);
+                let Some(meter) = batch.registry.meter(meter) else { continue };
+                add(&format!("{}.{}", self.options.topic, meter.name), &messages);
             }
         }
         out
     }
 
-    async fn send(&mut self, window: &[&Notification]) -> Result<(), String> {
+    async fn send(&mut self, window: &[&Notification]) -> Result<Receipt, String> {
         let link = match &mut self.link {
             Some(link) => link,
             None => {
@@ -182,6 +187,10 @@ impl Transport for Broker {
         result
     }
 
+    fn disconnect(&mut self) {
+        self.link = None;
+    }
+
     async fn close(&mut self) {
         if let Some(link) = self.link.take() {
             let _ = link.connection.close(200, "pollen shutting down".into()).await;
@@ -190,10 +199,11 @@ impl Transport for Broker {
 }
 
 impl Link {
-    /// Publishes notifications, all in flight at once, and waits for the broker to
-    /// confirm every one. On any failure none counts as sent (delivery is at least
-    /// once: a retry may repeat some).
-    async fn publish(&mut self, exchange: &str, notifications: &[&Notification]) -> Result<(), String> {
+    /// Publishes notifications, all in flight at once; the receipt resolves when the
+    /// broker has confirmed every one, fails on a nack or when no confirm comes in
+    /// time. On any failure none counts as sent (delivery is at least once: a retry
+    /// may repeat some).
+    async fn publish(&mut self, exchange: &str, notifications: &[&Notification]) -> Result<Receipt, String> {
         let properties = BasicProperties::default()
             .with_content_type("application/json".into())
             .with_content_encoding("utf-8".into());
@@ -218,6 +228,12 @@ impl Link {
                     .map_err(|e| e.to_string())?;
                 confirms.push(confirm);
             }
+            Ok::<_, String>(confirms)
+        };
+        let confirms = tokio::time::timeout(BROKER_TIMEOUT, publish_all)
+            .await
+            .map_err(|_| "the broker took no message in time".to_string())??;
+        let confirmed = async move {
             for confirm in confirms {
                 if !confirm.await.map_err(|e| e.to_string())?.is_ack() {
                     return Err("the broker refused a message (nack)".to_string());
@@ -225,9 +241,8 @@ impl Link {
             }
             Ok(())
         };
-        tokio::time::timeout(BROKER_TIMEOUT, publish_all)
-            .await
-            .map_err(|_| "no confirm from the broker in time".to_string())?
+        let deadline = tokio::time::timeout(BROKER_TIMEOUT, confirmed);
+        Ok(Box::pin(async move { deadline.await.map_err(|_| "no confirm from the broker in time".to_string())? }))
     }
 }
 

@@ -85,6 +85,23 @@ pub fn python_repr(value: &Value) -> String {
 /// notation for exponents from -4 to 15 and in scientific notation (`1e+16`,
 /// `1.5e-05`) otherwise.
 pub fn python_float(number: f64) -> String {
+    let mut text = String::new();
+    write_python_float(&mut text, number);
+    text
+}
+
+/// Appends [`python_float`]'s text for `number` to `out`; whole numbers below 10^16,
+/// the usual counter volumes, take a path without allocating.
+pub fn write_python_float(out: &mut String, number: f64) {
+    if number.fract() == 0.0 && number.abs() < 1e16 && !(number == 0.0 && number.is_sign_negative()) {
+        out.push_str(itoa::Buffer::new().format(number as i64));
+        out.push_str(".0");
+        return;
+    }
+    out.push_str(&python_float_slow(number));
+}
+
+fn python_float_slow(number: f64) -> String {
     if number.is_nan() {
         return "nan".into();
     }
@@ -157,6 +174,8 @@ mod tests {
             (-0.0, "-0.0"),
             (1.0, "1.0"),
             (1024.0, "1024.0"),
+            (-7.0, "-7.0"),
+            (9007199254740992.0, "9007199254740992.0"),
             (0.1, "0.1"),
             (1.5e-5, "1.5e-05"),
             (0.0001, "0.0001"),

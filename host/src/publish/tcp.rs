@@ -3,7 +3,7 @@
 //! re-opened (with backoff) when it breaks. What cannot be sent is held, up to a
 //! bound, and retried.
 
-use super::local_queue::{OutboxPublisher, Pending, Policy, Transport};
+use super::local_queue::{delivered, OutboxPublisher, Pending, Policy, Receipt, Transport};
 use super::options::SocketOptions;
 use super::Batch;
 use std::time::Duration;
@@ -38,14 +38,18 @@ impl Transport for Peer {
             .collect()
     }
 
-    async fn send(&mut self, frames: &[&Vec<u8>]) -> Result<(), String> {
+    async fn send(&mut self, frames: &[&Vec<u8>]) -> Result<Receipt, String> {
         for frame in frames {
             if let Err(error) = send(&mut self.stream, &self.options, frame).await {
                 self.stream = None;
                 return Err(error.to_string());
             }
         }
-        Ok(())
+        Ok(delivered())
+    }
+
+    fn disconnect(&mut self) {
+        self.stream = None;
     }
 
     async fn close(&mut self) {
