@@ -39,7 +39,12 @@ impl wit::Host for PluginState {
             vcpus: stats.vcpus,
             max_memory: stats.max_memory,
             memory: stats.memory,
-            cpu: stats.cpu.map(|cpu| wit::CpuStats { time: cpu.time, user: cpu.user, system: cpu.system }),
+            cpu: stats.cpu.map(|cpu| wit::CpuStats {
+                time: cpu.time,
+                user: cpu.user,
+                system: cpu.system,
+                vcpu_time: cpu.vcpu_time,
+            }),
             memory_stats: stats.memory_stats.map(|m| wit::MemoryStats {
                 actual: m.actual,
                 available: m.available,
@@ -59,6 +64,11 @@ impl wit::Host for PluginState {
                     write_requests: b.write_requests,
                     write_bytes: b.write_bytes,
                     errors: b.errors,
+                    read_time: b.read_time,
+                    write_time: b.write_time,
+                    capacity: b.capacity,
+                    allocation: b.allocation,
+                    physical: b.physical,
                 })
                 .collect(),
             interfaces: stats
@@ -75,8 +85,16 @@ impl wit::Host for PluginState {
                     tx_packets: i.tx_packets,
                     tx_errors: i.tx_errors,
                     tx_drops: i.tx_drops,
+                    filter_ref: i.filter_ref.clone(),
+                    filter_parameters: i.filter_parameters.clone(),
                 })
                 .collect(),
+            perf: stats.perf.map(|p| wit::PerfStats {
+                cpu_cycles: p.cpu_cycles,
+                instructions: p.instructions,
+                cache_references: p.cache_references,
+                cache_misses: p.cache_misses,
+            }),
         })
     }
 

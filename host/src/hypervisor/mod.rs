@@ -2,17 +2,27 @@
 //!
 //! Every call here blocks: callers run it on a blocking thread (plugin calls already
 //! run on one), never on the async runtime's workers. A polling cycle reads through a
-//! [`CycleSnapshot`], so each domain is asked at most once per cycle however many
-//! plugins want it.
+//! [`CycleSnapshot`]: one bulk statistics read for all domains, so each domain is asked
+//! at most once per cycle however many plugins want it.
 
+mod bulk;
 mod snapshot;
 mod stats;
 
 pub use snapshot::CycleSnapshot;
-pub use stats::{BlockStats, CpuStats, DomainState, DomainStats, DomainSummary, InterfaceStats, MemoryStats};
+pub use stats::{
+    BlockStats, CpuStats, DomainState, DomainStats, DomainSummary, InterfaceStats, MemoryStats, PerfStats,
+};
 
-use std::sync::{Mutex, MutexGuard};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 use virt::connect::Connect;
+
+/// How long a domain's XML is trusted when nothing else says it changed (a device
+/// hot-plugged into a running domain changes neither its id nor its state).
+const XML_MAX_AGE: Duration = Duration::from_secs(600);
 
 /// A libvirt failure, with the URI it happened on.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -40,10 +50,21 @@ pub enum HypervisorError {
     NoSuchDomain(String),
 }
 
-/// A lazily opened, shared libvirt connection, re-opened after a failure.
+/// A lazily opened, shared libvirt connection, re-opened after a failure, and the
+/// domain XML kept across cycles.
 pub struct Hypervisor {
     uri: String,
     connection: Mutex<Option<Connect>>,
+    xml: Mutex<HashMap<String, CachedXml>>,
+    xml_reads: AtomicU64,
+}
+
+/// A domain's XML, and what the domain was when it was read.
+struct CachedXml {
+    id: Option<u32>,
+    active: bool,
+    read_at: Instant,
+    xml: Arc<String>,
 }
 
 impl Hypervisor {
@@ -51,7 +72,7 @@ impl Hypervisor {
     pub fn new(uri: impl Into<String>) -> Self {
         // libvirt prints every error to stderr by default; ours are returned instead.
         virt::error::clear_error_callback();
-        Self { uri: uri.into(), connection: Mutex::new(None) }
+        Self { uri: uri.into(), connection: Mutex::new(None), xml: Mutex::default(), xml_reads: AtomicU64::new(0) }
     }
 
     /// The libvirt URI.
@@ -87,9 +108,44 @@ impl Hypervisor {
         self.connection.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// A domain's XML from the cache, or from `read` when the domain is new, was
+    /// (re)started or stopped since, or the cached copy is older than ten minutes.
+    fn cached_xml(
+        &self,
+        domain: &DomainSummary,
+        read: impl FnOnce() -> Result<String, HypervisorError>,
+    ) -> Result<Arc<String>, HypervisorError> {
+        let active = domain.state.is_active();
+        let fresh = |cached: &CachedXml| {
+            cached.id == domain.id && cached.active == active && cached.read_at.elapsed() < XML_MAX_AGE
+        };
+        if let Some(cached) = self.xml_cache().get(&domain.uuid).filter(|c| fresh(c)) {
+            return Ok(cached.xml.clone());
+        }
+        let xml = Arc::new(read()?);
+        self.xml_reads.fetch_add(1, Ordering::Relaxed);
+        let cached = CachedXml { id: domain.id, active, read_at: Instant::now(), xml: xml.clone() };
+        self.xml_cache().insert(domain.uuid.clone(), cached);
+        Ok(xml)
+    }
+
+    /// Drops the cached XML of domains that are gone.
+    fn forget_xml_except(&self, domains: &[DomainSummary]) {
+        self.xml_cache().retain(|uuid, _| domains.iter().any(|d| &d.uuid == uuid));
+    }
+
+    fn xml_cache(&self) -> MutexGuard<'_, HashMap<String, CachedXml>> {
+        self.xml.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// How many domain XML descriptions were read from libvirt so far.
+    pub fn xml_reads(&self) -> u64 {
+        self.xml_reads.load(Ordering::Relaxed)
+    }
+
     /// Starts a polling cycle: a fresh snapshot that reads each domain once.
-    pub fn cycle(self: &std::sync::Arc<Self>) -> std::sync::Arc<CycleSnapshot> {
-        std::sync::Arc::new(CycleSnapshot::new(self.clone()))
+    pub fn cycle(self: &Arc<Self>) -> Arc<CycleSnapshot> {
+        Arc::new(CycleSnapshot::new(self.clone()))
     }
 }
 

@@ -1,6 +1,9 @@
-//! One polling cycle's view of the hypervisor: each domain list, XML and statistics
-//! read is made at most once per cycle and shared by every plugin of that cycle.
+//! One polling cycle's view of the hypervisor: one domain list and one bulk statistics
+//! read per cycle, per-domain calls only for what the bulk read lacks, each made at most
+//! once per cycle and shared by every plugin of that cycle. Domain XML comes from the
+//! hypervisor's cache, re-read only when the domain changed.
 
+use super::bulk::{self, BulkRecord};
 use super::stats::{self, DomainStats, DomainSummary};
 use super::{Hypervisor, HypervisorError};
 use std::collections::HashMap;
@@ -12,6 +15,7 @@ type Shared<T> = Result<Arc<T>, HypervisorError>;
 pub struct CycleSnapshot {
     hypervisor: Arc<Hypervisor>,
     domains: OnceLock<Shared<Vec<DomainSummary>>>,
+    bulk: OnceLock<Arc<HashMap<String, BulkRecord>>>,
     xml: PerDomain<String>,
     stats: PerDomain<DomainStats>,
 }
@@ -35,7 +39,13 @@ impl<T> PerDomain<T> {
 
 impl CycleSnapshot {
     pub(super) fn new(hypervisor: Arc<Hypervisor>) -> Self {
-        Self { hypervisor, domains: OnceLock::new(), xml: PerDomain::new(), stats: PerDomain::new() }
+        Self {
+            hypervisor,
+            domains: OnceLock::new(),
+            bulk: OnceLock::new(),
+            xml: PerDomain::new(),
+            stats: PerDomain::new(),
+        }
     }
 
     /// The hypervisor this snapshot reads.
@@ -45,20 +55,53 @@ impl CycleSnapshot {
 
     /// Every domain of the host.
     pub fn domains(&self) -> Shared<Vec<DomainSummary>> {
-        self.domains.get_or_init(|| stats::list_domains(&self.hypervisor).map(Arc::new)).clone()
+        self.domains
+            .get_or_init(|| {
+                let domains = stats::list_domains(&self.hypervisor)?;
+                self.hypervisor.forget_xml_except(&domains);
+                Ok(Arc::new(domains))
+            })
+            .clone()
     }
 
     /// A domain's XML description.
     pub fn xml(&self, uuid: &str) -> Shared<String> {
-        self.xml.get(uuid, || stats::domain_xml(&self.hypervisor, uuid))
+        self.xml.get(uuid, || {
+            let summary = self.summary(uuid)?;
+            self.hypervisor.cached_xml(&summary, || stats::domain_xml(&self.hypervisor, uuid)).map(|xml| (*xml).clone())
+        })
     }
 
     /// A domain's statistics.
     pub fn stats(&self, uuid: &str) -> Shared<DomainStats> {
         self.stats.get(uuid, || {
+            let summary = self.summary(uuid)?;
             let xml = self.xml(uuid)?;
-            stats::domain_stats(&self.hypervisor, uuid, &xml)
+            let bulk = self.bulk();
+            stats::domain_stats(&self.hypervisor, &summary, &xml, bulk.get(uuid))
         })
+    }
+
+    /// The domain as this cycle's list has it.
+    fn summary(&self, uuid: &str) -> Result<DomainSummary, HypervisorError> {
+        let domains = self.domains()?;
+        domains.iter().find(|d| d.uuid == uuid).cloned().ok_or_else(|| HypervisorError::NoSuchDomain(uuid.to_string()))
+    }
+
+    /// The cycle's bulk read: one call for every domain. If it fails the cycle goes on
+    /// with per-domain reads (logged once per cycle).
+    fn bulk(&self) -> Arc<HashMap<String, BulkRecord>> {
+        self.bulk
+            .get_or_init(|| {
+                match self.hypervisor.with_connection("virConnectGetAllDomainStats", bulk::all_domain_stats) {
+                    Ok(records) => Arc::new(records),
+                    Err(error) => {
+                        tracing::warn!(%error, "bulk statistics read failed; reading each domain instead");
+                        Arc::default()
+                    }
+                }
+            })
+            .clone()
     }
 }
 
@@ -96,5 +139,12 @@ mod tests {
             snapshot.stats("00000000-0000-0000-0000-000000000000").map(|_| ()).unwrap_err(),
             HypervisorError::NoSuchDomain(_)
         ));
+        let block = &stats.blocks[0];
+        assert!(block.capacity.is_some() && block.allocation.is_some(), "sizes from virDomainGetBlockInfo");
+
+        let xml = snapshot.xml(&test.uuid).expect("xml");
+        let next = hypervisor.cycle();
+        assert_eq!(*next.xml(&test.uuid).expect("xml"), *xml);
+        assert_eq!(hypervisor.xml_reads(), 1, "the XML of an unchanged domain is read once across cycles");
     }
 }

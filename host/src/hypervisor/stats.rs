@@ -1,5 +1,6 @@
 //! What the host reads of one domain, as plain data, and how it is read from libvirt.
 
+use super::bulk::BulkRecord;
 use super::{Hypervisor, HypervisorError};
 use virt::domain::Domain;
 use virt::sys;
@@ -26,7 +27,7 @@ pub enum DomainState {
 }
 
 impl DomainState {
-    fn from_libvirt(state: sys::virDomainState) -> Self {
+    pub(super) fn from_libvirt(state: sys::virDomainState) -> Self {
         match state {
             sys::VIR_DOMAIN_RUNNING => Self::Running,
             sys::VIR_DOMAIN_BLOCKED => Self::Blocked,
@@ -54,6 +55,8 @@ pub struct DomainSummary {
     pub name: String,
     /// Run state.
     pub state: DomainState,
+    /// libvirt's id while it runs (a new one after each start).
+    pub id: Option<u32>,
 }
 
 /// CPU times in ns.
@@ -65,6 +68,8 @@ pub struct CpuStats {
     pub user: Option<u64>,
     /// Kernel mode, where reported.
     pub system: Option<u64>,
+    /// Run plus wait time summed over the vCPUs, where reported.
+    pub vcpu_time: Option<u64>,
 }
 
 /// Balloon statistics in KiB.
@@ -87,7 +92,7 @@ pub struct MemoryStats {
 }
 
 /// One disk's counters.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct BlockStats {
     /// Target device, e.g. `vda`.
     pub device: String,
@@ -101,10 +106,20 @@ pub struct BlockStats {
     pub write_bytes: u64,
     /// Errors.
     pub errors: u64,
+    /// Time spent reading, ns, where reported.
+    pub read_time: Option<u64>,
+    /// Time spent writing, ns, where reported.
+    pub write_time: Option<u64>,
+    /// Size the guest sees, bytes.
+    pub capacity: Option<u64>,
+    /// Host storage allocated, bytes.
+    pub allocation: Option<u64>,
+    /// Size of the container on the host, bytes.
+    pub physical: Option<u64>,
 }
 
 /// One vNIC's counters.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct InterfaceStats {
     /// Host-side device, e.g. `tap1`.
     pub device: String,
@@ -126,6 +141,23 @@ pub struct InterfaceStats {
     pub tx_errors: u64,
     /// Send drops.
     pub tx_drops: u64,
+    /// The vNIC's network filter, if any.
+    pub filter_ref: Option<String>,
+    /// The filter's parameters.
+    pub filter_parameters: Vec<(String, String)>,
+}
+
+/// Hardware performance counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct PerfStats {
+    /// CPU cycles.
+    pub cpu_cycles: Option<u64>,
+    /// Instructions.
+    pub instructions: Option<u64>,
+    /// Cache references.
+    pub cache_references: Option<u64>,
+    /// Cache misses.
+    pub cache_misses: Option<u64>,
 }
 
 /// Everything read of one domain in one cycle.
@@ -147,6 +179,8 @@ pub struct DomainStats {
     pub blocks: Vec<BlockStats>,
     /// vNICs.
     pub interfaces: Vec<InterfaceStats>,
+    /// Performance counters, where enabled.
+    pub perf: Option<PerfStats>,
 }
 
 /// Lists every domain of the host.
@@ -163,55 +197,82 @@ pub(super) fn domain_xml(hypervisor: &Hypervisor, uuid: &str) -> Result<String, 
     hypervisor.with_connection("virDomainGetXMLDesc", |_| domain.get_xml_desc(0))
 }
 
-/// Reads one domain's statistics: info, balloon, and each disk and vNIC named in its
-/// XML (`xml`).
-pub(super) fn domain_stats(hypervisor: &Hypervisor, uuid: &str, xml: &str) -> Result<DomainStats, HypervisorError> {
-    let domain = lookup(hypervisor, uuid)?;
+/// One domain's statistics: what the cycle's bulk read (`bulk`) has, completed by
+/// per-domain calls for what it lacks (the test driver's bulk read has only the state),
+/// with the disks and vNICs that the domain's XML (`xml`) names.
+pub(super) fn domain_stats(
+    hypervisor: &Hypervisor,
+    summary: &DomainSummary,
+    xml: &str,
+    bulk: Option<&BulkRecord>,
+) -> Result<DomainStats, HypervisorError> {
+    let devices = Devices::from_xml(xml);
+    let mut stats = DomainStats {
+        domain: summary.clone(),
+        vcpus: 0,
+        max_memory: 0,
+        memory: 0,
+        cpu: None,
+        memory_stats: None,
+        blocks: Vec::new(),
+        interfaces: Vec::new(),
+        perf: None,
+    };
+    let from_bulk = bulk.map(|record| record.fill(&mut stats, &devices)).unwrap_or_default();
+    if from_bulk.complete() {
+        return Ok(stats);
+    }
+    let domain = lookup(hypervisor, &summary.uuid)?;
     hypervisor.with_connection("virDomainGetInfo", |_| {
         let info = domain.get_info()?;
         let state = DomainState::from_libvirt(info.state);
-        let summary = DomainSummary { uuid: uuid.to_string(), name: domain.get_name()?, state };
-        let mut stats = DomainStats {
-            domain: summary,
-            vcpus: info.nr_virt_cpu,
-            max_memory: info.max_mem,
-            memory: info.memory,
-            cpu: None,
-            memory_stats: None,
-            blocks: Vec::new(),
-            interfaces: Vec::new(),
-        };
-        if !state.is_active() {
-            return Ok(stats);
+        stats.domain.state = state;
+        if !from_bulk.info {
+            stats.vcpus = info.nr_virt_cpu;
+            stats.max_memory = info.max_mem;
+            stats.memory = info.memory;
         }
-        stats.cpu = Some(CpuStats { time: info.cpu_time, user: None, system: None });
-        stats.memory_stats = Some(memory_stats(&domain)?);
-        let devices = Devices::from_xml(xml);
-        for device in devices.disks {
-            let block = domain.get_block_stats(&device)?;
-            stats.blocks.push(BlockStats {
-                device,
-                read_requests: counter(block.rd_req),
-                read_bytes: counter(block.rd_bytes),
-                write_requests: counter(block.wr_req),
-                write_bytes: counter(block.wr_bytes),
-                errors: counter(block.errs),
-            });
+        let active = state.is_active();
+        if active && stats.cpu.is_none() {
+            stats.cpu = Some(CpuStats { time: info.cpu_time, user: None, system: None, vcpu_time: None });
         }
-        for (device, mac) in devices.interfaces {
-            let net = domain.interface_stats(&device)?;
-            stats.interfaces.push(InterfaceStats {
-                device,
-                mac,
-                rx_bytes: counter(net.rx_bytes),
-                rx_packets: counter(net.rx_packets),
-                rx_errors: counter(net.rx_errs),
-                rx_drops: counter(net.rx_drop),
-                tx_bytes: counter(net.tx_bytes),
-                tx_packets: counter(net.tx_packets),
-                tx_errors: counter(net.tx_errs),
-                tx_drops: counter(net.tx_drop),
-            });
+        if active && stats.memory_stats.is_none() {
+            stats.memory_stats = Some(memory_stats(&domain)?);
+        }
+        if !from_bulk.blocks {
+            for device in &devices.disks {
+                let mut block = BlockStats { device: device.clone(), ..BlockStats::default() };
+                if active {
+                    let counters = domain.get_block_stats(device)?;
+                    block.read_requests = counter(counters.rd_req);
+                    block.read_bytes = counter(counters.rd_bytes);
+                    block.write_requests = counter(counters.wr_req);
+                    block.write_bytes = counter(counters.wr_bytes);
+                    block.errors = counter(counters.errs);
+                }
+                // Sizes are there for a stopped domain too, where the disk can be read.
+                if let Ok(info) = domain.get_block_info(device, 0) {
+                    (block.capacity, block.allocation, block.physical) =
+                        (Some(info.capacity), Some(info.allocation), Some(info.physical));
+                }
+                stats.blocks.push(block);
+            }
+        }
+        if !from_bulk.interfaces && active {
+            for interface in &devices.interfaces {
+                let net = domain.interface_stats(&interface.device)?;
+                stats.interfaces.push(InterfaceStats {
+                    rx_bytes: counter(net.rx_bytes),
+                    rx_packets: counter(net.rx_packets),
+                    rx_errors: counter(net.rx_errs),
+                    rx_drops: counter(net.rx_drop),
+                    tx_bytes: counter(net.tx_bytes),
+                    tx_packets: counter(net.tx_packets),
+                    tx_errors: counter(net.tx_errs),
+                    tx_drops: counter(net.tx_drop),
+                    ..interface.clone()
+                });
+            }
         }
         Ok(stats)
     })
@@ -232,6 +293,7 @@ fn summary(domain: &Domain) -> Result<DomainSummary, virt::error::Error> {
         uuid: domain.get_uuid_string()?,
         name: domain.get_name()?,
         state: DomainState::from_libvirt(state),
+        id: domain.get_id(),
     })
 }
 
@@ -254,7 +316,7 @@ fn memory_stats(domain: &Domain) -> Result<MemoryStats, virt::error::Error> {
 }
 
 /// libvirt reports -1 for a counter it does not have.
-fn counter(value: i64) -> u64 {
+pub(super) fn counter(value: i64) -> u64 {
     u64::try_from(value).unwrap_or(0)
 }
 
@@ -263,8 +325,8 @@ fn counter(value: i64) -> u64 {
 pub(super) struct Devices {
     /// Target device names of disks (`vda`).
     pub disks: Vec<String>,
-    /// Target device name and MAC of each interface.
-    pub interfaces: Vec<(String, String)>,
+    /// Each interface: its target device, MAC and filter, counters zero.
+    pub interfaces: Vec<InterfaceStats>,
 }
 
 impl Devices {
@@ -285,14 +347,22 @@ impl Devices {
                     found.disks.extend(target(node));
                 }
                 "interface" => {
-                    let mac = node
-                        .children()
-                        .find(|c| c.has_tag_name("mac"))
-                        .and_then(|m| m.attribute("address"))
-                        .unwrap_or_default()
-                        .to_string();
-                    if let Some(dev) = target(node) {
-                        found.interfaces.push((dev, mac));
+                    let child = |name: &str| node.children().find(|c| c.has_tag_name(name));
+                    let mac = child("mac").and_then(|m| m.attribute("address")).unwrap_or_default().to_string();
+                    let filter = child("filterref");
+                    let filter_parameters = filter
+                        .iter()
+                        .flat_map(|f| f.children().filter(|p| p.has_tag_name("parameter")))
+                        .filter_map(|p| Some((p.attribute("name")?.to_string(), p.attribute("value")?.to_string())))
+                        .collect();
+                    if let Some(device) = target(node) {
+                        found.interfaces.push(InterfaceStats {
+                            device,
+                            mac,
+                            filter_ref: filter.and_then(|f| f.attribute("filter")).map(str::to_string),
+                            filter_parameters,
+                            ..InterfaceStats::default()
+                        });
                     }
                 }
                 _ => {}
@@ -311,10 +381,14 @@ mod tests {
         let xml = r#"<domain><devices>
             <disk type='file' device='disk'><target dev='vda'/></disk>
             <disk type='file' device='cdrom'><target dev='hdc'/></disk>
-            <interface type='ethernet'><mac address='52:54:00:00:00:01'/><target dev='tap1'/></interface>
+            <interface type='ethernet'><mac address='52:54:00:00:00:01'/><target dev='tap1'/>
+              <filterref filter='nova-instance-1'><parameter name='IP' value='10.0.0.5'/></filterref></interface>
         </devices></domain>"#;
         let devices = Devices::from_xml(xml);
         assert_eq!(devices.disks, vec!["vda".to_string()]);
-        assert_eq!(devices.interfaces, vec![("tap1".to_string(), "52:54:00:00:00:01".to_string())]);
+        let vnic = &devices.interfaces[0];
+        assert_eq!((vnic.device.as_str(), vnic.mac.as_str()), ("tap1", "52:54:00:00:00:01"));
+        assert_eq!(vnic.filter_ref.as_deref(), Some("nova-instance-1"));
+        assert_eq!(vnic.filter_parameters, vec![("IP".to_string(), "10.0.0.5".to_string())]);
     }
 }
