@@ -119,7 +119,7 @@ fn run_rss(cache: &Path) {
     let workspace = tempfile::tempdir().unwrap();
     let out = workspace.path().join("samples.jsonl");
     let pipeline = format!(
-        "agent:\n  plugin_dir: {}\n  cache_dir: {}\n  plugins:\n    local_instances: {{grants: [hypervisor]}}\n    cpu: {{grants: [hypervisor]}}\n    memory_usage: {{grants: [hypervisor]}}\nsources:\n  - {{name: compute, interval: 1, meters: ['*'], sinks: [out]}}\nsinks:\n  - {{name: out, publishers: ['file://{}']}}\n",
+        "agent:\n  plugin_dir: {}\n  cache_dir: {}\n  plugins:\n    local_instances: {{grants: [hypervisor]}}\n    cpu: {{grants: [hypervisor]}}\n    memory: {{grants: [hypervisor]}}\n    instance: {{grants: [hypervisor]}}\n    disk: {{grants: [hypervisor]}}\n    network: {{grants: [hypervisor]}}\n    perf: {{grants: [hypervisor]}}\nsources:\n  - {{name: compute, interval: 1, meters: ['*'], sinks: [out]}}\nsinks:\n  - {{name: out, publishers: ['file://{}']}}\n",
         repo().join("plugins/dist").display(),
         cache.join("start").display(),
         out.display()

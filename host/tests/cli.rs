@@ -13,7 +13,7 @@ fn pollen(args: &[&str], cwd: &Path) -> Output {
 }
 
 fn builtin_workspace() -> Workspace {
-    Workspace::new(&[builtin("local_instances"), builtin("cpu"), builtin("memory_usage")])
+    Workspace::new(&[builtin("local_instances"), builtin("cpu"), builtin("memory")])
 }
 
 const COMPUTE: &str =
@@ -27,7 +27,7 @@ fn json_lines(text: &str) -> Vec<Value> {
 fn poll_once_prints_samples_as_json_lines_and_logs_on_stderr() {
     let workspace = builtin_workspace();
     workspace.write_pipeline(
-        &grants(&["local_instances", "cpu", "memory_usage"]),
+        &grants(&["local_instances", "cpu", "memory"]),
         &format!("{COMPUTE}sinks:\n  - name: out\n    publishers: ['stdout://']\n"),
     );
     let output = pollen(&["poll", "--once", "--config", "pipeline.yaml"], workspace.path());
@@ -55,7 +55,7 @@ fn poll_once_prints_samples_as_json_lines_and_logs_on_stderr() {
 fn libvirt_uri_overrides_the_pipeline() {
     let workspace = builtin_workspace();
     workspace.write_pipeline(
-        &grants(&["local_instances", "cpu", "memory_usage"]),
+        &grants(&["local_instances", "cpu", "memory"]),
         &format!("{COMPUTE}sinks:\n  - name: out\n    publishers: ['stdout://']\n"),
     );
     let uri = nova_node_uri();
@@ -76,7 +76,7 @@ fn run_publishes_to_a_file_until_sigterm_then_exits_zero() {
     let workspace = builtin_workspace();
     let out = workspace.path().join("out/samples.jsonl");
     workspace.write_pipeline(
-        &grants(&["local_instances", "cpu", "memory_usage"]),
+        &grants(&["local_instances", "cpu", "memory"]),
         &format!("{COMPUTE}sinks:\n  - name: out\n    publishers: ['file://{}']\n", out.display()),
     );
     let mut agent = Command::new(env!("CARGO_BIN_EXE_pollen"))
@@ -183,10 +183,12 @@ fn inspect_tells_the_truth_about_each_builtin_plugin() {
         cpu["imports"].as_array().unwrap().iter().find(|i| i["name"] == "pollen:plugin/hypervisor@0.1.0").unwrap();
     assert_eq!(granted["granted_by_pipeline"], true, "the shipped pipeline grants it");
 
-    let memory = inspect(&builtin("memory_usage"));
-    assert_eq!(memory["meters"][0]["name"], "memory.usage");
-    assert_eq!(memory["meters"][0]["type"], "gauge");
-    assert_eq!(memory["meters"][0]["unit"], "MB");
+    let memory = inspect(&builtin("memory"));
+    assert_eq!(memory["meters"][1]["name"], "memory.usage");
+    assert_eq!(memory["meters"][1]["type"], "gauge");
+    assert_eq!(memory["meters"][1]["unit"], "MB");
+    assert_eq!(memory["meters"][3]["name"], "memory.swap.in");
+    assert_eq!(memory["meters"][3]["type"], "cumulative");
 
     let discoverer = inspect(&builtin("local_instances"));
     assert_eq!(discoverer["kind"], "discoverer");

@@ -115,7 +115,7 @@ async fn hostile_plugins_cost_only_their_own_samples() {
     let workspace = Workspace::new(&[
         builtin("local_instances"),
         builtin("cpu"),
-        builtin("memory_usage"),
+        builtin("memory"),
         hostile("spin_forever"),
         hostile("grow_forever"),
         hostile("trap"),
@@ -123,7 +123,7 @@ async fn hostile_plugins_cost_only_their_own_samples() {
     ]);
     let agent_extra = format!(
         "{}    spin_forever:\n      call_timeout: 0.3\n    grow_forever:\n      memory_limit_mib: 16\n",
-        grants(&["local_instances", "cpu", "memory_usage", "spin_forever", "grow_forever", "trap", "liar"])
+        grants(&["local_instances", "cpu", "memory", "spin_forever", "grow_forever", "trap", "liar"])
     );
     let path = workspace.write_pipeline(
         &agent_extra,
@@ -167,9 +167,8 @@ async fn hostile_plugins_cost_only_their_own_samples() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn pollsters_report_what_libvirt_reports_with_nova_metadata() {
-    let workspace = Workspace::new(&[builtin("local_instances"), builtin("cpu"), builtin("memory_usage")]);
-    let agent_extra =
-        format!("  libvirt_uri: {}\n{}", nova_node_uri(), grants(&["local_instances", "cpu", "memory_usage"]));
+    let workspace = Workspace::new(&[builtin("local_instances"), builtin("cpu"), builtin("memory")]);
+    let agent_extra = format!("  libvirt_uri: {}\n{}", nova_node_uri(), grants(&["local_instances", "cpu", "memory"]));
     let path = workspace.write_pipeline(
         &agent_extra,
         "sources:\n  - name: compute\n    interval: 60\n    meters: [cpu, memory.usage]\n    sinks: [out]\nsinks:\n  - name: out\n    publishers: ['stdout://']\n",

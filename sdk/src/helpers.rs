@@ -56,23 +56,24 @@ macro_rules! metadata_helpers {
 macro_rules! meter_helpers {
     () => {
         impl Meter {
-            fn with_type(name: &str, type_: MeterType, unit: &str) -> Self {
+            /// A meter of any type, e.g. `Meter::of("cpu", MeterType::Cumulative, "ns")`.
+            pub fn of(name: &str, type_: MeterType, unit: &str) -> Self {
                 Meter { name: name.into(), type_, unit: unit.into(), default_discoverer: None }
             }
 
             /// A point-in-time meter, e.g. `Meter::gauge("memory.usage", "MB")`.
             pub fn gauge(name: &str, unit: &str) -> Self {
-                Self::with_type(name, MeterType::Gauge, unit)
+                Self::of(name, MeterType::Gauge, unit)
             }
 
             /// A counter that only grows, e.g. `Meter::cumulative("cpu", "ns")`.
             pub fn cumulative(name: &str, unit: &str) -> Self {
-                Self::with_type(name, MeterType::Cumulative, unit)
+                Self::of(name, MeterType::Cumulative, unit)
             }
 
             /// A change since the previous reading.
             pub fn delta(name: &str, unit: &str) -> Self {
-                Self::with_type(name, MeterType::Delta, unit)
+                Self::of(name, MeterType::Delta, unit)
             }
 
             /// Poll this meter on the resources of this discoverer unless the pipeline

@@ -77,3 +77,6 @@ pub mod pollster;
 pub mod discoverer;
 
 pub mod transformer;
+
+#[cfg(feature = "nova")]
+pub mod nova;

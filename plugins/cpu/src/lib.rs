@@ -1,5 +1,7 @@
-//! `cpu`: CPU time used by the instance, in nanoseconds (cumulative), with the number
-//! of vCPUs as `cpu_number` in the sample's metadata, as Ceilometer reports it.
+//! `cpu`: CPU time used by the instance, in nanoseconds (cumulative), as Ceilometer's
+//! libvirt inspector reads it: the vCPUs' run plus wait time where libvirt reports it,
+//! else the domain's CPU time; the number of vCPUs goes into the sample's metadata as
+//! `cpu_number`.
 use pollen_sdk::pollster::*;
 
 struct Cpu;
@@ -12,8 +14,8 @@ impl Pollster for Cpu {
     fn poll(resources: Vec<Resource>) -> Result<Vec<Sample>, Error> {
         Ok(each_domain(&resources, |index, stats| {
             let cpu = stats.cpu.as_ref()?;
-            let sample = Sample::new(0, index, cpu.time as f64).with_metadata("cpu_number", stats.vcpus);
-            Some(vec![sample])
+            let time = cpu.vcpu_time.unwrap_or(cpu.time);
+            Some(vec![Sample::new(0, index, time as f64).with_metadata("cpu_number", stats.vcpus)])
         }))
     }
 }

@@ -1,0 +1,53 @@
+//! Per-instance gauges that hold for stopped instances too:
+//!
+//! | meter | unit | value |
+//! |---|---|---|
+//! | `power.state` | state | libvirt's state number (1 running, 5 shut off, ...) |
+//! | `vcpus` | vcpu | virtual CPUs |
+//! | `memory` | MB | memory assigned (the balloon's actual size) |
+//! | `disk.root.size` | GB | the flavor's root disk (Nova instances only) |
+//! | `disk.ephemeral.size` | GB | the flavor's ephemeral disk (Nova instances only) |
+use pollen_sdk::nova::DomainInfo;
+use pollen_sdk::pollster::*;
+
+struct Instance;
+
+const POWER_STATE: u32 = 0;
+const VCPUS: u32 = 1;
+const MEMORY: u32 = 2;
+const ROOT_SIZE: u32 = 3;
+const EPHEMERAL_SIZE: u32 = 4;
+
+impl Pollster for Instance {
+    fn describe() -> Vec<Meter> {
+        vec![
+            Meter::gauge("power.state", "state").discovered_by("local_instances"),
+            Meter::gauge("vcpus", "vcpu").discovered_by("local_instances"),
+            Meter::gauge("memory", "MB").discovered_by("local_instances"),
+            Meter::gauge("disk.root.size", "GB").discovered_by("local_instances"),
+            Meter::gauge("disk.ephemeral.size", "GB").discovered_by("local_instances"),
+        ]
+    }
+
+    fn poll(resources: Vec<Resource>) -> Result<Vec<Sample>, Error> {
+        Ok(each_domain(&resources, |index, stats| {
+            let actual = stats.memory_stats.as_ref().and_then(|m| m.actual).unwrap_or(stats.memory);
+            let mut samples = vec![
+                Sample::new(POWER_STATE, index, stats.domain.state as u8 as f64),
+                Sample::new(VCPUS, index, stats.vcpus.into()),
+                Sample::new(MEMORY, index, actual as f64 / 1024.0),
+            ];
+            match hypervisor::get_xml(&stats.domain.uuid) {
+                Ok(xml) => {
+                    let flavor = DomainInfo::from_xml(&xml).flavor;
+                    samples.extend(flavor.disk.map(|gb| Sample::new(ROOT_SIZE, index, gb as f64)));
+                    samples.extend(flavor.ephemeral.map(|gb| Sample::new(EPHEMERAL_SIZE, index, gb as f64)));
+                }
+                Err(error) => log::debug(&format!("no XML for {}: {error:?}", stats.domain.uuid)),
+            }
+            Some(samples)
+        }))
+    }
+}
+
+export_pollster!(Instance);
