@@ -1,0 +1,351 @@
+//! Every compute meter, polled from a generated test-driver node of 60 domains
+//! (`pollen_testkit::NodeSpec`) by the built-in plugins, checked against what libvirt
+//! itself reports for each domain: name, type, unit, resource id, metadata and value.
+
+mod common;
+
+use common::*;
+use pollen_host::config;
+use pollen_host::pipeline::{cycle::run_cycle, Agent};
+use pollen_host::sample::MeterType;
+use pollen_testkit::{DomainSpec, NodeSpec};
+use serde_json::{json, Map, Value};
+use std::collections::HashMap;
+use virt::connect::Connect;
+use virt::domain::Domain;
+
+const COMPUTE_PLUGINS: [&str; 7] = ["local_instances", "cpu", "memory", "instance", "disk", "network", "perf"];
+
+/// Every meter: type and unit.
+const METERS: [(&str, MeterType, &str); 34] = [
+    ("cpu", MeterType::Cumulative, "ns"),
+    ("vcpus", MeterType::Gauge, "vcpu"),
+    ("memory", MeterType::Gauge, "MB"),
+    ("memory.available", MeterType::Gauge, "MB"),
+    ("memory.usage", MeterType::Gauge, "MB"),
+    ("memory.resident", MeterType::Gauge, "MB"),
+    ("memory.swap.in", MeterType::Cumulative, "MB"),
+    ("memory.swap.out", MeterType::Cumulative, "MB"),
+    ("power.state", MeterType::Gauge, "state"),
+    ("perf.cpu.cycles", MeterType::Gauge, "cycle"),
+    ("perf.instructions", MeterType::Gauge, "instruction"),
+    ("perf.cache.references", MeterType::Gauge, "count"),
+    ("perf.cache.misses", MeterType::Gauge, "count"),
+    ("disk.device.read.requests", MeterType::Cumulative, "request"),
+    ("disk.device.write.requests", MeterType::Cumulative, "request"),
+    ("disk.device.read.bytes", MeterType::Cumulative, "B"),
+    ("disk.device.write.bytes", MeterType::Cumulative, "B"),
+    ("disk.device.read.latency", MeterType::Cumulative, "ns"),
+    ("disk.device.write.latency", MeterType::Cumulative, "ns"),
+    ("disk.device.capacity", MeterType::Gauge, "B"),
+    ("disk.device.allocation", MeterType::Gauge, "B"),
+    ("disk.device.usage", MeterType::Gauge, "B"),
+    ("network.incoming.bytes", MeterType::Cumulative, "B"),
+    ("network.outgoing.bytes", MeterType::Cumulative, "B"),
+    ("network.incoming.packets", MeterType::Cumulative, "packet"),
+    ("network.outgoing.packets", MeterType::Cumulative, "packet"),
+    ("network.incoming.packets.drop", MeterType::Cumulative, "packet"),
+    ("network.outgoing.packets.drop", MeterType::Cumulative, "packet"),
+    ("network.incoming.packets.error", MeterType::Cumulative, "packet"),
+    ("network.outgoing.packets.error", MeterType::Cumulative, "packet"),
+    ("network.incoming.bytes.delta", MeterType::Delta, "B"),
+    ("network.outgoing.bytes.delta", MeterType::Delta, "B"),
+    ("disk.root.size", MeterType::Gauge, "GB"),
+    ("disk.ephemeral.size", MeterType::Gauge, "GB"),
+];
+
+/// One polled sample, resolved.
+#[derive(Debug, Clone)]
+struct Polled {
+    meter: String,
+    kind: MeterType,
+    unit: String,
+    resource_id: String,
+    user_id: Option<String>,
+    project_id: Option<String>,
+    metadata: Map<String, Value>,
+    volume: f64,
+}
+
+/// Polls every compute meter once from `node` and resolves the samples.
+async fn poll(workspace: &Workspace, node_uri: &str, include_stopped: bool, cycles: usize) -> Vec<Vec<Polled>> {
+    let agent_extra = format!(
+        "  libvirt_uri: {node_uri}\n{}    local_instances:\n      grants: [hypervisor]\n      params: {{include_stopped: '{include_stopped}', host: compute-1}}\n",
+        grants(&COMPUTE_PLUGINS[1..])
+    );
+    let path = workspace.write_pipeline(
+        &agent_extra,
+        "sources:\n  - name: compute\n    interval: 60\n    meters: ['*']\n    sinks: [out]\nsinks:\n  - name: out\n    publishers: ['stdout://']\n",
+    );
+    let agent = Agent::build(config::load(&path).expect("pipeline")).expect("agent");
+    let mut out = Vec::new();
+    for _ in 0..cycles {
+        let output = run_cycle(&agent.plugins, &agent.hypervisor, &agent.registry, &agent.pipeline.sources).await;
+        assert!(output.failures.is_empty(), "{:?}", output.failures);
+        assert_eq!(output.malformed, 0);
+        let resolved = output.samples[0]
+            .iter()
+            .map(|s| {
+                let meter = agent.registry.meter(s.meter).unwrap();
+                let resource = agent.registry.resource(s.resource).unwrap();
+                Polled {
+                    meter: meter.name.clone(),
+                    kind: meter.kind,
+                    unit: meter.unit.clone(),
+                    resource_id: resource.id.clone(),
+                    user_id: resource.user_id.clone(),
+                    project_id: resource.project_id.clone(),
+                    metadata: resource.merged_metadata().into_owned(),
+                    volume: s.volume,
+                }
+            })
+            .collect();
+        out.push(resolved);
+    }
+    out
+}
+
+/// What libvirt reports for one domain, read with the `virt` crate directly.
+struct Reported {
+    info: virt::domain::DomainInfo,
+    memory: HashMap<u32, u64>,
+    blocks: HashMap<String, (virt::domain::BlockStats, virt::domain::BlockInfo)>,
+    vnics: HashMap<String, virt::domain::InterfaceStats>,
+}
+
+fn report(connection: &Connect, spec: &DomainSpec) -> Reported {
+    let domain = Domain::lookup_by_uuid_string(connection, &spec.uuid).unwrap();
+    let info = domain.get_info().unwrap();
+    let active = !spec.stopped;
+    let memory =
+        if active { domain.memory_stats(0).unwrap().iter().map(|s| (s.tag, s.val)).collect() } else { HashMap::new() };
+    let blocks = spec
+        .disks
+        .iter()
+        .map(|d| {
+            let stats = if active { domain.get_block_stats(d).unwrap() } else { zero_block_stats() };
+            (d.clone(), (stats, domain.get_block_info(d, 0).unwrap()))
+        })
+        .collect();
+    let vnics = if active {
+        spec.vnics.iter().map(|(tap, _)| (tap.clone(), domain.interface_stats(tap).unwrap())).collect()
+    } else {
+        HashMap::new()
+    };
+    Reported { info, memory, blocks, vnics }
+}
+
+fn zero_block_stats() -> virt::domain::BlockStats {
+    virt::domain::BlockStats { rd_req: 0, rd_bytes: 0, wr_req: 0, wr_bytes: 0, errs: 0 }
+}
+
+/// `before <= polled <= after`: the test driver's counters grow with the clock, so a
+/// counter polled between two reads of libvirt lies between them.
+fn between(meter: &str, id: &str, polled: f64, before: i64, after: i64) {
+    assert!(
+        before as f64 <= polled && polled <= after as f64,
+        "{meter} of {id}: {polled} not within libvirt's {before}..={after}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_compute_meter_matches_libvirt_on_sixty_domains() {
+    let workspace = Workspace::new(&COMPUTE_PLUGINS.map(builtin));
+    let spec = NodeSpec::with_domains(60);
+    let node = workspace.path().join("node.xml");
+    spec.write(&node).unwrap();
+    let uri = format!("test://{}", node.display());
+    let connection = Connect::open(Some(&uri)).unwrap();
+    let domains = spec.domain_specs();
+    assert!(domains.iter().any(|d| d.stopped) && domains.iter().any(|d| !d.nova));
+
+    let before: HashMap<String, Reported> = domains.iter().map(|d| (d.uuid.clone(), report(&connection, d))).collect();
+    let mut cycles = poll(&workspace, &uri, true, 2).await;
+    let after: HashMap<String, Reported> = domains.iter().map(|d| (d.uuid.clone(), report(&connection, d))).collect();
+    let second = cycles.pop().unwrap();
+    let samples = cycles.pop().unwrap();
+
+    // Names, types and units.
+    let kinds: HashMap<&str, (MeterType, &str)> = METERS.iter().map(|(n, k, u)| (*n, (*k, *u))).collect();
+    for sample in &samples {
+        let (kind, unit) =
+            kinds.get(sample.meter.as_str()).unwrap_or_else(|| panic!("unexpected meter {}", sample.meter));
+        assert_eq!((sample.kind, sample.unit.as_str()), (*kind, *unit), "{}", sample.meter);
+    }
+
+    let find = |meter: &str, id: &str| -> Option<&Polled> {
+        let mut found = samples.iter().filter(|s| s.meter == meter && s.resource_id == id);
+        let first = found.next();
+        assert!(found.next().is_none(), "one {meter} sample for {id}");
+        first
+    };
+    let get = |meter: &str, id: &str| find(meter, id).unwrap_or_else(|| panic!("no {meter} sample for {id}"));
+
+    let mut expected_samples = 0;
+    for d in &domains {
+        let (b, a) = (&before[&d.uuid], &after[&d.uuid]);
+        let id = d.uuid.as_str();
+
+        // Per instance, running or not.
+        assert_eq!(get("power.state", id).volume, if d.stopped { 5.0 } else { 1.0 }, "{id}");
+        assert_eq!(get("vcpus", id).volume, f64::from(a.info.nr_virt_cpu));
+        assert_eq!(get("vcpus", id).volume, f64::from(d.vcpus));
+        let balloon = a.memory.get(&virt::sys::VIR_DOMAIN_MEMORY_STAT_ACTUAL_BALLOON).copied().unwrap_or(a.info.memory);
+        assert_eq!(get("memory", id).volume, balloon as f64 / 1024.0);
+        expected_samples += 3;
+        if d.nova {
+            assert_eq!(get("disk.root.size", id).volume, f64::from(d.flavor_disks.0));
+            assert_eq!(get("disk.ephemeral.size", id).volume, f64::from(d.flavor_disks.1));
+            expected_samples += 2;
+        } else {
+            assert!(find("disk.root.size", id).is_none(), "no flavor without Nova metadata");
+        }
+
+        // Instance metadata and owner on every sample of the instance.
+        let instance = get("vcpus", id);
+        let meta = &instance.metadata;
+        assert_eq!(meta["name"], d.name.as_str());
+        assert_eq!(meta["instance_id"], id);
+        assert_eq!(meta["instance_host"], "compute-1");
+        assert_eq!(meta["status"], if d.stopped { "stopped" } else { "active" });
+        if d.nova {
+            assert_eq!(
+                (instance.user_id.as_deref(), instance.project_id.as_deref()),
+                (Some(&*d.owner.0), Some(&*d.owner.1))
+            );
+            assert_eq!(meta["display_name"], format!("vm-{}", d.name));
+            assert_eq!(meta["instance_type"], format!("m1.gen{}", d.vcpus));
+            assert_eq!(
+                meta["flavor"],
+                json!({"id": d.vcpus.to_string(), "name": format!("m1.gen{}", d.vcpus), "vcpus": d.vcpus,
+                       "ram": d.memory_kib / 1024, "disk": d.flavor_disks.0, "ephemeral": d.flavor_disks.1, "swap": 0})
+            );
+            assert_eq!(meta["image_ref"], "9a8b7c6d-0000-4000-8000-000000000001");
+            assert_eq!(
+                (meta["root_gb"].clone(), meta["ephemeral_gb"].clone()),
+                (json!(d.flavor_disks.0), json!(d.flavor_disks.1))
+            );
+            assert_eq!(meta["memory_mb"], d.memory_kib / 1024);
+            assert!(meta["host"].as_str().is_some_and(|h| h.len() == 56), "host is sha224(project + host)");
+        } else {
+            assert_eq!((instance.user_id.as_deref(), meta["display_name"].as_str()), (None, Some(d.name.as_str())));
+            assert!(meta.get("flavor").is_none());
+        }
+        assert_eq!((meta["architecture"].as_str(), meta["os_type"].as_str()), (Some("x86_64"), Some("hvm")));
+
+        // Disk sizes, running or not.
+        for (disk, (_, info)) in &a.blocks {
+            let disk_id = format!("{id}-{disk}");
+            for (meter, value) in [
+                ("disk.device.capacity", info.capacity),
+                ("disk.device.allocation", info.allocation),
+                ("disk.device.usage", info.physical),
+            ] {
+                let sample = get(meter, &disk_id);
+                assert_eq!(sample.volume, value as f64, "{meter} of {disk_id}");
+                assert_eq!(sample.metadata["disk_name"], disk.as_str());
+                assert_eq!(sample.metadata["instance_id"], id, "per-disk samples carry the instance's metadata");
+                expected_samples += 1;
+            }
+        }
+
+        if d.stopped {
+            for meter in ["cpu", "memory.usage", "disk.device.read.bytes", "network.incoming.bytes"] {
+                assert!(
+                    samples.iter().all(|s| s.meter != meter || !s.resource_id.starts_with(id)),
+                    "{meter} of stopped {id}"
+                );
+            }
+            continue;
+        }
+
+        // CPU, memory.
+        let cpu = get("cpu", id);
+        between("cpu", id, cpu.volume, b.info.cpu_time as i64, a.info.cpu_time as i64);
+        assert_eq!(cpu.metadata["cpu_number"], d.vcpus);
+        let kib = |tag| a.memory.get(&tag).map(|v| *v as f64 / 1024.0);
+        assert_eq!(Some(get("memory.available", id).volume), kib(virt::sys::VIR_DOMAIN_MEMORY_STAT_AVAILABLE));
+        let usable = a.memory[&virt::sys::VIR_DOMAIN_MEMORY_STAT_USABLE];
+        let available = a.memory[&virt::sys::VIR_DOMAIN_MEMORY_STAT_AVAILABLE];
+        assert_eq!(get("memory.usage", id).volume, (available - usable) as f64 / 1024.0);
+        assert_eq!(Some(get("memory.resident", id).volume), kib(virt::sys::VIR_DOMAIN_MEMORY_STAT_RSS));
+        assert_eq!(Some(get("memory.swap.in", id).volume), kib(virt::sys::VIR_DOMAIN_MEMORY_STAT_SWAP_IN));
+        assert_eq!(Some(get("memory.swap.out", id).volume), kib(virt::sys::VIR_DOMAIN_MEMORY_STAT_SWAP_OUT));
+        expected_samples += 6;
+
+        // Disk counters.
+        for disk in &d.disks {
+            let disk_id = format!("{id}-{disk}");
+            let (bs, as_) = (&b.blocks[disk].0, &a.blocks[disk].0);
+            for (meter, before, after) in [
+                ("disk.device.read.requests", bs.rd_req, as_.rd_req),
+                ("disk.device.write.requests", bs.wr_req, as_.wr_req),
+                ("disk.device.read.bytes", bs.rd_bytes, as_.rd_bytes),
+                ("disk.device.write.bytes", bs.wr_bytes, as_.wr_bytes),
+            ] {
+                let sample = get(meter, &disk_id);
+                between(meter, &disk_id, sample.volume, before, after);
+                assert_eq!(sample.metadata["disk_name"], disk.as_str());
+                expected_samples += 1;
+            }
+            // The test driver reports no latency: no sample rather than a made-up one.
+            assert!(find("disk.device.read.latency", &disk_id).is_none());
+        }
+
+        // vNICs.
+        for (tap, mac) in &d.vnics {
+            let vnic_id = format!("{}-{id}-{tap}", d.name);
+            let (bn, an) = (&b.vnics[tap], &a.vnics[tap]);
+            for (meter, before, after) in [
+                ("network.incoming.bytes", bn.rx_bytes, an.rx_bytes),
+                ("network.outgoing.bytes", bn.tx_bytes, an.tx_bytes),
+                ("network.incoming.packets", bn.rx_packets, an.rx_packets),
+                ("network.outgoing.packets", bn.tx_packets, an.tx_packets),
+                ("network.incoming.packets.drop", bn.rx_drop, an.rx_drop),
+                ("network.outgoing.packets.drop", bn.tx_drop, an.tx_drop),
+                ("network.incoming.packets.error", bn.rx_errs, an.rx_errs),
+                ("network.outgoing.packets.error", bn.tx_errs, an.tx_errs),
+            ] {
+                let sample = get(meter, &vnic_id);
+                between(meter, &vnic_id, sample.volume, before, after);
+                expected_samples += 1;
+            }
+            let sample = get("network.incoming.bytes", &vnic_id);
+            assert_eq!(
+                (sample.metadata["name"].as_str(), sample.metadata["vnic_name"].as_str()),
+                (Some(&**tap), Some(&**tap))
+            );
+            assert_eq!(sample.metadata["mac"], mac.as_str());
+            assert_eq!(sample.metadata["fref"], format!("nova-instance-{}-{}", d.name, mac.replace(':', "")));
+            assert!(sample.metadata["parameters"]["IP"].as_str().is_some_and(|ip| ip.starts_with("10.0.")));
+            assert_eq!(sample.metadata["instance_id"], id);
+            // Deltas: 0 on the first poll, then the growth since it.
+            assert_eq!(get("network.incoming.bytes.delta", &vnic_id).volume, 0.0);
+            assert_eq!(get("network.outgoing.bytes.delta", &vnic_id).volume, 0.0);
+            let later =
+                |meter: &str| second.iter().find(|s| s.meter == meter && s.resource_id == vnic_id).unwrap().volume;
+            assert_eq!(
+                later("network.incoming.bytes.delta"),
+                later("network.incoming.bytes") - sample.volume,
+                "the delta is against the previous poll"
+            );
+            expected_samples += 2;
+        }
+    }
+    // perf is not enabled on the test driver: no perf samples.
+    assert!(samples.iter().all(|s| !s.meter.starts_with("perf.")));
+    assert_eq!(samples.len(), expected_samples, "no sample beyond those checked");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stopped_instances_are_left_out_by_default() {
+    let workspace = Workspace::new(&COMPUTE_PLUGINS.map(builtin));
+    let spec = NodeSpec::with_domains(20);
+    let node = workspace.path().join("node.xml");
+    spec.write(&node).unwrap();
+    let samples = poll(&workspace, &format!("test://{}", node.display()), false, 1).await.pop().unwrap();
+    for d in spec.domain_specs() {
+        let polled = samples.iter().any(|s| s.resource_id.contains(&d.uuid));
+        assert_eq!(polled, !d.stopped, "{} stopped={}", d.name, d.stopped);
+    }
+}
