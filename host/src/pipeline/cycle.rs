@@ -150,6 +150,8 @@ fn targets(
 /// Hands a pollster's samples to the sources that asked for their meter and resource.
 fn route(plan: &PollPlan, targets: &Targets, raw: Vec<types::Sample>, registry: &Registry, output: &mut CycleOutput) {
     let timestamp = now_ns();
+    // The device of the previous sample: its base resource, id and handle.
+    let mut last_device: Option<(usize, String, ResourceHandle)> = None;
     for sample in raw {
         let Some((meter_index, base)) = check_sample(&plan.pollster, targets.resources.len(), &sample) else {
             output.malformed += 1;
@@ -157,7 +159,19 @@ fn route(plan: &PollPlan, targets: &Targets, raw: Vec<types::Sample>, registry: 
         };
         let volume = sample.volume;
         let base_handle = targets.resources[base].0;
-        let resource = device_resource(registry, &targets.resources[base], sample);
+        let resource = match (&last_device, &sample.resource_id) {
+            (Some((last_base, last_id, handle)), Some(id))
+                if *last_base == base && last_id == id && sample.metadata.is_empty() =>
+            {
+                *handle
+            }
+            _ => {
+                let id = sample.resource_id.clone();
+                let handle = device_resource(registry, &targets.resources[base], sample);
+                last_device = id.map(|id| (base, id, handle));
+                handle
+            }
+        };
         let meter = plan.pollster.info.meters[meter_index].handle;
         for (source, meters) in &plan.selections {
             let polled_for_source =

@@ -44,13 +44,14 @@ impl Pollster for Disk {
                 ];
                 let sizes = [disk.capacity, disk.allocation, disk.physical];
                 let readings = counters.into_iter().map(|c| c.filter(|_| running)).chain(sizes);
+                let id = format!("{}-{}", stats.domain.uuid, disk.device);
+                let mut first = true;
                 for (meter, value) in readings.enumerate() {
                     let Some(value) = value else { continue };
-                    samples.push(
-                        Sample::new(meter as u32, index, value as f64)
-                            .with_resource_id(format!("{}-{}", stats.domain.uuid, disk.device))
-                            .with_metadata("disk_name", disk.device.as_str()),
-                    );
+                    let sample = Sample::new(meter as u32, index, value as f64).with_resource_id(id.clone());
+                    // The device's metadata goes once; the samples after share it.
+                    samples.push(if first { sample.with_metadata("disk_name", disk.device.as_str()) } else { sample });
+                    first = false;
                 }
             }
             Some(samples)

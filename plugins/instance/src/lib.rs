@@ -9,6 +9,10 @@
 //! | `disk.ephemeral.size` | GB | the flavor's ephemeral disk (Nova instances only) |
 use pollen_sdk::nova::DomainInfo;
 use pollen_sdk::pollster::*;
+use std::cell::RefCell;
+use std::collections::hash_map::DefaultHasher;
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 
 struct Instance;
 
@@ -39,15 +43,42 @@ impl Pollster for Instance {
             ];
             match hypervisor::get_xml(&stats.domain.uuid) {
                 Ok(xml) => {
-                    let flavor = DomainInfo::from_xml(&xml).flavor;
-                    samples.extend(flavor.disk.map(|gb| Sample::new(ROOT_SIZE, index, gb as f64)));
-                    samples.extend(flavor.ephemeral.map(|gb| Sample::new(EPHEMERAL_SIZE, index, gb as f64)));
+                    let (root, ephemeral) = flavor_disks(&stats.domain.uuid, &xml);
+                    samples.extend(root.map(|gb| Sample::new(ROOT_SIZE, index, gb as f64)));
+                    samples.extend(ephemeral.map(|gb| Sample::new(EPHEMERAL_SIZE, index, gb as f64)));
                 }
                 Err(error) => log::debug(&format!("no XML for {}: {error:?}", stats.domain.uuid)),
             }
             Some(samples)
         }))
     }
+}
+
+thread_local! {
+    /// Each domain's flavor disk sizes, with a hash of the XML they were read from:
+    /// the XML is parsed again only when it changed.
+    static FLAVORS: RefCell<HashMap<String, (u64, FlavorDisks)>> = RefCell::new(HashMap::new());
+}
+
+/// Root and ephemeral disk, GiB.
+type FlavorDisks = (Option<i64>, Option<i64>);
+
+fn flavor_disks(uuid: &str, xml: &str) -> FlavorDisks {
+    let mut hasher = DefaultHasher::new();
+    xml.hash(&mut hasher);
+    let hash = hasher.finish();
+    FLAVORS.with(|flavors| {
+        let mut flavors = flavors.borrow_mut();
+        if let Some((seen, disks)) = flavors.get(uuid) {
+            if *seen == hash {
+                return *disks;
+            }
+        }
+        let flavor = DomainInfo::from_xml(xml).flavor;
+        let disks = (flavor.disk, flavor.ephemeral);
+        flavors.insert(uuid.to_string(), (hash, disks));
+        disks
+    })
 }
 
 export_pollster!(Instance);

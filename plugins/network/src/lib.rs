@@ -90,15 +90,18 @@ impl Pollster for Network {
                     delta(previous.map(|p| p.1), vnic.tx_bytes),
                 ];
                 for (meter, volume) in readings.into_iter().enumerate() {
-                    samples.push(
-                        Sample::new(meter as u32, index, volume)
-                            .with_resource_id(id.clone())
+                    let sample = Sample::new(meter as u32, index, volume).with_resource_id(id.clone());
+                    // The vNIC's metadata goes with its first sample; the others share it.
+                    samples.push(if meter > 0 {
+                        sample
+                    } else {
+                        sample
                             .with_metadata("name", vnic.device.as_str())
                             .with_metadata("vnic_name", vnic.device.as_str())
                             .with_metadata("mac", vnic.mac.as_str())
                             .with_metadata("fref", vnic.filter_ref.clone())
-                            .with_metadata("parameters", Value::Json(parameters.clone())),
-                    );
+                            .with_metadata("parameters", Value::Json(parameters.clone()))
+                    });
                 }
             }
             Some(samples)
