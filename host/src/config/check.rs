@@ -18,6 +18,17 @@ pub(super) fn check(pipeline: &Pipeline) -> Vec<ConfigError> {
     if !(agent.call_timeout > 0.0 && agent.call_timeout.is_finite()) {
         fail("agent.call_timeout".into(), "must be a positive number of seconds".into());
     }
+    if !(agent.libvirt_timeout > 0.0 && agent.libvirt_timeout.is_finite()) {
+        fail("agent.libvirt_timeout".into(), "must be a positive number of seconds".into());
+    } else if agent.call_timeout > 0.0 && agent.libvirt_timeout >= agent.call_timeout {
+        fail(
+            "agent.libvirt_timeout".into(),
+            format!(
+                "must be below agent.call_timeout ({}), or a plugin waiting on libvirt is cut off before libvirt's own timeout",
+                agent.call_timeout
+            ),
+        );
+    }
     for (name, plugin) in &agent.plugins {
         if plugin.memory_limit_mib == Some(0) {
             fail(format!("agent.plugins.{name}.memory_limit_mib"), "must be at least 1 (MiB)".into());

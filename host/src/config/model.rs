@@ -33,6 +33,9 @@ pub struct Pipeline {
 pub struct Agent {
     /// libvirt connection URI, e.g. `qemu:///system`.
     pub libvirt_uri: String,
+    /// Seconds a libvirt call may take before it counts as failed; below
+    /// `call_timeout`, so that a plugin waiting on libvirt is not cut off first.
+    pub libvirt_timeout: f64,
     /// Folder of plugin components (`*.wasm`); relative to the pipeline file.
     pub plugin_dir: PathBuf,
     /// Folder of precompiled components; defaults to `$XDG_CACHE_HOME/pollen`
@@ -56,6 +59,7 @@ impl Default for Agent {
     fn default() -> Self {
         Self {
             libvirt_uri: DEFAULT_LIBVIRT_URI.into(),
+            libvirt_timeout: 1.5,
             plugin_dir: PathBuf::from("plugins/dist"),
             cache_dir: None,
             sample_source: "openstack".into(),

@@ -6,6 +6,7 @@
 //! at most once per cycle however many plugins want it.
 
 mod bulk;
+mod connection;
 mod snapshot;
 mod stats;
 
@@ -19,6 +20,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use virt::connect::Connect;
+
+/// How long a libvirt call may take by default before it counts as failed.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_millis(1500);
 
 /// How long a domain's XML is trusted when nothing else says it changed (a device
 /// hot-plugged into a running domain changes neither its id nor its state).
@@ -45,16 +49,37 @@ pub enum HypervisorError {
         /// libvirt's message.
         message: String,
     },
-    /// No domain has this UUID (it may have gone).
-    #[error("no domain with UUID {0} on this host")]
+    /// A call did not return in time (libvirtd busy or frozen).
+    #[error("libvirt {call} on {uri} did not return within {after:?} (is libvirtd frozen or overloaded?)")]
+    Timeout {
+        /// Which call.
+        call: &'static str,
+        /// The libvirt URI.
+        uri: String,
+        /// How long it was waited for.
+        after: Duration,
+    },
+    /// The domain is not (or no longer) on this host.
+    #[error("no such domain on this host: {0}")]
     NoSuchDomain(String),
 }
 
-/// A lazily opened, shared libvirt connection, re-opened after a failure, and the
-/// domain XML kept across cycles.
+impl HypervisorError {
+    /// The error for a failed libvirt call: a domain that is gone gets its own variant.
+    fn from_libvirt(call: &'static str, uri: &str, error: virt::error::Error) -> Self {
+        if error.code() == virt::error::ErrorNumber::NoDomain {
+            return Self::NoSuchDomain(error.message().to_string());
+        }
+        Self::Call { call, uri: uri.to_string(), message: error.to_string() }
+    }
+}
+
+/// The hypervisor: a libvirt connection on a thread of its own (calls time out,
+/// a lost connection is re-opened with backoff), and the domain XML kept across
+/// cycles.
 pub struct Hypervisor {
     uri: String,
-    connection: Mutex<Option<Connect>>,
+    connection: connection::Connection,
     xml: Mutex<HashMap<String, CachedXml>>,
     xml_reads: AtomicU64,
 }
@@ -68,11 +93,23 @@ struct CachedXml {
 }
 
 impl Hypervisor {
-    /// A hypervisor at `uri`; nothing is opened until first use.
+    /// A hypervisor at `uri` whose calls time out after [`DEFAULT_CALL_TIMEOUT`];
+    /// nothing is opened until first use.
     pub fn new(uri: impl Into<String>) -> Self {
+        Self::with_timeout(uri, DEFAULT_CALL_TIMEOUT)
+    }
+
+    /// A hypervisor at `uri` whose calls time out after `timeout`.
+    pub fn with_timeout(uri: impl Into<String>, timeout: Duration) -> Self {
         // libvirt prints every error to stderr by default; ours are returned instead.
         virt::error::clear_error_callback();
-        Self { uri: uri.into(), connection: Mutex::new(None), xml: Mutex::default(), xml_reads: AtomicU64::new(0) }
+        let uri = uri.into();
+        Self {
+            connection: connection::Connection::new(&uri, timeout),
+            uri,
+            xml: Mutex::default(),
+            xml_reads: AtomicU64::new(0),
+        }
     }
 
     /// The libvirt URI.
@@ -80,32 +117,14 @@ impl Hypervisor {
         &self.uri
     }
 
-    /// Runs `f` on the open connection, opening it first if needed. A call that fails
-    /// drops the connection so the next use re-opens it.
-    pub(crate) fn with_connection<T>(
+    /// Runs `f` on the connection's thread, opening the connection first if needed,
+    /// and waits for it up to the timeout.
+    pub(crate) fn with_connection<T: Send + 'static>(
         &self,
         call: &'static str,
-        f: impl FnOnce(&Connect) -> Result<T, virt::error::Error>,
+        f: impl FnOnce(&Connect) -> Result<T, virt::error::Error> + Send + 'static,
     ) -> Result<T, HypervisorError> {
-        let mut guard = self.lock();
-        if guard.is_none() {
-            let connection = Connect::open(Some(&self.uri))
-                .map_err(|e| HypervisorError::Connect { uri: self.uri.clone(), message: e.to_string() })?;
-            *guard = Some(connection);
-        }
-        let connection = guard.as_ref().expect("connection opened above");
-        let result = f(connection);
-        let alive = result.is_ok() || connection.is_alive().unwrap_or(false);
-        if !alive {
-            if let Some(mut dead) = guard.take() {
-                let _ = dead.close();
-            }
-        }
-        result.map_err(|e| HypervisorError::Call { call, uri: self.uri.clone(), message: e.to_string() })
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Option<Connect>> {
-        self.connection.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.connection.call(call, f)
     }
 
     /// A domain's XML from the cache, or from `read` when the domain is new, was
@@ -146,13 +165,5 @@ impl Hypervisor {
     /// Starts a polling cycle: a fresh snapshot that reads each domain once.
     pub fn cycle(self: &Arc<Self>) -> Arc<CycleSnapshot> {
         Arc::new(CycleSnapshot::new(self.clone()))
-    }
-}
-
-impl Drop for Hypervisor {
-    fn drop(&mut self) {
-        if let Some(mut connection) = self.lock().take() {
-            let _ = connection.close();
-        }
     }
 }

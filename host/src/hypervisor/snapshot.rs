@@ -48,6 +48,25 @@ impl CycleSnapshot {
         }
     }
 
+    /// Reads the domain list and the bulk statistics now (the cycle does this on a
+    /// blocking thread before any plugin runs, so no plugin call waits on them).
+    pub fn prefetch(&self) -> Result<(), HypervisorError> {
+        self.domains()?;
+        self.bulk();
+        Ok(())
+    }
+
+    /// Domains whose statistics could not be read this cycle.
+    pub fn unreadable(&self) -> Vec<(String, HypervisorError)> {
+        let map = self.stats.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        map.iter()
+            .filter_map(|(uuid, cell)| match cell.get() {
+                Some(Err(error)) => Some((uuid.clone(), error.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// The hypervisor this snapshot reads.
     pub fn hypervisor(&self) -> &Hypervisor {
         &self.hypervisor

@@ -1,6 +1,6 @@
 //! What the host reads of one domain, as plain data, and how it is read from libvirt.
 
-use super::bulk::BulkRecord;
+use super::bulk::{BulkRecord, Filled};
 use super::{Hypervisor, HypervisorError};
 use virt::domain::Domain;
 use virt::sys;
@@ -193,13 +193,16 @@ pub(super) fn list_domains(hypervisor: &Hypervisor) -> Result<Vec<DomainSummary>
 
 /// The XML description of one domain.
 pub(super) fn domain_xml(hypervisor: &Hypervisor, uuid: &str) -> Result<String, HypervisorError> {
-    let domain = lookup(hypervisor, uuid)?;
-    hypervisor.with_connection("virDomainGetXMLDesc", |_| domain.get_xml_desc(0))
+    let uuid = uuid.to_string();
+    hypervisor.with_connection("virDomainGetXMLDesc", move |connection| {
+        Domain::lookup_by_uuid_string(connection, &uuid)?.get_xml_desc(0)
+    })
 }
 
 /// One domain's statistics: what the cycle's bulk read (`bulk`) has, completed by
 /// per-domain calls for what it lacks (the test driver's bulk read has only the state),
-/// with the disks and vNICs that the domain's XML (`xml`) names.
+/// with the disks and vNICs that the domain's XML (`xml`) names. The per-domain calls
+/// are one job on the connection's thread, under one timeout.
 pub(super) fn domain_stats(
     hypervisor: &Hypervisor,
     summary: &DomainSummary,
@@ -222,69 +225,70 @@ pub(super) fn domain_stats(
     if from_bulk.complete() {
         return Ok(stats);
     }
-    let domain = lookup(hypervisor, &summary.uuid)?;
-    hypervisor.with_connection("virDomainGetInfo", |_| {
-        let info = domain.get_info()?;
-        let state = DomainState::from_libvirt(info.state);
-        stats.domain.state = state;
-        if !from_bulk.info {
-            stats.vcpus = info.nr_virt_cpu;
-            stats.max_memory = info.max_mem;
-            stats.memory = info.memory;
-        }
-        let active = state.is_active();
-        if active && stats.cpu.is_none() {
-            stats.cpu = Some(CpuStats { time: info.cpu_time, user: None, system: None, vcpu_time: None });
-        }
-        if active && stats.memory_stats.is_none() {
-            stats.memory_stats = Some(memory_stats(&domain)?);
-        }
-        if !from_bulk.blocks {
-            for device in &devices.disks {
-                let mut block = BlockStats { device: device.clone(), ..BlockStats::default() };
-                if active {
-                    let counters = domain.get_block_stats(device)?;
-                    block.read_requests = counter(counters.rd_req);
-                    block.read_bytes = counter(counters.rd_bytes);
-                    block.write_requests = counter(counters.wr_req);
-                    block.write_bytes = counter(counters.wr_bytes);
-                    block.errors = counter(counters.errs);
-                }
-                // Sizes are there for a stopped domain too, where the disk can be read.
-                if let Ok(info) = domain.get_block_info(device, 0) {
-                    (block.capacity, block.allocation, block.physical) =
-                        (Some(info.capacity), Some(info.allocation), Some(info.physical));
-                }
-                stats.blocks.push(block);
-            }
-        }
-        if !from_bulk.interfaces && active {
-            for interface in &devices.interfaces {
-                let net = domain.interface_stats(&interface.device)?;
-                stats.interfaces.push(InterfaceStats {
-                    rx_bytes: counter(net.rx_bytes),
-                    rx_packets: counter(net.rx_packets),
-                    rx_errors: counter(net.rx_errs),
-                    rx_drops: counter(net.rx_drop),
-                    tx_bytes: counter(net.tx_bytes),
-                    tx_packets: counter(net.tx_packets),
-                    tx_errors: counter(net.tx_errs),
-                    tx_drops: counter(net.tx_drop),
-                    ..interface.clone()
-                });
-            }
-        }
-        Ok(stats)
+    hypervisor.with_connection("virDomainGetInfo", move |connection| {
+        let domain = Domain::lookup_by_uuid_string(connection, &stats.domain.uuid)?;
+        complete_per_domain(&domain, stats, &devices, from_bulk)
     })
 }
 
-fn lookup(hypervisor: &Hypervisor, uuid: &str) -> Result<Domain, HypervisorError> {
-    hypervisor
-        .with_connection("virDomainLookupByUUIDString", |connection| Domain::lookup_by_uuid_string(connection, uuid))
-        .map_err(|error| match error {
-            HypervisorError::Call { .. } => HypervisorError::NoSuchDomain(uuid.to_string()),
-            other => other,
-        })
+/// Reads what the bulk read did not give, one call per item.
+fn complete_per_domain(
+    domain: &Domain,
+    mut stats: DomainStats,
+    devices: &Devices,
+    from_bulk: Filled,
+) -> Result<DomainStats, virt::error::Error> {
+    let info = domain.get_info()?;
+    let state = DomainState::from_libvirt(info.state);
+    stats.domain.state = state;
+    if !from_bulk.info {
+        stats.vcpus = info.nr_virt_cpu;
+        stats.max_memory = info.max_mem;
+        stats.memory = info.memory;
+    }
+    let active = state.is_active();
+    if active && stats.cpu.is_none() {
+        stats.cpu = Some(CpuStats { time: info.cpu_time, user: None, system: None, vcpu_time: None });
+    }
+    if active && stats.memory_stats.is_none() {
+        stats.memory_stats = Some(memory_stats(domain)?);
+    }
+    if !from_bulk.blocks {
+        for device in &devices.disks {
+            let mut block = BlockStats { device: device.clone(), ..BlockStats::default() };
+            if active {
+                let counters = domain.get_block_stats(device)?;
+                block.read_requests = counter(counters.rd_req);
+                block.read_bytes = counter(counters.rd_bytes);
+                block.write_requests = counter(counters.wr_req);
+                block.write_bytes = counter(counters.wr_bytes);
+                block.errors = counter(counters.errs);
+            }
+            // Sizes are there for a stopped domain too, where the disk can be read.
+            if let Ok(info) = domain.get_block_info(device, 0) {
+                (block.capacity, block.allocation, block.physical) =
+                    (Some(info.capacity), Some(info.allocation), Some(info.physical));
+            }
+            stats.blocks.push(block);
+        }
+    }
+    if !from_bulk.interfaces && active {
+        for interface in &devices.interfaces {
+            let net = domain.interface_stats(&interface.device)?;
+            stats.interfaces.push(InterfaceStats {
+                rx_bytes: counter(net.rx_bytes),
+                rx_packets: counter(net.rx_packets),
+                rx_errors: counter(net.rx_errs),
+                rx_drops: counter(net.rx_drop),
+                tx_bytes: counter(net.tx_bytes),
+                tx_packets: counter(net.tx_packets),
+                tx_errors: counter(net.tx_errs),
+                tx_drops: counter(net.tx_drop),
+                ..interface.clone()
+            });
+        }
+    }
+    Ok(stats)
 }
 
 fn summary(domain: &Domain) -> Result<DomainSummary, virt::error::Error> {

@@ -25,6 +25,8 @@ pub struct CycleOutput {
     pub failures: Vec<PluginError>,
     /// Samples refused because the plugin returned them malformed.
     pub malformed: usize,
+    /// Domains whose statistics could not be read (gone, erroring, timed out).
+    pub unreadable_domains: usize,
 }
 
 /// One pollster's part of the cycle: which meters each source wants from it.
@@ -57,6 +59,12 @@ pub async fn run_cycle(
     let snapshot = hypervisor.cycle();
     let plans = plan(plugins, sources);
     let mut output = CycleOutput { samples: vec![Vec::new(); sources.len()], ..CycleOutput::default() };
+    let prefetch = snapshot.clone();
+    match tokio::task::spawn_blocking(move || prefetch.prefetch()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => tracing::warn!(%error, "cannot list the hypervisor's domains this cycle"),
+        Err(error) => tracing::error!(%error, "the hypervisor read failed"),
+    }
     let discovered = discover(plugins, registry, &snapshot, &plans, &mut output.failures).await;
 
     // Poll each pollster once, all at the same time, on the union of its sources' resources.
@@ -84,6 +92,12 @@ pub async fn run_cycle(
             }
         }
     }
+    let unreadable = snapshot.unreadable();
+    if let Some((uuid, error)) = unreadable.first() {
+        tracing::warn!(domains = unreadable.len(), first = %uuid, %error,
+            "some domains could not be read this cycle; only their samples are missing");
+    }
+    output.unreadable_domains = unreadable.len();
     output
 }
 

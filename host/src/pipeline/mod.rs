@@ -74,7 +74,10 @@ impl Agent {
         if !loaded.errors.is_empty() {
             return Err(BuildError::Plugins(loaded.errors));
         }
-        let hypervisor = Arc::new(Hypervisor::new(pipeline.agent.libvirt_uri.clone()));
+        let hypervisor = Arc::new(Hypervisor::with_timeout(
+            pipeline.agent.libvirt_uri.clone(),
+            std::time::Duration::from_secs_f64(pipeline.agent.libvirt_timeout),
+        ));
         Ok(Self {
             plugins: Arc::new(PluginSet::new(loaded.plugins)),
             engine: Arc::new(engine),
