@@ -7,17 +7,19 @@ TEST_PLUGINS := spin_forever grow_forever trap liar echo_transformer nosy_transf
 TARGET_DIR ?= $(shell $(CARGO) metadata --format-version 1 --no-deps 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])' 2>/dev/null || echo target)
 WASM_OUT := $(TARGET_DIR)/$(PLUGIN_TARGET)/$(PLUGIN_PROFILE)
 
-.PHONY: help setup plugins test-plugins build run test lint bench clean
+.PHONY: help setup plugins test-plugins build run test lint bench hypervisor clean
 
 help:
-	@echo "make setup         install what this machine lacks (libvirt-dev, the wasm32-wasip2 target)"
+	@echo "make setup         install what this machine lacks (libvirt-dev, the wasm32-wasip2 target, libvirtd with QEMU)"
 	@echo "make plugins       build the built-in plugins into plugins/dist/"
 	@echo "make run           build everything and run the agent on pipeline.yaml"
 	@echo "make test          set up, build, lint and run every test"
 	@echo "make bench         run the benchmarks"
+	@echo "make hypervisor    boot three demo domains on the local libvirtd (qemu:///system)"
 
 setup:
 	./scripts/setup.sh
+	./scripts/hypervisor.sh start
 
 plugins:
 	$(CARGO) build --target $(PLUGIN_TARGET) --profile $(PLUGIN_PROFILE) $(addprefix -p ,$(PLUGINS))
@@ -41,7 +43,11 @@ test: setup plugins test-plugins
 	$(CARGO) test -p pollen-host --lib --tests
 
 bench: setup plugins test-plugins
-	$(CARGO) bench -p pollen-host
+	$(CARGO) bench -p pollen-host --bench core
+	POLLEN_BENCH_LIBVIRTD=1 $(CARGO) bench -p pollen-host --bench compute
+
+hypervisor: setup
+	./scripts/hypervisor.sh boot 3
 
 clean:
 	rm -rf plugins/dist tests/plugins/dist

@@ -82,6 +82,7 @@ pub struct Hypervisor {
     connection: connection::Connection,
     xml: Mutex<HashMap<String, CachedXml>>,
     xml_reads: AtomicU64,
+    per_domain_reads: AtomicU64,
 }
 
 /// A domain's XML, and what the domain was when it was read.
@@ -109,6 +110,7 @@ impl Hypervisor {
             uri,
             xml: Mutex::default(),
             xml_reads: AtomicU64::new(0),
+            per_domain_reads: AtomicU64::new(0),
         }
     }
 
@@ -155,6 +157,12 @@ impl Hypervisor {
 
     fn xml_cache(&self) -> MutexGuard<'_, HashMap<String, CachedXml>> {
         self.xml.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// How many times a domain's statistics needed per-domain calls because the bulk
+    /// read lacked them (always, on the test driver; never, on QEMU).
+    pub fn per_domain_reads(&self) -> u64 {
+        self.per_domain_reads.load(Ordering::Relaxed)
     }
 
     /// How many domain XML descriptions were read from libvirt so far.

@@ -225,6 +225,7 @@ pub(super) fn domain_stats(
     if from_bulk.complete() {
         return Ok(stats);
     }
+    hypervisor.per_domain_reads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     hypervisor.with_connection("virDomainGetInfo", move |connection| {
         let domain = Domain::lookup_by_uuid_string(connection, &stats.domain.uuid)?;
         complete_per_domain(&domain, stats, &devices, from_bulk)

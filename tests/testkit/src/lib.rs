@@ -8,7 +8,7 @@
 #![warn(missing_docs)]
 
 use std::fmt::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// What the generated node holds.
 #[derive(Debug, Clone, PartialEq)]
@@ -144,4 +144,76 @@ fn write_domain(xml: &mut String, d: &DomainSpec) {
         );
     }
     xml.push_str("      <memballoon model=\"virtio\"/>\n    </devices>\n  </domain>\n");
+}
+
+/// A real QEMU domain for `qemu:///system`: 64 MiB, one vCPU, no OS, a raw disk and an
+/// `ethernet` (tap) vNIC, with Nova metadata; KVM where `/dev/kvm` exists, plain
+/// emulation otherwise. It runs (in the firmware, finding nothing to boot) and
+/// reports real statistics.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QemuDomain {
+    /// libvirt name.
+    pub name: String,
+    /// UUID.
+    pub uuid: String,
+    /// The raw disk image (created by [`QemuDomain::prepare`]).
+    pub disk: PathBuf,
+    /// The tap device.
+    pub tap: String,
+    /// The vNIC's MAC.
+    pub mac: String,
+}
+
+impl QemuDomain {
+    /// The `index`-th domain of a set named `prefix` (e.g. `pollen-it`), its disk in
+    /// `dir`.
+    pub fn new(prefix: &str, index: u32, dir: &Path) -> Self {
+        let tag = prefix.bytes().fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b))) & 0xffff;
+        Self {
+            name: format!("{prefix}-{index}"),
+            uuid: format!("5eed{tag:04x}-0000-4000-8000-{index:012x}"),
+            disk: dir.join(format!("{prefix}-{index}.img")),
+            tap: format!("tp{tag:04x}x{index}"),
+            mac: format!("fa:16:3e:{:02x}:{:02x}:{:02x}", tag >> 8, tag & 0xff, index & 0xff),
+        }
+    }
+
+    /// Creates the 16 MiB raw disk image.
+    pub fn prepare(&self) -> std::io::Result<()> {
+        let file = std::fs::File::create(&self.disk)?;
+        file.set_len(16 * 1024 * 1024)
+    }
+
+    /// The domain XML.
+    pub fn to_xml(&self) -> String {
+        let kind = if Path::new("/dev/kvm").exists() { "kvm" } else { "qemu" };
+        format!(
+            r#"<domain type='{kind}'>
+  <name>{name}</name>
+  <uuid>{uuid}</uuid>
+  <metadata>
+    <nova:instance xmlns:nova="http://openstack.org/xmlns/libvirt/nova/1.1">
+      <nova:name>{name}-display</nova:name>
+      <nova:flavor name="m1.nano" id="42"><nova:memory>64</nova:memory><nova:disk>1</nova:disk><nova:swap>0</nova:swap><nova:ephemeral>0</nova:ephemeral><nova:vcpus>1</nova:vcpus></nova:flavor>
+      <nova:owner><nova:user uuid="0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a">user</nova:user><nova:project uuid="0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b">project</nova:project></nova:owner>
+      <nova:root type="image" uuid="9a8b7c6d-0000-4000-8000-000000000001"/>
+    </nova:instance>
+  </metadata>
+  <memory unit='MiB'>64</memory>
+  <vcpu>1</vcpu>
+  <os><type arch='x86_64'>hvm</type></os>
+  <devices>
+    <disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='{disk}'/><target dev='vda' bus='virtio'/></disk>
+    <interface type='ethernet'><mac address='{mac}'/><target dev='{tap}' managed='yes'/><model type='virtio'/></interface>
+    <memballoon model='virtio'><stats period='1'/></memballoon>
+  </devices>
+</domain>
+"#,
+            name = self.name,
+            uuid = self.uuid,
+            disk = self.disk.display(),
+            mac = self.mac,
+            tap = self.tap,
+        )
+    }
 }
