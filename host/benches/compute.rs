@@ -61,10 +61,9 @@ fn measure(uri: &str, cache: &str, label: &str) {
         std::fs::copy(&built, plugin_dir.path().join(&file))
             .unwrap_or_else(|e| panic!("{}: {e} (run `make plugins`)", built.display()));
     }
-    let plugins: String =
-        chosen.iter().map(|p| format!("    {p}: {{grants: [hypervisor], call_timeout: 60}}\n")).collect();
+    let plugins: String = chosen.iter().map(|p| format!("    {p}: {{grants: [hypervisor]}}\n")).collect();
     let yaml = format!(
-        "agent:\n  libvirt_uri: {uri}\n  plugin_dir: {}\n  cache_dir: {cache}\n  plugins:\n{plugins}sources:\n  - {{name: compute, interval: 60, meters: ['*'], sinks: [out]}}\nsinks:\n  - {{name: out, publishers: ['stdout://']}}\n",
+        "agent:\n  libvirt_uri: {uri}\n  libvirt_timeout: 60\n  call_timeout: 120\n  plugin_dir: {}\n  cache_dir: {cache}\n  plugins:\n{plugins}sources:\n  - {{name: compute, interval: 60, meters: ['*'], sinks: [out]}}\nsinks:\n  - {{name: out, publishers: ['stdout://']}}\n",
         plugin_dir.path().display()
     );
     let pipeline = config::parse(&yaml, Path::new("bench.yaml"), &repo()).expect("bench pipeline");

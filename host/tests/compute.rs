@@ -349,3 +349,21 @@ async fn stopped_instances_are_left_out_by_default() {
         assert_eq!(polled, !d.stopped, "{} stopped={}", d.name, d.stopped);
     }
 }
+
+/// A large host is polled in several calls per pollster (250 instances each): every
+/// sample still lands on its own domain.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_large_host_is_polled_in_chunks_without_mixing_domains_up() {
+    let workspace = Workspace::new(&COMPUTE_PLUGINS.map(builtin));
+    let spec = NodeSpec { domains: 600, stopped_every: 0, plain_every: 0 };
+    let node = workspace.path().join("node.xml");
+    spec.write(&node).unwrap();
+    let samples = poll(&workspace, &format!("test://{}", node.display()), false, 1).await.pop().unwrap();
+    for d in spec.domain_specs() {
+        let vcpus = samples.iter().find(|s| s.meter == "vcpus" && s.resource_id == d.uuid).expect("vcpus");
+        assert_eq!(vcpus.volume, f64::from(d.vcpus), "{}", d.name);
+        assert_eq!(vcpus.metadata["name"], d.name.as_str());
+        let root = samples.iter().find(|s| s.meter == "disk.root.size" && s.resource_id == d.uuid).expect("root");
+        assert_eq!(root.volume, f64::from(d.flavor_disks.0), "{}", d.name);
+    }
+}

@@ -80,17 +80,22 @@ pub async fn run_cycle(
             .map(|(_, r)| types::ResourceInfo { id: r.id.clone(), name: r.name.clone() })
             .collect();
         let (pollster, snapshot) = (plan.pollster.clone(), snapshot.clone());
-        let call = tokio::task::spawn_blocking(move || pollster.poll(snapshot, &infos));
+        let call = tokio::task::spawn_blocking(move || poll_in_chunks(&pollster, &snapshot, &infos));
         calls.push((plan, targets, call));
     }
     for (plan, targets, call) in calls {
-        match join(call).await {
-            Ok(raw) => route(&plan, &targets, raw, registry, &mut output),
-            Err(error) => {
-                tracing::error!(plugin = %plan.pollster.name(), %error, "poll failed; this pollster's samples are missing this cycle");
-                output.failures.push(error);
-            }
+        let (raw, failures) = call.await.unwrap_or_else(|error| {
+            let failure = PluginError::Trap {
+                plugin: "(host)".into(),
+                message: format!("the host task calling the plugin failed: {error}"),
+            };
+            (Vec::new(), vec![failure])
+        });
+        for error in failures {
+            tracing::error!(plugin = %plan.pollster.name(), %error, "poll failed; these resources' samples of this pollster are missing this cycle");
+            output.failures.push(error);
         }
+        route(&plan, &targets, raw, registry, &mut output);
     }
     let unreadable = snapshot.unreadable();
     if let Some((uuid, error)) = unreadable.first() {
@@ -99,6 +104,33 @@ pub async fn run_cycle(
     }
     output.unreadable_domains = unreadable.len();
     output
+}
+
+/// Resources handed to one `poll` call: bounds a pollster's memory and the work under
+/// one call deadline, however many domains the host runs.
+const POLL_CHUNK: usize = 250;
+
+/// Polls `resources` in chunks of [`POLL_CHUNK`]; the samples' resource indices are
+/// made relative to the whole list. A failed chunk costs only its own samples.
+fn poll_in_chunks(
+    pollster: &Plugin,
+    snapshot: &Arc<CycleSnapshot>,
+    resources: &[types::ResourceInfo],
+) -> (Vec<types::Sample>, Vec<PluginError>) {
+    let (mut samples, mut failures) = (Vec::new(), Vec::new());
+    for (index, chunk) in resources.chunks(POLL_CHUNK).enumerate() {
+        let offset = (index * POLL_CHUNK) as u32;
+        match pollster.poll(snapshot.clone(), chunk) {
+            Ok(raw) => samples.extend(raw.into_iter().map(|mut sample| {
+                // An index beyond the chunk stays beyond the whole list: still refused.
+                sample.resource =
+                    if (sample.resource as usize) < chunk.len() { sample.resource + offset } else { u32::MAX };
+                sample
+            })),
+            Err(error) => failures.push(error),
+        }
+    }
+    (samples, failures)
 }
 
 /// Runs every discoverer the plans need, once each and at the same time.

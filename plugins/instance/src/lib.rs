@@ -34,6 +34,12 @@ impl Pollster for Instance {
     }
 
     fn poll(resources: Vec<Resource>) -> Result<Vec<Sample>, Error> {
+        FLAVORS.with(|flavors| {
+            let mut flavors = flavors.borrow_mut();
+            flavors.polls += 1;
+            let polls = flavors.polls;
+            flavors.by_domain.retain(|_, entry| polls - entry.2 <= FORGET_AFTER_POLLS);
+        });
         Ok(each_domain(&resources, |index, stats| {
             let actual = stats.memory_stats.as_ref().and_then(|m| m.actual).unwrap_or(stats.memory);
             let mut samples = vec![
@@ -54,10 +60,19 @@ impl Pollster for Instance {
     }
 }
 
+/// `poll` calls after which a domain not seen again is forgotten.
+const FORGET_AFTER_POLLS: u64 = 1000;
+
+/// Each domain's flavor disk sizes, with a hash of the XML they were read from (the
+/// XML is parsed again only when it changed) and the poll that last saw it.
+#[derive(Default)]
+struct Flavors {
+    polls: u64,
+    by_domain: HashMap<String, (u64, FlavorDisks, u64)>,
+}
+
 thread_local! {
-    /// Each domain's flavor disk sizes, with a hash of the XML they were read from:
-    /// the XML is parsed again only when it changed.
-    static FLAVORS: RefCell<HashMap<String, (u64, FlavorDisks)>> = RefCell::new(HashMap::new());
+    static FLAVORS: RefCell<Flavors> = RefCell::new(Flavors::default());
 }
 
 /// Root and ephemeral disk, GiB.
@@ -69,14 +84,16 @@ fn flavor_disks(uuid: &str, xml: &str) -> FlavorDisks {
     let hash = hasher.finish();
     FLAVORS.with(|flavors| {
         let mut flavors = flavors.borrow_mut();
-        if let Some((seen, disks)) = flavors.get(uuid) {
+        let polls = flavors.polls;
+        if let Some((seen, disks, last)) = flavors.by_domain.get_mut(uuid) {
             if *seen == hash {
+                *last = polls;
                 return *disks;
             }
         }
         let flavor = DomainInfo::from_xml(xml).flavor;
         let disks = (flavor.disk, flavor.ephemeral);
-        flavors.insert(uuid.to_string(), (hash, disks));
+        flavors.by_domain.insert(uuid.to_string(), (hash, disks, polls));
         disks
     })
 }

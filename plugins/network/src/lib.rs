@@ -12,7 +12,7 @@
 //!
 //! The deltas are against this plugin's previous poll of the vNIC: 0 on the first poll
 //! (as Ceilometer does) and after a counter reset. The plugin keeps the previous
-//! readings between cycles (those of a vNIC not seen for ten polls are forgotten); the
+//! readings between cycles (those of a vNIC gone for a while are forgotten); the
 //! agent re-makes a plugin that failed, which starts over.
 use pollen_sdk::pollster::*;
 use std::cell::RefCell;
@@ -32,8 +32,10 @@ const METERS: [(&str, MeterType, &str); 10] = [
     ("network.incoming.bytes.delta", MeterType::Delta, "B"),
     ("network.outgoing.bytes.delta", MeterType::Delta, "B"),
 ];
-/// Polls after which the readings of a vNIC that was not seen again are forgotten.
-const FORGET_AFTER_POLLS: u64 = 10;
+/// `poll` calls after which the readings of a vNIC not seen again are forgotten. The
+/// agent polls a large host in several calls per cycle (250 instances each), so this
+/// keeps a vanished vNIC's reading for a few cycles of even a very large host.
+const FORGET_AFTER_POLLS: u64 = 1000;
 
 /// The bytes in and out of each vNIC at its previous poll.
 #[derive(Default)]
