@@ -50,6 +50,10 @@ fn peak_rss_mib() -> f64 {
 
 /// In the child: builds the agent on `uri` and measures cycles; prints one line.
 fn measure(uri: &str, cache: &str, label: &str) {
+    // `POLLEN_BENCH_LOG=debug` shows each phase of each cycle (profiling).
+    if let Ok(filter) = std::env::var("POLLEN_BENCH_LOG") {
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    }
     // `POLLEN_BENCH_PLUGINS=local_instances,network` measures only those (profiling).
     let only = std::env::var("POLLEN_BENCH_PLUGINS").unwrap_or_default();
     let chosen: Vec<&str> =

@@ -18,9 +18,16 @@ type Job = Box<dyn FnOnce(&mut Link) + Send>;
 pub(super) struct Connection {
     uri: String,
     timeout: Duration,
-    jobs: Mutex<mpsc::Sender<Job>>,
+    /// `None` once dropping.
+    jobs: Mutex<Option<mpsc::Sender<Job>>>,
     busy: Arc<Busy>,
+    /// Says when the thread has closed the connection and ended.
+    ended: Mutex<mpsc::Receiver<()>>,
 }
+
+/// How long dropping waits for the thread to close the connection: libvirt must not
+/// be torn down by the process's exit while the thread still uses it.
+const CLOSE_WAIT: Duration = Duration::from_secs(3);
 
 /// Which call the thread is running, since when; whether that was logged as stuck.
 #[derive(Default)]
@@ -49,6 +56,7 @@ impl Connection {
             backoff: crate::publish::reconnect_backoff(),
         };
         let thread_busy = busy.clone();
+        let (end, ended) = mpsc::channel();
         let spawned = std::thread::Builder::new().name("libvirt".into()).spawn(move || {
             for job in queue {
                 job(&mut link);
@@ -56,11 +64,12 @@ impl Connection {
                 thread_busy.reported.store(false, Ordering::Relaxed);
             }
             link.close();
+            let _ = end.send(());
         });
         if let Err(error) = spawned {
             tracing::error!(%error, "cannot start the libvirt thread; every hypervisor call will fail");
         }
-        Self { uri: uri.to_string(), timeout, jobs: Mutex::new(jobs), busy }
+        Self { uri: uri.to_string(), timeout, jobs: Mutex::new(Some(jobs)), busy, ended: Mutex::new(ended) }
     }
 
     /// Runs `f` on the open connection (opening it first if needed) and waits for it
@@ -88,8 +97,8 @@ impl Connection {
             *busy.call.lock().unwrap_or_else(|p| p.into_inner()) = Some((call, Instant::now()));
             let _ = reply.send(link.run(call, f));
         });
-        let sent = self.jobs.lock().unwrap_or_else(|p| p.into_inner()).send(job);
-        if sent.is_err() {
+        let sent = self.jobs.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(|jobs| jobs.send(job));
+        if !matches!(sent, Some(Ok(()))) {
             return Err(HypervisorError::Connect {
                 uri: self.uri.clone(),
                 message: "the libvirt thread is gone".into(),
@@ -111,6 +120,17 @@ impl Connection {
     fn stuck(&self) -> Option<(&'static str, Instant)> {
         let busy = *self.busy.call.lock().unwrap_or_else(|p| p.into_inner());
         busy.filter(|(_, since)| since.elapsed() > self.timeout)
+    }
+}
+
+impl Drop for Connection {
+    /// Ends the thread and waits (a little) for it to close the connection.
+    fn drop(&mut self) {
+        self.jobs.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let ended = self.ended.lock().unwrap_or_else(|p| p.into_inner()).recv_timeout(CLOSE_WAIT);
+        if ended.is_err() && self.stuck().is_some() {
+            tracing::warn!(uri = %self.uri, "libvirt is not answering; leaving its connection open");
+        }
     }
 }
 

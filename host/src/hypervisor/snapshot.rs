@@ -15,6 +15,8 @@ type Shared<T> = Result<Arc<T>, HypervisorError>;
 pub struct CycleSnapshot {
     hypervisor: Arc<Hypervisor>,
     domains: OnceLock<Shared<Vec<DomainSummary>>>,
+    /// Index into `domains` by UUID.
+    by_uuid: OnceLock<HashMap<String, usize>>,
     bulk: OnceLock<Arc<HashMap<String, BulkRecord>>>,
     xml: PerDomain<String>,
     stats: PerDomain<DomainStats>,
@@ -31,7 +33,10 @@ impl<T> PerDomain<T> {
     fn get(&self, uuid: &str, read: impl FnOnce() -> Result<T, HypervisorError>) -> Shared<T> {
         let cell = {
             let mut map = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            map.entry(uuid.to_string()).or_default().clone()
+            match map.get(uuid) {
+                Some(cell) => cell.clone(),
+                None => map.entry(uuid.to_string()).or_default().clone(),
+            }
         };
         cell.get_or_init(|| read().map(Arc::new)).clone()
     }
@@ -42,6 +47,7 @@ impl CycleSnapshot {
         Self {
             hypervisor,
             domains: OnceLock::new(),
+            by_uuid: OnceLock::new(),
             bulk: OnceLock::new(),
             xml: PerDomain::new(),
             stats: PerDomain::new(),

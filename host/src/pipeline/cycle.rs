@@ -60,12 +60,17 @@ pub async fn run_cycle(
     let plans = plan(plugins, sources);
     let mut output = CycleOutput { samples: vec![Vec::new(); sources.len()], ..CycleOutput::default() };
     let prefetch = snapshot.clone();
-    match tokio::task::spawn_blocking(move || prefetch.prefetch()).await {
+    let started = std::time::Instant::now();
+    let prefetched = tokio::task::spawn_blocking(move || prefetch.prefetch()).await;
+    tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "domain list and bulk statistics read");
+    match prefetched {
         Ok(Ok(())) => {}
         Ok(Err(error)) => tracing::warn!(%error, "cannot list the hypervisor's domains this cycle"),
         Err(error) => tracing::error!(%error, "the hypervisor read failed"),
     }
+    let started = std::time::Instant::now();
     let discovered = discover(plugins, registry, &snapshot, &plans, &mut output.failures).await;
+    tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "discovery done");
 
     // Poll each pollster once, all at the same time, on the union of its sources' resources.
     let mut calls = Vec::new();
@@ -80,7 +85,13 @@ pub async fn run_cycle(
             .map(|(_, r)| types::ResourceInfo { id: r.id.clone(), name: r.name.clone() })
             .collect();
         let (pollster, snapshot) = (plan.pollster.clone(), snapshot.clone());
-        let call = tokio::task::spawn_blocking(move || poll_in_chunks(&pollster, &snapshot, &infos));
+        let call = tokio::task::spawn_blocking(move || {
+            let started = std::time::Instant::now();
+            let polled = poll_in_chunks(&pollster, &snapshot, &infos);
+            let elapsed_ms = started.elapsed().as_millis() as u64;
+            tracing::debug!(plugin = %pollster.name(), resources = infos.len(), samples = polled.0.len(), elapsed_ms, "polled");
+            polled
+        });
         calls.push((plan, targets, call));
     }
     for (plan, targets, call) in calls {
@@ -95,7 +106,9 @@ pub async fn run_cycle(
             tracing::error!(plugin = %plan.pollster.name(), %error, "poll failed; these resources' samples of this pollster are missing this cycle");
             output.failures.push(error);
         }
+        let started = std::time::Instant::now();
         route(&plan, &targets, raw, registry, &mut output);
+        tracing::debug!(plugin = %plan.pollster.name(), elapsed_ms = started.elapsed().as_millis() as u64, "routed");
     }
     let unreadable = snapshot.unreadable();
     if let Some((uuid, error)) = unreadable.first() {
