@@ -30,7 +30,7 @@ impl<T> PerDomain<T> {
         Self(Mutex::new(HashMap::new()))
     }
 
-    fn get(&self, uuid: &str, read: impl FnOnce() -> Result<T, HypervisorError>) -> Shared<T> {
+    fn get(&self, uuid: &str, read: impl FnOnce() -> Shared<T>) -> Shared<T> {
         let cell = {
             let mut map = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             match map.get(uuid) {
@@ -38,7 +38,7 @@ impl<T> PerDomain<T> {
                 None => map.entry(uuid.to_string()).or_default().clone(),
             }
         };
-        cell.get_or_init(|| read().map(Arc::new)).clone()
+        cell.get_or_init(read).clone()
     }
 }
 
@@ -93,7 +93,8 @@ impl CycleSnapshot {
     pub fn xml(&self, uuid: &str) -> Shared<String> {
         self.xml.get(uuid, || {
             let summary = self.summary(uuid)?;
-            self.hypervisor.cached_xml(&summary, || stats::domain_xml(&self.hypervisor, uuid)).map(|xml| (*xml).clone())
+            // Shared with the hypervisor's cache, not copied.
+            self.hypervisor.cached_xml(&summary, || stats::domain_xml(&self.hypervisor, uuid))
         })
     }
 
@@ -103,14 +104,15 @@ impl CycleSnapshot {
             let summary = self.summary(uuid)?;
             let xml = self.xml(uuid)?;
             let bulk = self.bulk();
-            stats::domain_stats(&self.hypervisor, &summary, &xml, bulk.get(uuid))
+            stats::domain_stats(&self.hypervisor, &summary, &xml, bulk.get(uuid)).map(Arc::new)
         })
     }
 
     /// The domain as this cycle's list has it.
     fn summary(&self, uuid: &str) -> Result<DomainSummary, HypervisorError> {
         let domains = self.domains()?;
-        domains.iter().find(|d| d.uuid == uuid).cloned().ok_or_else(|| HypervisorError::NoSuchDomain(uuid.to_string()))
+        let index = self.by_uuid.get_or_init(|| domains.iter().enumerate().map(|(i, d)| (d.uuid.clone(), i)).collect());
+        index.get(uuid).map(|i| domains[*i].clone()).ok_or_else(|| HypervisorError::NoSuchDomain(uuid.to_string()))
     }
 
     /// The cycle's bulk read: one call for every domain. If it fails the cycle goes on
