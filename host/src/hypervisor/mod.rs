@@ -136,18 +136,29 @@ impl Hypervisor {
         domain: &DomainSummary,
         read: impl FnOnce() -> Result<String, HypervisorError>,
     ) -> Result<Arc<String>, HypervisorError> {
-        let active = domain.state.is_active();
-        let fresh = |cached: &CachedXml| {
-            cached.id == domain.id && cached.active == active && cached.read_at.elapsed() < XML_MAX_AGE
-        };
-        if let Some(cached) = self.xml_cache().get(&domain.uuid).filter(|c| fresh(c)) {
-            return Ok(cached.xml.clone());
+        match self.fresh_xml(domain) {
+            Some(xml) => Ok(xml),
+            None => Ok(self.store_xml(domain, read()?)),
         }
-        let xml = Arc::new(read()?);
+    }
+
+    /// The cached XML of a domain, if it is still good.
+    fn fresh_xml(&self, domain: &DomainSummary) -> Option<Arc<String>> {
+        let active = domain.state.is_active();
+        let cache = self.xml_cache();
+        let cached = cache.get(&domain.uuid)?;
+        let fresh = cached.id == domain.id && cached.active == active && cached.read_at.elapsed() < XML_MAX_AGE;
+        fresh.then(|| cached.xml.clone())
+    }
+
+    /// Keeps a domain's XML as just read.
+    fn store_xml(&self, domain: &DomainSummary, xml: String) -> Arc<String> {
+        let xml = Arc::new(xml);
         self.xml_reads.fetch_add(1, Ordering::Relaxed);
-        let cached = CachedXml { id: domain.id, active, read_at: Instant::now(), xml: xml.clone() };
+        let cached =
+            CachedXml { id: domain.id, active: domain.state.is_active(), read_at: Instant::now(), xml: xml.clone() };
         self.xml_cache().insert(domain.uuid.clone(), cached);
-        Ok(xml)
+        xml
     }
 
     /// Drops the cached XML of domains that are gone.

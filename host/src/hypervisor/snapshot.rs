@@ -11,6 +11,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 type Shared<T> = Result<Arc<T>, HypervisorError>;
 
+/// Domains read per job on the connection's thread when prefetching.
+const PREFETCH_BATCH: usize = 100;
+
 /// A read-once cache over the hypervisor for one cycle.
 pub struct CycleSnapshot {
     hypervisor: Arc<Hypervisor>,
@@ -40,6 +43,11 @@ impl<T> PerDomain<T> {
         };
         cell.get_or_init(read).clone()
     }
+
+    fn set(&self, uuid: &str, value: Shared<T>) {
+        let mut map = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let _ = map.entry(uuid.to_string()).or_default().set(value);
+    }
 }
 
 impl CycleSnapshot {
@@ -54,11 +62,52 @@ impl CycleSnapshot {
         }
     }
 
-    /// Reads the domain list and the bulk statistics now (the cycle does this on a
-    /// blocking thread before any plugin runs, so no plugin call waits on them).
+    /// Reads everything the cycle's plugins will ask for, now, in as few calls as the
+    /// driver allows: the domain list, the bulk statistics, the XML the cache lacks and
+    /// the per-domain statistics the bulk read lacks, in batches of 100 domains per
+    /// job. The cycle runs this on a blocking thread before any plugin, so plugin calls
+    /// are served from memory. A domain that fails is recorded as unreadable.
     pub fn prefetch(&self) -> Result<(), HypervisorError> {
-        self.domains()?;
-        self.bulk();
+        let domains = self.domains()?;
+        let bulk = self.bulk();
+        let missing: Vec<&DomainSummary> = domains.iter().filter(|d| self.hypervisor.fresh_xml(d).is_none()).collect();
+        for batch in missing.chunks(PREFETCH_BATCH) {
+            let uuids = batch.iter().map(|d| d.uuid.clone()).collect();
+            let read = stats::domain_xmls(&self.hypervisor, uuids)?;
+            for (domain, xml) in batch.iter().zip(read) {
+                self.xml.set(&domain.uuid, xml.map(|xml| self.hypervisor.store_xml(domain, xml)));
+            }
+        }
+        let mut incomplete = Vec::new();
+        for domain in domains.iter() {
+            let xml = match self.xml(&domain.uuid) {
+                Ok(xml) => xml,
+                Err(error) => {
+                    self.stats.set(&domain.uuid, Err(error));
+                    continue;
+                }
+            };
+            match stats::from_bulk(domain, &xml, bulk.get(&domain.uuid)) {
+                Ok(stats) => self.stats.set(&domain.uuid, Ok(Arc::new(stats))),
+                Err(rest) => incomplete.push(rest),
+            }
+        }
+        while !incomplete.is_empty() {
+            let batch: Vec<_> = incomplete.drain(..PREFETCH_BATCH.min(incomplete.len())).collect();
+            let uuids: Vec<String> = batch.iter().map(|i| i.uuid().to_string()).collect();
+            match stats::complete(&self.hypervisor, batch) {
+                Ok(read) => {
+                    for (uuid, stats) in uuids.iter().zip(read) {
+                        self.stats.set(uuid, stats.map(Arc::new));
+                    }
+                }
+                Err(error) => {
+                    for uuid in &uuids {
+                        self.stats.set(uuid, Err(error.clone()));
+                    }
+                }
+            }
+        }
         Ok(())
     }
 
@@ -98,13 +147,18 @@ impl CycleSnapshot {
         })
     }
 
-    /// A domain's statistics.
+    /// A domain's statistics (read on demand if the cycle did not prefetch them).
     pub fn stats(&self, uuid: &str) -> Shared<DomainStats> {
         self.stats.get(uuid, || {
             let summary = self.summary(uuid)?;
             let xml = self.xml(uuid)?;
-            let bulk = self.bulk();
-            stats::domain_stats(&self.hypervisor, &summary, &xml, bulk.get(uuid)).map(Arc::new)
+            match stats::from_bulk(&summary, &xml, self.bulk().get(uuid)) {
+                Ok(stats) => Ok(Arc::new(stats)),
+                Err(rest) => match stats::complete(&self.hypervisor, vec![rest])?.pop() {
+                    Some(read) => read.map(Arc::new),
+                    None => Err(HypervisorError::NoSuchDomain(uuid.to_string())),
+                },
+            }
         })
     }
 

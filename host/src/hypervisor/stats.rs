@@ -199,16 +199,28 @@ pub(super) fn domain_xml(hypervisor: &Hypervisor, uuid: &str) -> Result<String, 
     })
 }
 
-/// One domain's statistics: what the cycle's bulk read (`bulk`) has, completed by
-/// per-domain calls for what it lacks (the test driver's bulk read has only the state),
-/// with the disks and vNICs that the domain's XML (`xml`) names. The per-domain calls
-/// are one job on the connection's thread, under one timeout.
-pub(super) fn domain_stats(
-    hypervisor: &Hypervisor,
+/// A domain whose statistics the bulk read did not fully give.
+pub(super) struct Incomplete {
+    stats: DomainStats,
+    devices: Devices,
+    from_bulk: Filled,
+}
+
+impl Incomplete {
+    /// The domain's UUID.
+    pub fn uuid(&self) -> &str {
+        &self.stats.domain.uuid
+    }
+}
+
+/// One domain's statistics from what the cycle's bulk read (`bulk`) has, with the disks
+/// and vNICs that the domain's XML (`xml`) names; what it lacks (the test driver's bulk
+/// read has only the state) is left for [`complete`].
+pub(super) fn from_bulk(
     summary: &DomainSummary,
     xml: &str,
     bulk: Option<&BulkRecord>,
-) -> Result<DomainStats, HypervisorError> {
+) -> Result<DomainStats, Incomplete> {
     let devices = Devices::from_xml(xml);
     let mut stats = DomainStats {
         domain: summary.clone(),
@@ -223,12 +235,52 @@ pub(super) fn domain_stats(
     };
     let from_bulk = bulk.map(|record| record.fill(&mut stats, &devices)).unwrap_or_default();
     if from_bulk.complete() {
-        return Ok(stats);
+        Ok(stats)
+    } else {
+        Err(Incomplete { stats, devices, from_bulk })
     }
-    hypervisor.per_domain_reads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Completes several domains with per-domain calls, in one job on the connection's
+/// thread (one timeout for the batch). A domain that fails costs only its own entry;
+/// a connection that died fails the batch.
+pub(super) fn complete(
+    hypervisor: &Hypervisor,
+    batch: Vec<Incomplete>,
+) -> Result<Vec<Result<DomainStats, HypervisorError>>, HypervisorError> {
+    hypervisor.per_domain_reads.fetch_add(batch.len() as u64, std::sync::atomic::Ordering::Relaxed);
+    let uri = hypervisor.uri().to_string();
     hypervisor.with_connection("virDomainGetInfo", move |connection| {
-        let domain = Domain::lookup_by_uuid_string(connection, &stats.domain.uuid)?;
-        complete_per_domain(&domain, stats, &devices, from_bulk)
+        let mut out = Vec::with_capacity(batch.len());
+        for Incomplete { stats, devices, from_bulk } in batch {
+            let read = Domain::lookup_by_uuid_string(connection, &stats.domain.uuid)
+                .and_then(|domain| complete_per_domain(&domain, stats, &devices, from_bulk));
+            match read {
+                Ok(stats) => out.push(Ok(stats)),
+                Err(error) if !connection.is_alive().unwrap_or(false) => return Err(error),
+                Err(error) => out.push(Err(HypervisorError::from_libvirt("virDomainGetInfo", &uri, error))),
+            }
+        }
+        Ok(out)
+    })
+}
+
+/// The XML descriptions of several domains, in one job on the connection's thread.
+pub(super) fn domain_xmls(
+    hypervisor: &Hypervisor,
+    uuids: Vec<String>,
+) -> Result<Vec<Result<String, HypervisorError>>, HypervisorError> {
+    let uri = hypervisor.uri().to_string();
+    hypervisor.with_connection("virDomainGetXMLDesc", move |connection| {
+        let mut out = Vec::with_capacity(uuids.len());
+        for uuid in uuids {
+            match Domain::lookup_by_uuid_string(connection, &uuid).and_then(|d| d.get_xml_desc(0)) {
+                Ok(xml) => out.push(Ok(xml)),
+                Err(error) if !connection.is_alive().unwrap_or(false) => return Err(error),
+                Err(error) => out.push(Err(HypervisorError::from_libvirt("virDomainGetXMLDesc", &uri, error))),
+            }
+        }
+        Ok(out)
     })
 }
 

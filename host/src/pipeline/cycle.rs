@@ -65,7 +65,7 @@ pub async fn run_cycle(
     tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "domain list and bulk statistics read");
     match prefetched {
         Ok(Ok(())) => {}
-        Ok(Err(error)) => tracing::warn!(%error, "cannot list the hypervisor's domains this cycle"),
+        Ok(Err(error)) => tracing::warn!(%error, "cannot read the hypervisor this cycle"),
         Err(error) => tracing::error!(%error, "the hypervisor read failed"),
     }
     let started = std::time::Instant::now();
