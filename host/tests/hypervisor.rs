@@ -16,7 +16,7 @@ use pollen_host::pipeline::{cycle::run_cycle, Agent};
 use pollen_testkit::QemuDomain;
 use std::collections::HashMap;
 use std::process::Command;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use virt::connect::Connect;
 use virt::domain::Domain;
@@ -25,10 +25,10 @@ const URI: &str = "qemu:///system";
 const COMPUTE_PLUGINS: [&str; 7] = ["local_instances", "cpu", "memory", "instance", "disk", "network", "perf"];
 
 /// These tests restart and freeze the one libvirtd: one at a time.
-static DAEMON: Mutex<()> = Mutex::new(());
+static DAEMON: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-fn daemon() -> Option<MutexGuard<'static, ()>> {
-    let guard = DAEMON.lock().unwrap_or_else(|p| p.into_inner());
+async fn daemon() -> Option<tokio::sync::MutexGuard<'static, ()>> {
+    let guard = DAEMON.lock().await;
     if Connect::open(Some(URI)).is_ok() {
         return Some(guard);
     }
@@ -112,7 +112,7 @@ fn domstats(name: &str) -> HashMap<String, u64> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn real_domains_report_what_virsh_domstats_reports() {
-    let Some(_daemon) = daemon() else { return };
+    let Some(_daemon) = daemon().await else { return };
     let booted = Booted::new("pollen-it-values", 2);
     std::thread::sleep(Duration::from_millis(500));
     let workspace = Workspace::new(&COMPUTE_PLUGINS.map(builtin));
@@ -169,7 +169,7 @@ async fn real_domains_report_what_virsh_domstats_reports() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_domain_destroyed_mid_cycle_costs_only_its_own_samples() {
-    let Some(_daemon) = daemon() else { return };
+    let Some(_daemon) = daemon().await else { return };
     let booted = Booted::new("pollen-it-destroy", 2);
     let (doomed, survivor) = (&booted.domains[0], &booted.domains[1]);
     let hypervisor = Arc::new(Hypervisor::new(URI));
@@ -197,7 +197,7 @@ async fn a_domain_destroyed_mid_cycle_costs_only_its_own_samples() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_agent_reconnects_after_libvirtd_restarts() {
-    let Some(_daemon) = daemon() else { return };
+    let Some(_daemon) = daemon().await else { return };
     let booted = Booted::new("pollen-it-restart", 1);
     let id = booted.domains[0].uuid.clone();
     let workspace = Workspace::new(&COMPUTE_PLUGINS.map(builtin));
@@ -238,7 +238,7 @@ impl Drop for Frozen {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_frozen_libvirtd_times_out_and_the_agent_recovers() {
-    let Some(_daemon) = daemon() else { return };
+    let Some(_daemon) = daemon().await else { return };
     let booted = Booted::new("pollen-it-freeze", 1);
     let id = booted.domains[0].uuid.clone();
     let workspace = Workspace::new(&COMPUTE_PLUGINS.map(builtin));

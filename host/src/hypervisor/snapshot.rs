@@ -89,7 +89,7 @@ impl CycleSnapshot {
             };
             match stats::from_bulk(domain, &xml, bulk.get(&domain.uuid)) {
                 Ok(stats) => self.stats.set(&domain.uuid, Ok(Arc::new(stats))),
-                Err(rest) => incomplete.push(rest),
+                Err(rest) => incomplete.push(*rest),
             }
         }
         while !incomplete.is_empty() {
@@ -154,7 +154,7 @@ impl CycleSnapshot {
             let xml = self.xml(uuid)?;
             match stats::from_bulk(&summary, &xml, self.bulk().get(uuid)) {
                 Ok(stats) => Ok(Arc::new(stats)),
-                Err(rest) => match stats::complete(&self.hypervisor, vec![rest])?.pop() {
+                Err(rest) => match stats::complete(&self.hypervisor, vec![*rest])?.pop() {
                     Some(read) => read.map(Arc::new),
                     None => Err(HypervisorError::NoSuchDomain(uuid.to_string())),
                 },

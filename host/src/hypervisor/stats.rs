@@ -220,7 +220,7 @@ pub(super) fn from_bulk(
     summary: &DomainSummary,
     xml: &str,
     bulk: Option<&BulkRecord>,
-) -> Result<DomainStats, Incomplete> {
+) -> Result<DomainStats, Box<Incomplete>> {
     let devices = Devices::from_xml(xml);
     let mut stats = DomainStats {
         domain: summary.clone(),
@@ -237,7 +237,7 @@ pub(super) fn from_bulk(
     if from_bulk.complete() {
         Ok(stats)
     } else {
-        Err(Incomplete { stats, devices, from_bulk })
+        Err(Box::new(Incomplete { stats, devices, from_bulk }))
     }
 }
 
