@@ -91,6 +91,8 @@ struct CachedXml {
     active: bool,
     read_at: Instant,
     xml: Arc<String>,
+    /// The disks and vNICs it names, parsed on first use.
+    devices: Option<Arc<stats::Devices>>,
 }
 
 impl Hypervisor {
@@ -155,10 +157,29 @@ impl Hypervisor {
     fn store_xml(&self, domain: &DomainSummary, xml: String) -> Arc<String> {
         let xml = Arc::new(xml);
         self.xml_reads.fetch_add(1, Ordering::Relaxed);
-        let cached =
-            CachedXml { id: domain.id, active: domain.state.is_active(), read_at: Instant::now(), xml: xml.clone() };
+        let cached = CachedXml {
+            id: domain.id,
+            active: domain.state.is_active(),
+            read_at: Instant::now(),
+            xml: xml.clone(),
+            devices: None,
+        };
         self.xml_cache().insert(domain.uuid.clone(), cached);
         xml
+    }
+
+    /// The disks and vNICs that this XML of the domain names, parsed once per XML.
+    fn devices(&self, uuid: &str, xml: &Arc<String>) -> Arc<stats::Devices> {
+        if let Some(cached) = self.xml_cache().get(uuid).filter(|c| Arc::ptr_eq(&c.xml, xml)) {
+            if let Some(devices) = &cached.devices {
+                return devices.clone();
+            }
+        }
+        let devices = Arc::new(stats::Devices::from_xml(xml));
+        if let Some(cached) = self.xml_cache().get_mut(uuid).filter(|c| Arc::ptr_eq(&c.xml, xml)) {
+            cached.devices = Some(devices.clone());
+        }
+        devices
     }
 
     /// Drops the cached XML of domains that are gone.

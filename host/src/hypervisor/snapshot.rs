@@ -87,7 +87,8 @@ impl CycleSnapshot {
                     continue;
                 }
             };
-            match stats::from_bulk(domain, &xml, bulk.get(&domain.uuid)) {
+            let devices = self.hypervisor.devices(&domain.uuid, &xml);
+            match stats::from_bulk(domain, &devices, bulk.get(&domain.uuid)) {
                 Ok(stats) => self.stats.set(&domain.uuid, Ok(Arc::new(stats))),
                 Err(rest) => incomplete.push(*rest),
             }
@@ -152,7 +153,8 @@ impl CycleSnapshot {
         self.stats.get(uuid, || {
             let summary = self.summary(uuid)?;
             let xml = self.xml(uuid)?;
-            match stats::from_bulk(&summary, &xml, self.bulk().get(uuid)) {
+            let devices = self.hypervisor.devices(uuid, &xml);
+            match stats::from_bulk(&summary, &devices, self.bulk().get(uuid)) {
                 Ok(stats) => Ok(Arc::new(stats)),
                 Err(rest) => match stats::complete(&self.hypervisor, vec![*rest])?.pop() {
                     Some(read) => read.map(Arc::new),

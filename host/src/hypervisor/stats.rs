@@ -214,14 +214,14 @@ impl Incomplete {
 }
 
 /// One domain's statistics from what the cycle's bulk read (`bulk`) has, with the disks
-/// and vNICs that the domain's XML (`xml`) names; what it lacks (the test driver's bulk
-/// read has only the state) is left for [`complete`].
+/// and vNICs that the domain's XML names (`devices`); what it lacks (the test driver's
+/// bulk read has only the state) is left for [`complete`].
 pub(super) fn from_bulk(
     summary: &DomainSummary,
-    xml: &str,
+    devices: &Devices,
     bulk: Option<&BulkRecord>,
 ) -> Result<DomainStats, Box<Incomplete>> {
-    let devices = Devices::from_xml(xml);
+    let devices = devices.clone();
     let mut stats = DomainStats {
         domain: summary.clone(),
         vcpus: 0,
@@ -378,7 +378,7 @@ pub(super) fn counter(value: i64) -> u64 {
 }
 
 /// The disks and vNICs named in a domain's XML.
-#[derive(Debug, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub(super) struct Devices {
     /// Target device names of disks (`vda`).
     pub disks: Vec<String>,
