@@ -50,6 +50,8 @@ fn peak_rss_mib() -> f64 {
 
 /// In the child: builds the agent on `uri` and measures cycles; prints one line.
 fn measure(uri: &str, cache: &str, label: &str) {
+    // As `pollen` itself does at start.
+    pollen_host::allocator::limit_arenas();
     // `POLLEN_BENCH_LOG=debug` shows each phase of each cycle (profiling).
     if let Ok(filter) = std::env::var("POLLEN_BENCH_LOG") {
         tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();

@@ -6,6 +6,7 @@
 //! [`hypervisor`] (libvirt), [`pipeline`] (scheduling and one polling cycle),
 //! [`publish`] (where samples go), [`registry`] (interned meters and resources).
 
+pub mod allocator;
 pub mod bindings;
 pub mod caps;
 pub mod cli;
