@@ -40,7 +40,7 @@ run: setup build
 test: setup plugins test-plugins
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	$(CARGO) test -p pollen-host --lib --tests
+	$(CARGO) test -p pollen-host -p pollen-sdk --lib --tests
 
 bench: setup plugins test-plugins
 	$(CARGO) bench -p pollen-host --bench core

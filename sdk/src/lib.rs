@@ -78,5 +78,8 @@ pub mod discoverer;
 
 pub mod transformer;
 
+mod recent;
+pub use recent::Recent;
+
 #[cfg(feature = "nova")]
 pub mod nova;

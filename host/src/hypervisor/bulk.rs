@@ -252,6 +252,10 @@ mod tests {
     use super::*;
     use crate::hypervisor::DomainSummary;
 
+    fn unknown_domain() -> DomainSummary {
+        DomainSummary { uuid: "u".into(), name: "n".into(), state: DomainState::NoState, id: None }
+    }
+
     /// What QEMU's bulk read gives for a running domain fills every part; cdroms are
     /// left out, vNICs get their MAC from the XML.
     #[test]
@@ -283,17 +287,7 @@ mod tests {
              <interface type='ethernet'><mac address='52:54:00:00:00:01'/><target dev='tap1'/></interface>\
              </devices></domain>",
         );
-        let mut stats = DomainStats {
-            domain: DomainSummary { uuid: "u".into(), name: "n".into(), state: DomainState::NoState, id: None },
-            vcpus: 0,
-            max_memory: 0,
-            memory: 0,
-            cpu: None,
-            memory_stats: None,
-            blocks: Vec::new(),
-            interfaces: Vec::new(),
-            perf: None,
-        };
+        let mut stats = DomainStats::empty(unknown_domain());
         let filled = record.fill(&mut stats, &devices);
         assert!(filled.complete(), "{filled:?}");
         assert_eq!(stats.domain.state, DomainState::Running);
@@ -312,17 +306,7 @@ mod tests {
     #[test]
     fn a_state_only_record_is_incomplete() {
         let record = BulkRecord::from_params([("state.state", Param::Integer(1))]);
-        let mut stats = DomainStats {
-            domain: DomainSummary { uuid: "u".into(), name: "n".into(), state: DomainState::NoState, id: None },
-            vcpus: 0,
-            max_memory: 0,
-            memory: 0,
-            cpu: None,
-            memory_stats: None,
-            blocks: Vec::new(),
-            interfaces: Vec::new(),
-            perf: None,
-        };
+        let mut stats = DomainStats::empty(unknown_domain());
         assert!(!record.fill(&mut stats, &Devices::default()).complete());
         assert_eq!(stats.domain.state, DomainState::Running);
     }

@@ -183,6 +183,23 @@ pub struct DomainStats {
     pub perf: Option<PerfStats>,
 }
 
+impl DomainStats {
+    /// Nothing read yet of `domain`.
+    pub(super) fn empty(domain: DomainSummary) -> Self {
+        Self {
+            domain,
+            vcpus: 0,
+            max_memory: 0,
+            memory: 0,
+            cpu: None,
+            memory_stats: None,
+            blocks: Vec::new(),
+            interfaces: Vec::new(),
+            perf: None,
+        }
+    }
+}
+
 /// Lists every domain of the host.
 pub(super) fn list_domains(hypervisor: &Hypervisor) -> Result<Vec<DomainSummary>, HypervisorError> {
     hypervisor.with_connection("virConnectListAllDomains", |connection| {
@@ -222,17 +239,7 @@ pub(super) fn from_bulk(
     bulk: Option<&BulkRecord>,
 ) -> Result<DomainStats, Box<Incomplete>> {
     let devices = devices.clone();
-    let mut stats = DomainStats {
-        domain: summary.clone(),
-        vcpus: 0,
-        max_memory: 0,
-        memory: 0,
-        cpu: None,
-        memory_stats: None,
-        blocks: Vec::new(),
-        interfaces: Vec::new(),
-        perf: None,
-    };
+    let mut stats = DomainStats::empty(summary.clone());
     let from_bulk = bulk.map(|record| record.fill(&mut stats, &devices)).unwrap_or_default();
     if from_bulk.complete() {
         Ok(stats)

@@ -9,9 +9,9 @@
 //! | `disk.ephemeral.size` | GB | the flavor's ephemeral disk (Nova instances only) |
 use pollen_sdk::nova::DomainInfo;
 use pollen_sdk::pollster::*;
+use pollen_sdk::Recent;
 use std::cell::RefCell;
 use std::collections::hash_map::DefaultHasher;
-use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 
 struct Instance;
@@ -34,12 +34,7 @@ impl Pollster for Instance {
     }
 
     fn poll(resources: Vec<Resource>) -> Result<Vec<Sample>, Error> {
-        FLAVORS.with(|flavors| {
-            let mut flavors = flavors.borrow_mut();
-            flavors.polls += 1;
-            let polls = flavors.polls;
-            flavors.by_domain.retain(|_, entry| polls - entry.2 <= FORGET_AFTER_POLLS);
-        });
+        FLAVORS.with(|flavors| flavors.borrow_mut().next_call());
         Ok(each_domain(&resources, |index, stats| {
             let actual = stats.memory_stats.as_ref().and_then(|m| m.actual).unwrap_or(stats.memory);
             let mut samples = vec![
@@ -60,19 +55,10 @@ impl Pollster for Instance {
     }
 }
 
-/// `poll` calls after which a domain not seen again is forgotten.
-const FORGET_AFTER_POLLS: u64 = 1000;
-
-/// Each domain's flavor disk sizes, with a hash of the XML they were read from (the
-/// XML is parsed again only when it changed) and the poll that last saw it.
-#[derive(Default)]
-struct Flavors {
-    polls: u64,
-    by_domain: HashMap<String, (u64, FlavorDisks, u64)>,
-}
-
 thread_local! {
-    static FLAVORS: RefCell<Flavors> = RefCell::new(Flavors::default());
+    /// Each domain's flavor disk sizes, with a hash of the XML they were read from: the
+    /// XML is parsed again only when it changed.
+    static FLAVORS: RefCell<Recent<(u64, FlavorDisks)>> = RefCell::new(Recent::new(1000));
 }
 
 /// Root and ephemeral disk, GiB.
@@ -84,16 +70,12 @@ fn flavor_disks(uuid: &str, xml: &str) -> FlavorDisks {
     let hash = hasher.finish();
     FLAVORS.with(|flavors| {
         let mut flavors = flavors.borrow_mut();
-        let polls = flavors.polls;
-        if let Some((seen, disks, last)) = flavors.by_domain.get_mut(uuid) {
-            if *seen == hash {
-                *last = polls;
-                return *disks;
-            }
+        if let Some((_, disks)) = flavors.get(uuid).filter(|(seen, _)| *seen == hash) {
+            return *disks;
         }
         let flavor = DomainInfo::from_xml(xml).flavor;
         let disks = (flavor.disk, flavor.ephemeral);
-        flavors.by_domain.insert(uuid.to_string(), (hash, disks, polls));
+        flavors.insert(uuid.to_string(), (hash, disks));
         disks
     })
 }

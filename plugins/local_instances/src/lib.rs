@@ -6,26 +6,18 @@
 //! Parameters (`params` in the pipeline): `include_stopped: true` also reports domains
 //! that are not running.
 use pollen_sdk::discoverer::*;
+use pollen_sdk::Recent;
 use std::cell::RefCell;
 use std::collections::hash_map::DefaultHasher;
-use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 
 mod nova;
 
-/// Discoveries after which a domain not seen again is forgotten.
-const FORGET_AFTER: u64 = 100;
-
-/// Each domain's resource, with a hash of what it was made from (XML, state, host):
-/// the XML is parsed again only when that changed.
-#[derive(Default)]
-struct Known {
-    discoveries: u64,
-    by_domain: HashMap<String, (u64, DiscoveredResource, u64)>,
-}
-
 thread_local! {
-    static KNOWN: RefCell<Known> = RefCell::new(Known::default());
+    /// Each domain's resource, with a hash of what it was made from (XML, state, host,
+    /// name): the XML is parsed again only when that changed. Domains gone for 100
+    /// discoveries are forgotten.
+    static KNOWN: RefCell<Recent<(u64, DiscoveredResource)>> = RefCell::new(Recent::new(100));
 }
 
 /// The resource for a domain, from the cache when its inputs are unchanged.
@@ -35,15 +27,11 @@ fn resource(domain: &hypervisor::Domain, xml: &str, host: Option<&str>) -> Disco
     let hash = hasher.finish();
     KNOWN.with(|known| {
         let mut known = known.borrow_mut();
-        let now = known.discoveries;
-        if let Some((seen, resource, last)) = known.by_domain.get_mut(&domain.uuid) {
-            if *seen == hash {
-                *last = now;
-                return resource.clone();
-            }
+        if let Some((_, resource)) = known.get(&domain.uuid).filter(|(seen, _)| *seen == hash) {
+            return resource.clone();
         }
         let resource = nova::resource_from_domain(domain, xml);
-        known.by_domain.insert(domain.uuid.clone(), (hash, resource.clone(), now));
+        known.insert(domain.uuid.clone(), (hash, resource.clone()));
         resource
     })
 }
@@ -58,12 +46,7 @@ impl Discoverer for LocalInstances {
     fn discover() -> Result<Vec<DiscoveredResource>, Error> {
         let include_stopped = config::get("include_stopped").is_some_and(|v| v == "true");
         let host = config::get("host");
-        KNOWN.with(|known| {
-            let mut known = known.borrow_mut();
-            known.discoveries += 1;
-            let now = known.discoveries;
-            known.by_domain.retain(|_, entry| now - entry.2 <= FORGET_AFTER);
-        });
+        KNOWN.with(|known| known.borrow_mut().next_call());
         let domains = hypervisor::list_domains()?;
         let mut resources = Vec::with_capacity(domains.len());
         for domain in domains {

@@ -15,8 +15,8 @@
 //! readings between cycles (those of a vNIC gone for a while are forgotten); the
 //! agent re-makes a plugin that failed, which starts over.
 use pollen_sdk::pollster::*;
+use pollen_sdk::Recent;
 use std::cell::RefCell;
-use std::collections::HashMap;
 
 struct Network;
 
@@ -32,21 +32,9 @@ const METERS: [(&str, MeterType, &str); 10] = [
     ("network.incoming.bytes.delta", MeterType::Delta, "B"),
     ("network.outgoing.bytes.delta", MeterType::Delta, "B"),
 ];
-/// `poll` calls after which the readings of a vNIC not seen again are forgotten. The
-/// agent polls a large host in several calls per cycle (250 instances each), so this
-/// keeps a vanished vNIC's reading for a few cycles of even a very large host.
-const FORGET_AFTER_POLLS: u64 = 1000;
-
-/// The bytes in and out of each vNIC at its previous poll.
-#[derive(Default)]
-struct Previous {
-    polls: u64,
-    /// By resource id: bytes in, bytes out, and the poll they were read at.
-    readings: HashMap<String, (u64, u64, u64)>,
-}
-
 thread_local! {
-    static PREVIOUS: RefCell<Previous> = RefCell::new(Previous::default());
+    /// The bytes in and out of each vNIC at its previous poll, by resource id.
+    static PREVIOUS: RefCell<Recent<(u64, u64)>> = RefCell::new(Recent::new(1000));
 }
 
 /// The change from `before` to `now`; 0 when there is no `before` or the counter went
@@ -61,13 +49,7 @@ impl Pollster for Network {
     }
 
     fn poll(resources: Vec<Resource>) -> Result<Vec<Sample>, Error> {
-        let poll = PREVIOUS.with(|p| {
-            let mut previous = p.borrow_mut();
-            previous.polls += 1;
-            let polls = previous.polls;
-            previous.readings.retain(|_, reading| polls - reading.2 <= FORGET_AFTER_POLLS);
-            polls
-        });
+        PREVIOUS.with(|p| p.borrow_mut().next_call());
         let samples = each_domain(&resources, |index, stats| {
             let mut samples = Vec::new();
             for vnic in &stats.interfaces {
@@ -75,10 +57,7 @@ impl Pollster for Network {
                 let parameters: serde_json::Map<String, serde_json::Value> =
                     vnic.filter_parameters.iter().map(|(k, v)| (k.clone(), v.as_str().into())).collect();
                 let parameters = serde_json::Value::Object(parameters).to_string();
-                let previous = PREVIOUS.with(|p| {
-                    let mut previous = p.borrow_mut();
-                    previous.readings.insert(id.clone(), (vnic.rx_bytes, vnic.tx_bytes, poll))
-                });
+                let previous = PREVIOUS.with(|p| p.borrow_mut().insert(id.clone(), (vnic.rx_bytes, vnic.tx_bytes)));
                 let readings = [
                     vnic.rx_bytes as f64,
                     vnic.tx_bytes as f64,

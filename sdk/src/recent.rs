@@ -1,0 +1,78 @@
+//! State a plugin keeps between calls, for values that are costly to make again or that
+//! the next reading is compared with (previous counters for deltas).
+
+use std::collections::HashMap;
+
+/// A map kept between calls that forgets what was not used for a while: entries of
+/// domains and devices that vanished do not pile up. Call [`Recent::next_call`] at the
+/// start of each `poll` or `discover`; an entry not read or written in the last
+/// `forget_after` calls is dropped then.
+///
+/// The agent polls a large host in several calls per cycle (250 instances each), so
+/// `forget_after` counts calls, not cycles: choose it with room (1000 is a few cycles of
+/// even a very large host).
+#[derive(Debug)]
+pub struct Recent<V> {
+    calls: u64,
+    forget_after: u64,
+    entries: HashMap<String, (V, u64)>,
+}
+
+impl<V> Recent<V> {
+    /// An empty map that forgets entries unused for `forget_after` calls.
+    pub fn new(forget_after: u64) -> Self {
+        Self { calls: 0, forget_after, entries: HashMap::new() }
+    }
+
+    /// Starts a call: counts it and forgets the stale entries.
+    pub fn next_call(&mut self) {
+        self.calls += 1;
+        let (now, keep) = (self.calls, self.forget_after);
+        self.entries.retain(|_, (_, used)| now - *used <= keep);
+    }
+
+    /// The value under `key`, marked as used.
+    pub fn get(&mut self, key: &str) -> Option<&V> {
+        let now = self.calls;
+        self.entries.get_mut(key).map(|(value, used)| {
+            *used = now;
+            &*value
+        })
+    }
+
+    /// Puts `value` under `key`; returns the value it replaces.
+    pub fn insert(&mut self, key: String, value: V) -> Option<V> {
+        self.entries.insert(key, (value, self.calls)).map(|(old, _)| old)
+    }
+
+    /// How many entries are kept.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether none is kept.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unused_entries_are_forgotten_used_ones_kept() {
+        let mut recent = Recent::new(2);
+        recent.next_call();
+        recent.insert("a".into(), 1);
+        recent.insert("b".into(), 2);
+        recent.next_call();
+        assert_eq!(recent.get("a"), Some(&1));
+        recent.next_call();
+        recent.next_call();
+        assert_eq!(recent.get("a"), Some(&1), "used two calls ago");
+        assert_eq!(recent.get("b"), None, "unused for three calls");
+        assert_eq!(recent.insert("a".into(), 3), Some(1));
+        assert_eq!(recent.len(), 1);
+    }
+}
