@@ -59,14 +59,19 @@ pub async fn run_cycle(
     let snapshot = hypervisor.cycle();
     let plans = plan(plugins, sources);
     let mut output = CycleOutput { samples: vec![Vec::new(); sources.len()], ..CycleOutput::default() };
-    let prefetch = snapshot.clone();
-    let started = std::time::Instant::now();
-    let prefetched = tokio::task::spawn_blocking(move || prefetch.prefetch()).await;
-    tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "domain list and bulk statistics read");
-    match prefetched {
-        Ok(Ok(())) => {}
-        Ok(Err(error)) => tracing::warn!(%error, "cannot read the hypervisor this cycle"),
-        Err(error) => tracing::error!(%error, "the hypervisor read failed"),
+    let reads_hypervisor =
+        |plugin: &Plugin| plugin.info.imports.iter().any(|i| i.starts_with("pollen:plugin/hypervisor"));
+    if plans.iter().any(|p| reads_hypervisor(&p.pollster)) || plugins.discoverers.values().any(|d| reads_hypervisor(d))
+    {
+        let prefetch = snapshot.clone();
+        let started = std::time::Instant::now();
+        let prefetched = tokio::task::spawn_blocking(move || prefetch.prefetch()).await;
+        tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "hypervisor read");
+        match prefetched {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "cannot read the hypervisor this cycle"),
+            Err(error) => tracing::error!(%error, "the hypervisor read failed"),
+        }
     }
     let started = std::time::Instant::now();
     let discovered = discover(plugins, registry, &snapshot, &plans, &mut output.failures).await;

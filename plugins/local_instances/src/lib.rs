@@ -6,6 +6,7 @@
 //! Parameters (`params` in the pipeline): `include_stopped: true` also reports domains
 //! that are not running.
 use pollen_sdk::discoverer::*;
+use pollen_sdk::nova::DomainInfo;
 use pollen_sdk::Recent;
 use std::cell::RefCell;
 use std::collections::hash_map::DefaultHasher;
@@ -14,25 +15,24 @@ use std::hash::{Hash, Hasher};
 mod nova;
 
 thread_local! {
-    /// Each domain's resource, with a hash of what it was made from (XML, state, host,
-    /// name): the XML is parsed again only when that changed. Domains gone for 100
-    /// discoveries are forgotten.
-    static KNOWN: RefCell<Recent<(u64, DiscoveredResource)>> = RefCell::new(Recent::new(100));
+    /// What each domain's XML says, with a hash of the XML: it is parsed again only when
+    /// it changed. Domains gone for 100 discoveries are forgotten.
+    static KNOWN: RefCell<Recent<(u64, DomainInfo)>> = RefCell::new(Recent::new(100));
 }
 
-/// The resource for a domain, from the cache when its inputs are unchanged.
-fn resource(domain: &hypervisor::Domain, xml: &str, host: Option<&str>) -> DiscoveredResource {
+/// What the domain's XML says, from the cache when the XML is unchanged.
+fn domain_info(uuid: &str, xml: &str) -> DomainInfo {
     let mut hasher = DefaultHasher::new();
-    (xml, domain.state == hypervisor::DomainState::Running, host, &domain.name).hash(&mut hasher);
+    xml.hash(&mut hasher);
     let hash = hasher.finish();
     KNOWN.with(|known| {
         let mut known = known.borrow_mut();
-        if let Some((_, resource)) = known.get(&domain.uuid).filter(|(seen, _)| *seen == hash) {
-            return resource.clone();
+        if let Some((_, info)) = known.get(uuid).filter(|(seen, _)| *seen == hash) {
+            return info.clone();
         }
-        let resource = nova::resource_from_domain(domain, xml);
-        known.insert(domain.uuid.clone(), (hash, resource.clone()));
-        resource
+        let info = DomainInfo::from_xml(xml);
+        known.insert(uuid.to_string(), (hash, info.clone()));
+        info
     })
 }
 
@@ -60,7 +60,7 @@ impl Discoverer for LocalInstances {
                     continue;
                 }
             };
-            resources.push(resource(&domain, &xml, host.as_deref()));
+            resources.push(nova::resource_from_domain(&domain, &domain_info(&domain.uuid, &xml), host.as_deref()));
         }
         Ok(resources)
     }

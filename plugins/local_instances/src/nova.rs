@@ -12,13 +12,12 @@ fn flavor_json(flavor: &Flavor) -> String {
     .to_string()
 }
 
-/// The resource for one domain: Nova's view of it where the XML has Nova metadata,
-/// else the libvirt UUID and name alone.
-pub fn resource_from_domain(domain: &hypervisor::Domain, xml: &str) -> DiscoveredResource {
-    let info = DomainInfo::from_xml(xml);
+/// The resource for one domain, from what its XML says (`info`): Nova's view of it
+/// where the XML has Nova metadata, else the libvirt UUID and name alone. `host` is the
+/// compute host's name.
+pub fn resource_from_domain(domain: &hypervisor::Domain, info: &DomainInfo, host: Option<&str>) -> DiscoveredResource {
     let flavor = &info.flavor;
-    let host = config::get("host");
-    let host_id = match (&info.project_id, &host) {
+    let host_id = match (&info.project_id, host) {
         (Some(project), Some(host)) => Some(hex(&Sha224::digest(format!("{project}{host}")))),
         _ => None,
     };
@@ -52,8 +51,8 @@ pub fn resource_from_domain(domain: &hypervisor::Domain, xml: &str) -> Discovere
     DiscoveredResource {
         id: domain.uuid.clone(),
         name: domain.name.clone(),
-        user_id: info.user_id,
-        project_id: info.project_id,
+        user_id: info.user_id.clone(),
+        project_id: info.project_id.clone(),
         metadata,
     }
 }
