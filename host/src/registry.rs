@@ -4,12 +4,17 @@
 //! [`Sample`](crate::sample::Sample): a meter handle, a resource handle, a volume and a
 //! timestamp. The strings and metadata behind the handles live here, once, and are
 //! read only by whoever needs them (a publisher writing JSON, a transformer asking
-//! for `cpu_number`). Handles are stable for the agent's lifetime; a resource whose
-//! owner or metadata changes keeps its handle and gets the new values.
+//! for `cpu_number`). A resource whose owner or metadata changes keeps its handle and
+//! gets the new values. Meters live as long as the agent; resources that were not
+//! interned again for a while (an instance deleted, a disk detached) are evicted, so
+//! churn does not grow the agent: their handles then resolve to nothing and are never
+//! given out again.
 
 use crate::sample::{Meter, Resource};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{Duration, Instant};
 
 /// Handle of an interned meter.
 pub type MeterHandle = u32;
@@ -17,21 +22,29 @@ pub type MeterHandle = u32;
 pub type ResourceHandle = u32;
 
 /// The agent's table of meters and resources.
-#[derive(Default)]
 pub struct Registry {
     meters: RwLock<Table<Meter>>,
     resources: RwLock<Table<Resource>>,
+    started: Instant,
 }
 
-/// Entries by handle, and handles by key.
+impl Default for Registry {
+    fn default() -> Self {
+        Self { meters: RwLock::default(), resources: RwLock::default(), started: Instant::now() }
+    }
+}
+
+/// Entries by handle (`None` once evicted), handles by key, and when each entry was
+/// last interned (seconds since the registry started).
 struct Table<T> {
-    entries: Vec<Arc<T>>,
+    entries: Vec<Option<Arc<T>>>,
     by_key: HashMap<String, u32>,
+    used: Vec<AtomicU64>,
 }
 
 impl<T> Default for Table<T> {
     fn default() -> Self {
-        Self { entries: Vec::new(), by_key: HashMap::new() }
+        Self { entries: Vec::new(), by_key: HashMap::new(), used: Vec::new() }
     }
 }
 
@@ -45,22 +58,28 @@ fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
 
 impl<T: PartialEq> Table<T> {
     fn get(&self, handle: u32) -> Option<Arc<T>> {
-        self.entries.get(handle as usize).cloned()
+        self.entries.get(handle as usize).cloned().flatten()
     }
 
-    /// The handle for `key`, storing `value` under it if new or changed.
-    fn upsert(&mut self, key: &str, value: T) -> u32 {
+    /// The handle for `key`, storing `value` under it if new or changed, used at `now`.
+    fn upsert(&mut self, key: &str, value: T, now: u64) -> u32 {
         if let Some(&handle) = self.by_key.get(key) {
             let slot = &mut self.entries[handle as usize];
-            if **slot != value {
-                *slot = Arc::new(value);
+            if slot.as_deref() != Some(&value) {
+                *slot = Some(Arc::new(value));
             }
+            self.used[handle as usize].store(now, Ordering::Relaxed);
             return handle;
         }
         let handle = u32::try_from(self.entries.len()).expect("fewer than 2^32 interned entries");
-        self.entries.push(Arc::new(value));
+        self.entries.push(Some(Arc::new(value)));
+        self.used.push(AtomicU64::new(now));
         self.by_key.insert(key.to_string(), handle);
         handle
+    }
+
+    fn live(&self) -> usize {
+        self.by_key.len()
     }
 }
 
@@ -76,7 +95,7 @@ impl Registry {
         if let Some(&handle) = read(&self.meters).by_key.get(&key) {
             return handle;
         }
-        write(&self.meters).upsert(&key, meter)
+        write(&self.meters).upsert(&key, meter, 0)
     }
 
     /// The meter behind a handle.
@@ -88,22 +107,52 @@ impl Registry {
     /// its own, those keys too); a changed owner or metadata replaces the stored one.
     pub fn intern_resource(&self, resource: Resource) -> ResourceHandle {
         let key = resource_key(&resource).into_owned();
+        let now = self.now();
         {
             let table = read(&self.resources);
             if let Some(&handle) = table.by_key.get(&key) {
-                let stored = &table.entries[handle as usize];
-                let same_metadata =
-                    Arc::ptr_eq(&stored.metadata, &resource.metadata) || stored.metadata == resource.metadata;
-                if same_metadata
-                    && stored.user_id == resource.user_id
-                    && stored.project_id == resource.project_id
-                    && stored.name == resource.name
-                {
-                    return handle;
+                if let Some(stored) = &table.entries[handle as usize] {
+                    let same_metadata =
+                        Arc::ptr_eq(&stored.metadata, &resource.metadata) || stored.metadata == resource.metadata;
+                    if same_metadata
+                        && stored.user_id == resource.user_id
+                        && stored.project_id == resource.project_id
+                        && stored.name == resource.name
+                    {
+                        table.used[handle as usize].store(now, Ordering::Relaxed);
+                        return handle;
+                    }
                 }
             }
         }
-        write(&self.resources).upsert(&key, resource)
+        write(&self.resources).upsert(&key, resource, now)
+    }
+
+    /// Evicts the resources not interned for `age` or longer; returns how many. Their
+    /// handles resolve to nothing from now on and are never reused.
+    pub fn evict_resources_unused_for(&self, age: Duration) -> usize {
+        let now = self.now();
+        let cutoff = now.saturating_sub(age.as_secs());
+        if cutoff == 0 {
+            return 0;
+        }
+        let mut table = write(&self.resources);
+        let stale: Vec<(String, u32)> = table
+            .by_key
+            .iter()
+            .filter(|(_, handle)| table.used[**handle as usize].load(Ordering::Relaxed) < cutoff)
+            .map(|(key, handle)| (key.clone(), *handle))
+            .collect();
+        for (key, handle) in &stale {
+            table.by_key.remove(key);
+            table.entries[*handle as usize] = None;
+        }
+        stale.len()
+    }
+
+    /// Seconds since the registry started.
+    fn now(&self) -> u64 {
+        self.started.elapsed().as_secs()
     }
 
     /// The resource behind a handle.
@@ -111,9 +160,9 @@ impl Registry {
         read(&self.resources).get(handle)
     }
 
-    /// Number of interned meters and resources.
+    /// Number of interned meters and (not evicted) resources.
     pub fn len(&self) -> (usize, usize) {
-        (read(&self.meters).entries.len(), read(&self.resources).entries.len())
+        (read(&self.meters).live(), read(&self.resources).live())
     }
 }
 
@@ -159,5 +208,20 @@ mod tests {
         assert_ne!(derived, r, "a device view does not replace its base resource");
         assert!(registry.resource(r).unwrap().extra.is_empty());
         assert_eq!(registry.len(), (2, 2));
+    }
+
+    #[test]
+    fn resources_not_seen_for_a_while_are_evicted_and_their_handles_never_reused() {
+        let registry = Registry { started: Instant::now() - Duration::from_secs(100), ..Registry::default() };
+        let gone = registry.intern_resource(Resource::bare("deleted-vm"));
+        // Pretend it was last seen at the start, 100 s ago.
+        read(&registry.resources).used[gone as usize].store(0, Ordering::Relaxed);
+        let kept = registry.intern_resource(Resource::bare("running-vm"));
+        assert_eq!(registry.evict_resources_unused_for(Duration::from_secs(50)), 1);
+        assert!(registry.resource(gone).is_none(), "an evicted handle resolves to nothing");
+        assert!(registry.resource(kept).is_some());
+        let back = registry.intern_resource(Resource::bare("deleted-vm"));
+        assert_ne!(back, gone, "a resource that comes back gets a new handle");
+        assert_eq!(registry.len().1, 2);
     }
 }

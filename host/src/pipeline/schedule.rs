@@ -37,12 +37,14 @@ pub async fn run(agent: Agent, shutdown: impl Future<Output = ()>) -> anyhow::Re
     for source in &agent.pipeline.sources {
         by_interval.entry(source.interval).or_default().push(source.clone());
     }
+    let eviction = resource_lifetime(by_interval.keys().copied());
     let agent = Arc::new(agent);
     let mut tasks = Vec::new();
     for (interval, sources) in by_interval {
         tracing::info!(interval, sources = sources.len(), "polling task started");
         tasks.push(tokio::spawn(polling_task(agent.clone(), sinks.clone(), interval, sources, stopped.clone())));
     }
+    tasks.push(tokio::spawn(evicting_task(agent.clone(), eviction, stopped.clone())));
 
     shutdown.await;
     tracing::info!("shutting down: finishing cycles in progress, then flushing publishers");
@@ -70,6 +72,30 @@ pub async fn run(agent: Agent, shutdown: impl Future<Output = ()>) -> anyhow::Re
         tracing::info!(publisher = %url, sent = delivery.sent, dropped = delivery.dropped, "publisher stopped");
     }
     Ok(summary)
+}
+
+/// How long a resource that no cycle sees any more (a deleted instance) stays in the
+/// registry: five of the longest polling intervals, at least ten minutes, so that
+/// batches still queued for a slow publisher resolve.
+fn resource_lifetime(intervals: impl Iterator<Item = u64>) -> Duration {
+    Duration::from_secs(intervals.max().unwrap_or(60).saturating_mul(5).max(600))
+}
+
+/// Evicts, every minute, the resources no cycle has seen for `lifetime`.
+async fn evicting_task(agent: Arc<Agent>, lifetime: Duration, mut stopped: watch::Receiver<bool>) -> RunSummary {
+    let mut ticker = tokio::time::interval(Duration::from_secs(60));
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = stopped.changed() => break,
+        }
+        let evicted = agent.registry.evict_resources_unused_for(lifetime);
+        if evicted > 0 {
+            tracing::info!(evicted, lifetime_s = lifetime.as_secs(), "resources no longer seen were forgotten");
+        }
+    }
+    RunSummary::default()
 }
 
 /// Runs the cycles of one interval until told to stop.
