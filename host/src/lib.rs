@@ -18,3 +18,4 @@ pub mod plugin;
 pub mod publish;
 pub mod registry;
 pub mod sample;
+pub mod suggest;

@@ -138,6 +138,7 @@ fn every_configuration_problem_is_listed_at_once() {
     assert!(stderr.contains("3 problems"), "{stderr}");
     assert!(stderr.contains("agent.call_timeout"), "{stderr}");
     assert!(stderr.contains("unknown sink `nowhere`"), "{stderr}");
+    assert!(!stderr.contains("did you mean `out`"), "no suggestion for a name that is not a typo: {stderr}");
     assert!(stderr.contains("unknown scheme `gnocchi`"), "{stderr}");
 }
 
@@ -149,6 +150,7 @@ fn an_unknown_key_is_an_error_with_its_place() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(78), "{stderr}");
     assert!(stderr.contains("unknown field `plugin_dri`") && stderr.contains("pipeline.yaml:4:"), "{stderr}");
+    assert!(stderr.contains("(did you mean `plugin_dir`?)"), "{stderr}");
 }
 
 #[test]

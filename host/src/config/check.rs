@@ -82,7 +82,11 @@ pub(super) fn check(pipeline: &Pipeline) -> Vec<ConfigError> {
                 let known: Vec<&str> = sink_names.iter().copied().collect();
                 fail(
                     format!("sources[{index}].sinks"),
-                    format!("unknown sink `{sink}`; the sinks are: {}", known.join(", ")),
+                    format!(
+                        "unknown sink `{sink}`{}; the sinks are: {}",
+                        crate::suggest::did_you_mean(sink, known.iter().map(|k| &**k)),
+                        known.join(", ")
+                    ),
                 );
             }
         }

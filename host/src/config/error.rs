@@ -35,6 +35,13 @@ impl ConfigError {
         if let Some(cut) = message.find(" at line ") {
             message.truncate(cut);
         }
+        // serde_yaml prefixes the place (`agent: unknown field ...`).
+        let message = match message.split_once(": unknown field ") {
+            Some((place, rest)) => {
+                format!("{place}: {}", crate::suggest::unknown_field(&format!("unknown field {rest}")))
+            }
+            None => crate::suggest::unknown_field(&message),
+        };
         Self { location, ..Self::new(file, message) }
     }
 }

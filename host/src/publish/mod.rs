@@ -88,7 +88,11 @@ impl PublisherConfig {
             "udp" => options::SocketOptions::from_url(&url, Some(udp::DEFAULT_PORT)).map(Self::Udp).map_err(error),
             "tcp" => options::SocketOptions::from_url(&url, None).map(Self::Tcp).map_err(error),
             "http" | "https" => http::HttpOptions::from_url(&url).map(Self::Http).map_err(error),
-            other => Err(error(format!("unknown scheme `{other}`; Pollen publishes to: {}", KNOWN_SCHEMES.join(", ")))),
+            other => Err(error(format!(
+                "unknown scheme `{other}`{}; Pollen publishes to: {}",
+                crate::suggest::did_you_mean(other, KNOWN_SCHEMES.iter().copied()),
+                KNOWN_SCHEMES.join(", ")
+            ))),
         }
     }
 }
@@ -359,7 +363,9 @@ mod tests {
         assert!(error.contains("stdout, file, notifier, udp, tcp, http, https"), "{error}");
         assert!(PublisherConfig::parse("samples.jsonl").unwrap_err().to_string().contains("not a URL"));
         let error = PublisherConfig::parse("notifier://?topic=x&bacth_size=3").unwrap_err().to_string();
-        assert!(error.contains("unknown option `bacth_size`") && error.contains("batch_size"), "{error}");
+        assert!(error.contains("unknown option `bacth_size` (did you mean `batch_size`?)"), "{error}");
+        let error = PublisherConfig::parse("notifer://").unwrap_err().to_string();
+        assert!(error.contains("unknown scheme `notifer` (did you mean `notifier`?)"), "{error}");
     }
 
     #[test]

@@ -71,9 +71,11 @@ impl Query {
             Some(unknown) if self.asked.is_empty() => {
                 Err(format!("unknown option `{unknown}`; this publisher takes none"))
             }
-            Some(unknown) => {
-                Err(format!("unknown option `{unknown}`; this publisher takes: {}", self.asked.join(", ")))
-            }
+            Some(unknown) => Err(format!(
+                "unknown option `{unknown}`{}; this publisher takes: {}",
+                crate::suggest::did_you_mean(unknown, self.asked.iter().map(|a| &**a)),
+                self.asked.join(", ")
+            )),
         }
     }
 }
