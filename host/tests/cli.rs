@@ -109,6 +109,52 @@ fn run_publishes_to_a_file_until_sigterm_then_exits_zero() {
 }
 
 #[test]
+fn start_jitter_delays_the_first_cycle() {
+    use std::io::BufRead;
+    let workspace = builtin_workspace();
+    let out = workspace.path().join("out/samples.jsonl");
+    workspace.write_pipeline(
+        &format!("  start_jitter: 600\n{}", grants(&["local_instances", "cpu", "memory"])),
+        &format!("{COMPUTE}sinks:\n  - name: out\n    publishers: ['file://{}']\n", out.display()),
+    );
+    let mut agent = Command::new(env!("CARGO_BIN_EXE_pollen"))
+        .args(["run", "--config", "pipeline.yaml", "--log", "info"])
+        .current_dir(workspace.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("pollen run starts");
+    let (lines, logged) = std::sync::mpsc::channel();
+    let stderr = agent.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = lines.send(line);
+        }
+    });
+    let mut log = Vec::new();
+    let delay_ms: u64 = loop {
+        let line = logged.recv_timeout(Duration::from_secs(60)).expect("pollen logs its first-cycle delay");
+        log.push(line.clone());
+        if let Some(value) = line.split("delay_ms=").nth(1) {
+            break value.split_whitespace().next().unwrap().parse().unwrap();
+        }
+    };
+    let delayed_at = Instant::now();
+    assert!(delay_ms <= 600_000);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(Command::new("kill").args(["-TERM", &agent.id().to_string()]).status().unwrap().success());
+    let status = agent.wait().expect("pollen run exits");
+    reader.join().unwrap();
+    log.extend(logged.try_iter());
+    let log = log.join("\n");
+    assert!(status.success(), "{log}");
+    if u128::from(delay_ms) > delayed_at.elapsed().as_millis() {
+        assert!(!out.exists() || std::fs::read_to_string(&out).unwrap().is_empty(), "polled before its delay");
+        assert!(log.contains("cycles=0"), "{log}");
+    }
+}
+
+#[test]
 fn bad_yaml_is_reported_with_line_and_column_and_exit_78() {
     let workspace = Workspace::new(&[]);
     std::fs::write(
@@ -135,7 +181,8 @@ fn every_configuration_problem_is_listed_at_once() {
     let output = pollen(&["run"], workspace.path());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(78), "{stderr}");
-    assert!(stderr.contains("3 problems"), "{stderr}");
+    assert!(stderr.contains("4 problems"), "{stderr}");
+    assert!(stderr.contains("no source sends to sink `out`"), "{stderr}");
     assert!(stderr.contains("agent.call_timeout"), "{stderr}");
     assert!(stderr.contains("unknown sink `nowhere`"), "{stderr}");
     assert!(!stderr.contains("did you mean `out`"), "no suggestion for a name that is not a typo: {stderr}");

@@ -14,7 +14,7 @@ pub fn run(args: &ConfigArgs) -> anyhow::Result<ExitCode> {
         "pollen started"
     );
     let summary = super::runtime()?.block_on(schedule::run(agent, shutdown_signal()))?;
-    tracing::info!(cycles = summary.cycles, samples = summary.samples, "pollen stopped");
+    tracing::info!(cycles = summary.cycles, samples = summary.samples, overruns = summary.overruns, "pollen stopped");
     Ok(ExitCode::SUCCESS)
 }
 

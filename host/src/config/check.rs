@@ -18,6 +18,9 @@ pub(super) fn check(pipeline: &Pipeline) -> Vec<ConfigError> {
     if !(agent.call_timeout > 0.0 && agent.call_timeout.is_finite()) {
         fail("agent.call_timeout".into(), "must be a positive number of seconds".into());
     }
+    if !(agent.start_jitter >= 0.0 && agent.start_jitter.is_finite()) {
+        fail("agent.start_jitter".into(), "must be 0 or a positive number of seconds".into());
+    }
     if !(agent.libvirt_timeout > 0.0 && agent.libvirt_timeout.is_finite()) {
         fail("agent.libvirt_timeout".into(), "must be a positive number of seconds".into());
     } else if agent.call_timeout > 0.0 && agent.libvirt_timeout >= agent.call_timeout {
@@ -89,6 +92,14 @@ pub(super) fn check(pipeline: &Pipeline) -> Vec<ConfigError> {
                     ),
                 );
             }
+        }
+    }
+    for (index, sink) in pipeline.sinks.iter().enumerate() {
+        if !used_sinks.contains(sink.name.as_str()) {
+            fail(
+                format!("sinks[{index}]"),
+                format!("no source sends to sink `{}`; add it to a source's `sinks`, or remove it", sink.name),
+            );
         }
     }
     problems

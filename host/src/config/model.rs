@@ -33,6 +33,9 @@ pub struct Pipeline {
 pub struct Agent {
     /// libvirt connection URI, e.g. `qemu:///system`.
     pub libvirt_uri: String,
+    /// Each polling task waits a random 0 to `start_jitter` seconds before its first
+    /// cycle.
+    pub start_jitter: f64,
     /// Seconds a libvirt call may take before it counts as failed; below
     /// `call_timeout`, so that a plugin waiting on libvirt is not cut off first.
     pub libvirt_timeout: f64,
@@ -60,6 +63,7 @@ impl Default for Agent {
         Self {
             libvirt_uri: DEFAULT_LIBVIRT_URI.into(),
             libvirt_timeout: 1.5,
+            start_jitter: 0.0,
             plugin_dir: PathBuf::from("plugins/dist"),
             cache_dir: None,
             sample_source: "openstack".into(),

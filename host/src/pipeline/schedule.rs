@@ -26,6 +26,8 @@ pub struct RunSummary {
     pub cycles: u64,
     /// Samples handed to publishers.
     pub samples: u64,
+    /// Cycles that took longer than their interval (the next one started late).
+    pub overruns: u64,
 }
 
 /// Polls until `shutdown` resolves, then lets the cycles in progress finish, flushes
@@ -55,6 +57,7 @@ pub async fn run(agent: Agent, shutdown: impl Future<Output = ()>) -> anyhow::Re
             Ok(Ok(done)) => {
                 summary.cycles += done.cycles;
                 summary.samples += done.samples;
+                summary.overruns += done.overruns;
             }
             Ok(Err(error)) => tracing::error!(%error, "a polling task failed"),
             Err(_) => {
@@ -72,6 +75,14 @@ pub async fn run(agent: Agent, shutdown: impl Future<Output = ()>) -> anyhow::Re
         tracing::info!(publisher = %url, sent = delivery.sent, dropped = delivery.dropped, "publisher stopped");
     }
     Ok(summary)
+}
+
+/// A random delay between 0 and `jitter` seconds.
+fn start_delay(jitter: f64) -> Duration {
+    if jitter <= 0.0 {
+        return Duration::ZERO;
+    }
+    Duration::from_secs_f64(fastrand::f64() * jitter)
 }
 
 /// How long a resource that no cycle sees any more (a deleted instance) stays in the
@@ -107,6 +118,14 @@ async fn polling_task(
     mut stopped: watch::Receiver<bool>,
 ) -> RunSummary {
     let period = Duration::from_secs(interval);
+    let jitter = start_delay(agent.pipeline.agent.start_jitter);
+    if !jitter.is_zero() {
+        tracing::info!(interval, delay_ms = jitter.as_millis() as u64, "first cycle delayed (start_jitter)");
+        tokio::select! {
+            () = tokio::time::sleep(jitter) => {}
+            _ = stopped.changed() => return RunSummary::default(),
+        }
+    }
     let mut ticker = tokio::time::interval(period);
     // A cycle that overruns its interval makes the next one wait; cycles never pile up.
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -124,9 +143,11 @@ async fn polling_task(
         summary.samples += samples as u64;
         tracing::info!(interval, samples, elapsed_ms = elapsed.as_millis() as u64, "cycle done");
         if elapsed > period {
+            summary.overruns += 1;
             tracing::warn!(
                 interval,
                 elapsed_ms = elapsed.as_millis() as u64,
+                overruns = summary.overruns,
                 "cycle overran its interval; the next one starts late"
             );
         }
@@ -160,4 +181,21 @@ fn publish(agent: &Agent, sinks: &Sinks, sources: &[Source], output: CycleOutput
 /// One cycle over every source, whatever its interval (`pollen poll --once`).
 pub async fn poll_once(agent: &Agent) -> CycleOutput {
     run_cycle(&agent.plugins, &agent.hypervisor, &agent.registry, &agent.pipeline.sources).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_delays_stay_within_the_jitter() {
+        assert_eq!(start_delay(0.0), Duration::ZERO);
+        for _ in 0..100 {
+            assert!(start_delay(2.5) <= Duration::from_secs_f64(2.5));
+        }
+        let delays: std::collections::BTreeSet<_> = (0..20).map(|_| start_delay(10.0)).collect();
+        assert!(delays.len() > 1, "delays differ between tasks");
+        assert_eq!(resource_lifetime([60, 300].into_iter()), Duration::from_secs(1500));
+        assert_eq!(resource_lifetime([10].into_iter()), Duration::from_secs(600));
+    }
 }
