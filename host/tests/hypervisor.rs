@@ -198,15 +198,26 @@ async fn a_domain_destroyed_mid_cycle_costs_only_its_own_samples() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_agent_reconnects_after_libvirtd_restarts() {
     let Some(_daemon) = daemon().await else { return };
-    let booted = Booted::new("pollen-it-restart", 1);
-    let id = booted.domains[0].uuid.clone();
-    let workspace = Workspace::new(&COMPUTE_PLUGINS.map(builtin));
-    let agent = agent(&workspace, "");
-    let has_cpu = |samples: &HashMap<(String, String), f64>| samples.contains_key(&("cpu".to_string(), id.clone()));
-    assert!(has_cpu(&cycle(&agent).await.0));
+    let (_booted, _workspace, agent, id) = one_domain_polled("pollen-it-restart", "").await;
 
     script("restart");
     samples_come_back(&agent, &id, "libvirtd restarted").await;
+}
+
+/// One booted domain and an agent (with `extra` agent settings) that polls it; the
+/// first cycle is checked to have its `cpu` sample. Returns the domain's UUID last.
+async fn one_domain_polled(prefix: &str, extra: &str) -> (Booted, Workspace, Agent, String) {
+    let booted = Booted::new(prefix, 1);
+    let id = booted.domains[0].uuid.clone();
+    let workspace = Workspace::new(&COMPUTE_PLUGINS.map(builtin));
+    let agent = agent(&workspace, extra);
+    assert!(has_cpu(&cycle(&agent).await.0, &id));
+    (booted, workspace, agent, id)
+}
+
+/// Whether a cycle's samples include the domain's `cpu`.
+fn has_cpu(samples: &HashMap<(String, String), f64>, id: &str) -> bool {
+    samples.contains_key(&("cpu".to_string(), id.to_string()))
 }
 
 /// Runs cycles until the domain's `cpu` sample is there again; fails after 30 s.
@@ -215,7 +226,7 @@ async fn samples_come_back(agent: &Agent, id: &str, after: &str) {
     let mut cycles = 0;
     loop {
         cycles += 1;
-        if cycle(agent).await.0.contains_key(&("cpu".to_string(), id.to_string())) {
+        if has_cpu(&cycle(agent).await.0, id) {
             return;
         }
         assert!(Instant::now() < deadline, "no samples 30 s after {after} ({cycles} cycles)");
@@ -244,12 +255,7 @@ impl Drop for Frozen {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_frozen_libvirtd_times_out_and_the_agent_recovers() {
     let Some(_daemon) = daemon().await else { return };
-    let booted = Booted::new("pollen-it-freeze", 1);
-    let id = booted.domains[0].uuid.clone();
-    let workspace = Workspace::new(&COMPUTE_PLUGINS.map(builtin));
-    let agent = agent(&workspace, "  libvirt_timeout: 0.5\n");
-    let has_cpu = |samples: &HashMap<(String, String), f64>| samples.contains_key(&("cpu".to_string(), id.clone()));
-    assert!(has_cpu(&cycle(&agent).await.0));
+    let (_booted, _workspace, agent, id) = one_domain_polled("pollen-it-freeze", "  libvirt_timeout: 0.5\n").await;
 
     let frozen = Frozen::libvirtd();
     for _ in 0..2 {
@@ -258,7 +264,7 @@ async fn a_frozen_libvirtd_times_out_and_the_agent_recovers() {
             .await
             .expect("a cycle against a frozen libvirtd still ends");
         assert!(started.elapsed() < Duration::from_secs(3), "the cycle took {:?}", started.elapsed());
-        assert!(!has_cpu(&samples), "nothing is read from a frozen libvirtd");
+        assert!(!has_cpu(&samples, &id), "nothing is read from a frozen libvirtd");
     }
     drop(frozen);
     samples_come_back(&agent, &id, "libvirtd was thawed").await;

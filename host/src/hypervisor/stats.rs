@@ -2,6 +2,7 @@
 
 use super::bulk::{BulkRecord, Filled};
 use super::{Hypervisor, HypervisorError};
+use std::sync::Arc;
 use virt::domain::Domain;
 use virt::sys;
 
@@ -210,16 +211,15 @@ pub(super) fn list_domains(hypervisor: &Hypervisor) -> Result<Vec<DomainSummary>
 
 /// The XML description of one domain.
 pub(super) fn domain_xml(hypervisor: &Hypervisor, uuid: &str) -> Result<String, HypervisorError> {
-    let uuid = uuid.to_string();
-    hypervisor.with_connection("virDomainGetXMLDesc", move |connection| {
-        Domain::lookup_by_uuid_string(connection, &uuid)?.get_xml_desc(0)
-    })
+    domain_xmls(hypervisor, vec![uuid.to_string()])?
+        .pop()
+        .unwrap_or_else(|| Err(HypervisorError::NoSuchDomain(uuid.to_string())))
 }
 
 /// A domain whose statistics the bulk read did not fully give.
 pub(super) struct Incomplete {
     stats: DomainStats,
-    devices: Devices,
+    devices: Arc<Devices>,
     from_bulk: Filled,
 }
 
@@ -235,16 +235,15 @@ impl Incomplete {
 /// bulk read has only the state) is left for [`complete`].
 pub(super) fn from_bulk(
     summary: &DomainSummary,
-    devices: &Devices,
+    devices: &Arc<Devices>,
     bulk: Option<&BulkRecord>,
 ) -> Result<DomainStats, Box<Incomplete>> {
-    let devices = devices.clone();
     let mut stats = DomainStats::empty(summary.clone());
-    let from_bulk = bulk.map(|record| record.fill(&mut stats, &devices)).unwrap_or_default();
+    let from_bulk = bulk.map(|record| record.fill(&mut stats, devices)).unwrap_or_default();
     if from_bulk.complete() {
         Ok(stats)
     } else {
-        Err(Box::new(Incomplete { stats, devices, from_bulk }))
+        Err(Box::new(Incomplete { stats, devices: devices.clone(), from_bulk }))
     }
 }
 

@@ -100,13 +100,7 @@ pub async fn run_cycle(
         calls.push((plan, targets, call));
     }
     for (plan, targets, call) in calls {
-        let (raw, failures) = call.await.unwrap_or_else(|error| {
-            let failure = PluginError::Trap {
-                plugin: "(host)".into(),
-                message: format!("the host task calling the plugin failed: {error}"),
-            };
-            (Vec::new(), vec![failure])
-        });
+        let (raw, failures) = call.await.unwrap_or_else(|error| (Vec::new(), vec![host_task_failed(error)]));
         for error in failures {
             tracing::error!(plugin = %plan.pollster.name(), %error, "poll failed; these resources' samples of this pollster are missing this cycle");
             output.failures.push(error);
@@ -336,10 +330,10 @@ fn device_resource(
 
 /// Waits for a plugin call on a blocking thread.
 async fn join<T>(call: tokio::task::JoinHandle<Result<T, PluginError>>) -> Result<T, PluginError> {
-    call.await.unwrap_or_else(|error| {
-        Err(PluginError::Trap {
-            plugin: "(host)".into(),
-            message: format!("the host task calling the plugin failed: {error}"),
-        })
-    })
+    call.await.unwrap_or_else(|error| Err(host_task_failed(error)))
+}
+
+/// The failure of a blocking task that called a plugin (it panicked or was cancelled).
+fn host_task_failed(error: tokio::task::JoinError) -> PluginError {
+    PluginError::Trap { plugin: "(host)".into(), message: format!("the host task calling the plugin failed: {error}") }
 }

@@ -11,8 +11,6 @@ use pollen_sdk::nova::DomainInfo;
 use pollen_sdk::pollster::*;
 use pollen_sdk::Recent;
 use std::cell::RefCell;
-use std::collections::hash_map::DefaultHasher;
-use std::hash::{Hash, Hasher};
 
 struct Instance;
 
@@ -65,18 +63,11 @@ thread_local! {
 type FlavorDisks = (Option<i64>, Option<i64>);
 
 fn flavor_disks(uuid: &str, xml: &str) -> FlavorDisks {
-    let mut hasher = DefaultHasher::new();
-    xml.hash(&mut hasher);
-    let hash = hasher.finish();
     FLAVORS.with(|flavors| {
-        let mut flavors = flavors.borrow_mut();
-        if let Some((_, disks)) = flavors.get(uuid).filter(|(seen, _)| *seen == hash) {
-            return *disks;
-        }
-        let flavor = DomainInfo::from_xml(xml).flavor;
-        let disks = (flavor.disk, flavor.ephemeral);
-        flavors.insert(uuid.to_string(), (hash, disks));
-        disks
+        *flavors.borrow_mut().derived(uuid, xml, || {
+            let flavor = DomainInfo::from_xml(xml).flavor;
+            (flavor.disk, flavor.ephemeral)
+        })
     })
 }
 

@@ -9,8 +9,6 @@ use pollen_sdk::discoverer::*;
 use pollen_sdk::nova::DomainInfo;
 use pollen_sdk::Recent;
 use std::cell::RefCell;
-use std::collections::hash_map::DefaultHasher;
-use std::hash::{Hash, Hasher};
 
 mod nova;
 
@@ -22,18 +20,7 @@ thread_local! {
 
 /// What the domain's XML says, from the cache when the XML is unchanged.
 fn domain_info(uuid: &str, xml: &str) -> DomainInfo {
-    let mut hasher = DefaultHasher::new();
-    xml.hash(&mut hasher);
-    let hash = hasher.finish();
-    KNOWN.with(|known| {
-        let mut known = known.borrow_mut();
-        if let Some((_, info)) = known.get(uuid).filter(|(seen, _)| *seen == hash) {
-            return info.clone();
-        }
-        let info = DomainInfo::from_xml(xml);
-        known.insert(uuid.to_string(), (hash, info.clone()));
-        info
-    })
+    KNOWN.with(|known| known.borrow_mut().derived(uuid, xml, || DomainInfo::from_xml(xml)).clone())
 }
 
 struct LocalInstances;
