@@ -40,10 +40,20 @@ start() {
     install_missing
     # QEMU runs as root here: no libvirt-qemu user needs access to /dev/kvm or the
     # disk images (a test machine, not a production host).
-    if ! grep -q '^user = "root"' /etc/libvirt/qemu.conf; then
-        as_root sed -i 's/^#\?user = .*/user = "root"/; s/^#\?group = .*/group = "root"/' /etc/libvirt/qemu.conf
+    # Some installs ship no qemu.conf at all (then the daemon's defaults apply).
+    local conf=/etc/libvirt/qemu.conf
+    if ! grep -qs '^user = "root"' "$conf"; then
+        if [ -f "$conf" ]; then
+            as_root sed -i 's/^#\?user = .*/user = "root"/; s/^#\?group = .*/group = "root"/' "$conf"
+        fi
+        grep -qs '^user = "root"' "$conf" || printf 'user = "root"\ngroup = "root"\n' | as_root tee -a "$conf" >/dev/null
         if pgrep -x libvirtd >/dev/null; then as_root pkill -x libvirtd; sleep 1; fi
     fi
+    # libvirtd resolves its built-in QEMU user before it reads qemu.conf: it must exist
+    # (libvirt-daemon-system creates it; a minimal install may not).
+    getent group libvirt-qemu >/dev/null || as_root groupadd --system libvirt-qemu
+    getent passwd libvirt-qemu >/dev/null || as_root useradd --system --no-create-home -g libvirt-qemu libvirt-qemu
+    as_root mkdir -p /var/log/libvirt/qemu /var/lib/libvirt/qemu /var/cache/libvirt/qemu
     pgrep -x virtlogd >/dev/null || as_root virtlogd -d
     pgrep -x libvirtd >/dev/null || as_root libvirtd -d
     for _ in $(seq 1 30); do answers && break; sleep 0.5; done
