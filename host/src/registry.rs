@@ -61,6 +61,10 @@ impl<T: PartialEq> Table<T> {
         self.entries.get(handle as usize).cloned().flatten()
     }
 
+    fn contains(&self, handle: u32) -> bool {
+        self.entries.get(handle as usize).is_some_and(Option::is_some)
+    }
+
     /// The handle for `key`, storing `value` under it if new or changed, used at `now`.
     fn upsert(&mut self, key: &str, value: T, now: u64) -> u32 {
         if let Some(&handle) = self.by_key.get(key) {
@@ -107,6 +111,18 @@ impl Registry {
     /// its own, those keys too); a changed owner or metadata replaces the stored one.
     pub fn intern_resource(&self, resource: Resource) -> ResourceHandle {
         let key = resource_key(&resource).into_owned();
+        self.intern_keyed(key, resource)
+    }
+
+    /// The handle of a resource made by a transformer from parts of others (another
+    /// owner or no metadata), kept apart from the resource of the same id: `variant`
+    /// says how it was made.
+    pub fn intern_derived(&self, resource: Resource, variant: &str) -> ResourceHandle {
+        let key = format!("{}\0derived\0{variant}", resource_key(&resource));
+        self.intern_keyed(key, resource)
+    }
+
+    fn intern_keyed(&self, key: String, resource: Resource) -> ResourceHandle {
         let now = self.now();
         {
             let table = read(&self.resources);
@@ -158,6 +174,14 @@ impl Registry {
     /// The resource behind a handle.
     pub fn resource(&self, handle: ResourceHandle) -> Option<Arc<Resource>> {
         read(&self.resources).get(handle)
+    }
+
+    /// Keeps the samples whose meter and resource handles resolve (what a transformer
+    /// returns is checked so); one lock per table for the whole batch.
+    pub fn retain_known(&self, samples: &mut Vec<crate::sample::Sample>) {
+        let meters = read(&self.meters);
+        let resources = read(&self.resources);
+        samples.retain(|s| meters.contains(s.meter) && resources.contains(s.resource));
     }
 
     /// Number of interned meters and (not evicted) resources.

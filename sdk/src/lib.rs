@@ -78,6 +78,8 @@ pub mod discoverer;
 
 pub mod transformer;
 
+pub mod expr;
+
 mod recent;
 pub use recent::Recent;
 

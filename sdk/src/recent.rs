@@ -1,6 +1,7 @@
 //! State a plugin keeps between calls, for values that are costly to make again or that
 //! the next reading is compared with (previous counters for deltas).
 
+use std::borrow::Borrow;
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -12,15 +13,16 @@ use std::hash::{Hash, Hasher};
 ///
 /// The agent polls a large host in several calls per cycle (250 instances each), so
 /// `forget_after` counts calls, not cycles: choose it with room (1000 is a few cycles of
-/// even a very large host).
+/// even a very large host). Keys are strings unless said otherwise (a transformer keys
+/// by meter and resource handles: `Recent<V, (u32, u32)>`).
 #[derive(Debug)]
-pub struct Recent<V> {
+pub struct Recent<V, K = String> {
     calls: u64,
     forget_after: u64,
-    entries: HashMap<String, (V, u64)>,
+    entries: HashMap<K, (V, u64)>,
 }
 
-impl<V> Recent<V> {
+impl<V, K: Hash + Eq> Recent<V, K> {
     /// An empty map that forgets entries unused for `forget_after` calls.
     pub fn new(forget_after: u64) -> Self {
         Self { calls: 0, forget_after, entries: HashMap::new() }
@@ -34,7 +36,10 @@ impl<V> Recent<V> {
     }
 
     /// The value under `key`, marked as used.
-    pub fn get(&mut self, key: &str) -> Option<&V> {
+    pub fn get<Q: Hash + Eq + ?Sized>(&mut self, key: &Q) -> Option<&V>
+    where
+        K: Borrow<Q>,
+    {
         let now = self.calls;
         self.entries.get_mut(key).map(|(value, used)| {
             *used = now;
@@ -43,8 +48,21 @@ impl<V> Recent<V> {
     }
 
     /// Puts `value` under `key`; returns the value it replaces.
-    pub fn insert(&mut self, key: String, value: V) -> Option<V> {
+    pub fn insert(&mut self, key: K, value: V) -> Option<V> {
         self.entries.insert(key, (value, self.calls)).map(|(old, _)| old)
+    }
+
+    /// Takes the value under `key` out.
+    pub fn remove<Q: Hash + Eq + ?Sized>(&mut self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+    {
+        self.entries.remove(key).map(|(value, _)| value)
+    }
+
+    /// Forgets everything.
+    pub fn clear(&mut self) {
+        self.entries.clear();
     }
 
     /// How many entries are kept.
@@ -82,7 +100,7 @@ mod tests {
 
     #[test]
     fn unused_entries_are_forgotten_used_ones_kept() {
-        let mut recent = Recent::new(2);
+        let mut recent: Recent<i32> = Recent::new(2);
         recent.next_call();
         recent.insert("a".into(), 1);
         recent.insert("b".into(), 2);

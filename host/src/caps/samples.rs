@@ -5,7 +5,7 @@ use crate::bindings::agent::pollen::plugin::samples::Host;
 use crate::bindings::types::{Meter as WitMeter, MeterType as WitMeterType, Value};
 use crate::convert;
 use crate::plugin::PluginState;
-use crate::sample::Meter;
+use crate::sample::{Meter, Resource};
 
 impl Host for PluginState {
     fn lookup_meter(&mut self, handle: u32) -> Option<WitMeter> {
@@ -31,5 +31,33 @@ impl Host for PluginState {
     fn lookup_metadata(&mut self, handle: u32, key: String) -> Option<Value> {
         let resource = self.context.registry.resource(handle)?;
         resource.metadata_value(&key).map(convert::json_to_value)
+    }
+
+    fn lookup_owner(&mut self, handle: u32) -> Option<(Option<String>, Option<String>)> {
+        let resource = self.context.registry.resource(handle)?;
+        Some((resource.user_id.clone(), resource.project_id.clone()))
+    }
+
+    fn derive_resource(
+        &mut self,
+        id_from: u32,
+        user_from: u32,
+        project_from: u32,
+        metadata_from: Option<u32>,
+    ) -> Option<u32> {
+        let registry = &self.context.registry;
+        let base = registry.resource(id_from)?;
+        let user_id = registry.resource(user_from)?.user_id.clone();
+        let project_id = registry.resource(project_from)?.project_id.clone();
+        let (metadata, extra) = match metadata_from {
+            Some(handle) => {
+                let source = registry.resource(handle)?;
+                (source.metadata.clone(), source.extra.clone())
+            }
+            None => (Default::default(), Vec::new()),
+        };
+        let variant = format!("{user_from}/{project_from}/{metadata_from:?}");
+        let derived = Resource { id: base.id.clone(), name: base.name.clone(), user_id, project_id, metadata, extra };
+        Some(registry.intern_derived(derived, &variant))
     }
 }

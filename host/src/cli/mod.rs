@@ -82,7 +82,7 @@ pub fn main() -> ExitCode {
         Err(error) => {
             eprintln!("pollen: {error:#}");
             if error.downcast_ref::<ConfigErrors>().is_some()
-                || matches!(error.downcast_ref::<BuildError>(), Some(BuildError::Plugins(_)))
+                || matches!(error.downcast_ref::<BuildError>(), Some(BuildError::Plugins(_) | BuildError::Config(_)))
             {
                 ExitCode::from(EXIT_CONFIG)
             } else {

@@ -57,6 +57,11 @@ pub(super) fn check(pipeline: &Pipeline) -> Vec<ConfigError> {
         if sink.publishers.is_empty() {
             fail(format!("sinks[{index}].publishers"), format!("sink `{}` has no publisher", sink.name));
         }
+        for (t, transformer) in sink.transformers.iter().enumerate() {
+            if let Err(message) = transformer.flat_parameters() {
+                fail(format!("sinks[{index}].transformers[{t}].parameters"), message);
+            }
+        }
         for (p, url) in sink.publishers.iter().enumerate() {
             if let Err(error) = PublisherConfig::parse(url) {
                 fail(format!("sinks[{index}].publishers[{p}]"), error.to_string());

@@ -9,7 +9,7 @@ mod error;
 mod model;
 
 pub use error::{ConfigError, ConfigErrors};
-pub use model::{Agent, Grant, Pipeline, PluginSettings, Sink, Source, DEFAULT_LIBVIRT_URI};
+pub use model::{Agent, Grant, Pipeline, PluginSettings, Sink, Source, TransformerConfig, DEFAULT_LIBVIRT_URI};
 
 use std::path::Path;
 

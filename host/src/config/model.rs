@@ -204,15 +204,72 @@ impl Source {
     }
 }
 
-/// A sink: where samples are published.
+/// A sink: what is computed from the samples sent to it, and where they are
+/// published.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Sink {
     /// Unique name.
     pub name: String,
+    /// Transformers the samples pass through, in order (Ceilometer's `transformers`;
+    /// an empty `transformers:` is none).
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub transformers: Vec<TransformerConfig>,
     /// Publisher URLs, e.g. `file:///var/log/pollen/samples.jsonl` or `stdout://`.
     #[serde(default)]
     pub publishers: Vec<String>,
+}
+
+/// One transformer of a sink: a transformer plugin and its parameters.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransformerConfig {
+    /// The plugin's name (its file's stem), e.g. `rate_of_change`.
+    pub name: String,
+    /// Its parameters, as Ceilometer writes them (`target: {name: cpu_util, ...}`).
+    #[serde(default)]
+    pub parameters: serde_yaml::Value,
+}
+
+impl TransformerConfig {
+    /// The parameters as the plugin reads them: nested keys joined by dots
+    /// (`target.name`), values as text. Errors name the keys that are lists.
+    pub fn flat_parameters(&self) -> Result<Vec<(String, String)>, String> {
+        let mut flat = Vec::new();
+        flatten("", &self.parameters, &mut flat)?;
+        Ok(flat)
+    }
+}
+
+fn flatten(prefix: &str, value: &serde_yaml::Value, out: &mut Vec<(String, String)>) -> Result<(), String> {
+    match value {
+        serde_yaml::Value::Mapping(mapping) => {
+            for (key, value) in mapping {
+                let Some(key) = scalar_text(key) else {
+                    return Err(format!("`{prefix}` has a key that is not text"));
+                };
+                let key = if prefix.is_empty() { key } else { format!("{prefix}.{key}") };
+                flatten(&key, value, out)?;
+            }
+            Ok(())
+        }
+        serde_yaml::Value::Null if prefix.is_empty() => Ok(()),
+        serde_yaml::Value::Tagged(tagged) => flatten(prefix, &tagged.value, out),
+        serde_yaml::Value::Sequence(_) => Err(format!("`{prefix}` is a list; transformer parameters are values or mappings")),
+        scalar => {
+            out.push((prefix.to_string(), scalar_text(scalar).unwrap_or_default()));
+            Ok(())
+        }
+    }
+}
+
+/// `key:` with nothing after it reads as an empty list.
+fn null_as_empty<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Ok(Option::<Vec<T>>::deserialize(deserializer)?.unwrap_or_default())
 }
 
 /// Shell-style glob (Ceilometer uses `fnmatch`): `*` any run, `?` any one character.

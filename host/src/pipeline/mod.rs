@@ -2,10 +2,11 @@
 //! ([`Agent`]), one polling cycle ([`cycle`]), and the schedule that runs cycles
 //! until shutdown ([`schedule`]).
 
+pub mod chain;
 pub mod cycle;
 pub mod schedule;
 
-use crate::config::Pipeline;
+use crate::config::{ConfigErrors, Pipeline};
 use crate::hypervisor::Hypervisor;
 use crate::plugin::{load_dir, EngineError, LoadError, Plugin, PluginEngine, PluginKind};
 use crate::publish::{PublishContext, PublishError, PublisherHandle};
@@ -22,6 +23,9 @@ pub enum BuildError {
     /// Plugins were refused.
     #[error("{} plugin file{} refused:\n  {}", .0.len(), if .0.len() == 1 { " was" } else { "s were" }, .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n  "))]
     Plugins(Vec<LoadError>),
+    /// A sink's transformers could not be made (unknown plugin, bad parameters).
+    #[error(transparent)]
+    Config(#[from] ConfigErrors),
     /// A publisher could not start.
     #[error(transparent)]
     Publisher(#[from] PublishError),
@@ -61,6 +65,8 @@ pub struct Agent {
     pub hypervisor: Arc<Hypervisor>,
     /// Interned meters and resources.
     pub registry: Arc<Registry>,
+    /// Each sink's transformer chain, by sink name.
+    pub chains: HashMap<String, Arc<chain::Chain>>,
 }
 
 impl Agent {
@@ -74,12 +80,27 @@ impl Agent {
         if !loaded.errors.is_empty() {
             return Err(BuildError::Plugins(loaded.errors));
         }
+        let plugins = Arc::new(PluginSet::new(loaded.plugins));
+        let mut chains = HashMap::new();
+        let mut problems = Vec::new();
+        for (index, sink) in pipeline.sinks.iter().enumerate() {
+            match chain::Chain::build(sink, index, &plugins, &pipeline.origin) {
+                Ok(built) => {
+                    chains.insert(sink.name.clone(), Arc::new(built));
+                }
+                Err(errors) => problems.extend(errors),
+            }
+        }
+        if !problems.is_empty() {
+            return Err(BuildError::Config(ConfigErrors(problems)));
+        }
         let hypervisor = Arc::new(Hypervisor::with_timeout(
             pipeline.agent.libvirt_uri.clone(),
             std::time::Duration::from_secs_f64(pipeline.agent.libvirt_timeout),
         ));
         Ok(Self {
-            plugins: Arc::new(PluginSet::new(loaded.plugins)),
+            plugins,
+            chains,
             engine: Arc::new(engine),
             hypervisor,
             registry,

@@ -6,6 +6,7 @@ use super::cycle::{run_cycle, CycleOutput};
 use super::Agent;
 use crate::config::Source;
 use crate::publish::{Batch, PublisherHandle};
+use crate::sample::Sample;
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::Arc;
@@ -66,6 +67,22 @@ pub async fn run(agent: Agent, shutdown: impl Future<Output = ()>) -> anyhow::Re
                 let _ = task.await;
                 tracing::error!("a cycle did not finish within {SHUTDOWN_DEADLINE:?}; it was cancelled");
             }
+        }
+    }
+    // What the transformers still hold goes out before the publishers stop.
+    for (name, chain) in &agent.chains {
+        if chain.is_empty() {
+            continue;
+        }
+        let (chain, registry) = (chain.clone(), agent.registry.clone());
+        let finished = tokio::task::spawn_blocking(move || chain.finish(&registry)).await;
+        match finished {
+            Ok(output) => {
+                let flushed = output.samples.len();
+                send(&agent, &sinks, name, output.samples);
+                tracing::info!(sink = %name, flushed, "transformers flushed");
+            }
+            Err(error) => tracing::error!(sink = %name, %error, "flushing the transformers failed"),
         }
     }
     let sinks = Arc::try_unwrap(sinks).map_err(|_| anyhow::anyhow!("publishers still in use at shutdown"))?;
@@ -137,7 +154,7 @@ async fn polling_task(
         }
         let started = Instant::now();
         let output = run_cycle(&agent.plugins, &agent.hypervisor, &agent.registry, &sources).await;
-        let samples = publish(&agent, &sinks, &sources, output);
+        let samples = publish(&agent, &sinks, &sources, output).await;
         let elapsed = started.elapsed();
         summary.cycles += 1;
         summary.samples += samples as u64;
@@ -158,24 +175,50 @@ async fn polling_task(
     summary
 }
 
-/// Hands each source's samples to the publishers of its sinks; returns how many.
-fn publish(agent: &Agent, sinks: &Sinks, sources: &[Source], output: CycleOutput) -> usize {
-    let mut total = 0;
-    for (source, samples) in sources.iter().zip(output.samples) {
-        if samples.is_empty() {
-            continue;
-        }
-        total += samples.len();
-        let batch = Arc::new(Batch {
-            samples,
-            registry: agent.registry.clone(),
-            source: Arc::from(agent.pipeline.agent.sample_source.as_str()),
-        });
-        for handle in source.sinks.iter().filter_map(|sink| sinks.get(sink)).flatten() {
-            handle.send(batch.clone());
+/// Hands a cycle's samples to each sink its sources name: through the sink's
+/// transformers, then to its publishers. Returns how many samples were published.
+async fn publish(agent: &Arc<Agent>, sinks: &Sinks, sources: &[Source], output: CycleOutput) -> usize {
+    let mut per_sink: BTreeMap<&str, Vec<Sample>> = BTreeMap::new();
+    for (source, samples) in sources.iter().zip(&output.samples) {
+        for sink in &source.sinks {
+            per_sink.entry(sink.as_str()).or_default().extend_from_slice(samples);
         }
     }
+    let mut total = 0;
+    for (sink, samples) in per_sink {
+        let samples = match agent.chains.get(sink).filter(|chain| !chain.is_empty()) {
+            Some(chain) => {
+                let (chain, registry) = (chain.clone(), agent.registry.clone());
+                match tokio::task::spawn_blocking(move || chain.run(samples, &registry)).await {
+                    Ok(output) => output.samples,
+                    Err(error) => {
+                        tracing::error!(sink, %error, "the transformer chain's task failed; this batch is lost for this sink");
+                        continue;
+                    }
+                }
+            }
+            None => samples,
+        };
+        total += send(agent, sinks, sink, samples);
+    }
     total
+}
+
+/// Sends samples to one sink's publishers; returns how many.
+fn send(agent: &Agent, sinks: &Sinks, sink: &str, samples: Vec<Sample>) -> usize {
+    let (Some(handles), false) = (sinks.get(sink), samples.is_empty()) else {
+        return 0;
+    };
+    let count = samples.len();
+    let batch = Arc::new(Batch {
+        samples,
+        registry: agent.registry.clone(),
+        source: Arc::from(agent.pipeline.agent.sample_source.as_str()),
+    });
+    for handle in handles {
+        handle.send(batch.clone());
+    }
+    count
 }
 
 /// One cycle over every source, whatever its interval (`pollen poll --once`).

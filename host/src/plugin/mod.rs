@@ -157,13 +157,26 @@ impl Plugin {
         })
     }
 
-    /// What a transformer held back.
-    pub fn flush(&self) -> Result<Vec<Sample>, PluginError> {
+    /// What a transformer held back; everything it holds when `shutdown`.
+    pub fn flush(&self, shutdown: bool) -> Result<Vec<Sample>, PluginError> {
         self.check_kind(PluginKind::Transformer)?;
         self.sandbox.call(None, |instance, store| match instance {
-            WorldInstance::Transformer(t) => t.pollen_plugin_transformer().call_flush(store),
+            WorldInstance::Transformer(t) => t.pollen_plugin_transformer().call_flush(store, shutdown),
             _ => unreachable!("kind checked above"),
         })
+    }
+
+    /// Another instance of this plugin, with its own state and these parameters
+    /// instead of the plugin's `params` (a sink's transformer). Nothing runs yet:
+    /// [`Plugin::start`] makes the instance.
+    pub fn with_params(&self, params: Vec<(String, String)>) -> Plugin {
+        Plugin { info: self.info.clone(), sandbox: self.sandbox.with_params(params) }
+    }
+
+    /// Makes the instance now rather than at the first call; a transformer reads and
+    /// checks its parameters then (its `configure`).
+    pub fn start(&self) -> Result<(), PluginError> {
+        self.sandbox.call(None, |_, _| Ok(Ok(())))
     }
 
     fn check_kind(&self, wanted: PluginKind) -> Result<(), PluginError> {

@@ -16,6 +16,7 @@ use wasmtime::component::InstancePre;
 use wasmtime::{Store, Trap};
 
 /// A world's pre-instantiated component.
+#[derive(Clone)]
 enum WorldPre {
     Pollster(PollsterPluginPre<PluginState>),
     Discoverer(DiscovererPluginPre<PluginState>),
@@ -66,6 +67,17 @@ impl Sandbox {
         })
     }
 
+    /// A sandbox for another instance of the same component, with other parameters.
+    pub(crate) fn with_params(&self, params: Vec<(String, String)>) -> Self {
+        Self {
+            context: PluginContext { params: params.into(), ..self.context.clone() },
+            pre: self.pre.clone(),
+            deadline_ticks: self.deadline_ticks,
+            engine: self.engine.clone(),
+            live: Mutex::new(None),
+        }
+    }
+
     /// The plugin's name.
     pub(crate) fn name(&self) -> &str {
         &self.context.name
@@ -111,10 +123,24 @@ impl Sandbox {
             WorldPre::Discoverer(pre) => pre.instantiate(&mut store).map(WorldInstance::Discoverer),
             WorldPre::Transformer(pre) => pre.instantiate(&mut store).map(WorldInstance::Transformer),
         };
-        match instance {
-            Ok(instance) => Ok(Live { store, instance, stderr_logged: 0 }),
-            Err(trap) => Err(self.classify(&trap, &store, "")),
+        let instance = match instance {
+            Ok(instance) => instance,
+            Err(trap) => return Err(self.classify(&trap, &store, "")),
+        };
+        let mut live = Live { store, instance, stderr_logged: 0 };
+        // A transformer reads its parameters once, on every new instance.
+        if let WorldInstance::Transformer(transformer) = &live.instance {
+            let configured = transformer.pollen_plugin_transformer().call_configure(&mut live.store);
+            let stderr = self.log_stderr(&mut live);
+            match configured {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => {
+                    return Err(PluginError::Reported { plugin: self.name().into(), message: describe_error(&error) })
+                }
+                Err(trap) => return Err(self.classify(&trap, &live.store, &stderr)),
+            }
         }
+        Ok(live)
     }
 
     /// What kind of failure a trap was; `stderr` (what the plugin printed during the

@@ -11,6 +11,10 @@ thread_local! {
 struct Echo;
 
 impl Transformer for Echo {
+    fn configure() -> Result<(), Error> {
+        Ok(())
+    }
+
     fn transform(batch: Vec<SampleRef>) -> Result<Vec<SampleRef>, Error> {
         let factor: f64 = match config::get("factor") {
             Some(text) => text.parse().map_err(|_| Error::BadConfig(format!("factor `{text}` is not a number")))?,
@@ -27,7 +31,7 @@ impl Transformer for Echo {
             .collect())
     }
 
-    fn flush() -> Result<Vec<SampleRef>, Error> {
+    fn flush(_shutdown: bool) -> Result<Vec<SampleRef>, Error> {
         let seen = SEEN.with(Cell::get);
         let meter = samples::intern_meter("test.seen", MeterType::Gauge, "sample");
         Ok(vec![SampleRef { meter, resource: 0, volume: seen as f64, timestamp: 0 }])

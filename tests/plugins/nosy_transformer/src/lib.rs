@@ -19,12 +19,16 @@ use pollen::plugin::types::{Error, SampleRef};
 struct Nosy;
 
 impl Guest for Nosy {
+    fn configure() -> Result<(), Error> {
+        Ok(())
+    }
+
     fn transform(batch: Vec<SampleRef>) -> Result<Vec<SampleRef>, Error> {
         let domains = pollen::plugin::hypervisor::list_domains().map(|d| d.len()).unwrap_or(0);
         Ok(batch.into_iter().map(|s| SampleRef { volume: domains as f64, ..s }).collect())
     }
 
-    fn flush() -> Result<Vec<SampleRef>, Error> {
+    fn flush(_shutdown: bool) -> Result<Vec<SampleRef>, Error> {
         Ok(Vec::new())
     }
 }
