@@ -204,7 +204,7 @@ fn an_unknown_key_is_an_error_with_its_place() {
 fn validate_accepts_the_shipped_pipeline() {
     let output = pollen(&["validate", "--config", "pipeline.yaml"], &repo());
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    assert!(String::from_utf8_lossy(&output.stdout).contains("valid (7 plugins"));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("valid (13 plugins"));
 }
 
 fn inspect(plugin: &Path) -> Value {

@@ -251,7 +251,7 @@ fn a_transformer_keeps_its_state_between_calls() {
     assert_eq!(out[2].timestamp, 3);
 
     echo.transform(&batch[..2]).expect("transforms");
-    let flushed = echo.flush().expect("flushes");
+    let flushed = echo.flush(false).expect("flushes");
     assert_eq!(flushed[0].volume, 5.0, "the instance kept its count across calls");
 }
 

@@ -137,7 +137,8 @@ impl Expr {
     pub fn meters(&self) -> Vec<&str> {
         let mut meters: Vec<&str> = Vec::new();
         for operand in self.operands() {
-            let (Operand::Volume { meter: Some(meter) } | Operand::Metadata { meter: Some(meter), .. }) = operand else {
+            let (Operand::Volume { meter: Some(meter) } | Operand::Metadata { meter: Some(meter), .. }) = operand
+            else {
                 continue;
             };
             if !meters.contains(&meter.as_str()) {
@@ -341,7 +342,9 @@ impl Parser {
 
     fn error_here(&self, expected: &str) -> ParseError {
         match self.peek() {
-            Some((token, offset)) => ParseError { message: format!("expected {expected}, found {}", token.describe()), offset },
+            Some((token, offset)) => {
+                ParseError { message: format!("expected {expected}, found {}", token.describe()), offset }
+            }
             None => ParseError { message: format!("expected {expected}, found the end"), offset: self.end },
         }
     }
@@ -523,13 +526,19 @@ mod tests {
             })
             .unwrap();
         assert_eq!(value, 25.0);
-        assert_eq!(Expr::parse("$(cpu).volume").unwrap().operands(), vec![&Operand::Volume { meter: Some("cpu".into()) }]);
+        assert_eq!(
+            Expr::parse("$(cpu).volume").unwrap().operands(),
+            vec![&Operand::Volume { meter: Some("cpu".into()) }]
+        );
     }
 
     #[test]
     fn failures_are_errors_not_panics() {
         assert_eq!(eval_with("volume / 0", 1.0, None).unwrap_err().0, "division by zero");
-        assert_eq!(eval_with("resource_metadata.cpu_number * 2", 1.0, None).unwrap_err().0, "resource_metadata.cpu_number is missing");
+        assert_eq!(
+            eval_with("resource_metadata.cpu_number * 2", 1.0, None).unwrap_err().0,
+            "resource_metadata.cpu_number is missing"
+        );
         assert!(eval_with("10 ** 400", 1.0, None).is_err(), "infinite");
         for (text, wanted) in [
             ("__import__('os')", "unexpected character `'`"),

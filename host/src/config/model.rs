@@ -255,7 +255,9 @@ fn flatten(prefix: &str, value: &serde_yaml::Value, out: &mut Vec<(String, Strin
         }
         serde_yaml::Value::Null if prefix.is_empty() => Ok(()),
         serde_yaml::Value::Tagged(tagged) => flatten(prefix, &tagged.value, out),
-        serde_yaml::Value::Sequence(_) => Err(format!("`{prefix}` is a list; transformer parameters are values or mappings")),
+        serde_yaml::Value::Sequence(_) => {
+            Err(format!("`{prefix}` is a list; transformer parameters are values or mappings"))
+        }
         scalar => {
             out.push((prefix.to_string(), scalar_text(scalar).unwrap_or_default()));
             Ok(())

@@ -156,7 +156,13 @@ impl Chain {
     }
 
     /// Keeps the well-formed samples a transformer returned.
-    fn checked(&self, step: &Plugin, mut samples: Vec<Sample>, registry: &Registry, output: &mut ChainOutput) -> Vec<Sample> {
+    fn checked(
+        &self,
+        step: &Plugin,
+        mut samples: Vec<Sample>,
+        registry: &Registry,
+        output: &mut ChainOutput,
+    ) -> Vec<Sample> {
         let before = samples.len();
         samples.retain(|s| s.volume.is_finite());
         registry.retain_known(&mut samples);

@@ -98,14 +98,7 @@ impl Agent {
             pipeline.agent.libvirt_uri.clone(),
             std::time::Duration::from_secs_f64(pipeline.agent.libvirt_timeout),
         ));
-        Ok(Self {
-            plugins,
-            chains,
-            engine: Arc::new(engine),
-            hypervisor,
-            registry,
-            pipeline,
-        })
+        Ok(Self { plugins, chains, engine: Arc::new(engine), hypervisor, registry, pipeline })
     }
 
     /// Starts every sink's publishers.

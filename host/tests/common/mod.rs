@@ -63,6 +63,14 @@ impl Workspace {
         std::fs::copy(plugin, self.plugin_dir().join(name)).expect("copy plugin");
     }
 
+    /// Makes the workspace's cache of compiled plugins one shared by every test (under
+    /// Cargo's target folder): each plugin is compiled once, not once per test.
+    pub fn share_compiled_cache(&self) {
+        let shared = Path::new(env!("CARGO_TARGET_TMPDIR")).join("compiled-plugins");
+        std::fs::create_dir_all(&shared).expect("shared cache folder");
+        std::os::unix::fs::symlink(&shared, self.path().join("cache")).expect("link the shared cache");
+    }
+
     /// Writes `pipeline.yaml` with an `agent` section pointing at this workspace
     /// (plugins, cache) followed by `rest`.
     pub fn write_pipeline(&self, agent_extra: &str, rest: &str) -> PathBuf {

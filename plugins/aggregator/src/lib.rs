@@ -130,7 +130,8 @@ impl Transformer for Aggregator {
 
 impl State {
     fn add(&mut self, sample: SampleRef) {
-        let (Some(meter), Some(resource_id)) = (self.lookups.meter(sample.meter), self.lookups.resource_id(sample.resource))
+        let (Some(meter), Some(resource_id)) =
+            (self.lookups.meter(sample.meter), self.lookups.resource_id(sample.resource))
         else {
             return;
         };

@@ -53,8 +53,10 @@ impl Transformer for Arithmetic {
         if meters.is_empty() {
             return Err(Error::BadConfig("`target.expr` must name at least one meter as `$(name)`".into()));
         }
-        if let Some(Operand::Volume { meter: None } | Operand::Metadata { meter: None, .. }) =
-            expr.operands().into_iter().find(|o| matches!(o, Operand::Volume { meter: None } | Operand::Metadata { meter: None, .. }))
+        if let Some(Operand::Volume { meter: None } | Operand::Metadata { meter: None, .. }) = expr
+            .operands()
+            .into_iter()
+            .find(|o| matches!(o, Operand::Volume { meter: None } | Operand::Metadata { meter: None, .. }))
         {
             return Err(Error::BadConfig(
                 "`target.expr`: say whose value: `$(meter)` or `$(meter).resource_metadata.KEY`, not a bare `volume` or `resource_metadata`".into(),
@@ -69,7 +71,13 @@ impl Transformer for Arithmetic {
         };
         params.finish()?;
         STATE.with(|slot| {
-            slot.set(State { target, lookups: Lookups::default(), cache: HashMap::new(), latest_timestamp: 0, cycles: 0 })
+            slot.set(State {
+                target,
+                lookups: Lookups::default(),
+                cache: HashMap::new(),
+                latest_timestamp: 0,
+                cycles: 0,
+            })
         });
         Ok(())
     }
@@ -126,15 +134,23 @@ impl State {
             });
             let reference = found[0];
             match (value, self.output_meter(reference.meter)) {
-                (Ok(volume), Some(meter)) => {
-                    out.push(SampleRef { meter, volume, resource: reference.resource, timestamp: self.latest_timestamp })
-                }
+                (Ok(volume), Some(meter)) => out.push(SampleRef {
+                    meter,
+                    volume,
+                    resource: reference.resource,
+                    timestamp: self.latest_timestamp,
+                }),
                 (Err(error), _) => failed = (failed.0 + 1, format!("{id}: {error}")),
                 (_, None) => {}
             }
         }
         if failed.0 > 0 {
-            log::warn(&format!("`{}` has no value for {} resources, e.g. {}", self.target.expr_text(), failed.0, failed.1));
+            log::warn(&format!(
+                "`{}` has no value for {} resources, e.g. {}",
+                self.target.expr_text(),
+                failed.0,
+                failed.1
+            ));
         }
         // A resource that stays incomplete (a meter it never reports) is forgotten.
         let cycles = self.cycles;

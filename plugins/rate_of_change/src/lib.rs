@@ -68,10 +68,16 @@ impl Transformer for RateOfChange {
         with_state(|state| {
             let dropped = std::mem::take(&mut state.dropped);
             if dropped.out_of_order > 0 {
-                log::warn(&format!("dropped {} samples older than the previous one of their series", dropped.out_of_order));
+                log::warn(&format!(
+                    "dropped {} samples older than the previous one of their series",
+                    dropped.out_of_order
+                ));
             }
             if dropped.unscalable > 0 {
-                log::warn(&format!("dropped {} samples whose scale has no value: {}", dropped.unscalable, dropped.last_error));
+                log::warn(&format!(
+                    "dropped {} samples whose scale has no value: {}",
+                    dropped.unscalable, dropped.last_error
+                ));
             }
             state.lookups.forget_resources();
             state.previous.next_call();

@@ -52,7 +52,10 @@ impl Transformer for UnitConversion {
     fn flush(_shutdown: bool) -> Result<Vec<SampleRef>, Error> {
         with_state(|state| {
             if state.unscalable > 0 {
-                log::warn(&format!("dropped {} samples whose scale has no value: {}", state.unscalable, state.last_error));
+                log::warn(&format!(
+                    "dropped {} samples whose scale has no value: {}",
+                    state.unscalable, state.last_error
+                ));
                 state.unscalable = 0;
             }
             state.lookups.forget_resources();

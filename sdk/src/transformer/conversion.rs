@@ -18,7 +18,7 @@ pub enum Mapping {
     Fixed(String),
     /// `regex` replaced by `replacement` (Rust's `${1}` form); kept where it does not
     /// match, as Python's `re.sub` does.
-    Regex(regex::Regex, String),
+    Regex(regex_lite::Regex, String),
 }
 
 impl Mapping {
@@ -38,7 +38,7 @@ impl Mapping {
         let to = params.text(&format!("target.map_to.{attr}"));
         match (from, to) {
             (Some(from), Some(to)) => {
-                let regex = regex::Regex::new(&from)
+                let regex = regex_lite::Regex::new(&from)
                     .map_err(|e| Error::BadConfig(format!("`source.map_from.{attr}`: `{from}` is not a regex: {e}")))?;
                 Ok(Mapping::Regex(regex, python_replacement(&to)))
             }

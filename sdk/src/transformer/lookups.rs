@@ -22,11 +22,7 @@ pub struct Lookups {
 impl Lookups {
     /// The meter behind a handle.
     pub fn meter(&self, handle: u32) -> Option<Rc<Meter>> {
-        self.meters
-            .borrow_mut()
-            .entry(handle)
-            .or_insert_with(|| samples::lookup_meter(handle).map(Rc::new))
-            .clone()
+        self.meters.borrow_mut().entry(handle).or_insert_with(|| samples::lookup_meter(handle).map(Rc::new)).clone()
     }
 
     /// The handle of a meter, interned by the host if new.
