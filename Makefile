@@ -41,7 +41,7 @@ run: setup build
 test: setup plugins test-plugins
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	$(CARGO) test -p pollen-host -p pollen-sdk --lib --tests
+	$(CARGO) test -p pollen-host -p pollen-sdk --features pollen-sdk/conversion,pollen-sdk/nova --lib --tests
 
 bench: setup plugins test-plugins
 	$(CARGO) bench -p pollen-host --bench core

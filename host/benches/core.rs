@@ -79,6 +79,64 @@ fn transformer_throughput(cache: &Path) {
     println!("transformer throughput (echo_transformer, one transformer, batch 1000): {rate:.0} samples/s");
 }
 
+/// Samples per second through a sink's chain of three Wasm transformers, batches of
+/// 1000 samples of 1000 instances, on one core: `unit_conversion` (a factor),
+/// `rate_of_change` (cpu_util, its scale reading `cpu_number` from the metadata),
+/// `unit_conversion` (an expression). Every sample passes all three, and the output
+/// is checked.
+fn chain_throughput(cache: &Path) {
+    let plugins = tempfile::tempdir().unwrap();
+    for name in ["unit_conversion", "rate_of_change"] {
+        std::fs::copy(plugin(&format!("plugins/dist/{name}.wasm")), plugins.path().join(format!("{name}.wasm")))
+            .unwrap();
+    }
+    let yaml = format!(
+        "agent:\n  plugin_dir: {}\n  cache_dir: {}\nsources:\n  - name: cpu\n    meters: [cpu]\n    sinks: [chain]\nsinks:\n  - name: chain\n    transformers:\n      - name: unit_conversion\n        parameters: {{target: {{scale: 2}}}}\n      - name: rate_of_change\n        parameters:\n          target: {{name: cpu_util, unit: '%', type: gauge, scale: '100.0 / (10**9 * (resource_metadata.cpu_number or 1))'}}\n      - name: unit_conversion\n        parameters: {{target: {{name: cpu_util.ratio, unit: '1', scale: 'volume / 100'}}}}\n    publishers: ['stdout://']\n",
+        plugins.path().display(),
+        cache.display()
+    );
+    let pipeline = config::parse(&yaml, Path::new("bench.yaml"), &repo()).expect("bench pipeline");
+    let agent = pollen_host::pipeline::Agent::build(pipeline).expect("agent");
+    let chain = agent.chains["chain"].clone();
+    let registry = agent.registry.clone();
+    let cpu = registry.intern_meter(Meter { name: "cpu".into(), kind: MeterType::Cumulative, unit: "ns".into() });
+    let resources: Vec<u32> = (0..1000)
+        .map(|i| {
+            let mut metadata = serde_json::Map::new();
+            metadata.insert("cpu_number".into(), (1 + i % 8).into());
+            registry.intern_resource(Resource { metadata: Arc::new(metadata), ..Resource::bare(&format!("vm-{i}")) })
+        })
+        .collect();
+    let batch = |round: i64| -> Vec<Sample> {
+        resources
+            .iter()
+            .map(|&resource| Sample {
+                meter: cpu,
+                resource,
+                volume: round as f64 * 1e9,
+                timestamp: 1_790_000_000_000_000_000 + round * 1_000_000_000,
+            })
+            .collect()
+    };
+    // Warm up: the first round only primes rate_of_change.
+    for round in 0..10 {
+        chain.run(batch(round), &registry);
+    }
+    let rounds = 2_000;
+    let inputs: Vec<Vec<Sample>> = (10..10 + rounds).map(batch).collect();
+    let started = Instant::now();
+    let mut out = 0;
+    for input in inputs {
+        let output = chain.run(input, &registry);
+        assert!(output.failures.is_empty() && output.malformed == 0);
+        out += output.samples.len();
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    assert_eq!(out, rounds as usize * resources.len(), "every sample makes it through");
+    let rate = out as f64 / elapsed;
+    println!("transformer chain (unit_conversion → rate_of_change → unit_conversion, batch 1000, one core): {rate:.0} samples/s");
+}
+
 /// Wall time of `pollen validate` on the shipped pipeline (loads every built-in
 /// plugin), with an empty compiled-component cache and then with a warm one.
 fn start_times(cache: &Path) {
@@ -311,14 +369,15 @@ fn publishing(cache: &Path) {
 
 fn main() {
     // `cargo bench -p pollen-host -- NAME` runs only the sections whose name contains
-    // NAME (`call`, `transformer`, `start`, `rss`, `encode`, `amqp-raw`, `publish`); `--bench` is cargo's.
+    // NAME (`call`, `transformer`, `chain`, `start`, `rss`, `encode`, `amqp-raw`, `publish`); `--bench` is cargo's.
     let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
     let wanted = |name: &str| filter.is_empty() || filter.iter().any(|f| name.contains(f.as_str()));
     let cache = tempfile::tempdir().unwrap();
     type Section = fn(&Path);
-    let sections: [(&str, Section); 7] = [
+    let sections: [(&str, Section); 8] = [
         ("call", pollster_call_overhead),
         ("transformer", transformer_throughput),
+        ("chain", chain_throughput),
         ("start", start_times),
         ("rss", run_rss),
         ("encode", encoding),

@@ -7,6 +7,9 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
+/// A resource's user id and project id.
+pub type Owner = (Option<String>, Option<String>);
+
 /// Caches of host lookups. Meters never change behind a handle, nor does a
 /// resource's id, so those are kept; metadata and owners may change, so
 /// [`Lookups::forget_resources`] drops them (call it in `flush`, once per cycle).
@@ -16,7 +19,7 @@ pub struct Lookups {
     interned: RefCell<HashMap<(String, u8, String), u32>>,
     resource_ids: RefCell<HashMap<u32, Option<Rc<str>>>>,
     metadata: RefCell<HashMap<u32, HashMap<String, Option<f64>>>>,
-    owners: RefCell<HashMap<u32, Option<(Option<String>, Option<String>)>>>,
+    owners: RefCell<HashMap<u32, Option<Owner>>>,
 }
 
 impl Lookups {
@@ -60,7 +63,7 @@ impl Lookups {
     }
 
     /// A resource's user and project ids.
-    pub fn owner(&self, handle: u32) -> Option<(Option<String>, Option<String>)> {
+    pub fn owner(&self, handle: u32) -> Option<Owner> {
         self.owners.borrow_mut().entry(handle).or_insert_with(|| samples::lookup_owner(handle)).clone()
     }
 

@@ -27,7 +27,7 @@ crate::helpers::log_helpers!();
 
 mod lookups;
 mod params;
-pub use lookups::Lookups;
+pub use lookups::{Lookups, Owner};
 pub use params::{meter_type_param, number_param, Params};
 
 #[cfg(feature = "conversion")]
