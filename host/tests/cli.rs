@@ -262,3 +262,94 @@ fn plugins_list_shows_each_plugin_and_why_one_is_refused() {
     assert!(stdout.contains("discoverer local_instances"), "{stdout}");
     assert!(stdout.contains("refused:") && stdout.contains("nosy_transformer.wasm"), "{stdout}");
 }
+
+/// Ceilometer's files, from `tests/data/ceilometer`.
+fn ceilometer(name: &str) -> std::path::PathBuf {
+    repo().join("tests/data/ceilometer").join(name)
+}
+
+#[test]
+fn ceilometers_shipped_files_load_and_only_gnocchi_is_refused() {
+    let dist = repo().join("plugins/dist");
+    for (polling, pipeline, gnocchi_sinks) in [
+        (Some("polling.yaml"), "pipeline.yaml", 1),
+        (Some("polling_all.yaml"), "pipeline.yaml", 1),
+        (None, "pipeline_with_transformers.yaml", 5),
+        (Some("polling.yaml"), "pipeline_with_transformers.yaml", 5),
+    ] {
+        let mut args = vec!["validate".to_string(), "--plugin-dir".into(), dist.display().to_string()];
+        if let Some(polling) = polling {
+            args.extend(["--polling".into(), ceilometer(polling).display().to_string()]);
+        }
+        args.extend(["--pipeline".into(), ceilometer(pipeline).display().to_string()]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let output = pollen(&args, &repo());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(78), "{pipeline}: {stderr}");
+        assert!(stderr.contains(&format!("{gnocchi_sinks} problem")), "{pipeline}: {stderr}");
+        assert_eq!(stderr.matches("publisher `gnocchi://`").count(), gnocchi_sinks, "{pipeline}: {stderr}");
+
+        // With another publisher, the same files are valid.
+        let workspace = Workspace::new(&[]);
+        let text = std::fs::read_to_string(ceilometer(pipeline)).unwrap().replace("gnocchi://", "stdout://");
+        let edited = workspace.path().join(pipeline);
+        std::fs::write(&edited, text).unwrap();
+        let mut args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        *args.last_mut().unwrap() = edited.display().to_string();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let output = pollen(&args, &repo());
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{pipeline}: {}", String::from_utf8_lossy(&output.stderr));
+        assert!(stdout.contains("valid (13 plugins"), "{stdout}");
+        if polling == Some("polling.yaml") {
+            assert!(stdout.contains("no loaded plugin provides `hardware.cpu.util`"), "{stdout}");
+        }
+        if polling.is_some() && pipeline.contains("transformers") {
+            assert!(stdout.contains("sources[1].interval: ignored"), "{stdout}");
+        }
+    }
+}
+
+#[test]
+fn ceilometer_files_run_with_their_transformers() {
+    let workspace = Workspace::new(&[]);
+    let out = workspace.path().join("samples.jsonl");
+    std::fs::write(
+        workspace.path().join("polling.yaml"),
+        "---\nsources:\n    - name: some_pollsters\n      interval: 1\n      meters:\n        - cpu\n        - memory.usage\n",
+    )
+    .unwrap();
+    let pipeline = std::fs::read_to_string(ceilometer("pipeline_with_transformers.yaml"))
+        .unwrap()
+        .replace("gnocchi://", &format!("file://{}", out.display()));
+    std::fs::write(workspace.path().join("pipeline.yaml"), pipeline).unwrap();
+    let dist = repo().join("plugins/dist");
+    let mut agent = Command::new(env!("CARGO_BIN_EXE_pollen"))
+        .args(["run", "--polling", "polling.yaml", "--pipeline", "pipeline.yaml", "--plugin-dir"])
+        .arg(&dist)
+        .current_dir(workspace.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("pollen run starts");
+    let has = |name: &str| std::fs::read_to_string(&out).is_ok_and(|t| t.contains(&format!("\"name\":\"{name}\"")));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !(has("cpu_util") && has("cpu.delta")) {
+        if let Some(status) = agent.try_wait().unwrap() {
+            panic!("pollen run exited early: {status}");
+        }
+        assert!(Instant::now() < deadline, "no cpu_util in {}", out.display());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(Command::new("kill").args(["-TERM", &agent.id().to_string()]).status().unwrap().success());
+    let output = agent.wait_with_output().expect("pollen run exits");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let samples = json_lines(&std::fs::read_to_string(&out).unwrap());
+    let cpu_util = samples.iter().find(|s| s["name"] == "cpu_util").unwrap();
+    assert_eq!((cpu_util["unit"].as_str(), cpu_util["type"].as_str()), (Some("%"), Some("gauge")));
+    let value = cpu_util["volume"].as_f64().unwrap();
+    assert!((0.0..=100.0).contains(&value), "{value}");
+    // memory.usage is polled but no pipeline source but meter_source takes it: raw only.
+    assert!(samples.iter().any(|s| s["name"] == "memory.usage"));
+    assert!(!samples.iter().any(|s| s["name"].as_str().is_some_and(|n| n.starts_with("memory.usage."))));
+}

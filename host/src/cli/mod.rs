@@ -9,7 +9,7 @@ mod validate;
 use crate::config::{self, ConfigErrors, Pipeline};
 use crate::pipeline::BuildError;
 use clap::{Args, Parser, Subcommand};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// Exit code for configuration errors (sysexits' EX_CONFIG).
@@ -42,23 +42,63 @@ enum Command {
 /// Where the configuration is, and overrides of it.
 #[derive(Args, Clone)]
 pub struct ConfigArgs {
-    /// The pipeline file.
-    #[arg(long, short, default_value = "pipeline.yaml")]
-    pub config: PathBuf,
+    /// Pollen's pipeline file (default `pipeline.yaml`); with `--polling` or
+    /// `--pipeline`, only its `agent` section is read.
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+    /// Ceilometer's `polling.yaml`: what is polled, how often.
+    #[arg(long)]
+    pub polling: Option<PathBuf>,
+    /// Ceilometer's `pipeline.yaml`: which meters go to which sinks (with their
+    /// transformers and publishers).
+    #[arg(long)]
+    pub pipeline: Option<PathBuf>,
     /// Hypervisor URI, overriding `agent.libvirt_uri` (e.g. `qemu:///system`).
     #[arg(long)]
     pub libvirt_uri: Option<String>,
+    /// Plugin directory, overriding `agent.plugin_dir`.
+    #[arg(long, env = "POLLEN_PLUGIN_DIR")]
+    pub plugin_dir: Option<PathBuf>,
 }
 
 impl ConfigArgs {
-    /// Loads the pipeline and applies the overrides.
+    /// Loads the configuration (Pollen's file, or Ceilometer's files) and applies the
+    /// overrides.
     pub fn load(&self) -> Result<Pipeline, ConfigErrors> {
-        let mut pipeline = config::load(&self.config)?;
+        let mut pipeline = if self.polling.is_some() || self.pipeline.is_some() {
+            let agent = match &self.config {
+                Some(path) => Some(agent_section(path)?),
+                None => None,
+            };
+            config::ceilometer::load(config::ceilometer::CeilometerFiles {
+                polling: self.polling.as_deref(),
+                pipeline: self.pipeline.as_deref(),
+                agent,
+            })?
+        } else {
+            config::load(self.config.as_deref().unwrap_or(Path::new("pipeline.yaml")))?
+        };
         if let Some(uri) = &self.libvirt_uri {
             pipeline.agent.libvirt_uri = uri.clone();
         }
+        if let Some(dir) = &self.plugin_dir {
+            pipeline.agent.plugin_dir = dir.clone();
+        }
         Ok(pipeline)
     }
+}
+
+/// The `agent` section of a Pollen file given beside Ceilometer's files; its sources
+/// and sinks would be ignored, so they are refused.
+fn agent_section(path: &Path) -> Result<config::Agent, ConfigErrors> {
+    let pollen = config::load(path)?;
+    if !pollen.sources.is_empty() || !pollen.sinks.is_empty() {
+        return Err(ConfigErrors::one(config::ConfigError::new(
+            path,
+            "with --polling or --pipeline, --config gives only the `agent` section; move its sources and sinks out (or drop --polling/--pipeline)",
+        )));
+    }
+    Ok(pollen.agent)
 }
 
 /// Runs the `pollen` command line.

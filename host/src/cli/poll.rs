@@ -22,7 +22,11 @@ pub struct PollArgs {
 /// if a plugin failed (its samples are missing; the others are printed).
 pub fn poll(args: &PollArgs) -> anyhow::Result<ExitCode> {
     debug_assert!(args.once);
-    let agent = Agent::build(args.config.load()?)?;
+    let pipeline = args.config.load()?;
+    for warning in &pipeline.warnings {
+        tracing::warn!("{warning}");
+    }
+    let agent = Agent::build(pipeline)?;
     let output = super::runtime()?.block_on(schedule::poll_once(&agent));
     let samples: Vec<_> = output.samples.into_iter().flatten().collect();
     let count = samples.len();

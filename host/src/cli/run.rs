@@ -7,6 +7,9 @@ use std::process::ExitCode;
 /// Builds the agent and polls until SIGINT or SIGTERM, then flushes and exits 0.
 pub fn run(args: &ConfigArgs) -> anyhow::Result<ExitCode> {
     let pipeline = args.load()?;
+    for warning in &pipeline.warnings {
+        tracing::warn!("{warning}");
+    }
     let agent = Agent::build(pipeline)?;
     tracing::info!(
         plugins = agent.plugins.all.len(),

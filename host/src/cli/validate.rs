@@ -3,13 +3,19 @@
 
 use super::ConfigArgs;
 use crate::pipeline::Agent;
+use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 /// Exits 0 if `pollen run` would start, else reports every problem (exit 78).
 pub fn validate(args: &ConfigArgs) -> anyhow::Result<ExitCode> {
     let pipeline = args.load()?;
+    for warning in &pipeline.warnings {
+        println!("warning: {warning}");
+    }
     let agent = Agent::build(pipeline)?;
-    for (index, source) in agent.pipeline.sources.iter().enumerate() {
+    // Meters no plugin provides: a warning per pattern, naming the sources that list it.
+    let mut unprovided: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for source in &agent.pipeline.sources {
         for pattern in source.meters.iter().filter(|m| !m.starts_with('!')) {
             let provided = agent
                 .plugins
@@ -17,12 +23,17 @@ pub fn validate(args: &ConfigArgs) -> anyhow::Result<ExitCode> {
                 .flat_map(|p| p.info.meters.iter())
                 .any(|spec| wildmatch::WildMatch::new(pattern).matches(&spec.meter.name));
             if !provided {
-                println!(
-                    "warning: {}: sources[{index}].meters: no loaded plugin provides `{pattern}` (a plugin may be added later)",
-                    agent.pipeline.origin.display()
-                );
+                unprovided.entry(pattern).or_default().push(&source.name);
             }
         }
+    }
+    for (pattern, sources) in unprovided {
+        println!(
+            "warning: {}: no loaded plugin provides `{pattern}` (source{} {}); a plugin may be added later",
+            agent.pipeline.origin.display(),
+            if sources.len() == 1 { "" } else { "s" },
+            sources.join(", ")
+        );
     }
     println!(
         "{}: valid ({} plugins, {} sources, {} sinks)",

@@ -4,6 +4,7 @@
 //! [`load`] reads and checks a file and reports every problem at once, each with its
 //! place in the file.
 
+pub mod ceilometer;
 mod check;
 mod error;
 mod model;

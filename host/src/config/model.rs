@@ -25,6 +25,10 @@ pub struct Pipeline {
     /// The file this was read from.
     #[serde(skip)]
     pub origin: PathBuf,
+    /// What was ignored while reading it (keys of Ceilometer's files Pollen has no use
+    /// for); `validate` prints them, `run` logs them.
+    #[serde(skip)]
+    pub warnings: Vec<super::ConfigError>,
 }
 
 /// The `agent` section.
@@ -186,6 +190,10 @@ pub struct Source {
     /// Names of the sinks that receive this source's samples.
     #[serde(default)]
     pub sinks: Vec<String>,
+    /// Meter patterns a sample must also match (from a Ceilometer pipeline source
+    /// paired with a polling source); empty: no further filter.
+    #[serde(skip)]
+    pub also_meters: Vec<String>,
 }
 
 fn default_interval() -> u64 {
@@ -196,12 +204,18 @@ impl Source {
     /// Whether this source selects `meter` (Ceilometer's rules: exclusions win; a
     /// list of only exclusions selects everything else).
     pub fn selects(&self, meter: &str) -> bool {
-        let (excluded, included): (Vec<&String>, Vec<&String>) = self.meters.iter().partition(|m| m.starts_with('!'));
-        if excluded.iter().any(|m| glob_match(&m[1..], meter)) {
-            return false;
-        }
-        included.is_empty() || included.iter().any(|m| glob_match(m, meter))
+        patterns_select(&self.meters, meter)
+            && (self.also_meters.is_empty() || patterns_select(&self.also_meters, meter))
     }
+}
+
+/// Whether Ceilometer's meter patterns select `meter`.
+fn patterns_select(patterns: &[String], meter: &str) -> bool {
+    let (excluded, included): (Vec<&String>, Vec<&String>) = patterns.iter().partition(|m| m.starts_with('!'));
+    if excluded.iter().any(|m| glob_match(&m[1..], meter)) {
+        return false;
+    }
+    included.is_empty() || included.iter().any(|m| glob_match(m, meter))
 }
 
 /// A sink: what is computed from the samples sent to it, and where they are
@@ -291,6 +305,7 @@ mod tests {
             discovery: vec![],
             resources: vec![],
             sinks: vec![],
+            also_meters: vec![],
         }
     }
 

@@ -1,0 +1,424 @@
+//! Ceilometer's own files, as they are: `polling.yaml` (what is polled, how often) and
+//! `pipeline.yaml` (which meters go to which sinks, their transformers and
+//! publishers), including the older pipeline files whose sources carry `interval`.
+//!
+//! They become one Pollen [`Pipeline`]:
+//! - `polling.yaml` and `pipeline.yaml`: one Pollen source per pair of a polling
+//!   source and a pipeline source, polling the polling source's meters at its
+//!   interval and sending those the pipeline source also selects to its sinks (the
+//!   cycle still polls each meter once);
+//! - `pipeline.yaml` alone: its sources are polled as they are (`interval` defaults
+//!   to 600 s, as in Ceilometer);
+//! - `polling.yaml` alone: what `ceilometer-polling` does, every sample to the
+//!   notification bus (`notifier://`).
+//!
+//! Keys Pollen has no use for are warned about, by key, and ignored; publisher URLs
+//! and transformers Pollen lacks are errors, as in a Pollen file. The agent's own
+//! settings come from a Pollen file's `agent` section if one is given, else from
+//! defaults that grant the hypervisor to the built-in compute plugins.
+
+use super::error::{ConfigError, ConfigErrors};
+use super::model::{Agent, Grant, Pipeline, PluginSettings, Sink, Source, TransformerConfig};
+use serde_yaml::Value;
+use std::path::{Path, PathBuf};
+
+/// The built-in plugins that read the hypervisor, granted it when no Pollen file
+/// gives the agent's settings.
+pub const COMPUTE_PLUGINS: &[&str] = &["local_instances", "cpu", "memory", "instance", "disk", "network", "perf"];
+
+/// Ceilometer's default polling interval for a pipeline source that names none.
+const DEFAULT_INTERVAL: u64 = 600;
+
+/// What to read.
+pub struct CeilometerFiles<'a> {
+    /// `polling.yaml`, if given.
+    pub polling: Option<&'a Path>,
+    /// `pipeline.yaml`, if given.
+    pub pipeline: Option<&'a Path>,
+    /// The agent's settings, if given (a Pollen file's `agent` section).
+    pub agent: Option<Agent>,
+}
+
+/// One Ceilometer file, parsed.
+struct Document {
+    path: PathBuf,
+    root: Value,
+}
+
+impl Document {
+    fn read(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|error| ConfigError::new(path, format!("cannot read the file: {error}")))?;
+        let root: Value = serde_yaml::from_str(&text).map_err(|error| ConfigError::from_yaml(path, &error))?;
+        Ok(Self { path: path.to_path_buf(), root })
+    }
+
+    /// The entries of a top-level list (`sources`, `sinks`).
+    fn list(&self, key: &str, problems: &mut Vec<ConfigError>) -> Vec<Value> {
+        match self.root.get(key) {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Sequence(items)) => items.clone(),
+            Some(_) => {
+                problems.push(ConfigError::at(&self.path, key, "must be a list"));
+                Vec::new()
+            }
+        }
+    }
+}
+
+/// Reads what an entry of a Ceilometer file holds, warning about keys it ignores.
+struct Entry<'a> {
+    value: &'a Value,
+    place: String,
+    file: &'a Path,
+}
+
+impl Entry<'_> {
+    fn text(&self, key: &str, problems: &mut Vec<ConfigError>) -> Option<String> {
+        match self.value.get(key) {
+            None | Some(Value::Null) => None,
+            Some(Value::String(text)) => Some(text.clone()),
+            Some(Value::Number(number)) => Some(number.to_string()),
+            Some(_) => {
+                problems.push(ConfigError::at(self.file, format!("{}.{key}", self.place), "must be text"));
+                None
+            }
+        }
+    }
+
+    fn texts(&self, key: &str, problems: &mut Vec<ConfigError>) -> Vec<String> {
+        match self.value.get(key) {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Sequence(items)) => items
+                .iter()
+                .enumerate()
+                .filter_map(|(index, item)| match item {
+                    Value::String(text) => Some(text.clone()),
+                    Value::Number(number) => Some(number.to_string()),
+                    _ => {
+                        let place = format!("{}.{key}[{index}]", self.place);
+                        problems.push(ConfigError::at(self.file, place, "must be text"));
+                        None
+                    }
+                })
+                .collect(),
+            Some(_) => {
+                problems.push(ConfigError::at(self.file, format!("{}.{key}", self.place), "must be a list"));
+                Vec::new()
+            }
+        }
+    }
+
+    fn interval(&self, problems: &mut Vec<ConfigError>) -> Option<u64> {
+        let value = self.value.get("interval")?;
+        match value.as_u64() {
+            Some(seconds) => Some(seconds),
+            None => {
+                let place = format!("{}.interval", self.place);
+                problems.push(ConfigError::at(self.file, place, "must be a whole number of seconds"));
+                None
+            }
+        }
+    }
+
+    /// Warns about every key but `known`.
+    fn warn_unknown(&self, known: &[&str], warnings: &mut Vec<ConfigError>) {
+        let Some(mapping) = self.value.as_mapping() else { return };
+        for key in mapping.keys() {
+            let key = key.as_str().unwrap_or("?");
+            if !known.contains(&key) {
+                warnings.push(ConfigError::at(
+                    self.file,
+                    format!("{}.{key}", self.place),
+                    format!("ignored: Pollen reads only {} here", known.join(", ")),
+                ));
+            }
+        }
+    }
+}
+
+/// A source as a Ceilometer file gives it.
+struct CeilometerSource {
+    name: String,
+    interval: Option<u64>,
+    meters: Vec<String>,
+    resources: Vec<String>,
+    discovery: Vec<String>,
+    sinks: Vec<String>,
+}
+
+fn sources(
+    document: &Document,
+    problems: &mut Vec<ConfigError>,
+    warnings: &mut Vec<ConfigError>,
+) -> Vec<CeilometerSource> {
+    let known = ["name", "interval", "meters", "resources", "discovery", "sinks"];
+    let mut found = Vec::new();
+    for (index, value) in document.list("sources", problems).iter().enumerate() {
+        let entry = Entry { value, place: format!("sources[{index}]"), file: &document.path };
+        if !value.is_mapping() {
+            problems.push(ConfigError::at(&document.path, entry.place, "must be a mapping with a name"));
+            continue;
+        }
+        entry.warn_unknown(&known, warnings);
+        let Some(name) = entry.text("name", problems) else {
+            problems.push(ConfigError::at(&document.path, format!("{}.name", entry.place), "is required"));
+            continue;
+        };
+        found.push(CeilometerSource {
+            name,
+            interval: entry.interval(problems),
+            meters: entry.texts("meters", problems),
+            resources: entry.texts("resources", problems),
+            discovery: entry.texts("discovery", problems),
+            sinks: entry.texts("sinks", problems),
+        });
+    }
+    found
+}
+
+fn sinks(document: &Document, problems: &mut Vec<ConfigError>, warnings: &mut Vec<ConfigError>) -> Vec<Sink> {
+    let mut found = Vec::new();
+    for (index, value) in document.list("sinks", problems).iter().enumerate() {
+        let entry = Entry { value, place: format!("sinks[{index}]"), file: &document.path };
+        if !value.is_mapping() {
+            problems.push(ConfigError::at(&document.path, entry.place, "must be a mapping with a name"));
+            continue;
+        }
+        entry.warn_unknown(&["name", "transformers", "publishers"], warnings);
+        let Some(name) = entry.text("name", problems) else {
+            problems.push(ConfigError::at(&document.path, format!("{}.name", entry.place), "is required"));
+            continue;
+        };
+        let transformers = match value.get("transformers") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(list) => match serde_yaml::from_value::<Vec<TransformerConfig>>(list.clone()) {
+                Ok(transformers) => transformers,
+                Err(error) => {
+                    let place = format!("{}.transformers", entry.place);
+                    problems.push(ConfigError::at(&document.path, place, error.to_string()));
+                    Vec::new()
+                }
+            },
+        };
+        found.push(Sink { name, transformers, publishers: entry.texts("publishers", problems) });
+    }
+    found
+}
+
+/// The agent settings used when no Pollen file gives them: the defaults, with the
+/// hypervisor granted to the built-in compute plugins.
+pub fn default_agent() -> Agent {
+    let mut agent = Agent::default();
+    for name in COMPUTE_PLUGINS {
+        agent
+            .plugins
+            .insert((*name).to_string(), PluginSettings { grants: vec![Grant::Hypervisor], ..Default::default() });
+    }
+    agent
+}
+
+/// Reads Ceilometer's files into one pipeline, with the warnings about what was
+/// ignored. Every problem of every file is reported at once.
+pub fn load(files: CeilometerFiles<'_>) -> Result<Pipeline, ConfigErrors> {
+    let (mut problems, mut warnings) = (Vec::new(), Vec::new());
+    let mut read =
+        |path: Option<&Path>| path.and_then(|path| Document::read(path).map_err(|error| problems.push(error)).ok());
+    let (polling, pipeline) = (read(files.polling), read(files.pipeline));
+    if !problems.is_empty() {
+        return Err(ConfigErrors(problems));
+    }
+    let origin = files.pipeline.or(files.polling).unwrap_or(Path::new("pipeline.yaml")).to_path_buf();
+    let mut result = Pipeline {
+        agent: files.agent.unwrap_or_else(default_agent),
+        sources: Vec::new(),
+        sinks: Vec::new(),
+        origin: origin.clone(),
+        warnings: Vec::new(),
+    };
+
+    for document in polling.iter().chain(pipeline.iter()) {
+        if document.root.is_sequence() {
+            problems.push(ConfigError::new(
+                &document.path,
+                "a list at the top is Ceilometer's pre-Liberty pipeline format; write it as `sources` and `sinks`",
+            ));
+        }
+    }
+    match (&polling, &pipeline) {
+        (Some(polling), Some(pipeline)) => {
+            let polled = sources(polling, &mut problems, &mut warnings);
+            for (index, source) in polled.iter().enumerate() {
+                if !source.sinks.is_empty() {
+                    warnings.push(ConfigError::at(
+                        &polling.path,
+                        format!("sources[{index}].sinks"),
+                        "ignored: with a pipeline file, its sources say where samples go",
+                    ));
+                }
+            }
+            let routes = sources(pipeline, &mut problems, &mut warnings);
+            for (index, route) in routes.iter().enumerate() {
+                for (key, set) in [
+                    ("interval", route.interval.is_some()),
+                    ("resources", !route.resources.is_empty()),
+                    ("discovery", !route.discovery.is_empty()),
+                ] {
+                    if set {
+                        warnings.push(ConfigError::at(
+                            &pipeline.path,
+                            format!("sources[{index}].{key}"),
+                            "ignored: with a polling file, its sources say what is polled and how often",
+                        ));
+                    }
+                }
+            }
+            for source in &polled {
+                for route in &routes {
+                    result.sources.push(Source {
+                        name: format!("{}/{}", source.name, route.name),
+                        interval: source.interval.unwrap_or(DEFAULT_INTERVAL),
+                        meters: source.meters.clone(),
+                        also_meters: route.meters.clone(),
+                        discovery: source.discovery.clone(),
+                        resources: source.resources.clone(),
+                        sinks: route.sinks.clone(),
+                    });
+                }
+            }
+            result.sinks = sinks(pipeline, &mut problems, &mut warnings);
+        }
+        (None, Some(pipeline)) => {
+            for source in sources(pipeline, &mut problems, &mut warnings) {
+                result.sources.push(Source {
+                    name: source.name,
+                    interval: source.interval.unwrap_or(DEFAULT_INTERVAL),
+                    meters: source.meters,
+                    also_meters: Vec::new(),
+                    discovery: source.discovery,
+                    resources: source.resources,
+                    sinks: source.sinks,
+                });
+            }
+            result.sinks = sinks(pipeline, &mut problems, &mut warnings);
+        }
+        (Some(polling), None) => {
+            for source in sources(polling, &mut problems, &mut warnings) {
+                result.sources.push(Source {
+                    name: source.name,
+                    interval: source.interval.unwrap_or(DEFAULT_INTERVAL),
+                    meters: source.meters,
+                    also_meters: Vec::new(),
+                    discovery: source.discovery,
+                    resources: source.resources,
+                    sinks: vec!["notifier".into()],
+                });
+            }
+            result.sinks = vec![Sink {
+                name: "notifier".into(),
+                transformers: Vec::new(),
+                publishers: vec!["notifier://".into()],
+            }];
+            warnings.push(ConfigError::new(
+                &polling.path,
+                "no pipeline file: every sample goes to the notification bus (`notifier://`), as ceilometer-polling does",
+            ));
+        }
+        (None, None) => problems.push(ConfigError::new(&origin, "give --polling, --pipeline or both")),
+    }
+    // A pipeline source that no polling source feeds is not an error here: Ceilometer
+    // accepts it (its meters may come from notifications).
+    result.sinks.retain(|sink| {
+        let used = result.sources.iter().any(|s| s.sinks.contains(&sink.name));
+        if !used {
+            warnings.push(ConfigError::new(&origin, format!("sink `{}` receives nothing; ignored", sink.name)));
+        }
+        used
+    });
+    problems.extend(super::check::check(&result));
+    if !problems.is_empty() {
+        return Err(ConfigErrors(problems));
+    }
+    result.warnings = warnings;
+    Ok(result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn polling_and_pipeline_sources_pair_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let polling = write(
+            dir.path(),
+            "polling.yaml",
+            "sources:\n  - name: fast\n    interval: 60\n    meters: [cpu, memory.usage]\n    discovery: [local_instances]\n    extra_key: 1\n  - name: slow\n    interval: 600\n    meters: ['disk.*']\n",
+        );
+        let pipeline = write(
+            dir.path(),
+            "pipeline.yaml",
+            "sources:\n  - name: all\n    meters: ['*']\n    sinks: [raw]\n  - name: cpu\n    interval: 5\n    meters: [cpu]\n    sinks: [util]\nsinks:\n  - name: raw\n    publishers: ['stdout://']\n  - name: util\n    transformers:\n      - name: rate_of_change\n        parameters:\n          target: {name: cpu_util, scale: '100.0 / 10**9'}\n    publishers: ['stdout://']\n    retry: 3\n",
+        );
+        let loaded = load(CeilometerFiles { polling: Some(&polling), pipeline: Some(&pipeline), agent: None }).unwrap();
+        let sources: Vec<(&str, u64, bool, bool)> = loaded
+            .sources
+            .iter()
+            .map(|s| (s.name.as_str(), s.interval, s.selects("cpu"), s.selects("disk.device.read.bytes")))
+            .collect();
+        assert_eq!(
+            sources,
+            vec![
+                ("fast/all", 60, true, false),
+                ("fast/cpu", 60, true, false),
+                ("slow/all", 600, false, true),
+                ("slow/cpu", 600, false, false),
+            ]
+        );
+        assert_eq!(loaded.sources[0].discovery, vec!["local_instances"]);
+        assert_eq!(loaded.sources[1].sinks, vec!["util"]);
+        let util = &loaded.sinks[1];
+        assert_eq!(util.transformers[0].name, "rate_of_change");
+        assert!(util.transformers[0].flat_parameters().unwrap().contains(&("target.name".into(), "cpu_util".into())));
+        let warnings: Vec<String> = loaded.warnings.iter().map(ToString::to_string).collect();
+        assert!(warnings.iter().any(|w| w.contains("polling.yaml: sources[0].extra_key: ignored")), "{warnings:?}");
+        assert!(warnings.iter().any(|w| w.contains("pipeline.yaml: sources[1].interval: ignored")), "{warnings:?}");
+        assert!(warnings.iter().any(|w| w.contains("pipeline.yaml: sinks[1].retry: ignored")), "{warnings:?}");
+        assert!(loaded.agent.plugin("cpu").grants.contains(&Grant::Hypervisor), "compute plugins granted by default");
+    }
+
+    #[test]
+    fn a_polling_file_alone_publishes_to_the_notification_bus() {
+        let dir = tempfile::tempdir().unwrap();
+        let polling =
+            write(dir.path(), "polling.yaml", "sources:\n  - name: all\n    interval: 300\n    meters: ['*']\n");
+        let loaded = load(CeilometerFiles { polling: Some(&polling), pipeline: None, agent: None }).unwrap();
+        assert_eq!(loaded.sources[0].sinks, vec!["notifier"]);
+        assert_eq!(loaded.sinks[0].publishers, vec!["notifier://"]);
+    }
+
+    #[test]
+    fn problems_are_reported_with_file_and_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let bad_yaml = write(dir.path(), "pipeline.yaml", "sources:\n  - name: a\n   meters: [x]\n");
+        let errors = load(CeilometerFiles { polling: None, pipeline: Some(&bad_yaml), agent: None }).unwrap_err();
+        assert!(errors.0[0].location.is_some(), "{errors}");
+        let legacy = write(dir.path(), "old.yaml", "- name: meter_pipeline\n  interval: 600\n");
+        let errors = load(CeilometerFiles { polling: None, pipeline: Some(&legacy), agent: None }).unwrap_err();
+        assert!(errors.to_string().contains("pre-Liberty"), "{errors}");
+        let unnamed = write(
+            dir.path(),
+            "unnamed.yaml",
+            "sources:\n  - meters: [cpu]\n    sinks: [s]\nsinks:\n  - name: s\n    publishers: ['kafka://x']\n",
+        );
+        let errors =
+            load(CeilometerFiles { polling: None, pipeline: Some(&unnamed), agent: None }).unwrap_err().to_string();
+        assert!(errors.contains("sources[0].name: is required"), "{errors}");
+    }
+}
