@@ -353,3 +353,156 @@ fn ceilometer_files_run_with_their_transformers() {
     assert!(samples.iter().any(|s| s["name"] == "memory.usage"));
     assert!(!samples.iter().any(|s| s["name"].as_str().is_some_and(|n| n.starts_with("memory.usage."))));
 }
+
+/// A `pollen run` in a workspace, publishing to `out`.
+struct Running {
+    child: std::process::Child,
+    out: std::path::PathBuf,
+}
+
+impl Running {
+    fn start(workspace: &Workspace, extra: &[&str], out: std::path::PathBuf) -> Self {
+        let child = Command::new(env!("CARGO_BIN_EXE_pollen"))
+            .args(["run", "--config", "pipeline.yaml"])
+            .args(extra)
+            .current_dir(workspace.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("pollen run starts");
+        Self { child, out }
+    }
+
+    fn samples(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.out).map(|text| json_lines(&text)).unwrap_or_default()
+    }
+
+    fn count(&self, name: &str) -> usize {
+        self.samples().iter().filter(|s| s["name"] == name).count()
+    }
+
+    /// Waits (at most a minute) until `done` holds for the samples written so far.
+    fn wait_for(&mut self, what: &str, done: impl Fn(&[Value]) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !done(&self.samples()) {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("pollen run exited early ({status}) waiting for {what}");
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn signal(&self, name: &str) {
+        assert!(Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success());
+    }
+
+    /// SIGTERM, then the exit status must be 0; returns stderr.
+    fn stop(self) -> String {
+        self.signal("TERM");
+        let output = self.child.wait_with_output().expect("pollen run exits");
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(output.status.success(), "exit {:?}: {stderr}", output.status);
+        stderr
+    }
+}
+
+fn file_sink(out: &Path) -> String {
+    format!("sinks:\n  - name: out\n    publishers: ['file://{}']\n", out.display())
+}
+
+#[test]
+fn sighup_reload_adds_and_removes_plugins_while_running() {
+    let workspace = Workspace::new(&[builtin("local_instances"), builtin("cpu")]);
+    let out = workspace.path().join("samples.jsonl");
+    let all = "sources:\n  - name: compute\n    interval: 1\n    meters: ['*']\n    sinks: [out]\n";
+    workspace.write_pipeline(&grants(&["local_instances", "cpu"]), &format!("{all}{}", file_sink(&out)));
+    let mut agent = Running::start(&workspace, &[], out);
+    agent.wait_for("cpu samples", |s| s.iter().any(|s| s["name"] == "cpu"));
+
+    // A new plugin, granted in the new configuration: loaded without a restart.
+    workspace.add_plugin(&builtin("memory"));
+    workspace
+        .write_pipeline(&grants(&["local_instances", "cpu", "memory"]), &format!("{all}{}", file_sink(&agent.out)));
+    agent.signal("HUP");
+    agent.wait_for("memory.usage samples", |s| s.iter().any(|s| s["name"] == "memory.usage"));
+
+    // A removed plugin: unloaded, its meter no longer polled.
+    std::fs::remove_file(workspace.plugin_dir().join("cpu.wasm")).unwrap();
+    agent.signal("HUP");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let cpu = agent.count("cpu");
+        let memory = agent.count("memory.usage");
+        std::thread::sleep(Duration::from_millis(2500));
+        if agent.count("cpu") == cpu {
+            assert!(agent.count("memory.usage") > memory, "polling goes on after the reload");
+            break;
+        }
+        assert!(Instant::now() < deadline, "cpu is still polled after its plugin was removed");
+    }
+    let stderr = agent.stop();
+    assert!(stderr.contains("configuration reloaded plugins=3"), "{stderr}");
+    assert!(stderr.contains("configuration reloaded plugins=2"), "{stderr}");
+    assert!(stderr.contains("reloads=2"), "{stderr}");
+}
+
+#[test]
+fn an_invalid_reload_keeps_the_running_pipeline() {
+    let workspace = builtin_workspace();
+    let out = workspace.path().join("samples.jsonl");
+    workspace.write_pipeline(&grants(&["local_instances", "cpu", "memory"]), &format!("{COMPUTE}{}", file_sink(&out)));
+    let mut agent = Running::start(&workspace, &[], out);
+    agent.wait_for("samples", |s| !s.is_empty());
+    std::fs::write(workspace.path().join("pipeline.yaml"), "sources:\n  - name: [broken\n").unwrap();
+    agent.signal("HUP");
+    std::thread::sleep(Duration::from_millis(500));
+    let before = agent.samples().len();
+    agent.wait_for("more samples after the refused reload", |s| s.len() >= before + 4);
+    let stderr = agent.stop();
+    assert!(stderr.contains("the new configuration is refused; the running one is kept"), "{stderr}");
+    assert!(stderr.contains("pipeline.yaml:2:"), "the error says where: {stderr}");
+    assert!(stderr.contains("reloads=0"), "{stderr}");
+}
+
+#[test]
+fn watch_reloads_when_the_pipeline_file_changes() {
+    let workspace = builtin_workspace();
+    let out = workspace.path().join("samples.jsonl");
+    let grants = grants(&["local_instances", "cpu", "memory"]);
+    let only_cpu = "sources:\n  - name: compute\n    interval: 1\n    meters: [cpu]\n    sinks: [out]\n";
+    workspace.write_pipeline(&grants, &format!("{only_cpu}{}", file_sink(&out)));
+    let mut agent = Running::start(&workspace, &["--watch"], out);
+    agent.wait_for("cpu samples", |s| s.iter().any(|s| s["name"] == "cpu"));
+    assert_eq!(agent.count("memory.usage"), 0);
+    workspace.write_pipeline(&grants, &format!("{COMPUTE}{}", file_sink(&agent.out)));
+    agent.wait_for("memory.usage after the file changed", |s| s.iter().any(|s| s["name"] == "memory.usage"));
+    let stderr = agent.stop();
+    assert!(stderr.contains("configuration or plugin files changed"), "{stderr}");
+}
+
+#[test]
+fn sigterm_flushes_what_transformers_hold() {
+    let workspace = Workspace::new(&[builtin("local_instances"), builtin("cpu"), builtin("accumulator")]);
+    let raw = workspace.path().join("raw.jsonl");
+    let held = workspace.path().join("held.jsonl");
+    workspace.write_pipeline(
+        &grants(&["local_instances", "cpu"]),
+        &format!(
+            "sources:\n  - name: compute\n    interval: 1\n    meters: [cpu]\n    sinks: [raw, held]\nsinks:\n  - name: raw\n    publishers: ['file://{}']\n  - name: held\n    transformers:\n      - name: accumulator\n        parameters: {{size: 1000}}\n    publishers: ['file://{}']\n",
+            raw.display(),
+            held.display()
+        ),
+    );
+    let mut agent = Running::start(&workspace, &[], raw);
+    agent.wait_for("two cycles", |s| s.len() >= 2);
+    assert_eq!(std::fs::read_to_string(&held).unwrap_or_default().lines().count(), 0, "held back below size");
+    agent.stop();
+    let raw_count = std::fs::read_to_string(workspace.path().join("raw.jsonl")).unwrap().lines().count();
+    let held_samples = json_lines(&std::fs::read_to_string(&held).expect("flushed at shutdown"));
+    assert_eq!(held_samples.len(), raw_count, "everything the accumulator held went out at SIGTERM");
+}

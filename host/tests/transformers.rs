@@ -344,3 +344,34 @@ fn what_a_transformer_returns_is_checked() {
     let output = agent.chains["out"].finish(&agent.registry);
     assert_eq!((output.samples.len(), output.malformed), (0, 1));
 }
+
+#[test]
+fn a_reload_keeps_unchanged_transformers_with_their_state_and_replaces_changed_ones() {
+    let plugins: Vec<_> = TRANSFORMERS.iter().map(|name| builtin(name)).collect();
+    let workspace = Workspace::new(&plugins);
+    workspace.share_compiled_cache();
+    let sinks = |scale: &str| {
+        format!(
+            "sources:\n  - name: s\n    meters: ['*']\n    sinks: [util, mem]\nsinks:\n  - name: util\n    transformers:\n      - name: rate_of_change\n        parameters: {{target: {{name: cpu_util, scale: '{scale}'}}}}\n    publishers: ['stdout://']\n  - name: mem\n    transformers:\n{MEMORY_UTIL}    publishers: ['stdout://']\n"
+        )
+    };
+    let path = workspace.write_pipeline("", &sinks("100.0 / 10**9"));
+    let agent = Agent::build(config::load(&path).unwrap()).unwrap();
+    let registry = agent.registry.clone();
+    let cpu = meter(&registry, "cpu", MeterType::Cumulative, "ns");
+    let vm = instance(&registry, "vm-1", None);
+    agent.chains["util"].run(vec![at(cpu, vm, 0.0, 0)], &registry);
+
+    let same = agent.rebuild(config::load(&path).unwrap()).unwrap();
+    assert!(Arc::ptr_eq(&same.chains["util"], &agent.chains["util"]), "an unchanged sink keeps its chain");
+    assert!(Arc::ptr_eq(&same.registry, &agent.registry));
+    let out = same.chains["util"].run(vec![at(cpu, vm, 10e9, 10)], &registry);
+    assert_eq!(out.samples.len(), 1, "the kept chain remembers the sample before the reload");
+
+    let path = workspace.write_pipeline("", &sinks("1.0 / 10**9"));
+    let changed = same.rebuild(config::load(&path).unwrap()).unwrap();
+    assert!(!Arc::ptr_eq(&changed.chains["util"], &same.chains["util"]), "new parameters: a new instance");
+    assert!(Arc::ptr_eq(&changed.chains["mem"], &same.chains["mem"]), "the other sink is kept");
+    let fresh = changed.chains["util"].run(vec![at(cpu, vm, 20e9, 20)], &registry);
+    assert!(fresh.samples.is_empty(), "a replaced transformer starts clean: a first sample again");
+}

@@ -28,8 +28,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the agent: poll every source at its interval until SIGINT or SIGTERM.
-    Run(ConfigArgs),
+    /// Run the agent: poll every source at its interval until SIGINT or SIGTERM;
+    /// SIGHUP reloads the configuration and the plugin directory.
+    Run(run::RunArgs),
     /// Poll every source once and print the samples as JSON lines on stdout.
     Poll(poll::PollArgs),
     /// Check the pipeline file and the plugin directory, then exit (0, or 78 with every problem).

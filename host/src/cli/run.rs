@@ -2,28 +2,65 @@
 
 use super::ConfigArgs;
 use crate::pipeline::{schedule, Agent};
+use clap::Args;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::{Duration, SystemTime};
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::mpsc;
+
+/// `pollen run`'s arguments.
+#[derive(Args, Clone)]
+pub struct RunArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Reload when the configuration files or the plugin directory change (checked
+    /// every 2 s), as on SIGHUP.
+    #[arg(long)]
+    watch: bool,
+}
+
+/// How often `--watch` looks at the files.
+const WATCH_EVERY: Duration = Duration::from_secs(2);
 
 /// Builds the agent and polls until SIGINT or SIGTERM, then flushes and exits 0.
-pub fn run(args: &ConfigArgs) -> anyhow::Result<ExitCode> {
-    let pipeline = args.load()?;
+/// SIGHUP (and, with `--watch`, a changed file) reloads the configuration.
+pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
+    let pipeline = args.config.load()?;
     for warning in &pipeline.warnings {
         tracing::warn!("{warning}");
     }
+    let plugin_dir = pipeline.agent.plugin_dir.clone();
     let agent = Agent::build(pipeline)?;
     tracing::info!(
         plugins = agent.plugins.all.len(),
         libvirt_uri = %agent.hypervisor.uri(),
         "pollen started"
     );
-    let summary = super::runtime()?.block_on(schedule::run(agent, shutdown_signal()))?;
-    tracing::info!(cycles = summary.cycles, samples = summary.samples, overruns = summary.overruns, "pollen stopped");
+    let config = args.config.clone();
+    let load: schedule::LoadConfig = Box::new(move || config.load());
+    let watched = args.watch.then(|| watched_paths(&args.config, plugin_dir));
+    let summary = super::runtime()?.block_on(async move {
+        let (reload, reloads) = mpsc::channel(4);
+        tokio::spawn(reload_on_sighup(reload.clone()));
+        if let Some(paths) = watched {
+            tokio::spawn(reload_on_change(paths, reload));
+        }
+        schedule::run(agent, shutdown_signal(), reloads, load).await
+    })?;
+    tracing::info!(
+        cycles = summary.cycles,
+        samples = summary.samples,
+        overruns = summary.overruns,
+        reloads = summary.reloads,
+        "pollen stopped"
+    );
     Ok(ExitCode::SUCCESS)
 }
 
 /// Resolves on SIGINT or SIGTERM.
 async fn shutdown_signal() {
-    let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+    let mut terminate = match signal(SignalKind::terminate()) {
         Ok(signal) => signal,
         Err(error) => {
             tracing::error!(%error, "cannot listen for SIGTERM; only SIGINT stops the agent");
@@ -35,4 +72,84 @@ async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
         _ = terminate.recv() => tracing::info!("SIGTERM received"),
     }
+}
+
+/// Asks for a reload on each SIGHUP.
+async fn reload_on_sighup(reload: mpsc::Sender<()>) {
+    let mut hangup = match signal(SignalKind::hangup()) {
+        Ok(signal) => signal,
+        Err(error) => {
+            tracing::error!(%error, "cannot listen for SIGHUP; the configuration is not reloaded on it");
+            return;
+        }
+    };
+    while hangup.recv().await.is_some() {
+        tracing::info!("SIGHUP received");
+        if reload.send(()).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// The configuration files and the plugin directory.
+fn watched_paths(config: &ConfigArgs, plugin_dir: PathBuf) -> Vec<PathBuf> {
+    let mut paths: Vec<PathBuf> =
+        [&config.config, &config.polling, &config.pipeline].into_iter().flatten().cloned().collect();
+    if paths.is_empty() {
+        paths.push(PathBuf::from("pipeline.yaml"));
+    }
+    paths.push(plugin_dir);
+    paths
+}
+
+/// Asks for a reload when what `paths` hold changes and then stays the same for one
+/// more look (a file being copied in is not read half-written).
+async fn reload_on_change(paths: Vec<PathBuf>, reload: mpsc::Sender<()>) {
+    let mut seen = stamp(&paths);
+    let mut changed: Option<Vec<Stamp>> = None;
+    let mut ticker = tokio::time::interval(WATCH_EVERY);
+    ticker.tick().await;
+    loop {
+        ticker.tick().await;
+        let now = stamp(&paths);
+        match &changed {
+            Some(previous) if *previous == now => {
+                tracing::info!("configuration or plugin files changed");
+                if reload.send(()).await.is_err() {
+                    return;
+                }
+                seen = now;
+                changed = None;
+            }
+            _ if now != seen => changed = Some(now),
+            _ => changed = None,
+        }
+    }
+}
+
+/// A file's path, size and modification time.
+type Stamp = (PathBuf, u64, Option<SystemTime>);
+
+/// The stamps of `paths`, and of the `*.wasm` files of those that are folders.
+fn stamp(paths: &[PathBuf]) -> Vec<Stamp> {
+    let one = |path: &Path| -> Stamp {
+        let metadata = std::fs::metadata(path).ok();
+        (path.to_path_buf(), metadata.as_ref().map_or(0, |m| m.len()), metadata.and_then(|m| m.modified().ok()))
+    };
+    let mut stamps = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+                .into_iter()
+                .flatten()
+                .filter_map(|entry| entry.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|ext| ext == "wasm"))
+                .collect();
+            files.sort();
+            stamps.extend(files.iter().map(|f| one(f)));
+        } else {
+            stamps.push(one(path));
+        }
+    }
+    stamps
 }

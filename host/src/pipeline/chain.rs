@@ -9,7 +9,7 @@
 //! batch for this sink (logged and counted), never the agent or the other sinks.
 
 use super::PluginSet;
-use crate::config::{ConfigError, Sink};
+use crate::config::{ConfigError, Sink, TransformerConfig};
 use crate::plugin::{Plugin, PluginError, PluginKind};
 use crate::registry::Registry;
 use crate::sample::Sample;
@@ -19,6 +19,9 @@ use std::sync::Mutex;
 /// The transformers of one sink.
 pub struct Chain {
     sink: String,
+    /// What the chain was made from: the sink's transformers and the fingerprints of
+    /// their plugins (a reload keeps a chain, and its state, while both are the same).
+    made_of: (Vec<TransformerConfig>, Vec<u64>),
     steps: Vec<Plugin>,
     /// Batches pass through the whole chain one at a time, in order.
     running: Mutex<()>,
@@ -81,10 +84,27 @@ impl Chain {
             steps.push(instance);
         }
         if problems.is_empty() {
-            Ok(Chain { sink: sink.name.clone(), steps, running: Mutex::new(()) })
+            let fingerprints = steps.iter().map(|step| step.fingerprint).collect();
+            Ok(Chain {
+                sink: sink.name.clone(),
+                made_of: (sink.transformers.clone(), fingerprints),
+                steps,
+                running: Mutex::new(()),
+            })
         } else {
             Err(problems)
         }
+    }
+
+    /// Whether this chain is what `sink` asks for with these plugins: the same
+    /// transformers, parameters and plugin files.
+    pub fn is_made_of(&self, sink: &Sink, plugins: &PluginSet) -> bool {
+        let fingerprints: Option<Vec<u64>> = sink
+            .transformers
+            .iter()
+            .map(|t| plugins.all.iter().find(|p| p.name() == t.name).map(|p| p.fingerprint))
+            .collect();
+        self.made_of.0 == sink.transformers && fingerprints.as_ref() == Some(&self.made_of.1)
     }
 
     /// Whether the chain has no transformer (samples pass as they are).

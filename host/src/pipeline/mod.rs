@@ -41,8 +41,7 @@ pub struct PluginSet {
 
 impl PluginSet {
     /// Sorts loaded plugins by role.
-    pub fn new(plugins: Vec<Plugin>) -> Self {
-        let all: Vec<Arc<Plugin>> = plugins.into_iter().map(Arc::new).collect();
+    pub fn new(all: Vec<Arc<Plugin>>) -> Self {
         let discoverers = all.iter().filter_map(|p| p.info.discoverer.clone().map(|name| (name, p.clone()))).collect();
         Self { all, discoverers }
     }
@@ -70,12 +69,33 @@ pub struct Agent {
 }
 
 impl Agent {
-    /// Loads the plugin directory. Every refused plugin is an error: the agent does not
-    /// start with a plugin directory it cannot fully account for.
+    /// Loads the plugin directory and makes each sink's transformers. Every refused
+    /// plugin is an error: the agent does not start with a plugin directory it cannot
+    /// fully account for.
     pub fn build(pipeline: Pipeline) -> Result<Self, BuildError> {
-        let engine = PluginEngine::new(pipeline.agent.cache_dir())?;
-        let registry = Arc::new(Registry::new());
-        let loaded = load_dir(&engine, &pipeline.agent.plugin_dir, &pipeline.agent, &registry)
+        let engine = Arc::new(PluginEngine::new(pipeline.agent.cache_dir())?);
+        Self::assemble(pipeline, engine, Arc::new(Registry::new()), None)
+    }
+
+    /// The agent a new configuration describes (a reload), keeping what did not
+    /// change: the registry, plugins whose file and settings are the same (with
+    /// their state), sinks whose transformers are the same (with theirs), and the
+    /// hypervisor connection if its URI and timeout are the same.
+    pub fn rebuild(&self, pipeline: Pipeline) -> Result<Self, BuildError> {
+        if pipeline.agent.cache_dir() != self.pipeline.agent.cache_dir() {
+            tracing::warn!("agent.cache_dir changed: the new folder is used after a restart");
+        }
+        Self::assemble(pipeline, self.engine.clone(), self.registry.clone(), Some(self))
+    }
+
+    fn assemble(
+        pipeline: Pipeline,
+        engine: Arc<PluginEngine>,
+        registry: Arc<Registry>,
+        previous: Option<&Agent>,
+    ) -> Result<Self, BuildError> {
+        let kept_plugins = previous.map_or(&[][..], |p| p.plugins.all.as_slice());
+        let loaded = load_dir(&engine, &pipeline.agent.plugin_dir, &pipeline.agent, &registry, kept_plugins)
             .map_err(|e| BuildError::Plugins(vec![e]))?;
         if !loaded.errors.is_empty() {
             return Err(BuildError::Plugins(loaded.errors));
@@ -84,6 +104,11 @@ impl Agent {
         let mut chains = HashMap::new();
         let mut problems = Vec::new();
         for (index, sink) in pipeline.sinks.iter().enumerate() {
+            let kept = previous.and_then(|p| p.chains.get(&sink.name)).filter(|chain| chain.is_made_of(sink, &plugins));
+            if let Some(chain) = kept {
+                chains.insert(sink.name.clone(), chain.clone());
+                continue;
+            }
             match chain::Chain::build(sink, index, &plugins, &pipeline.origin) {
                 Ok(built) => {
                     chains.insert(sink.name.clone(), Arc::new(built));
@@ -94,11 +119,18 @@ impl Agent {
         if !problems.is_empty() {
             return Err(BuildError::Config(ConfigErrors(problems)));
         }
-        let hypervisor = Arc::new(Hypervisor::with_timeout(
-            pipeline.agent.libvirt_uri.clone(),
-            std::time::Duration::from_secs_f64(pipeline.agent.libvirt_timeout),
-        ));
-        Ok(Self { plugins, chains, engine: Arc::new(engine), hypervisor, registry, pipeline })
+        let same_hypervisor = |p: &&Agent| {
+            p.pipeline.agent.libvirt_uri == pipeline.agent.libvirt_uri
+                && p.pipeline.agent.libvirt_timeout == pipeline.agent.libvirt_timeout
+        };
+        let hypervisor = match previous.filter(same_hypervisor) {
+            Some(previous) => previous.hypervisor.clone(),
+            None => Arc::new(Hypervisor::with_timeout(
+                pipeline.agent.libvirt_uri.clone(),
+                std::time::Duration::from_secs_f64(pipeline.agent.libvirt_timeout),
+            )),
+        };
+        Ok(Self { plugins, chains, engine, hypervisor, registry, pipeline })
     }
 
     /// Starts every sink's publishers.

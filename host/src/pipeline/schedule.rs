@@ -4,14 +4,15 @@
 
 use super::cycle::{run_cycle, CycleOutput};
 use super::Agent;
-use crate::config::Source;
-use crate::publish::{Batch, PublisherHandle};
+use crate::config::{ConfigErrors, Pipeline, Source};
+use crate::publish::{Batch, PublishContext, PublisherHandle};
 use crate::sample::Sample;
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 
 /// How long shutdown waits for a cycle in progress, then for each publisher.
@@ -29,69 +30,227 @@ pub struct RunSummary {
     pub samples: u64,
     /// Cycles that took longer than their interval (the next one started late).
     pub overruns: u64,
+    /// Configurations reloaded.
+    pub reloads: u64,
 }
 
-/// Polls until `shutdown` resolves, then lets the cycles in progress finish, flushes
-/// every publisher and returns.
-pub async fn run(agent: Agent, shutdown: impl Future<Output = ()>) -> anyhow::Result<RunSummary> {
-    let sinks = Arc::new(agent.start_publishers().await?);
-    let (stop, stopped) = watch::channel(false);
-    let mut by_interval: BTreeMap<u64, Vec<Source>> = BTreeMap::new();
-    for source in &agent.pipeline.sources {
-        by_interval.entry(source.interval).or_default().push(source.clone());
-    }
-    let eviction = resource_lifetime(by_interval.keys().copied());
-    let agent = Arc::new(agent);
-    let mut tasks = Vec::new();
-    for (interval, sources) in by_interval {
-        tracing::info!(interval, sources = sources.len(), "polling task started");
-        tasks.push(tokio::spawn(polling_task(agent.clone(), sinks.clone(), interval, sources, stopped.clone())));
-    }
-    tasks.push(tokio::spawn(evicting_task(agent.clone(), eviction, stopped.clone())));
+/// Reads the configuration again (for a reload).
+pub type LoadConfig = Box<dyn Fn() -> Result<Pipeline, ConfigErrors> + Send + Sync>;
 
-    shutdown.await;
-    tracing::info!("shutting down: finishing cycles in progress, then flushing publishers");
-    let _ = stop.send(true);
+/// Polls until `shutdown` resolves, then lets the cycles in progress finish, flushes
+/// every sink's transformers and publishers, and returns.
+///
+/// Each message on `reloads` (SIGHUP, `--watch`) reads the configuration again with
+/// `load` and, if it is valid, switches to it: the cycles in progress finish, plugins
+/// and sinks that did not change are kept with their state, transformers that are
+/// replaced are flushed first, publishers whose URL is kept keep their queue, and the
+/// others are flushed and stopped. An invalid configuration is refused with its
+/// errors and the running one kept.
+pub async fn run(
+    agent: Agent,
+    shutdown: impl Future<Output = ()>,
+    mut reloads: mpsc::Receiver<()>,
+    load: LoadConfig,
+) -> anyhow::Result<RunSummary> {
+    let mut sinks = Arc::new(agent.start_publishers().await?);
+    let mut agent = Arc::new(agent);
+    let mut running = Tasks::start(&agent, &sinks);
     let mut summary = RunSummary::default();
-    for mut task in tasks {
-        match tokio::time::timeout(SHUTDOWN_DEADLINE, &mut task).await {
-            Ok(Ok(done)) => {
-                summary.cycles += done.cycles;
-                summary.samples += done.samples;
-                summary.overruns += done.overruns;
-            }
-            Ok(Err(error)) => tracing::error!(%error, "a polling task failed"),
-            Err(_) => {
-                task.abort();
-                // Waiting for the cancelled task releases its hold on the publishers.
-                let _ = task.await;
-                tracing::error!("a cycle did not finish within {SHUTDOWN_DEADLINE:?}; it was cancelled");
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            Some(()) = reloads.recv() => {
+                let Some((next, started)) = prepare_reload(&agent, &load).await else { continue };
+                running.stop(&mut summary).await;
+                sinks = Arc::new(switch_sinks(&agent, &next, sinks, started).await?);
+                agent = Arc::new(next);
+                running = Tasks::start(&agent, &sinks);
+                summary.reloads += 1;
+                tracing::info!(plugins = agent.plugins.all.len(), sources = agent.pipeline.sources.len(),
+                    sinks = agent.pipeline.sinks.len(), "configuration reloaded");
             }
         }
     }
+    tracing::info!("shutting down: finishing cycles in progress, then flushing transformers and publishers");
+    running.stop(&mut summary).await;
     // What the transformers still hold goes out before the publishers stop.
     for (name, chain) in &agent.chains {
-        if chain.is_empty() {
-            continue;
-        }
-        let (chain, registry) = (chain.clone(), agent.registry.clone());
-        let finished = tokio::task::spawn_blocking(move || chain.finish(&registry)).await;
-        match finished {
-            Ok(output) => {
-                let flushed = output.samples.len();
-                send(&agent, &sinks, name, output.samples);
-                tracing::info!(sink = %name, flushed, "transformers flushed");
-            }
-            Err(error) => tracing::error!(sink = %name, %error, "flushing the transformers failed"),
-        }
+        flush_chain(&agent, &sinks, name, chain.clone()).await;
     }
     let sinks = Arc::try_unwrap(sinks).map_err(|_| anyhow::anyhow!("publishers still in use at shutdown"))?;
     for handle in sinks.into_values().flatten() {
-        let url = handle.url().to_string();
-        let delivery = handle.shutdown(SHUTDOWN_DEADLINE).await;
-        tracing::info!(publisher = %url, sent = delivery.sent, dropped = delivery.dropped, "publisher stopped");
+        stop_publisher(handle).await;
     }
     Ok(summary)
+}
+
+/// The polling tasks of one configuration, and how to stop them.
+struct Tasks {
+    stop: watch::Sender<bool>,
+    handles: Vec<JoinHandle<RunSummary>>,
+}
+
+impl Tasks {
+    /// One polling task per interval, and the evicting task.
+    fn start(agent: &Arc<Agent>, sinks: &Arc<Sinks>) -> Self {
+        let (stop, stopped) = watch::channel(false);
+        let mut by_interval: BTreeMap<u64, Vec<Source>> = BTreeMap::new();
+        for source in &agent.pipeline.sources {
+            by_interval.entry(source.interval).or_default().push(source.clone());
+        }
+        let eviction = resource_lifetime(by_interval.keys().copied());
+        let mut handles = Vec::new();
+        for (interval, sources) in by_interval {
+            tracing::info!(interval, sources = sources.len(), "polling task started");
+            handles.push(tokio::spawn(polling_task(agent.clone(), sinks.clone(), interval, sources, stopped.clone())));
+        }
+        handles.push(tokio::spawn(evicting_task(agent.clone(), eviction, stopped)));
+        Self { stop, handles }
+    }
+
+    /// Lets the cycles in progress finish (cancelling one that takes longer than the
+    /// shutdown deadline) and adds what the tasks did to `summary`.
+    async fn stop(self, summary: &mut RunSummary) {
+        let _ = self.stop.send(true);
+        for mut task in self.handles {
+            match tokio::time::timeout(SHUTDOWN_DEADLINE, &mut task).await {
+                Ok(Ok(done)) => {
+                    summary.cycles += done.cycles;
+                    summary.samples += done.samples;
+                    summary.overruns += done.overruns;
+                }
+                Ok(Err(error)) => tracing::error!(%error, "a polling task failed"),
+                Err(_) => {
+                    task.abort();
+                    // Waiting for the cancelled task releases its hold on the publishers.
+                    let _ = task.await;
+                    tracing::error!("a cycle did not finish within {SHUTDOWN_DEADLINE:?}; it was cancelled");
+                }
+            }
+        }
+    }
+}
+
+/// Publishers started for a new configuration: by sink, by URL.
+type StartedPublishers = HashMap<(String, String), PublisherHandle>;
+
+/// Reads and builds the new configuration, and starts the publishers it adds; `None`
+/// (with every error logged) if any of that fails: the running configuration stays.
+async fn prepare_reload(agent: &Arc<Agent>, load: &LoadConfig) -> Option<(Agent, StartedPublishers)> {
+    tracing::info!("reloading the configuration and the plugin directory");
+    let pipeline = match load() {
+        Ok(pipeline) => pipeline,
+        Err(errors) => {
+            tracing::error!("the new configuration is refused; the running one is kept: {errors}");
+            return None;
+        }
+    };
+    for warning in &pipeline.warnings {
+        tracing::warn!("{warning}");
+    }
+    let current = agent.clone();
+    let next = match tokio::task::spawn_blocking(move || current.rebuild(pipeline)).await {
+        Ok(Ok(next)) => next,
+        Ok(Err(error)) => {
+            tracing::error!("the new configuration is refused; the running one is kept: {error}");
+            return None;
+        }
+        Err(error) => {
+            tracing::error!(%error, "reloading failed; the running configuration is kept");
+            return None;
+        }
+    };
+    let context = PublishContext { telemetry_secret: next.pipeline.agent.telemetry_secret() };
+    let mut started = StartedPublishers::new();
+    for sink in &next.pipeline.sinks {
+        for url in &sink.publishers {
+            if is_kept(agent, &next, &sink.name, url) {
+                continue;
+            }
+            match PublisherHandle::start(url, &context).await {
+                Ok(handle) => {
+                    started.insert((sink.name.clone(), url.clone()), handle);
+                }
+                Err(error) => {
+                    tracing::error!("the new configuration is refused; the running one is kept: {error}");
+                    for handle in started.into_values() {
+                        stop_publisher(handle).await;
+                    }
+                    return None;
+                }
+            }
+        }
+    }
+    Some((next, started))
+}
+
+/// Whether a sink's publisher carries over to the new configuration as it runs.
+fn is_kept(current: &Agent, next: &Agent, sink: &str, url: &str) -> bool {
+    let same_secret = current.pipeline.agent.telemetry_secret() == next.pipeline.agent.telemetry_secret();
+    same_secret && current.pipeline.sinks.iter().any(|s| s.name == sink && s.publishers.iter().any(|u| u == url))
+}
+
+/// Moves from the current sinks to the next ones: transformer chains that are not
+/// kept are flushed into their publishers, publishers that are kept move over with
+/// their queue, new ones join, and the rest are flushed and stopped.
+async fn switch_sinks(
+    current: &Arc<Agent>,
+    next: &Agent,
+    sinks: Arc<Sinks>,
+    mut started: StartedPublishers,
+) -> anyhow::Result<Sinks> {
+    for (name, chain) in &current.chains {
+        let kept = next.chains.get(name).is_some_and(|n| Arc::ptr_eq(n, chain));
+        if !kept {
+            flush_chain(current, &sinks, name, chain.clone()).await;
+        }
+    }
+    let mut old = Arc::try_unwrap(sinks).map_err(|_| anyhow::anyhow!("publishers still in use during a reload"))?;
+    let mut new = Sinks::new();
+    for sink in &next.pipeline.sinks {
+        let mut handles = Vec::with_capacity(sink.publishers.len());
+        for url in &sink.publishers {
+            let kept = is_kept(current, next, &sink.name, url)
+                .then(|| {
+                    old.get_mut(&sink.name)
+                        .and_then(|list| list.iter().position(|h| h.url() == url).map(|i| list.remove(i)))
+                })
+                .flatten();
+            match kept.or_else(|| started.remove(&(sink.name.clone(), url.clone()))) {
+                Some(handle) => handles.push(handle),
+                None => tracing::error!(sink = %sink.name, publisher = %url, "publisher missing after a reload"),
+            }
+        }
+        new.insert(sink.name.clone(), handles);
+    }
+    for handle in old.into_values().flatten().chain(started.into_values()) {
+        stop_publisher(handle).await;
+    }
+    Ok(new)
+}
+
+/// Sends what a sink's transformers hold to its publishers (at shutdown, or when a
+/// reload replaces them).
+async fn flush_chain(agent: &Agent, sinks: &Sinks, name: &str, chain: Arc<super::chain::Chain>) {
+    if chain.is_empty() {
+        return;
+    }
+    let registry = agent.registry.clone();
+    match tokio::task::spawn_blocking(move || chain.finish(&registry)).await {
+        Ok(output) => {
+            let flushed = send(agent, sinks, name, output.samples);
+            tracing::info!(sink = %name, flushed, "transformers flushed");
+        }
+        Err(error) => tracing::error!(sink = %name, %error, "flushing the transformers failed"),
+    }
+}
+
+/// Flushes a publisher's queue and stops it.
+async fn stop_publisher(handle: PublisherHandle) {
+    let url = handle.url().to_string();
+    let delivery = handle.shutdown(SHUTDOWN_DEADLINE).await;
+    tracing::info!(publisher = %url, sent = delivery.sent, dropped = delivery.dropped, "publisher stopped");
 }
 
 /// A random delay between 0 and `jitter` seconds.

@@ -18,19 +18,21 @@ use std::sync::Arc;
 /// The plugins of a directory, and the files that were refused.
 pub struct LoadedDir {
     /// Loaded plugins, in file-name order.
-    pub plugins: Vec<Plugin>,
+    pub plugins: Vec<Arc<Plugin>>,
     /// Refused files, each with its reason.
     pub errors: Vec<LoadError>,
 }
 
 /// Loads every `*.wasm` file of `dir`. A refused file does not stop the others, and
 /// a later plugin that conflicts with an earlier one (same meter, same discoverer
-/// name) is refused.
+/// name) is refused. A plugin of `previous` whose file and settings are unchanged is
+/// kept as it is, with its instance and state (a reload).
 pub fn load_dir(
     engine: &PluginEngine,
     dir: &Path,
     agent: &Agent,
     registry: &Arc<Registry>,
+    previous: &[Arc<Plugin>],
 ) -> Result<LoadedDir, LoadError> {
     let entries = std::fs::read_dir(dir).map_err(|source| LoadError::Read { path: dir.to_path_buf(), source })?;
     let mut files: Vec<PathBuf> = entries
@@ -43,7 +45,16 @@ pub fn load_dir(
     let mut meters: BTreeMap<String, String> = BTreeMap::new();
     let mut discoverers: BTreeMap<String, String> = BTreeMap::new();
     for path in files {
-        let plugin = match load_file(engine, &path, agent, registry) {
+        let loaded_file =
+            std::fs::read(&path).map_err(|source| LoadError::Read { path: path.clone(), source }).and_then(|bytes| {
+                let name = plugin_name(&path);
+                let fingerprint = fingerprint(&bytes, &name, agent);
+                match previous.iter().find(|p| p.info.name == name && p.fingerprint == fingerprint) {
+                    Some(unchanged) => Ok(unchanged.clone()),
+                    None => load_bytes(engine, &path, &bytes, agent, registry).map(Arc::new),
+                }
+            });
+        let plugin = match loaded_file {
             Ok(plugin) => plugin,
             Err(error) => {
                 loaded.errors.push(error);
@@ -88,13 +99,42 @@ pub fn load_file(
     registry: &Arc<Registry>,
 ) -> Result<Plugin, LoadError> {
     let bytes = std::fs::read(path).map_err(|source| LoadError::Read { path: path.to_path_buf(), source })?;
-    check_header(path, &bytes)?;
-    let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    load_bytes(engine, path, &bytes, agent, registry)
+}
+
+/// A plugin's name: its file's stem.
+fn plugin_name(path: &Path) -> String {
+    path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+/// What decides whether a loaded plugin is still the one a file and the settings
+/// describe: the file's bytes and everything the pipeline says of the plugin.
+fn fingerprint(bytes: &[u8], name: &str, agent: &Agent) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    bytes.hash(&mut hasher);
+    format!("{:?}", agent.plugin(name)).hash(&mut hasher);
+    agent.memory_limit(name).hash(&mut hasher);
+    agent.call_timeout(name).hash(&mut hasher);
+    hasher.finish()
+}
+
+/// Loads a plugin from the bytes of its file at `path`.
+fn load_bytes(
+    engine: &PluginEngine,
+    path: &Path,
+    bytes: &[u8],
+    agent: &Agent,
+    registry: &Arc<Registry>,
+) -> Result<Plugin, LoadError> {
+    check_header(path, bytes)?;
+    let name = plugin_name(path);
     let settings = agent.plugin(&name);
+    let fingerprint = fingerprint(bytes, &name, agent);
 
     let (component, cache) = engine
         .cache
-        .load(&engine.engine, &bytes)
+        .load(&engine.engine, bytes)
         .map_err(|error| LoadError::Invalid { path: path.to_path_buf(), message: format!("{error:#}") })?;
     let component_type = component.component_type();
     let imports: Vec<String> = component_type.imports(&engine.engine).map(|(name, _)| name.to_string()).collect();
@@ -159,7 +199,7 @@ pub fn load_file(
         PluginKind::Transformer => {}
     }
     tracing::debug!(plugin = %info.name, kind = %kind, cache = ?cache, "plugin loaded");
-    Ok(Plugin { info, sandbox })
+    Ok(Plugin { info, sandbox, fingerprint })
 }
 
 /// Refuses what is not a WebAssembly component, before wasmtime sees it.

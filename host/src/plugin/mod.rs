@@ -109,6 +109,9 @@ pub struct Plugin {
     /// What it is.
     pub info: PluginInfo,
     sandbox: Sandbox,
+    /// Its file's bytes and its settings, hashed: a reload keeps the plugin while this
+    /// is unchanged.
+    pub fingerprint: u64,
 }
 
 impl Plugin {
@@ -170,7 +173,7 @@ impl Plugin {
     /// instead of the plugin's `params` (a sink's transformer). Nothing runs yet:
     /// [`Plugin::start`] makes the instance.
     pub fn with_params(&self, params: Vec<(String, String)>) -> Plugin {
-        Plugin { info: self.info.clone(), sandbox: self.sandbox.with_params(params) }
+        Plugin { info: self.info.clone(), sandbox: self.sandbox.with_params(params), fingerprint: self.fingerprint }
     }
 
     /// Makes the instance now rather than at the first call; a transformer reads and
