@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian machine lacks to build and test Pollen, and nothing
 # that is already there: libvirt's development files (for the `virt` crate), the
-# libvirt client tools, pkg-config, Rust's wasm32-wasip2 target (for plugins), and a
-# RabbitMQ on 127.0.0.1:5672 if none listens (for the publishing tests).
+# libvirt client tools, pkg-config, Rust's wasm32-wasip2 target (for plugins), a
+# RabbitMQ on 127.0.0.1:5672 and a Prometheus Pushgateway on 127.0.0.1:9091 if none
+# listens (for the publishing tests).
 set -euo pipefail
 
 as_root() {
@@ -40,5 +41,19 @@ if ! broker_listens; then
     as_root rabbitmq-server -detached || true
     for _ in $(seq 1 60); do broker_listens && break; sleep 1; done
     broker_listens || { echo "setup: RabbitMQ does not listen on 127.0.0.1:5672" >&2; exit 1; }
+fi
+# The Prometheus publisher's tests push to a real Pushgateway on 127.0.0.1:9091.
+pushgateway_listens() { (exec 3<>/dev/tcp/127.0.0.1/9091) 2>/dev/null; }
+if ! pushgateway_listens; then
+    if ! command -v prometheus-pushgateway >/dev/null 2>&1; then
+        echo "setup: installing prometheus-pushgateway"
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus-pushgateway
+    fi
+    echo "setup: starting the Pushgateway on 127.0.0.1:9091"
+    as_root mkdir -p /var/log/pollen
+    nohup prometheus-pushgateway --web.listen-address=127.0.0.1:9091 >/var/log/pollen/pushgateway.log 2>&1 &
+    for _ in $(seq 1 30); do pushgateway_listens && break; sleep 0.5; done
+    pushgateway_listens || { echo "setup: the Pushgateway does not listen on 127.0.0.1:9091" >&2; exit 1; }
 fi
 echo "setup: ready"

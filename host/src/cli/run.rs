@@ -18,6 +18,10 @@ pub struct RunArgs {
     /// every 2 s), as on SIGHUP.
     #[arg(long)]
     watch: bool,
+    /// Serve the samples to Prometheus at http://ADDR/metrics (e.g. `127.0.0.1:9101`;
+    /// repeatable), instead of `agent.prometheus_listen`.
+    #[arg(long, value_name = "ADDR")]
+    prometheus_listen: Vec<std::net::SocketAddr>,
 }
 
 /// How often `--watch` looks at the files.
@@ -26,7 +30,15 @@ const WATCH_EVERY: Duration = Duration::from_secs(2);
 /// Builds the agent and polls until SIGINT or SIGTERM, then flushes and exits 0.
 /// SIGHUP (and, with `--watch`, a changed file) reloads the configuration.
 pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
-    let pipeline = args.config.load()?;
+    let (config, listen) = (args.config.clone(), args.prometheus_listen.clone());
+    let load: schedule::LoadConfig = Box::new(move || {
+        let mut pipeline = config.load()?;
+        if !listen.is_empty() {
+            pipeline.agent.prometheus_listen = listen.iter().map(ToString::to_string).collect();
+        }
+        Ok(pipeline)
+    });
+    let pipeline = load()?;
     for warning in &pipeline.warnings {
         tracing::warn!("{warning}");
     }
@@ -37,8 +49,6 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         libvirt_uri = %agent.hypervisor.uri(),
         "pollen started"
     );
-    let config = args.config.clone();
-    let load: schedule::LoadConfig = Box::new(move || config.load());
     let watched = args.watch.then(|| watched_paths(&args.config, plugin_dir));
     let summary = super::runtime()?.block_on(async move {
         let (reload, reloads) = mpsc::channel(4);

@@ -32,6 +32,14 @@ pub(super) fn check(pipeline: &Pipeline) -> Vec<ConfigError> {
             ),
         );
     }
+    for (index, address) in agent.prometheus_listen.iter().enumerate() {
+        if address.parse::<std::net::SocketAddr>().is_err() {
+            fail(
+                format!("agent.prometheus_listen[{index}]"),
+                format!("`{address}` is not an address and port, e.g. `127.0.0.1:9101` or `[::1]:9101`"),
+            );
+        }
+    }
     for (name, plugin) in &agent.plugins {
         if plugin.memory_limit_mib == Some(0) {
             fail(format!("agent.plugins.{name}.memory_limit_mib"), "must be at least 1 (MiB)".into());

@@ -60,6 +60,9 @@ pub struct Agent {
     /// `telemetry_secret`); `POLLEN_TELEMETRY_SECRET` overrides it; empty disables
     /// signing.
     pub telemetry_secret: String,
+    /// Addresses (`127.0.0.1:9101`) where the agent serves its samples to Prometheus
+    /// at `/metrics` (Ceilometer's `prometheus_listen_addresses`); none by default.
+    pub prometheus_listen: Vec<String>,
 }
 
 impl Default for Agent {
@@ -75,6 +78,7 @@ impl Default for Agent {
             call_timeout: 2.0,
             plugins: BTreeMap::new(),
             telemetry_secret: String::new(),
+            prometheus_listen: Vec::new(),
         }
     }
 }
@@ -113,6 +117,12 @@ impl Agent {
     /// set, else the file's.
     pub fn telemetry_secret(&self) -> String {
         std::env::var("POLLEN_TELEMETRY_SECRET").unwrap_or_else(|_| self.telemetry_secret.clone())
+    }
+
+    /// The Prometheus endpoint's addresses (checked by `validate`: unparsable ones are
+    /// left out here).
+    pub fn prometheus_addresses(&self) -> Vec<std::net::SocketAddr> {
+        self.prometheus_listen.iter().filter_map(|a| a.parse().ok()).collect()
     }
 
     /// The folder of precompiled components.

@@ -9,6 +9,7 @@ pub mod schedule;
 use crate::config::{ConfigErrors, Pipeline};
 use crate::hypervisor::Hypervisor;
 use crate::plugin::{load_dir, EngineError, LoadError, Plugin, PluginEngine, PluginKind};
+use crate::publish::prometheus::Exporter;
 use crate::publish::{PublishContext, PublishError, PublisherHandle};
 use crate::registry::Registry;
 use std::collections::HashMap;
@@ -66,6 +67,8 @@ pub struct Agent {
     pub registry: Arc<Registry>,
     /// Each sink's transformer chain, by sink name.
     pub chains: HashMap<String, Arc<chain::Chain>>,
+    /// What the Prometheus endpoint serves, if `agent.prometheus_listen` asks for one.
+    pub exporter: Option<Arc<Exporter>>,
 }
 
 impl Agent {
@@ -84,6 +87,9 @@ impl Agent {
     pub fn rebuild(&self, pipeline: Pipeline) -> Result<Self, BuildError> {
         if pipeline.agent.cache_dir() != self.pipeline.agent.cache_dir() {
             tracing::warn!("agent.cache_dir changed: the new folder is used after a restart");
+        }
+        if pipeline.agent.prometheus_listen != self.pipeline.agent.prometheus_listen {
+            tracing::warn!("agent.prometheus_listen changed: the new addresses are used after a restart");
         }
         Self::assemble(pipeline, self.engine.clone(), self.registry.clone(), Some(self))
     }
@@ -130,7 +136,11 @@ impl Agent {
                 std::time::Duration::from_secs_f64(pipeline.agent.libvirt_timeout),
             )),
         };
-        Ok(Self { plugins, chains, engine, hypervisor, registry, pipeline })
+        let exporter = match previous {
+            Some(previous) => previous.exporter.clone(),
+            None => (!pipeline.agent.prometheus_listen.is_empty()).then(|| Arc::new(Exporter::new(registry.clone()))),
+        };
+        Ok(Self { plugins, chains, engine, hypervisor, registry, pipeline, exporter })
     }
 
     /// Starts every sink's publishers.

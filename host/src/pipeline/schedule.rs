@@ -52,6 +52,9 @@ pub async fn run(
     mut reloads: mpsc::Receiver<()>,
     load: LoadConfig,
 ) -> anyhow::Result<RunSummary> {
+    if let Some(exporter) = &agent.exporter {
+        crate::publish::prometheus::serve(exporter.clone(), &agent.pipeline.agent.prometheus_addresses()).await?;
+    }
     let mut sinks = Arc::new(agent.start_publishers().await?);
     let mut agent = Arc::new(agent);
     let mut running = Tasks::start(&agent, &sinks);
@@ -239,7 +242,8 @@ async fn flush_chain(agent: &Agent, sinks: &Sinks, name: &str, chain: Arc<super:
     let registry = agent.registry.clone();
     match tokio::task::spawn_blocking(move || chain.finish(&registry)).await {
         Ok(output) => {
-            let flushed = send(agent, sinks, name, output.samples);
+            let longest = agent.pipeline.sources.iter().map(|s| s.interval).max().unwrap_or(60);
+            let flushed = send(agent, sinks, name, output.samples, Duration::from_secs(longest));
             tracing::info!(sink = %name, flushed, "transformers flushed");
         }
         Err(error) => tracing::error!(sink = %name, %error, "flushing the transformers failed"),
@@ -337,6 +341,7 @@ async fn polling_task(
 /// Hands a cycle's samples to each sink its sources name: through the sink's
 /// transformers, then to its publishers. Returns how many samples were published.
 async fn publish(agent: &Arc<Agent>, sinks: &Sinks, sources: &[Source], output: CycleOutput) -> usize {
+    let interval = Duration::from_secs(sources.iter().map(|s| s.interval).max().unwrap_or(60));
     let mut per_sink: BTreeMap<&str, Vec<Sample>> = BTreeMap::new();
     for (source, samples) in sources.iter().zip(&output.samples) {
         for sink in &source.sinks {
@@ -358,16 +363,20 @@ async fn publish(agent: &Arc<Agent>, sinks: &Sinks, sources: &[Source], output: 
             }
             None => samples,
         };
-        total += send(agent, sinks, sink, samples);
+        total += send(agent, sinks, sink, samples, interval);
     }
     total
 }
 
-/// Sends samples to one sink's publishers; returns how many.
-fn send(agent: &Agent, sinks: &Sinks, sink: &str, samples: Vec<Sample>) -> usize {
+/// Sends samples of sources polled every `interval` to one sink's publishers (and
+/// to the Prometheus endpoint); returns how many.
+fn send(agent: &Agent, sinks: &Sinks, sink: &str, samples: Vec<Sample>, interval: Duration) -> usize {
     let (Some(handles), false) = (sinks.get(sink), samples.is_empty()) else {
         return 0;
     };
+    if let Some(exporter) = &agent.exporter {
+        exporter.record(&samples, interval);
+    }
     let count = samples.len();
     let batch = Arc::new(Batch {
         samples,

@@ -62,6 +62,14 @@ impl HttpOptions {
     }
 }
 
+/// The same URL over `http` (`https` with `ssl`), for publishers whose own scheme
+/// (`prometheus://`, `otlp://`) names what they send, not how.
+pub(super) fn over_http(url: &url::Url, ssl: bool) -> Result<url::Url, String> {
+    let rest = &url.as_str()[url.scheme().len()..];
+    let scheme = if ssl { "https" } else { "http" };
+    url::Url::parse(&format!("{scheme}{rest}")).map_err(|e| format!("cannot be sent over HTTP: {e}"))
+}
+
 /// POSTs JSON to an HTTP endpoint.
 pub struct HttpPublisher {
     url: String,
@@ -93,12 +101,18 @@ impl HttpPublisher {
         Ok(Self { url: url.into(), options, client })
     }
 
-    async fn post(&self, body: Vec<u8>) -> Result<(), String> {
+    /// The publisher's URL, as the pipeline gives it.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// POSTs `body` to the target, retried with backoff; the error after the last try.
+    pub(super) async fn post(&self, body: Vec<u8>, content_type: &str) -> Result<(), String> {
         let attempt = || async {
             let response = self
                 .client
                 .post(&self.options.target)
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .header(reqwest::header::CONTENT_TYPE, content_type)
                 .body(body.clone())
                 .send()
                 .await
@@ -129,7 +143,7 @@ impl Publisher for HttpPublisher {
         };
         let mut delivery = Delivery::default();
         for (body, samples) in bodies {
-            match self.post(body).await {
+            match self.post(body, "application/json").await {
                 Ok(()) => delivery.sent += samples,
                 Err(error) => {
                     tracing::error!(publisher = %self.url, %error, samples, "POST failed after retries; samples dropped");

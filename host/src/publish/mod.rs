@@ -11,6 +11,8 @@ mod local_queue;
 pub mod metering;
 mod notifier;
 mod options;
+pub mod otlp;
+pub mod prometheus;
 pub mod signature;
 mod stdout;
 mod tcp;
@@ -68,10 +70,14 @@ pub enum PublisherConfig {
     Tcp(options::SocketOptions),
     /// `http(s)://...`: JSON POSTs.
     Http(http::HttpOptions),
+    /// `prometheus://host:port/metrics/job/NAME`: pushes to a Pushgateway.
+    Prometheus(http::HttpOptions),
+    /// `otlp://host:4318`: OpenTelemetry metrics over OTLP/HTTP.
+    Otlp(otlp::OtlpOptions),
 }
 
 /// Schemes Pollen publishes to.
-pub const KNOWN_SCHEMES: &[&str] = &["stdout", "file", "notifier", "udp", "tcp", "http", "https"];
+pub const KNOWN_SCHEMES: &[&str] = &["stdout", "file", "notifier", "udp", "tcp", "http", "https", "prometheus", "otlp"];
 
 impl PublisherConfig {
     /// Parses a sink's publisher URL and its options. Checks only the text: nothing
@@ -88,6 +94,8 @@ impl PublisherConfig {
             "udp" => options::SocketOptions::from_url(&url, Some(udp::DEFAULT_PORT)).map(Self::Udp).map_err(error),
             "tcp" => options::SocketOptions::from_url(&url, None).map(Self::Tcp).map_err(error),
             "http" | "https" => http::HttpOptions::from_url(&url).map(Self::Http).map_err(error),
+            "prometheus" => prometheus::PushPublisher::options(&url).map(Self::Prometheus).map_err(error),
+            "otlp" => otlp::OtlpOptions::from_url(&url).map(Self::Otlp).map_err(error),
             other => Err(error(format!(
                 "unknown scheme `{other}`{}; Pollen publishes to: {}",
                 crate::suggest::did_you_mean(other, KNOWN_SCHEMES.iter().copied()),
@@ -241,6 +249,8 @@ impl PublisherHandle {
                 Self::spawn(url, tcp::publisher(url, options, context.telemetry_secret.clone()))
             }
             PublisherConfig::Http(options) => Self::spawn(url, http::HttpPublisher::new(url, options)?),
+            PublisherConfig::Prometheus(options) => Self::spawn(url, prometheus::PushPublisher::new(url, options)?),
+            PublisherConfig::Otlp(options) => Self::spawn(url, otlp::OtlpPublisher::new(url, options)?),
         })
     }
 
@@ -360,7 +370,7 @@ mod tests {
         assert_eq!((file.path.to_str(), file.max_bytes, file.backup_count), (Some("/tmp/s.jsonl"), Some(100), 2));
         let error = PublisherConfig::parse("gnocchi://").unwrap_err().to_string();
         assert!(error.contains("unknown scheme `gnocchi`"), "{error}");
-        assert!(error.contains("stdout, file, notifier, udp, tcp, http, https"), "{error}");
+        assert!(error.contains("stdout, file, notifier, udp, tcp, http, https, prometheus, otlp"), "{error}");
         assert!(PublisherConfig::parse("samples.jsonl").unwrap_err().to_string().contains("not a URL"));
         let error = PublisherConfig::parse("notifier://?topic=x&bacth_size=3").unwrap_err().to_string();
         assert!(error.contains("unknown option `bacth_size` (did you mean `batch_size`?)"), "{error}");

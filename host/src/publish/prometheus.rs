@@ -1,0 +1,280 @@
+//! Prometheus, both ways: the agent's own `/metrics` endpoint (Ceilometer's polling
+//! exporter: `agent.prometheus_listen`, `--prometheus-listen`), and `prometheus://`
+//! pushing each batch to a Pushgateway (Ceilometer's `prometheus` publisher). Both
+//! write Prometheus' text format (0.0.4) with the `prometheus` crate's encoder.
+//!
+//! The endpoint serves the latest value of every series the sinks published: metric
+//! `ceilometer_<meter, . as _>` (a counter for cumulative meters, a gauge otherwise),
+//! labels `resource`, `resource_name` (the instance's display name), `flavor`,
+//! `project`, `user`, `unit` and `type`. A series not published again within two of
+//! its polling intervals (plus 5 s) is gone from the next scrape: the resource has
+//! disappeared (an instance deleted, a disk detached).
+
+use super::http::{HttpOptions, HttpPublisher};
+use super::{Batch, Delivery, PublishError, Publisher};
+use crate::registry::{MeterHandle, Registry, ResourceHandle};
+use crate::sample::{Meter, MeterType, Resource, Sample};
+use bytes::Bytes;
+use http_body_util::Full;
+use prometheus::proto::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType as PromType};
+use prometheus::TextEncoder;
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Extra time a series is kept beyond two of its intervals.
+const GRACE: Duration = Duration::from_secs(5);
+
+/// The latest value of one series, and until when it is shown without news.
+struct Series {
+    value: f64,
+    expires: Instant,
+}
+
+/// The series the agent's `/metrics` endpoint serves.
+pub struct Exporter {
+    registry: Arc<Registry>,
+    series: Mutex<HashMap<(MeterHandle, ResourceHandle), Series>>,
+}
+
+impl Exporter {
+    /// An empty exporter resolving handles in `registry`.
+    pub fn new(registry: Arc<Registry>) -> Self {
+        Self { registry, series: Mutex::default() }
+    }
+
+    /// Takes the latest values of `samples`, polled every `interval`.
+    pub fn record(&self, samples: &[Sample], interval: Duration) {
+        let expires = Instant::now() + interval * 2 + GRACE;
+        let mut series = self.series.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        for sample in samples {
+            series.insert((sample.meter, sample.resource), Series { value: sample.volume, expires });
+        }
+    }
+
+    /// The text of a scrape; series past their time are dropped first.
+    pub fn render(&self) -> String {
+        let now = Instant::now();
+        let mut families: BTreeMap<String, MetricFamily> = BTreeMap::new();
+        let mut series = self.series.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        series.retain(|_, s| s.expires > now);
+        for (&(meter, resource), value) in series.iter() {
+            let (Some(meter), Some(resource)) = (self.registry.meter(meter), self.registry.resource(resource)) else {
+                continue;
+            };
+            let name = format!("ceilometer_{}", metric_name(&meter.name));
+            let family = families.entry(name.clone()).or_insert_with(|| family(&name, &meter));
+            let labels = [
+                ("resource", resource.id.clone()),
+                ("resource_name", text_metadata(&resource, &["display_name"])),
+                ("flavor", text_metadata(&resource, &["instance_type", "flavor_name"])),
+                ("project", resource.project_id.clone().unwrap_or_default()),
+                ("user", resource.user_id.clone().unwrap_or_default()),
+                ("unit", meter.unit.clone()),
+                ("type", meter.kind.as_str().to_string()),
+            ];
+            family.mut_metric().push(metric(&meter, &labels, value.value));
+        }
+        drop(series);
+        encode(&families.into_values().collect::<Vec<_>>())
+    }
+
+    /// How many series are shown.
+    pub fn len(&self) -> usize {
+        self.series.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).len()
+    }
+
+    /// Whether none is.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A meter name as a Prometheus metric name: what is not a letter, digit or `_`
+/// becomes `_`.
+fn metric_name(meter: &str) -> String {
+    meter.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect()
+}
+
+/// The first of `keys` the resource's metadata has as text (Nova's flavor name is
+/// `instance_type`, or `name` inside `flavor`).
+fn text_metadata(resource: &Resource, keys: &[&str]) -> String {
+    keys.iter()
+        .find_map(|key| resource.metadata_value(key).and_then(|v| v.as_str()).map(str::to_string))
+        .or_else(|| {
+            let flavor = resource.metadata_value("flavor")?;
+            keys.contains(&"instance_type").then(|| flavor.get("name")?.as_str().map(str::to_string)).flatten()
+        })
+        .unwrap_or_default()
+}
+
+fn family(name: &str, meter: &Meter) -> MetricFamily {
+    let mut family = MetricFamily::default();
+    family.set_name(name.to_string());
+    family.set_help(format!("Ceilometer meter {} ({}, {})", meter.name, meter.kind.as_str(), meter.unit));
+    family.set_field_type(if meter.kind == MeterType::Cumulative { PromType::COUNTER } else { PromType::GAUGE });
+    family
+}
+
+fn metric(meter: &Meter, labels: &[(&str, String)], value: f64) -> Metric {
+    let mut metric = Metric::default();
+    metric.set_label(
+        labels
+            .iter()
+            .map(|(name, value)| {
+                let mut pair = LabelPair::default();
+                pair.set_name(name.to_string());
+                pair.set_value(value.clone());
+                pair
+            })
+            .collect(),
+    );
+    if meter.kind == MeterType::Cumulative {
+        let mut counter = Counter::default();
+        counter.set_value(value);
+        metric.set_counter(counter);
+    } else {
+        let mut gauge = Gauge::default();
+        gauge.set_value(value);
+        metric.set_gauge(gauge);
+    }
+    metric
+}
+
+fn encode(families: &[MetricFamily]) -> String {
+    let mut text = String::new();
+    if let Err(error) = TextEncoder::new().encode_utf8(families, &mut text) {
+        tracing::error!(%error, "cannot write the Prometheus text format");
+    }
+    text
+}
+
+/// Serves `/metrics` on every address until the runtime stops. Binding happens
+/// before this returns, so an address in use is an error at start.
+pub async fn serve(exporter: Arc<Exporter>, addresses: &[SocketAddr]) -> std::io::Result<()> {
+    for address in addresses {
+        let listener = tokio::net::TcpListener::bind(address).await.map_err(|error| {
+            std::io::Error::new(error.kind(), format!("cannot listen on {address} for Prometheus: {error}"))
+        })?;
+        tracing::info!(%address, "Prometheus endpoint: http://{address}/metrics");
+        tokio::spawn(accept(listener, exporter.clone()));
+    }
+    Ok(())
+}
+
+async fn accept(listener: tokio::net::TcpListener, exporter: Arc<Exporter>) {
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(error) => {
+                tracing::warn!(%error, "Prometheus endpoint: accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let exporter = exporter.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |request| {
+                let exporter = exporter.clone();
+                async move { Ok::<_, std::convert::Infallible>(respond(&request, &exporter)) }
+            });
+            let io = hyper_util::rt::TokioIo::new(stream);
+            if let Err(error) = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await {
+                tracing::debug!(%error, "Prometheus endpoint: connection ended");
+            }
+        });
+    }
+}
+
+fn respond<B>(request: &hyper::Request<B>, exporter: &Exporter) -> hyper::Response<Full<Bytes>> {
+    let (status, content_type, body) = match (request.method(), request.uri().path()) {
+        (&hyper::Method::GET, "/metrics") => {
+            (hyper::StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", exporter.render())
+        }
+        (&hyper::Method::GET, _) => (hyper::StatusCode::NOT_FOUND, "text/plain", "see /metrics\n".to_string()),
+        _ => (hyper::StatusCode::METHOD_NOT_ALLOWED, "text/plain", "GET /metrics\n".to_string()),
+    };
+    let mut response = hyper::Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static(content_type));
+    response
+}
+
+/// `prometheus://host:port/metrics/job/NAME`: each batch POSTed to a Pushgateway in
+/// the text format, as Ceilometer's publisher does (metric names are the meters' with
+/// `.` as `_`; labels `resource_id`, `user_id`, `project_id`, `unit`). The HTTP
+/// publisher's options apply (`timeout`, `max_retries`, `verify_ssl`, ...; `ssl=1` for
+/// HTTPS).
+pub struct PushPublisher {
+    http: HttpPublisher,
+}
+
+impl PushPublisher {
+    /// The publisher for a `prometheus://` URL.
+    pub fn new(url: &str, options: HttpOptions) -> Result<Self, PublishError> {
+        Ok(Self { http: HttpPublisher::new(url, options)? })
+    }
+
+    /// The options of a `prometheus://` URL: those of the HTTP publisher, to the same
+    /// host and path over `http` (`https` with `ssl=1`).
+    pub fn options(url: &url::Url) -> Result<HttpOptions, String> {
+        let ssl = url.query_pairs().any(|(k, v)| k == "ssl" && super::options::boolean(&v) == Some(true));
+        let mut http = super::http::over_http(url, ssl)?;
+        let pairs: Vec<(String, String)> =
+            url.query_pairs().filter(|(k, _)| k != "ssl").map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+        http.set_query(None);
+        if !pairs.is_empty() {
+            http.query_pairs_mut().extend_pairs(pairs);
+        }
+        if !http.path().contains("/metrics/job/") {
+            return Err("the path must name the job: `prometheus://host:9091/metrics/job/NAME`".into());
+        }
+        HttpOptions::from_url(&http)
+    }
+
+    /// The text of one batch: one line per series, its latest value in the batch
+    /// (the Pushgateway refuses a series twice).
+    fn text(batch: &Batch) -> String {
+        type Labels = Vec<(&'static str, String)>;
+        let mut latest: BTreeMap<String, (Meter, BTreeMap<Labels, f64>)> = BTreeMap::new();
+        batch.for_each_record(|record| {
+            let labels = vec![
+                ("resource_id", record.resource.id.clone()),
+                ("user_id", record.resource.user_id.clone().unwrap_or_default()),
+                ("project_id", record.resource.project_id.clone().unwrap_or_default()),
+                ("unit", record.meter.unit.clone()),
+            ];
+            let name = metric_name(&record.meter.name);
+            let (_, series) = latest.entry(name).or_insert_with(|| (record.meter.clone(), BTreeMap::new()));
+            series.insert(labels, record.volume);
+        });
+        let families: Vec<MetricFamily> = latest
+            .into_iter()
+            .map(|(name, (meter, series))| {
+                let mut family = family(&name, &meter);
+                family.set_metric(series.into_iter().map(|(labels, value)| metric(&meter, &labels, value)).collect());
+                family
+            })
+            .collect();
+        encode(&families)
+    }
+}
+
+impl Publisher for PushPublisher {
+    async fn publish(&mut self, batch: &Batch) -> Result<Delivery, PublishError> {
+        let count = batch.samples.len() as u64;
+        let body = Self::text(batch).into_bytes();
+        Ok(match self.http.post(body, "text/plain; version=0.0.4").await {
+            Ok(()) => Delivery { sent: count, dropped: 0 },
+            Err(error) => {
+                tracing::error!(publisher = %self.http.url(), %error, samples = count, "push failed after retries; samples dropped");
+                Delivery { sent: 0, dropped: count }
+            }
+        })
+    }
+
+    async fn flush(&mut self) -> Result<Delivery, PublishError> {
+        Ok(Delivery::default())
+    }
+}

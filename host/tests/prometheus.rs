@@ -1,0 +1,148 @@
+//! Prometheus: the agent's `/metrics` endpoint, read with a Prometheus text parser as
+//! resources appear and disappear, and `prometheus://` pushing to the real
+//! Pushgateway on 127.0.0.1:9091 (`make setup` starts one).
+
+mod common;
+
+use common::*;
+use pollen_host::publish::{PublishContext, PublisherHandle};
+use pollen_testkit::NodeSpec;
+use prometheus_parse::{Sample as Scraped, Scrape, Value};
+use std::collections::BTreeSet;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn scrape(address: &str, path: &str) -> Scrape {
+    let (status, body) = http(address, "GET", path, b"").unwrap_or_else(|e| panic!("GET http://{address}{path}: {e}"));
+    assert_eq!(status, 200, "GET {path}: {}", String::from_utf8_lossy(&body));
+    let text = String::from_utf8(body).expect("UTF-8 text");
+    Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).expect("the Prometheus text format parses")
+}
+
+fn series<'a>(scrape: &'a Scrape, metric: &str) -> Vec<&'a Scraped> {
+    scrape.samples.iter().filter(|s| s.metric == metric).collect()
+}
+
+fn resources(scrape: &Scrape, metric: &str) -> BTreeSet<String> {
+    series(scrape, metric).iter().filter_map(|s| s.labels.get("resource").map(str::to_string)).collect()
+}
+
+#[test]
+fn the_endpoint_serves_every_series_and_forgets_vanished_resources() {
+    let workspace = Workspace::new(&[builtin("local_instances"), builtin("cpu"), builtin("memory")]);
+    let (three, two) = (workspace.path().join("node3.xml"), workspace.path().join("node2.xml"));
+    let spec = NodeSpec { domains: 3, stopped_every: 0, plain_every: 0 };
+    spec.write(&three).unwrap();
+    NodeSpec { domains: 2, ..spec.clone() }.write(&two).unwrap();
+    let pipeline = |node: &std::path::Path| {
+        format!(
+            "  libvirt_uri: test://{}\n{}sources:\n  - name: compute\n    interval: 1\n    meters: [cpu, memory.usage]\n    sinks: [out]\nsinks:\n  - name: out\n    publishers: ['file://{}']\n",
+            node.display(),
+            grants(&["local_instances", "cpu", "memory"]),
+            workspace.path().join("samples.jsonl").display()
+        )
+    };
+    workspace.write_pipeline(&pipeline(&three), "");
+    let address = format!("127.0.0.1:{}", free_port());
+    let agent = Command::new(env!("CARGO_BIN_EXE_pollen"))
+        .args(["run", "--config", "pipeline.yaml", "--prometheus-listen", &address])
+        .current_dir(workspace.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("pollen run starts");
+
+    let domains = spec.domain_specs();
+    let all: BTreeSet<String> = domains.iter().map(|d| d.uuid.clone()).collect();
+    let wait_for = |what: &str, done: &dyn Fn(&Scrape) -> bool| -> Scrape {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok((200, _)) = http(&address, "GET", "/metrics", b"") {
+                let scraped = scrape(&address, "/metrics");
+                if done(&scraped) {
+                    return scraped;
+                }
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    let scraped = wait_for("every domain's series", &|s| {
+        resources(s, "ceilometer_cpu") == all && resources(s, "ceilometer_memory_usage") == all
+    });
+    let first = &domains[0];
+    let cpu =
+        series(&scraped, "ceilometer_cpu").into_iter().find(|s| s.labels.get("resource") == Some(&first.uuid)).unwrap();
+    assert!(matches!(cpu.value, Value::Counter(v) if v > 0.0), "cumulative meters are counters: {:?}", cpu.value);
+    let labels = &cpu.labels;
+    assert_eq!(labels.get("resource_name"), Some("vm-instance-00000001"));
+    assert_eq!(labels.get("flavor"), Some(format!("m1.gen{}", first.vcpus).as_str()));
+    assert_eq!(labels.get("project"), Some(first.owner.1.as_str()));
+    assert_eq!(labels.get("user"), Some(first.owner.0.as_str()));
+    assert_eq!((labels.get("unit"), labels.get("type")), (Some("ns"), Some("cumulative")));
+    let memory = series(&scraped, "ceilometer_memory_usage");
+    assert!(memory.iter().all(|s| matches!(s.value, Value::Gauge(_))), "gauges are gauges");
+    assert_eq!(http(&address, "GET", "/other", b"").unwrap().0, 404);
+
+    // The third domain disappears from the host: its series leave the endpoint.
+    workspace.write_pipeline(&pipeline(&two), "");
+    assert!(Command::new("kill").args(["-HUP", &agent.id().to_string()]).status().unwrap().success());
+    let gone = &domains[2].uuid;
+    wait_for("the vanished domain's series to go", &|s| {
+        !resources(s, "ceilometer_cpu").contains(gone) && resources(s, "ceilometer_cpu").len() == 2
+    });
+
+    assert!(Command::new("kill").args(["-TERM", &agent.id().to_string()]).status().unwrap().success());
+    let output = agent.wait_with_output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+}
+
+#[test]
+fn an_address_already_in_use_is_a_clear_error_at_start() {
+    let workspace = Workspace::new(&[builtin("local_instances"), builtin("cpu")]);
+    workspace.write_pipeline(
+        &grants(&["local_instances", "cpu"]),
+        "sources:\n  - name: compute\n    interval: 60\n    meters: [cpu]\n    sinks: [out]\nsinks:\n  - name: out\n    publishers: ['stdout://']\n",
+    );
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    let output = Command::new(env!("CARGO_BIN_EXE_pollen"))
+        .args(["run", "--config", "pipeline.yaml", "--prometheus-listen", &address])
+        .current_dir(workspace.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains(&format!("cannot listen on {address} for Prometheus")), "{stderr}");
+}
+
+const PUSHGATEWAY: &str = "127.0.0.1:9091";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn prometheus_urls_push_each_batch_to_the_pushgateway() {
+    if http(PUSHGATEWAY, "GET", "/-/ready", b"").is_err() {
+        assert!(std::env::var("CI").is_err(), "CI: no Pushgateway on {PUSHGATEWAY} (`make setup` starts one)");
+        eprintln!("skipped: no Pushgateway on {PUSHGATEWAY}; run `make setup`");
+        return;
+    }
+    let job = format!("pollen-test-{}", std::process::id());
+    let url = format!("prometheus://{PUSHGATEWAY}/metrics/job/{job}");
+    let handle = PublisherHandle::start(&url, &PublishContext::default()).await.expect("publisher starts");
+    let batch = std::sync::Arc::new(batch(6, 100.0));
+    handle.send_waiting(batch.clone()).await;
+    let delivery = handle.shutdown(Duration::from_secs(10)).await;
+    assert_eq!((delivery.sent, delivery.dropped), (6, 0));
+
+    let scraped = scrape(PUSHGATEWAY, "/metrics");
+    let pushed: Vec<&Scraped> = scraped.samples.iter().filter(|s| s.labels.get("job") == Some(job.as_str())).collect();
+    let cpu: Vec<&&Scraped> = pushed.iter().filter(|s| s.metric == "cpu").collect();
+    let memory: Vec<&&Scraped> = pushed.iter().filter(|s| s.metric == "memory_usage").collect();
+    assert!(!cpu.is_empty() && !memory.is_empty(), "{pushed:?}");
+    // The last value of each series in the batch is what the Pushgateway keeps.
+    let vm_b_cpu = cpu.iter().find(|s| s.labels.get("resource_id") == Some("vm-b")).expect("vm-b's cpu");
+    assert!(matches!(vm_b_cpu.value, Value::Counter(v) if v == 104.0), "{:?}", vm_b_cpu.value);
+    assert_eq!(vm_b_cpu.labels.get("project_id"), Some("project-1"));
+    assert_eq!(vm_b_cpu.labels.get("unit"), Some("ns"));
+    let (status, _) = http(PUSHGATEWAY, "DELETE", &format!("/metrics/job/{job}"), b"").unwrap();
+    assert_eq!(status, 202);
+}
