@@ -11,7 +11,7 @@ WASM_OUT := $(TARGET_DIR)/$(PLUGIN_TARGET)/$(PLUGIN_PROFILE)
 .PHONY: help setup plugins test-plugins build run test lint bench hypervisor clean
 
 help:
-	@echo "make setup         install what this machine lacks (libvirt-dev, the wasm32-wasip2 target, libvirtd with QEMU)"
+	@echo "make setup         install what this machine lacks (libvirt-dev, the wasm32-wasip2 target, libvirtd with QEMU, a Pushgateway, Gnocchi)"
 	@echo "make plugins       build the built-in plugins into plugins/dist/"
 	@echo "make run           build everything and run the agent on pipeline.yaml"
 	@echo "make test          set up, build, lint and run every test"
@@ -21,6 +21,7 @@ help:
 setup:
 	./scripts/setup.sh
 	./scripts/hypervisor.sh start
+	./scripts/gnocchi.sh start
 
 plugins:
 	$(CARGO) build --target $(PLUGIN_TARGET) --profile $(PLUGIN_PROFILE) $(addprefix -p ,$(PLUGINS))

@@ -70,6 +70,25 @@ pub(super) fn over_http(url: &url::Url, ssl: bool) -> Result<url::Url, String> {
     url::Url::parse(&format!("{scheme}{rest}")).map_err(|e| format!("cannot be sent over HTTP: {e}"))
 }
 
+/// An HTTP client with the options' timeout and TLS settings (CA bundle, client
+/// certificate), for every publisher that speaks HTTP.
+pub(super) fn client(options: &HttpOptions) -> Result<reqwest::Client, String> {
+    let mut builder =
+        reqwest::Client::builder().timeout(options.timeout).danger_accept_invalid_certs(!options.verify_ssl);
+    if let Some(path) = &options.ca_file {
+        let pem = std::fs::read(path).map_err(|e| format!("cannot read CA bundle {path}: {e}"))?;
+        for certificate in reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| format!("CA bundle {path}: {e}"))? {
+            builder = builder.add_root_certificate(certificate);
+        }
+    }
+    if let Some((cert, key)) = &options.client_identity {
+        let mut pem = std::fs::read(cert).map_err(|e| format!("cannot read {cert}: {e}"))?;
+        pem.extend(std::fs::read(key).map_err(|e| format!("cannot read {key}: {e}"))?);
+        builder = builder.identity(reqwest::Identity::from_pem(&pem).map_err(|e| format!("client identity: {e}"))?);
+    }
+    builder.build().map_err(|e| format!("cannot build the HTTP client: {e}"))
+}
+
 /// POSTs JSON to an HTTP endpoint.
 pub struct HttpPublisher {
     url: String,
@@ -80,24 +99,7 @@ pub struct HttpPublisher {
 impl HttpPublisher {
     /// Builds the client (reading CA and client certificate files).
     pub fn new(url: &str, options: HttpOptions) -> Result<Self, PublishError> {
-        let error = |message: String| PublishError::Url { url: url.to_string(), message };
-        let mut builder =
-            reqwest::Client::builder().timeout(options.timeout).danger_accept_invalid_certs(!options.verify_ssl);
-        if let Some(path) = &options.ca_file {
-            let pem = std::fs::read(path).map_err(|e| error(format!("cannot read CA bundle {path}: {e}")))?;
-            for certificate in
-                reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| error(format!("CA bundle {path}: {e}")))?
-            {
-                builder = builder.add_root_certificate(certificate);
-            }
-        }
-        if let Some((cert, key)) = &options.client_identity {
-            let mut pem = std::fs::read(cert).map_err(|e| error(format!("cannot read {cert}: {e}")))?;
-            pem.extend(std::fs::read(key).map_err(|e| error(format!("cannot read {key}: {e}")))?);
-            builder = builder
-                .identity(reqwest::Identity::from_pem(&pem).map_err(|e| error(format!("client identity: {e}")))?);
-        }
-        let client = builder.build().map_err(|e| error(format!("cannot build the HTTP client: {e}")))?;
+        let client = client(&options).map_err(|message| PublishError::Url { url: url.to_string(), message })?;
         Ok(Self { url: url.into(), options, client })
     }
 

@@ -6,6 +6,7 @@
 //! logged, never dropped silently.
 
 mod file;
+pub mod gnocchi;
 mod http;
 mod local_queue;
 pub mod metering;
@@ -74,10 +75,13 @@ pub enum PublisherConfig {
     Prometheus(http::HttpOptions),
     /// `otlp://host:4318`: OpenTelemetry metrics over OTLP/HTTP.
     Otlp(otlp::OtlpOptions),
+    /// `gnocchi://...`: measures through Gnocchi's REST API.
+    Gnocchi(Box<gnocchi::GnocchiOptions>),
 }
 
 /// Schemes Pollen publishes to.
-pub const KNOWN_SCHEMES: &[&str] = &["stdout", "file", "notifier", "udp", "tcp", "http", "https", "prometheus", "otlp"];
+pub const KNOWN_SCHEMES: &[&str] =
+    &["stdout", "file", "notifier", "udp", "tcp", "http", "https", "prometheus", "otlp", "gnocchi"];
 
 impl PublisherConfig {
     /// Parses a sink's publisher URL and its options. Checks only the text: nothing
@@ -96,6 +100,7 @@ impl PublisherConfig {
             "http" | "https" => http::HttpOptions::from_url(&url).map(Self::Http).map_err(error),
             "prometheus" => prometheus::PushPublisher::options(&url).map(Self::Prometheus).map_err(error),
             "otlp" => otlp::OtlpOptions::from_url(&url).map(Self::Otlp).map_err(error),
+            "gnocchi" => gnocchi::GnocchiOptions::from_url(&url).map(|o| Self::Gnocchi(Box::new(o))).map_err(error),
             other => Err(error(format!(
                 "unknown scheme `{other}`{}; Pollen publishes to: {}",
                 crate::suggest::did_you_mean(other, KNOWN_SCHEMES.iter().copied()),
@@ -251,6 +256,7 @@ impl PublisherHandle {
             PublisherConfig::Http(options) => Self::spawn(url, http::HttpPublisher::new(url, options)?),
             PublisherConfig::Prometheus(options) => Self::spawn(url, prometheus::PushPublisher::new(url, options)?),
             PublisherConfig::Otlp(options) => Self::spawn(url, otlp::OtlpPublisher::new(url, options)?),
+            PublisherConfig::Gnocchi(options) => Self::spawn(url, gnocchi::GnocchiPublisher::new(url, *options)?),
         })
     }
 
@@ -368,9 +374,9 @@ mod tests {
             panic!("a file publisher")
         };
         assert_eq!((file.path.to_str(), file.max_bytes, file.backup_count), (Some("/tmp/s.jsonl"), Some(100), 2));
-        let error = PublisherConfig::parse("gnocchi://").unwrap_err().to_string();
-        assert!(error.contains("unknown scheme `gnocchi`"), "{error}");
-        assert!(error.contains("stdout, file, notifier, udp, tcp, http, https, prometheus, otlp"), "{error}");
+        let error = PublisherConfig::parse("kafka://broker").unwrap_err().to_string();
+        assert!(error.contains("unknown scheme `kafka`"), "{error}");
+        assert!(error.contains("stdout, file, notifier, udp, tcp, http, https, prometheus, otlp, gnocchi"), "{error}");
         assert!(PublisherConfig::parse("samples.jsonl").unwrap_err().to_string().contains("not a URL"));
         let error = PublisherConfig::parse("notifier://?topic=x&bacth_size=3").unwrap_err().to_string();
         assert!(error.contains("unknown option `bacth_size` (did you mean `batch_size`?)"), "{error}");

@@ -1,0 +1,190 @@
+//! `gnocchi://` against a real Gnocchi (`scripts/gnocchi.sh start`, in `make setup`:
+//! the API on 127.0.0.1:8041, PostgreSQL as indexer, file storage): what Pollen
+//! posts is read back through Gnocchi's API.
+
+mod common;
+
+use common::*;
+use pollen_host::publish::{Batch, PublishContext, PublisherHandle};
+use pollen_host::registry::Registry;
+use pollen_host::sample::{Meter, MeterType, Resource, Sample};
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::Duration;
+
+const GNOCCHI: &str = "127.0.0.1:8041";
+
+/// Gnocchi's answer to a GET, as JSON (basic authentication as `admin`).
+fn get(path: &str) -> (u16, Value) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(GNOCCHI).expect("Gnocchi answers");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {GNOCCHI}\r\nAuthorization: Basic YWRtaW46\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    (status, serde_json::from_str(body).unwrap_or(Value::String(body.to_string())))
+}
+
+fn gnocchi_is_up() -> bool {
+    if std::net::TcpStream::connect(GNOCCHI).is_ok() {
+        return true;
+    }
+    assert!(std::env::var("CI").is_err(), "CI: no Gnocchi on {GNOCCHI} (`scripts/gnocchi.sh start`, in `make setup`)");
+    eprintln!("skipped: no Gnocchi on {GNOCCHI}; run `scripts/gnocchi.sh start`");
+    false
+}
+
+/// An instance, its disk, and a meter no definition lists, at two times.
+fn batch(instance: &str, t: i64, cpu_value: f64) -> Batch {
+    let registry = Arc::new(Registry::new());
+    let meter =
+        |name: &str, kind, unit: &str| registry.intern_meter(Meter { name: name.into(), kind, unit: unit.into() });
+    let cpu = meter("cpu", MeterType::Cumulative, "ns");
+    let memory = meter("memory.usage", MeterType::Gauge, "MB");
+    let reads = meter("disk.device.read.bytes", MeterType::Cumulative, "B");
+    let unlisted = meter("hardware.cpu.util", MeterType::Gauge, "%");
+    let metadata = json!({
+        "display_name": "web-1", "instance_host": "compute-7", "instance_type": "m1.small",
+        "flavor": {"id": "42", "name": "m1.small"}, "image_ref": "img-1",
+    });
+    let vm = registry.intern_resource(Resource {
+        user_id: Some("alice".into()),
+        project_id: Some("p1".into()),
+        metadata: Arc::new(metadata.as_object().unwrap().clone()),
+        ..Resource::bare(instance)
+    });
+    let mut disk_metadata = serde_json::Map::new();
+    disk_metadata.insert("instance_id".into(), instance.into());
+    let disk = registry.intern_resource(Resource {
+        user_id: Some("alice".into()),
+        project_id: Some("p1".into()),
+        metadata: Arc::new(disk_metadata),
+        extra: vec![("disk_name".into(), "vda".into())],
+        ..Resource::bare(&format!("{instance}-vda"))
+    });
+    let timestamp = 1_790_000_000_000_000_000 + t * 1_000_000_000;
+    let at = |meter, resource, volume| Sample { meter, resource, volume, timestamp };
+    let samples =
+        vec![at(cpu, vm, cpu_value), at(memory, vm, 512.0 + t as f64), at(reads, disk, 4096.0), at(unlisted, vm, 1.0)];
+    Batch { samples, registry, source: Arc::from("openstack") }
+}
+
+async fn publish(url: &str, batches: Vec<Batch>) -> (u64, u64) {
+    // The publisher's warnings and errors, shown with a failing test's output.
+    let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter("pollen_host=info").try_init();
+    let handle = PublisherHandle::start(url, &PublishContext::default()).await.expect("publisher starts");
+    for batch in batches {
+        handle.send_waiting(Arc::new(batch)).await;
+    }
+    let delivery = handle.shutdown(Duration::from_secs(30)).await;
+    (delivery.sent, delivery.dropped)
+}
+
+/// The measures of a resource's metric at 1 s granularity: (timestamp, value).
+fn measures(resource: &str, metric: &str) -> Vec<(String, f64)> {
+    let (status, body) =
+        get(&format!("/v1/resource/generic/{resource}/metric/{metric}/measures?refresh=true&granularity=1"));
+    assert_eq!(status, 200, "{resource} {metric}: {body}");
+    body.as_array().unwrap().iter().map(|m| (m[0].as_str().unwrap().to_string(), m[2].as_f64().unwrap())).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn measures_posted_by_pollen_are_read_back_through_gnocchis_api() {
+    if !gnocchi_is_up() {
+        return;
+    }
+    let instance = uuid::Uuid::new_v4().to_string();
+    // `high` has a 1 s granularity: each measure is read back as it was sent.
+    let url = format!("gnocchi://admin@{GNOCCHI}?archive_policy=high&filter_project=");
+    let (sent, dropped) = publish(&url, vec![batch(&instance, 0, 1e9), batch(&instance, 10, 3e9)]).await;
+    assert_eq!((sent, dropped), (6, 2), "the meter no definition lists is not sent, and counted");
+
+    // The instance was created on Gnocchi's first refusal, with its attributes.
+    let (status, resource) = get(&format!("/v1/resource/instance/{instance}"));
+    assert_eq!(status, 200, "{resource}");
+    assert_eq!(resource["display_name"], "web-1");
+    assert_eq!(resource["host"], "compute-7");
+    assert_eq!(resource["flavor_name"], "m1.small");
+    assert_eq!(resource["flavor_id"], "42");
+    assert_eq!((resource["user_id"].as_str(), resource["project_id"].as_str()), (Some("alice"), Some("p1")));
+    let metrics = resource["metrics"].as_object().unwrap();
+    assert!(metrics.contains_key("cpu") && metrics.contains_key("memory.usage"), "{metrics:?}");
+    assert!(!metrics.contains_key("hardware.cpu.util"));
+
+    let cpu = measures(&instance, "cpu");
+    assert_eq!(cpu.iter().map(|(_, v)| *v).collect::<Vec<_>>(), vec![1e9, 3e9]);
+    let expected = pollen_host::sample::iso8601(1_790_000_000_000_000_000);
+    assert_eq!(cpu[0].0[..19], expected[..19], "the samples' own timestamps");
+    assert_eq!(measures(&instance, "memory.usage").iter().map(|(_, v)| *v).collect::<Vec<_>>(), vec![512.0, 522.0]);
+
+    // The disk is an `instance_disk`, its id Pollen's `<uuid>-vda`.
+    let (status, disks) = get(&format!("/v1/resource/instance_disk?filter=instance_id%3D%27{instance}%27"));
+    let disks = disks.as_array().unwrap_or_else(|| panic!("{status}: {disks}"));
+    assert_eq!(disks.len(), 1, "{disks:?}");
+    assert_eq!(disks[0]["original_resource_id"], format!("{instance}-vda"));
+    assert_eq!(disks[0]["name"], "vda");
+    let disk_id = disks[0]["id"].as_str().unwrap();
+    assert_eq!(
+        measures(disk_id, "disk.device.read.bytes").iter().map(|(_, v)| *v).collect::<Vec<_>>(),
+        vec![4096.0; 2]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn missing_resource_types_are_created_from_the_definitions() {
+    if !gnocchi_is_up() {
+        return;
+    }
+    let kind = format!("pollen_test_{}", uuid::Uuid::new_v4().simple());
+    let workspace = Workspace::new(&[]);
+    let definitions = workspace.path().join("resources.yaml");
+    std::fs::write(
+        &definitions,
+        format!(
+            "archive_policy_default: pollen-test-low\narchive_policies:\n  - name: pollen-test-low\n    aggregation_methods: [mean, last]\n    back_window: 0\n    definition:\n      - granularity: 1 second\n        timespan: 1 day\nresources:\n  - resource_type: {kind}\n    metrics:\n      'memory.*':\n    attributes:\n      label: resource_metadata.(missing|display_name)\n"
+        ),
+    )
+    .unwrap();
+    let instance = uuid::Uuid::new_v4().to_string();
+    let url = format!("gnocchi://{GNOCCHI}?resources_definition_file={}&filter_project=", definitions.display());
+    let (sent, _) = publish(&url, vec![batch(&instance, 0, 1.0)]).await;
+    assert_eq!(sent, 1, "only memory.usage matches `memory.*`");
+    let (status, resource) = get(&format!("/v1/resource/{kind}/{instance}"));
+    assert_eq!(status, 200, "{resource}");
+    assert_eq!(resource["label"], "web-1");
+    let (_, metric) = get(&format!("/v1/resource/{kind}/{instance}/metric/memory.usage"));
+    assert_eq!(metric["archive_policy"]["name"], "pollen-test-low", "the definitions' policy, created: {metric}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn samples_of_the_filtered_project_are_not_sent() {
+    if !gnocchi_is_up() {
+        return;
+    }
+    let instance = uuid::Uuid::new_v4().to_string();
+    let (sent, dropped) =
+        publish(&format!("gnocchi://{GNOCCHI}?filter_project=p1"), vec![batch(&instance, 0, 1.0)]).await;
+    assert_eq!((sent, dropped), (0, 4));
+    assert_eq!(get(&format!("/v1/resource/instance/{instance}")).0, 404);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreachable_gnocchi_costs_counted_samples() {
+    let url = format!("gnocchi://127.0.0.1:{}?max_retries=1&timeout=1", free_port());
+    let (sent, dropped) = publish(&url, vec![batch("vm-x", 0, 1.0)]).await;
+    assert_eq!((sent, dropped), (0, 4));
+}
+
+#[test]
+fn gnocchi_urls_say_what_is_wrong() {
+    use pollen_host::publish::PublisherConfig;
+    let error = PublisherConfig::parse("gnocchi://127.0.0.1?archive_polcy=low").unwrap_err().to_string();
+    assert!(error.contains("did you mean `archive_policy`"), "{error}");
+    let error = PublisherConfig::parse("gnocchi://h?auth_mode=keystone").unwrap_err().to_string();
+    assert!(error.contains("os_auth_url"), "{error}");
+}
