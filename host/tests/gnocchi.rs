@@ -188,3 +188,107 @@ fn gnocchi_urls_say_what_is_wrong() {
     let error = PublisherConfig::parse("gnocchi://h?auth_mode=keystone").unwrap_err().to_string();
     assert!(error.contains("os_auth_url"), "{error}");
 }
+
+/// One request a stub service got: method, path, the token it carried, the body.
+type Seen = (String, String, Option<String>, String);
+
+/// A stub of Keystone (tokens, a catalog naming the stub Gnocchi, the `service`
+/// project) and of Gnocchi's endpoints the publisher calls, which refuses the first
+/// token as expired: no Keystone runs here, so the token flow is checked against this.
+fn keystone_and_gnocchi_stub() -> (String, std::sync::mpsc::Receiver<Seen>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let base = format!("http://{address}");
+    std::thread::spawn(move || {
+        let tokens = std::sync::atomic::AtomicU32::new(0);
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut stream = stream;
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                continue;
+            }
+            let mut parts = line.split_whitespace();
+            let (method, path) = (parts.next().unwrap_or("").to_string(), parts.next().unwrap_or("").to_string());
+            let (mut length, mut token) = (0, None);
+            loop {
+                let mut header = String::new();
+                reader.read_line(&mut header).unwrap();
+                let header = header.trim_end();
+                if header.is_empty() {
+                    break;
+                }
+                let (name, value) = header.split_once(':').unwrap();
+                match name.to_ascii_lowercase().as_str() {
+                    "content-length" => length = value.trim().parse().unwrap(),
+                    "x-auth-token" => token = Some(value.trim().to_string()),
+                    _ => {}
+                }
+            }
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).unwrap();
+            let body = String::from_utf8_lossy(&body).into_owned();
+            let (status, headers, answer) = match (method.as_str(), path.as_str()) {
+                ("POST", "/v3/auth/tokens") => {
+                    let n = tokens.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                    let catalog = json!({"token": {"catalog": [
+                        {"type": "metric", "endpoints": [
+                            {"interface": "internal", "url": "http://internal.invalid"},
+                            {"interface": "public", "url": format!("{base}/gnocchi")}]},
+                        {"type": "identity", "endpoints": [{"interface": "public", "url": base.clone()}]}]}});
+                    ("201 Created", format!("X-Subject-Token: token-{n}\r\n"), catalog.to_string())
+                }
+                ("GET", p) if p.starts_with("/v3/projects?name=service") => {
+                    ("200 OK", String::new(), json!({"projects": [{"id": "service-project-id"}]}).to_string())
+                }
+                ("POST", "/gnocchi/v1/archive_policy") => ("409 Conflict", String::new(), "{}".into()),
+                (_, p) if p.starts_with("/gnocchi/") && token.as_deref() == Some("token-1") && p.contains("batch") => {
+                    ("401 Unauthorized", String::new(), "{}".into())
+                }
+                ("POST", p) if p.starts_with("/gnocchi/v1/batch/") => ("202 Accepted", String::new(), "{}".into()),
+                ("PATCH", _) => ("200 OK", String::new(), "{}".into()),
+                _ => ("404 Not Found", String::new(), "{}".into()),
+            };
+            let _ = tx.send((method, path, token, body));
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\n{headers}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+                answer.len()
+            );
+        }
+    });
+    (address, rx)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn keystone_tokens_find_gnocchi_in_the_catalog_and_are_renewed_when_refused() {
+    let (address, seen) = keystone_and_gnocchi_stub();
+    // Ceilometer's plain `gnocchi://`: where Gnocchi is comes from the catalog.
+    let url = format!(
+        "gnocchi://?os_auth_url=http://{address}/v3&os_username=ceilometer&os_password=secret&os_project_name=service&filter_project=service"
+    );
+    let mut own = batch("vm-1", 0, 1.0);
+    // A sample of the `service` project itself (Gnocchi's own usage) is not sent.
+    let service = own
+        .registry
+        .intern_resource(Resource { project_id: Some("service-project-id".into()), ..Resource::bare("gnocchi-swift") });
+    own.samples.push(Sample { resource: service, ..own.samples[1] });
+    let (sent, dropped) = publish(&url, vec![own]).await;
+    assert_eq!((sent, dropped), (3, 2), "the unlisted meter and the service project's sample are not sent");
+
+    let requests: Vec<Seen> = seen.try_iter().collect();
+    let logins: Vec<&Seen> = requests.iter().filter(|r| r.1 == "/v3/auth/tokens").collect();
+    assert_eq!(logins.len(), 2, "a refused token is renewed once: {requests:?}");
+    let login: Value = serde_json::from_str(&logins[0].3).unwrap();
+    assert_eq!(login["auth"]["identity"]["password"]["user"]["name"], "ceilometer");
+    assert_eq!(login["auth"]["scope"]["project"]["name"], "service");
+    let batches: Vec<&Seen> = requests.iter().filter(|r| r.1.starts_with("/gnocchi/v1/batch/")).collect();
+    assert_eq!(batches.iter().map(|r| r.2.as_deref()).collect::<Vec<_>>(), vec![Some("token-1"), Some("token-2")]);
+    let measures: Value = serde_json::from_str(&batches[1].3).unwrap();
+    assert!(measures.get("vm-1").is_some() && measures.get("gnocchi-swift").is_none(), "{measures}");
+    assert_eq!(measures["vm-1"]["cpu"]["measures"][0]["value"], 1.0);
+    assert_eq!(measures["vm-1"]["cpu"]["archive_policy_name"], "ceilometer-low-rate");
+    assert_eq!(measures["vm-1"]["cpu"]["unit"], "ns");
+}
