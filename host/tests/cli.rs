@@ -518,3 +518,21 @@ fn sigterm_flushes_what_transformers_hold() {
     let held_samples = json_lines(&std::fs::read_to_string(&held).expect("flushed at shutdown"));
     assert_eq!(held_samples.len(), raw_count, "everything the accumulator held went out at SIGTERM");
 }
+
+#[test]
+fn validate_reports_bad_transformer_parameters_with_exit_78() {
+    let workspace = Workspace::new(&[builtin("local_instances"), builtin("cpu"), builtin("rate_of_change")]);
+    workspace.write_pipeline(
+        &grants(&["local_instances", "cpu"]),
+        "sources:\n  - name: cpu\n    meters: [cpu]\n    sinks: [util]\nsinks:\n  - name: util\n    transformers:\n      - name: rate_of_change\n        parameters:\n          target: {name: cpu_util, scale: '100 / (resource_metadata.cpu_number or'}\n      - name: unit_convresion\n    publishers: ['stdout://']\n",
+    );
+    let output = pollen(&["validate"], workspace.path());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(78), "{stderr}");
+    assert!(stderr.contains("2 problems"), "every problem at once: {stderr}");
+    assert!(
+        stderr.contains("sinks[0].transformers[0] (rate_of_change)") && stderr.contains("`target.scale`"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("sinks[0].transformers[1]: no transformer plugin `unit_convresion`"), "{stderr}");
+}

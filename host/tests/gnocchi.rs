@@ -123,12 +123,11 @@ async fn measures_posted_by_pollen_are_read_back_through_gnocchis_api() {
     assert_eq!(measures(&instance, "memory.usage").iter().map(|(_, v)| *v).collect::<Vec<_>>(), vec![512.0, 522.0]);
 
     // The disk is an `instance_disk`, its id Pollen's `<uuid>-vda`.
-    let (status, disks) = get(&format!("/v1/resource/instance_disk?filter=instance_id%3D%27{instance}%27"));
-    let disks = disks.as_array().unwrap_or_else(|| panic!("{status}: {disks}"));
-    assert_eq!(disks.len(), 1, "{disks:?}");
-    assert_eq!(disks[0]["original_resource_id"], format!("{instance}-vda"));
-    assert_eq!(disks[0]["name"], "vda");
-    let disk_id = disks[0]["id"].as_str().unwrap();
+    let (status, disk) = get(&format!("/v1/resource/instance_disk/{instance}-vda"));
+    assert_eq!(status, 200, "{disk}");
+    assert_eq!(disk["original_resource_id"], format!("{instance}-vda"));
+    assert_eq!((disk["name"].as_str(), disk["instance_id"].as_str()), (Some("vda"), Some(instance.as_str())));
+    let disk_id = disk["id"].as_str().unwrap();
     assert_eq!(
         measures(disk_id, "disk.device.read.bytes").iter().map(|(_, v)| *v).collect::<Vec<_>>(),
         vec![4096.0; 2]
