@@ -28,7 +28,7 @@ fn resources(scrape: &Scrape, metric: &str) -> BTreeSet<String> {
 }
 
 #[test]
-fn the_endpoint_serves_every_series_and_forgets_vanished_resources() {
+fn the_endpoint_serves_new_resources_series_and_forgets_vanished_ones() {
     let workspace = Workspace::new(&[builtin("local_instances"), builtin("cpu"), builtin("memory")]);
     let (three, two) = (workspace.path().join("node3.xml"), workspace.path().join("node2.xml"));
     let spec = NodeSpec { domains: 3, stopped_every: 0, plain_every: 0 };
@@ -42,7 +42,8 @@ fn the_endpoint_serves_every_series_and_forgets_vanished_resources() {
             workspace.path().join("samples.jsonl").display()
         )
     };
-    workspace.write_pipeline(&pipeline(&three), "");
+    // Two domains first; a third appears, then goes.
+    workspace.write_pipeline(&pipeline(&two), "");
     let address = format!("127.0.0.1:{}", free_port());
     let agent = Command::new(env!("CARGO_BIN_EXE_pollen"))
         .args(["run", "--config", "pipeline.yaml", "--prometheus-listen", &address])
@@ -54,6 +55,7 @@ fn the_endpoint_serves_every_series_and_forgets_vanished_resources() {
 
     let domains = spec.domain_specs();
     let all: BTreeSet<String> = domains.iter().map(|d| d.uuid.clone()).collect();
+    let first_two: BTreeSet<String> = all.iter().take(2).cloned().collect();
     let wait_for = |what: &str, done: &dyn Fn(&Scrape) -> bool| -> Scrape {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
@@ -67,7 +69,10 @@ fn the_endpoint_serves_every_series_and_forgets_vanished_resources() {
             std::thread::sleep(Duration::from_millis(200));
         }
     };
-    let scraped = wait_for("every domain's series", &|s| {
+    wait_for("the first two domains' series", &|s| resources(s, "ceilometer_cpu") == first_two);
+    workspace.write_pipeline(&pipeline(&three), "");
+    assert!(Command::new("kill").args(["-HUP", &agent.id().to_string()]).status().unwrap().success());
+    let scraped = wait_for("the new domain's series too", &|s| {
         resources(s, "ceilometer_cpu") == all && resources(s, "ceilometer_memory_usage") == all
     });
     let first = &domains[0];
