@@ -195,7 +195,7 @@ type Seen = (String, String, Option<String>, String);
 /// project) and of Gnocchi's endpoints the publisher calls, which refuses the first
 /// token as expired: no Keystone runs here, so the token flow is checked against this.
 fn keystone_and_gnocchi_stub() -> (String, std::sync::mpsc::Receiver<Seen>) {
-    use std::io::{BufRead, BufReader, Read, Write};
+    use std::io::{BufReader, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let address = listener.local_addr().unwrap().to_string();
     let (tx, rx) = std::sync::mpsc::channel();
@@ -205,30 +205,10 @@ fn keystone_and_gnocchi_stub() -> (String, std::sync::mpsc::Receiver<Seen>) {
         for stream in listener.incoming().flatten() {
             let mut reader = BufReader::new(stream.try_clone().unwrap());
             let mut stream = stream;
-            let mut line = String::new();
-            if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                continue;
-            }
-            let mut parts = line.split_whitespace();
-            let (method, path) = (parts.next().unwrap_or("").to_string(), parts.next().unwrap_or("").to_string());
-            let (mut length, mut token) = (0, None);
-            loop {
-                let mut header = String::new();
-                reader.read_line(&mut header).unwrap();
-                let header = header.trim_end();
-                if header.is_empty() {
-                    break;
-                }
-                let (name, value) = header.split_once(':').unwrap();
-                match name.to_ascii_lowercase().as_str() {
-                    "content-length" => length = value.trim().parse().unwrap(),
-                    "x-auth-token" => token = Some(value.trim().to_string()),
-                    _ => {}
-                }
-            }
-            let mut body = vec![0; length];
-            reader.read_exact(&mut body).unwrap();
-            let body = String::from_utf8_lossy(&body).into_owned();
+            let Some(request) = read_request(&mut reader) else { continue };
+            let token = request.header("x-auth-token").map(str::to_string);
+            let (method, path) = (request.method.clone(), request.path.clone());
+            let body = String::from_utf8_lossy(&request.body).into_owned();
             let (status, headers, answer) = match (method.as_str(), path.as_str()) {
                 ("POST", "/v3/auth/tokens") => {
                     let n = tokens.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;

@@ -11,7 +11,7 @@ use pollen_host::publish::{Batch, PublishContext, PublisherHandle};
 use pollen_host::registry::Registry;
 use pollen_host::sample::{Meter, MeterType, Resource, Sample};
 use prost::Message;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
@@ -34,30 +34,9 @@ fn receiver() -> (String, mpsc::Receiver<Received>) {
             std::thread::spawn(move || {
                 let mut reader = BufReader::new(stream.try_clone().unwrap());
                 let mut stream = stream;
-                loop {
-                    let mut request_line = String::new();
-                    if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
-                        return;
-                    }
-                    let path = request_line.split_whitespace().nth(1).unwrap_or("").to_string();
-                    let (mut length, mut content_type) = (0, String::new());
-                    loop {
-                        let mut header = String::new();
-                        reader.read_line(&mut header).unwrap();
-                        let header = header.trim_end();
-                        if header.is_empty() {
-                            break;
-                        }
-                        let (name, value) = header.split_once(':').unwrap_or((header, ""));
-                        match name.to_ascii_lowercase().as_str() {
-                            "content-length" => length = value.trim().parse().unwrap(),
-                            "content-type" => content_type = value.trim().to_string(),
-                            _ => {}
-                        }
-                    }
-                    let mut body = vec![0; length];
-                    reader.read_exact(&mut body).unwrap();
-                    let _ = tx.send(Received { path, content_type, body });
+                while let Some(request) = read_request(&mut reader) {
+                    let content_type = request.header("content-type").unwrap_or("").to_string();
+                    let _ = tx.send(Received { path: request.path, content_type, body: request.body });
                     stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").unwrap();
                 }
             });

@@ -147,6 +147,22 @@ struct CeilometerSource {
     sinks: Vec<String>,
 }
 
+impl CeilometerSource {
+    /// The Pollen source polling this one's meters, sending those `also_meters` also
+    /// selects to `sinks`.
+    fn polled(&self, also_meters: Vec<String>, sinks: Vec<String>) -> Source {
+        Source {
+            name: self.name.clone(),
+            interval: self.interval.unwrap_or(DEFAULT_INTERVAL),
+            meters: self.meters.clone(),
+            also_meters,
+            discovery: self.discovery.clone(),
+            resources: self.resources.clone(),
+            sinks,
+        }
+    }
+}
+
 fn sources(
     document: &Document,
     problems: &mut Vec<ConfigError>,
@@ -275,44 +291,24 @@ pub fn load(files: CeilometerFiles<'_>) -> Result<Pipeline, ConfigErrors> {
             }
             for source in &polled {
                 for route in &routes {
-                    result.sources.push(Source {
+                    let pair = Source {
                         name: format!("{}/{}", source.name, route.name),
-                        interval: source.interval.unwrap_or(DEFAULT_INTERVAL),
-                        meters: source.meters.clone(),
-                        also_meters: route.meters.clone(),
-                        discovery: source.discovery.clone(),
-                        resources: source.resources.clone(),
-                        sinks: route.sinks.clone(),
-                    });
+                        ..source.polled(route.meters.clone(), route.sinks.clone())
+                    };
+                    result.sources.push(pair);
                 }
             }
             result.sinks = sinks(pipeline, &mut problems, &mut warnings);
         }
         (None, Some(pipeline)) => {
             for source in sources(pipeline, &mut problems, &mut warnings) {
-                result.sources.push(Source {
-                    name: source.name,
-                    interval: source.interval.unwrap_or(DEFAULT_INTERVAL),
-                    meters: source.meters,
-                    also_meters: Vec::new(),
-                    discovery: source.discovery,
-                    resources: source.resources,
-                    sinks: source.sinks,
-                });
+                result.sources.push(source.polled(Vec::new(), source.sinks.clone()));
             }
             result.sinks = sinks(pipeline, &mut problems, &mut warnings);
         }
         (Some(polling), None) => {
             for source in sources(polling, &mut problems, &mut warnings) {
-                result.sources.push(Source {
-                    name: source.name,
-                    interval: source.interval.unwrap_or(DEFAULT_INTERVAL),
-                    meters: source.meters,
-                    also_meters: Vec::new(),
-                    discovery: source.discovery,
-                    resources: source.resources,
-                    sinks: vec!["notifier".into()],
-                });
+                result.sources.push(source.polled(Vec::new(), vec!["notifier".into()]));
             }
             result.sinks = vec![Sink {
                 name: "notifier".into(),

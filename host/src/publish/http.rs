@@ -103,13 +103,20 @@ impl HttpPublisher {
         Ok(Self { url: url.into(), options, client })
     }
 
-    /// The publisher's URL, as the pipeline gives it.
-    pub fn url(&self) -> &str {
-        &self.url
+    /// POSTs one body carrying `samples` samples: all sent, or (after the retries) all
+    /// dropped, logged and counted.
+    pub(super) async fn deliver(&self, body: Vec<u8>, content_type: &str, samples: u64) -> Delivery {
+        match self.post(body, content_type).await {
+            Ok(()) => Delivery { sent: samples, dropped: 0 },
+            Err(error) => {
+                tracing::error!(publisher = %self.url, %error, samples, "POST failed after retries; samples dropped");
+                Delivery { sent: 0, dropped: samples }
+            }
+        }
     }
 
     /// POSTs `body` to the target, retried with backoff; the error after the last try.
-    pub(super) async fn post(&self, body: Vec<u8>, content_type: &str) -> Result<(), String> {
+    async fn post(&self, body: Vec<u8>, content_type: &str) -> Result<(), String> {
         let attempt = || async {
             let response = self
                 .client
@@ -145,13 +152,9 @@ impl Publisher for HttpPublisher {
         };
         let mut delivery = Delivery::default();
         for (body, samples) in bodies {
-            match self.post(body, "application/json").await {
-                Ok(()) => delivery.sent += samples,
-                Err(error) => {
-                    tracing::error!(publisher = %self.url, %error, samples, "POST failed after retries; samples dropped");
-                    delivery.dropped += samples;
-                }
-            }
+            let done = self.deliver(body, "application/json", samples).await;
+            delivery.sent += done.sent;
+            delivery.dropped += done.dropped;
         }
         Ok(delivery)
     }

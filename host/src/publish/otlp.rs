@@ -229,13 +229,7 @@ impl Publisher for OtlpPublisher {
             Encoding::Protobuf => (request.encode_to_vec(), "application/x-protobuf"),
             Encoding::Json => (serde_json::to_vec(&request).expect("OTLP requests serialize"), "application/json"),
         };
-        Ok(match self.http.post(body, content_type).await {
-            Ok(()) => Delivery { sent: count, dropped: 0 },
-            Err(error) => {
-                tracing::error!(publisher = %self.http.url(), %error, samples = count, "OTLP export failed after retries; samples dropped");
-                Delivery { sent: 0, dropped: count }
-            }
-        })
+        Ok(self.http.deliver(body, content_type, count).await)
     }
 
     async fn flush(&mut self) -> Result<Delivery, PublishError> {

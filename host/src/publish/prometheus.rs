@@ -265,13 +265,7 @@ impl Publisher for PushPublisher {
     async fn publish(&mut self, batch: &Batch) -> Result<Delivery, PublishError> {
         let count = batch.samples.len() as u64;
         let body = Self::text(batch).into_bytes();
-        Ok(match self.http.post(body, "text/plain; version=0.0.4").await {
-            Ok(()) => Delivery { sent: count, dropped: 0 },
-            Err(error) => {
-                tracing::error!(publisher = %self.http.url(), %error, samples = count, "push failed after retries; samples dropped");
-                Delivery { sent: 0, dropped: count }
-            }
-        })
+        Ok(self.http.deliver(body, "text/plain; version=0.0.4", count).await)
     }
 
     async fn flush(&mut self) -> Result<Delivery, PublishError> {
