@@ -349,3 +349,23 @@ async fn the_notifier_speaks_tls_and_verifies_the_broker() {
     assert_eq!(handle.shutdown(Duration::from_secs(20)).await, pollen_host::publish::Delivery { sent: 0, dropped: 3 });
     delete(&channel, &[queue]).await;
 }
+
+/// A large host's cycle is far more samples than the local queue's bound (1024
+/// notifications of 50): with the broker up, none of it is dropped.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cycle_larger_than_the_queue_bound_is_sent_whole() {
+    let channel = broker().await;
+    let topic = topic();
+    let queue = format!("{topic}.sample");
+    prepare(&channel, std::slice::from_ref(&queue)).await;
+    let handle =
+        PublisherHandle::start(&format!("notifier://?topic={topic}"), &PublishContext::default()).await.unwrap();
+    let samples = 120_000;
+    handle.send(Arc::new(batch(samples, 1.0)));
+    let delivery = handle.shutdown(Duration::from_secs(60)).await;
+    assert_eq!((delivery.sent, delivery.dropped), (samples as u64, 0));
+    let notifications = drain(&channel, &queue, samples / 50, Duration::from_secs(30)).await;
+    delete(&channel, &[queue]).await;
+    let received: usize = notifications.iter().map(|n| n["payload"]["samples"].as_array().map_or(0, Vec::len)).sum();
+    assert_eq!(received, samples);
+}

@@ -5,7 +5,8 @@
 //! URLs; Pollen always writes JSON.)
 
 use super::options::Query;
-use super::{Batch, Delivery, PublishError, Publisher};
+use super::{Batch, Delivery, PublishError, Publisher, CHUNK};
+use crate::sample::Sample;
 use std::path::{Path, PathBuf};
 use tokio::fs::File;
 use tokio::io::AsyncWriteExt;
@@ -89,8 +90,23 @@ async fn append(path: &Path) -> std::io::Result<File> {
 
 impl Publisher for FilePublisher {
     async fn publish(&mut self, batch: &Batch) -> Result<Delivery, PublishError> {
+        for chunk in batch.samples.chunks(CHUNK) {
+            self.write_chunk(batch, chunk).await?;
+        }
+        Ok(Delivery { sent: batch.samples.len() as u64, dropped: 0 })
+    }
+
+    async fn flush(&mut self) -> Result<Delivery, PublishError> {
+        self.file.sync_data().await.map_err(|e| self.io(e))?;
+        Ok(Delivery::default())
+    }
+}
+
+impl FilePublisher {
+    /// Writes some of a batch's samples, rotating between lines when the file is full.
+    async fn write_chunk(&mut self, batch: &Batch, samples: &[Sample]) -> Result<(), PublishError> {
         self.lines.clear();
-        batch.write_json_lines(&mut self.lines).map_err(|e| self.io(e))?;
+        batch.write_json_lines_of(samples, &mut self.lines).map_err(|e| self.io(e))?;
         let lines = std::mem::take(&mut self.lines);
         // Whole runs of lines that fit go out in one write; rotation happens between lines.
         let mut start = 0;
@@ -112,11 +128,6 @@ impl Publisher for FilePublisher {
         self.file.write_all(&lines[start..end]).await.map_err(|e| self.io(e))?;
         self.size += (end - start) as u64;
         self.lines = lines;
-        Ok(Delivery { sent: batch.samples.len() as u64, dropped: 0 })
-    }
-
-    async fn flush(&mut self) -> Result<Delivery, PublishError> {
-        self.file.sync_data().await.map_err(|e| self.io(e))?;
-        Ok(Delivery::default())
+        Ok(())
     }
 }

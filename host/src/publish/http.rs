@@ -7,7 +7,7 @@
 //! (PEM files). Other query parameters stay in the URL that is posted to.
 
 use super::options::{boolean, Query};
-use super::{Batch, Delivery, PublishError, Publisher};
+use super::{Batch, Delivery, PublishError, Publisher, CHUNK};
 use backon::{ExponentialBuilder, Retryable};
 use std::time::Duration;
 
@@ -140,21 +140,26 @@ impl HttpPublisher {
 
 impl Publisher for HttpPublisher {
     async fn publish(&mut self, batch: &Batch) -> Result<Delivery, PublishError> {
-        let mut records = Vec::with_capacity(batch.samples.len());
-        batch.for_each_record(|record| records.push(serde_json::to_vec(record).expect("samples serialize")));
-        let bodies: Vec<(Vec<u8>, u64)> = if self.options.batch {
-            let mut body = b"[".to_vec();
-            body.extend(records.join(&b","[..]));
-            body.push(b']');
-            vec![(body, records.len() as u64)]
-        } else {
-            records.into_iter().map(|record| (record, 1)).collect()
-        };
         let mut delivery = Delivery::default();
-        for (body, samples) in bodies {
-            let done = self.deliver(body, "application/json", samples).await;
-            delivery.sent += done.sent;
-            delivery.dropped += done.dropped;
+        // A JSON array per request (`batch=1`), of at most CHUNK samples, or one sample each.
+        for chunk in batch.samples.chunks(CHUNK) {
+            let mut records = Vec::with_capacity(chunk.len());
+            batch.for_each_record_of(chunk, |record| {
+                records.push(serde_json::to_vec(record).expect("samples serialize"))
+            });
+            let bodies: Vec<(Vec<u8>, u64)> = if self.options.batch {
+                let mut body = b"[".to_vec();
+                body.extend(records.join(&b","[..]));
+                body.push(b']');
+                vec![(body, records.len() as u64)]
+            } else {
+                records.into_iter().map(|record| (record, 1)).collect()
+            };
+            for (body, samples) in bodies {
+                let done = self.deliver(body, "application/json", samples).await;
+                delivery.sent += done.sent;
+                delivery.dropped += done.dropped;
+            }
         }
         Ok(delivery)
     }

@@ -307,12 +307,19 @@ impl<X: Transport> OutboxPublisher<X> {
 
 impl<X: Transport> Publisher for OutboxPublisher<X> {
     async fn publish(&mut self, batch: &Batch) -> Result<Delivery, PublishError> {
-        let dropped = self.outbox.push(self.transport.encode(batch));
-        if dropped > 0 {
-            tracing::warn!(publisher = %self.url, dropped, "local queue full; oldest samples dropped");
+        // A part at a time: a large host's cycle (hundreds of thousands of samples) is
+        // encoded and sent as it goes, so the queue's bound holds what the peer has not
+        // taken, not the whole cycle.
+        let mut delivery = Delivery::default();
+        for part in batch.chunks() {
+            let dropped = self.outbox.push(self.transport.encode(&part));
+            if dropped > 0 {
+                tracing::warn!(publisher = %self.url, dropped, "local queue full; oldest samples dropped");
+            }
+            let done = self.outbox.drain(&self.url, &mut self.transport, Drain::Pipelined).await;
+            delivery.sent += done.sent;
+            delivery.dropped += done.dropped + dropped;
         }
-        let mut delivery = self.outbox.drain(&self.url, &mut self.transport, Drain::Pipelined).await;
-        delivery.dropped += dropped;
         Ok(delivery)
     }
 

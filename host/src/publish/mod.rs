@@ -148,11 +148,30 @@ pub struct Batch {
     pub source: Arc<str>,
 }
 
+/// Samples a publisher writes or sends at once, however large the batch (a cycle of a
+/// large host is hundreds of thousands): bounds its buffers and its requests.
+pub const CHUNK: usize = 1000;
+
 impl Batch {
     /// Calls `f` with each sample resolved (a fresh sample id each). Samples whose
     /// handles do not resolve are skipped.
-    pub fn for_each_record(&self, mut f: impl FnMut(&SampleRecord)) {
-        for sample in &self.samples {
+    pub fn for_each_record(&self, f: impl FnMut(&SampleRecord)) {
+        self.for_each_record_of(&self.samples, f);
+    }
+
+    /// The batch in parts of at most [`CHUNK`] samples, for publishers that encode a
+    /// whole batch at once.
+    pub fn chunks(&self) -> impl Iterator<Item = Batch> + '_ {
+        self.samples.chunks(CHUNK).map(|samples| Batch {
+            samples: samples.to_vec(),
+            registry: self.registry.clone(),
+            source: self.source.clone(),
+        })
+    }
+
+    /// The same for some of the batch's samples (a [`CHUNK`]).
+    pub fn for_each_record_of(&self, samples: &[Sample], mut f: impl FnMut(&SampleRecord)) {
+        for sample in samples {
             let (Some(meter), Some(resource)) =
                 (self.registry.meter(sample.meter), self.registry.resource(sample.resource))
             else {
@@ -171,8 +190,13 @@ impl Batch {
 
     /// Writes each sample as one JSON line (Ceilometer's `as_dict()` keys) to `out`.
     pub fn write_json_lines(&self, out: &mut impl Write) -> std::io::Result<()> {
+        self.write_json_lines_of(&self.samples, out)
+    }
+
+    /// The same for some of the batch's samples (a [`CHUNK`]).
+    pub fn write_json_lines_of(&self, samples: &[Sample], out: &mut impl Write) -> std::io::Result<()> {
         let mut result = Ok(());
-        self.for_each_record(|record| {
+        self.for_each_record_of(samples, |record| {
             if result.is_ok() {
                 result = serde_json::to_writer(&mut *out, record)
                     .map_err(std::io::Error::from)

@@ -13,9 +13,9 @@
 //! ...; `ssl=1` for HTTPS); a path other than `/` replaces `/v1/metrics`.
 
 use super::http::{HttpOptions, HttpPublisher};
-use super::{Batch, Delivery, PublishError, Publisher};
+use super::{Batch, Delivery, PublishError, Publisher, CHUNK};
 use crate::registry::{MeterHandle, ResourceHandle};
-use crate::sample::{Meter, MeterType, Resource};
+use crate::sample::{Meter, MeterType, Resource, Sample};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
 use opentelemetry_proto::tonic::metrics::v1::{
@@ -99,12 +99,12 @@ impl OtlpPublisher {
         Ok(Self { http: HttpPublisher::new(url, options.http)?, encoding: options.encoding, series: HashMap::new() })
     }
 
-    /// The request for one batch.
-    pub fn request(&mut self, batch: &Batch) -> ExportMetricsServiceRequest {
+    /// The request for some of a batch's samples.
+    pub fn request(&mut self, batch: &Batch, samples: &[Sample]) -> ExportMetricsServiceRequest {
         // Per resource, per meter, the data points, in the batch's order.
         let mut resources: BTreeMap<ResourceHandle, (std::sync::Arc<Resource>, BTreeMap<MeterHandle, Metric>)> =
             BTreeMap::new();
-        for sample in &batch.samples {
+        for sample in samples {
             let (Some(meter), Some(resource)) =
                 (batch.registry.meter(sample.meter), batch.registry.resource(sample.resource))
             else {
@@ -223,13 +223,19 @@ fn resource_attributes(resource: &Resource) -> Vec<KeyValue> {
 
 impl Publisher for OtlpPublisher {
     async fn publish(&mut self, batch: &Batch) -> Result<Delivery, PublishError> {
-        let count = batch.samples.len() as u64;
-        let request = self.request(batch);
-        let (body, content_type) = match self.encoding {
-            Encoding::Protobuf => (request.encode_to_vec(), "application/x-protobuf"),
-            Encoding::Json => (serde_json::to_vec(&request).expect("OTLP requests serialize"), "application/json"),
-        };
-        Ok(self.http.deliver(body, content_type, count).await)
+        let mut delivery = Delivery::default();
+        // One request per CHUNK samples: collectors bound the size of a request.
+        for chunk in batch.samples.chunks(CHUNK) {
+            let request = self.request(batch, chunk);
+            let (body, content_type) = match self.encoding {
+                Encoding::Protobuf => (request.encode_to_vec(), "application/x-protobuf"),
+                Encoding::Json => (serde_json::to_vec(&request).expect("OTLP requests serialize"), "application/json"),
+            };
+            let done = self.http.deliver(body, content_type, chunk.len() as u64).await;
+            delivery.sent += done.sent;
+            delivery.dropped += done.dropped;
+        }
+        Ok(delivery)
     }
 
     async fn flush(&mut self) -> Result<Delivery, PublishError> {

@@ -1,6 +1,6 @@
 //! `stdout://`: one JSON object per line on standard output.
 
-use super::{Batch, Delivery, PublishError, Publisher};
+use super::{Batch, Delivery, PublishError, Publisher, CHUNK};
 use tokio::io::AsyncWriteExt;
 
 /// Writes JSON lines to standard output.
@@ -22,9 +22,11 @@ impl StdoutPublisher {
 
 impl Publisher for StdoutPublisher {
     async fn publish(&mut self, batch: &Batch) -> Result<Delivery, PublishError> {
-        self.buffer.clear();
-        batch.write_json_lines(&mut self.buffer).map_err(Self::io)?;
-        self.out.write_all(&self.buffer).await.map_err(Self::io)?;
+        for chunk in batch.samples.chunks(CHUNK) {
+            self.buffer.clear();
+            batch.write_json_lines_of(chunk, &mut self.buffer).map_err(Self::io)?;
+            self.out.write_all(&self.buffer).await.map_err(Self::io)?;
+        }
         self.out.flush().await.map_err(Self::io)?;
         Ok(Delivery { sent: batch.samples.len() as u64, dropped: 0 })
     }

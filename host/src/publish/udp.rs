@@ -42,16 +42,19 @@ impl UdpPublisher {
 
 impl Publisher for UdpPublisher {
     async fn publish(&mut self, batch: &Batch) -> Result<Delivery, PublishError> {
-        let messages = super::metering::msgpack_messages(batch, &self.secret);
         let url = self.url.clone();
-        let (socket, target) = self.socket().await.map_err(|source| PublishError::Io { url: url.clone(), source })?;
         let mut delivery = Delivery::default();
-        for message in &messages {
-            match socket.send_to(message, *target).await {
-                Ok(_) => delivery.sent += 1,
-                Err(error) => {
-                    tracing::warn!(publisher = %url, %error, "datagram not sent");
-                    delivery.dropped += 1;
+        for part in batch.chunks() {
+            let messages = super::metering::msgpack_messages(&part, &self.secret);
+            let (socket, target) =
+                self.socket().await.map_err(|source| PublishError::Io { url: url.clone(), source })?;
+            for message in &messages {
+                match socket.send_to(message, *target).await {
+                    Ok(_) => delivery.sent += 1,
+                    Err(error) => {
+                        tracing::warn!(publisher = %url, %error, "datagram not sent");
+                        delivery.dropped += 1;
+                    }
                 }
             }
         }

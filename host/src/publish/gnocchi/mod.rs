@@ -26,7 +26,7 @@ pub use resources::{AttributePath, Definitions};
 
 use super::http::{client, HttpOptions};
 use super::options::Query;
-use super::{Batch, Delivery, PublishError, Publisher};
+use super::{Batch, Delivery, PublishError, Publisher, CHUNK};
 use crate::sample::iso8601;
 use auth::Auth;
 use backon::ExponentialBuilder;
@@ -324,8 +324,8 @@ impl GnocchiPublisher {
         }
     }
 
-    /// One batch: measures and the resources they belong to.
-    async fn send(&mut self, batch: &Batch) -> Result<Delivery, String> {
+    /// Some of a batch's samples: measures and the resources they belong to.
+    async fn send(&mut self, batch: &Batch, samples: &[crate::sample::Sample]) -> Result<Delivery, String> {
         self.ensure_policies().await?;
         if self.filtered_project_id.is_none() {
             let id = match (&self.options.filter_project, &self.options.auth) {
@@ -339,7 +339,7 @@ impl GnocchiPublisher {
         let mut resources: HashMap<String, (String, Value)> = HashMap::new();
         let (mut count, mut skipped) = (0u64, 0u64);
         let mut unlisted = BTreeSet::new();
-        batch.for_each_record(|record| {
+        batch.for_each_record_of(samples, |record| {
             if filtered.is_some() && record.resource.project_id == filtered {
                 skipped += 1;
                 return;
@@ -429,28 +429,42 @@ fn hash_of(value: &Value) -> u64 {
 
 impl Publisher for GnocchiPublisher {
     async fn publish(&mut self, batch: &Batch) -> Result<Delivery, PublishError> {
+        // One call to Gnocchi per CHUNK samples: bounded requests however large the batch.
+        let mut delivery = Delivery::default();
+        for chunk in batch.samples.chunks(CHUNK) {
+            let done = self.publish_chunk(batch, chunk).await;
+            delivery.sent += done.sent;
+            delivery.dropped += done.dropped;
+        }
+        Ok(delivery)
+    }
+
+    async fn flush(&mut self) -> Result<Delivery, PublishError> {
+        Ok(Delivery::default())
+    }
+}
+
+impl GnocchiPublisher {
+    /// Sends some samples, retried with backoff; what still fails is dropped and counted.
+    async fn publish_chunk(&mut self, batch: &Batch, samples: &[crate::sample::Sample]) -> Delivery {
         use backon::BackoffBuilder;
         let mut delays = ExponentialBuilder::default()
             .with_min_delay(Duration::from_millis(200))
             .with_max_times(self.options.http.max_retries)
             .build();
         loop {
-            match self.send(batch).await {
-                Ok(delivery) => return Ok(delivery),
+            match self.send(batch, samples).await {
+                Ok(delivery) => return delivery,
                 Err(error) if let Some(delay) = delays.next() => {
                     tracing::warn!(publisher = %self.url, %error, retry_in_ms = delay.as_millis() as u64, "sending to Gnocchi failed; retrying");
                     tokio::time::sleep(delay).await;
                 }
                 Err(error) => {
-                    let count = batch.samples.len() as u64;
+                    let count = samples.len() as u64;
                     tracing::error!(publisher = %self.url, %error, samples = count, "sending to Gnocchi failed after retries; samples dropped");
-                    return Ok(Delivery { sent: 0, dropped: count });
+                    return Delivery { sent: 0, dropped: count };
                 }
             }
         }
-    }
-
-    async fn flush(&mut self) -> Result<Delivery, PublishError> {
-        Ok(Delivery::default())
     }
 }
