@@ -520,8 +520,9 @@ fn sigterm_flushes_what_transformers_hold() {
 }
 
 #[test]
-fn validate_reports_bad_transformer_parameters_with_exit_78() {
-    let workspace = Workspace::new(&[builtin("local_instances"), builtin("cpu"), builtin("rate_of_change")]);
+fn validate_reports_refused_plugins_and_bad_transformers_at_once_with_exit_78() {
+    let workspace =
+        Workspace::new(&[builtin("local_instances"), builtin("cpu"), builtin("memory"), builtin("rate_of_change")]);
     workspace.write_pipeline(
         &grants(&["local_instances", "cpu"]),
         "sources:\n  - name: cpu\n    meters: [cpu]\n    sinks: [util]\nsinks:\n  - name: util\n    transformers:\n      - name: rate_of_change\n        parameters:\n          target: {name: cpu_util, scale: '100 / (resource_metadata.cpu_number or'}\n      - name: unit_convresion\n    publishers: ['stdout://']\n",
@@ -529,6 +530,7 @@ fn validate_reports_bad_transformer_parameters_with_exit_78() {
     let output = pollen(&["validate"], workspace.path());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(78), "{stderr}");
+    assert!(stderr.contains("1 plugin file was refused") && stderr.contains("memory.wasm"), "{stderr}");
     assert!(stderr.contains("2 problems"), "every problem at once: {stderr}");
     assert!(
         stderr.contains("sinks[0].transformers[0] (rate_of_change)") && stderr.contains("`target.scale`"),

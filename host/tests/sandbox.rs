@@ -103,7 +103,7 @@ fn the_agent_refuses_to_start_on_a_refused_plugin_and_names_it() {
     let workspace = Workspace::new(&[builtin("cpu"), hostile("unknown_world")]);
     let path = workspace.write_pipeline(&grants(&["cpu"]), "");
     let error = Agent::build(config::load(&path).unwrap()).err().expect("refused");
-    assert!(matches!(&error, BuildError::Plugins(errors) if errors.len() == 1), "{error}");
+    assert!(matches!(&error, BuildError::Plugins(errors, _) if errors.len() == 1), "{error}");
     assert!(error.to_string().contains("unknown_world.wasm"));
 }
 

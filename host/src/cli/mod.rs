@@ -123,7 +123,7 @@ pub fn main() -> ExitCode {
         Err(error) => {
             eprintln!("pollen: {error:#}");
             if error.downcast_ref::<ConfigErrors>().is_some()
-                || matches!(error.downcast_ref::<BuildError>(), Some(BuildError::Plugins(_) | BuildError::Config(_)))
+                || matches!(error.downcast_ref::<BuildError>(), Some(BuildError::Plugins(..) | BuildError::Config(_)))
             {
                 ExitCode::from(EXIT_CONFIG)
             } else {

@@ -21,15 +21,29 @@ pub enum BuildError {
     /// The engine could not start.
     #[error(transparent)]
     Engine(#[from] EngineError),
-    /// Plugins were refused.
-    #[error("{} plugin file{} refused:\n  {}", .0.len(), if .0.len() == 1 { " was" } else { "s were" }, .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n  "))]
-    Plugins(Vec<LoadError>),
+    /// Plugins were refused; with the problems of sinks' transformers found besides.
+    #[error("{}", refused(.0, .1))]
+    Plugins(Vec<LoadError>, Vec<crate::config::ConfigError>),
     /// A sink's transformers could not be made (unknown plugin, bad parameters).
     #[error(transparent)]
     Config(#[from] ConfigErrors),
     /// A publisher could not start.
     #[error(transparent)]
     Publisher(#[from] PublishError),
+}
+
+/// Every refused plugin file, then every other problem.
+fn refused(plugins: &[LoadError], others: &[crate::config::ConfigError]) -> String {
+    let count = plugins.len();
+    let mut text = format!(
+        "{count} plugin file{} refused:\n  {}",
+        if count == 1 { " was" } else { "s were" },
+        plugins.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n  ")
+    );
+    if !others.is_empty() {
+        text.push_str(&format!("\n{}", ConfigErrors(others.to_vec())));
+    }
+    text
 }
 
 /// The plugins of an agent, by role.
@@ -102,10 +116,8 @@ impl Agent {
     ) -> Result<Self, BuildError> {
         let kept_plugins = previous.map_or(&[][..], |p| p.plugins.all.as_slice());
         let loaded = load_dir(&engine, &pipeline.agent.plugin_dir, &pipeline.agent, &registry, kept_plugins)
-            .map_err(|e| BuildError::Plugins(vec![e]))?;
-        if !loaded.errors.is_empty() {
-            return Err(BuildError::Plugins(loaded.errors));
-        }
+            .map_err(|e| BuildError::Plugins(vec![e], Vec::new()))?;
+        let refused = loaded.errors;
         let plugins = Arc::new(PluginSet::new(loaded.plugins));
         let mut chains = HashMap::new();
         let mut problems = Vec::new();
@@ -121,6 +133,15 @@ impl Agent {
                 }
                 Err(errors) => problems.extend(errors),
             }
+        }
+        if !refused.is_empty() {
+            // A transformer whose file was refused is reported once, with the file.
+            let refused_names: Vec<String> = refused
+                .iter()
+                .filter_map(|e| e.path().file_stem().map(|s| format!("`{}`", s.to_string_lossy())))
+                .collect();
+            problems.retain(|p| !refused_names.iter().any(|name| p.message.contains(name.as_str())));
+            return Err(BuildError::Plugins(refused, problems));
         }
         if !problems.is_empty() {
             return Err(BuildError::Config(ConfigErrors(problems)));

@@ -119,6 +119,27 @@ pub enum LoadError {
     },
 }
 
+impl LoadError {
+    /// The refused file.
+    pub fn path(&self) -> &std::path::Path {
+        match self {
+            Self::Read { path, .. }
+            | Self::NotWasm { path, .. }
+            | Self::CoreModule { path, .. }
+            | Self::Invalid { path, .. }
+            | Self::UnknownWorld { path, .. }
+            | Self::SeveralWorlds { path, .. }
+            | Self::WrongVersion { path, .. }
+            | Self::Forbidden { path, .. }
+            | Self::NotGranted { path, .. }
+            | Self::Link { path, .. }
+            | Self::Describe { path, .. }
+            | Self::BadDescription { path, .. }
+            | Self::Conflict { path, .. } => path,
+        }
+    }
+}
+
 /// A call into a plugin that failed. The agent and other plugins go on; after a
 /// trap, deadline or memory failure the instance is thrown away and re-made.
 #[derive(Debug, Clone, thiserror::Error)]
