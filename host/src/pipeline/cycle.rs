@@ -77,37 +77,40 @@ pub async fn run_cycle(
     let discovered = discover(plugins, registry, &snapshot, &plans, &mut output.failures).await;
     tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "discovery done");
 
-    // Poll each pollster once, all at the same time, on the union of its sources' resources.
+    // Poll each pollster once, all at the same time, on the union of its sources' resources;
+    // each chunk's samples are routed as soon as they return, so a large host's raw samples
+    // are never all held at once.
     let mut calls = Vec::new();
     for plan in plans {
         let targets = targets(&plan, sources, &discovered, registry);
         if targets.resources.is_empty() {
             continue;
         }
-        let infos: Vec<types::ResourceInfo> = targets
-            .resources
-            .iter()
-            .map(|(_, r)| types::ResourceInfo { id: r.id.clone(), name: r.name.clone() })
-            .collect();
-        let (pollster, snapshot) = (plan.pollster.clone(), snapshot.clone());
+        let (snapshot, registry, name) = (snapshot.clone(), registry.clone(), plan.pollster.name().to_string());
+        let source_count = sources.len();
         let call = tokio::task::spawn_blocking(move || {
             let started = std::time::Instant::now();
-            let polled = poll_in_chunks(&pollster, &snapshot, &infos);
+            let mut routed = CycleOutput { samples: vec![Vec::new(); source_count], ..CycleOutput::default() };
+            poll_in_chunks(&plan, &targets, &snapshot, &registry, &mut routed);
+            let samples: usize = routed.samples.iter().map(Vec::len).sum();
             let elapsed_ms = started.elapsed().as_millis() as u64;
-            tracing::debug!(plugin = %pollster.name(), resources = infos.len(), samples = polled.0.len(), elapsed_ms, "polled");
-            polled
+            tracing::debug!(plugin = %plan.pollster.name(), resources = targets.resources.len(), samples, elapsed_ms, "polled and routed");
+            routed
         });
-        calls.push((plan, targets, call));
+        calls.push((name, call));
     }
-    for (plan, targets, call) in calls {
-        let (raw, failures) = call.await.unwrap_or_else(|error| (Vec::new(), vec![host_task_failed(error)]));
-        for error in failures {
-            tracing::error!(plugin = %plan.pollster.name(), %error, "poll failed; these resources' samples of this pollster are missing this cycle");
-            output.failures.push(error);
+    for (name, call) in calls {
+        let routed = call
+            .await
+            .unwrap_or_else(|error| CycleOutput { failures: vec![host_task_failed(error)], ..CycleOutput::default() });
+        for error in &routed.failures {
+            tracing::error!(plugin = %name, %error, "poll failed; these resources' samples of this pollster are missing this cycle");
         }
-        let started = std::time::Instant::now();
-        route(&plan, &targets, raw, registry, &mut output);
-        tracing::debug!(plugin = %plan.pollster.name(), elapsed_ms = started.elapsed().as_millis() as u64, "routed");
+        output.failures.extend(routed.failures);
+        output.malformed += routed.malformed;
+        for (all, some) in output.samples.iter_mut().zip(routed.samples) {
+            all.extend(some);
+        }
     }
     let unreadable = snapshot.unreadable();
     if let Some((uuid, error)) = unreadable.first() {
@@ -122,27 +125,32 @@ pub async fn run_cycle(
 /// one call deadline, however many domains the host runs.
 const POLL_CHUNK: usize = 250;
 
-/// Polls `resources` in chunks of [`POLL_CHUNK`]; the samples' resource indices are
-/// made relative to the whole list. A failed chunk costs only its own samples.
+/// Polls a plan's resources in chunks of [`POLL_CHUNK`] and routes each chunk's
+/// samples into `output`. A failed chunk costs only its own samples.
 fn poll_in_chunks(
-    pollster: &Plugin,
+    plan: &PollPlan,
+    targets: &Targets,
     snapshot: &Arc<CycleSnapshot>,
-    resources: &[types::ResourceInfo],
-) -> (Vec<types::Sample>, Vec<PluginError>) {
-    let (mut samples, mut failures) = (Vec::new(), Vec::new());
-    for (index, chunk) in resources.chunks(POLL_CHUNK).enumerate() {
+    registry: &Registry,
+    output: &mut CycleOutput,
+) {
+    let infos: Vec<types::ResourceInfo> =
+        targets.resources.iter().map(|(_, r)| types::ResourceInfo { id: r.id.clone(), name: r.name.clone() }).collect();
+    for (index, chunk) in infos.chunks(POLL_CHUNK).enumerate() {
         let offset = (index * POLL_CHUNK) as u32;
-        match pollster.poll(snapshot.clone(), chunk) {
-            Ok(raw) => samples.extend(raw.into_iter().map(|mut sample| {
-                // An index beyond the chunk stays beyond the whole list: still refused.
-                sample.resource =
-                    if (sample.resource as usize) < chunk.len() { sample.resource + offset } else { u32::MAX };
-                sample
-            })),
-            Err(error) => failures.push(error),
+        match plan.pollster.poll(snapshot.clone(), chunk) {
+            Ok(mut raw) => {
+                for sample in &mut raw {
+                    // Indices relative to the whole list; one beyond the chunk stays beyond
+                    // it: still refused.
+                    sample.resource =
+                        if (sample.resource as usize) < chunk.len() { sample.resource + offset } else { u32::MAX };
+                }
+                route(plan, targets, raw, registry, output);
+            }
+            Err(error) => output.failures.push(error),
         }
     }
-    (samples, failures)
 }
 
 /// Runs every discoverer the plans need, once each and at the same time.
