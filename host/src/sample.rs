@@ -77,6 +77,19 @@ impl Resource {
         self.extra.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v).or_else(|| self.metadata.get(key))
     }
 
+    /// One metadata key, if its value is text.
+    pub fn metadata_text(&self, key: &str) -> Option<&str> {
+        self.metadata_value(key).and_then(Value::as_str)
+    }
+
+    /// The instance's flavor name: Nova's `instance_type`, else `flavor.name`, else
+    /// `flavor_name`.
+    pub fn flavor_name(&self) -> Option<&str> {
+        self.metadata_text("instance_type")
+            .or_else(|| self.metadata_value("flavor")?.get("name")?.as_str())
+            .or_else(|| self.metadata_text("flavor_name"))
+    }
+
     /// The whole `resource_metadata`, with the per-device keys applied.
     pub fn merged_metadata(&self) -> std::borrow::Cow<'_, Map<String, Value>> {
         if self.extra.is_empty() {

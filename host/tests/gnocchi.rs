@@ -16,18 +16,9 @@ const GNOCCHI: &str = "127.0.0.1:8041";
 
 /// Gnocchi's answer to a GET, as JSON (basic authentication as `admin`).
 fn get(path: &str) -> (u16, Value) {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(GNOCCHI).expect("Gnocchi answers");
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {GNOCCHI}\r\nAuthorization: Basic YWRtaW46\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let status = response.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let body = response.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-    (status, serde_json::from_str(body).unwrap_or(Value::String(body.to_string())))
+    let (status, body) =
+        http_with(GNOCCHI, "GET", path, &[("Authorization", "Basic YWRtaW46")], b"").expect("Gnocchi answers");
+    (status, serde_json::from_slice(&body).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into())))
 }
 
 fn gnocchi_is_up() -> bool {

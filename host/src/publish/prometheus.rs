@@ -13,7 +13,7 @@
 use super::http::{HttpOptions, HttpPublisher};
 use super::{Batch, Delivery, PublishError, Publisher};
 use crate::registry::{MeterHandle, Registry, ResourceHandle};
-use crate::sample::{Meter, MeterType, Resource, Sample};
+use crate::sample::{Meter, MeterType, Sample};
 use bytes::Bytes;
 use http_body_util::Full;
 use prometheus::proto::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType as PromType};
@@ -67,8 +67,8 @@ impl Exporter {
             let family = families.entry(name.clone()).or_insert_with(|| family(&name, &meter));
             let labels = [
                 ("resource", resource.id.clone()),
-                ("resource_name", text_metadata(&resource, &["display_name"])),
-                ("flavor", text_metadata(&resource, &["instance_type", "flavor_name"])),
+                ("resource_name", resource.metadata_text("display_name").unwrap_or_default().to_string()),
+                ("flavor", resource.flavor_name().unwrap_or_default().to_string()),
                 ("project", resource.project_id.clone().unwrap_or_default()),
                 ("user", resource.user_id.clone().unwrap_or_default()),
                 ("unit", meter.unit.clone()),
@@ -95,18 +95,6 @@ impl Exporter {
 /// becomes `_`.
 fn metric_name(meter: &str) -> String {
     meter.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect()
-}
-
-/// The first of `keys` the resource's metadata has as text (Nova's flavor name is
-/// `instance_type`, or `name` inside `flavor`).
-fn text_metadata(resource: &Resource, keys: &[&str]) -> String {
-    keys.iter()
-        .find_map(|key| resource.metadata_value(key).and_then(|v| v.as_str()).map(str::to_string))
-        .or_else(|| {
-            let flavor = resource.metadata_value("flavor")?;
-            keys.contains(&"instance_type").then(|| flavor.get("name")?.as_str().map(str::to_string)).flatten()
-        })
-        .unwrap_or_default()
 }
 
 fn family(name: &str, meter: &Meter) -> MetricFamily {

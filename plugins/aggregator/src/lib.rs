@@ -59,7 +59,6 @@ struct State {
     aggregated: u64,
     initial_timestamp: Option<i64>,
     latest_timestamp: i64,
-    unscalable: u64,
 }
 
 thread_local! {
@@ -106,7 +105,6 @@ impl Transformer for Aggregator {
                 aggregated: 0,
                 initial_timestamp: None,
                 latest_timestamp: 0,
-                unscalable: 0,
             })
         });
         Ok(())
@@ -135,13 +133,7 @@ impl State {
         else {
             return;
         };
-        let volume = match self.conversion.volume(&self.lookups, &sample) {
-            Ok(volume) => volume,
-            Err(_) => {
-                self.unscalable += 1;
-                return;
-            }
-        };
+        let Some(volume) = self.conversion.volume(&self.lookups, &sample) else { return };
         let owner = if self.policy.user.is_none() || self.policy.project.is_none() {
             self.lookups.owner(sample.resource).unwrap_or_default()
         } else {
@@ -190,10 +182,7 @@ impl State {
     }
 
     fn flush(&mut self, shutdown: bool) -> Vec<SampleRef> {
-        if self.unscalable > 0 {
-            log::warn(&format!("dropped {} samples whose scale has no value", self.unscalable));
-            self.unscalable = 0;
-        }
+        self.conversion.report();
         let Some(initial) = self.initial_timestamp else { return Vec::new() };
         let expired = self.policy.retention_ns.is_some_and(|r| self.latest_timestamp - initial >= r);
         let full = self.policy.size.is_some_and(|size| self.aggregated >= size);

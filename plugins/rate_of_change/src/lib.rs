@@ -19,15 +19,8 @@ struct State {
     lookups: Lookups,
     /// Per (meter, resource): the previous volume and timestamp (ns).
     previous: Recent<(f64, i64), (u32, u32)>,
-    dropped: Dropped,
-}
-
-/// What was dropped since the last flush, logged once per cycle.
-#[derive(Default)]
-struct Dropped {
+    /// Samples older than the previous one of their series, since the last flush.
     out_of_order: u64,
-    unscalable: u64,
-    last_error: String,
 }
 
 thread_local! {
@@ -46,7 +39,7 @@ impl Transformer for RateOfChange {
                 conversion,
                 lookups: Lookups::default(),
                 previous: Recent::new(FORGET_AFTER_CYCLES),
-                dropped: Dropped::default(),
+                out_of_order: 0,
             })
         });
         Ok(())
@@ -66,19 +59,11 @@ impl Transformer for RateOfChange {
 
     fn flush(_shutdown: bool) -> Result<Vec<SampleRef>, Error> {
         with_state(|state| {
-            let dropped = std::mem::take(&mut state.dropped);
-            if dropped.out_of_order > 0 {
-                log::warn(&format!(
-                    "dropped {} samples older than the previous one of their series",
-                    dropped.out_of_order
-                ));
+            let out_of_order = std::mem::take(&mut state.out_of_order);
+            if out_of_order > 0 {
+                log::warn(&format!("dropped {out_of_order} samples older than the previous one of their series"));
             }
-            if dropped.unscalable > 0 {
-                log::warn(&format!(
-                    "dropped {} samples whose scale has no value: {}",
-                    dropped.unscalable, dropped.last_error
-                ));
-            }
+            state.conversion.report();
             state.lookups.forget_resources();
             state.previous.next_call();
             Ok(Vec::new())
@@ -95,7 +80,7 @@ impl State {
         };
         let elapsed_ns = sample.timestamp - previous_time;
         if elapsed_ns < 0 {
-            self.dropped.out_of_order += 1;
+            self.out_of_order += 1;
             return None;
         }
         self.previous.insert(key, (sample.volume, sample.timestamp));
@@ -107,14 +92,7 @@ impl State {
             sample.volume
         };
         let rate = if elapsed_ns == 0 { 0.0 } else { growth / (elapsed_ns as f64 / 1e9) };
-        let volume = match self.conversion.scaled(&self.lookups, sample, rate) {
-            Ok(volume) => volume,
-            Err(error) => {
-                self.dropped.unscalable += 1;
-                self.dropped.last_error = error.to_string();
-                return None;
-            }
-        };
+        let volume = self.conversion.scaled(&self.lookups, sample, rate)?;
         let meter = self.conversion.output_meter(&self.lookups, sample.meter)?;
         Some(SampleRef { meter, volume, ..*sample })
     }

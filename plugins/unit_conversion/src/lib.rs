@@ -9,8 +9,6 @@ use pollen_sdk::transformer::*;
 struct State {
     conversion: Conversion,
     lookups: Lookups,
-    unscalable: u64,
-    last_error: String,
 }
 
 thread_local! {
@@ -24,9 +22,7 @@ impl Transformer for UnitConversion {
         let mut params = Params::load();
         let conversion = Conversion::read(&mut params)?;
         params.finish()?;
-        STATE.with(|slot| {
-            slot.set(State { conversion, lookups: Lookups::default(), unscalable: 0, last_error: String::new() })
-        });
+        STATE.with(|slot| slot.set(State { conversion, lookups: Lookups::default() }));
         Ok(())
     }
 
@@ -37,12 +33,8 @@ impl Transformer for UnitConversion {
                 let Some(meter) = state.conversion.output_meter(&state.lookups, sample.meter) else {
                     continue;
                 };
-                match state.conversion.volume(&state.lookups, &sample) {
-                    Ok(volume) => out.push(SampleRef { meter, volume, ..sample }),
-                    Err(error) => {
-                        state.unscalable += 1;
-                        state.last_error = error.to_string();
-                    }
+                if let Some(volume) = state.conversion.volume(&state.lookups, &sample) {
+                    out.push(SampleRef { meter, volume, ..sample });
                 }
             }
             Ok(out)
@@ -51,13 +43,7 @@ impl Transformer for UnitConversion {
 
     fn flush(_shutdown: bool) -> Result<Vec<SampleRef>, Error> {
         with_state(|state| {
-            if state.unscalable > 0 {
-                log::warn(&format!(
-                    "dropped {} samples whose scale has no value: {}",
-                    state.unscalable, state.last_error
-                ));
-                state.unscalable = 0;
-            }
+            state.conversion.report();
             state.lookups.forget_resources();
             Ok(Vec::new())
         })

@@ -5,7 +5,7 @@
 //! applied to the volume.
 
 use super::{Error, Lookups, MeterType, Params, SampleRef};
-use crate::expr::{EvalError, Expr};
+use crate::expr::Expr;
 use std::cell::RefCell;
 use std::collections::HashMap;
 
@@ -91,6 +91,9 @@ pub struct Conversion {
     scale: Scale,
     max: Option<f64>,
     outputs: RefCell<HashMap<u32, u32>>,
+    /// Samples whose scale had no value since the last [`Conversion::report`], and why
+    /// the last one had none.
+    unscalable: RefCell<(u64, String)>,
 }
 
 impl Conversion {
@@ -111,6 +114,7 @@ impl Conversion {
             scale,
             max: params.number("target.max")?,
             outputs: RefCell::default(),
+            unscalable: RefCell::default(),
         })
     }
 
@@ -147,25 +151,47 @@ impl Conversion {
     }
 
     /// The scaled volume of `sample` (`unit_conversion`): the scale expression's
-    /// value, or the volume times a plain factor, capped by `max`.
-    pub fn volume(&self, lookups: &Lookups, sample: &SampleRef) -> Result<f64, EvalError> {
+    /// value, or the volume times a plain factor, capped by `max`. `None` (counted, see
+    /// [`Conversion::report`]) when the expression has no value for this sample.
+    pub fn volume(&self, lookups: &Lookups, sample: &SampleRef) -> Option<f64> {
         let volume = match &self.scale {
             Scale::None => sample.volume,
             Scale::Factor(factor) => sample.volume * factor,
-            Scale::Expr(expr) => expr.eval(&|operand: &_| lookups.sample_operand(sample, operand))?,
+            Scale::Expr(expr) => self.evaluate(expr, lookups, sample)?,
         };
-        Ok(self.capped(volume))
+        Some(self.capped(volume))
     }
 
     /// A rate (or another growth) scaled for `sample` (`rate_of_change`): the rate
-    /// times the scale expression's value or factor, capped by `max`.
-    pub fn scaled(&self, lookups: &Lookups, sample: &SampleRef, growth: f64) -> Result<f64, EvalError> {
+    /// times the scale expression's value or factor, capped by `max`. `None` (counted)
+    /// when the expression has no value for this sample.
+    pub fn scaled(&self, lookups: &Lookups, sample: &SampleRef, growth: f64) -> Option<f64> {
         let factor = match &self.scale {
             Scale::None => 1.0,
             Scale::Factor(factor) => *factor,
-            Scale::Expr(expr) => expr.eval(&|operand: &_| lookups.sample_operand(sample, operand))?,
+            Scale::Expr(expr) => self.evaluate(expr, lookups, sample)?,
         };
-        Ok(self.capped(growth * factor))
+        Some(self.capped(growth * factor))
+    }
+
+    /// Logs how many samples were dropped because their scale had no value since the
+    /// last report (call it in `flush`, once per cycle), and starts counting again.
+    pub fn report(&self) {
+        let (count, reason) = std::mem::take(&mut *self.unscalable.borrow_mut());
+        if count > 0 {
+            super::log::warn(&format!("dropped {count} samples whose scale has no value: {reason}"));
+        }
+    }
+
+    fn evaluate(&self, expr: &Expr, lookups: &Lookups, sample: &SampleRef) -> Option<f64> {
+        match expr.eval(&|operand: &_| lookups.sample_operand(sample, operand)) {
+            Ok(value) => Some(value),
+            Err(error) => {
+                let mut unscalable = self.unscalable.borrow_mut();
+                *unscalable = (unscalable.0 + 1, error.to_string());
+                None
+            }
+        }
     }
 
     fn capped(&self, volume: f64) -> f64 {
