@@ -171,6 +171,15 @@ impl Registry {
         self.started.elapsed().as_secs()
     }
 
+    /// The resource behind a handle, marked as seen now (a discoverer reported it
+    /// unchanged); none if it was evicted.
+    pub fn touch(&self, handle: ResourceHandle) -> Option<Arc<Resource>> {
+        let table = read(&self.resources);
+        let resource = table.get(handle)?;
+        table.used[handle as usize].store(self.now(), Ordering::Relaxed);
+        Some(resource)
+    }
+
     /// The resource behind a handle.
     pub fn resource(&self, handle: ResourceHandle) -> Option<Arc<Resource>> {
         read(&self.resources).get(handle)

@@ -179,7 +179,7 @@ async fn a_domain_destroyed_mid_cycle_costs_only_its_own_samples() {
     assert!(snapshot.domains().unwrap().iter().any(|d| d.uuid == doomed.uuid));
     let connection = Connect::open(Some(URI)).unwrap();
     Domain::lookup_by_name(&connection, &doomed.name).unwrap().destroy().unwrap();
-    snapshot.prefetch().unwrap();
+    snapshot.prefetch(&[&doomed.uuid, &survivor.uuid]).unwrap();
     let error = snapshot.stats(&doomed.uuid).map(|_| ()).unwrap_err();
     assert!(matches!(error, HypervisorError::NoSuchDomain(_)), "{error}");
     assert!(snapshot.stats(&survivor.uuid).is_ok(), "the other domain is read as usual");

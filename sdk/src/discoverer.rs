@@ -20,8 +20,60 @@ pub use bindings::export_discoverer;
 pub use bindings::exports::pollen::plugin::discoverer::Guest as Discoverer;
 pub use bindings::pollen::plugin::config;
 pub use bindings::pollen::plugin::hypervisor;
-pub use bindings::pollen::plugin::types::{DiscoveredResource, Error, MetadataEntry, Value};
+pub use bindings::pollen::plugin::types::{DiscoveredResource, Discovery, Error, MetadataEntry, Value};
 crate::helpers::hypervisor_helpers!();
 crate::helpers::value_helpers!();
 crate::helpers::metadata_helpers!();
 crate::helpers::log_helpers!();
+
+/// What this instance of a discoverer reported in its previous call, so that it
+/// reports a resource in full only when it is new or changed, and by id otherwise (the
+/// host keeps the rest: a large host's unchanged resources cost almost nothing). Call
+/// [`Reports::next_call`] at the start of each `discover`, then [`Reports::report`] for
+/// each resource present.
+#[derive(Debug)]
+pub struct Reports {
+    /// A hash of what each resource was made from, for those reported in the previous
+    /// call (the host knows only those).
+    reported: crate::Recent<u64>,
+}
+
+impl Default for Reports {
+    fn default() -> Self {
+        Self { reported: crate::Recent::new(1) }
+    }
+}
+
+impl Reports {
+    /// Nothing reported yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Starts a call: what was not reported in the previous one is forgotten.
+    pub fn next_call(&mut self) {
+        self.reported.next_call();
+    }
+
+    /// The report of resource `id`: `Unchanged` if the previous call reported it made
+    /// from the same `source` (anything the resource is made from: an XML stamp, a
+    /// state), else what `make` builds, in full (none: the resource is left out).
+    pub fn report<S: std::hash::Hash + ?Sized>(
+        &mut self,
+        id: &str,
+        source: &S,
+        make: impl FnOnce() -> Option<DiscoveredResource>,
+    ) -> Option<Discovery> {
+        use std::hash::Hasher;
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        source.hash(&mut hasher);
+        let hash = hasher.finish();
+        if self.reported.get(id) == Some(&hash) {
+            return Some(Discovery::Unchanged(id.to_string()));
+        }
+        self.reported.remove(id);
+        let resource = make()?;
+        self.reported.insert(id.to_string(), hash);
+        Some(Discovery::Changed(resource))
+    }
+}

@@ -136,6 +136,48 @@ macro_rules! hypervisor_helpers {
             }
             out
         }
+
+        /// What a plugin makes of each domain's XML (Nova's metadata, the flavor),
+        /// kept between calls: the host sends a domain's XML again only when it
+        /// changed, so an unchanged domain costs neither a copy nor a parse. Call
+        /// [`FromXml::next_call`] at the start of each `poll` or `discover`; domains
+        /// not asked for in `forget_after` calls are forgotten.
+        pub struct FromXml<V> {
+            known: crate::Recent<(u64, V)>,
+        }
+
+        impl<V> FromXml<V> {
+            /// Nothing known yet.
+            pub fn new(forget_after: u64) -> Self {
+                Self { known: crate::Recent::new(forget_after) }
+            }
+
+            /// Starts a call (see [`crate::Recent::next_call`]).
+            pub fn next_call(&mut self) {
+                self.known.next_call();
+            }
+
+            /// What `make` made of domain `uuid`'s XML, made again now if the XML is
+            /// new or changed (then `true`), else kept (`false`).
+            pub fn get(
+                &mut self,
+                uuid: &str,
+                make: impl FnOnce(&str) -> V,
+            ) -> Result<(&V, bool), bindings::pollen::plugin::types::Error> {
+                let known = self.known.get(uuid).map_or(0, |(stamp, _)| *stamp);
+                let changed = match hypervisor::get_xml(uuid, known)? {
+                    Some(current) => {
+                        self.known.insert(uuid.to_string(), (current.stamp, make(&current.xml)));
+                        true
+                    }
+                    None => false,
+                };
+                match self.known.get(uuid) {
+                    Some((_, value)) => Ok((value, changed)),
+                    None => Err(bindings::pollen::plugin::types::Error::Host(format!("no XML for domain {uuid}"))),
+                }
+            }
+        }
     };
 }
 

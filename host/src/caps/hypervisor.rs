@@ -98,9 +98,9 @@ impl wit::Host for PluginState {
         })
     }
 
-    fn get_xml(&mut self, uuid: String) -> Result<String, Error> {
-        let xml = self.snapshot()?.xml(&uuid).map_err(host_error)?;
-        Ok((*xml).clone())
+    fn get_xml(&mut self, uuid: String, known: u64) -> Result<Option<wit::DomainXml>, Error> {
+        let xml = self.snapshot()?.xml(&uuid, known).map_err(host_error)?;
+        Ok(xml.map(|(stamp, xml)| wit::DomainXml { stamp, xml }))
     }
 }
 

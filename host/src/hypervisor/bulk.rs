@@ -1,6 +1,6 @@
-//! libvirt's bulk statistics read (`virConnectGetAllDomainStats`): every domain's
-//! state, CPU, balloon, vCPU, block, interface and perf statistics in one call, which
-//! for a remote daemon is one round trip per cycle instead of several per domain.
+//! libvirt's bulk statistics read (`virDomainListGetStats`): the state, CPU, balloon,
+//! vCPU, block, interface and perf statistics of many domains in one call, which for a
+//! remote daemon is one round trip instead of several per domain.
 //!
 //! The `virt` crate exposes the records only as raw pointers (and frees the list
 //! without its records), so this module reads them through `virt::sys` and frees them
@@ -11,7 +11,7 @@ use super::stats::{
 };
 use std::collections::HashMap;
 use std::ffi::CStr;
-use virt::connect::Connect;
+use virt::domain::Domain;
 use virt::sys;
 
 /// Statistic groups asked for; a driver that lacks one leaves it out (best effort:
@@ -66,15 +66,25 @@ impl Filled {
     }
 }
 
-/// Reads every domain's statistics in one call, keyed by UUID. `NOWAIT` keeps a
-/// domain whose monitor is busy from stalling the read (it reports what it can).
-pub(super) fn all_domain_stats(connection: &Connect) -> Result<HashMap<String, BulkRecord>, virt::error::Error> {
+/// Reads the statistics of the domains at `indices` of `handles` in one call, keyed
+/// by UUID. `NOWAIT` keeps a domain whose monitor is busy from stalling the read (it
+/// reports what it can).
+pub(super) fn domain_stats(
+    handles: &[Domain],
+    indices: &[usize],
+) -> Result<HashMap<String, BulkRecord>, virt::error::Error> {
+    if indices.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let mut domains: Vec<sys::virDomainPtr> = indices.iter().map(|i| handles[*i].as_ptr()).collect();
+    domains.push(std::ptr::null_mut());
     let mut records: *mut sys::virDomainStatsRecordPtr = std::ptr::null_mut();
-    // SAFETY: `connection` holds a valid connection pointer; libvirt fills `records`
-    // with `count` record pointers and a NULL terminator, which are freed below.
+    // SAFETY: `domains` is a NULL-terminated array of valid domain pointers (kept
+    // alive by `handles`); libvirt fills `records` with `count` record pointers and a
+    // NULL terminator, which are freed below.
     let count = unsafe {
-        sys::virConnectGetAllDomainStats(
-            connection.as_ptr(),
+        sys::virDomainListGetStats(
+            domains.as_mut_ptr(),
             GROUPS,
             &mut records,
             sys::VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT,
@@ -120,7 +130,7 @@ pub(super) fn all_domain_stats(connection: &Connect) -> Result<HashMap<String, B
         }
         out.insert(uuid, BulkRecord { params });
     }
-    // SAFETY: `records` came from virConnectGetAllDomainStats and is freed once, with
+    // SAFETY: `records` came from virDomainListGetStats and is freed once, with
     // its records and their domain references.
     unsafe { sys::virDomainStatsRecordListFree(records) };
     Ok(out)

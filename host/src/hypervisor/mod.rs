@@ -2,8 +2,9 @@
 //!
 //! Every call here blocks: callers run it on a blocking thread (plugin calls already
 //! run on one), never on the async runtime's workers. A polling cycle reads through a
-//! [`CycleSnapshot`]: one bulk statistics read for all domains, so each domain is asked
-//! at most once per cycle however many plugins want it.
+//! [`CycleSnapshot`]: one domain list, and one bulk statistics read per chunk of
+//! domains, so each domain is asked at most once per cycle however many plugins want
+//! it, and a large host's statistics are never all held at once.
 
 mod bulk;
 mod connection;
@@ -25,8 +26,19 @@ use virt::connect::Connect;
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_millis(1500);
 
 /// How long a domain's XML is trusted when nothing else says it changed (a device
-/// hot-plugged into a running domain changes neither its id nor its state).
+/// hot-plugged into a running domain changes neither its id nor its state)...
 const XML_MAX_AGE: Duration = Duration::from_secs(600);
+/// ...plus up to this much, depending on the domain.
+const XML_AGE_SPREAD: Duration = Duration::from_secs(300);
+
+/// The stamp of an XML text: a hash of it, never 0 (what a plugin that knows nothing
+/// passes).
+fn xml_stamp(xml: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    xml.hash(&mut hasher);
+    hasher.finish().max(1)
+}
 
 /// A libvirt failure, with the URI it happened on.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -75,24 +87,25 @@ impl HypervisorError {
 }
 
 /// The hypervisor: a libvirt connection on a thread of its own (calls time out,
-/// a lost connection is re-opened with backoff), and the domain XML kept across
-/// cycles.
+/// a lost connection is re-opened with backoff), and what each domain's XML said
+/// (its stamp and devices, not the text) kept across cycles.
 pub struct Hypervisor {
     uri: String,
     connection: connection::Connection,
-    xml: Mutex<HashMap<String, CachedXml>>,
+    xml: Mutex<HashMap<String, KnownXml>>,
     xml_reads: AtomicU64,
     per_domain_reads: AtomicU64,
 }
 
-/// A domain's XML, and what the domain was when it was read.
-struct CachedXml {
+/// What a domain's XML said when it was last read, and what the domain was then.
+struct KnownXml {
     id: Option<u32>,
     active: bool,
     read_at: Instant,
-    xml: Arc<String>,
-    /// The disks and vNICs it names, parsed on first use.
-    devices: Option<Arc<stats::Devices>>,
+    /// Changes whenever the XML does (a hash of its text; never 0).
+    stamp: u64,
+    /// The disks and vNICs it names.
+    devices: Arc<stats::Devices>,
 }
 
 impl Hypervisor {
@@ -131,63 +144,44 @@ impl Hypervisor {
         self.connection.call(call, f)
     }
 
-    /// A domain's XML from the cache, or from `read` when the domain is new, was
-    /// (re)started or stopped since, or the cached copy is older than ten minutes.
-    fn cached_xml(
-        &self,
-        domain: &DomainSummary,
-        read: impl FnOnce() -> Result<String, HypervisorError>,
-    ) -> Result<Arc<String>, HypervisorError> {
-        match self.fresh_xml(domain) {
-            Some(xml) => Ok(xml),
-            None => Ok(self.store_xml(domain, read()?)),
-        }
-    }
-
-    /// The cached XML of a domain, if it is still good.
-    fn fresh_xml(&self, domain: &DomainSummary) -> Option<Arc<String>> {
-        let active = domain.state.is_active();
+    /// The stamp and devices of a domain's XML as last read, if that is still good:
+    /// the domain was neither (re)started nor stopped since, and the reading is younger
+    /// than ten minutes (plus a spread per domain, so that a host's domains are not
+    /// all read again in the same cycle).
+    fn known_xml(&self, domain: &DomainSummary) -> Option<(u64, Arc<stats::Devices>)> {
         let cache = self.xml_cache();
-        let cached = cache.get(&domain.uuid)?;
-        let fresh = cached.id == domain.id && cached.active == active && cached.read_at.elapsed() < XML_MAX_AGE;
-        fresh.then(|| cached.xml.clone())
+        let known = cache.get(&domain.uuid)?;
+        let max_age = XML_MAX_AGE + Duration::from_secs(known.stamp % XML_AGE_SPREAD.as_secs());
+        let fresh =
+            known.id == domain.id && known.active == domain.state.is_active() && known.read_at.elapsed() < max_age;
+        fresh.then(|| (known.stamp, known.devices.clone()))
     }
 
-    /// Keeps a domain's XML as just read.
-    fn store_xml(&self, domain: &DomainSummary, xml: String) -> Arc<String> {
-        let xml = Arc::new(xml);
-        self.xml_reads.fetch_add(1, Ordering::Relaxed);
-        let cached = CachedXml {
+    /// Keeps what a domain's XML, just read, says: its stamp and devices.
+    fn store_xml(&self, domain: &DomainSummary, xml: &str) -> (u64, Arc<stats::Devices>) {
+        let stamp = xml_stamp(xml);
+        let mut cache = self.xml_cache();
+        let devices = match cache.get(&domain.uuid) {
+            Some(known) if known.stamp == stamp => known.devices.clone(),
+            _ => Arc::new(stats::Devices::from_xml(xml)),
+        };
+        let known = KnownXml {
             id: domain.id,
             active: domain.state.is_active(),
             read_at: Instant::now(),
-            xml: xml.clone(),
-            devices: None,
+            stamp,
+            devices: devices.clone(),
         };
-        self.xml_cache().insert(domain.uuid.clone(), cached);
-        xml
+        cache.insert(domain.uuid.clone(), known);
+        (stamp, devices)
     }
 
-    /// The disks and vNICs that this XML of the domain names, parsed once per XML.
-    fn devices(&self, uuid: &str, xml: &Arc<String>) -> Arc<stats::Devices> {
-        if let Some(cached) = self.xml_cache().get(uuid).filter(|c| Arc::ptr_eq(&c.xml, xml)) {
-            if let Some(devices) = &cached.devices {
-                return devices.clone();
-            }
-        }
-        let devices = Arc::new(stats::Devices::from_xml(xml));
-        if let Some(cached) = self.xml_cache().get_mut(uuid).filter(|c| Arc::ptr_eq(&c.xml, xml)) {
-            cached.devices = Some(devices.clone());
-        }
-        devices
-    }
-
-    /// Drops the cached XML of domains that are gone.
+    /// Forgets the XML of domains that are gone (`domains` is sorted by UUID).
     fn forget_xml_except(&self, domains: &[DomainSummary]) {
-        self.xml_cache().retain(|uuid, _| domains.iter().any(|d| &d.uuid == uuid));
+        self.xml_cache().retain(|uuid, _| domains.binary_search_by(|d| d.uuid.as_str().cmp(uuid)).is_ok());
     }
 
-    fn xml_cache(&self) -> MutexGuard<'_, HashMap<String, CachedXml>> {
+    fn xml_cache(&self) -> MutexGuard<'_, HashMap<String, KnownXml>> {
         self.xml.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 

@@ -1,28 +1,44 @@
-//! One polling cycle's view of the hypervisor: one domain list and one bulk statistics
-//! read per cycle, per-domain calls only for what the bulk read lacks, each made at most
-//! once per cycle and shared by every plugin of that cycle. Domain XML comes from the
-//! hypervisor's cache, re-read only when the domain changed.
+//! One polling cycle's view of the hypervisor: one domain list per cycle, then the
+//! statistics of the domains the cycle asks for, chunk by chunk — one bulk read per
+//! chunk, per-domain calls only for what the bulk read lacks — each domain read at most
+//! once per cycle and shared by every plugin of that cycle. A chunk's statistics are
+//! dropped once its plugins are done with it, so a large host's are never all held at
+//! once. Domain XML is read only when the domain is new or changed.
 
-use super::bulk::{self, BulkRecord};
-use super::stats::{self, DomainStats, DomainSummary};
+use super::bulk;
+use super::stats::{self, Devices, DomainStats, DomainSummary};
 use super::{Hypervisor, HypervisorError};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
+use virt::domain::Domain;
 
 type Shared<T> = Result<Arc<T>, HypervisorError>;
 
-/// Domains read per job on the connection's thread when prefetching.
+/// Domains completed per job on the connection's thread.
 const PREFETCH_BATCH: usize = 100;
 
 /// A read-once cache over the hypervisor for one cycle.
 pub struct CycleSnapshot {
     hypervisor: Arc<Hypervisor>,
-    domains: OnceLock<Shared<Vec<DomainSummary>>>,
-    /// Index into `domains` by UUID.
-    by_uuid: OnceLock<HashMap<String, usize>>,
-    bulk: OnceLock<Arc<HashMap<String, BulkRecord>>>,
-    xml: PerDomain<String>,
+    listing: OnceLock<Result<Listing, HypervisorError>>,
     stats: PerDomain<DomainStats>,
+    /// Domains whose statistics could not be read, once released.
+    unreadable: Mutex<Vec<(String, HypervisorError)>>,
+    /// Whether a failed bulk read was logged this cycle.
+    bulk_failed: AtomicBool,
+}
+
+/// The cycle's domain list, sorted by UUID, with libvirt's handle of each.
+struct Listing {
+    domains: Arc<Vec<DomainSummary>>,
+    handles: Arc<Vec<Domain>>,
+}
+
+impl Listing {
+    fn index(&self, uuid: &str) -> Option<usize> {
+        self.domains.binary_search_by(|d| d.uuid.as_str().cmp(uuid)).ok()
+    }
 }
 
 /// Values read once per domain, even when several plugins ask at the same time.
@@ -33,9 +49,13 @@ impl<T> PerDomain<T> {
         Self(Mutex::new(HashMap::new()))
     }
 
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<OnceLock<Shared<T>>>>> {
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     fn get(&self, uuid: &str, read: impl FnOnce() -> Shared<T>) -> Shared<T> {
         let cell = {
-            let mut map = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut map = self.map();
             match map.get(uuid) {
                 Some(cell) => cell.clone(),
                 None => map.entry(uuid.to_string()).or_default().clone(),
@@ -45,8 +65,11 @@ impl<T> PerDomain<T> {
     }
 
     fn set(&self, uuid: &str, value: Shared<T>) {
-        let mut map = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let _ = map.entry(uuid.to_string()).or_default().set(value);
+        let _ = self.map().entry(uuid.to_string()).or_default().set(value);
+    }
+
+    fn contains(&self, uuid: &str) -> bool {
+        self.map().get(uuid).is_some_and(|cell| cell.get().is_some())
     }
 }
 
@@ -54,73 +77,54 @@ impl CycleSnapshot {
     pub(super) fn new(hypervisor: Arc<Hypervisor>) -> Self {
         Self {
             hypervisor,
-            domains: OnceLock::new(),
-            by_uuid: OnceLock::new(),
-            bulk: OnceLock::new(),
-            xml: PerDomain::new(),
+            listing: OnceLock::new(),
             stats: PerDomain::new(),
+            unreadable: Mutex::default(),
+            bulk_failed: AtomicBool::new(false),
         }
     }
 
-    /// Reads everything the cycle's plugins will ask for, now, in as few calls as the
-    /// driver allows: the domain list, the bulk statistics, the XML the cache lacks and
-    /// the per-domain statistics the bulk read lacks, in batches of 100 domains per
-    /// job. The cycle runs this on a blocking thread before any plugin, so plugin calls
-    /// are served from memory. A domain that fails is recorded as unreadable.
-    pub fn prefetch(&self) -> Result<(), HypervisorError> {
-        let domains = self.domains()?;
-        let bulk = self.bulk();
-        let missing: Vec<&DomainSummary> = domains.iter().filter(|d| self.hypervisor.fresh_xml(d).is_none()).collect();
-        for batch in missing.chunks(PREFETCH_BATCH) {
-            let uuids = batch.iter().map(|d| d.uuid.clone()).collect();
-            let read = stats::domain_xmls(&self.hypervisor, uuids)?;
-            for (domain, xml) in batch.iter().zip(read) {
-                self.xml.set(&domain.uuid, xml.map(|xml| self.hypervisor.store_xml(domain, xml)));
-            }
-        }
-        let mut incomplete = Vec::new();
-        for domain in domains.iter() {
-            let xml = match self.xml(&domain.uuid) {
-                Ok(xml) => xml,
-                Err(error) => {
-                    self.stats.set(&domain.uuid, Err(error));
-                    continue;
-                }
-            };
-            let devices = self.hypervisor.devices(&domain.uuid, &xml);
-            match stats::from_bulk(domain, &devices, bulk.get(&domain.uuid)) {
-                Ok(stats) => self.stats.set(&domain.uuid, Ok(Arc::new(stats))),
-                Err(rest) => incomplete.push(*rest),
-            }
-        }
-        while !incomplete.is_empty() {
-            let batch: Vec<_> = incomplete.drain(..PREFETCH_BATCH.min(incomplete.len())).collect();
-            let uuids: Vec<String> = batch.iter().map(|i| i.uuid().to_string()).collect();
-            match stats::complete(&self.hypervisor, batch) {
-                Ok(read) => {
-                    for (uuid, stats) in uuids.iter().zip(read) {
-                        self.stats.set(uuid, stats.map(Arc::new));
-                    }
-                }
-                Err(error) => {
-                    for uuid in &uuids {
-                        self.stats.set(uuid, Err(error.clone()));
-                    }
-                }
-            }
+    /// Reads the statistics of these domains now, in as few calls as the driver
+    /// allows: the XML of those whose devices are not known, one bulk read, and the
+    /// per-domain calls the bulk read leaves (in batches of 100 domains per job). The
+    /// cycle runs this on a blocking thread before the plugins that poll these domains,
+    /// so their calls are served from memory. Ids that are not domains of this host
+    /// and domains already read are skipped; a domain that fails is recorded as
+    /// unreadable.
+    pub fn prefetch(&self, uuids: &[&str]) -> Result<(), HypervisorError> {
+        let listing = self.listing()?;
+        let indices: Vec<usize> =
+            uuids.iter().filter(|u| !self.stats.contains(u)).filter_map(|u| listing.index(u)).collect();
+        for (index, stats) in self.read(listing, indices) {
+            self.stats.set(&listing.domains[index].uuid, stats);
         }
         Ok(())
     }
 
+    /// Drops the statistics of these domains: the cycle is done with them. Those that
+    /// could not be read are kept for [`CycleSnapshot::unreadable`].
+    pub fn release(&self, uuids: &[&str]) {
+        let mut failed = Vec::new();
+        {
+            let mut map = self.stats.map();
+            for uuid in uuids {
+                if let Some(Some(Err(error))) = map.remove(*uuid).map(|cell| cell.get().cloned()) {
+                    failed.push((uuid.to_string(), error));
+                }
+            }
+        }
+        self.unreadable.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).extend(failed);
+    }
+
     /// Domains whose statistics could not be read this cycle.
     pub fn unreadable(&self) -> Vec<(String, HypervisorError)> {
-        let map = self.stats.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        map.iter()
-            .filter_map(|(uuid, cell)| match cell.get() {
-                Some(Err(error)) => Some((uuid.clone(), error.clone())),
-                _ => None,
-            })
-            .collect()
+        let mut unreadable = self.unreadable.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
+        let map = self.stats.map();
+        unreadable.extend(map.iter().filter_map(|(uuid, cell)| match cell.get() {
+            Some(Err(error)) => Some((uuid.clone(), error.clone())),
+            _ => None,
+        }));
+        unreadable
     }
 
     /// The hypervisor this snapshot reads.
@@ -128,63 +132,109 @@ impl CycleSnapshot {
         &self.hypervisor
     }
 
-    /// Every domain of the host.
+    /// Every domain of the host, sorted by UUID.
     pub fn domains(&self) -> Shared<Vec<DomainSummary>> {
-        self.domains
-            .get_or_init(|| {
-                let domains = stats::list_domains(&self.hypervisor)?;
-                self.hypervisor.forget_xml_except(&domains);
-                Ok(Arc::new(domains))
-            })
-            .clone()
+        self.listing().map(|listing| listing.domains.clone())
     }
 
-    /// A domain's XML description.
-    pub fn xml(&self, uuid: &str) -> Shared<String> {
-        self.xml.get(uuid, || {
-            let summary = self.summary(uuid)?;
-            // Shared with the hypervisor's cache, not copied.
-            self.hypervisor.cached_xml(&summary, || stats::domain_xml(&self.hypervisor, uuid))
-        })
+    fn listing(&self) -> Result<&Listing, HypervisorError> {
+        self.listing
+            .get_or_init(|| {
+                let listed = stats::list_domains(&self.hypervisor)?;
+                self.hypervisor.forget_xml_except(&listed.domains);
+                Ok(Listing { domains: Arc::new(listed.domains), handles: listed.handles })
+            })
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    /// A domain's XML description and its stamp, unless the stamp is still `known`
+    /// (then none: the caller has what it needs). The stamp changes whenever the XML
+    /// does; `known` 0 always gets the XML. Read from libvirt only when the domain is
+    /// new, was (re)started or stopped, or was last read long ago, or when the caller
+    /// does not have the current XML.
+    pub fn xml(&self, uuid: &str, known: u64) -> Result<Option<(u64, String)>, HypervisorError> {
+        let listing = self.listing()?;
+        let index = listing.index(uuid).ok_or_else(|| HypervisorError::NoSuchDomain(uuid.to_string()))?;
+        let summary = &listing.domains[index];
+        if self.hypervisor.known_xml(summary).is_some_and(|(stamp, _)| stamp == known) {
+            return Ok(None);
+        }
+        let xml = stats::domain_xmls(&self.hypervisor, listing.handles.clone(), vec![index])?
+            .pop()
+            .unwrap_or_else(|| Err(HypervisorError::NoSuchDomain(uuid.to_string())))?;
+        let (stamp, _) = self.hypervisor.store_xml(summary, &xml);
+        Ok((stamp != known).then_some((stamp, xml)))
     }
 
     /// A domain's statistics (read on demand if the cycle did not prefetch them).
     pub fn stats(&self, uuid: &str) -> Shared<DomainStats> {
         self.stats.get(uuid, || {
-            let summary = self.summary(uuid)?;
-            let xml = self.xml(uuid)?;
-            let devices = self.hypervisor.devices(uuid, &xml);
-            match stats::from_bulk(&summary, &devices, self.bulk().get(uuid)) {
-                Ok(stats) => Ok(Arc::new(stats)),
-                Err(rest) => match stats::complete(&self.hypervisor, vec![*rest])?.pop() {
-                    Some(read) => read.map(Arc::new),
-                    None => Err(HypervisorError::NoSuchDomain(uuid.to_string())),
-                },
-            }
+            let listing = self.listing()?;
+            let index = listing.index(uuid).ok_or_else(|| HypervisorError::NoSuchDomain(uuid.to_string()))?;
+            let (_, stats) = self.read(listing, vec![index]).pop().expect("one domain asked, one answered");
+            stats
         })
     }
 
-    /// The domain as this cycle's list has it.
-    fn summary(&self, uuid: &str) -> Result<DomainSummary, HypervisorError> {
-        let domains = self.domains()?;
-        let index = self.by_uuid.get_or_init(|| domains.iter().enumerate().map(|(i, d)| (d.uuid.clone(), i)).collect());
-        index.get(uuid).map(|i| domains[*i].clone()).ok_or_else(|| HypervisorError::NoSuchDomain(uuid.to_string()))
-    }
-
-    /// The cycle's bulk read: one call for every domain. If it fails the cycle goes on
-    /// with per-domain reads (logged once per cycle).
-    fn bulk(&self) -> Arc<HashMap<String, BulkRecord>> {
-        self.bulk
-            .get_or_init(|| {
-                match self.hypervisor.with_connection("virConnectGetAllDomainStats", bulk::all_domain_stats) {
-                    Ok(records) => Arc::new(records),
-                    Err(error) => {
-                        tracing::warn!(%error, "bulk statistics read failed; reading each domain instead");
-                        Arc::default()
+    /// Reads the statistics of the domains at `indices` of the listing; one result
+    /// for each.
+    fn read(&self, listing: &Listing, indices: Vec<usize>) -> Vec<(usize, Shared<DomainStats>)> {
+        let mut out = Vec::with_capacity(indices.len());
+        let (mut known, mut unknown): (Vec<(usize, Arc<Devices>)>, Vec<usize>) = (Vec::new(), Vec::new());
+        for index in indices {
+            match self.hypervisor.known_xml(&listing.domains[index]) {
+                Some((_, devices)) => known.push((index, devices)),
+                None => unknown.push(index),
+            }
+        }
+        for batch in unknown.chunks(PREFETCH_BATCH) {
+            match stats::domain_xmls(&self.hypervisor, listing.handles.clone(), batch.to_vec()) {
+                Ok(read) => {
+                    for (index, xml) in batch.iter().zip(read) {
+                        match xml {
+                            Ok(xml) => {
+                                known.push((*index, self.hypervisor.store_xml(&listing.domains[*index], &xml).1))
+                            }
+                            Err(error) => out.push((*index, Err(error))),
+                        }
                     }
                 }
-            })
-            .clone()
+                Err(error) => out.extend(batch.iter().map(|index| (*index, Err(error.clone())))),
+            }
+        }
+        let bulk = self.bulk(listing, known.iter().map(|(index, _)| *index).collect());
+        let mut incomplete = Vec::new();
+        for (index, devices) in known {
+            let summary = &listing.domains[index];
+            match stats::from_bulk(index, summary, &devices, bulk.get(&summary.uuid)) {
+                Ok(stats) => out.push((index, Ok(Arc::new(stats)))),
+                Err(rest) => incomplete.push(*rest),
+            }
+        }
+        while !incomplete.is_empty() {
+            let batch: Vec<_> = incomplete.drain(..PREFETCH_BATCH.min(incomplete.len())).collect();
+            let indices: Vec<usize> = batch.iter().map(|i| i.index).collect();
+            match stats::complete(&self.hypervisor, listing.handles.clone(), batch) {
+                Ok(read) => out.extend(indices.into_iter().zip(read.into_iter().map(|r| r.map(Arc::new)))),
+                Err(error) => out.extend(indices.into_iter().map(|index| (index, Err(error.clone())))),
+            }
+        }
+        out
+    }
+
+    /// One bulk read for the domains at `indices`. If it fails the cycle goes on with
+    /// per-domain reads (logged once per cycle).
+    fn bulk(&self, listing: &Listing, indices: Vec<usize>) -> HashMap<String, bulk::BulkRecord> {
+        let handles = listing.handles.clone();
+        let read =
+            self.hypervisor.with_connection("virDomainListGetStats", move |_| bulk::domain_stats(&handles, &indices));
+        read.unwrap_or_else(|error| {
+            if !self.bulk_failed.swap(true, Ordering::Relaxed) {
+                tracing::warn!(%error, "bulk statistics read failed; reading each domain instead");
+            }
+            HashMap::new()
+        })
     }
 }
 
@@ -225,9 +275,31 @@ mod tests {
         let block = &stats.blocks[0];
         assert!(block.capacity.is_some() && block.allocation.is_some(), "sizes from virDomainGetBlockInfo");
 
-        let xml = snapshot.xml(&test.uuid).expect("xml");
+        assert_eq!(hypervisor.xml_reads(), 1, "the XML is read once, for the devices");
+        let (stamp, xml) = snapshot.xml(&test.uuid, 0).expect("xml").expect("0 always gets the XML");
+        assert!(xml.contains("<name>test</name>"));
+        assert_eq!(snapshot.xml(&test.uuid, stamp).expect("xml"), None, "the caller has this XML");
         let next = hypervisor.cycle();
-        assert_eq!(*next.xml(&test.uuid).expect("xml"), *xml);
-        assert_eq!(hypervisor.xml_reads(), 1, "the XML of an unchanged domain is read once across cycles");
+        assert_eq!(next.xml(&test.uuid, stamp).expect("xml"), None);
+        next.prefetch(&[&test.uuid]).expect("prefetch");
+        assert_eq!(hypervisor.xml_reads(), 2, "an unchanged domain's XML is not read again across cycles");
+        assert_eq!(next.xml(&test.uuid, stamp ^ 1).expect("xml"), Some((stamp, xml)), "another stamp gets it");
+    }
+
+    /// A released domain's statistics are gone from the snapshot; one that could not
+    /// be read is still counted.
+    #[test]
+    fn released_domains_are_dropped_failures_kept() {
+        let hypervisor = Arc::new(Hypervisor::new("test:///default"));
+        let snapshot = hypervisor.cycle();
+        let uuid = snapshot.domains().expect("domains")[0].uuid.clone();
+        snapshot.prefetch(&[&uuid, "not-a-domain"]).expect("prefetch");
+        assert!(snapshot.stats.contains(&uuid));
+        assert!(snapshot.stats("not-a-domain").is_err());
+        snapshot.release(&[&uuid, "not-a-domain"]);
+        assert!(!snapshot.stats.contains(&uuid), "released");
+        let unreadable = snapshot.unreadable();
+        assert_eq!(unreadable.len(), 1);
+        assert_eq!(unreadable[0].0, "not-a-domain");
     }
 }

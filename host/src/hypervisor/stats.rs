@@ -201,39 +201,44 @@ impl DomainStats {
     }
 }
 
-/// Lists every domain of the host.
-pub(super) fn list_domains(hypervisor: &Hypervisor) -> Result<Vec<DomainSummary>, HypervisorError> {
-    hypervisor.with_connection("virConnectListAllDomains", |connection| {
-        let domains = connection.list_all_domains(0)?;
-        domains.iter().map(summary).collect()
-    })
+/// The host's domains, sorted by UUID, with libvirt's handle of each (same order):
+/// later calls of the cycle use the handles instead of looking each domain up again.
+pub(super) struct Listed {
+    /// What each domain is.
+    pub domains: Vec<DomainSummary>,
+    /// libvirt's handle of each.
+    pub handles: Arc<Vec<Domain>>,
 }
 
-/// The XML description of one domain.
-pub(super) fn domain_xml(hypervisor: &Hypervisor, uuid: &str) -> Result<String, HypervisorError> {
-    domain_xmls(hypervisor, vec![uuid.to_string()])?
-        .pop()
-        .unwrap_or_else(|| Err(HypervisorError::NoSuchDomain(uuid.to_string())))
+/// Lists every domain of the host.
+pub(super) fn list_domains(hypervisor: &Hypervisor) -> Result<Listed, HypervisorError> {
+    hypervisor.with_connection("virConnectListAllDomains", |connection| {
+        let mut listed: Vec<(DomainSummary, Domain)> = connection
+            .list_all_domains(0)?
+            .into_iter()
+            .map(|domain| Ok((summary(&domain)?, domain)))
+            .collect::<Result<_, virt::error::Error>>()?;
+        listed.sort_by(|(a, _), (b, _)| a.uuid.cmp(&b.uuid));
+        let (domains, handles) = listed.into_iter().unzip();
+        Ok(Listed { domains, handles: Arc::new(handles) })
+    })
 }
 
 /// A domain whose statistics the bulk read did not fully give.
 pub(super) struct Incomplete {
+    /// Its place in the cycle's listing.
+    pub index: usize,
     stats: DomainStats,
     devices: Arc<Devices>,
     from_bulk: Filled,
 }
 
-impl Incomplete {
-    /// The domain's UUID.
-    pub fn uuid(&self) -> &str {
-        &self.stats.domain.uuid
-    }
-}
-
-/// One domain's statistics from what the cycle's bulk read (`bulk`) has, with the disks
-/// and vNICs that the domain's XML names (`devices`); what it lacks (the test driver's
-/// bulk read has only the state) is left for [`complete`].
+/// One domain's statistics from what the bulk read (`bulk`) has, with the disks and
+/// vNICs that the domain's XML names (`devices`); what it lacks (the test driver's bulk
+/// read has only the state) is left for [`complete`]. `index` is the domain's place in
+/// the cycle's listing.
 pub(super) fn from_bulk(
+    index: usize,
     summary: &DomainSummary,
     devices: &Arc<Devices>,
     bulk: Option<&BulkRecord>,
@@ -243,7 +248,7 @@ pub(super) fn from_bulk(
     if from_bulk.complete() {
         Ok(stats)
     } else {
-        Err(Box::new(Incomplete { stats, devices: devices.clone(), from_bulk }))
+        Err(Box::new(Incomplete { index, stats, devices: devices.clone(), from_bulk }))
     }
 }
 
@@ -252,16 +257,15 @@ pub(super) fn from_bulk(
 /// a connection that died fails the batch.
 pub(super) fn complete(
     hypervisor: &Hypervisor,
+    handles: Arc<Vec<Domain>>,
     batch: Vec<Incomplete>,
 ) -> Result<Vec<Result<DomainStats, HypervisorError>>, HypervisorError> {
     hypervisor.per_domain_reads.fetch_add(batch.len() as u64, std::sync::atomic::Ordering::Relaxed);
     let uri = hypervisor.uri().to_string();
     hypervisor.with_connection("virDomainGetInfo", move |connection| {
         let mut out = Vec::with_capacity(batch.len());
-        for Incomplete { stats, devices, from_bulk } in batch {
-            let read = Domain::lookup_by_uuid_string(connection, &stats.domain.uuid)
-                .and_then(|domain| complete_per_domain(&domain, stats, &devices, from_bulk));
-            match read {
+        for Incomplete { index, stats, devices, from_bulk } in batch {
+            match complete_per_domain(&handles[index], stats, &devices, from_bulk) {
                 Ok(stats) => out.push(Ok(stats)),
                 Err(error) if !connection.is_alive().unwrap_or(false) => return Err(error),
                 Err(error) => out.push(Err(HypervisorError::from_libvirt("virDomainGetInfo", &uri, error))),
@@ -271,16 +275,19 @@ pub(super) fn complete(
     })
 }
 
-/// The XML descriptions of several domains, in one job on the connection's thread.
+/// The XML descriptions of the domains at `indices` of the listing, in one job on the
+/// connection's thread.
 pub(super) fn domain_xmls(
     hypervisor: &Hypervisor,
-    uuids: Vec<String>,
+    handles: Arc<Vec<Domain>>,
+    indices: Vec<usize>,
 ) -> Result<Vec<Result<String, HypervisorError>>, HypervisorError> {
+    hypervisor.xml_reads.fetch_add(indices.len() as u64, std::sync::atomic::Ordering::Relaxed);
     let uri = hypervisor.uri().to_string();
     hypervisor.with_connection("virDomainGetXMLDesc", move |connection| {
-        let mut out = Vec::with_capacity(uuids.len());
-        for uuid in uuids {
-            match Domain::lookup_by_uuid_string(connection, &uuid).and_then(|d| d.get_xml_desc(0)) {
+        let mut out = Vec::with_capacity(indices.len());
+        for index in indices {
+            match handles[index].get_xml_desc(0) {
                 Ok(xml) => out.push(Ok(xml)),
                 Err(error) if !connection.is_alive().unwrap_or(false) => return Err(error),
                 Err(error) => out.push(Err(HypervisorError::from_libvirt("virDomainGetXMLDesc", &uri, error))),

@@ -1,5 +1,5 @@
-//! One polling cycle for a group of sources: discover once, poll each pollster once
-//! on the union of its resources, and hand each source the samples it selects.
+//! One polling cycle for a group of sources: discover once, poll each pollster on the
+//! union of its resources, chunk by chunk, and hand each source the samples it selects.
 //!
 //! Every plugin call runs on a blocking thread (plugins, and the libvirt calls they
 //! make through the host, never run on the async runtime's workers). A plugin that
@@ -9,7 +9,7 @@ use super::PluginSet;
 use crate::bindings::types;
 use crate::config::Source;
 use crate::convert;
-use crate::hypervisor::{CycleSnapshot, Hypervisor};
+use crate::hypervisor::{CycleSnapshot, Hypervisor, HypervisorError};
 use crate::plugin::{Plugin, PluginError};
 use crate::registry::{Registry, ResourceHandle};
 use crate::sample::{now_ns, Resource, Sample};
@@ -49,7 +49,26 @@ struct Targets {
     per_source: Vec<(usize, BTreeSet<ResourceHandle>)>,
 }
 
+/// A pollster's plan with its targets, and which of them fall in each chunk of the
+/// cycle (indices into `targets.resources`).
+struct Work {
+    plan: PollPlan,
+    targets: Targets,
+    chunks: Vec<Vec<usize>>,
+}
+
+/// Resources read and polled together: bounds what the host holds of the hypervisor,
+/// a pollster's memory, and the work under one call deadline, however many domains the
+/// host runs.
+const CHUNK: usize = 250;
+
 /// Runs one cycle for `sources`.
+///
+/// The discoverers run first. The resources of every pollster are then taken in chunks
+/// of [`CHUNK`]: the hypervisor's statistics of a chunk are read in bulk (the next
+/// chunk's while the pollsters work on this one), every pollster polls its resources of
+/// the chunk at the same time, their samples are routed, and the chunk's statistics are
+/// dropped.
 pub async fn run_cycle(
     plugins: &Arc<PluginSet>,
     hypervisor: &Arc<Hypervisor>,
@@ -59,59 +78,64 @@ pub async fn run_cycle(
     let snapshot = hypervisor.cycle();
     let plans = plan(plugins, sources);
     let mut output = CycleOutput { samples: vec![Vec::new(); sources.len()], ..CycleOutput::default() };
-    let reads_hypervisor =
-        |plugin: &Plugin| plugin.info.imports.iter().any(|i| i.starts_with("pollen:plugin/hypervisor"));
-    if plans.iter().any(|p| reads_hypervisor(&p.pollster)) || plugins.discoverers.values().any(|d| reads_hypervisor(d))
-    {
-        let prefetch = snapshot.clone();
-        let started = std::time::Instant::now();
-        let prefetched = tokio::task::spawn_blocking(move || prefetch.prefetch()).await;
-        tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "hypervisor read");
-        match prefetched {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => tracing::warn!(%error, "cannot read the hypervisor this cycle"),
-            Err(error) => tracing::error!(%error, "the hypervisor read failed"),
-        }
-    }
     let started = std::time::Instant::now();
-    let discovered = discover(plugins, registry, &snapshot, &plans, &mut output.failures).await;
+    let discovered = discover(plugins, &snapshot, &plans, &mut output).await;
     tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "discovery done");
 
-    // Poll each pollster once, all at the same time, on the union of its sources' resources;
-    // each chunk's samples are routed as soon as they return, so a large host's raw samples
-    // are never all held at once.
-    let mut calls = Vec::new();
-    for plan in plans {
-        let targets = targets(&plan, sources, &discovered, registry);
-        if targets.resources.is_empty() {
-            continue;
+    let reads_hypervisor =
+        |plugin: &Plugin| plugin.info.imports.iter().any(|i| i.starts_with("pollen:plugin/hypervisor"));
+    let prefetching = plans.iter().any(|p| reads_hypervisor(&p.pollster));
+    let (order, work) = chunked(plans, sources, &discovered, registry);
+    let work = Arc::new(work);
+    let order = Arc::new(order);
+    let chunk_count = order.len().div_ceil(CHUNK);
+    let started = std::time::Instant::now();
+    let mut next = prefetching.then(|| prefetch(&snapshot, &order, 0));
+    for chunk in 0..chunk_count {
+        if let Some(read) = next.take() {
+            finish_prefetch(read).await;
         }
-        let (snapshot, registry, name) = (snapshot.clone(), registry.clone(), plan.pollster.name().to_string());
-        let source_count = sources.len();
-        let call = tokio::task::spawn_blocking(move || {
-            let started = std::time::Instant::now();
-            let mut routed = CycleOutput { samples: vec![Vec::new(); source_count], ..CycleOutput::default() };
-            poll_in_chunks(&plan, &targets, &snapshot, &registry, &mut routed);
-            let samples: usize = routed.samples.iter().map(Vec::len).sum();
-            let elapsed_ms = started.elapsed().as_millis() as u64;
-            tracing::debug!(plugin = %plan.pollster.name(), resources = targets.resources.len(), samples, elapsed_ms, "polled and routed");
-            routed
-        });
-        calls.push((name, call));
+        if prefetching && chunk + 1 < chunk_count {
+            next = Some(prefetch(&snapshot, &order, chunk + 1));
+        }
+        let mut calls = Vec::new();
+        for index in 0..work.len() {
+            if work[index].chunks.get(chunk).is_none_or(Vec::is_empty) {
+                continue;
+            }
+            let (work, snapshot, registry) = (work.clone(), snapshot.clone(), registry.clone());
+            let source_count = sources.len();
+            calls.push(tokio::task::spawn_blocking(move || {
+                let work = &work[index];
+                let mut routed = CycleOutput { samples: vec![Vec::new(); source_count], ..CycleOutput::default() };
+                poll_chunk(work, &work.chunks[chunk], &snapshot, &registry, &mut routed);
+                (work.plan.pollster.name().to_string(), routed)
+            }));
+        }
+        for call in calls {
+            let (name, routed) = call.await.unwrap_or_else(|error| {
+                ("(host)".into(), CycleOutput { failures: vec![host_task_failed(error)], ..CycleOutput::default() })
+            });
+            for error in &routed.failures {
+                tracing::error!(plugin = %name, %error, "poll failed; these resources' samples of this pollster are missing this cycle");
+            }
+            output.failures.extend(routed.failures);
+            output.malformed += routed.malformed;
+            for (all, some) in output.samples.iter_mut().zip(routed.samples) {
+                all.extend(some);
+            }
+        }
+        let released: Vec<&str> = chunk_ids(&order, chunk).collect();
+        snapshot.release(&released);
     }
-    for (name, call) in calls {
-        let routed = call
-            .await
-            .unwrap_or_else(|error| CycleOutput { failures: vec![host_task_failed(error)], ..CycleOutput::default() });
-        for error in &routed.failures {
-            tracing::error!(plugin = %name, %error, "poll failed; these resources' samples of this pollster are missing this cycle");
-        }
-        output.failures.extend(routed.failures);
-        output.malformed += routed.malformed;
-        for (all, some) in output.samples.iter_mut().zip(routed.samples) {
-            all.extend(some);
-        }
-    }
+    let samples: usize = output.samples.iter().map(Vec::len).sum();
+    tracing::debug!(
+        resources = order.len(),
+        chunks = chunk_count,
+        samples,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "polled and routed"
+    );
     let unreadable = snapshot.unreadable();
     if let Some((uuid, error)) = unreadable.first() {
         tracing::warn!(domains = unreadable.len(), first = %uuid, %error,
@@ -121,45 +145,102 @@ pub async fn run_cycle(
     output
 }
 
-/// Resources handed to one `poll` call: bounds a pollster's memory and the work under
-/// one call deadline, however many domains the host runs.
-const POLL_CHUNK: usize = 250;
+/// The ids of the resources in chunk `chunk` of the cycle's order.
+fn chunk_ids(order: &[Arc<Resource>], chunk: usize) -> impl Iterator<Item = &str> {
+    order.iter().skip(chunk * CHUNK).take(CHUNK).map(|r| r.id.as_str())
+}
 
-/// Polls a plan's resources in chunks of [`POLL_CHUNK`] and routes each chunk's
-/// samples into `output`. A failed chunk costs only its own samples.
-fn poll_in_chunks(
-    plan: &PollPlan,
-    targets: &Targets,
+/// Starts reading the hypervisor's statistics of chunk `chunk`, on a blocking thread.
+fn prefetch(
+    snapshot: &Arc<CycleSnapshot>,
+    order: &Arc<Vec<Arc<Resource>>>,
+    chunk: usize,
+) -> tokio::task::JoinHandle<Result<(), HypervisorError>> {
+    let (snapshot, order) = (snapshot.clone(), order.clone());
+    tokio::task::spawn_blocking(move || {
+        let ids: Vec<&str> = chunk_ids(&order, chunk).collect();
+        snapshot.prefetch(&ids)
+    })
+}
+
+/// Waits for a chunk's statistics; a failure is logged (the pollsters then read on
+/// demand, and report what they cannot).
+async fn finish_prefetch(read: tokio::task::JoinHandle<Result<(), HypervisorError>>) {
+    match read.await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => tracing::warn!(%error, "cannot read the hypervisor this cycle"),
+        Err(error) => tracing::error!(%error, "the hypervisor read failed"),
+    }
+}
+
+/// Every pollster's targets, and the cycle's order: each resource once, as the plans
+/// list them, which the chunks cut.
+fn chunked(
+    plans: Vec<PollPlan>,
+    sources: &[Source],
+    discovered: &HashMap<String, Vec<Interned>>,
+    registry: &Registry,
+) -> (Vec<Arc<Resource>>, Vec<Work>) {
+    let mut order = Vec::new();
+    let mut position: HashMap<ResourceHandle, usize> = HashMap::new();
+    let mut work = Vec::new();
+    for plan in plans {
+        let targets = targets(&plan, sources, discovered, registry);
+        if targets.resources.is_empty() {
+            continue;
+        }
+        let mut chunks: Vec<Vec<usize>> = Vec::new();
+        for (index, (handle, resource)) in targets.resources.iter().enumerate() {
+            let at = *position.entry(*handle).or_insert_with(|| {
+                order.push(resource.clone());
+                order.len() - 1
+            });
+            let chunk = at / CHUNK;
+            if chunks.len() <= chunk {
+                chunks.resize_with(chunk + 1, Vec::new);
+            }
+            chunks[chunk].push(index);
+        }
+        work.push(Work { plan, targets, chunks });
+    }
+    (order, work)
+}
+
+/// Polls a pollster's resources of one chunk (indices into its targets) and routes
+/// the samples into `output`. A failed call costs only its own samples.
+fn poll_chunk(
+    work: &Work,
+    chunk: &[usize],
     snapshot: &Arc<CycleSnapshot>,
     registry: &Registry,
     output: &mut CycleOutput,
 ) {
-    let infos: Vec<types::ResourceInfo> =
-        targets.resources.iter().map(|(_, r)| types::ResourceInfo { id: r.id.clone(), name: r.name.clone() }).collect();
-    for (index, chunk) in infos.chunks(POLL_CHUNK).enumerate() {
-        let offset = (index * POLL_CHUNK) as u32;
-        match plan.pollster.poll(snapshot.clone(), chunk) {
-            Ok(mut raw) => {
-                for sample in &mut raw {
-                    // Indices relative to the whole list; one beyond the chunk stays beyond
-                    // it: still refused.
-                    sample.resource =
-                        if (sample.resource as usize) < chunk.len() { sample.resource + offset } else { u32::MAX };
-                }
-                route(plan, targets, raw, registry, output);
+    let infos: Vec<types::ResourceInfo> = chunk
+        .iter()
+        .map(|i| {
+            let resource = &work.targets.resources[*i].1;
+            types::ResourceInfo { id: resource.id.clone(), name: resource.name.clone() }
+        })
+        .collect();
+    match work.plan.pollster.poll(snapshot.clone(), &infos) {
+        Ok(mut raw) => {
+            for sample in &mut raw {
+                // Indices into the chunk become indices into the targets; one beyond the
+                // chunk stays beyond them: still refused.
+                sample.resource = chunk.get(sample.resource as usize).map_or(u32::MAX, |i| *i as u32);
             }
-            Err(error) => output.failures.push(error),
+            route(&work.plan, &work.targets, raw, registry, output);
         }
+        Err(error) => output.failures.push(error),
     }
 }
 
 /// Runs every discoverer the plans need, once each and at the same time.
 async fn discover(
     plugins: &PluginSet,
-    registry: &Registry,
     snapshot: &Arc<CycleSnapshot>,
     plans: &[PollPlan],
-    failures: &mut Vec<PluginError>,
+    output: &mut CycleOutput,
 ) -> HashMap<String, Vec<Interned>> {
     let wanted: BTreeSet<&String> = plans.iter().flat_map(|p| p.discoverers.iter().flat_map(|(_, d)| d)).collect();
     let mut calls = Vec::new();
@@ -174,14 +255,13 @@ async fn discover(
     let mut discovered = HashMap::new();
     for (name, call) in calls {
         match join(call).await {
-            Ok(resources) => {
-                let interned =
-                    resources.into_iter().map(|r| intern(registry, convert::resource_from_discovered(r))).collect();
-                discovered.insert(name, interned);
+            Ok(found) => {
+                output.malformed += found.refused.len();
+                discovered.insert(name, found.resources);
             }
             Err(error) => {
                 tracing::error!(discoverer = %name, %error, "discovery failed");
-                failures.push(error);
+                output.failures.push(error);
             }
         }
     }

@@ -16,9 +16,10 @@ pub use loader::{load_dir, load_file, LoadedDir};
 pub use state::{PluginContext, PluginState};
 
 use crate::bindings::types;
+use crate::convert;
 use crate::hypervisor::CycleSnapshot;
-use crate::registry::MeterHandle;
-use crate::sample::{Meter, Sample};
+use crate::registry::{MeterHandle, ResourceHandle};
+use crate::sample::{Meter, Resource, Sample};
 use sandbox::{Sandbox, WorldInstance};
 use std::fmt;
 use std::path::PathBuf;
@@ -104,6 +105,14 @@ pub struct PluginInfo {
     pub cache: CacheOutcome,
 }
 
+/// What one `discover` call found.
+pub struct Discovered {
+    /// Each resource found, with its handle, in the order reported.
+    pub resources: Vec<(ResourceHandle, Arc<Resource>)>,
+    /// Ids reported `unchanged` that this instance never reported in full: refused.
+    pub refused: Vec<String>,
+}
+
 /// A loaded, runnable plugin.
 pub struct Plugin {
     /// What it is.
@@ -142,13 +151,53 @@ impl Plugin {
         })
     }
 
-    /// A discoverer's resources.
-    pub fn discover(&self, cycle: Arc<CycleSnapshot>) -> Result<Vec<types::DiscoveredResource>, PluginError> {
+    /// A discoverer's resources, interned in the registry: those it reports changed
+    /// are stored anew, those it reports unchanged are what this instance reported
+    /// before. An `unchanged` id this instance never reported (or whose resource was
+    /// evicted) is refused, and the instance is made anew for the next call, which
+    /// then reports everything in full.
+    pub fn discover(&self, cycle: Arc<CycleSnapshot>) -> Result<Discovered, PluginError> {
         self.check_kind(PluginKind::Discoverer)?;
-        self.sandbox.call(Some(cycle), |instance, store| match instance {
-            WorldInstance::Discoverer(d) => d.pollen_plugin_discoverer().call_discover(store),
-            _ => unreachable!("kind checked above"),
-        })
+        let discovered = self.sandbox.call(Some(cycle), |instance, store| {
+            let WorldInstance::Discoverer(d) = instance else { unreachable!("kind checked above") };
+            let reports = match d.pollen_plugin_discoverer().call_discover(&mut *store)? {
+                Ok(reports) => reports,
+                Err(error) => return Ok(Err(error)),
+            };
+            let state = store.data_mut();
+            let registry = state.context.registry.clone();
+            let previous = std::mem::take(&mut state.reported);
+            let mut found = Discovered { resources: Vec::with_capacity(reports.len()), refused: Vec::new() };
+            for report in reports {
+                let (id, handle) = match report {
+                    types::Discovery::Changed(resource) => {
+                        let id = resource.id.clone();
+                        (id, registry.intern_resource(convert::resource_from_discovered(resource)))
+                    }
+                    types::Discovery::Unchanged(id) => match previous.get(&id) {
+                        Some(handle) => (id, *handle),
+                        None => {
+                            found.refused.push(id);
+                            continue;
+                        }
+                    },
+                };
+                match registry.touch(handle) {
+                    Some(resource) => {
+                        found.resources.push((handle, resource));
+                        state.reported.insert(id, handle);
+                    }
+                    None => found.refused.push(id),
+                }
+            }
+            Ok(Ok(found))
+        })?;
+        if let Some(first) = discovered.refused.first() {
+            tracing::warn!(plugin = %self.name(), refused = discovered.refused.len(), first = %first,
+                "the discoverer reported resources unchanged that it never reported in full; its instance is made anew");
+            self.sandbox.discard();
+        }
+        Ok(discovered)
     }
 
     /// A transformer's output for one batch.

@@ -113,6 +113,11 @@ impl Sandbox {
         }
     }
 
+    /// Throws the instance away; the next call makes a new one.
+    pub(crate) fn discard(&self) {
+        *self.live.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
+    }
+
     fn instantiate(&self) -> Result<Live, PluginError> {
         let mut store = Store::new(&self.engine, PluginState::new(self.context.clone()));
         store.limiter(|state| &mut state.limiter);

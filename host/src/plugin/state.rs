@@ -4,7 +4,8 @@
 use super::limits::MemoryLimiter;
 use crate::config::Grant;
 use crate::hypervisor::CycleSnapshot;
-use crate::registry::Registry;
+use crate::registry::{Registry, ResourceHandle};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use wasmtime::component::ResourceTable;
@@ -44,6 +45,9 @@ pub struct PluginState {
     pub(crate) cycle: Option<Arc<CycleSnapshot>>,
     pub(crate) limiter: MemoryLimiter,
     pub(crate) stderr: MemoryOutputPipe,
+    /// A discoverer's resources as this instance last reported them, by id: what its
+    /// `unchanged` reports stand for.
+    pub(crate) reported: HashMap<String, ResourceHandle>,
     wasi: WasiCtx,
     table: ResourceTable,
 }
@@ -62,7 +66,7 @@ impl PluginState {
             .allow_ip_name_lookup(false)
             .build();
         let limiter = MemoryLimiter::new(context.memory_limit);
-        Self { context, cycle: None, limiter, stderr, wasi, table: ResourceTable::new() }
+        Self { context, cycle: None, limiter, stderr, reported: HashMap::new(), wasi, table: ResourceTable::new() }
     }
 
     /// The plugin's name.

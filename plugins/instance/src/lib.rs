@@ -9,7 +9,6 @@
 //! | `disk.ephemeral.size` | GB | the flavor's ephemeral disk (Nova instances only) |
 use pollen_sdk::nova::DomainInfo;
 use pollen_sdk::pollster::*;
-use pollen_sdk::Recent;
 use std::cell::RefCell;
 
 struct Instance;
@@ -40,9 +39,8 @@ impl Pollster for Instance {
                 Sample::new(VCPUS, index, stats.vcpus.into()),
                 Sample::new(MEMORY, index, actual as f64 / 1024.0),
             ];
-            match hypervisor::get_xml(&stats.domain.uuid) {
-                Ok(xml) => {
-                    let (root, ephemeral) = flavor_disks(&stats.domain.uuid, &xml);
+            match flavor_disks(&stats.domain.uuid) {
+                Ok((root, ephemeral)) => {
                     samples.extend(root.map(|gb| Sample::new(ROOT_SIZE, index, gb as f64)));
                     samples.extend(ephemeral.map(|gb| Sample::new(EPHEMERAL_SIZE, index, gb as f64)));
                 }
@@ -54,20 +52,22 @@ impl Pollster for Instance {
 }
 
 thread_local! {
-    /// Each domain's flavor disk sizes, with a hash of the XML they were read from: the
-    /// XML is parsed again only when it changed.
-    static FLAVORS: RefCell<Recent<(u64, FlavorDisks)>> = RefCell::new(Recent::new(1000));
+    /// Each domain's flavor disk sizes: the XML is sent and parsed again only when it
+    /// changed.
+    static FLAVORS: RefCell<FromXml<FlavorDisks>> = RefCell::new(FromXml::new(1000));
 }
 
 /// Root and ephemeral disk, GiB.
 type FlavorDisks = (Option<i64>, Option<i64>);
 
-fn flavor_disks(uuid: &str, xml: &str) -> FlavorDisks {
+fn flavor_disks(uuid: &str) -> Result<FlavorDisks, Error> {
     FLAVORS.with(|flavors| {
-        *flavors.borrow_mut().derived(uuid, xml, || {
+        let mut flavors = flavors.borrow_mut();
+        let (disks, _) = flavors.get(uuid, |xml| {
             let flavor = DomainInfo::from_xml(xml).flavor;
             (flavor.disk, flavor.ephemeral)
-        })
+        })?;
+        Ok(*disks)
     })
 }
 

@@ -13,14 +13,11 @@ use std::cell::RefCell;
 mod nova;
 
 thread_local! {
-    /// What each domain's XML says, with a hash of the XML: it is parsed again only when
-    /// it changed. Domains gone for 100 discoveries are forgotten.
-    static KNOWN: RefCell<Recent<(u64, DomainInfo)>> = RefCell::new(Recent::new(100));
-}
-
-/// What the domain's XML says, from the cache when the XML is unchanged.
-fn domain_info(uuid: &str, xml: &str) -> DomainInfo {
-    KNOWN.with(|known| known.borrow_mut().derived(uuid, xml, || DomainInfo::from_xml(xml)).clone())
+    /// The stamp of each domain's XML as last read: the host sends the XML again only
+    /// when it changed. Domains gone for 100 discoveries are forgotten.
+    static STAMPS: RefCell<Recent<u64>> = RefCell::new(Recent::new(100));
+    /// What was reported of each domain in the previous discovery.
+    static REPORTS: RefCell<Reports> = RefCell::new(Reports::new());
 }
 
 struct LocalInstances;
@@ -30,26 +27,44 @@ impl Discoverer for LocalInstances {
         "local_instances".into()
     }
 
-    fn discover() -> Result<Vec<DiscoveredResource>, Error> {
+    fn discover() -> Result<Vec<Discovery>, Error> {
         let include_stopped = config::get("include_stopped").is_some_and(|v| v == "true");
         let host = config::get("host");
-        KNOWN.with(|known| known.borrow_mut().next_call());
         let domains = hypervisor::list_domains()?;
-        let mut resources = Vec::with_capacity(domains.len());
-        for domain in domains {
-            if !include_stopped && domain.state != hypervisor::DomainState::Running {
-                continue;
-            }
-            let xml = match hypervisor::get_xml(&domain.uuid) {
-                Ok(xml) => xml,
-                Err(error) => {
-                    log::warn(&format!("domain {} skipped: {error:?}", domain.uuid));
-                    continue;
+        STAMPS.with(|stamps| {
+            REPORTS.with(|reports| {
+                let (mut stamps, mut reports) = (stamps.borrow_mut(), reports.borrow_mut());
+                stamps.next_call();
+                reports.next_call();
+                let mut found = Vec::with_capacity(domains.len());
+                for domain in domains {
+                    if !include_stopped && domain.state != hypervisor::DomainState::Running {
+                        continue;
+                    }
+                    let known = stamps.get(&domain.uuid).copied().unwrap_or(0);
+                    let mut current = match hypervisor::get_xml(&domain.uuid, known) {
+                        Ok(current) => current,
+                        Err(error) => {
+                            log::warn(&format!("domain {} skipped: {error:?}", domain.uuid));
+                            continue;
+                        }
+                    };
+                    let stamp = current.as_ref().map_or(known, |c| c.stamp);
+                    stamps.insert(domain.uuid.clone(), stamp);
+                    // The resource is made from the XML, the state and the host's name.
+                    let source = (stamp, domain.state as u8, host.as_deref());
+                    found.extend(reports.report(&domain.uuid, &source, || {
+                        // The XML did not change but the state did: read it again.
+                        let xml = match current.take() {
+                            Some(current) => current.xml,
+                            None => hypervisor::get_xml(&domain.uuid, 0).ok()??.xml,
+                        };
+                        Some(nova::resource_from_domain(&domain, &DomainInfo::from_xml(&xml), host.as_deref()))
+                    }));
                 }
-            };
-            resources.push(nova::resource_from_domain(&domain, &domain_info(&domain.uuid, &xml), host.as_deref()));
-        }
-        Ok(resources)
+                Ok(found)
+            })
+        })
     }
 }
 
