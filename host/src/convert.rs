@@ -1,9 +1,8 @@
 //! Conversions between the WIT records plugins exchange and the host's own types.
 
 use crate::bindings::types;
-use crate::sample::{MeterType, Resource};
+use crate::sample::{Metadata, MeterType, Resource};
 use serde_json::{Map, Value};
-use std::sync::Arc;
 
 /// The host's meter type for a WIT one.
 pub fn meter_type(kind: types::MeterType) -> MeterType {
@@ -62,8 +61,8 @@ pub fn resource_from_discovered(discovered: types::DiscoveredResource) -> Resour
         name: discovered.name,
         user_id: discovered.user_id,
         project_id: discovered.project_id,
-        metadata: Arc::new(metadata_to_json(discovered.metadata)),
-        extra: Vec::new(),
+        metadata: Metadata::from_map(&metadata_to_json(discovered.metadata)),
+        extra: Metadata::default(),
     }
 }
 

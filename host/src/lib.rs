@@ -13,6 +13,7 @@ pub mod cli;
 pub mod config;
 pub mod convert;
 pub mod hypervisor;
+pub mod metadata;
 pub mod pipeline;
 pub mod plugin;
 pub mod publish;

@@ -128,9 +128,7 @@ impl Registry {
             let table = read(&self.resources);
             if let Some(&handle) = table.by_key.get(&key) {
                 if let Some(stored) = &table.entries[handle as usize] {
-                    let same_metadata =
-                        Arc::ptr_eq(&stored.metadata, &resource.metadata) || stored.metadata == resource.metadata;
-                    if same_metadata
+                    if stored.metadata == resource.metadata
                         && stored.user_id == resource.user_id
                         && stored.project_id == resource.project_id
                         && stored.name == resource.name
@@ -205,14 +203,7 @@ fn resource_key(resource: &Resource) -> std::borrow::Cow<'_, str> {
     if resource.extra.is_empty() {
         return std::borrow::Cow::Borrowed(&resource.id);
     }
-    let mut key = resource.id.clone();
-    for (name, value) in &resource.extra {
-        key.push('\0');
-        key.push_str(name);
-        key.push('=');
-        key.push_str(&value.to_string());
-    }
-    std::borrow::Cow::Owned(key)
+    std::borrow::Cow::Owned(format!("{}\0{}", resource.id, resource.extra.as_json()))
 }
 
 #[cfg(test)]
@@ -236,7 +227,8 @@ mod tests {
         assert_eq!(registry.resource(r).unwrap().user_id.as_deref(), Some("alice"));
 
         let mut with_cpu_number = Resource::bare("uuid-1");
-        with_cpu_number.extra.push(("cpu_number".into(), serde_json::Value::from(2)));
+        with_cpu_number.extra =
+            serde_json::Map::from_iter([("cpu_number".to_string(), serde_json::Value::from(2))]).into();
         let derived = registry.intern_resource(with_cpu_number);
         assert_ne!(derived, r, "a device view does not replace its base resource");
         assert!(registry.resource(r).unwrap().extra.is_empty());

@@ -1,9 +1,10 @@
 //! The host's sample model, and how a sample is written out (Ceilometer's keys).
 
+use crate::metadata::Merged;
+pub use crate::metadata::Metadata;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value};
-use std::sync::Arc;
 use uuid::Uuid;
 
 /// How a meter's volume behaves over time.
@@ -53,10 +54,10 @@ pub struct Resource {
     /// Owning project.
     pub project_id: Option<String>,
     /// Ceilometer's `resource_metadata`, shared by the resource's per-device samples.
-    pub metadata: Arc<Map<String, Value>>,
+    pub metadata: Metadata,
     /// Keys a pollster added for one device (e.g. `disk_name`); they win over
     /// `metadata`.
-    pub extra: Vec<(String, Value)>,
+    pub extra: Metadata,
 }
 
 impl Resource {
@@ -67,37 +68,39 @@ impl Resource {
             name: id.into(),
             user_id: None,
             project_id: None,
-            metadata: Arc::default(),
-            extra: Vec::new(),
+            metadata: Metadata::default(),
+            extra: Metadata::default(),
         }
     }
 
     /// One metadata key.
-    pub fn metadata_value(&self, key: &str) -> Option<&Value> {
-        self.extra.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v).or_else(|| self.metadata.get(key))
+    pub fn metadata_value(&self, key: &str) -> Option<Value> {
+        self.extra.get(key).or_else(|| self.metadata.get(key))
     }
 
     /// One metadata key, if its value is text.
-    pub fn metadata_text(&self, key: &str) -> Option<&str> {
-        self.metadata_value(key).and_then(Value::as_str)
+    pub fn metadata_text(&self, key: &str) -> Option<String> {
+        match self.metadata_value(key)? {
+            Value::String(text) => Some(text),
+            _ => None,
+        }
     }
 
     /// The instance's flavor name: Nova's `instance_type`, else `flavor.name`, else
     /// `flavor_name`.
-    pub fn flavor_name(&self) -> Option<&str> {
+    pub fn flavor_name(&self) -> Option<String> {
         self.metadata_text("instance_type")
-            .or_else(|| self.metadata_value("flavor")?.get("name")?.as_str())
+            .or_else(|| Some(self.metadata_value("flavor")?.get("name")?.as_str()?.to_string()))
             .or_else(|| self.metadata_text("flavor_name"))
     }
 
     /// The whole `resource_metadata`, with the per-device keys applied.
-    pub fn merged_metadata(&self) -> std::borrow::Cow<'_, Map<String, Value>> {
-        if self.extra.is_empty() {
-            return std::borrow::Cow::Borrowed(&self.metadata);
+    pub fn merged_metadata(&self) -> Map<String, Value> {
+        let mut merged = self.metadata.to_map();
+        if !self.extra.is_empty() {
+            merged.extend(self.extra.to_map());
         }
-        let mut merged = (*self.metadata).clone();
-        merged.extend(self.extra.iter().cloned());
-        std::borrow::Cow::Owned(merged)
+        merged
     }
 }
 
@@ -106,7 +109,8 @@ impl Resource {
 pub use crate::bindings::types::SampleRef as Sample;
 
 /// A sample with its handles resolved, as it is written out (Ceilometer's
-/// `Sample.as_dict()` keys).
+/// `Sample.as_dict()` keys), by JSON serializers (the metadata is written as the raw
+/// JSON text it is kept as).
 pub struct SampleRecord<'a> {
     /// What was measured.
     pub meter: &'a Meter,
@@ -145,7 +149,8 @@ impl Serialize for SampleRecord<'_> {
         map.serialize_entry("project_name", &None::<String>)?;
         map.serialize_entry("resource_id", &self.resource.id)?;
         map.serialize_entry("timestamp", &iso8601(self.timestamp))?;
-        map.serialize_entry("resource_metadata", &*self.resource.merged_metadata())?;
+        let metadata = Merged { base: &self.resource.metadata, over: &self.resource.extra };
+        map.serialize_entry("resource_metadata", &metadata)?;
         map.serialize_entry("source", self.source)?;
         map.serialize_entry("id", &self.id)?;
         map.serialize_entry("monotonic_time", &None::<f64>)?;
@@ -167,8 +172,8 @@ mod tests {
             name: "instance-1".into(),
             user_id: Some("u".into()),
             project_id: None,
-            metadata: Arc::new(metadata),
-            extra: vec![("disk_name".into(), Value::from("vda"))],
+            metadata: metadata.into(),
+            extra: Metadata::from_map(serde_json::json!({"disk_name": "vda"}).as_object().unwrap()),
         };
         let timestamp = DateTime::parse_from_rfc3339("2026-11-22T10:00:00Z").unwrap().timestamp_nanos_opt().unwrap();
         let record = SampleRecord {

@@ -95,7 +95,7 @@ async fn poll(workspace: &Workspace, node_uri: &str, include_stopped: bool, cycl
                     resource_id: resource.id.clone(),
                     user_id: resource.user_id.clone(),
                     project_id: resource.project_id.clone(),
-                    metadata: resource.merged_metadata().into_owned(),
+                    metadata: resource.merged_metadata(),
                     volume: s.volume,
                 }
             })

@@ -7,7 +7,7 @@ mod common;
 use common::*;
 use pollen_host::publish::{Batch, PublishContext, PublisherHandle};
 use pollen_host::registry::Registry;
-use pollen_host::sample::{Meter, MeterType, Resource, Sample};
+use pollen_host::sample::{Metadata, Meter, MeterType, Resource, Sample};
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,7 +46,7 @@ fn batch(instance: &str, t: i64, cpu_value: f64) -> Batch {
     let vm = registry.intern_resource(Resource {
         user_id: Some("alice".into()),
         project_id: Some("p1".into()),
-        metadata: Arc::new(metadata.as_object().unwrap().clone()),
+        metadata: Metadata::from_map(metadata.as_object().unwrap()),
         ..Resource::bare(instance)
     });
     let mut disk_metadata = serde_json::Map::new();
@@ -54,8 +54,8 @@ fn batch(instance: &str, t: i64, cpu_value: f64) -> Batch {
     let disk = registry.intern_resource(Resource {
         user_id: Some("alice".into()),
         project_id: Some("p1".into()),
-        metadata: Arc::new(disk_metadata),
-        extra: vec![("disk_name".into(), "vda".into())],
+        metadata: disk_metadata.into(),
+        extra: Metadata::from_map(json!({"disk_name": "vda"}).as_object().unwrap()),
         ..Resource::bare(&format!("{instance}-vda"))
     });
     let timestamp = 1_790_000_000_000_000_000 + t * 1_000_000_000;

@@ -72,7 +72,7 @@ fn batches() -> (Batch, Batch) {
     let vm = registry.intern_resource(Resource {
         user_id: Some("alice".into()),
         project_id: Some("p1".into()),
-        metadata: Arc::new(metadata),
+        metadata: metadata.into(),
         ..Resource::bare("vm-1")
     });
     let disk = registry.intern_resource(Resource::bare("vm-1-vda"));

@@ -205,14 +205,14 @@ async fn pollsters_report_what_libvirt_reports_with_nova_metadata() {
         cpu.volume,
         read_before
     );
-    assert_eq!(resource.metadata_value("cpu_number"), Some(&serde_json::json!(info.nr_virt_cpu)));
+    assert_eq!(resource.metadata_value("cpu_number"), Some(serde_json::json!(info.nr_virt_cpu)));
     assert_eq!(resource.user_id.as_deref(), Some("a1b2c3d4e5f60718293a4b5c6d7e8f90"));
     assert_eq!(resource.project_id.as_deref(), Some("0f9e8d7c6b5a49382716f5e4d3c2b1a0"));
-    assert_eq!(resource.metadata_value("display_name"), Some(&serde_json::json!("web-1")));
-    assert_eq!(resource.metadata_value("name"), Some(&serde_json::json!("instance-00000001")));
-    assert_eq!(resource.metadata_value("instance_type"), Some(&serde_json::json!("m1.small")));
+    assert_eq!(resource.metadata_value("display_name"), Some(serde_json::json!("web-1")));
+    assert_eq!(resource.metadata_value("name"), Some(serde_json::json!("instance-00000001")));
+    assert_eq!(resource.metadata_value("instance_type"), Some(serde_json::json!("m1.small")));
     assert_eq!(resource.metadata_value("flavor").unwrap()["ram"], 2048);
-    assert_eq!(resource.metadata_value("image_ref"), Some(&serde_json::json!("9a8b7c6d-0000-4000-8000-000000000001")));
+    assert_eq!(resource.metadata_value("image_ref"), Some(serde_json::json!("9a8b7c6d-0000-4000-8000-000000000001")));
 
     let (memory, _) = find("memory.usage", &web_uuid);
     let memory_meter = agent.registry.meter(memory.meter).unwrap();
@@ -226,7 +226,7 @@ async fn pollsters_report_what_libvirt_reports_with_nova_metadata() {
     // A domain without Nova metadata is polled under its libvirt UUID and name.
     let (_, plain) = find("cpu", "66666666-7777-8888-9999-000000000000");
     assert_eq!(plain.user_id, None);
-    assert_eq!(plain.metadata_value("display_name"), Some(&serde_json::json!("plain")));
+    assert_eq!(plain.metadata_value("display_name"), Some(serde_json::json!("plain")));
     // A shut-off domain is not polled by default.
     assert!(!output.samples[0].iter().any(|s| agent.registry.resource(s.resource).unwrap().id.starts_with("99999999")));
 }

@@ -52,7 +52,7 @@ fn instance(registry: &Registry, id: &str, cpu_number: Option<u32>) -> u32 {
     registry.intern_resource(Resource {
         user_id: Some("alice".into()),
         project_id: Some("p1".into()),
-        metadata: Arc::new(metadata),
+        metadata: metadata.into(),
         ..Resource::bare(id)
     })
 }

@@ -30,7 +30,7 @@ impl Host for PluginState {
 
     fn lookup_metadata(&mut self, handle: u32, key: String) -> Option<Value> {
         let resource = self.context.registry.resource(handle)?;
-        resource.metadata_value(&key).map(convert::json_to_value)
+        resource.metadata_value(&key).as_ref().map(convert::json_to_value)
     }
 
     fn lookup_owner(&mut self, handle: u32) -> Option<(Option<String>, Option<String>)> {
@@ -54,7 +54,7 @@ impl Host for PluginState {
                 let source = registry.resource(handle)?;
                 (source.metadata.clone(), source.extra.clone())
             }
-            None => (Default::default(), Vec::new()),
+            None => Default::default(),
         };
         let variant = format!("{user_from}/{project_from}/{metadata_from:?}");
         let derived = Resource { id: base.id.clone(), name: base.name.clone(), user_id, project_id, metadata, extra };

@@ -12,7 +12,7 @@ use crate::convert;
 use crate::hypervisor::{CycleSnapshot, Hypervisor, HypervisorError};
 use crate::plugin::{Plugin, PluginError};
 use crate::registry::{Registry, ResourceHandle};
-use crate::sample::{now_ns, Resource, Sample};
+use crate::sample::{now_ns, Metadata, Resource, Sample};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
@@ -412,7 +412,7 @@ fn device_resource(
         user_id: base.user_id.clone(),
         project_id: base.project_id.clone(),
         metadata: base.metadata.clone(),
-        extra: sample.metadata.into_iter().map(|e| (e.key, convert::value_to_json(e.value))).collect(),
+        extra: Metadata::from_map(&convert::metadata_to_json(sample.metadata)),
     })
 }
 

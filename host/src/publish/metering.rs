@@ -75,7 +75,7 @@ impl<'b> MeteringEncoder<'b> {
             return Some(parts.clone());
         }
         let resource = self.batch.registry.resource(handle)?;
-        let metadata = resource.merged_metadata().into_owned();
+        let metadata = resource.merged_metadata();
         let mut metadata_nested = Vec::new();
         escape_json_text(&serde_json::to_vec(&metadata).expect("JSON values always serialize"), &mut metadata_nested);
         let mut signed_metadata = Vec::new();
@@ -327,7 +327,7 @@ fn escape_json_text(text: &[u8], out: &mut Vec<u8>) {
 mod tests {
     use super::*;
     use crate::registry::Registry;
-    use crate::sample::{Meter, MeterType, Sample};
+    use crate::sample::{Metadata, Meter, MeterType, Sample};
 
     /// The fast signature over fields equals the general one over the decoded message.
     #[test]
@@ -337,7 +337,7 @@ mod tests {
         let metadata = serde_json::json!({"flavor": {"name": "m1", "ram": 512}, "ratio": 0.5, "tags": ["a"], "none": null, "zz": 1, "note": "say \"hi\" \\ ünïcode"});
         let resource = registry.intern_resource(Resource {
             user_id: Some("u".into()),
-            metadata: Arc::new(metadata.as_object().unwrap().clone()),
+            metadata: Metadata::from_map(metadata.as_object().unwrap()),
             ..Resource::bare("vm")
         });
         let batch = Batch {

@@ -206,13 +206,13 @@ fn text(key: &str, value: &str) -> KeyValue {
 }
 
 fn resource_attributes(resource: &Resource) -> Vec<KeyValue> {
-    let metadata = |key: &str| resource.metadata_text(key).map(str::to_string);
+    let metadata = |key: &str| resource.metadata_text(key);
     let mut attributes = vec![text("service.name", "pollen"), text("cloud.resource_id", &resource.id)];
     let optional = [
         ("openstack.project.id", resource.project_id.clone()),
         ("openstack.user.id", resource.user_id.clone()),
         ("openstack.instance.name", metadata("display_name")),
-        ("openstack.flavor.name", resource.flavor_name().map(str::to_string)),
+        ("openstack.flavor.name", resource.flavor_name()),
         ("host.name", metadata("instance_host").or_else(|| metadata("host"))),
     ];
     attributes.extend(optional.into_iter().filter_map(|(key, value)| value.map(|v| text(key, &v))));

@@ -67,8 +67,8 @@ impl Exporter {
             let family = families.entry(name.clone()).or_insert_with(|| family(&name, &meter));
             let labels = [
                 ("resource", resource.id.clone()),
-                ("resource_name", resource.metadata_text("display_name").unwrap_or_default().to_string()),
-                ("flavor", resource.flavor_name().unwrap_or_default().to_string()),
+                ("resource_name", resource.metadata_text("display_name").unwrap_or_default()),
+                ("flavor", resource.flavor_name().unwrap_or_default()),
                 ("project", resource.project_id.clone().unwrap_or_default()),
                 ("user", resource.user_id.clone().unwrap_or_default()),
                 ("unit", meter.unit.clone()),

@@ -4,7 +4,7 @@
 
 use pollen_host::publish::Batch;
 use pollen_host::registry::Registry;
-use pollen_host::sample::{Meter, MeterType, Resource, Sample};
+use pollen_host::sample::{Metadata, Meter, MeterType, Resource, Sample};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -105,7 +105,7 @@ pub fn batch(count: usize, first_volume: f64) -> Batch {
         registry.intern_resource(Resource {
             user_id: user.map(str::to_string),
             project_id: Some("project-1".into()),
-            metadata: Arc::new(metadata.as_object().unwrap().clone()),
+            metadata: Metadata::from_map(metadata.as_object().unwrap()),
             ..Resource::bare(id)
         })
     };
