@@ -165,6 +165,39 @@ async fn hostile_plugins_cost_only_their_own_samples() {
     }
 }
 
+/// A discoverer reports unchanged resources by id and the host fills in the rest; an id
+/// it never reported is refused, and its instance is made anew (which then reports in
+/// full). A report outside `discover` is ignored.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_discoverer_reports_unchanged_resources_by_id_and_cannot_invent_them() {
+    let workspace = Workspace::new(&[hostile("liar_discoverer"), hostile("liar")]);
+    let path = workspace.write_pipeline(
+        &grants(&["liar_discoverer", "liar"]),
+        "sources:\n  - name: all\n    interval: 60\n    meters: [test.liar]\n    discovery: [liar_instances]\n    sinks: [out]\nsinks:\n  - name: out\n    publishers: ['stdout://']\n",
+    );
+    let agent = Agent::build(config::load(&path).expect("pipeline")).expect("agent");
+    // The liar pollster adds three malformed samples per call; the discoverer's lie,
+    // one more on its second call. Without a fresh instance the third call would lie
+    // again.
+    for (cycle, malformed) in [(1, 3), (2, 4), (3, 3)] {
+        let output = run_cycle(&agent.plugins, &agent.hypervisor, &agent.registry, &agent.pipeline.sources).await;
+        assert!(output.failures.is_empty(), "cycle {cycle}: {:?}", output.failures);
+        assert_eq!(output.malformed, malformed, "cycle {cycle}");
+        let resources: Vec<Arc<Resource>> =
+            output.samples[0].iter().map(|s| agent.registry.resource(s.resource).unwrap()).collect();
+        let ids: std::collections::BTreeSet<&str> = resources.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, ["vm-a", "vm-b"].into(), "cycle {cycle}: the ghost is never polled");
+        for resource in &resources {
+            // Reported in full by the first call of each instance.
+            assert_eq!(resource.metadata_value("call"), Some(serde_json::json!(1)), "cycle {cycle}");
+        }
+    }
+    assert!(
+        (0..100).all(|handle| agent.registry.resource(handle).is_none_or(|r| r.id != "vm-outside")),
+        "a report outside `discover` is ignored"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn pollsters_report_what_libvirt_reports_with_nova_metadata() {
     let workspace = Workspace::new(&[builtin("local_instances"), builtin("cpu"), builtin("memory")]);

@@ -19,6 +19,8 @@ pub use bindings::export_discoverer;
 /// The trait a discoverer implements (the WIT interface `pollen:plugin/discoverer`).
 pub use bindings::exports::pollen::plugin::discoverer::Guest as Discoverer;
 pub use bindings::pollen::plugin::config;
+/// `report(&item)`: reports one resource during `discover`.
+pub use bindings::pollen::plugin::discovered::report;
 pub use bindings::pollen::plugin::hypervisor;
 pub use bindings::pollen::plugin::types::{DiscoveredResource, Discovery, Error, MetadataEntry, Value};
 crate::helpers::hypervisor_helpers!();
@@ -55,25 +57,28 @@ impl Reports {
         self.reported.next_call();
     }
 
-    /// The report of resource `id`: `Unchanged` if the previous call reported it made
-    /// from the same `source` (anything the resource is made from: an XML stamp, a
-    /// state), else what `make` builds, in full (none: the resource is left out).
+    /// Reports resource `id` (the id of the resource `make` builds): by id alone if
+    /// the previous call reported it made from the same `source` (anything the
+    /// resource is made from: an XML stamp, a state), else in full, as `make` builds
+    /// it (none: the resource is left out, and `false` returned).
     pub fn report<S: std::hash::Hash + ?Sized>(
         &mut self,
         id: &str,
         source: &S,
         make: impl FnOnce() -> Option<DiscoveredResource>,
-    ) -> Option<Discovery> {
+    ) -> bool {
         use std::hash::Hasher;
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         source.hash(&mut hasher);
         let hash = hasher.finish();
         if self.reported.get(id) == Some(&hash) {
-            return Some(Discovery::Unchanged(id.to_string()));
+            report(&Discovery::Unchanged(id.to_string()));
+            return true;
         }
         self.reported.remove(id);
-        let resource = make()?;
+        let Some(resource) = make() else { return false };
         self.reported.insert(id.to_string(), hash);
-        Some(Discovery::Changed(resource))
+        report(&Discovery::Changed(resource));
+        true
     }
 }

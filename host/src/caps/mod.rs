@@ -3,6 +3,7 @@
 //! all, and the loader refuses plugins whose imports their kind or grants forbid.
 
 mod config;
+mod discovered;
 mod hypervisor;
 mod log;
 mod samples;

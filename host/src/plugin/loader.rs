@@ -288,7 +288,7 @@ fn check_imports(
                     });
                 }
             }
-            ("samples", PluginKind::Transformer) => {}
+            ("samples", PluginKind::Transformer) | ("discovered", PluginKind::Discoverer) => {}
             ("hypervisor", PluginKind::Transformer) => {
                 return Err(LoadError::Forbidden {
                     path: path.to_path_buf(),

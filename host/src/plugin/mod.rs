@@ -16,7 +16,6 @@ pub use loader::{load_dir, load_file, LoadedDir};
 pub use state::{PluginContext, PluginState};
 
 use crate::bindings::types;
-use crate::convert;
 use crate::hypervisor::CycleSnapshot;
 use crate::registry::{MeterHandle, ResourceHandle};
 use crate::sample::{Meter, Resource, Sample};
@@ -106,6 +105,7 @@ pub struct PluginInfo {
 }
 
 /// What one `discover` call found.
+#[derive(Default)]
 pub struct Discovered {
     /// Each resource found, with its handle, in the order reported.
     pub resources: Vec<(ResourceHandle, Arc<Resource>)>,
@@ -151,50 +151,26 @@ impl Plugin {
         })
     }
 
-    /// A discoverer's resources, interned in the registry: those it reports changed
-    /// are stored anew, those it reports unchanged are what this instance reported
-    /// before. An `unchanged` id this instance never reported (or whose resource was
-    /// evicted) is refused, and the instance is made anew for the next call, which
-    /// then reports everything in full.
+    /// A discoverer's resources, interned in the registry as it reports them: those
+    /// it reports changed are stored anew, those it reports unchanged are what this
+    /// instance reported in its previous call. An `unchanged` id it did not report then
+    /// (or whose resource was evicted) is refused; then, and after any failure, the
+    /// instance is made anew for the next call, which reports everything in full.
     pub fn discover(&self, cycle: Arc<CycleSnapshot>) -> Result<Discovered, PluginError> {
         self.check_kind(PluginKind::Discoverer)?;
         let discovered = self.sandbox.call(Some(cycle), |instance, store| {
             let WorldInstance::Discoverer(d) = instance else { unreachable!("kind checked above") };
-            let reports = match d.pollen_plugin_discoverer().call_discover(&mut *store)? {
-                Ok(reports) => reports,
-                Err(error) => return Ok(Err(error)),
-            };
             let state = store.data_mut();
-            let registry = state.context.registry.clone();
             let previous = std::mem::take(&mut state.reported);
-            let mut found = Discovered { resources: Vec::with_capacity(reports.len()), refused: Vec::new() };
-            for report in reports {
-                let (id, handle) = match report {
-                    types::Discovery::Changed(resource) => {
-                        let id = resource.id.clone();
-                        (id, registry.intern_resource(convert::resource_from_discovered(resource)))
-                    }
-                    types::Discovery::Unchanged(id) => match previous.get(&id) {
-                        Some(handle) => (id, *handle),
-                        None => {
-                            found.refused.push(id);
-                            continue;
-                        }
-                    },
-                };
-                match registry.touch(handle) {
-                    Some(resource) => {
-                        found.resources.push((handle, resource));
-                        state.reported.insert(id, handle);
-                    }
-                    None => found.refused.push(id),
-                }
-            }
-            Ok(Ok(found))
-        })?;
+            state.discovering = Some(state::DiscoveryCall { previous, found: Discovered::default() });
+            let result = d.pollen_plugin_discoverer().call_discover(&mut *store);
+            let call = store.data_mut().discovering.take();
+            result.map(|reported| reported.map(|()| call.map(|c| c.found).unwrap_or_default()))
+        });
+        let discovered = discovered.inspect_err(|_| self.sandbox.discard())?;
         if let Some(first) = discovered.refused.first() {
             tracing::warn!(plugin = %self.name(), refused = discovered.refused.len(), first = %first,
-                "the discoverer reported resources unchanged that it never reported in full; its instance is made anew");
+                "the discoverer reported resources unchanged that it did not report in full; its instance is made anew");
             self.sandbox.discard();
         }
         Ok(discovered)

@@ -39,15 +39,25 @@ impl PluginContext {
     }
 }
 
+/// A discoverer's `discover` call in progress.
+pub(crate) struct DiscoveryCall {
+    /// What the instance reported in its previous call, by id.
+    pub previous: HashMap<String, ResourceHandle>,
+    /// What it has reported so far.
+    pub found: super::Discovered,
+}
+
 /// The data of one plugin instance's store.
 pub struct PluginState {
     pub(crate) context: PluginContext,
     pub(crate) cycle: Option<Arc<CycleSnapshot>>,
     pub(crate) limiter: MemoryLimiter,
     pub(crate) stderr: MemoryOutputPipe,
-    /// A discoverer's resources as this instance last reported them, by id: what its
-    /// `unchanged` reports stand for.
+    /// A discoverer's resources as this instance reported them in its last `discover`
+    /// call (or the current one), by id: what its `unchanged` reports stand for.
     pub(crate) reported: HashMap<String, ResourceHandle>,
+    /// The `discover` call in progress, if any.
+    pub(crate) discovering: Option<DiscoveryCall>,
     wasi: WasiCtx,
     table: ResourceTable,
 }
@@ -66,7 +76,7 @@ impl PluginState {
             .allow_ip_name_lookup(false)
             .build();
         let limiter = MemoryLimiter::new(context.memory_limit);
-        Self { context, cycle: None, limiter, stderr, reported: HashMap::new(), wasi, table: ResourceTable::new() }
+        Self { context, cycle: None, limiter, stderr, reported: HashMap::new(), discovering: None, wasi, table: ResourceTable::new() }
     }
 
     /// The plugin's name.

@@ -27,7 +27,7 @@ impl Discoverer for LocalInstances {
         "local_instances".into()
     }
 
-    fn discover() -> Result<Vec<Discovery>, Error> {
+    fn discover() -> Result<(), Error> {
         let include_stopped = config::get("include_stopped").is_some_and(|v| v == "true");
         let host = config::get("host");
         let domains = hypervisor::list_domains()?;
@@ -36,7 +36,6 @@ impl Discoverer for LocalInstances {
                 let (mut stamps, mut reports) = (stamps.borrow_mut(), reports.borrow_mut());
                 stamps.next_call();
                 reports.next_call();
-                let mut found = Vec::with_capacity(domains.len());
                 for domain in domains {
                     if !include_stopped && domain.state != hypervisor::DomainState::Running {
                         continue;
@@ -53,16 +52,16 @@ impl Discoverer for LocalInstances {
                     stamps.insert(domain.uuid.clone(), stamp);
                     // The resource is made from the XML, the state and the host's name.
                     let source = (stamp, domain.state as u8, host.as_deref());
-                    found.extend(reports.report(&domain.uuid, &source, || {
+                    reports.report(&domain.uuid, &source, || {
                         // The XML did not change but the state did: read it again.
                         let xml = match current.take() {
                             Some(current) => current.xml,
                             None => hypervisor::get_xml(&domain.uuid, 0).ok()??.xml,
                         };
                         Some(nova::resource_from_domain(&domain, &DomainInfo::from_xml(&xml), host.as_deref()))
-                    }));
+                    });
                 }
-                Ok(found)
+                Ok(())
             })
         })
     }

@@ -1,0 +1,37 @@
+//! `pollen:plugin/discovered`: where a discoverer reports its resources, one at a
+//! time, during its `discover` call. Each is interned in the registry as it arrives.
+
+use crate::bindings::agent::pollen::plugin::discovered as wit;
+use crate::bindings::types::Discovery;
+use crate::convert;
+use crate::plugin::PluginState;
+
+impl wit::Host for PluginState {
+    fn report(&mut self, item: Discovery) {
+        let registry = self.context.registry.clone();
+        let Some(call) = self.discovering.as_mut() else {
+            tracing::warn!(plugin = %self.name(), "a resource reported outside `discover` is ignored");
+            return;
+        };
+        let (id, handle) = match item {
+            Discovery::Changed(resource) => {
+                let id = resource.id.clone();
+                (id, registry.intern_resource(convert::resource_from_discovered(resource)))
+            }
+            Discovery::Unchanged(id) => match call.previous.get(&id) {
+                Some(handle) => (id, *handle),
+                None => {
+                    call.found.refused.push(id);
+                    return;
+                }
+            },
+        };
+        match registry.touch(handle) {
+            Some(resource) => {
+                call.found.resources.push((handle, resource));
+                self.reported.insert(id, handle);
+            }
+            None => call.found.refused.push(id),
+        }
+    }
+}
