@@ -79,10 +79,13 @@ async fn poll(workspace: &Workspace, node_uri: &str, include_stopped: bool, cycl
     );
     let agent = Agent::build(config::load(&path).expect("pipeline")).expect("agent");
     let mut out = Vec::new();
-    for _ in 0..cycles {
+    for cycle in 0..cycles {
         let output = run_cycle(&agent.plugins, &agent.hypervisor, &agent.registry, &agent.pipeline.sources).await;
         assert!(output.failures.is_empty(), "{:?}", output.failures);
         assert_eq!(output.malformed, 0);
+        if cycle > 0 {
+            assert_eq!(output.changed_resources, 0, "nothing changed: every instance is reported by id");
+        }
         let resolved = output.samples[0]
             .iter()
             .map(|s| {
@@ -335,6 +338,18 @@ async fn every_compute_meter_matches_libvirt_on_sixty_domains() {
     // perf is not enabled on the test driver: no perf samples.
     assert!(samples.iter().all(|s| !s.meter.starts_with("perf.")));
     assert_eq!(samples.len(), expected_samples, "no sample beyond those checked");
+
+    // The second cycle's resources were reported unchanged by the discoverer (by id
+    // alone): the samples carry the same owners and metadata as the first cycle's.
+    assert_eq!(second.len(), samples.len());
+    let identity = |s: &Polled| {
+        (s.meter.clone(), s.resource_id.clone(), s.user_id.clone(), s.project_id.clone(), s.metadata.clone())
+    };
+    let mut first: Vec<_> = samples.iter().map(identity).collect();
+    let mut again: Vec<_> = second.iter().map(identity).collect();
+    first.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+    again.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+    assert!(first == again, "the second cycle's samples describe the same resources");
 }
 
 #[tokio::test(flavor = "multi_thread")]

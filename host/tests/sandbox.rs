@@ -179,10 +179,11 @@ async fn a_discoverer_reports_unchanged_resources_by_id_and_cannot_invent_them()
     // The liar pollster adds three malformed samples per call; the discoverer's lie,
     // one more on its second call. Without a fresh instance the third call would lie
     // again.
-    for (cycle, malformed) in [(1, 3), (2, 4), (3, 3)] {
+    for (cycle, malformed, changed) in [(1, 3, 2), (2, 4, 0), (3, 3, 2)] {
         let output = run_cycle(&agent.plugins, &agent.hypervisor, &agent.registry, &agent.pipeline.sources).await;
         assert!(output.failures.is_empty(), "cycle {cycle}: {:?}", output.failures);
         assert_eq!(output.malformed, malformed, "cycle {cycle}");
+        assert_eq!(output.changed_resources, changed, "cycle {cycle}");
         let resources: Vec<Arc<Resource>> =
             output.samples[0].iter().map(|s| agent.registry.resource(s.resource).unwrap()).collect();
         let ids: std::collections::BTreeSet<&str> = resources.iter().map(|r| r.id.as_str()).collect();

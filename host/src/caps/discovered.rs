@@ -15,6 +15,7 @@ impl wit::Host for PluginState {
         };
         let (id, handle) = match item {
             Discovery::Changed(resource) => {
+                call.found.changed += 1;
                 let id = resource.id.clone();
                 (id, registry.intern_resource(convert::resource_from_discovered(resource)))
             }

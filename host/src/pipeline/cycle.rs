@@ -27,6 +27,9 @@ pub struct CycleOutput {
     pub malformed: usize,
     /// Domains whose statistics could not be read (gone, erroring, timed out).
     pub unreadable_domains: usize,
+    /// Resources the discoverers reported new or changed (the others, unchanged, cost
+    /// only their id).
+    pub changed_resources: usize,
 }
 
 /// One pollster's part of the cycle: which meters each source wants from it.
@@ -256,7 +259,9 @@ async fn discover(
     for (name, call) in calls {
         match join(call).await {
             Ok(found) => {
+                tracing::debug!(discoverer = %name, resources = found.resources.len(), changed = found.changed, "discovered");
                 output.malformed += found.refused.len();
+                output.changed_resources += found.changed;
                 discovered.insert(name, found.resources);
             }
             Err(error) => {

@@ -109,6 +109,8 @@ pub struct PluginInfo {
 pub struct Discovered {
     /// Each resource found, with its handle, in the order reported.
     pub resources: Vec<(ResourceHandle, Arc<Resource>)>,
+    /// How many of them were reported in full (new or changed).
+    pub changed: usize,
     /// Ids reported `unchanged` that this instance never reported in full: refused.
     pub refused: Vec<String>,
 }

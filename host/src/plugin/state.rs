@@ -76,7 +76,16 @@ impl PluginState {
             .allow_ip_name_lookup(false)
             .build();
         let limiter = MemoryLimiter::new(context.memory_limit);
-        Self { context, cycle: None, limiter, stderr, reported: HashMap::new(), discovering: None, wasi, table: ResourceTable::new() }
+        Self {
+            context,
+            cycle: None,
+            limiter,
+            stderr,
+            reported: HashMap::new(),
+            discovering: None,
+            wasi,
+            table: ResourceTable::new(),
+        }
     }
 
     /// The plugin's name.
