@@ -6,11 +6,11 @@ mod common;
 
 use common::*;
 use pollen_host::config;
-use pollen_host::pipeline::{cycle::run_cycle, Agent};
+use pollen_host::pipeline::{cycle::run_cycle, cycle::stream_cycle, Agent};
 use pollen_host::sample::MeterType;
 use pollen_testkit::{DomainSpec, NodeSpec};
 use serde_json::{json, Map, Value};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use virt::connect::Connect;
 use virt::domain::Domain;
 
@@ -67,8 +67,8 @@ struct Polled {
     volume: f64,
 }
 
-/// Polls every compute meter once from `node` and resolves the samples.
-async fn poll(workspace: &Workspace, node_uri: &str, include_stopped: bool, cycles: usize) -> Vec<Vec<Polled>> {
+/// An agent polling every compute meter from `node_uri`.
+fn compute_agent(workspace: &Workspace, node_uri: &str, include_stopped: bool) -> Agent {
     let agent_extra = format!(
         "  libvirt_uri: {node_uri}\n{}    local_instances:\n      grants: [hypervisor]\n      params: {{include_stopped: '{include_stopped}', host: compute-1}}\n",
         grants(&COMPUTE_PLUGINS[1..])
@@ -77,7 +77,12 @@ async fn poll(workspace: &Workspace, node_uri: &str, include_stopped: bool, cycl
         &agent_extra,
         "sources:\n  - name: compute\n    interval: 60\n    meters: ['*']\n    sinks: [out]\nsinks:\n  - name: out\n    publishers: ['stdout://']\n",
     );
-    let agent = Agent::build(config::load(&path).expect("pipeline")).expect("agent");
+    Agent::build(config::load(&path).expect("pipeline")).expect("agent")
+}
+
+/// Polls every compute meter `cycles` times from `node_uri` and resolves the samples.
+async fn poll(workspace: &Workspace, node_uri: &str, include_stopped: bool, cycles: usize) -> Vec<Vec<Polled>> {
+    let agent = compute_agent(workspace, node_uri, include_stopped);
     let mut out = Vec::new();
     for cycle in 0..cycles {
         let output = run_cycle(&agent.plugins, &agent.hypervisor, &agent.registry, &agent.pipeline.sources).await;
@@ -381,4 +386,34 @@ async fn a_large_host_is_polled_in_chunks_without_mixing_domains_up() {
         let root = samples.iter().find(|s| s.meter == "disk.root.size" && s.resource_id == d.uuid).expect("root");
         assert_eq!(root.volume, f64::from(d.flavor_disks.0), "{}", d.name);
     }
+}
+
+/// A large host's samples are handed over chunk by chunk as the cycle goes, each
+/// domain's samples whole in one chunk.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_large_host_s_samples_are_handed_over_chunk_by_chunk() {
+    let workspace = Workspace::new(&COMPUTE_PLUGINS.map(builtin));
+    let spec = NodeSpec { domains: 600, stopped_every: 0, plain_every: 0 };
+    let node = workspace.path().join("node.xml");
+    spec.write(&node).unwrap();
+    let agent = compute_agent(&workspace, &format!("test://{}", node.display()), false);
+    let mut chunks = Vec::new();
+    let keep = |chunk: Vec<Vec<pollen_host::sample::Sample>>| {
+        chunks.push(chunk.into_iter().flatten().collect::<Vec<_>>());
+        std::future::ready(())
+    };
+    let output = stream_cycle(&agent.plugins, &agent.hypervisor, &agent.registry, &agent.pipeline.sources, keep).await;
+    assert!(output.failures.is_empty() && output.samples.is_empty());
+    let instances: Vec<BTreeSet<String>> = chunks
+        .iter()
+        .map(|chunk| {
+            chunk
+                .iter()
+                .map(|s| agent.registry.resource(s.resource).unwrap().metadata_text("instance_id").unwrap())
+                .collect()
+        })
+        .collect();
+    assert_eq!(instances.iter().map(BTreeSet::len).collect::<Vec<_>>(), [250, 250, 100], "chunks of 250 instances");
+    let all: BTreeSet<&String> = instances.iter().flatten().collect();
+    assert_eq!(all.len(), 600, "no instance's samples are split between chunks");
 }

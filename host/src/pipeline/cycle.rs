@@ -19,7 +19,8 @@ use std::sync::Arc;
 /// What one cycle produced.
 #[derive(Default)]
 pub struct CycleOutput {
-    /// Samples per source, in the order of the sources given.
+    /// Samples per source, in the order of the sources given ([`run_cycle`]; empty
+    /// from [`stream_cycle`], which hands them over as it goes).
     pub samples: Vec<Vec<Sample>>,
     /// Plugin calls that failed this cycle.
     pub failures: Vec<PluginError>,
@@ -65,22 +66,51 @@ struct Work {
 /// host runs.
 const CHUNK: usize = 250;
 
-/// Runs one cycle for `sources`.
-///
-/// The discoverers run first. The resources of every pollster are then taken in chunks
-/// of [`CHUNK`]: the hypervisor's statistics of a chunk are read in bulk (the next
-/// chunk's while the pollsters work on this one), every pollster polls its resources of
-/// the chunk at the same time, their samples are routed, and the chunk's statistics are
-/// dropped.
+/// Runs one cycle for `sources` and returns every sample with it (see
+/// [`stream_cycle`], which hands them over chunk by chunk instead).
 pub async fn run_cycle(
     plugins: &Arc<PluginSet>,
     hypervisor: &Arc<Hypervisor>,
     registry: &Arc<Registry>,
     sources: &[Source],
 ) -> CycleOutput {
+    let mut samples = vec![Vec::new(); sources.len()];
+    let collect = |chunk: Vec<Vec<Sample>>| {
+        for (all, some) in samples.iter_mut().zip(chunk) {
+            all.extend(some);
+        }
+        std::future::ready(())
+    };
+    let mut output = stream_cycle(plugins, hypervisor, registry, sources, collect).await;
+    output.samples = samples;
+    output
+}
+
+/// Runs one cycle for `sources`, handing each chunk's samples (per source, in the
+/// order of the sources) to `deliver` as soon as the chunk is polled, and waiting for
+/// it: a large host's samples are never all held at once. The output's `samples` are
+/// left empty.
+///
+/// The discoverers run first. The resources of every pollster are then taken in chunks
+/// of [`CHUNK`]: the hypervisor's statistics of a chunk are read in bulk (the next
+/// chunk's while the pollsters work on this one), every pollster polls its resources of
+/// the chunk at the same time, their samples are routed and delivered, and the chunk's
+/// statistics are dropped.
+pub async fn stream_cycle<F, D>(
+    plugins: &Arc<PluginSet>,
+    hypervisor: &Arc<Hypervisor>,
+    registry: &Arc<Registry>,
+    sources: &[Source],
+    mut deliver: F,
+) -> CycleOutput
+where
+    F: FnMut(Vec<Vec<Sample>>) -> D,
+    D: std::future::Future<Output = ()>,
+{
     let snapshot = hypervisor.cycle();
     let plans = plan(plugins, sources);
-    let mut output = CycleOutput { samples: vec![Vec::new(); sources.len()], ..CycleOutput::default() };
+    let mut output = CycleOutput::default();
+    let mut samples = 0;
     let started = std::time::Instant::now();
     let discovered = discover(plugins, &snapshot, &plans, &mut output).await;
     tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "discovery done");
@@ -115,6 +145,7 @@ pub async fn run_cycle(
                 (work.plan.pollster.name().to_string(), routed)
             }));
         }
+        let mut polled = vec![Vec::new(); sources.len()];
         for call in calls {
             let (name, routed) = call.await.unwrap_or_else(|error| {
                 ("(host)".into(), CycleOutput { failures: vec![host_task_failed(error)], ..CycleOutput::default() })
@@ -124,14 +155,15 @@ pub async fn run_cycle(
             }
             output.failures.extend(routed.failures);
             output.malformed += routed.malformed;
-            for (all, some) in output.samples.iter_mut().zip(routed.samples) {
+            for (all, some) in polled.iter_mut().zip(routed.samples) {
                 all.extend(some);
             }
         }
+        samples += polled.iter().map(Vec::len).sum::<usize>();
+        deliver(polled).await;
         let released: Vec<&str> = chunk_ids(&order, chunk).collect();
         snapshot.release(&released);
     }
-    let samples: usize = output.samples.iter().map(Vec::len).sum();
     tracing::debug!(
         resources = order.len(),
         chunks = chunk_count,

@@ -2,13 +2,14 @@
 //! cycle at start and then every interval, until shutdown; then the publishers are
 //! flushed.
 
-use super::cycle::{run_cycle, CycleOutput};
+use super::cycle::{run_cycle, stream_cycle, CycleOutput};
 use super::Agent;
 use crate::config::{ConfigErrors, Pipeline, Source};
 use crate::publish::{Batch, PublishContext, PublisherHandle};
 use crate::sample::Sample;
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
@@ -321,8 +322,16 @@ async fn polling_task(
             _ = stopped.changed() => break,
         }
         let started = Instant::now();
-        let output = run_cycle(&agent.plugins, &agent.hypervisor, &agent.registry, &sources).await;
-        let samples = publish(&agent, &sinks, &sources, output).await;
+        // Each chunk of the cycle goes to the sinks as soon as it is polled.
+        let published = AtomicUsize::new(0);
+        let deliver = |samples| {
+            let (agent, sinks, sources, published) = (&agent, &sinks, &sources, &published);
+            async move {
+                published.fetch_add(publish(agent, sinks, sources, samples).await, Ordering::Relaxed);
+            }
+        };
+        stream_cycle(&agent.plugins, &agent.hypervisor, &agent.registry, &sources, deliver).await;
+        let samples = published.into_inner();
         let elapsed = started.elapsed();
         summary.cycles += 1;
         summary.samples += samples as u64;
@@ -343,12 +352,13 @@ async fn polling_task(
     summary
 }
 
-/// Hands a cycle's samples to each sink its sources name: through the sink's
-/// transformers, then to its publishers. Returns how many samples were published.
-async fn publish(agent: &Arc<Agent>, sinks: &Sinks, sources: &[Source], output: CycleOutput) -> usize {
+/// Hands samples of a cycle (per source) to each sink their sources name: through the
+/// sink's transformers, then to its publishers. Returns how many samples were
+/// published.
+async fn publish(agent: &Arc<Agent>, sinks: &Sinks, sources: &[Source], samples: Vec<Vec<Sample>>) -> usize {
     let interval = Duration::from_secs(sources.iter().map(|s| s.interval).max().unwrap_or(60));
     let mut per_sink: BTreeMap<&str, Vec<Sample>> = BTreeMap::new();
-    for (source, samples) in sources.iter().zip(&output.samples) {
+    for (source, samples) in sources.iter().zip(&samples) {
         for sink in &source.sinks {
             per_sink.entry(sink.as_str()).or_default().extend_from_slice(samples);
         }
