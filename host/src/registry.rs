@@ -197,13 +197,17 @@ impl Registry {
     }
 }
 
-/// What identifies a resource entry: its id, plus the per-device keys if any (the
-/// same instance seen with `cpu_number` added is another entry than the plain one).
+/// What identifies a resource entry: its id, plus a hash of the per-device keys if any
+/// (the same instance seen with `cpu_number` added is another entry than the plain
+/// one).
 fn resource_key(resource: &Resource) -> std::borrow::Cow<'_, str> {
     if resource.extra.is_empty() {
         return std::borrow::Cow::Borrowed(&resource.id);
     }
-    std::borrow::Cow::Owned(format!("{}\0{}", resource.id, resource.extra.as_json()))
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    resource.extra.as_json().hash(&mut hasher);
+    std::borrow::Cow::Owned(format!("{}\0{:016x}", resource.id, hasher.finish()))
 }
 
 #[cfg(test)]
