@@ -124,9 +124,10 @@ where
     let chunk_count = order.len().div_ceil(CHUNK);
     let started = std::time::Instant::now();
     let mut next = prefetching.then(|| prefetch(&snapshot, &order, 0));
+    let mut prefetch_failed = false;
     for chunk in 0..chunk_count {
         if let Some(read) = next.take() {
-            finish_prefetch(read).await;
+            finish_prefetch(read, &mut prefetch_failed).await;
         }
         if prefetching && chunk + 1 < chunk_count {
             next = Some(prefetch(&snapshot, &order, chunk + 1));
@@ -198,13 +199,16 @@ fn prefetch(
     })
 }
 
-/// Waits for a chunk's statistics; a failure is logged (the pollsters then read on
-/// demand, and report what they cannot).
-async fn finish_prefetch(read: tokio::task::JoinHandle<Result<(), HypervisorError>>) {
-    match read.await {
-        Ok(Ok(())) => {}
-        Ok(Err(error)) => tracing::warn!(%error, "cannot read the hypervisor this cycle"),
-        Err(error) => tracing::error!(%error, "the hypervisor read failed"),
+/// Waits for a chunk's statistics; the cycle's first failure is logged (the pollsters
+/// then read on demand, and report what they cannot). `failed` says whether one was.
+async fn finish_prefetch(read: tokio::task::JoinHandle<Result<(), HypervisorError>>, failed: &mut bool) {
+    let error = match read.await {
+        Ok(Ok(())) => return,
+        Ok(Err(error)) => error.to_string(),
+        Err(error) => format!("the hypervisor read's task failed: {error}"),
+    };
+    if !std::mem::replace(failed, true) {
+        tracing::warn!(%error, "cannot read the hypervisor this cycle");
     }
 }
 
