@@ -59,16 +59,27 @@ impl Exporter {
         let mut families: BTreeMap<String, MetricFamily> = BTreeMap::new();
         let mut series = self.series.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         series.retain(|_, s| s.expires > now);
-        for (&(meter, resource), value) in series.iter() {
-            let (Some(meter), Some(resource)) = (self.registry.meter(meter), self.registry.resource(resource)) else {
+        // A resource's labels read from its metadata once per scrape, not per series.
+        let mut named: HashMap<ResourceHandle, (String, String)> = HashMap::new();
+        for (&(meter, handle), value) in series.iter() {
+            let (Some(meter), Some(resource)) = (self.registry.meter(meter), self.registry.resource(handle)) else {
                 continue;
             };
+            let (display_name, flavor) = named
+                .entry(handle)
+                .or_insert_with(|| {
+                    (
+                        resource.metadata_text("display_name").unwrap_or_default(),
+                        resource.flavor_name().unwrap_or_default(),
+                    )
+                })
+                .clone();
             let name = format!("ceilometer_{}", metric_name(&meter.name));
             let family = families.entry(name.clone()).or_insert_with(|| family(&name, &meter));
             let labels = [
                 ("resource", resource.id.clone()),
-                ("resource_name", resource.metadata_text("display_name").unwrap_or_default()),
-                ("flavor", resource.flavor_name().unwrap_or_default()),
+                ("resource_name", display_name),
+                ("flavor", flavor),
                 ("project", resource.project_id.clone().unwrap_or_default()),
                 ("user", resource.user_id.clone().unwrap_or_default()),
                 ("unit", meter.unit.clone()),
