@@ -2,9 +2,8 @@
 //! the next reading is compared with (previous counters for deltas).
 
 use std::borrow::Borrow;
-use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
+use std::hash::Hash;
 
 /// A map kept between calls that forgets what was not used for a while: entries of
 /// domains and devices that vanished do not pile up. Call [`Recent::next_call`] at the
@@ -76,24 +75,6 @@ impl<V, K: Hash + Eq> Recent<V, K> {
     }
 }
 
-impl<V> Recent<(u64, V)> {
-    /// The value made from `source` under `key`: kept from an earlier call while
-    /// `source` is unchanged (compared by hash), made again with `make` when it changed
-    /// — e.g. what a domain's XML says, parsed only when the XML changes.
-    pub fn derived<S: Hash + ?Sized>(&mut self, key: &str, source: &S, make: impl FnOnce() -> V) -> &V {
-        let mut hasher = DefaultHasher::new();
-        source.hash(&mut hasher);
-        let hash = hasher.finish();
-        let now = self.calls;
-        if !matches!(self.entries.get(key), Some(((seen, _), _)) if *seen == hash) {
-            self.entries.insert(key.to_string(), ((hash, make()), now));
-        }
-        let ((_, value), used) = self.entries.get_mut(key).expect("inserted above");
-        *used = now;
-        value
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,19 +93,5 @@ mod tests {
         assert_eq!(recent.get("b"), None, "unused for three calls");
         assert_eq!(recent.insert("a".into(), 3), Some(1));
         assert_eq!(recent.len(), 1);
-    }
-
-    #[test]
-    fn derived_values_are_made_again_only_when_their_source_changes() {
-        let mut recent = Recent::new(10);
-        let mut made = 0;
-        let mut parse = |source: &str| {
-            made += 1;
-            source.len()
-        };
-        assert_eq!(*recent.derived("vm", "<xml/>", || parse("<xml/>")), 6);
-        assert_eq!(*recent.derived("vm", "<xml/>", || parse("<xml/>")), 6);
-        assert_eq!(*recent.derived("vm", "<xml a='1'/>", || parse("<xml a='1'/>")), 12);
-        assert_eq!(made, 2, "made once per distinct source");
     }
 }

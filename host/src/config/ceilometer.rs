@@ -53,14 +53,32 @@ impl Document {
         Ok(Self { path: path.to_path_buf(), root })
     }
 
-    /// The entries of a top-level list (`sources`, `sinks`).
-    fn list(&self, key: &str, problems: &mut Vec<ConfigError>) -> Vec<Value> {
-        match self.root.get(key) {
-            None | Some(Value::Null) => Vec::new(),
-            Some(Value::Sequence(items)) => items.clone(),
-            Some(_) => {
-                problems.push(ConfigError::at(&self.path, key, "must be a list"));
-                Vec::new()
+    /// Calls `f` with each entry of a top-level list (`sources`, `sinks`) and its name;
+    /// an entry that is not a mapping with a name is reported instead, and keys outside
+    /// `known` are warned about.
+    fn each_named(
+        &self,
+        key: &str,
+        known: &[&str],
+        problems: &mut Vec<ConfigError>,
+        warnings: &mut Vec<ConfigError>,
+        mut f: impl FnMut(&Entry<'_>, String, &mut Vec<ConfigError>),
+    ) {
+        let items = match self.root.get(key) {
+            None | Some(Value::Null) => return,
+            Some(Value::Sequence(items)) => items,
+            Some(_) => return problems.push(ConfigError::at(&self.path, key, "must be a list")),
+        };
+        for (index, value) in items.iter().enumerate() {
+            let entry = Entry { value, place: format!("{key}[{index}]"), file: &self.path };
+            if !value.is_mapping() {
+                problems.push(ConfigError::at(&self.path, entry.place, "must be a mapping with a name"));
+                continue;
+            }
+            entry.warn_unknown(known, warnings);
+            match entry.text("name", problems) {
+                Some(name) => f(&entry, name, problems),
+                None => problems.push(ConfigError::at(&self.path, format!("{}.name", entry.place), "is required")),
             }
         }
     }
@@ -170,17 +188,7 @@ fn sources(
 ) -> Vec<CeilometerSource> {
     let known = ["name", "interval", "meters", "resources", "discovery", "sinks"];
     let mut found = Vec::new();
-    for (index, value) in document.list("sources", problems).iter().enumerate() {
-        let entry = Entry { value, place: format!("sources[{index}]"), file: &document.path };
-        if !value.is_mapping() {
-            problems.push(ConfigError::at(&document.path, entry.place, "must be a mapping with a name"));
-            continue;
-        }
-        entry.warn_unknown(&known, warnings);
-        let Some(name) = entry.text("name", problems) else {
-            problems.push(ConfigError::at(&document.path, format!("{}.name", entry.place), "is required"));
-            continue;
-        };
+    document.each_named("sources", &known, problems, warnings, |entry, name, problems| {
         found.push(CeilometerSource {
             name,
             interval: entry.interval(problems),
@@ -188,25 +196,16 @@ fn sources(
             resources: entry.texts("resources", problems),
             discovery: entry.texts("discovery", problems),
             sinks: entry.texts("sinks", problems),
-        });
-    }
+        })
+    });
     found
 }
 
 fn sinks(document: &Document, problems: &mut Vec<ConfigError>, warnings: &mut Vec<ConfigError>) -> Vec<Sink> {
     let mut found = Vec::new();
-    for (index, value) in document.list("sinks", problems).iter().enumerate() {
-        let entry = Entry { value, place: format!("sinks[{index}]"), file: &document.path };
-        if !value.is_mapping() {
-            problems.push(ConfigError::at(&document.path, entry.place, "must be a mapping with a name"));
-            continue;
-        }
-        entry.warn_unknown(&["name", "transformers", "publishers"], warnings);
-        let Some(name) = entry.text("name", problems) else {
-            problems.push(ConfigError::at(&document.path, format!("{}.name", entry.place), "is required"));
-            continue;
-        };
-        let transformers = match value.get("transformers") {
+    let known = ["name", "transformers", "publishers"];
+    document.each_named("sinks", &known, problems, warnings, |entry, name, problems| {
+        let transformers = match entry.value.get("transformers") {
             None | Some(Value::Null) => Vec::new(),
             Some(list) => match serde_yaml::from_value::<Vec<TransformerConfig>>(list.clone()) {
                 Ok(transformers) => transformers,
@@ -218,7 +217,7 @@ fn sinks(document: &Document, problems: &mut Vec<ConfigError>, warnings: &mut Ve
             },
         };
         found.push(Sink { name, transformers, publishers: entry.texts("publishers", problems) });
-    }
+    });
     found
 }
 

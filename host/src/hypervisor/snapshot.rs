@@ -22,7 +22,7 @@ const PREFETCH_BATCH: usize = 100;
 pub struct CycleSnapshot {
     hypervisor: Arc<Hypervisor>,
     listing: OnceLock<Result<Listing, HypervisorError>>,
-    stats: PerDomain<DomainStats>,
+    stats: PerDomain,
     /// Domains whose statistics could not be read, once released.
     unreadable: Mutex<Vec<(String, HypervisorError)>>,
     /// Whether a failed bulk read was logged this cycle.
@@ -39,21 +39,27 @@ impl Listing {
     fn index(&self, uuid: &str) -> Option<usize> {
         self.domains.binary_search_by(|d| d.uuid.as_str().cmp(uuid)).ok()
     }
+
+    /// The place of a domain that must be listed.
+    fn find(&self, uuid: &str) -> Result<usize, HypervisorError> {
+        self.index(uuid).ok_or_else(|| HypervisorError::NoSuchDomain(uuid.to_string()))
+    }
 }
 
-/// Values read once per domain, even when several plugins ask at the same time.
-struct PerDomain<T>(Mutex<HashMap<String, Arc<OnceLock<Shared<T>>>>>);
+/// Domain statistics, read once per domain even when several plugins ask at the same
+/// time.
+struct PerDomain(Mutex<HashMap<String, Arc<OnceLock<Shared<DomainStats>>>>>);
 
-impl<T> PerDomain<T> {
+impl PerDomain {
     fn new() -> Self {
         Self(Mutex::new(HashMap::new()))
     }
 
-    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<OnceLock<Shared<T>>>>> {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<OnceLock<Shared<DomainStats>>>>> {
         self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn get(&self, uuid: &str, read: impl FnOnce() -> Shared<T>) -> Shared<T> {
+    fn get(&self, uuid: &str, read: impl FnOnce() -> Shared<DomainStats>) -> Shared<DomainStats> {
         let cell = {
             let mut map = self.map();
             match map.get(uuid) {
@@ -64,7 +70,7 @@ impl<T> PerDomain<T> {
         cell.get_or_init(read).clone()
     }
 
-    fn set(&self, uuid: &str, value: Shared<T>) {
+    fn set(&self, uuid: &str, value: Shared<DomainStats>) {
         let _ = self.map().entry(uuid.to_string()).or_default().set(value);
     }
 
@@ -155,7 +161,7 @@ impl CycleSnapshot {
     /// does not have the current XML.
     pub fn xml(&self, uuid: &str, known: u64) -> Result<Option<(u64, String)>, HypervisorError> {
         let listing = self.listing()?;
-        let index = listing.index(uuid).ok_or_else(|| HypervisorError::NoSuchDomain(uuid.to_string()))?;
+        let index = listing.find(uuid)?;
         let summary = &listing.domains[index];
         if self.hypervisor.known_xml(summary).is_some_and(|(stamp, _)| stamp == known) {
             return Ok(None);
@@ -171,8 +177,8 @@ impl CycleSnapshot {
     pub fn stats(&self, uuid: &str) -> Shared<DomainStats> {
         self.stats.get(uuid, || {
             let listing = self.listing()?;
-            let index = listing.index(uuid).ok_or_else(|| HypervisorError::NoSuchDomain(uuid.to_string()))?;
-            let (_, stats) = self.read(listing, vec![index]).pop().expect("one domain asked, one answered");
+            let (_, stats) =
+                self.read(listing, vec![listing.find(uuid)?]).pop().expect("one domain asked, one answered");
             stats
         })
     }

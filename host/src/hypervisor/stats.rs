@@ -261,17 +261,8 @@ pub(super) fn complete(
     batch: Vec<Incomplete>,
 ) -> Result<Vec<Result<DomainStats, HypervisorError>>, HypervisorError> {
     hypervisor.per_domain_reads.fetch_add(batch.len() as u64, std::sync::atomic::Ordering::Relaxed);
-    let uri = hypervisor.uri().to_string();
-    hypervisor.with_connection("virDomainGetInfo", move |connection| {
-        let mut out = Vec::with_capacity(batch.len());
-        for Incomplete { index, stats, devices, from_bulk } in batch {
-            match complete_per_domain(&handles[index], stats, &devices, from_bulk) {
-                Ok(stats) => out.push(Ok(stats)),
-                Err(error) if !connection.is_alive().unwrap_or(false) => return Err(error),
-                Err(error) => out.push(Err(HypervisorError::from_libvirt("virDomainGetInfo", &uri, error))),
-            }
-        }
-        Ok(out)
+    each_domain(hypervisor, "virDomainGetInfo", batch, move |Incomplete { index, stats, devices, from_bulk }| {
+        complete_per_domain(&handles[index], stats, &devices, from_bulk)
     })
 }
 
@@ -283,14 +274,25 @@ pub(super) fn domain_xmls(
     indices: Vec<usize>,
 ) -> Result<Vec<Result<String, HypervisorError>>, HypervisorError> {
     hypervisor.xml_reads.fetch_add(indices.len() as u64, std::sync::atomic::Ordering::Relaxed);
+    each_domain(hypervisor, "virDomainGetXMLDesc", indices, move |index| handles[index].get_xml_desc(0))
+}
+
+/// Runs `read` on each item in one job on the connection's thread: a domain that fails
+/// costs only its own entry; a connection that died fails the whole job.
+fn each_domain<I: Send + 'static, T: Send + 'static>(
+    hypervisor: &Hypervisor,
+    call: &'static str,
+    items: Vec<I>,
+    mut read: impl FnMut(I) -> Result<T, virt::error::Error> + Send + 'static,
+) -> Result<Vec<Result<T, HypervisorError>>, HypervisorError> {
     let uri = hypervisor.uri().to_string();
-    hypervisor.with_connection("virDomainGetXMLDesc", move |connection| {
-        let mut out = Vec::with_capacity(indices.len());
-        for index in indices {
-            match handles[index].get_xml_desc(0) {
-                Ok(xml) => out.push(Ok(xml)),
+    hypervisor.with_connection(call, move |connection| {
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            match read(item) {
+                Ok(value) => out.push(Ok(value)),
                 Err(error) if !connection.is_alive().unwrap_or(false) => return Err(error),
-                Err(error) => out.push(Err(HypervisorError::from_libvirt("virDomainGetXMLDesc", &uri, error))),
+                Err(error) => out.push(Err(HypervisorError::from_libvirt(call, &uri, error))),
             }
         }
         Ok(out)
