@@ -58,9 +58,9 @@ pub fn metadata_to_json(entries: Vec<types::MetadataEntry>) -> Map<String, Value
 pub fn resource_from_discovered(discovered: types::DiscoveredResource) -> Resource {
     Resource {
         id: discovered.id,
-        name: discovered.name,
-        user_id: discovered.user_id,
-        project_id: discovered.project_id,
+        name: discovered.name.into(),
+        user_id: discovered.user_id.map(Into::into),
+        project_id: discovered.project_id.map(Into::into),
         metadata: Metadata::from_map(&metadata_to_json(discovered.metadata)),
         extra: Metadata::default(),
     }

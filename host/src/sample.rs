@@ -5,6 +5,7 @@ pub use crate::metadata::Metadata;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value};
+use std::sync::Arc;
 use uuid::Uuid;
 
 /// How a meter's volume behaves over time.
@@ -47,12 +48,13 @@ pub struct Meter {
 pub struct Resource {
     /// The id samples carry.
     pub id: String,
-    /// A name pollsters may need (the libvirt domain name).
-    pub name: String,
-    /// Owning user.
-    pub user_id: Option<String>,
-    /// Owning project.
-    pub project_id: Option<String>,
+    /// A name pollsters may need (the libvirt domain name); shared with the
+    /// resource's device views.
+    pub name: Arc<str>,
+    /// Owning user (shared likewise).
+    pub user_id: Option<Arc<str>>,
+    /// Owning project (shared likewise).
+    pub project_id: Option<Arc<str>>,
     /// Ceilometer's `resource_metadata`, shared by the resource's per-device samples.
     pub metadata: Metadata,
     /// Keys a pollster added for one device (e.g. `disk_name`); they win over

@@ -101,8 +101,8 @@ async fn poll(workspace: &Workspace, node_uri: &str, include_stopped: bool, cycl
                     kind: meter.kind,
                     unit: meter.unit.clone(),
                     resource_id: resource.id.clone(),
-                    user_id: resource.user_id.clone(),
-                    project_id: resource.project_id.clone(),
+                    user_id: resource.user_id.as_deref().map(str::to_string),
+                    project_id: resource.project_id.as_deref().map(str::to_string),
                     metadata: resource.merged_metadata(),
                     volume: s.volume,
                 }

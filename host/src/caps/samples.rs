@@ -35,7 +35,7 @@ impl Host for PluginState {
 
     fn lookup_owner(&mut self, handle: u32) -> Option<(Option<String>, Option<String>)> {
         let resource = self.context.registry.resource(handle)?;
-        Some((resource.user_id.clone(), resource.project_id.clone()))
+        Some((resource.user_id.as_deref().map(str::to_string), resource.project_id.as_deref().map(str::to_string)))
     }
 
     fn derive_resource(

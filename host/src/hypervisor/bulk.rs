@@ -7,7 +7,7 @@
 //! with `virDomainStatsRecordListFree`.
 
 use super::stats::{
-    counter, BlockStats, CpuStats, Devices, DomainState, DomainStats, InterfaceStats, MemoryStats, PerfStats,
+    counter, BlockStats, CpuStats, Devices, DomainState, DomainStats, InterfaceStats, MemoryStats, PerfStats, Vnic,
 };
 use std::collections::HashMap;
 use std::ffi::CStr;
@@ -201,7 +201,7 @@ impl BulkRecord {
             for n in 0..count {
                 let key = |name: &str| format!("block.{n}.{name}");
                 let Some(device) = self.text(&key("name")) else { continue };
-                if !devices.disks.iter().any(|d| d == device) {
+                if !devices.disks.iter().any(|d| &**d == device) {
                     continue; // a cdrom, or a backing image
                 }
                 let number = |name: &str| self.integer(&key(name));
@@ -226,10 +226,9 @@ impl BulkRecord {
                 let key = |name: &str| format!("net.{n}.{name}");
                 let Some(device) = self.text(&key("name")) else { continue };
                 let number = |name: &str| counter(self.integer(&key(name)).map_or(-1, |v| v as i64));
-                let known = devices.interfaces.iter().find(|i| i.device == device);
+                let known = devices.interfaces.iter().find(|i| &*i.device == device);
                 stats.interfaces.push(InterfaceStats {
                     device: device.to_string(),
-                    mac: known.map(|i| i.mac.clone()).unwrap_or_default(),
                     rx_bytes: number("rx.bytes"),
                     rx_packets: number("rx.pkts"),
                     rx_errors: number("rx.errs"),
@@ -238,8 +237,7 @@ impl BulkRecord {
                     tx_packets: number("tx.pkts"),
                     tx_errors: number("tx.errs"),
                     tx_drops: number("tx.drop"),
-                    filter_ref: known.and_then(|i| i.filter_ref.clone()),
-                    filter_parameters: known.map(|i| i.filter_parameters.clone()).unwrap_or_default(),
+                    ..known.map(Vnic::stats).unwrap_or_default()
                 });
             }
             filled.interfaces = true;

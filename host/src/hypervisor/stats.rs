@@ -322,8 +322,8 @@ fn complete_per_domain(
         stats.memory_stats = Some(memory_stats(domain)?);
     }
     if !from_bulk.blocks {
-        for device in &devices.disks {
-            let mut block = BlockStats { device: device.clone(), ..BlockStats::default() };
+        for device in devices.disks.iter() {
+            let mut block = BlockStats { device: device.to_string(), ..BlockStats::default() };
             if active {
                 let counters = domain.get_block_stats(device)?;
                 block.read_requests = counter(counters.rd_req);
@@ -341,7 +341,7 @@ fn complete_per_domain(
         }
     }
     if !from_bulk.interfaces && active {
-        for interface in &devices.interfaces {
+        for interface in devices.interfaces.iter() {
             let net = domain.interface_stats(&interface.device)?;
             stats.interfaces.push(InterfaceStats {
                 rx_bytes: counter(net.rx_bytes),
@@ -352,7 +352,7 @@ fn complete_per_domain(
                 tx_packets: counter(net.tx_packets),
                 tx_errors: counter(net.tx_errs),
                 tx_drops: counter(net.tx_drop),
-                ..interface.clone()
+                ..interface.stats()
             });
         }
     }
@@ -392,13 +392,40 @@ pub(super) fn counter(value: i64) -> u64 {
     u64::try_from(value).unwrap_or(0)
 }
 
-/// The disks and vNICs named in a domain's XML.
+/// The disks and vNICs named in a domain's XML, kept for as long as the XML is (one
+/// per domain of the host, so kept small).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(super) struct Devices {
     /// Target device names of disks (`vda`).
-    pub disks: Vec<String>,
-    /// Each interface: its target device, MAC and filter, counters zero.
-    pub interfaces: Vec<InterfaceStats>,
+    pub disks: Box<[Box<str>]>,
+    /// Each vNIC.
+    pub interfaces: Box<[Vnic]>,
+}
+
+/// What a domain's XML says of one vNIC.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Vnic {
+    /// Host-side device, e.g. `tap1`.
+    pub device: Box<str>,
+    /// MAC address.
+    pub mac: Box<str>,
+    /// Its network filter, if any.
+    pub filter_ref: Option<Box<str>>,
+    /// The filter's parameters.
+    pub filter_parameters: Box<[(Box<str>, Box<str>)]>,
+}
+
+impl Vnic {
+    /// Its statistics, counters zero.
+    pub fn stats(&self) -> InterfaceStats {
+        InterfaceStats {
+            device: self.device.to_string(),
+            mac: self.mac.to_string(),
+            filter_ref: self.filter_ref.as_deref().map(str::to_string),
+            filter_parameters: self.filter_parameters.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            ..InterfaceStats::default()
+        }
+    }
 }
 
 impl Devices {
@@ -410,37 +437,34 @@ impl Devices {
             return Self::default();
         };
         let target = |node: roxmltree::Node| {
-            node.children().find(|c| c.has_tag_name("target")).and_then(|t| t.attribute("dev")).map(str::to_string)
+            node.children().find(|c| c.has_tag_name("target")).and_then(|t| t.attribute("dev")).map(Box::<str>::from)
         };
-        let mut found = Self::default();
+        let (mut disks, mut interfaces) = (Vec::new(), Vec::new());
         for node in devices.children().filter(|n| n.is_element()) {
             match node.tag_name().name() {
-                "disk" if node.attribute("device").unwrap_or("disk") == "disk" => {
-                    found.disks.extend(target(node));
-                }
+                "disk" if node.attribute("device").unwrap_or("disk") == "disk" => disks.extend(target(node)),
                 "interface" => {
                     let child = |name: &str| node.children().find(|c| c.has_tag_name(name));
-                    let mac = child("mac").and_then(|m| m.attribute("address")).unwrap_or_default().to_string();
+                    let mac = child("mac").and_then(|m| m.attribute("address")).unwrap_or_default().into();
                     let filter = child("filterref");
                     let filter_parameters = filter
                         .iter()
                         .flat_map(|f| f.children().filter(|p| p.has_tag_name("parameter")))
-                        .filter_map(|p| Some((p.attribute("name")?.to_string(), p.attribute("value")?.to_string())))
+                        .filter_map(|p| Some((p.attribute("name")?.into(), p.attribute("value")?.into())))
                         .collect();
                     if let Some(device) = target(node) {
-                        found.interfaces.push(InterfaceStats {
+                        interfaces.push(Vnic {
                             device,
                             mac,
-                            filter_ref: filter.and_then(|f| f.attribute("filter")).map(str::to_string),
+                            filter_ref: filter.and_then(|f| f.attribute("filter")).map(Into::into),
                             filter_parameters,
-                            ..InterfaceStats::default()
                         });
                     }
                 }
                 _ => {}
             }
         }
-        found
+        Self { disks: disks.into(), interfaces: interfaces.into() }
     }
 }
 
@@ -457,8 +481,8 @@ mod tests {
               <filterref filter='nova-instance-1'><parameter name='IP' value='10.0.0.5'/></filterref></interface>
         </devices></domain>"#;
         let devices = Devices::from_xml(xml);
-        assert_eq!(devices.disks, vec!["vda".to_string()]);
-        let vnic = &devices.interfaces[0];
+        assert_eq!(&*devices.disks, [Box::<str>::from("vda")]);
+        let vnic = devices.interfaces[0].stats();
         assert_eq!((vnic.device.as_str(), vnic.mac.as_str()), ("tap1", "52:54:00:00:00:01"));
         assert_eq!(vnic.filter_ref.as_deref(), Some("nova-instance-1"));
         assert_eq!(vnic.filter_parameters, vec![("IP".to_string(), "10.0.0.5".to_string())]);

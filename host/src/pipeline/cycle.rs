@@ -258,7 +258,7 @@ fn poll_chunk(
         .iter()
         .map(|i| {
             let resource = &work.targets.resources[*i].1;
-            types::ResourceInfo { id: resource.id.clone(), name: resource.name.clone() }
+            types::ResourceInfo { id: resource.id.clone(), name: resource.name.to_string() }
         })
         .collect();
     match work.plan.pollster.poll(snapshot.clone(), &infos) {

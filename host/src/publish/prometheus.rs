@@ -80,8 +80,8 @@ impl Exporter {
                 ("resource", resource.id.clone()),
                 ("resource_name", display_name),
                 ("flavor", flavor),
-                ("project", resource.project_id.clone().unwrap_or_default()),
-                ("user", resource.user_id.clone().unwrap_or_default()),
+                ("project", resource.project_id.as_deref().unwrap_or_default().to_string()),
+                ("user", resource.user_id.as_deref().unwrap_or_default().to_string()),
                 ("unit", meter.unit.clone()),
                 ("type", meter.kind.as_str().to_string()),
             ];
@@ -240,8 +240,8 @@ impl PushPublisher {
         batch.for_each_record(|record| {
             let labels = vec![
                 ("resource_id", record.resource.id.clone()),
-                ("user_id", record.resource.user_id.clone().unwrap_or_default()),
-                ("project_id", record.resource.project_id.clone().unwrap_or_default()),
+                ("user_id", record.resource.user_id.as_deref().unwrap_or_default().to_string()),
+                ("project_id", record.resource.project_id.as_deref().unwrap_or_default().to_string()),
                 ("unit", record.meter.unit.clone()),
             ];
             let name = metric_name(&record.meter.name);

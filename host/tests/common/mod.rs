@@ -103,7 +103,7 @@ pub fn batch(count: usize, first_volume: f64) -> Batch {
     });
     let resource = |id: &str, user: Option<&str>| {
         registry.intern_resource(Resource {
-            user_id: user.map(str::to_string),
+            user_id: user.map(Into::into),
             project_id: Some("project-1".into()),
             metadata: Metadata::from_map(metadata.as_object().unwrap()),
             ..Resource::bare(id)

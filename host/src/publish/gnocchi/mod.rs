@@ -340,7 +340,7 @@ impl GnocchiPublisher {
         let (mut count, mut skipped) = (0u64, 0u64);
         let mut unlisted = BTreeSet::new();
         batch.for_each_record_of(samples, |record| {
-            if filtered.is_some() && record.resource.project_id == filtered {
+            if filtered.is_some() && record.resource.project_id.as_deref() == filtered.as_deref() {
                 skipped += 1;
                 return;
             }
