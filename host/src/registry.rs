@@ -10,8 +10,9 @@
 //! churn does not grow the agent: their handles then resolve to nothing and are never
 //! given out again.
 
-use crate::sample::{Meter, Resource};
+use crate::sample::{Metadata, Meter, Resource};
 use std::collections::HashMap;
+use std::hash::{BuildHasher, Hash, RandomState};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
@@ -26,19 +27,33 @@ pub struct Registry {
     meters: RwLock<Table<Meter>>,
     resources: RwLock<Table<Resource>>,
     started: Instant,
+    /// Keys of the two halves of an entry's [`Key`], random per agent.
+    key_halves: (RandomState, RandomState),
 }
 
 impl Default for Registry {
     fn default() -> Self {
-        Self { meters: RwLock::default(), resources: RwLock::default(), started: Instant::now() }
+        Self {
+            meters: RwLock::default(),
+            resources: RwLock::default(),
+            started: Instant::now(),
+            key_halves: (RandomState::new(), RandomState::new()),
+        }
     }
 }
+
+/// What identifies an entry: a 128-bit hash of what names it (a resource's id and
+/// device keys, a meter's name, type and unit), kept instead of that text (a large
+/// host has tens of thousands of resources). The hash is keyed at random per agent,
+/// so no plugin can make two keys meet; by chance, two of a billion keys meet with a
+/// probability below 10^-20.
+type Key = u128;
 
 /// Entries by handle (`None` once evicted), handles by key, and when each entry was
 /// last interned (seconds since the registry started).
 struct Table<T> {
     entries: Vec<Option<Arc<T>>>,
-    by_key: HashMap<String, u32>,
+    by_key: HashMap<Key, u32>,
     used: Vec<AtomicU64>,
 }
 
@@ -66,8 +81,8 @@ impl<T: PartialEq> Table<T> {
     }
 
     /// The handle for `key`, storing `value` under it if new or changed, used at `now`.
-    fn upsert(&mut self, key: &str, value: T, now: u64) -> u32 {
-        if let Some(&handle) = self.by_key.get(key) {
+    fn upsert(&mut self, key: Key, value: T, now: u64) -> u32 {
+        if let Some(&handle) = self.by_key.get(&key) {
             let slot = &mut self.entries[handle as usize];
             if slot.as_deref() != Some(&value) {
                 *slot = Some(Arc::new(value));
@@ -78,7 +93,7 @@ impl<T: PartialEq> Table<T> {
         let handle = u32::try_from(self.entries.len()).expect("fewer than 2^32 interned entries");
         self.entries.push(Some(Arc::new(value)));
         self.used.push(AtomicU64::new(now));
-        self.by_key.insert(key.to_string(), handle);
+        self.by_key.insert(key, handle);
         handle
     }
 
@@ -95,11 +110,11 @@ impl Registry {
 
     /// The handle of a meter (name, type and unit), interning it if new.
     pub fn intern_meter(&self, meter: Meter) -> MeterHandle {
-        let key = format!("{}\0{}\0{}", meter.name, meter.kind.as_str(), meter.unit);
+        let key = self.key(&(&meter.name, meter.kind.as_str(), &meter.unit));
         if let Some(&handle) = read(&self.meters).by_key.get(&key) {
             return handle;
         }
-        write(&self.meters).upsert(&key, meter, 0)
+        write(&self.meters).upsert(key, meter, 0)
     }
 
     /// The meter behind a handle.
@@ -110,7 +125,7 @@ impl Registry {
     /// The handle of a resource, by its id (and, for a device view with metadata of
     /// its own, those keys too); a changed owner or metadata replaces the stored one.
     pub fn intern_resource(&self, resource: Resource) -> ResourceHandle {
-        let key = resource_key(&resource).into_owned();
+        let key = self.key(&(&resource.id, resource.extra.as_json()));
         self.intern_keyed(key, resource)
     }
 
@@ -118,11 +133,22 @@ impl Registry {
     /// owner or no metadata), kept apart from the resource of the same id: `variant`
     /// says how it was made.
     pub fn intern_derived(&self, resource: Resource, variant: &str) -> ResourceHandle {
-        let key = format!("{}\0derived\0{variant}", resource_key(&resource));
+        let key = self.key(&(&resource.id, resource.extra.as_json(), "derived", variant));
         self.intern_keyed(key, resource)
     }
 
-    fn intern_keyed(&self, key: String, resource: Resource) -> ResourceHandle {
+    /// The handle of the resource with this id and no device keys, if interned.
+    pub fn resource_handle(&self, id: &str) -> Option<ResourceHandle> {
+        read(&self.resources).by_key.get(&self.key(&(id, Metadata::default().as_json()))).copied()
+    }
+
+    /// The key of what names an entry.
+    fn key(&self, parts: &impl Hash) -> Key {
+        let (high, low) = &self.key_halves;
+        (u128::from(high.hash_one(parts)) << 64) | u128::from(low.hash_one(parts))
+    }
+
+    fn intern_keyed(&self, key: Key, resource: Resource) -> ResourceHandle {
         let now = self.now();
         {
             let table = read(&self.resources);
@@ -139,7 +165,7 @@ impl Registry {
                 }
             }
         }
-        write(&self.resources).upsert(&key, resource, now)
+        write(&self.resources).upsert(key, resource, now)
     }
 
     /// Evicts the resources not interned for `age` or longer; returns how many. Their
@@ -151,11 +177,11 @@ impl Registry {
             return 0;
         }
         let mut table = write(&self.resources);
-        let stale: Vec<(String, u32)> = table
+        let stale: Vec<(Key, u32)> = table
             .by_key
             .iter()
             .filter(|(_, handle)| table.used[**handle as usize].load(Ordering::Relaxed) < cutoff)
-            .map(|(key, handle)| (key.clone(), *handle))
+            .map(|(key, handle)| (*key, *handle))
             .collect();
         for (key, handle) in &stale {
             table.by_key.remove(key);
@@ -195,19 +221,6 @@ impl Registry {
     pub fn len(&self) -> (usize, usize) {
         (read(&self.meters).live(), read(&self.resources).live())
     }
-}
-
-/// What identifies a resource entry: its id, plus a hash of the per-device keys if any
-/// (the same instance seen with `cpu_number` added is another entry than the plain
-/// one).
-fn resource_key(resource: &Resource) -> std::borrow::Cow<'_, str> {
-    if resource.extra.is_empty() {
-        return std::borrow::Cow::Borrowed(&resource.id);
-    }
-    use std::hash::{Hash, Hasher};
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    resource.extra.as_json().hash(&mut hasher);
-    std::borrow::Cow::Owned(format!("{}\0{:016x}", resource.id, hasher.finish()))
 }
 
 #[cfg(test)]

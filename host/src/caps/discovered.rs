@@ -13,26 +13,22 @@ impl wit::Host for PluginState {
             tracing::warn!(plugin = %self.name(), "a resource reported outside `discover` is ignored");
             return;
         };
-        let (id, handle) = match item {
+        let handle = match item {
             Discovery::Changed(resource) => {
                 call.found.changed += 1;
-                let id = resource.id.clone();
-                (id, registry.intern_resource(convert::resource_from_discovered(resource)))
+                registry.intern_resource(convert::resource_from_discovered(resource))
             }
-            Discovery::Unchanged(id) => match call.previous.get(&id) {
-                Some(handle) => (id, *handle),
-                None => {
-                    call.found.refused.push(id);
-                    return;
-                }
+            Discovery::Unchanged(id) => match registry.resource_handle(&id).filter(|h| call.previous.contains(h)) {
+                Some(handle) => handle,
+                None => return call.found.refused.push(id),
             },
         };
         match registry.touch(handle) {
             Some(resource) => {
                 call.found.resources.push((handle, resource));
-                self.reported.insert(id, handle);
+                self.reported.insert(handle);
             }
-            None => call.found.refused.push(id),
+            None => call.found.refused.push(format!("(handle {handle})")),
         }
     }
 }

@@ -5,7 +5,7 @@ use super::limits::MemoryLimiter;
 use crate::config::Grant;
 use crate::hypervisor::CycleSnapshot;
 use crate::registry::{Registry, ResourceHandle};
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 use wasmtime::component::ResourceTable;
@@ -41,8 +41,8 @@ impl PluginContext {
 
 /// A discoverer's `discover` call in progress.
 pub(crate) struct DiscoveryCall {
-    /// What the instance reported in its previous call, by id.
-    pub previous: HashMap<String, ResourceHandle>,
+    /// What the instance reported in its previous call.
+    pub previous: HashSet<ResourceHandle>,
     /// What it has reported so far.
     pub found: super::Discovered,
 }
@@ -54,8 +54,8 @@ pub struct PluginState {
     pub(crate) limiter: MemoryLimiter,
     pub(crate) stderr: MemoryOutputPipe,
     /// A discoverer's resources as this instance reported them in its last `discover`
-    /// call (or the current one), by id: what its `unchanged` reports stand for.
-    pub(crate) reported: HashMap<String, ResourceHandle>,
+    /// call (or the current one): what its `unchanged` reports may stand for.
+    pub(crate) reported: HashSet<ResourceHandle>,
     /// The `discover` call in progress, if any.
     pub(crate) discovering: Option<DiscoveryCall>,
     wasi: WasiCtx,
@@ -81,7 +81,7 @@ impl PluginState {
             cycle: None,
             limiter,
             stderr,
-            reported: HashMap::new(),
+            reported: HashSet::new(),
             discovering: None,
             wasi,
             table: ResourceTable::new(),
