@@ -370,7 +370,7 @@ async fn stopped_instances_are_left_out_by_default() {
     }
 }
 
-/// A large host is polled in several calls per pollster (250 instances each): every
+/// A large host is polled in several calls per pollster (100 instances each): every
 /// sample still lands on its own domain.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_large_host_is_polled_in_chunks_without_mixing_domains_up() {
@@ -413,7 +413,7 @@ async fn a_large_host_s_samples_are_handed_over_chunk_by_chunk() {
                 .collect()
         })
         .collect();
-    assert_eq!(instances.iter().map(BTreeSet::len).collect::<Vec<_>>(), [250, 250, 100], "chunks of 250 instances");
+    assert_eq!(instances.iter().map(BTreeSet::len).collect::<Vec<_>>(), [100; 6], "chunks of 100 instances");
     let all: BTreeSet<&String> = instances.iter().flatten().collect();
     assert_eq!(all.len(), 600, "no instance's samples are split between chunks");
 }

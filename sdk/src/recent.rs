@@ -10,7 +10,7 @@ use std::hash::Hash;
 /// start of each `poll` or `discover`; an entry not read or written in the last
 /// `forget_after` calls is dropped then.
 ///
-/// The agent polls a large host in several calls per cycle (250 instances each), so
+/// The agent polls a large host in several calls per cycle (100 instances each), so
 /// `forget_after` counts calls, not cycles: choose it with room (1000 is a few cycles of
 /// even a very large host). Keys are strings unless said otherwise (a transformer keys
 /// by meter and resource handles: `Recent<V, (u32, u32)>`).
