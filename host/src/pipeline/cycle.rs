@@ -57,8 +57,10 @@ struct Targets {
 /// cycle (indices into `targets.resources`).
 struct Work {
     plan: PollPlan,
-    targets: Targets,
-    chunks: Vec<Vec<usize>>,
+    /// Shared by the pollsters fed by the same discoverers for the same sources.
+    targets: Arc<Targets>,
+    /// Likewise.
+    chunks: Arc<Vec<Vec<usize>>>,
 }
 
 /// Resources read and polled together: bounds what the host holds of the hypervisor,
@@ -212,8 +214,9 @@ async fn finish_prefetch(read: tokio::task::JoinHandle<Result<(), HypervisorErro
     }
 }
 
-/// Every pollster's targets, and the cycle's order: each resource once, as the plans
-/// list them, which the chunks cut.
+/// Every pollster's targets (made once for the pollsters fed by the same discoverers
+/// for the same sources), and the cycle's order: each resource once, as the plans list
+/// them, which the chunks cut.
 fn chunked(
     plans: Vec<PollPlan>,
     sources: &[Source],
@@ -224,10 +227,12 @@ fn chunked(
     let mut position: HashMap<ResourceHandle, usize> = HashMap::new();
     let mut work = Vec::new();
     for plan in plans {
-        let targets = targets(&plan, sources, discovered, registry);
-        if targets.resources.is_empty() {
+        let same = work.iter().find(|w: &&Work| w.plan.discoverers == plan.discoverers);
+        if let Some((targets, chunks)) = same.map(|w| (w.targets.clone(), w.chunks.clone())) {
+            work.push(Work { plan, targets, chunks });
             continue;
         }
+        let targets = targets(&plan, sources, discovered, registry);
         let mut chunks: Vec<Vec<usize>> = Vec::new();
         for (index, (handle, resource)) in targets.resources.iter().enumerate() {
             let at = *position.entry(*handle).or_insert_with(|| {
@@ -240,7 +245,9 @@ fn chunked(
             }
             chunks[chunk].push(index);
         }
-        work.push(Work { plan, targets, chunks });
+        if !targets.resources.is_empty() {
+            work.push(Work { plan, targets: Arc::new(targets), chunks: Arc::new(chunks) });
+        }
     }
     (order, work)
 }
