@@ -201,7 +201,7 @@ impl BulkRecord {
             for n in 0..count {
                 let key = |name: &str| format!("block.{n}.{name}");
                 let Some(device) = self.text(&key("name")) else { continue };
-                if !devices.disks.iter().any(|d| &**d == device) {
+                if !devices.disks().any(|d| d == device) {
                     continue; // a cdrom, or a backing image
                 }
                 let number = |name: &str| self.integer(&key(name));
@@ -226,7 +226,7 @@ impl BulkRecord {
                 let key = |name: &str| format!("net.{n}.{name}");
                 let Some(device) = self.text(&key("name")) else { continue };
                 let number = |name: &str| counter(self.integer(&key(name)).map_or(-1, |v| v as i64));
-                let known = devices.interfaces.iter().find(|i| &*i.device == device);
+                let known = devices.interfaces.iter().find(|i| i.device() == device);
                 stats.interfaces.push(InterfaceStats {
                     device: device.to_string(),
                     rx_bytes: number("rx.bytes"),

@@ -322,7 +322,7 @@ fn complete_per_domain(
         stats.memory_stats = Some(memory_stats(domain)?);
     }
     if !from_bulk.blocks {
-        for device in devices.disks.iter() {
+        for device in devices.disks() {
             let mut block = BlockStats { device: device.to_string(), ..BlockStats::default() };
             if active {
                 let counters = domain.get_block_stats(device)?;
@@ -342,7 +342,7 @@ fn complete_per_domain(
     }
     if !from_bulk.interfaces && active {
         for interface in devices.interfaces.iter() {
-            let net = domain.interface_stats(&interface.device)?;
+            let net = domain.interface_stats(interface.device())?;
             stats.interfaces.push(InterfaceStats {
                 rx_bytes: counter(net.rx_bytes),
                 rx_packets: counter(net.rx_packets),
@@ -393,36 +393,45 @@ pub(super) fn counter(value: i64) -> u64 {
 }
 
 /// The disks and vNICs named in a domain's XML, kept for as long as the XML is (one
-/// per domain of the host, so kept small).
+/// per domain of the host, so kept small: each one's names in one text).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(super) struct Devices {
-    /// Target device names of disks (`vda`).
-    pub disks: Box<[Box<str>]>,
+    /// Target device names of disks (`vda`), separated by NUL (which XML cannot hold).
+    disks: Box<str>,
     /// Each vNIC.
     pub interfaces: Box<[Vnic]>,
 }
 
-/// What a domain's XML says of one vNIC.
+/// What a domain's XML says of one vNIC: its device, MAC, filter and the filter's
+/// parameters (name, value, ...), separated by NUL.
 #[derive(Debug, Clone, PartialEq)]
-pub(super) struct Vnic {
-    /// Host-side device, e.g. `tap1`.
-    pub device: Box<str>,
-    /// MAC address.
-    pub mac: Box<str>,
-    /// Its network filter, if any.
-    pub filter_ref: Option<Box<str>>,
-    /// The filter's parameters.
-    pub filter_parameters: Box<[(Box<str>, Box<str>)]>,
-}
+pub(super) struct Vnic(Box<str>);
 
 impl Vnic {
+    fn new(device: &str, mac: &str, filter_ref: Option<&str>, parameters: &[(&str, &str)]) -> Self {
+        let mut fields = vec![device, mac, filter_ref.unwrap_or_default()];
+        fields.extend(parameters.iter().flat_map(|(name, value)| [*name, *value]));
+        Self(fields.join("\0").into())
+    }
+
+    /// Host-side device, e.g. `tap1`.
+    pub fn device(&self) -> &str {
+        self.0.split('\0').next().unwrap_or_default()
+    }
+
     /// Its statistics, counters zero.
     pub fn stats(&self) -> InterfaceStats {
+        let mut fields = self.0.split('\0').map(str::to_string);
+        let (device, mac, filter_ref) = (fields.next(), fields.next(), fields.next());
+        let mut filter_parameters = Vec::new();
+        while let (Some(name), Some(value)) = (fields.next(), fields.next()) {
+            filter_parameters.push((name, value));
+        }
         InterfaceStats {
-            device: self.device.to_string(),
-            mac: self.mac.to_string(),
-            filter_ref: self.filter_ref.as_deref().map(str::to_string),
-            filter_parameters: self.filter_parameters.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            device: device.unwrap_or_default(),
+            mac: mac.unwrap_or_default(),
+            filter_ref: filter_ref.filter(|f| !f.is_empty()),
+            filter_parameters,
             ..InterfaceStats::default()
         }
     }
@@ -436,35 +445,40 @@ impl Devices {
         let Some(devices) = document.root_element().children().find(|n| n.has_tag_name("devices")) else {
             return Self::default();
         };
-        let target = |node: roxmltree::Node| {
-            node.children().find(|c| c.has_tag_name("target")).and_then(|t| t.attribute("dev")).map(Box::<str>::from)
-        };
+        fn target<'a>(node: roxmltree::Node<'a, 'a>) -> Option<&'a str> {
+            node.children().find(|c| c.has_tag_name("target")).and_then(|t| t.attribute("dev"))
+        }
         let (mut disks, mut interfaces) = (Vec::new(), Vec::new());
         for node in devices.children().filter(|n| n.is_element()) {
             match node.tag_name().name() {
                 "disk" if node.attribute("device").unwrap_or("disk") == "disk" => disks.extend(target(node)),
                 "interface" => {
                     let child = |name: &str| node.children().find(|c| c.has_tag_name(name));
-                    let mac = child("mac").and_then(|m| m.attribute("address")).unwrap_or_default().into();
+                    let mac = child("mac").and_then(|m| m.attribute("address")).unwrap_or_default();
                     let filter = child("filterref");
-                    let filter_parameters = filter
+                    let parameters: Vec<(&str, &str)> = filter
                         .iter()
                         .flat_map(|f| f.children().filter(|p| p.has_tag_name("parameter")))
-                        .filter_map(|p| Some((p.attribute("name")?.into(), p.attribute("value")?.into())))
+                        .filter_map(|p| Some((p.attribute("name")?, p.attribute("value")?)))
                         .collect();
                     if let Some(device) = target(node) {
-                        interfaces.push(Vnic {
+                        interfaces.push(Vnic::new(
                             device,
                             mac,
-                            filter_ref: filter.and_then(|f| f.attribute("filter")).map(Into::into),
-                            filter_parameters,
-                        });
+                            filter.and_then(|f| f.attribute("filter")),
+                            &parameters,
+                        ));
                     }
                 }
                 _ => {}
             }
         }
-        Self { disks: disks.into(), interfaces: interfaces.into() }
+        Self { disks: disks.join("\0").into(), interfaces: interfaces.into() }
+    }
+
+    /// Target device names of disks (`vda`).
+    pub fn disks(&self) -> impl Iterator<Item = &str> {
+        self.disks.split('\0').filter(|disk| !disk.is_empty())
     }
 }
 
@@ -481,7 +495,7 @@ mod tests {
               <filterref filter='nova-instance-1'><parameter name='IP' value='10.0.0.5'/></filterref></interface>
         </devices></domain>"#;
         let devices = Devices::from_xml(xml);
-        assert_eq!(&*devices.disks, [Box::<str>::from("vda")]);
+        assert_eq!(devices.disks().collect::<Vec<_>>(), ["vda"]);
         let vnic = devices.interfaces[0].stats();
         assert_eq!((vnic.device.as_str(), vnic.mac.as_str()), ("tap1", "52:54:00:00:00:01"));
         assert_eq!(vnic.filter_ref.as_deref(), Some("nova-instance-1"));
