@@ -47,7 +47,7 @@ impl Default for Registry {
 /// host has tens of thousands of resources). The hash is keyed at random per agent,
 /// so no plugin can make two keys meet; by chance, two of a billion keys meet with a
 /// probability below 10^-20.
-type Key = u128;
+type Key = (u64, u64);
 
 /// Entries by handle (`None` once evicted), handles by key, and when each entry was
 /// last interned (seconds since the registry started).
@@ -145,7 +145,7 @@ impl Registry {
     /// The key of what names an entry.
     fn key(&self, parts: &impl Hash) -> Key {
         let (high, low) = &self.key_halves;
-        (u128::from(high.hash_one(parts)) << 64) | u128::from(low.hash_one(parts))
+        (high.hash_one(parts), low.hash_one(parts))
     }
 
     fn intern_keyed(&self, key: Key, resource: Resource) -> ResourceHandle {

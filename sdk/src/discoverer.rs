@@ -37,7 +37,9 @@ crate::helpers::log_helpers!();
 pub struct Reports {
     /// A hash of what each resource was made from, for those reported in the previous
     /// call (the host knows only those).
-    reported: crate::Recent<u64>,
+    /// By [`crate::key_of`] the id: a key that meets another's could at worst report a
+    /// resource unchanged that the host then refuses (it knows the ids it was sent).
+    reported: crate::Recent<u64, u64>,
 }
 
 impl Default for Reports {
@@ -67,17 +69,14 @@ impl Reports {
         source: &S,
         make: impl FnOnce() -> Option<DiscoveredResource>,
     ) -> bool {
-        use std::hash::Hasher;
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        source.hash(&mut hasher);
-        let hash = hasher.finish();
-        if self.reported.get(id) == Some(&hash) {
+        let (key, hash) = (crate::key_of(id), crate::key_of(source));
+        if self.reported.get(&key) == Some(&hash) {
             report(&Discovery::Unchanged(id.to_string()));
             return true;
         }
-        self.reported.remove(id);
+        self.reported.remove(&key);
         let Some(resource) = make() else { return false };
-        self.reported.insert(id.to_string(), hash);
+        self.reported.insert(key, hash);
         report(&Discovery::Changed(resource));
         true
     }

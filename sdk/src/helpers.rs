@@ -143,7 +143,9 @@ macro_rules! hypervisor_helpers {
         /// [`FromXml::next_call`] at the start of each `poll` or `discover`; domains
         /// not asked for in `forget_after` calls are forgotten.
         pub struct FromXml<V> {
-            known: crate::Recent<(u64, V)>,
+            /// By [`crate::key_of`] the UUID: a key that meets another's only costs a
+            /// read of the XML (its stamp is the other domain's).
+            known: crate::Recent<(u64, V), u64>,
         }
 
         impl<V> FromXml<V> {
@@ -164,15 +166,16 @@ macro_rules! hypervisor_helpers {
                 uuid: &str,
                 make: impl FnOnce(&str) -> V,
             ) -> Result<(&V, bool), bindings::pollen::plugin::types::Error> {
-                let known = self.known.get(uuid).map_or(0, |(stamp, _)| *stamp);
+                let key = crate::key_of(uuid);
+                let known = self.known.get(&key).map_or(0, |(stamp, _)| *stamp);
                 let changed = match hypervisor::get_xml(uuid, known)? {
                     Some(current) => {
-                        self.known.insert(uuid.to_string(), (current.stamp, make(&current.xml)));
+                        self.known.insert(key, (current.stamp, make(&current.xml)));
                         true
                     }
                     None => false,
                 };
-                match self.known.get(uuid) {
+                match self.known.get(&key) {
                     Some((_, value)) => Ok((value, changed)),
                     None => Err(bindings::pollen::plugin::types::Error::Host(format!("no XML for domain {uuid}"))),
                 }

@@ -81,7 +81,7 @@ pub mod transformer;
 pub mod expr;
 
 mod recent;
-pub use recent::Recent;
+pub use recent::{key_of, Recent};
 
 #[cfg(feature = "nova")]
 pub mod nova;

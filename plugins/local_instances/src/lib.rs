@@ -7,15 +7,16 @@
 //! that are not running.
 use pollen_sdk::discoverer::*;
 use pollen_sdk::nova::DomainInfo;
-use pollen_sdk::Recent;
+use pollen_sdk::{key_of, Recent};
 use std::cell::RefCell;
 
 mod nova;
 
 thread_local! {
-    /// The stamp of each domain's XML as last read: the host sends the XML again only
-    /// when it changed. Domains gone for 100 discoveries are forgotten.
-    static STAMPS: RefCell<Recent<u64>> = RefCell::new(Recent::new(100));
+    /// The stamp of each domain's XML as last read, by `key_of` its UUID: the host
+    /// sends the XML again only when it changed (a key that meets another's only costs a
+    /// read). Domains gone for 100 discoveries are forgotten.
+    static STAMPS: RefCell<Recent<u64, u64>> = RefCell::new(Recent::new(100));
     /// What was reported of each domain in the previous discovery.
     static REPORTS: RefCell<Reports> = RefCell::new(Reports::new());
 }
@@ -40,7 +41,8 @@ impl Discoverer for LocalInstances {
                     if !include_stopped && domain.state != hypervisor::DomainState::Running {
                         continue;
                     }
-                    let known = stamps.get(&domain.uuid).copied().unwrap_or(0);
+                    let key = key_of(&domain.uuid);
+                    let known = stamps.get(&key).copied().unwrap_or(0);
                     let mut current = match hypervisor::get_xml(&domain.uuid, known) {
                         Ok(current) => current,
                         Err(error) => {
@@ -49,7 +51,7 @@ impl Discoverer for LocalInstances {
                         }
                     };
                     let stamp = current.as_ref().map_or(known, |c| c.stamp);
-                    stamps.insert(domain.uuid.clone(), stamp);
+                    stamps.insert(key, stamp);
                     // The resource is made from the XML, the state and the host's name.
                     let source = (stamp, domain.state as u8, host.as_deref());
                     reports.report(&domain.uuid, &source, || {

@@ -15,7 +15,7 @@
 //! readings between cycles (those of a vNIC gone for a while are forgotten); the
 //! agent re-makes a plugin that failed, which starts over.
 use pollen_sdk::pollster::*;
-use pollen_sdk::Recent;
+use pollen_sdk::{key_of, Recent};
 use std::cell::RefCell;
 
 struct Network;
@@ -33,8 +33,9 @@ const METERS: [(&str, MeterType, &str); 10] = [
     ("network.outgoing.bytes.delta", MeterType::Delta, "B"),
 ];
 thread_local! {
-    /// The bytes in and out of each vNIC at its previous poll, by resource id.
-    static PREVIOUS: RefCell<Recent<(u64, u64)>> = RefCell::new(Recent::new(1000));
+    /// The bytes in and out of each vNIC at its previous poll, by `key_of` its resource
+    /// id (two keys that meet would cost one wrong delta).
+    static PREVIOUS: RefCell<Recent<(u64, u64), u64>> = RefCell::new(Recent::new(1000));
 }
 
 /// The change from `before` to `now`; 0 when there is no `before` or the counter went
@@ -57,7 +58,7 @@ impl Pollster for Network {
                 let parameters: serde_json::Map<String, serde_json::Value> =
                     vnic.filter_parameters.iter().map(|(k, v)| (k.clone(), v.as_str().into())).collect();
                 let parameters = serde_json::Value::Object(parameters).to_string();
-                let previous = PREVIOUS.with(|p| p.borrow_mut().insert(id.clone(), (vnic.rx_bytes, vnic.tx_bytes)));
+                let previous = PREVIOUS.with(|p| p.borrow_mut().insert(key_of(&id), (vnic.rx_bytes, vnic.tx_bytes)));
                 let readings = [
                     vnic.rx_bytes as f64,
                     vnic.tx_bytes as f64,
