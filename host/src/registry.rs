@@ -13,7 +13,7 @@
 use crate::sample::{Metadata, Meter, Resource};
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, RandomState};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
@@ -54,7 +54,7 @@ type Key = (u64, u64);
 struct Table<T> {
     entries: Vec<Option<Arc<T>>>,
     by_key: HashMap<Key, u32>,
-    used: Vec<AtomicU64>,
+    used: Vec<AtomicU32>,
 }
 
 impl<T> Default for Table<T> {
@@ -81,7 +81,7 @@ impl<T: PartialEq> Table<T> {
     }
 
     /// The handle for `key`, storing `value` under it if new or changed, used at `now`.
-    fn upsert(&mut self, key: Key, value: T, now: u64) -> u32 {
+    fn upsert(&mut self, key: Key, value: T, now: u32) -> u32 {
         if let Some(&handle) = self.by_key.get(&key) {
             let slot = &mut self.entries[handle as usize];
             if slot.as_deref() != Some(&value) {
@@ -92,7 +92,7 @@ impl<T: PartialEq> Table<T> {
         }
         let handle = u32::try_from(self.entries.len()).expect("fewer than 2^32 interned entries");
         self.entries.push(Some(Arc::new(value)));
-        self.used.push(AtomicU64::new(now));
+        self.used.push(AtomicU32::new(now));
         self.by_key.insert(key, handle);
         handle
     }
@@ -172,7 +172,7 @@ impl Registry {
     /// handles resolve to nothing from now on and are never reused.
     pub fn evict_resources_unused_for(&self, age: Duration) -> usize {
         let now = self.now();
-        let cutoff = now.saturating_sub(age.as_secs());
+        let cutoff = now.saturating_sub(u32::try_from(age.as_secs()).unwrap_or(u32::MAX));
         if cutoff == 0 {
             return 0;
         }
@@ -191,8 +191,8 @@ impl Registry {
     }
 
     /// Seconds since the registry started.
-    fn now(&self) -> u64 {
-        self.started.elapsed().as_secs()
+    fn now(&self) -> u32 {
+        u32::try_from(self.started.elapsed().as_secs()).unwrap_or(u32::MAX)
     }
 
     /// The resource behind a handle, marked as seen now (a discoverer reported it

@@ -20,6 +20,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+use uuid::Uuid;
 use virt::connect::Connect;
 
 /// How long a libvirt call may take by default before it counts as failed.
@@ -92,16 +93,20 @@ impl HypervisorError {
 pub struct Hypervisor {
     uri: String,
     connection: connection::Connection,
-    xml: Mutex<HashMap<String, KnownXml>>,
+    /// By domain UUID (a domain whose UUID does not parse is not kept).
+    xml: Mutex<HashMap<Uuid, KnownXml>>,
     xml_reads: AtomicU64,
     per_domain_reads: AtomicU64,
+    created: Instant,
 }
 
-/// What a domain's XML said when it was last read, and what the domain was then.
+/// What a domain's XML said when it was last read, and what the domain was then (one
+/// per domain of the host, so kept small).
 struct KnownXml {
     id: Option<u32>,
     active: bool,
-    read_at: Instant,
+    /// Seconds after the hypervisor was created.
+    read_at: u32,
     /// Changes whenever the XML does (a hash of its text; never 0).
     stamp: u64,
     /// The disks and vNICs it names.
@@ -126,6 +131,7 @@ impl Hypervisor {
             xml: Mutex::default(),
             xml_reads: AtomicU64::new(0),
             per_domain_reads: AtomicU64::new(0),
+            created: Instant::now(),
         }
     }
 
@@ -150,38 +156,51 @@ impl Hypervisor {
     /// all read again in the same cycle).
     fn known_xml(&self, domain: &DomainSummary) -> Option<(u64, Arc<stats::Devices>)> {
         let cache = self.xml_cache();
-        let known = cache.get(&domain.uuid)?;
+        let known = cache.get(&Uuid::parse_str(&domain.uuid).ok()?)?;
         let max_age = XML_MAX_AGE + Duration::from_secs(known.stamp % XML_AGE_SPREAD.as_secs());
-        let fresh =
-            known.id == domain.id && known.active == domain.state.is_active() && known.read_at.elapsed() < max_age;
+        let age = Duration::from_secs(self.seconds().saturating_sub(known.read_at).into());
+        let fresh = known.id == domain.id && known.active == domain.state.is_active() && age < max_age;
         fresh.then(|| (known.stamp, known.devices.clone()))
     }
 
     /// Keeps what a domain's XML, just read, says: its stamp and devices.
     fn store_xml(&self, domain: &DomainSummary, xml: &str) -> (u64, Arc<stats::Devices>) {
         let stamp = xml_stamp(xml);
+        let Ok(uuid) = Uuid::parse_str(&domain.uuid) else {
+            return (stamp, Arc::new(stats::Devices::from_xml(xml)));
+        };
         let mut cache = self.xml_cache();
-        let devices = match cache.get(&domain.uuid) {
+        let devices = match cache.get(&uuid) {
             Some(known) if known.stamp == stamp => known.devices.clone(),
             _ => Arc::new(stats::Devices::from_xml(xml)),
         };
         let known = KnownXml {
             id: domain.id,
             active: domain.state.is_active(),
-            read_at: Instant::now(),
+            read_at: self.seconds(),
             stamp,
             devices: devices.clone(),
         };
-        cache.insert(domain.uuid.clone(), known);
+        cache.insert(uuid, known);
         (stamp, devices)
     }
 
-    /// Forgets the XML of domains that are gone (`domains` is sorted by UUID).
-    fn forget_xml_except(&self, domains: &[DomainSummary]) {
-        self.xml_cache().retain(|uuid, _| domains.binary_search_by(|d| d.uuid.as_str().cmp(uuid)).is_ok());
+    /// Seconds since the hypervisor was created.
+    fn seconds(&self) -> u32 {
+        u32::try_from(self.created.elapsed().as_secs()).unwrap_or(u32::MAX)
     }
 
-    fn xml_cache(&self) -> MutexGuard<'_, HashMap<String, KnownXml>> {
+    /// Forgets the XML of domains that are gone (`domains` is sorted by UUID, as
+    /// libvirt writes it: lower case, hyphenated).
+    fn forget_xml_except(&self, domains: &[DomainSummary]) {
+        self.xml_cache().retain(|uuid, _| {
+            let mut text = Uuid::encode_buffer();
+            let uuid = uuid.hyphenated().encode_lower(&mut text);
+            domains.binary_search_by(|d| d.uuid.as_str().cmp(uuid)).is_ok()
+        });
+    }
+
+    fn xml_cache(&self) -> MutexGuard<'_, HashMap<Uuid, KnownXml>> {
         self.xml.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
