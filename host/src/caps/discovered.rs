@@ -13,22 +13,24 @@ impl wit::Host for PluginState {
             tracing::warn!(plugin = %self.name(), "a resource reported outside `discover` is ignored");
             return;
         };
-        let handle = match item {
+        let (handle, id) = match item {
             Discovery::Changed(resource) => {
                 call.found.changed += 1;
-                registry.intern_resource(convert::resource_from_discovered(resource))
+                let id = resource.id.clone();
+                (registry.intern_resource(convert::resource_from_discovered(resource)), id)
             }
             Discovery::Unchanged(id) => match registry.resource_handle(&id).filter(|h| call.previous.contains(h)) {
-                Some(handle) => handle,
+                Some(handle) => (handle, id),
                 None => return call.found.refused.push(id),
             },
         };
+        // Evicted in the meantime: as good as unknown.
         match registry.touch(handle) {
             Some(resource) => {
                 call.found.resources.push((handle, resource));
                 self.reported.insert(handle);
             }
-            None => call.found.refused.push(format!("(handle {handle})")),
+            None => call.found.refused.push(id),
         }
     }
 }
