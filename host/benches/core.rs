@@ -7,7 +7,7 @@ use pollen_host::config;
 use pollen_host::hypervisor::Hypervisor;
 use pollen_host::plugin::{load_file, PluginEngine};
 use pollen_host::registry::Registry;
-use pollen_host::sample::{Metadata, Meter, MeterType, Resource, Sample};
+use pollen_host::sample::{Metadata, Meter, MeterType, Owner, Resource, Sample};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -226,8 +226,7 @@ fn thousand_samples() -> pollen_host::publish::Batch {
     let resources: Vec<_> = (0..100)
         .map(|i| {
             registry.intern_resource(Resource {
-                user_id: Some("a1b2c3d4e5f60718293a4b5c6d7e8f90".into()),
-                project_id: Some("0f9e8d7c6b5a49382716f5e4d3c2b1a0".into()),
+                owner: Owner::of(Some("a1b2c3d4e5f60718293a4b5c6d7e8f90"), Some("0f9e8d7c6b5a49382716f5e4d3c2b1a0")),
                 metadata: Metadata::from_map(metadata.as_object().unwrap()),
                 ..Resource::bare(&format!("11111111-2222-3333-4444-{i:012}"))
             })

@@ -1,7 +1,7 @@
 //! Conversions between the WIT records plugins exchange and the host's own types.
 
 use crate::bindings::types;
-use crate::sample::{Metadata, MeterType, Resource};
+use crate::sample::{Metadata, MeterType, Owner, Resource};
 use serde_json::{Map, Value};
 
 /// The host's meter type for a WIT one.
@@ -57,10 +57,9 @@ pub fn metadata_to_json(entries: Vec<types::MetadataEntry>) -> Map<String, Value
 /// A discovered resource as the host keeps it.
 pub fn resource_from_discovered(discovered: types::DiscoveredResource) -> Resource {
     Resource {
-        id: discovered.id,
+        id: discovered.id.into(),
         name: discovered.name.into(),
-        user_id: discovered.user_id.map(Into::into),
-        project_id: discovered.project_id.map(Into::into),
+        owner: Owner::of(discovered.user_id.as_deref(), discovered.project_id.as_deref()),
         metadata: Metadata::from_map(&metadata_to_json(discovered.metadata)),
         extra: Metadata::default(),
     }

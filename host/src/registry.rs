@@ -10,11 +10,12 @@
 //! churn does not grow the agent: their handles then resolve to nothing and are never
 //! given out again.
 
-use crate::sample::{Metadata, Meter, Resource};
-use std::collections::HashMap;
+use crate::sample::{Metadata, Meter, Owner, Resource};
+use hashbrown::HashTable;
+use std::collections::HashSet;
 use std::hash::{BuildHasher, Hash, RandomState};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 /// Handle of an interned meter.
@@ -26,6 +27,8 @@ pub type ResourceHandle = u32;
 pub struct Registry {
     meters: RwLock<Table<Meter>>,
     resources: RwLock<Table<Resource>>,
+    /// One of each resource owner, shared by that owner's resources.
+    owners: Mutex<HashSet<Arc<Owner>>>,
     started: Instant,
     /// Keys of the two halves of an entry's [`Key`], random per agent.
     key_halves: (RandomState, RandomState),
@@ -36,6 +39,7 @@ impl Default for Registry {
         Self {
             meters: RwLock::default(),
             resources: RwLock::default(),
+            owners: Mutex::default(),
             started: Instant::now(),
             key_halves: (RandomState::new(), RandomState::new()),
         }
@@ -49,17 +53,20 @@ impl Default for Registry {
 /// probability below 10^-20.
 type Key = (u64, u64);
 
-/// Entries by handle (`None` once evicted), handles by key, and when each entry was
-/// last interned (seconds since the registry started).
+/// Entries, their keys and when each was last interned (seconds since the registry
+/// started), all by handle; the entry is `None` once evicted. `by_key` finds the
+/// handle of a live key: it holds only handles (4 bytes a slot), hashed by the
+/// first half of their key.
 struct Table<T> {
     entries: Vec<Option<Arc<T>>>,
-    by_key: HashMap<Key, u32>,
+    keys: Vec<Key>,
     used: Vec<AtomicU32>,
+    by_key: HashTable<u32>,
 }
 
 impl<T> Default for Table<T> {
     fn default() -> Self {
-        Self { entries: Vec::new(), by_key: HashMap::new(), used: Vec::new() }
+        Self { entries: Vec::new(), keys: Vec::new(), used: Vec::new(), by_key: HashTable::new() }
     }
 }
 
@@ -71,6 +78,10 @@ fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
     lock.write().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 impl<T: PartialEq> Table<T> {
     fn get(&self, handle: u32) -> Option<Arc<T>> {
         self.entries.get(handle as usize).cloned().flatten()
@@ -80,9 +91,14 @@ impl<T: PartialEq> Table<T> {
         self.entries.get(handle as usize).is_some_and(Option::is_some)
     }
 
+    /// The handle of a live entry.
+    fn find(&self, key: Key) -> Option<u32> {
+        self.by_key.find(key.0, |&handle| self.keys[handle as usize] == key).copied()
+    }
+
     /// The handle for `key`, storing `value` under it if new or changed, used at `now`.
     fn upsert(&mut self, key: Key, value: T, now: u32) -> u32 {
-        if let Some(&handle) = self.by_key.get(&key) {
+        if let Some(handle) = self.find(key) {
             let slot = &mut self.entries[handle as usize];
             if slot.as_deref() != Some(&value) {
                 *slot = Some(Arc::new(value));
@@ -92,8 +108,10 @@ impl<T: PartialEq> Table<T> {
         }
         let handle = u32::try_from(self.entries.len()).expect("fewer than 2^32 interned entries");
         self.entries.push(Some(Arc::new(value)));
+        self.keys.push(key);
         self.used.push(AtomicU32::new(now));
-        self.by_key.insert(key, handle);
+        let keys = &self.keys;
+        self.by_key.insert_unique(key.0, handle, |&other| keys[other as usize].0);
         handle
     }
 
@@ -111,7 +129,7 @@ impl Registry {
     /// The handle of a meter (name, type and unit), interning it if new.
     pub fn intern_meter(&self, meter: Meter) -> MeterHandle {
         let key = self.key(&(&meter.name, meter.kind.as_str(), &meter.unit));
-        if let Some(&handle) = read(&self.meters).by_key.get(&key) {
+        if let Some(handle) = read(&self.meters).find(key) {
             return handle;
         }
         write(&self.meters).upsert(key, meter, 0)
@@ -139,7 +157,7 @@ impl Registry {
 
     /// The handle of the resource with this id and no device keys, if interned.
     pub fn resource_handle(&self, id: &str) -> Option<ResourceHandle> {
-        read(&self.resources).by_key.get(&self.key(&(id, Metadata::default().as_json()))).copied()
+        read(&self.resources).find(self.key(&(id, Metadata::default().as_json())))
     }
 
     /// The key of what names an entry.
@@ -152,11 +170,10 @@ impl Registry {
         let now = self.now();
         {
             let table = read(&self.resources);
-            if let Some(&handle) = table.by_key.get(&key) {
+            if let Some(handle) = table.find(key) {
                 if let Some(stored) = &table.entries[handle as usize] {
                     if stored.metadata == resource.metadata
-                        && stored.user_id == resource.user_id
-                        && stored.project_id == resource.project_id
+                        && stored.owner == resource.owner
                         && stored.name == resource.name
                     {
                         table.used[handle as usize].store(now, Ordering::Relaxed);
@@ -165,7 +182,21 @@ impl Registry {
                 }
             }
         }
+        let resource = Resource { owner: self.shared_owner(resource.owner), ..resource };
         write(&self.resources).upsert(key, resource, now)
+    }
+
+    /// The registry's copy of an owner, kept from now on if it is the first.
+    fn shared_owner(&self, owner: Option<Arc<Owner>>) -> Option<Arc<Owner>> {
+        let owner = owner?;
+        let mut owners = lock(&self.owners);
+        match owners.get(&*owner) {
+            Some(shared) => Some(shared.clone()),
+            None => {
+                owners.insert(owner.clone());
+                Some(owner)
+            }
+        }
     }
 
     /// Evicts the resources not interned for `age` or longer; returns how many. Their
@@ -176,18 +207,22 @@ impl Registry {
         if cutoff == 0 {
             return 0;
         }
-        let mut table = write(&self.resources);
-        let stale: Vec<(Key, u32)> = table
-            .by_key
-            .iter()
-            .filter(|(_, handle)| table.used[**handle as usize].load(Ordering::Relaxed) < cutoff)
-            .map(|(key, handle)| (*key, *handle))
-            .collect();
-        for (key, handle) in &stale {
-            table.by_key.remove(key);
-            table.entries[*handle as usize] = None;
+        let mut evicted = 0;
+        {
+            let table = &mut *write(&self.resources);
+            let (entries, used) = (&mut table.entries, &table.used);
+            table.by_key.retain(|&mut handle| {
+                let stale = used[handle as usize].load(Ordering::Relaxed) < cutoff;
+                if stale {
+                    entries[handle as usize] = None;
+                    evicted += 1;
+                }
+                !stale
+            });
         }
-        stale.len()
+        // Owners no resource holds any more.
+        lock(&self.owners).retain(|owner| Arc::strong_count(owner) > 1);
+        evicted
     }
 
     /// Seconds since the registry started.
@@ -239,9 +274,9 @@ mod tests {
 
         let mut vm = Resource::bare("uuid-1");
         let r = registry.intern_resource(vm.clone());
-        vm.user_id = Some("alice".into());
+        vm.owner = Owner::of(Some("alice"), None);
         assert_eq!(registry.intern_resource(vm), r);
-        assert_eq!(registry.resource(r).unwrap().user_id.as_deref(), Some("alice"));
+        assert_eq!(registry.resource(r).unwrap().user_id(), Some("alice"));
 
         let mut with_cpu_number = Resource::bare("uuid-1");
         with_cpu_number.extra =
@@ -265,5 +300,26 @@ mod tests {
         let back = registry.intern_resource(Resource::bare("deleted-vm"));
         assert_ne!(back, gone, "a resource that comes back gets a new handle");
         assert_eq!(registry.len().1, 2);
+    }
+
+    #[test]
+    fn resources_of_one_owner_share_it_until_none_is_left() {
+        let registry = Registry { started: Instant::now() - Duration::from_secs(100), ..Registry::default() };
+        let owned = |id: &str| Resource { owner: Owner::of(Some("alice"), Some("p1")), ..Resource::bare(id) };
+        let (a, b) = (registry.intern_resource(owned("vm-a")), registry.intern_resource(owned("vm-b")));
+        let other =
+            registry.intern_resource(Resource { owner: Owner::of(Some("bob"), None), ..Resource::bare("vm-c") });
+        let owner = |handle| registry.resource(handle).unwrap().owner.clone().unwrap();
+        assert!(Arc::ptr_eq(&owner(a), &owner(b)), "one copy of alice/p1");
+        assert_eq!(owner(other).user_id.as_deref(), Some("bob"));
+        assert_eq!(lock(&registry.owners).len(), 2);
+
+        for handle in [a, b] {
+            read(&registry.resources).used[handle as usize].store(0, Ordering::Relaxed);
+        }
+        assert_eq!(registry.evict_resources_unused_for(Duration::from_secs(50)), 2);
+        let owners = lock(&registry.owners);
+        assert_eq!(owners.len(), 1, "alice/p1 is gone with her resources");
+        assert!(owners.iter().all(|o| o.user_id.as_deref() == Some("bob")));
     }
 }

@@ -43,18 +43,37 @@ pub struct Meter {
     pub unit: String,
 }
 
-/// A measured thing, as a discoverer reported it.
+/// Who owns a resource. The registry keeps one of each, shared by every resource
+/// of that user and project (a host's instances have a handful of owners).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct Owner {
+    /// Owning user.
+    pub user_id: Option<Box<str>>,
+    /// Owning project.
+    pub project_id: Option<Box<str>>,
+}
+
+impl Owner {
+    /// The owner of these ids; none when neither is known.
+    pub fn of(user_id: Option<&str>, project_id: Option<&str>) -> Option<Arc<Owner>> {
+        if user_id.is_none() && project_id.is_none() {
+            return None;
+        }
+        Some(Arc::new(Owner { user_id: user_id.map(Into::into), project_id: project_id.map(Into::into) }))
+    }
+}
+
+/// A measured thing, as a discoverer reported it. A large host keeps tens of
+/// thousands (instances, disks, vNICs), so what they share is shared, not copied.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Resource {
     /// The id samples carry.
-    pub id: String,
+    pub id: Box<str>,
     /// A name pollsters may need (the libvirt domain name); shared with the
     /// resource's device views.
     pub name: Arc<str>,
-    /// Owning user (shared likewise).
-    pub user_id: Option<Arc<str>>,
-    /// Owning project (shared likewise).
-    pub project_id: Option<Arc<str>>,
+    /// User and project, if either is known (shared likewise).
+    pub owner: Option<Arc<Owner>>,
     /// Ceilometer's `resource_metadata`, shared by the resource's per-device samples.
     pub metadata: Metadata,
     /// Keys a pollster added for one device (e.g. `disk_name`); they win over
@@ -65,14 +84,17 @@ pub struct Resource {
 impl Resource {
     /// A resource known only by its id (static resources of a source).
     pub fn bare(id: &str) -> Self {
-        Self {
-            id: id.into(),
-            name: id.into(),
-            user_id: None,
-            project_id: None,
-            metadata: Metadata::default(),
-            extra: Metadata::default(),
-        }
+        Self { id: id.into(), name: id.into(), owner: None, metadata: Metadata::default(), extra: Metadata::default() }
+    }
+
+    /// The owning user, if known.
+    pub fn user_id(&self) -> Option<&str> {
+        self.owner.as_ref()?.user_id.as_deref()
+    }
+
+    /// The owning project, if known.
+    pub fn project_id(&self) -> Option<&str> {
+        self.owner.as_ref()?.project_id.as_deref()
     }
 
     /// One metadata key.
@@ -145,9 +167,9 @@ impl Serialize for SampleRecord<'_> {
         map.serialize_entry("type", self.meter.kind.as_str())?;
         map.serialize_entry("unit", &self.meter.unit)?;
         map.serialize_entry("volume", &self.volume)?;
-        map.serialize_entry("user_id", &self.resource.user_id)?;
+        map.serialize_entry("user_id", &self.resource.user_id())?;
         map.serialize_entry("user_name", &None::<String>)?;
-        map.serialize_entry("project_id", &self.resource.project_id)?;
+        map.serialize_entry("project_id", &self.resource.project_id())?;
         map.serialize_entry("project_name", &None::<String>)?;
         map.serialize_entry("resource_id", &self.resource.id)?;
         map.serialize_entry("timestamp", &iso8601(self.timestamp))?;
@@ -172,8 +194,7 @@ mod tests {
         let resource = Resource {
             id: "uuid-1-vda".into(),
             name: "instance-1".into(),
-            user_id: Some("u".into()),
-            project_id: None,
+            owner: Owner::of(Some("u"), None),
             metadata: metadata.into(),
             extra: Metadata::from_map(serde_json::json!({"disk_name": "vda"}).as_object().unwrap()),
         };
@@ -199,5 +220,12 @@ mod tests {
         assert_eq!(json["resource_metadata"]["disk_name"], "vda");
         assert_eq!(json["source"], "openstack");
         assert_eq!(json.as_object().unwrap().len(), 14);
+    }
+
+    #[test]
+    fn a_resource_fits_a_small_allocation() {
+        // 72 bytes and the `Arc` counts fit glibc's 96-byte chunk: at 10000 domains
+        // the registry holds about 38,000 resources.
+        assert!(std::mem::size_of::<Resource>() <= 72, "{} bytes", std::mem::size_of::<Resource>());
     }
 }

@@ -100,9 +100,9 @@ async fn poll(workspace: &Workspace, node_uri: &str, include_stopped: bool, cycl
                     meter: meter.name.clone(),
                     kind: meter.kind,
                     unit: meter.unit.clone(),
-                    resource_id: resource.id.clone(),
-                    user_id: resource.user_id.as_deref().map(str::to_string),
-                    project_id: resource.project_id.as_deref().map(str::to_string),
+                    resource_id: resource.id.to_string(),
+                    user_id: resource.user_id().map(str::to_string),
+                    project_id: resource.project_id().map(str::to_string),
                     metadata: resource.merged_metadata(),
                     volume: s.volume,
                 }

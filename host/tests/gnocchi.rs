@@ -7,7 +7,7 @@ mod common;
 use common::*;
 use pollen_host::publish::{Batch, PublishContext, PublisherHandle};
 use pollen_host::registry::Registry;
-use pollen_host::sample::{Metadata, Meter, MeterType, Resource, Sample};
+use pollen_host::sample::{Metadata, Meter, MeterType, Owner, Resource, Sample};
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,16 +44,14 @@ fn batch(instance: &str, t: i64, cpu_value: f64) -> Batch {
         "flavor": {"id": "42", "name": "m1.small"}, "image_ref": "img-1",
     });
     let vm = registry.intern_resource(Resource {
-        user_id: Some("alice".into()),
-        project_id: Some("p1".into()),
+        owner: Owner::of(Some("alice"), Some("p1")),
         metadata: Metadata::from_map(metadata.as_object().unwrap()),
         ..Resource::bare(instance)
     });
     let mut disk_metadata = serde_json::Map::new();
     disk_metadata.insert("instance_id".into(), instance.into());
     let disk = registry.intern_resource(Resource {
-        user_id: Some("alice".into()),
-        project_id: Some("p1".into()),
+        owner: Owner::of(Some("alice"), Some("p1")),
         metadata: disk_metadata.into(),
         extra: Metadata::from_map(json!({"disk_name": "vda"}).as_object().unwrap()),
         ..Resource::bare(&format!("{instance}-vda"))
@@ -241,9 +239,10 @@ async fn keystone_tokens_find_gnocchi_in_the_catalog_and_are_renewed_when_refuse
     );
     let mut own = batch("vm-1", 0, 1.0);
     // A sample of the `service` project itself (Gnocchi's own usage) is not sent.
-    let service = own
-        .registry
-        .intern_resource(Resource { project_id: Some("service-project-id".into()), ..Resource::bare("gnocchi-swift") });
+    let service = own.registry.intern_resource(Resource {
+        owner: Owner::of(None, Some("service-project-id")),
+        ..Resource::bare("gnocchi-swift")
+    });
     own.samples.push(Sample { resource: service, ..own.samples[1] });
     let (sent, dropped) = publish(&url, vec![own]).await;
     assert_eq!((sent, dropped), (3, 2), "the unlisted meter and the service project's sample are not sent");

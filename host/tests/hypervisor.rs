@@ -93,7 +93,7 @@ async fn cycle(agent: &Agent) -> (HashMap<(String, String), f64>, usize) {
         .iter()
         .map(|s| {
             let meter = agent.registry.meter(s.meter).unwrap().name.clone();
-            ((meter, agent.registry.resource(s.resource).unwrap().id.clone()), s.volume)
+            ((meter, agent.registry.resource(s.resource).unwrap().id.to_string()), s.volume)
         })
         .collect();
     (samples, output.unreadable_domains)

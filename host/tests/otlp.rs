@@ -9,7 +9,7 @@ use opentelemetry_proto::tonic::common::v1::any_value;
 use opentelemetry_proto::tonic::metrics::v1::{metric, number_data_point, AggregationTemporality, ResourceMetrics};
 use pollen_host::publish::{Batch, PublishContext, PublisherHandle};
 use pollen_host::registry::Registry;
-use pollen_host::sample::{Meter, MeterType, Resource, Sample};
+use pollen_host::sample::{Meter, MeterType, Owner, Resource, Sample};
 use prost::Message;
 use std::io::{BufReader, Write};
 use std::sync::{mpsc, Arc};
@@ -70,8 +70,7 @@ fn batches() -> (Batch, Batch) {
     metadata.insert("instance_type".into(), "m1.small".into());
     metadata.insert("instance_host".into(), "compute-7".into());
     let vm = registry.intern_resource(Resource {
-        user_id: Some("alice".into()),
-        project_id: Some("p1".into()),
+        owner: Owner::of(Some("alice"), Some("p1")),
         metadata: metadata.into(),
         ..Resource::bare("vm-1")
     });

@@ -186,7 +186,7 @@ async fn a_discoverer_reports_unchanged_resources_by_id_and_cannot_invent_them()
         assert_eq!(output.changed_resources, changed, "cycle {cycle}");
         let resources: Vec<Arc<Resource>> =
             output.samples[0].iter().map(|s| agent.registry.resource(s.resource).unwrap()).collect();
-        let ids: std::collections::BTreeSet<&str> = resources.iter().map(|r| r.id.as_str()).collect();
+        let ids: std::collections::BTreeSet<&str> = resources.iter().map(|r| &*r.id).collect();
         assert_eq!(ids, ["vm-a", "vm-b"].into(), "cycle {cycle}: the ghost is never polled");
         for resource in &resources {
             // Reported in full by the first call of each instance.
@@ -194,7 +194,7 @@ async fn a_discoverer_reports_unchanged_resources_by_id_and_cannot_invent_them()
         }
     }
     assert!(
-        (0..100).all(|handle| agent.registry.resource(handle).is_none_or(|r| r.id != "vm-outside")),
+        (0..100).all(|handle| agent.registry.resource(handle).is_none_or(|r| &*r.id != "vm-outside")),
         "a report outside `discover` is ignored"
     );
 }
@@ -222,7 +222,7 @@ async fn pollsters_report_what_libvirt_reports_with_nova_metadata() {
             .iter()
             .find(|s| {
                 agent.registry.meter(s.meter).unwrap().name == meter
-                    && agent.registry.resource(s.resource).unwrap().id == resource_id
+                    && agent.registry.resource(s.resource).unwrap().id.as_ref() == resource_id
             })
             .unwrap_or_else(|| panic!("no {meter} sample for {resource_id}"));
         (*sample, agent.registry.resource(sample.resource).unwrap())
@@ -240,8 +240,8 @@ async fn pollsters_report_what_libvirt_reports_with_nova_metadata() {
         read_before
     );
     assert_eq!(resource.metadata_value("cpu_number"), Some(serde_json::json!(info.nr_virt_cpu)));
-    assert_eq!(resource.user_id.as_deref(), Some("a1b2c3d4e5f60718293a4b5c6d7e8f90"));
-    assert_eq!(resource.project_id.as_deref(), Some("0f9e8d7c6b5a49382716f5e4d3c2b1a0"));
+    assert_eq!(resource.user_id(), Some("a1b2c3d4e5f60718293a4b5c6d7e8f90"));
+    assert_eq!(resource.project_id(), Some("0f9e8d7c6b5a49382716f5e4d3c2b1a0"));
     assert_eq!(resource.metadata_value("display_name"), Some(serde_json::json!("web-1")));
     assert_eq!(resource.metadata_value("name"), Some(serde_json::json!("instance-00000001")));
     assert_eq!(resource.metadata_value("instance_type"), Some(serde_json::json!("m1.small")));
@@ -259,7 +259,7 @@ async fn pollsters_report_what_libvirt_reports_with_nova_metadata() {
 
     // A domain without Nova metadata is polled under its libvirt UUID and name.
     let (_, plain) = find("cpu", "66666666-7777-8888-9999-000000000000");
-    assert_eq!(plain.user_id, None);
+    assert_eq!(plain.user_id(), None);
     assert_eq!(plain.metadata_value("display_name"), Some(serde_json::json!("plain")));
     // A shut-off domain is not polled by default.
     assert!(!output.samples[0].iter().any(|s| agent.registry.resource(s.resource).unwrap().id.starts_with("99999999")));

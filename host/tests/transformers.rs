@@ -10,7 +10,7 @@ use pollen_host::config;
 use pollen_host::pipeline::chain::Chain;
 use pollen_host::pipeline::{Agent, BuildError};
 use pollen_host::registry::Registry;
-use pollen_host::sample::{Meter, MeterType, Resource, Sample};
+use pollen_host::sample::{Meter, MeterType, Owner, Resource, Sample};
 use std::sync::Arc;
 
 const TRANSFORMERS: &[&str] =
@@ -50,8 +50,7 @@ fn instance(registry: &Registry, id: &str, cpu_number: Option<u32>) -> u32 {
     }
     metadata.insert("display_name".into(), format!("vm {id}").into());
     registry.intern_resource(Resource {
-        user_id: Some("alice".into()),
-        project_id: Some("p1".into()),
+        owner: Owner::of(Some("alice"), Some("p1")),
         metadata: metadata.into(),
         ..Resource::bare(id)
     })
@@ -76,7 +75,7 @@ fn described(registry: &Registry, samples: &[Sample]) -> Vec<(String, String, &'
                 meter.name.clone(),
                 meter.unit.clone(),
                 meter.kind.as_str(),
-                resource.id.clone(),
+                resource.id.to_string(),
                 volume,
                 (s.timestamp - T0) / SECOND,
             )
@@ -209,7 +208,7 @@ fn aggregator_averages_gauges_keeps_the_last_counter_and_can_drop_metadata() {
     );
     let resource = registry.resource(out.samples[0].resource).unwrap();
     assert!(resource.metadata.is_empty(), "resource_metadata: drop");
-    assert_eq!((resource.user_id.as_deref(), resource.project_id.as_deref()), (Some("alice"), Some("p1")));
+    assert_eq!((resource.user_id(), resource.project_id()), (Some("alice"), Some("p1")));
     assert!(!registry.resource(vm).unwrap().metadata.is_empty(), "the instance itself keeps its metadata");
 
     // Below size, nothing until shutdown.

@@ -5,7 +5,7 @@ use crate::bindings::agent::pollen::plugin::samples::Host;
 use crate::bindings::types::{Meter as WitMeter, MeterType as WitMeterType, Value};
 use crate::convert;
 use crate::plugin::PluginState;
-use crate::sample::{Meter, Resource};
+use crate::sample::{Meter, Owner, Resource};
 
 impl Host for PluginState {
     fn lookup_meter(&mut self, handle: u32) -> Option<WitMeter> {
@@ -25,7 +25,7 @@ impl Host for PluginState {
     }
 
     fn lookup_resource_id(&mut self, handle: u32) -> Option<String> {
-        self.context.registry.resource(handle).map(|r| r.id.clone())
+        self.context.registry.resource(handle).map(|r| r.id.to_string())
     }
 
     fn lookup_metadata(&mut self, handle: u32, key: String) -> Option<Value> {
@@ -35,7 +35,7 @@ impl Host for PluginState {
 
     fn lookup_owner(&mut self, handle: u32) -> Option<(Option<String>, Option<String>)> {
         let resource = self.context.registry.resource(handle)?;
-        Some((resource.user_id.as_deref().map(str::to_string), resource.project_id.as_deref().map(str::to_string)))
+        Some((resource.user_id().map(str::to_string), resource.project_id().map(str::to_string)))
     }
 
     fn derive_resource(
@@ -47,8 +47,7 @@ impl Host for PluginState {
     ) -> Option<u32> {
         let registry = &self.context.registry;
         let base = registry.resource(id_from)?;
-        let user_id = registry.resource(user_from)?.user_id.clone();
-        let project_id = registry.resource(project_from)?.project_id.clone();
+        let owner = Owner::of(registry.resource(user_from)?.user_id(), registry.resource(project_from)?.project_id());
         let (metadata, extra) = match metadata_from {
             Some(handle) => {
                 let source = registry.resource(handle)?;
@@ -57,7 +56,7 @@ impl Host for PluginState {
             None => Default::default(),
         };
         let variant = format!("{user_from}/{project_from}/{metadata_from:?}");
-        let derived = Resource { id: base.id.clone(), name: base.name.clone(), user_id, project_id, metadata, extra };
+        let derived = Resource { id: base.id.clone(), name: base.name.clone(), owner, metadata, extra };
         Some(registry.intern_derived(derived, &variant))
     }
 }

@@ -185,7 +185,7 @@ where
 
 /// The ids of the resources in chunk `chunk` of the cycle's order.
 fn chunk_ids(order: &[Arc<Resource>], chunk: usize) -> impl Iterator<Item = &str> {
-    order.iter().skip(chunk * CHUNK).take(CHUNK).map(|r| r.id.as_str())
+    order.iter().skip(chunk * CHUNK).take(CHUNK).map(|r| &*r.id)
 }
 
 /// Starts reading the hypervisor's statistics of chunk `chunk`, on a blocking thread.
@@ -265,7 +265,7 @@ fn poll_chunk(
         .iter()
         .map(|i| {
             let resource = &work.targets.resources[*i].1;
-            types::ResourceInfo { id: resource.id.clone(), name: resource.name.to_string() }
+            types::ResourceInfo { id: resource.id.to_string(), name: resource.name.to_string() }
         })
         .collect();
     match work.plan.pollster.poll(snapshot.clone(), &infos) {
@@ -455,10 +455,9 @@ fn device_resource(
         return *handle;
     }
     registry.intern_resource(Resource {
-        id: sample.resource_id.unwrap_or_else(|| base.id.clone()),
+        id: sample.resource_id.map_or_else(|| base.id.clone(), Into::into),
         name: base.name.clone(),
-        user_id: base.user_id.clone(),
-        project_id: base.project_id.clone(),
+        owner: base.owner.clone(),
         metadata: base.metadata.clone(),
         extra: Metadata::from_map(&convert::metadata_to_json(sample.metadata)),
     })

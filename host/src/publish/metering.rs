@@ -113,9 +113,9 @@ impl<'b> MeteringEncoder<'b> {
                 counter_type: meter.kind.as_str(),
                 counter_unit: &meter.unit,
                 counter_volume: sample.volume,
-                user_id: resource.user_id.as_deref(),
+                user_id: resource.user_id(),
                 user_name: None,
-                project_id: resource.project_id.as_deref(),
+                project_id: resource.project_id(),
                 project_name: None,
                 resource_id: &resource.id,
                 timestamp: &timestamp.1,
@@ -327,7 +327,7 @@ fn escape_json_text(text: &[u8], out: &mut Vec<u8>) {
 mod tests {
     use super::*;
     use crate::registry::Registry;
-    use crate::sample::{Metadata, Meter, MeterType, Sample};
+    use crate::sample::{Metadata, Meter, MeterType, Owner, Sample};
 
     /// The fast signature over fields equals the general one over the decoded message.
     #[test]
@@ -336,7 +336,7 @@ mod tests {
         let meter = registry.intern_meter(Meter { name: "cpu".into(), kind: MeterType::Cumulative, unit: "ns".into() });
         let metadata = serde_json::json!({"flavor": {"name": "m1", "ram": 512}, "ratio": 0.5, "tags": ["a"], "none": null, "zz": 1, "note": "say \"hi\" \\ ünïcode"});
         let resource = registry.intern_resource(Resource {
-            user_id: Some("u".into()),
+            owner: Owner::of(Some("u"), None),
             metadata: Metadata::from_map(metadata.as_object().unwrap()),
             ..Resource::bare("vm")
         });

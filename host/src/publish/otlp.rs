@@ -209,8 +209,8 @@ fn resource_attributes(resource: &Resource) -> Vec<KeyValue> {
     let metadata = |key: &str| resource.metadata_text(key);
     let mut attributes = vec![text("service.name", "pollen"), text("cloud.resource_id", &resource.id)];
     let optional = [
-        ("openstack.project.id", resource.project_id.as_deref().map(str::to_string)),
-        ("openstack.user.id", resource.user_id.as_deref().map(str::to_string)),
+        ("openstack.project.id", resource.project_id().map(str::to_string)),
+        ("openstack.user.id", resource.user_id().map(str::to_string)),
         ("openstack.instance.name", metadata("display_name")),
         ("openstack.flavor.name", resource.flavor_name()),
         ("host.name", metadata("instance_host").or_else(|| metadata("host"))),

@@ -77,11 +77,11 @@ impl Exporter {
             let name = format!("ceilometer_{}", metric_name(&meter.name));
             let family = families.entry(name.clone()).or_insert_with(|| family(&name, &meter));
             let labels = [
-                ("resource", resource.id.clone()),
+                ("resource", resource.id.to_string()),
                 ("resource_name", display_name),
                 ("flavor", flavor),
-                ("project", resource.project_id.as_deref().unwrap_or_default().to_string()),
-                ("user", resource.user_id.as_deref().unwrap_or_default().to_string()),
+                ("project", resource.project_id().unwrap_or_default().to_string()),
+                ("user", resource.user_id().unwrap_or_default().to_string()),
                 ("unit", meter.unit.clone()),
                 ("type", meter.kind.as_str().to_string()),
             ];
@@ -239,9 +239,9 @@ impl PushPublisher {
         let mut latest: BTreeMap<String, (Meter, BTreeMap<Labels, f64>)> = BTreeMap::new();
         batch.for_each_record(|record| {
             let labels = vec![
-                ("resource_id", record.resource.id.clone()),
-                ("user_id", record.resource.user_id.as_deref().unwrap_or_default().to_string()),
-                ("project_id", record.resource.project_id.as_deref().unwrap_or_default().to_string()),
+                ("resource_id", record.resource.id.to_string()),
+                ("user_id", record.resource.user_id().unwrap_or_default().to_string()),
+                ("project_id", record.resource.project_id().unwrap_or_default().to_string()),
                 ("unit", record.meter.unit.clone()),
             ];
             let name = metric_name(&record.meter.name);

@@ -4,7 +4,7 @@
 
 use pollen_host::publish::Batch;
 use pollen_host::registry::Registry;
-use pollen_host::sample::{Metadata, Meter, MeterType, Resource, Sample};
+use pollen_host::sample::{Metadata, Meter, MeterType, Owner, Resource, Sample};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -103,8 +103,7 @@ pub fn batch(count: usize, first_volume: f64) -> Batch {
     });
     let resource = |id: &str, user: Option<&str>| {
         registry.intern_resource(Resource {
-            user_id: user.map(Into::into),
-            project_id: Some("project-1".into()),
+            owner: Owner::of(user, Some("project-1")),
             metadata: Metadata::from_map(metadata.as_object().unwrap()),
             ..Resource::bare(id)
         })

@@ -340,7 +340,7 @@ impl GnocchiPublisher {
         let (mut count, mut skipped) = (0u64, 0u64);
         let mut unlisted = BTreeSet::new();
         batch.for_each_record_of(samples, |record| {
-            if filtered.is_some() && record.resource.project_id.as_deref() == filtered.as_deref() {
+            if filtered.is_some() && record.resource.project_id() == filtered.as_deref() {
                 skipped += 1;
                 return;
             }
@@ -367,11 +367,11 @@ impl GnocchiPublisher {
             if let Some(list) = metric["measures"].as_array_mut() {
                 list.push(json!({"timestamp": iso8601(record.timestamp), "value": record.volume}));
             }
-            let (_, body) = resources.entry(id.clone()).or_insert_with(|| {
+            let (_, body) = resources.entry(id.to_string()).or_insert_with(|| {
                 let mut body = Map::new();
                 body.insert("id".into(), json!(id));
-                body.insert("user_id".into(), json!(record.resource.user_id));
-                body.insert("project_id".into(), json!(record.resource.project_id));
+                body.insert("user_id".into(), json!(record.resource.user_id()));
+                body.insert("project_id".into(), json!(record.resource.project_id()));
                 body.extend(definition.attributes_of(record.resource));
                 (definition.resource_type.clone(), Value::Object(body))
             });
