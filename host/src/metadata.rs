@@ -24,6 +24,12 @@ impl Metadata {
         Self(Some(serde_json::to_string(map).expect("JSON values always serialize").into()))
     }
 
+    /// The same metadata, its text exchanged by `share` for an equal one (the
+    /// registry's shared copy).
+    pub fn shared_by(self, share: impl FnOnce(Arc<str>) -> Arc<str>) -> Self {
+        Self(self.0.map(share))
+    }
+
     /// Whether it has no keys.
     pub fn is_empty(&self) -> bool {
         self.0.is_none()

@@ -27,8 +27,8 @@ pub type ResourceHandle = u32;
 pub struct Registry {
     meters: RwLock<Table<Meter>>,
     resources: RwLock<Table<Resource>>,
-    /// One of each resource owner, shared by that owner's resources.
-    owners: Mutex<HashSet<Arc<Owner>>>,
+    /// What many resources hold alike, one copy each.
+    shared: Mutex<Shared>,
     started: Instant,
     /// Keys of the two halves of an entry's [`Key`], random per agent.
     key_halves: (RandomState, RandomState),
@@ -39,11 +39,44 @@ impl Default for Registry {
         Self {
             meters: RwLock::default(),
             resources: RwLock::default(),
-            owners: Mutex::default(),
+            shared: Mutex::default(),
             started: Instant::now(),
             key_halves: (RandomState::new(), RandomState::new()),
         }
     }
+}
+
+/// One copy of each value that many resources hold, dropped once none holds it.
+struct Pool<T: ?Sized>(HashSet<Arc<T>>);
+
+impl<T: ?Sized> Default for Pool<T> {
+    fn default() -> Self {
+        Self(HashSet::new())
+    }
+}
+
+impl<T: ?Sized + Hash + Eq> Pool<T> {
+    /// The pool's copy of `value`, which becomes it if it is the first.
+    fn share(&mut self, value: Arc<T>) -> Arc<T> {
+        if let Some(shared) = self.0.get(&*value) {
+            return shared.clone();
+        }
+        self.0.insert(value.clone());
+        value
+    }
+
+    /// Drops the values no resource holds any more.
+    fn prune(&mut self) {
+        self.0.retain(|value| Arc::strong_count(value) > 1);
+    }
+}
+
+/// The pools of the resource table: owners (a host's instances have a handful) and
+/// device keys (`{"disk_name":"vda"}` on thousands of disks).
+#[derive(Default)]
+struct Shared {
+    owners: Pool<Owner>,
+    device_keys: Pool<str>,
 }
 
 /// What identifies an entry: a 128-bit hash of what names it (a resource's id and
@@ -182,21 +215,15 @@ impl Registry {
                 }
             }
         }
-        let resource = Resource { owner: self.shared_owner(resource.owner), ..resource };
-        write(&self.resources).upsert(key, resource, now)
-    }
-
-    /// The registry's copy of an owner, kept from now on if it is the first.
-    fn shared_owner(&self, owner: Option<Arc<Owner>>) -> Option<Arc<Owner>> {
-        let owner = owner?;
-        let mut owners = lock(&self.owners);
-        match owners.get(&*owner) {
-            Some(shared) => Some(shared.clone()),
-            None => {
-                owners.insert(owner.clone());
-                Some(owner)
+        let resource = {
+            let shared = &mut *lock(&self.shared);
+            Resource {
+                owner: resource.owner.map(|owner| shared.owners.share(owner)),
+                extra: resource.extra.shared_by(|keys| shared.device_keys.share(keys)),
+                ..resource
             }
-        }
+        };
+        write(&self.resources).upsert(key, resource, now)
     }
 
     /// Evicts the resources not interned for `age` or longer; returns how many. Their
@@ -220,8 +247,9 @@ impl Registry {
                 !stale
             });
         }
-        // Owners no resource holds any more.
-        lock(&self.owners).retain(|owner| Arc::strong_count(owner) > 1);
+        let shared = &mut *lock(&self.shared);
+        shared.owners.prune();
+        shared.device_keys.prune();
         evicted
     }
 
@@ -303,6 +331,27 @@ mod tests {
     }
 
     #[test]
+    fn disks_of_one_name_share_their_keys_until_none_is_left() {
+        let registry = Registry { started: Instant::now() - Duration::from_secs(100), ..Registry::default() };
+        let disk = |instance: &str, name: &str| Resource {
+            extra: Metadata::from_map(serde_json::json!({ "disk_name": name }).as_object().unwrap()),
+            ..Resource::bare(&format!("{instance}-{name}"))
+        };
+        let (a, b) = (registry.intern_resource(disk("vm-a", "vda")), registry.intern_resource(disk("vm-b", "vda")));
+        let other = registry.intern_resource(disk("vm-a", "vdb"));
+        let keys = |handle| registry.resource(handle).unwrap().extra.clone();
+        assert_eq!((keys(a).as_json(), keys(other).as_json()), (r#"{"disk_name":"vda"}"#, r#"{"disk_name":"vdb"}"#));
+        assert!(std::ptr::eq(keys(a).as_json(), keys(b).as_json()), "one copy of the keys of two vda");
+        assert_eq!(lock(&registry.shared).device_keys.0.len(), 2);
+
+        for handle in [a, b] {
+            read(&registry.resources).used[handle as usize].store(0, Ordering::Relaxed);
+        }
+        assert_eq!(registry.evict_resources_unused_for(Duration::from_secs(50)), 2);
+        assert_eq!(lock(&registry.shared).device_keys.0.len(), 1, "vda's keys are gone with its disks");
+    }
+
+    #[test]
     fn resources_of_one_owner_share_it_until_none_is_left() {
         let registry = Registry { started: Instant::now() - Duration::from_secs(100), ..Registry::default() };
         let owned = |id: &str| Resource { owner: Owner::of(Some("alice"), Some("p1")), ..Resource::bare(id) };
@@ -312,13 +361,13 @@ mod tests {
         let owner = |handle| registry.resource(handle).unwrap().owner.clone().unwrap();
         assert!(Arc::ptr_eq(&owner(a), &owner(b)), "one copy of alice/p1");
         assert_eq!(owner(other).user_id.as_deref(), Some("bob"));
-        assert_eq!(lock(&registry.owners).len(), 2);
+        assert_eq!(lock(&registry.shared).owners.0.len(), 2);
 
         for handle in [a, b] {
             read(&registry.resources).used[handle as usize].store(0, Ordering::Relaxed);
         }
         assert_eq!(registry.evict_resources_unused_for(Duration::from_secs(50)), 2);
-        let owners = lock(&registry.owners);
+        let owners = &lock(&registry.shared).owners.0;
         assert_eq!(owners.len(), 1, "alice/p1 is gone with her resources");
         assert!(owners.iter().all(|o| o.user_id.as_deref() == Some("bob")));
     }
