@@ -69,7 +69,7 @@ fn measure(uri: &str, cache: &str, label: &str) {
     }
     let plugins: String = chosen.iter().map(|p| format!("    {p}: {{grants: [hypervisor]}}\n")).collect();
     let yaml = format!(
-        "agent:\n  libvirt_uri: {uri}\n  libvirt_timeout: 60\n  call_timeout: 120\n  plugin_dir: {}\n  cache_dir: {cache}\n  plugins:\n{plugins}sources:\n  - {{name: compute, interval: 60, meters: ['*'], sinks: [out]}}\nsinks:\n  - {{name: out, publishers: ['stdout://']}}\n",
+        "agent:\n  libvirt_uri: {uri}\n  libvirt_timeout: 60\n  call_wall_timeout: 120\n  plugin_dir: {}\n  cache_dir: {cache}\n  plugins:\n{plugins}sources:\n  - {{name: compute, interval: 60, meters: ['*'], sinks: [out]}}\nsinks:\n  - {{name: out, publishers: ['stdout://']}}\n",
         plugin_dir.path().display()
     );
     let pipeline = config::parse(&yaml, Path::new("bench.yaml"), &repo()).expect("bench pipeline");

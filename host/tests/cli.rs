@@ -175,13 +175,17 @@ fn bad_yaml_is_reported_with_line_and_column_and_exit_78() {
 fn every_configuration_problem_is_listed_at_once() {
     let workspace = builtin_workspace();
     workspace.write_pipeline(
-        "  call_timeout: 0\n",
+        "  call_timeout: 0\n  plugins:\n    cpu:\n      call_timeout: 5\n      call_wall_timeout: 1\n",
         "sources:\n  - name: a\n    meters: [cpu]\n    sinks: [nowhere]\nsinks:\n  - name: out\n    publishers: ['kafka://broker']\n",
     );
     let output = pollen(&["run"], workspace.path());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(78), "{stderr}");
-    assert!(stderr.contains("4 problems"), "{stderr}");
+    assert!(stderr.contains("5 problems"), "{stderr}");
+    assert!(
+        stderr.contains("agent.plugins.cpu.call_wall_timeout: must be at least the plugin's call_timeout (5s)"),
+        "{stderr}"
+    );
     assert!(stderr.contains("no source sends to sink `out`"), "{stderr}");
     assert!(stderr.contains("agent.call_timeout"), "{stderr}");
     assert!(stderr.contains("unknown sink `nowhere`"), "{stderr}");

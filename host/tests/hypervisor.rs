@@ -252,6 +252,28 @@ impl Drop for Frozen {
     }
 }
 
+/// What a plugin waits on libvirt is not its own running time: a libvirtd that
+/// answers only after a second holds the discoverer up for longer than its
+/// `call_timeout`, and the cycle still gets its samples.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_plugin_waiting_on_libvirtd_longer_than_its_own_deadline_goes_on() {
+    let Some(_daemon) = daemon().await else { return };
+    let (_booted, _workspace, agent, id) =
+        one_domain_polled("pollen-it-slow", "  call_timeout: 0.3\n  libvirt_timeout: 5\n").await;
+
+    let frozen = Frozen::libvirtd();
+    let thaw = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(1));
+        drop(frozen);
+    });
+    let started = Instant::now();
+    let (samples, _) = cycle(&agent).await;
+    let took = started.elapsed();
+    thaw.join().unwrap();
+    assert!(took >= Duration::from_secs(1), "the cycle waited for libvirtd to answer: {took:?}");
+    assert!(has_cpu(&samples, &id), "the discoverer was not stopped for waiting on libvirtd");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_frozen_libvirtd_times_out_and_the_agent_recovers() {
     let Some(_daemon) = daemon().await else { return };

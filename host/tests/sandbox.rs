@@ -107,6 +107,33 @@ fn the_agent_refuses_to_start_on_a_refused_plugin_and_names_it() {
     assert!(error.to_string().contains("unknown_world.wasm"));
 }
 
+/// A plugin that keeps the host busy on its behalf (asking for a domain's XML
+/// without end) spends its time mostly in host calls, which its own deadline does not
+/// count: its wall-time deadline stops it, and the error names that deadline.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_plugin_looping_on_host_calls_is_stopped_by_its_wall_deadline() {
+    let workspace = Workspace::new(&[builtin("local_instances"), hostile("spin_forever")]);
+    let agent_extra = format!(
+        "{}    spin_forever:\n      grants: [hypervisor]\n      call_timeout: 0.5\n      call_wall_timeout: 0.5\n      params: {{on: host}}\n",
+        grants(&["local_instances"])
+    );
+    let path = workspace.write_pipeline(
+        &agent_extra,
+        "sources:\n  - name: all\n    interval: 60\n    meters: ['*']\n    sinks: [out]\nsinks:\n  - name: out\n    publishers: ['stdout://']\n",
+    );
+    let agent = Agent::build(config::load(&path).expect("pipeline")).expect("agent");
+    let started = std::time::Instant::now();
+    let output = run_cycle(&agent.plugins, &agent.hypervisor, &agent.registry, &agent.pipeline.sources).await;
+    assert!(started.elapsed() < std::time::Duration::from_secs(10), "the cycle took {:?}", started.elapsed());
+    match output.failures.as_slice() {
+        [failure @ PluginError::WallDeadline { plugin, timeout }] => {
+            assert_eq!((plugin.as_str(), *timeout), ("spin_forever", std::time::Duration::from_millis(500)));
+            assert!(failure.to_string().contains("call_wall_timeout"), "{failure}");
+        }
+        other => panic!("expected spin_forever's wall deadline alone, got {other:?}"),
+    }
+}
+
 /// Every hostile plugin at once, beside the built-in ones: each failure is reported
 /// with its plugin's name, and every other plugin's samples still come out, cycle
 /// after cycle.
@@ -122,8 +149,8 @@ async fn hostile_plugins_cost_only_their_own_samples() {
         hostile("liar"),
     ]);
     let agent_extra = format!(
-        "{}    spin_forever:\n      call_timeout: 0.3\n    grow_forever:\n      memory_limit_mib: 16\n",
-        grants(&["local_instances", "cpu", "memory", "spin_forever", "grow_forever", "trap", "liar"])
+        "{}    spin_forever:\n      grants: [hypervisor]\n      call_timeout: 0.3\n    grow_forever:\n      memory_limit_mib: 16\n",
+        grants(&["local_instances", "cpu", "memory", "trap", "liar"])
     );
     let path = workspace.write_pipeline(
         &agent_extra,

@@ -28,12 +28,14 @@ fn host_error(error: HypervisorError) -> Error {
 
 impl wit::Host for PluginState {
     fn list_domains(&mut self) -> Result<Vec<wit::Domain>, Error> {
-        let domains = self.snapshot()?.domains().map_err(host_error)?;
+        let snapshot = self.snapshot()?;
+        let domains = self.waiting(|| snapshot.domains()).map_err(host_error)?;
         Ok(domains.iter().map(domain).collect())
     }
 
     fn get_stats(&mut self, uuid: String) -> Result<wit::DomainStats, Error> {
-        let stats = self.snapshot()?.stats(&uuid).map_err(host_error)?;
+        let snapshot = self.snapshot()?;
+        let stats = self.waiting(|| snapshot.stats(&uuid)).map_err(host_error)?;
         Ok(wit::DomainStats {
             domain: domain(&stats.domain),
             vcpus: stats.vcpus,
@@ -99,7 +101,8 @@ impl wit::Host for PluginState {
     }
 
     fn get_xml(&mut self, uuid: String, known: u64) -> Result<Option<wit::DomainXml>, Error> {
-        let xml = self.snapshot()?.xml(&uuid, known).map_err(host_error)?;
+        let snapshot = self.snapshot()?;
+        let xml = self.waiting(|| snapshot.xml(&uuid, known)).map_err(host_error)?;
         Ok(xml.map(|(stamp, xml)| wit::DomainXml { stamp, xml }))
     }
 }

@@ -23,13 +23,21 @@ pub(super) fn check(pipeline: &Pipeline) -> Vec<ConfigError> {
     }
     if !(agent.libvirt_timeout > 0.0 && agent.libvirt_timeout.is_finite()) {
         fail("agent.libvirt_timeout".into(), "must be a positive number of seconds".into());
-    } else if agent.call_timeout > 0.0 && agent.libvirt_timeout >= agent.call_timeout {
+    } else if agent.libvirt_timeout >= agent.call_wall_timeout {
         fail(
             "agent.libvirt_timeout".into(),
             format!(
-                "must be below agent.call_timeout ({}), or a plugin waiting on libvirt is cut off before libvirt's own timeout",
-                agent.call_timeout
+                "must be below agent.call_wall_timeout ({}), or a plugin waiting on libvirt is cut off before libvirt's own timeout",
+                agent.call_wall_timeout
             ),
+        );
+    }
+    if !(agent.call_wall_timeout > 0.0 && agent.call_wall_timeout.is_finite()) {
+        fail("agent.call_wall_timeout".into(), "must be a positive number of seconds".into());
+    } else if agent.call_wall_timeout < agent.call_timeout {
+        fail(
+            "agent.call_wall_timeout".into(),
+            format!("must be at least agent.call_timeout ({}): wall time includes the call's own", agent.call_timeout),
         );
     }
     for (index, address) in agent.prometheus_listen.iter().enumerate() {
@@ -46,6 +54,17 @@ pub(super) fn check(pipeline: &Pipeline) -> Vec<ConfigError> {
         }
         if plugin.call_timeout.is_some_and(|t| !(t > 0.0 && t.is_finite())) {
             fail(format!("agent.plugins.{name}.call_timeout"), "must be a positive number of seconds".into());
+        }
+        if plugin.call_wall_timeout.is_some_and(|t| !(t > 0.0 && t.is_finite())) {
+            fail(format!("agent.plugins.{name}.call_wall_timeout"), "must be a positive number of seconds".into());
+        } else if agent.call_wall_timeout(name) < agent.call_timeout(name) {
+            fail(
+                format!("agent.plugins.{name}.call_wall_timeout"),
+                format!(
+                    "must be at least the plugin's call_timeout ({:?}): wall time includes the call's own",
+                    agent.call_timeout(name)
+                ),
+            );
         }
         for (key, value) in &plugin.params {
             if scalar_text(value).is_none() {

@@ -41,7 +41,7 @@ pub struct Agent {
     /// cycle.
     pub start_jitter: f64,
     /// Seconds a libvirt call may take before it counts as failed; below
-    /// `call_timeout`, so that a plugin waiting on libvirt is not cut off first.
+    /// `call_wall_timeout`, so that a plugin waiting on libvirt is not cut off first.
     pub libvirt_timeout: f64,
     /// Folder of plugin components (`*.wasm`); relative to the pipeline file.
     pub plugin_dir: PathBuf,
@@ -52,8 +52,12 @@ pub struct Agent {
     pub sample_source: String,
     /// Memory limit of each plugin instance, in MiB, unless its own settings say.
     pub memory_limit_mib: u64,
-    /// CPU deadline of each plugin call, in seconds, unless its own settings say.
+    /// Deadline of each plugin call's own running time (not counting its waits on the
+    /// host, e.g. on libvirt), in seconds, unless its own settings say.
     pub call_timeout: f64,
+    /// Deadline of each plugin call's wall time, host waits included, in seconds,
+    /// unless its own settings say.
+    pub call_wall_timeout: f64,
     /// Per-plugin settings, by plugin name (the `.wasm` file's stem).
     pub plugins: BTreeMap<String, PluginSettings>,
     /// Key of the metering messages' `message_signature` (Ceilometer's
@@ -76,6 +80,7 @@ impl Default for Agent {
             sample_source: "openstack".into(),
             memory_limit_mib: 64,
             call_timeout: 2.0,
+            call_wall_timeout: 60.0,
             plugins: BTreeMap::new(),
             telemetry_secret: String::new(),
             prometheus_listen: Vec::new(),
@@ -107,10 +112,16 @@ impl Agent {
         usize::try_from(mib.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX)
     }
 
-    /// The CPU deadline of one call into one plugin.
+    /// The deadline of one call's own running time, for one plugin.
     pub fn call_timeout(&self, name: &str) -> Duration {
         let seconds = self.plugins.get(name).and_then(|p| p.call_timeout).unwrap_or(self.call_timeout);
         Duration::try_from_secs_f64(seconds).unwrap_or(Duration::from_secs(2))
+    }
+
+    /// The deadline of one call's wall time, for one plugin.
+    pub fn call_wall_timeout(&self, name: &str) -> Duration {
+        let seconds = self.plugins.get(name).and_then(|p| p.call_wall_timeout).unwrap_or(self.call_wall_timeout);
+        Duration::try_from_secs_f64(seconds).unwrap_or(Duration::from_secs(60))
     }
 
     /// The telemetry secret in force: the environment's `POLLEN_TELEMETRY_SECRET` if
@@ -158,8 +169,10 @@ pub struct PluginSettings {
     pub params: BTreeMap<String, serde_yaml::Value>,
     /// Memory limit in MiB.
     pub memory_limit_mib: Option<u64>,
-    /// CPU deadline per call, in seconds.
+    /// Deadline of a call's own running time, in seconds.
     pub call_timeout: Option<f64>,
+    /// Deadline of a call's wall time, host waits included, in seconds.
+    pub call_wall_timeout: Option<f64>,
 }
 
 impl PluginSettings {

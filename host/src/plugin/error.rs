@@ -144,9 +144,19 @@ impl LoadError {
 /// trap, deadline or memory failure the instance is thrown away and re-made.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum PluginError {
-    /// Ran past its CPU deadline.
+    /// Ran past the deadline of its own running time.
     #[error("plugin `{plugin}` ran past its deadline of {timeout:?} and was stopped")]
     Deadline {
+        /// The plugin.
+        plugin: String,
+        /// Its deadline.
+        timeout: Duration,
+    },
+    /// Ran past the deadline of its wall time (waits on the host included).
+    #[error(
+        "plugin `{plugin}` ran past its wall-time deadline of {timeout:?} (waits on the host included; `call_wall_timeout`) and was stopped"
+    )]
+    WallDeadline {
         /// The plugin.
         plugin: String,
         /// Its deadline.
@@ -200,7 +210,7 @@ impl PluginError {
     /// Whether the failure threw the instance away (as opposed to an error the
     /// plugin returned itself).
     pub fn discards_instance(&self) -> bool {
-        matches!(self, Self::Deadline { .. } | Self::MemoryLimit { .. } | Self::Trap { .. })
+        matches!(self, Self::Deadline { .. } | Self::WallDeadline { .. } | Self::MemoryLimit { .. } | Self::Trap { .. })
     }
 }
 

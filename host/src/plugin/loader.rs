@@ -116,6 +116,7 @@ fn fingerprint(bytes: &[u8], name: &str, agent: &Agent) -> u64 {
     format!("{:?}", agent.plugin(name)).hash(&mut hasher);
     agent.memory_limit(name).hash(&mut hasher);
     agent.call_timeout(name).hash(&mut hasher);
+    agent.call_wall_timeout(name).hash(&mut hasher);
     hasher.finish()
 }
 
@@ -158,6 +159,7 @@ fn load_bytes(
         registry: registry.clone(),
         memory_limit: agent.memory_limit(&name),
         call_timeout: agent.call_timeout(&name),
+        call_wall_timeout: agent.call_wall_timeout(&name),
     };
     let sandbox = Sandbox::new(engine, kind, pre, context)
         .map_err(|error| LoadError::Link { path: path.to_path_buf(), message: format!("{error:#}") })?;

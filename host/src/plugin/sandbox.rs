@@ -1,10 +1,16 @@
 //! Running one plugin: a store per instance, every call under the plugin's memory
-//! limit and CPU deadline, and an instance that failed thrown away and re-made on
-//! the next call.
+//! limit and deadlines, and an instance that failed thrown away and re-made on the
+//! next call.
+//!
+//! A call has two deadlines, both checked on the engine's epoch ticks: its own
+//! running time (`call_timeout`), which does not count what it waits on the host
+//! (a discoverer reading ten thousand domains' XML through libvirtd waits for
+//! seconds and runs for a fraction of that), and its wall time (`call_wall_timeout`),
+//! which bounds a plugin that keeps the host busy on its behalf.
 
 use super::engine::PluginEngine;
 use super::error::PluginError;
-use super::state::{PluginContext, PluginState};
+use super::state::{CallClock, PluginContext, PluginState};
 use super::PluginKind;
 use crate::bindings::discoverer::{DiscovererPlugin, DiscovererPluginPre};
 use crate::bindings::pollster::{PollsterPlugin, PollsterPluginPre};
@@ -13,7 +19,23 @@ use crate::bindings::types;
 use crate::hypervisor::CycleSnapshot;
 use std::sync::{Arc, Mutex};
 use wasmtime::component::InstancePre;
-use wasmtime::{Store, Trap};
+use wasmtime::{Store, Trap, UpdateDeadline};
+
+/// What a call's deadline check decides: stop it if it ran past either deadline,
+/// else check again when the nearer one could be reached.
+fn next_deadline(state: &mut PluginState) -> UpdateDeadline {
+    let (own_limit, wall_limit) = (state.context.call_timeout, state.context.call_wall_timeout);
+    let clock = &mut state.clock;
+    let (own, wall) = (clock.own(), clock.elapsed());
+    if own >= own_limit {
+        return UpdateDeadline::Interrupt;
+    }
+    if wall >= wall_limit {
+        clock.past_wall_deadline = true;
+        return UpdateDeadline::Interrupt;
+    }
+    UpdateDeadline::Continue(PluginEngine::deadline_ticks((own_limit - own).min(wall_limit - wall)))
+}
 
 /// A world's pre-instantiated component.
 #[derive(Clone)]
@@ -59,7 +81,7 @@ impl Sandbox {
             PluginKind::Transformer => WorldPre::Transformer(TransformerPluginPre::new(pre)?),
         };
         Ok(Self {
-            deadline_ticks: PluginEngine::deadline_ticks(context.call_timeout),
+            deadline_ticks: PluginEngine::deadline_ticks(context.call_timeout.min(context.call_wall_timeout)),
             context,
             pre,
             engine: engine.engine.clone(),
@@ -96,9 +118,12 @@ impl Sandbox {
         }
         let live = slot.as_mut().expect("instantiated above");
         live.store.data_mut().cycle = cycle;
+        live.store.data_mut().clock = CallClock::start();
         live.store.set_epoch_deadline(self.deadline_ticks);
         let result = f(&live.instance, &mut live.store);
         live.store.data_mut().cycle = None;
+        let clock = live.store.data().clock;
+        tracing::debug!(plugin = %self.name(), own = ?clock.own(), waited = ?clock.waited, "plugin call");
         let stderr = self.log_stderr(live);
         match result {
             Ok(Ok(value)) => Ok(value),
@@ -121,7 +146,7 @@ impl Sandbox {
     fn instantiate(&self) -> Result<Live, PluginError> {
         let mut store = Store::new(&self.engine, PluginState::new(self.context.clone()));
         store.limiter(|state| &mut state.limiter);
-        store.epoch_deadline_trap();
+        store.epoch_deadline_callback(|mut store| Ok(next_deadline(store.data_mut())));
         store.set_epoch_deadline(self.deadline_ticks);
         let instance = match &self.pre {
             WorldPre::Pollster(pre) => pre.instantiate(&mut store).map(WorldInstance::Pollster),
@@ -155,7 +180,10 @@ impl Sandbox {
         let failure = if store.data().limiter.exceeded() {
             PluginError::MemoryLimit { plugin, limit_mib: store.data().limiter.limit() / (1024 * 1024) }
         } else if error.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
-            PluginError::Deadline { plugin, timeout: self.context.call_timeout }
+            match store.data().clock.past_wall_deadline {
+                true => PluginError::WallDeadline { plugin, timeout: self.context.call_wall_timeout },
+                false => PluginError::Deadline { plugin, timeout: self.context.call_timeout },
+            }
         } else {
             let said: Vec<&str> = stderr.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
             let tail = said[said.len().saturating_sub(2)..].join(" ");

@@ -7,7 +7,7 @@ use crate::hypervisor::CycleSnapshot;
 use crate::registry::{Registry, ResourceHandle};
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
@@ -28,8 +28,10 @@ pub struct PluginContext {
     pub registry: Arc<Registry>,
     /// Memory limit, bytes.
     pub memory_limit: usize,
-    /// CPU deadline per call.
+    /// Deadline of a call's own running time (its waits on the host not counted).
     pub call_timeout: Duration,
+    /// Deadline of a call's wall time.
+    pub call_wall_timeout: Duration,
 }
 
 impl PluginContext {
@@ -58,6 +60,8 @@ pub struct PluginState {
     pub(crate) reported: HashSet<ResourceHandle>,
     /// The `discover` call in progress, if any.
     pub(crate) discovering: Option<DiscoveryCall>,
+    /// The time of the call in progress.
+    pub(crate) clock: CallClock,
     wasi: WasiCtx,
     table: ResourceTable,
 }
@@ -83,6 +87,7 @@ impl PluginState {
             stderr,
             reported: HashSet::new(),
             discovering: None,
+            clock: CallClock::start(),
             wasi,
             table: ResourceTable::new(),
         }
@@ -91,6 +96,42 @@ impl PluginState {
     /// The plugin's name.
     pub fn name(&self) -> &str {
         &self.context.name
+    }
+
+    /// Runs `wait` (a host call that blocks, e.g. on libvirt), its time counted as
+    /// waiting, not as the plugin's own.
+    pub(crate) fn waiting<T>(&mut self, wait: impl FnOnce() -> T) -> T {
+        let started = Instant::now();
+        let result = wait();
+        self.clock.waited += started.elapsed();
+        result
+    }
+}
+
+/// The time of one call into a plugin: since when, and how much of it the plugin
+/// spent waiting on the host.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CallClock {
+    pub started: Instant,
+    pub waited: Duration,
+    /// Whether the call was stopped for its wall time.
+    pub past_wall_deadline: bool,
+}
+
+impl CallClock {
+    /// A clock started now.
+    pub fn start() -> Self {
+        Self { started: Instant::now(), waited: Duration::ZERO, past_wall_deadline: false }
+    }
+
+    /// Wall time so far.
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// The plugin's own time so far: wall time less its waits.
+    pub fn own(&self) -> Duration {
+        self.elapsed().saturating_sub(self.waited)
     }
 }
 

@@ -1,4 +1,7 @@
-//! Describes a meter, then loops forever when polled: the host's CPU deadline must stop it.
+//! Describes a meter, then loops forever when polled: the host's deadlines must stop
+//! it. By default it loops in its own code (`call_timeout` stops it); with the
+//! parameter `on: host` it asks the hypervisor for the first resource's XML over and
+//! over, so that its time is mostly the host's (`call_wall_timeout` stops it).
 use pollen_sdk::pollster::*;
 
 struct SpinForever;
@@ -8,7 +11,13 @@ impl Pollster for SpinForever {
         vec![Meter::gauge("test.spin", "1").discovered_by("local_instances")]
     }
 
-    fn poll(_resources: Vec<Resource>) -> Result<Vec<Sample>, Error> {
+    fn poll(resources: Vec<Resource>) -> Result<Vec<Sample>, Error> {
+        if config::get("on").as_deref() == Some("host") {
+            let uuid = resources.first().map(|r| r.id.clone()).unwrap_or_default();
+            loop {
+                std::hint::black_box(hypervisor::get_xml(&uuid, 0)?);
+            }
+        }
         let mut counter = 0u64;
         loop {
             counter = std::hint::black_box(counter.wrapping_add(1));
