@@ -112,7 +112,9 @@ impl PluginState {
 /// spent waiting on the host.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct CallClock {
+    /// When the call began.
     pub started: Instant,
+    /// How long it has waited on the host so far.
     pub waited: Duration,
     /// Whether the call was stopped for its wall time.
     pub past_wall_deadline: bool,
