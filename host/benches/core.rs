@@ -186,6 +186,15 @@ fn run_rss(cache: &Path) {
         out.display()
     );
     std::fs::write(workspace.path().join("pipeline.yaml"), pipeline).unwrap();
+    // The plugins compiled beforehand (as after any first start), so that the figure
+    // is the agent's, not the compiler's, whichever sections run before.
+    let validated = Command::new(env!("CARGO_BIN_EXE_pollen"))
+        .args(["validate", "--log", "warn"])
+        .current_dir(workspace.path())
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(validated.success());
     let child = Command::new(env!("CARGO_BIN_EXE_pollen"))
         .args(["run", "--log", "warn"])
         .current_dir(workspace.path())

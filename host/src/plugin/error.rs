@@ -145,7 +145,9 @@ impl LoadError {
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum PluginError {
     /// Ran past the deadline of its own running time.
-    #[error("plugin `{plugin}` ran past its deadline of {timeout:?} and was stopped")]
+    #[error(
+        "plugin `{plugin}` ran past its deadline of {timeout:?} (its own running time; `call_timeout`) and was stopped"
+    )]
     Deadline {
         /// The plugin.
         plugin: String,
