@@ -154,25 +154,28 @@ fn start_times(cache: &Path) {
         ),
     );
     std::fs::write(workspace.path().join("pipeline.yaml"), pipeline).unwrap();
-    let run = || {
-        let started = Instant::now();
-        let status = Command::new(env!("CARGO_BIN_EXE_pollen"))
-            .args(["validate", "--log", "warn"])
-            .current_dir(workspace.path())
-            .stdout(Stdio::null())
-            .status()
-            .unwrap();
-        assert!(status.success());
-        started.elapsed()
-    };
-    let cold = run();
-    let warm: Vec<Duration> = (0..5).map(|_| run()).collect();
+    let cold = validate(workspace.path());
+    let warm: Vec<Duration> = (0..5).map(|_| validate(workspace.path())).collect();
     let warm_best = warm.iter().min().unwrap();
     println!(
         "start, built-in plugins (pollen validate): cold {:.0} ms (compiles), warm {:.0} ms (best of 5, cached)",
         cold.as_secs_f64() * 1e3,
         warm_best.as_secs_f64() * 1e3
     );
+}
+
+/// Runs `pollen validate` on the pipeline in `dir` (loading, and if need be compiling,
+/// every plugin); returns how long it took.
+fn validate(dir: &Path) -> Duration {
+    let started = Instant::now();
+    let status = Command::new(env!("CARGO_BIN_EXE_pollen"))
+        .args(["validate", "--log", "warn"])
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    started.elapsed()
 }
 
 /// Resident memory of `pollen run` on the shipped plugins, polling every second.
@@ -188,13 +191,7 @@ fn run_rss(cache: &Path) {
     std::fs::write(workspace.path().join("pipeline.yaml"), pipeline).unwrap();
     // The plugins compiled beforehand (as after any first start), so that the figure
     // is the agent's, not the compiler's, whichever sections run before.
-    let validated = Command::new(env!("CARGO_BIN_EXE_pollen"))
-        .args(["validate", "--log", "warn"])
-        .current_dir(workspace.path())
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(validated.success());
+    validate(workspace.path());
     let child = Command::new(env!("CARGO_BIN_EXE_pollen"))
         .args(["run", "--log", "warn"])
         .current_dir(workspace.path())
