@@ -5,7 +5,6 @@
 mod common;
 
 use common::*;
-use pollen_host::config;
 use pollen_host::pipeline::{cycle::run_cycle, cycle::stream_cycle, Agent};
 use pollen_host::sample::MeterType;
 use pollen_testkit::{DomainSpec, NodeSpec};
@@ -73,11 +72,7 @@ fn compute_agent(workspace: &Workspace, node_uri: &str, include_stopped: bool) -
         "  libvirt_uri: {node_uri}\n{}    local_instances:\n      grants: [hypervisor]\n      params: {{include_stopped: '{include_stopped}', host: compute-1}}\n",
         grants(&COMPUTE_PLUGINS[1..])
     );
-    let path = workspace.write_pipeline(
-        &agent_extra,
-        "sources:\n  - name: compute\n    interval: 60\n    meters: ['*']\n    sinks: [out]\nsinks:\n  - name: out\n    publishers: ['stdout://']\n",
-    );
-    Agent::build(config::load(&path).expect("pipeline")).expect("agent")
+    workspace.polling_agent(&agent_extra, "meters: ['*']")
 }
 
 /// Polls every compute meter `cycles` times from `node_uri` and resolves the samples.
@@ -370,14 +365,21 @@ async fn stopped_instances_are_left_out_by_default() {
     }
 }
 
-/// A large host is polled in several calls per pollster (100 instances each): every
-/// sample still lands on its own domain.
-#[tokio::test(flavor = "multi_thread")]
-async fn a_large_host_is_polled_in_chunks_without_mixing_domains_up() {
+/// A workspace with the compute plugins and a node of 600 running domains with Nova
+/// metadata, in more chunks than one.
+fn large_host() -> (Workspace, NodeSpec, std::path::PathBuf) {
     let workspace = Workspace::new(&COMPUTE_PLUGINS.map(builtin));
     let spec = NodeSpec { domains: 600, stopped_every: 0, plain_every: 0 };
     let node = workspace.path().join("node.xml");
     spec.write(&node).unwrap();
+    (workspace, spec, node)
+}
+
+/// A large host is polled in several calls per pollster (100 instances each): every
+/// sample still lands on its own domain.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_large_host_is_polled_in_chunks_without_mixing_domains_up() {
+    let (workspace, spec, node) = large_host();
     let samples = poll(&workspace, &format!("test://{}", node.display()), false, 1).await.pop().unwrap();
     for d in spec.domain_specs() {
         let vcpus = samples.iter().find(|s| s.meter == "vcpus" && s.resource_id == d.uuid).expect("vcpus");
@@ -392,10 +394,7 @@ async fn a_large_host_is_polled_in_chunks_without_mixing_domains_up() {
 /// domain's samples whole in one chunk.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_large_host_s_samples_are_handed_over_chunk_by_chunk() {
-    let workspace = Workspace::new(&COMPUTE_PLUGINS.map(builtin));
-    let spec = NodeSpec { domains: 600, stopped_every: 0, plain_every: 0 };
-    let node = workspace.path().join("node.xml");
-    spec.write(&node).unwrap();
+    let (workspace, _, node) = large_host();
     let agent = compute_agent(&workspace, &format!("test://{}", node.display()), false);
     let mut chunks = Vec::new();
     let keep = |chunk: Vec<Vec<pollen_host::sample::Sample>>| {

@@ -10,7 +10,6 @@
 mod common;
 
 use common::*;
-use pollen_host::config;
 use pollen_host::hypervisor::{Hypervisor, HypervisorError};
 use pollen_host::pipeline::{cycle::run_cycle, Agent};
 use pollen_testkit::QemuDomain;
@@ -79,11 +78,7 @@ impl Drop for Booted {
 }
 
 fn agent(workspace: &Workspace, extra: &str) -> Agent {
-    let path = workspace.write_pipeline(
-        &format!("  libvirt_uri: {URI}\n{extra}{}", grants(&COMPUTE_PLUGINS)),
-        "sources:\n  - name: compute\n    interval: 60\n    meters: ['*']\n    sinks: [out]\nsinks:\n  - name: out\n    publishers: ['stdout://']\n",
-    );
-    Agent::build(config::load(&path).expect("pipeline")).expect("agent")
+    workspace.polling_agent(&format!("  libvirt_uri: {URI}\n{extra}{}", grants(&COMPUTE_PLUGINS)), "meters: ['*']")
 }
 
 /// `(meter, resource id) -> volume` of one cycle.

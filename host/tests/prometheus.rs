@@ -105,10 +105,7 @@ fn the_endpoint_serves_new_resources_series_and_forgets_vanished_ones() {
 #[test]
 fn an_address_already_in_use_is_a_clear_error_at_start() {
     let workspace = Workspace::new(&[builtin("local_instances"), builtin("cpu")]);
-    workspace.write_pipeline(
-        &grants(&["local_instances", "cpu"]),
-        "sources:\n  - name: compute\n    interval: 60\n    meters: [cpu]\n    sinks: [out]\nsinks:\n  - name: out\n    publishers: ['stdout://']\n",
-    );
+    workspace.write_pipeline(&grants(&["local_instances", "cpu"]), &stdout_source("meters: [cpu]"));
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let address = taken.local_addr().unwrap().to_string();
     let output = Command::new(env!("CARGO_BIN_EXE_pollen"))

@@ -117,11 +117,7 @@ async fn a_plugin_looping_on_host_calls_is_stopped_by_its_wall_deadline() {
         "{}    spin_forever:\n      grants: [hypervisor]\n      call_timeout: 0.5\n      call_wall_timeout: 0.5\n      params: {{on: host}}\n",
         grants(&["local_instances"])
     );
-    let path = workspace.write_pipeline(
-        &agent_extra,
-        "sources:\n  - name: all\n    interval: 60\n    meters: ['*']\n    sinks: [out]\nsinks:\n  - name: out\n    publishers: ['stdout://']\n",
-    );
-    let agent = Agent::build(config::load(&path).expect("pipeline")).expect("agent");
+    let agent = workspace.polling_agent(&agent_extra, "meters: ['*']");
     let started = std::time::Instant::now();
     let output = run_cycle(&agent.plugins, &agent.hypervisor, &agent.registry, &agent.pipeline.sources).await;
     assert!(started.elapsed() < std::time::Duration::from_secs(10), "the cycle took {:?}", started.elapsed());
@@ -152,11 +148,7 @@ async fn hostile_plugins_cost_only_their_own_samples() {
         "{}    spin_forever:\n      grants: [hypervisor]\n      call_timeout: 0.3\n    grow_forever:\n      memory_limit_mib: 16\n",
         grants(&["local_instances", "cpu", "memory", "trap", "liar"])
     );
-    let path = workspace.write_pipeline(
-        &agent_extra,
-        "sources:\n  - name: all\n    interval: 60\n    meters: ['*']\n    sinks: [out]\nsinks:\n  - name: out\n    publishers: ['stdout://']\n",
-    );
-    let agent = Agent::build(config::load(&path).expect("pipeline")).expect("agent");
+    let agent = workspace.polling_agent(&agent_extra, "meters: ['*']");
 
     for cycle in 0..2 {
         let started = std::time::Instant::now();
@@ -198,11 +190,8 @@ async fn hostile_plugins_cost_only_their_own_samples() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_discoverer_reports_unchanged_resources_by_id_and_cannot_invent_them() {
     let workspace = Workspace::new(&[hostile("liar_discoverer"), hostile("liar")]);
-    let path = workspace.write_pipeline(
-        &grants(&["liar_discoverer", "liar"]),
-        "sources:\n  - name: all\n    interval: 60\n    meters: [test.liar]\n    discovery: [liar_instances]\n    sinks: [out]\nsinks:\n  - name: out\n    publishers: ['stdout://']\n",
-    );
-    let agent = Agent::build(config::load(&path).expect("pipeline")).expect("agent");
+    let agent = workspace
+        .polling_agent(&grants(&["liar_discoverer", "liar"]), "meters: [test.liar]\n    discovery: [liar_instances]");
     // The liar pollster adds three malformed samples per call; the discoverer's lie,
     // one more on its second call. Without a fresh instance the third call would lie
     // again.
@@ -230,11 +219,7 @@ async fn a_discoverer_reports_unchanged_resources_by_id_and_cannot_invent_them()
 async fn pollsters_report_what_libvirt_reports_with_nova_metadata() {
     let workspace = Workspace::new(&[builtin("local_instances"), builtin("cpu"), builtin("memory")]);
     let agent_extra = format!("  libvirt_uri: {}\n{}", nova_node_uri(), grants(&["local_instances", "cpu", "memory"]));
-    let path = workspace.write_pipeline(
-        &agent_extra,
-        "sources:\n  - name: compute\n    interval: 60\n    meters: [cpu, memory.usage]\n    sinks: [out]\nsinks:\n  - name: out\n    publishers: ['stdout://']\n",
-    );
-    let agent = Agent::build(config::load(&path).expect("pipeline")).expect("agent");
+    let agent = workspace.polling_agent(&agent_extra, "meters: [cpu, memory.usage]");
     let output = run_cycle(&agent.plugins, &agent.hypervisor, &agent.registry, &agent.pipeline.sources).await;
     assert!(output.failures.is_empty(), "{:?}", output.failures);
 
@@ -321,11 +306,7 @@ fn a_transformer_keeps_its_state_between_calls() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_plugin_reaches_no_files_environment_network_or_clock() {
     let workspace = Workspace::new(&[builtin("local_instances"), hostile("prober")]);
-    let path = workspace.write_pipeline(
-        &grants(&["local_instances", "prober"]),
-        "sources:\n  - name: probe\n    interval: 60\n    meters: ['probe.*']\n    sinks: [out]\nsinks:\n  - name: out\n    publishers: ['stdout://']\n",
-    );
-    let agent = Agent::build(config::load(&path).expect("pipeline")).expect("agent");
+    let agent = workspace.polling_agent(&grants(&["local_instances", "prober"]), "meters: ['probe.*']");
     let output = run_cycle(&agent.plugins, &agent.hypervisor, &agent.registry, &agent.pipeline.sources).await;
     assert!(output.failures.is_empty(), "{:?}", output.failures);
     let probes: std::collections::BTreeMap<String, f64> =

@@ -2,6 +2,8 @@
 //! plugin directories and pipeline files.
 #![allow(dead_code)]
 
+use pollen_host::config;
+use pollen_host::pipeline::Agent;
 use pollen_host::publish::Batch;
 use pollen_host::registry::Registry;
 use pollen_host::sample::{Metadata, Meter, MeterType, Owner, Resource, Sample};
@@ -79,6 +81,22 @@ impl Workspace {
         std::fs::write(&path, text).expect("write pipeline");
         path
     }
+
+    /// An agent built from a pipeline of this workspace: `agent_extra` in its `agent`
+    /// section and one source (see [`stdout_source`]).
+    pub fn polling_agent(&self, agent_extra: &str, source_keys: &str) -> Agent {
+        let path = self.write_pipeline(agent_extra, &stdout_source(source_keys));
+        Agent::build(config::load(&path).expect("pipeline")).expect("agent")
+    }
+}
+
+/// The `sources` and `sinks` of a pipeline with one source polling every 60 s into
+/// a `stdout://` sink; `source_keys` says what it polls (`meters: ['*']`, and maybe
+/// `discovery: [...]` on a line of its own).
+pub fn stdout_source(source_keys: &str) -> String {
+    format!(
+        "sources:\n  - name: polled\n    interval: 60\n    {source_keys}\n    sinks: [out]\nsinks:\n  - name: out\n    publishers: ['stdout://']\n"
+    )
 }
 
 /// `agent.plugins` granting the hypervisor to each named plugin.
