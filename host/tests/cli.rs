@@ -5,11 +5,11 @@ mod common;
 use common::*;
 use serde_json::Value;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Output;
+use std::time::Instant;
 
 fn pollen(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pollen")).args(args).current_dir(cwd).output().expect("pollen runs")
+    pollen_command().args(args).current_dir(cwd).output().expect("pollen runs")
 }
 
 fn builtin_workspace() -> Workspace {
@@ -18,10 +18,6 @@ fn builtin_workspace() -> Workspace {
 
 const COMPUTE: &str =
     "sources:\n  - name: compute\n    interval: 1\n    meters: [cpu, memory.usage]\n    sinks: [out]\n";
-
-fn json_lines(text: &str) -> Vec<Value> {
-    text.lines().map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))).collect()
-}
 
 #[test]
 fn poll_once_prints_samples_as_json_lines_and_logs_on_stderr() {
@@ -79,29 +75,11 @@ fn run_publishes_to_a_file_until_sigterm_then_exits_zero() {
         &grants(&["local_instances", "cpu", "memory"]),
         &format!("{COMPUTE}sinks:\n  - name: out\n    publishers: ['file://{}']\n", out.display()),
     );
-    let mut agent = Command::new(env!("CARGO_BIN_EXE_pollen"))
-        .args(["run", "--config", "pipeline.yaml"])
-        .current_dir(workspace.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("pollen run starts");
-
+    let mut agent = Running::start(&workspace, &[], out.clone());
     // Two cycles (interval 1 s) give four samples.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while std::fs::read_to_string(&out).map(|t| t.lines().count()).unwrap_or(0) < 4 {
-        if let Some(status) = agent.try_wait().unwrap() {
-            panic!("pollen run exited early: {status}");
-        }
-        assert!(Instant::now() < deadline, "no samples in {}", out.display());
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let killed = Command::new("kill").args(["-TERM", &agent.id().to_string()]).status().unwrap();
-    assert!(killed.success());
-    let output = agent.wait_with_output().expect("pollen run exits");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "exit {:?}: {stderr}", output.status);
-    assert!(stderr.contains("SIGTERM received") && stderr.contains("pollen stopped"), "{stderr}");
+    agent.wait_for("four samples", |s| s.len() >= 4);
+    let log = agent.stop();
+    assert!(log.contains("SIGTERM received") && log.contains("pollen stopped"), "{log}");
 
     let samples = json_lines(&std::fs::read_to_string(&out).unwrap());
     assert!(samples.len() >= 4);
@@ -110,44 +88,21 @@ fn run_publishes_to_a_file_until_sigterm_then_exits_zero() {
 
 #[test]
 fn start_jitter_delays_the_first_cycle() {
-    use std::io::BufRead;
     let workspace = builtin_workspace();
     let out = workspace.path().join("out/samples.jsonl");
     workspace.write_pipeline(
         &format!("  start_jitter: 600\n{}", grants(&["local_instances", "cpu", "memory"])),
         &format!("{COMPUTE}sinks:\n  - name: out\n    publishers: ['file://{}']\n", out.display()),
     );
-    let mut agent = Command::new(env!("CARGO_BIN_EXE_pollen"))
-        .args(["run", "--config", "pipeline.yaml", "--log", "info"])
-        .current_dir(workspace.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("pollen run starts");
-    let (lines, logged) = std::sync::mpsc::channel();
-    let stderr = agent.stderr.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = lines.send(line);
-        }
-    });
-    let mut log = Vec::new();
-    let delay_ms: u64 = loop {
-        let line = logged.recv_timeout(Duration::from_secs(60)).expect("pollen logs its first-cycle delay");
-        log.push(line.clone());
-        if let Some(value) = line.split("delay_ms=").nth(1) {
-            break value.split_whitespace().next().unwrap().parse().unwrap();
-        }
-    };
+    let mut agent = Running::start(&workspace, &[], out.clone());
+    agent.wait_for_log("delay_ms=", 1);
     let delayed_at = Instant::now();
+    let log = agent.log();
+    let delay_ms: u64 = log.split("delay_ms=").nth(1).and_then(|v| v.split_whitespace().next()?.parse().ok()).unwrap();
     assert!(delay_ms <= 600_000);
-    std::thread::sleep(Duration::from_millis(500));
-    assert!(Command::new("kill").args(["-TERM", &agent.id().to_string()]).status().unwrap().success());
-    let status = agent.wait().expect("pollen run exits");
-    reader.join().unwrap();
-    log.extend(logged.try_iter());
-    let log = log.join("\n");
-    assert!(status.success(), "{log}");
+    // Up to 600 s of jitter: most likely none of it has passed when the agent stops.
+    agent.wait_for_log("polling task started", 1);
+    let log = agent.stop();
     if u128::from(delay_ms) > delayed_at.elapsed().as_millis() {
         assert!(!out.exists() || std::fs::read_to_string(&out).unwrap().is_empty(), "polled before its delay");
         assert!(log.contains("cycles=0"), "{log}");
@@ -290,12 +245,7 @@ fn ceilometers_shipped_files_load_as_they_are() {
 
         // Ceilometer finds Gnocchi in Keystone's catalog: without credentials, each
         // `gnocchi://` says so.
-        let output = Command::new(env!("CARGO_BIN_EXE_pollen"))
-            .args(&args)
-            .current_dir(repo())
-            .env_remove("OS_AUTH_URL")
-            .output()
-            .unwrap();
+        let output = pollen_command().args(&args).current_dir(repo()).env_remove("OS_AUTH_URL").output().unwrap();
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(78), "{pipeline}: {stderr}");
         assert!(stderr.contains(&format!("{gnocchi_sinks} problem")), "{pipeline}: {stderr}");
@@ -303,7 +253,7 @@ fn ceilometers_shipped_files_load_as_they_are() {
 
         // With Keystone credentials in the environment (as ceilometer.conf gives
         // them), the same files are valid unchanged.
-        let output = Command::new(env!("CARGO_BIN_EXE_pollen"))
+        let output = pollen_command()
             .args(&args)
             .current_dir(repo())
             .envs([
@@ -340,26 +290,15 @@ fn ceilometer_files_run_with_their_transformers() {
         .replace("gnocchi://", &format!("file://{}", out.display()));
     std::fs::write(workspace.path().join("pipeline.yaml"), pipeline).unwrap();
     let dist = repo().join("plugins/dist");
-    let mut agent = Command::new(env!("CARGO_BIN_EXE_pollen"))
-        .args(["run", "--polling", "polling.yaml", "--pipeline", "pipeline.yaml", "--plugin-dir"])
+    let mut command = pollen_command();
+    command
+        .args(["run", "--polling", "polling.yaml", "--pipeline", "pipeline.yaml", "--log", "info", "--plugin-dir"])
         .arg(&dist)
-        .current_dir(workspace.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("pollen run starts");
-    let has = |name: &str| std::fs::read_to_string(&out).is_ok_and(|t| t.contains(&format!("\"name\":\"{name}\"")));
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !(has("cpu_util") && has("cpu.delta")) {
-        if let Some(status) = agent.try_wait().unwrap() {
-            panic!("pollen run exited early: {status}");
-        }
-        assert!(Instant::now() < deadline, "no cpu_util in {}", out.display());
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert!(Command::new("kill").args(["-TERM", &agent.id().to_string()]).status().unwrap().success());
-    let output = agent.wait_with_output().expect("pollen run exits");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        .current_dir(workspace.path());
+    let mut agent = Running::spawn(command, out.clone());
+    let has = |samples: &[Value], name: &str| samples.iter().any(|s| s["name"] == name);
+    agent.wait_for("cpu_util and cpu.delta", |s| has(s, "cpu_util") && has(s, "cpu.delta"));
+    agent.stop();
     let samples = json_lines(&std::fs::read_to_string(&out).unwrap());
     let cpu_util = samples.iter().find(|s| s["name"] == "cpu_util").unwrap();
     assert_eq!((cpu_util["unit"].as_str(), cpu_util["type"].as_str()), (Some("%"), Some("gauge")));
@@ -368,63 +307,6 @@ fn ceilometer_files_run_with_their_transformers() {
     // memory.usage is polled but no pipeline source but meter_source takes it: raw only.
     assert!(samples.iter().any(|s| s["name"] == "memory.usage"));
     assert!(!samples.iter().any(|s| s["name"].as_str().is_some_and(|n| n.starts_with("memory.usage."))));
-}
-
-/// A `pollen run` in a workspace, publishing to `out`.
-struct Running {
-    child: std::process::Child,
-    out: std::path::PathBuf,
-}
-
-impl Running {
-    fn start(workspace: &Workspace, extra: &[&str], out: std::path::PathBuf) -> Self {
-        let child = Command::new(env!("CARGO_BIN_EXE_pollen"))
-            .args(["run", "--config", "pipeline.yaml"])
-            .args(extra)
-            .current_dir(workspace.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("pollen run starts");
-        Self { child, out }
-    }
-
-    fn samples(&self) -> Vec<Value> {
-        std::fs::read_to_string(&self.out).map(|text| json_lines(&text)).unwrap_or_default()
-    }
-
-    fn count(&self, name: &str) -> usize {
-        self.samples().iter().filter(|s| s["name"] == name).count()
-    }
-
-    /// Waits (at most a minute) until `done` holds for the samples written so far.
-    fn wait_for(&mut self, what: &str, done: impl Fn(&[Value]) -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !done(&self.samples()) {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                panic!("pollen run exited early ({status}) waiting for {what}");
-            }
-            assert!(Instant::now() < deadline, "timed out waiting for {what}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn signal(&self, name: &str) {
-        assert!(Command::new("kill")
-            .args([&format!("-{name}"), &self.child.id().to_string()])
-            .status()
-            .unwrap()
-            .success());
-    }
-
-    /// SIGTERM, then the exit status must be 0; returns stderr.
-    fn stop(self) -> String {
-        self.signal("TERM");
-        let output = self.child.wait_with_output().expect("pollen run exits");
-        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-        assert!(output.status.success(), "exit {:?}: {stderr}", output.status);
-        stderr
-    }
 }
 
 fn file_sink(out: &Path) -> String {
@@ -447,20 +329,17 @@ fn sighup_reload_adds_and_removes_plugins_while_running() {
     agent.signal("HUP");
     agent.wait_for("memory.usage samples", |s| s.iter().any(|s| s["name"] == "memory.usage"));
 
-    // A removed plugin: unloaded, its meter no longer polled.
+    // A removed plugin: unloaded, its meter no longer polled. The old tasks stop
+    // before the reload is logged: whatever was polled after that is the new pipeline's.
     std::fs::remove_file(workspace.plugin_dir().join("cpu.wasm")).unwrap();
     agent.signal("HUP");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let cpu = agent.count("cpu");
-        let memory = agent.count("memory.usage");
-        std::thread::sleep(Duration::from_millis(2500));
-        if agent.count("cpu") == cpu {
-            assert!(agent.count("memory.usage") > memory, "polling goes on after the reload");
-            break;
-        }
-        assert!(Instant::now() < deadline, "cpu is still polled after its plugin was removed");
-    }
+    agent.wait_for_log("configuration reloaded plugins=2", 1);
+    let reloaded = pollen_host::sample::iso8601(pollen_host::sample::now_ns());
+    let after = |s: &[Value], name: &str| {
+        s.iter().filter(|s| s["name"] == name && s["timestamp"].as_str().unwrap() > reloaded.as_str()).count()
+    };
+    agent.wait_for("memory.usage of two cycles after the reload", |s| after(s, "memory.usage") >= 2);
+    assert_eq!(after(&agent.samples(), "cpu"), 0, "cpu is still polled after its plugin was removed");
     let stderr = agent.stop();
     assert!(stderr.contains("configuration reloaded plugins=3"), "{stderr}");
     assert!(stderr.contains("configuration reloaded plugins=2"), "{stderr}");
@@ -476,9 +355,11 @@ fn an_invalid_reload_keeps_the_running_pipeline() {
     agent.wait_for("samples", |s| !s.is_empty());
     std::fs::write(workspace.path().join("pipeline.yaml"), "sources:\n  - name: [broken\n").unwrap();
     agent.signal("HUP");
-    std::thread::sleep(Duration::from_millis(500));
+    agent.wait_for_log("the new configuration is refused", 1);
+    let cycles = agent.logged("cycle done");
+    agent.wait_for_log("cycle done", cycles + 2);
     let before = agent.samples().len();
-    agent.wait_for("more samples after the refused reload", |s| s.len() >= before + 4);
+    agent.wait_for("more samples after the refused reload", |s| s.len() > before);
     let stderr = agent.stop();
     assert!(stderr.contains("the new configuration is refused; the running one is kept"), "{stderr}");
     assert!(stderr.contains("pipeline.yaml:2:"), "the error says where: {stderr}");

@@ -10,7 +10,6 @@ use pollen_host::registry::Registry;
 use pollen_host::sample::{Metadata, Meter, MeterType, Owner, Resource, Sample};
 use serde_json::{json, Value};
 use std::sync::Arc;
-use std::time::Duration;
 
 const GNOCCHI: &str = "127.0.0.1:8041";
 
@@ -70,7 +69,7 @@ async fn publish(url: &str, batches: Vec<Batch>) -> (u64, u64) {
     for batch in batches {
         handle.send_waiting(Arc::new(batch)).await;
     }
-    let delivery = handle.shutdown(Duration::from_secs(30)).await;
+    let delivery = handle.shutdown(SAFETY_NET).await;
     (delivery.sent, delivery.dropped)
 }
 

@@ -13,7 +13,6 @@ use pollen_host::sample::{Meter, MeterType, Owner, Resource, Sample};
 use prost::Message;
 use std::io::{BufReader, Write};
 use std::sync::{mpsc, Arc};
-use std::time::Duration;
 
 /// One request an OTLP/HTTP receiver got.
 struct Received {
@@ -88,7 +87,7 @@ async fn export(url: &str) {
     let handle = PublisherHandle::start(url, &PublishContext::default()).await.expect("publisher starts");
     handle.send_waiting(Arc::new(first)).await;
     handle.send_waiting(Arc::new(second)).await;
-    let delivery = handle.shutdown(Duration::from_secs(10)).await;
+    let delivery = handle.shutdown(SAFETY_NET).await;
     assert_eq!((delivery.sent, delivery.dropped), (8, 0));
 }
 
@@ -182,7 +181,7 @@ async fn an_unreachable_receiver_costs_counted_samples() {
     let handle = PublisherHandle::start(&url, &PublishContext::default()).await.unwrap();
     let (first, _) = batches();
     handle.send_waiting(Arc::new(first)).await;
-    let delivery = handle.shutdown(Duration::from_secs(20)).await;
+    let delivery = handle.shutdown(SAFETY_NET).await;
     assert_eq!((delivery.sent, delivery.dropped), (0, 4), "dropped, and counted");
 }
 

@@ -9,8 +9,6 @@ use pollen_host::publish::{PublishContext, PublisherHandle};
 use pollen_testkit::NodeSpec;
 use prometheus_parse::{Sample as Scraped, Scrape, Value};
 use std::collections::BTreeSet;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 fn scrape(address: &str, path: &str) -> Scrape {
     let (status, body) = http(address, "GET", path, b"").unwrap_or_else(|e| panic!("GET http://{address}{path}: {e}"));
@@ -45,34 +43,18 @@ fn the_endpoint_serves_new_resources_series_and_forgets_vanished_ones() {
     // Two domains first; a third appears, then goes.
     workspace.write_pipeline(&pipeline(&two), "");
     let address = format!("127.0.0.1:{}", free_port());
-    let agent = Command::new(env!("CARGO_BIN_EXE_pollen"))
-        .args(["run", "--config", "pipeline.yaml", "--prometheus-listen", &address])
-        .current_dir(workspace.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("pollen run starts");
+    let mut agent =
+        Running::start(&workspace, &["--prometheus-listen", &address], workspace.path().join("samples.jsonl"));
 
     let domains = spec.domain_specs();
     let all: BTreeSet<String> = domains.iter().map(|d| d.uuid.clone()).collect();
     let first_two: BTreeSet<String> = all.iter().take(2).cloned().collect();
-    let wait_for = |what: &str, done: &dyn Fn(&Scrape) -> bool| -> Scrape {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Ok((200, _)) = http(&address, "GET", "/metrics", b"") {
-                let scraped = scrape(&address, "/metrics");
-                if done(&scraped) {
-                    return scraped;
-                }
-            }
-            assert!(Instant::now() < deadline, "timed out waiting for {what}");
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    };
-    wait_for("the first two domains' series", &|s| resources(s, "ceilometer_cpu") == first_two);
+    scrape_until(&mut agent, &address, "the first two domains' series", &|s| {
+        resources(s, "ceilometer_cpu") == first_two
+    });
     workspace.write_pipeline(&pipeline(&three), "");
-    assert!(Command::new("kill").args(["-HUP", &agent.id().to_string()]).status().unwrap().success());
-    let scraped = wait_for("the new domain's series too", &|s| {
+    agent.signal("HUP");
+    let scraped = scrape_until(&mut agent, &address, "the new domain's series too", &|s| {
         resources(s, "ceilometer_cpu") == all && resources(s, "ceilometer_memory_usage") == all
     });
     let first = &domains[0];
@@ -91,15 +73,26 @@ fn the_endpoint_serves_new_resources_series_and_forgets_vanished_ones() {
 
     // The third domain disappears from the host: its series leave the endpoint.
     workspace.write_pipeline(&pipeline(&two), "");
-    assert!(Command::new("kill").args(["-HUP", &agent.id().to_string()]).status().unwrap().success());
+    agent.signal("HUP");
     let gone = &domains[2].uuid;
-    wait_for("the vanished domain's series to go", &|s| {
+    scrape_until(&mut agent, &address, "the vanished domain's series to go", &|s| {
         !resources(s, "ceilometer_cpu").contains(gone) && resources(s, "ceilometer_cpu").len() == 2
     });
 
-    assert!(Command::new("kill").args(["-TERM", &agent.id().to_string()]).status().unwrap().success());
-    let output = agent.wait_with_output().unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    agent.stop();
+}
+
+/// Scrapes the agent's endpoint until `done` holds for what it serves.
+fn scrape_until(agent: &mut Running, address: &str, what: &str, done: &dyn Fn(&Scrape) -> bool) -> Scrape {
+    let mut scraped = None;
+    agent.wait(what, |_| {
+        let Ok((200, _)) = http(address, "GET", "/metrics", b"") else { return false };
+        let now = scrape(address, "/metrics");
+        let done = done(&now);
+        scraped = Some(now);
+        done
+    });
+    scraped.expect("scraped")
 }
 
 #[test]
@@ -108,7 +101,7 @@ fn an_address_already_in_use_is_a_clear_error_at_start() {
     workspace.write_pipeline(&grants(&["local_instances", "cpu"]), &stdout_source("meters: [cpu]"));
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let address = taken.local_addr().unwrap().to_string();
-    let output = Command::new(env!("CARGO_BIN_EXE_pollen"))
+    let output = pollen_command()
         .args(["run", "--config", "pipeline.yaml", "--prometheus-listen", &address])
         .current_dir(workspace.path())
         .output()
@@ -132,7 +125,7 @@ async fn prometheus_urls_push_each_batch_to_the_pushgateway() {
     let handle = PublisherHandle::start(&url, &PublishContext::default()).await.expect("publisher starts");
     let batch = std::sync::Arc::new(batch(6, 100.0));
     handle.send_waiting(batch.clone()).await;
-    let delivery = handle.shutdown(Duration::from_secs(10)).await;
+    let delivery = handle.shutdown(SAFETY_NET).await;
     assert_eq!((delivery.sent, delivery.dropped), (6, 0));
 
     let scraped = scrape(PUSHGATEWAY, "/metrics");

@@ -20,7 +20,6 @@ const TRANSFORMERS: &[&str] =
 fn agent_with(transformers: &str) -> Result<Agent, BuildError> {
     let plugins: Vec<_> = TRANSFORMERS.iter().map(|name| builtin(name)).collect();
     let workspace = Workspace::new(&plugins);
-    workspace.share_compiled_cache();
     let path = workspace.write_pipeline(
         "",
         &format!(
@@ -320,7 +319,6 @@ fn transformer_parameters_that_are_lists_are_refused_when_the_file_is_read() {
 #[test]
 fn a_pollster_is_not_a_transformer() {
     let workspace = Workspace::new(&[builtin("cpu")]);
-    workspace.share_compiled_cache();
     let path = workspace.write_pipeline(
         &grants(&["cpu"]),
         "sources:\n  - name: s\n    meters: ['*']\n    sinks: [out]\nsinks:\n  - name: out\n    transformers:\n      - name: cpu\n    publishers: ['stdout://']\n",
@@ -334,7 +332,6 @@ fn what_a_transformer_returns_is_checked() {
     // The echo test transformer emits, on flush, a sample on resource handle 0: here no
     // resource was ever interned, so handle 0 is unknown and the sample is refused.
     let workspace = Workspace::new(&[hostile("echo_transformer")]);
-    workspace.share_compiled_cache();
     let path = workspace.write_pipeline(
         "",
         "sources:\n  - name: s\n    meters: ['*']\n    sinks: [out]\nsinks:\n  - name: out\n    transformers:\n      - name: echo_transformer\n    publishers: ['stdout://']\n",
@@ -348,7 +345,6 @@ fn what_a_transformer_returns_is_checked() {
 fn a_reload_keeps_unchanged_transformers_with_their_state_and_replaces_changed_ones() {
     let plugins: Vec<_> = TRANSFORMERS.iter().map(|name| builtin(name)).collect();
     let workspace = Workspace::new(&plugins);
-    workspace.share_compiled_cache();
     let sinks = |scale: &str| {
         format!(
             "sources:\n  - name: s\n    meters: ['*']\n    sinks: [util, mem]\nsinks:\n  - name: util\n    transformers:\n      - name: rate_of_change\n        parameters: {{target: {{name: cpu_util, scale: '{scale}'}}}}\n    publishers: ['stdout://']\n  - name: mem\n    transformers:\n{MEMORY_UTIL}    publishers: ['stdout://']\n"

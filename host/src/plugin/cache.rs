@@ -2,11 +2,14 @@
 //!
 //! The key is a hash of the component's bytes and of the engine's compatibility hash
 //! (wasmtime version and settings): a changed plugin or a new agent build compiles
-//! afresh, anything else loads the native code as it is.
+//! afresh, anything else loads the native code as it is. Entries are written whole
+//! (to a temporary file, then renamed) under a lock file of their own.
 
 use sha2::{Digest, Sha256};
+use std::fs::File;
 use std::hash::{Hash, Hasher};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use wasmtime::component::Component;
 use wasmtime::Engine;
 
@@ -33,20 +36,18 @@ impl ComponentCache {
         Self { dir, engine_key: hasher.finish() }
     }
 
-    /// The component for these bytes, from the cache or compiled.
+    /// The component for these bytes, from the cache or compiled. Agents (and
+    /// tests) that share a cache compile each component once: whoever compiles it
+    /// holds the entry's lock file, and the others wait for it and read its result.
     pub fn load(&self, engine: &Engine, bytes: &[u8]) -> wasmtime::Result<(Component, CacheOutcome)> {
         let digest = Sha256::new().chain_update(self.engine_key.to_le_bytes()).chain_update(bytes).finalize();
         let path = self.dir.join(format!("{}.cwasm", hex::encode(digest)));
-        if path.exists() {
-            // SAFETY: the file was written by `precompile_component` of an engine with
-            // the same compatibility hash (it is part of the key), into the agent's own
-            // cache folder.
-            match unsafe { Component::deserialize_file(engine, &path) } {
-                Ok(component) => return Ok((component, CacheOutcome::Hit)),
-                Err(error) => {
-                    tracing::warn!(path = %path.display(), %error, "unreadable precompiled component; compiling again");
-                }
-            }
+        if let Some(component) = Self::read(engine, &path) {
+            return Ok((component, CacheOutcome::Hit));
+        }
+        let _lock = self.lock(&path);
+        if let Some(component) = Self::read(engine, &path) {
+            return Ok((component, CacheOutcome::Hit));
         }
         let native = engine.precompile_component(bytes)?;
         if let Err(error) = self.store(&path, &native) {
@@ -57,9 +58,37 @@ impl ComponentCache {
         Ok((component, CacheOutcome::Compiled))
     }
 
-    fn store(&self, path: &std::path::Path, native: &[u8]) -> std::io::Result<()> {
+    /// The cached component at `path`, if there is a readable one.
+    fn read(engine: &Engine, path: &Path) -> Option<Component> {
+        if !path.exists() {
+            return None;
+        }
+        // SAFETY: the file was written by `precompile_component` of an engine with the
+        // same compatibility hash (it is part of the key), into the agent's own cache
+        // folder, and renamed into place only once complete.
+        match unsafe { Component::deserialize_file(engine, path) } {
+            Ok(component) => Some(component),
+            Err(error) => {
+                tracing::warn!(path = %path.display(), %error, "unreadable precompiled component; compiling again");
+                None
+            }
+        }
+    }
+
+    /// An exclusive lock on the entry's lock file, held until dropped; `None` (compile
+    /// anyway) where the folder cannot be written.
+    fn lock(&self, entry: &Path) -> Option<File> {
+        std::fs::create_dir_all(&self.dir).ok()?;
+        let file = File::options().create(true).truncate(false).write(true).open(entry.with_extension("lock")).ok()?;
+        file.lock().ok()?;
+        Some(file)
+    }
+
+    fn store(&self, path: &Path, native: &[u8]) -> std::io::Result<()> {
+        static WRITES: AtomicU64 = AtomicU64::new(0);
         std::fs::create_dir_all(&self.dir)?;
-        let temporary = path.with_extension(format!("tmp{}", std::process::id()));
+        let write = WRITES.fetch_add(1, Ordering::Relaxed);
+        let temporary = path.with_extension(format!("tmp{}-{write}", std::process::id()));
         std::fs::write(&temporary, native)?;
         std::fs::rename(&temporary, path)
     }

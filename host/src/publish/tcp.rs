@@ -76,14 +76,22 @@ async fn send(stream: &mut Option<TcpStream>, options: &SocketOptions, frame: &[
 
 /// Whether the peer has not closed the connection. A collector sends nothing back,
 /// so a readable end of stream means it hung up: writing now would succeed into the
-/// kernel's buffer and be lost. (A peer that vanished without closing cannot be
-/// seen this way; that is TCP's limit, as for Ceilometer's TCP publisher.)
+/// kernel's buffer and be lost. The socket itself is asked (a non-blocking peek), not
+/// the runtime's readiness cache, which learns of the hang-up only when its reactor
+/// next runs. (A peer that vanished without closing cannot be seen this way; that is
+/// TCP's limit, as for Ceilometer's TCP publisher.)
 fn is_open(stream: &TcpStream) -> bool {
-    let mut probe = [0u8; 64];
-    match stream.try_read(&mut probe) {
-        Ok(0) => false,
-        Ok(_) => true,
-        Err(error) => error.kind() == std::io::ErrorKind::WouldBlock,
+    use std::os::fd::AsRawFd;
+    let mut probe = [0u8; 1];
+    // SAFETY: `probe` is a valid buffer of the length given, and the descriptor is the
+    // stream's own, open for as long as `stream` is borrowed.
+    let read = unsafe {
+        libc::recv(stream.as_raw_fd(), probe.as_mut_ptr().cast(), probe.len(), libc::MSG_PEEK | libc::MSG_DONTWAIT)
+    };
+    match read {
+        0 => false,
+        n if n > 0 => true,
+        _ => std::io::Error::last_os_error().kind() == std::io::ErrorKind::WouldBlock,
     }
 }
 

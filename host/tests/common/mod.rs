@@ -36,13 +36,37 @@ pub fn nova_node_uri() -> String {
     format!("test://{}", repo().join("tests/data/nova-node.xml").display())
 }
 
-/// A temporary folder holding a plugin directory with copies of `plugins`.
+/// The cache of compiled plugins shared by every test of the run (under Cargo's
+/// target folder): each plugin is compiled once for the whole run, not once per test
+/// (the cache's lock files make concurrent tests wait for one compilation).
+pub fn shared_cache() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("pollen")
+}
+
+/// The `pollen` binary, with the shared cache of compiled plugins as its default
+/// (`$XDG_CACHE_HOME/pollen`) for pipelines that set no `cache_dir`.
+pub fn pollen_command() -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_pollen"));
+    command.env("XDG_CACHE_HOME", env!("CARGO_TARGET_TMPDIR"));
+    command
+}
+
+/// A temporary folder holding a plugin directory with copies of `plugins`, and a
+/// `cache` folder that is the run's [`shared_cache`].
 pub struct Workspace {
     pub dir: tempfile::TempDir,
 }
 
 impl Workspace {
     pub fn new(plugins: &[PathBuf]) -> Self {
+        let workspace = Self::with_private_cache(plugins);
+        std::fs::create_dir_all(shared_cache()).expect("shared cache folder");
+        std::os::unix::fs::symlink(shared_cache(), workspace.path().join("cache")).expect("link the shared cache");
+        workspace
+    }
+
+    /// The same with a `cache` folder of its own, empty (for tests of the cache).
+    pub fn with_private_cache(plugins: &[PathBuf]) -> Self {
         let dir = tempfile::tempdir().expect("temporary folder");
         std::fs::create_dir_all(dir.path().join("plugins")).expect("plugin folder");
         let workspace = Self { dir };
@@ -63,14 +87,6 @@ impl Workspace {
     pub fn add_plugin(&self, plugin: &Path) {
         let name = plugin.file_name().expect("plugin file name");
         std::fs::copy(plugin, self.plugin_dir().join(name)).expect("copy plugin");
-    }
-
-    /// Makes the workspace's cache of compiled plugins one shared by every test (under
-    /// Cargo's target folder): each plugin is compiled once, not once per test.
-    pub fn share_compiled_cache(&self) {
-        let shared = Path::new(env!("CARGO_TARGET_TMPDIR")).join("compiled-plugins");
-        std::fs::create_dir_all(&shared).expect("shared cache folder");
-        std::os::unix::fs::symlink(&shared, self.path().join("cache")).expect("link the shared cache");
     }
 
     /// Writes `pipeline.yaml` with an `agent` section pointing at this workspace
@@ -230,4 +246,146 @@ pub fn read_request(reader: &mut impl std::io::BufRead) -> Option<Request> {
     let mut body = vec![0; length];
     reader.read_exact(&mut body).ok()?;
     Some(Request { method, path, headers, body })
+}
+
+/// How long a test waits for something the agent does before it fails. A safety net
+/// only: every wait is for a signal (a log line, a file, a port), and a slow, loaded
+/// machine takes seconds, never this.
+pub const SAFETY_NET: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Polls `done` every 50 ms until it holds; fails after [`SAFETY_NET`], saying what was
+/// awaited and, from `context`, what was seen.
+pub fn wait_until(what: &str, mut done: impl FnMut() -> bool, context: impl Fn() -> String) {
+    let started = std::time::Instant::now();
+    while !done() {
+        assert!(started.elapsed() < SAFETY_NET, "waited {SAFETY_NET:?} for {what}; {}", context());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// Parses JSON lines, naming a line that is not JSON.
+pub fn json_lines(text: &str) -> Vec<serde_json::Value> {
+    text.lines().map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))).collect()
+}
+
+/// A `pollen run` in a workspace, publishing to `out`, its stderr read as it comes (an
+/// undrained pipe would block the agent once full) so that tests can wait on its log.
+pub struct Running {
+    child: std::process::Child,
+    log: Arc<std::sync::Mutex<String>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+    /// The file its sink writes.
+    pub out: PathBuf,
+}
+
+impl Running {
+    /// Starts `pollen run --config pipeline.yaml` with `extra` arguments, at log level
+    /// info (its `cycle done` and reload lines are what tests wait on).
+    pub fn start(workspace: &Workspace, extra: &[&str], out: PathBuf) -> Self {
+        let mut command = pollen_command();
+        command.args(["run", "--config", "pipeline.yaml", "--log", "info"]).args(extra).current_dir(workspace.path());
+        Self::spawn(command, out)
+    }
+
+    /// Runs `command` (a `pollen run`), reading its stderr.
+    pub fn spawn(mut command: std::process::Command, out: PathBuf) -> Self {
+        use std::io::BufRead;
+        let mut child = command
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("pollen run starts");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let log = Arc::new(std::sync::Mutex::new(String::new()));
+        let written = log.clone();
+        let reader = std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut log = written.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        Self { child, log, reader: Some(reader), out }
+    }
+
+    /// Its process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// What it logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// How many of its log lines so far contain `needle`.
+    pub fn logged(&self, needle: &str) -> usize {
+        self.log.lock().unwrap().lines().filter(|line| line.contains(needle)).count()
+    }
+
+    /// The samples its sink wrote so far.
+    pub fn samples(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&self.out).map(|text| json_lines(&text)).unwrap_or_default()
+    }
+
+    /// How many samples of meter `name` its sink wrote so far.
+    pub fn count(&self, name: &str) -> usize {
+        self.samples().iter().filter(|s| s["name"] == name).count()
+    }
+
+    /// Waits until `done` holds for the samples written so far.
+    pub fn wait_for(&mut self, what: &str, done: impl Fn(&[serde_json::Value]) -> bool) {
+        self.wait(what, |agent| done(&agent.samples()));
+    }
+
+    /// Waits until at least `count` of its log lines contain `needle`.
+    pub fn wait_for_log(&mut self, needle: &str, count: usize) {
+        self.wait(&format!("{count} log lines with `{needle}`"), |agent| agent.logged(needle) >= count);
+    }
+
+    /// Waits until `done` holds; fails early if the agent exits.
+    pub fn wait(&mut self, what: &str, mut done: impl FnMut(&Self) -> bool) {
+        let (mut exited, log) = (None, self.log.clone());
+        wait_until(
+            what,
+            || {
+                if done(self) {
+                    return true;
+                }
+                exited = self.child.try_wait().expect("the agent's status");
+                assert!(exited.is_none(), "pollen run exited ({exited:?}) before {what}; its log:\n{}", self.log());
+                false
+            },
+            || format!("its log:\n{}", log.lock().unwrap()),
+        );
+    }
+
+    /// Sends it a signal (`TERM`, `HUP`).
+    pub fn signal(&self, name: &str) {
+        let status = std::process::Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -{name} failed");
+    }
+
+    /// SIGTERM, then the exit status must be 0; returns its whole log.
+    pub fn stop(mut self) -> String {
+        self.signal("TERM");
+        let status = self.child.wait().expect("pollen run exits");
+        if let Some(reader) = self.reader.take() {
+            reader.join().expect("the log reader");
+        }
+        let log = self.log();
+        assert!(status.success(), "exit {status:?}: {log}");
+        log
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        // A failed test never leaves an agent behind.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
