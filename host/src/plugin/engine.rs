@@ -1,17 +1,28 @@
 //! The wasmtime engine shared by every plugin: configured for components and epoch
 //! interruption, with a ticker thread that advances the epoch, and one linker that
-//! holds every host interface plus a WASI that grants nothing.
+//! holds every host interface plus a WASI that grants nothing and never blocks.
+//!
+//! Epoch interruption stops a call only while its wasm runs; a call blocked in the
+//! host would escape both deadlines. In this WASI nothing can block: there are no
+//! files, sockets or name lookups, stdin is empty, stdout and stderr are memory, and
+//! the clocks' subscriptions (what `std::thread::sleep` and every timeout in a
+//! guest come down to) are ready at once. A plugin that sleeps in a loop spins, and
+//! its deadline stops it.
 
 use super::cache::ComponentCache;
 use super::error::EngineError;
 use super::state::PluginState;
 use crate::bindings::agent::Agent;
+use std::future::Future;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use wasmtime::component::{HasSelf, Linker};
+use wasmtime::component::{HasSelf, Linker, Resource};
 use wasmtime::{Config, Engine};
+use wasmtime_wasi::p2::{subscribe, DynPollable, Pollable};
+use wasmtime_wasi::WasiView;
 
 /// How often the epoch advances; call deadlines are counted in these ticks.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -37,6 +48,7 @@ impl PluginEngine {
 
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        add_clocks_that_never_block(&mut linker)?;
         Agent::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |state| state)?;
 
         let ticker_stop = Arc::new(AtomicBool::new(false));
@@ -56,6 +68,39 @@ impl PluginEngine {
     pub fn deadline_ticks(timeout: Duration) -> u64 {
         let ticks = timeout.as_nanos().div_ceil(EPOCH_TICK.as_nanos());
         u64::try_from(ticks).unwrap_or(u64::MAX).max(1)
+    }
+}
+
+/// The WASI version whose monotonic clock is replaced (every `0.2.x` import of a
+/// guest links to it).
+const WASI_MONOTONIC_CLOCK: &str = "wasi:clocks/monotonic-clock@0.2.12";
+
+/// Replaces WASI's `subscribe-duration` and `subscribe-instant` (a real sleep) with
+/// subscriptions that are ready at once, as a frozen clock's deadlines would be.
+fn add_clocks_that_never_block(linker: &mut Linker<PluginState>) -> wasmtime::Result<()> {
+    linker.allow_shadowing(true);
+    let mut clock = linker.instance(WASI_MONOTONIC_CLOCK)?;
+    clock.func_wrap("subscribe-duration", |mut store, (_nanos,): (u64,)| Ok((ready_at_once(store.data_mut())?,)))?;
+    clock.func_wrap("subscribe-instant", |mut store, (_when,): (u64,)| Ok((ready_at_once(store.data_mut())?,)))?;
+    linker.allow_shadowing(false);
+    Ok(())
+}
+
+fn ready_at_once(state: &mut PluginState) -> wasmtime::Result<Resource<DynPollable>> {
+    let table = state.ctx().table;
+    let elapsed = table.push(Elapsed)?;
+    subscribe(table, elapsed)
+}
+
+/// A clock subscription that is already due.
+struct Elapsed;
+
+impl Pollable for Elapsed {
+    fn ready<'a, 'b>(&'a mut self) -> Pin<Box<dyn Future<Output = ()> + Send + 'b>>
+    where
+        'a: 'b,
+    {
+        Box::pin(std::future::ready(()))
     }
 }
 
