@@ -133,3 +133,36 @@ fn a_reload_loading_a_sleeping_plugin_ends_and_sigterm_still_works() {
     let log = agent.stop();
     assert!(log.contains("sleeper.wasm"), "the refusal names the file: {log}");
 }
+
+/// A plugin flooding the log with 64 KiB lines that try to forge agent lines, and
+/// returning 100,000 malformed samples: its lines are rate-limited, cut and escaped,
+/// what was held back is counted, and the refusals make one line, not 100,000.
+#[test]
+fn a_plugin_flooding_the_log_is_rate_limited_escaped_and_summed_up() {
+    let workspace = Workspace::new(&[builtin("local_instances"), hostile("log_flood")]);
+    workspace.write_pipeline(
+        &format!("{}    log_flood:\n      call_timeout: 20\n", grants(&["local_instances"])),
+        &stdout_source("meters: ['*']"),
+    );
+    let output = pollen_command().args(["poll", "--once"]).current_dir(workspace.path()).output().expect("pollen runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    // 20,000 lines of 64 KiB (1.3 GB) unchecked; 200 lines (a burst of 20 a second for
+    // ten seconds) of at most 2 KiB each, plus the agent's own lines, checked.
+    assert!(stderr.len() < 1024 * 1024, "{} bytes of log", stderr.len());
+    assert!(stderr.lines().all(|line| !line.starts_with("2026-12-01T00:00:00.000000Z")), "a forged line got through");
+    assert!(
+        stderr.contains("flood\\n2026-12-01T00:00:00.000000Z ERROR"),
+        "the newline is escaped: {}",
+        &stderr[..2000.min(stderr.len())]
+    );
+    assert!(stderr.contains("bytes cut)"), "long lines are cut");
+    let held_back: u64 = stderr
+        .lines()
+        .filter(|l| l.contains("plugin log lines held back"))
+        .filter_map(|l| l.split("suppressed=").nth(1)?.split_whitespace().next()?.parse::<u64>().ok())
+        .sum();
+    assert!(held_back >= 20_000 - 400, "{held_back} lines counted as held back");
+    let refusals: Vec<&str> = stderr.lines().filter(|l| l.contains("malformed samples refused")).collect();
+    assert_eq!(refusals.len(), 1, "one line for the cycle: {refusals:?}");
+    assert!(refusals[0].contains("refused=100000") && refusals[0].contains("meter index 7"), "{}", refusals[0]);
+}

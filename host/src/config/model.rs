@@ -58,6 +58,9 @@ pub struct Agent {
     /// Deadline of each plugin call's wall time, host waits included, in seconds,
     /// unless its own settings say.
     pub call_wall_timeout: f64,
+    /// Lines a second each plugin may write to the agent's log (its `log` calls and
+    /// its stderr; bursts of ten seconds' worth), unless its own settings say.
+    pub log_lines_per_second: u32,
     /// Per-plugin settings, by plugin name (the `.wasm` file's stem).
     pub plugins: BTreeMap<String, PluginSettings>,
     /// Key of the metering messages' `message_signature` (Ceilometer's
@@ -81,6 +84,7 @@ impl Default for Agent {
             memory_limit_mib: 64,
             call_timeout: 2.0,
             call_wall_timeout: 60.0,
+            log_lines_per_second: 20,
             plugins: BTreeMap::new(),
             telemetry_secret: String::new(),
             prometheus_listen: Vec::new(),
@@ -122,6 +126,11 @@ impl Agent {
     pub fn call_wall_timeout(&self, name: &str) -> Duration {
         let seconds = self.plugins.get(name).and_then(|p| p.call_wall_timeout).unwrap_or(self.call_wall_timeout);
         Duration::try_from_secs_f64(seconds).unwrap_or(Duration::from_secs(60))
+    }
+
+    /// The log lines a second one plugin may write.
+    pub fn log_lines_per_second(&self, name: &str) -> u32 {
+        self.plugins.get(name).and_then(|p| p.log_lines_per_second).unwrap_or(self.log_lines_per_second)
     }
 
     /// The telemetry secret in force: the environment's `POLLEN_TELEMETRY_SECRET` if
@@ -173,6 +182,8 @@ pub struct PluginSettings {
     pub call_timeout: Option<f64>,
     /// Deadline of a call's wall time, host waits included, in seconds.
     pub call_wall_timeout: Option<f64>,
+    /// Lines a second it may write to the agent's log.
+    pub log_lines_per_second: Option<u32>,
 }
 
 impl PluginSettings {

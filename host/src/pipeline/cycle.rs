@@ -13,7 +13,7 @@ use crate::hypervisor::{CycleSnapshot, Hypervisor, HypervisorError};
 use crate::plugin::{Plugin, PluginError};
 use crate::registry::{Registry, ResourceHandle};
 use crate::sample::{now_ns, Metadata, Resource, Sample};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 /// What one cycle produced.
@@ -26,11 +26,47 @@ pub struct CycleOutput {
     pub failures: Vec<PluginError>,
     /// Samples refused because the plugin returned them malformed.
     pub malformed: usize,
+    /// The same per plugin, with the first one's problem: logged once per cycle.
+    pub refusals: Refusals,
     /// Domains whose statistics could not be read (gone, erroring, timed out).
     pub unreadable_domains: usize,
     /// Resources the discoverers reported new or changed (the others, unchanged, cost
     /// only their id).
     pub changed_resources: usize,
+}
+
+/// Samples refused this cycle, per plugin: how many, and the first one's problem.
+#[derive(Debug, Default)]
+pub struct Refusals(BTreeMap<String, (usize, String)>);
+
+impl Refusals {
+    /// Counts a refused sample of `plugin`; `problem` is asked for the first only.
+    fn add(&mut self, plugin: &str, problem: impl FnOnce() -> String) {
+        match self.0.get_mut(plugin) {
+            Some((count, _)) => *count += 1,
+            None => {
+                self.0.insert(plugin.to_string(), (1, problem()));
+            }
+        }
+    }
+
+    fn merge(&mut self, other: Refusals) {
+        for (plugin, (count, first)) in other.0 {
+            self.0.entry(plugin).and_modify(|(total, _)| *total += count).or_insert((count, first));
+        }
+    }
+
+    /// How many samples of `plugin` were refused.
+    pub fn of(&self, plugin: &str) -> usize {
+        self.0.get(plugin).map_or(0, |(count, _)| *count)
+    }
+
+    /// One line per plugin that had samples refused.
+    fn log(&self) {
+        for (plugin, (refused, first)) in &self.0 {
+            tracing::warn!(plugin = %plugin, refused, first = %first, "malformed samples refused this cycle");
+        }
+    }
 }
 
 /// One pollster's part of the cycle: which meters each source wants from it.
@@ -158,6 +194,7 @@ where
             }
             output.failures.extend(routed.failures);
             output.malformed += routed.malformed;
+            output.refusals.merge(routed.refusals);
             for (all, some) in polled.iter_mut().zip(routed.samples) {
                 all.extend(some);
             }
@@ -180,6 +217,7 @@ where
             "some domains could not be read this cycle; only their samples are missing");
     }
     output.unreadable_domains = unreadable.len();
+    output.refusals.log();
     output
 }
 
@@ -347,9 +385,13 @@ fn route(plan: &PollPlan, targets: &Targets, raw: Vec<types::Sample>, registry: 
     // The device of the previous sample: its base resource, id and handle.
     let mut last_device: Option<(usize, String, ResourceHandle)> = None;
     for sample in raw {
-        let Some((meter_index, base)) = check_sample(&plan.pollster, targets.resources.len(), &sample) else {
-            output.malformed += 1;
-            continue;
+        let (meter_index, base) = match check_sample(&plan.pollster, targets.resources.len(), &sample) {
+            Ok(indices) => indices,
+            Err(fault) => {
+                output.malformed += 1;
+                output.refusals.add(plan.pollster.name(), || fault.to_string());
+                continue;
+            }
         };
         let volume = sample.volume;
         let base_handle = targets.resources[base].0;
@@ -419,27 +461,46 @@ fn plan(plugins: &PluginSet, sources: &[Source]) -> Vec<PollPlan> {
 /// Longest resource id a pollster may give a sample.
 const MAX_RESOURCE_ID: usize = 1024;
 
-/// The meter and resource indices of a sample, if it is well formed; otherwise the
-/// sample is refused and logged with the plugin's name.
-fn check_sample(pollster: &Plugin, resources: usize, sample: &types::Sample) -> Option<(usize, usize)> {
-    let (meter, resource) = (sample.meter as usize, sample.resource as usize);
-    let problem = if meter >= pollster.info.meters.len() {
-        Some(format!("meter index {meter} but the pollster describes {} meters", pollster.info.meters.len()))
-    } else if resource >= resources {
-        Some(format!("resource index {resource} but it was given {resources} resources"))
-    } else if !sample.volume.is_finite() {
-        Some(format!("volume {} is not a finite number", sample.volume))
-    } else if sample.resource_id.as_ref().is_some_and(|id| id.is_empty() || id.len() > MAX_RESOURCE_ID) {
-        Some(format!("resource id must have 1 to {MAX_RESOURCE_ID} bytes"))
-    } else {
-        None
-    };
-    match problem {
-        Some(problem) => {
-            tracing::warn!(plugin = %pollster.name(), %problem, "malformed sample refused");
-            None
+/// What makes a sample a pollster returned malformed.
+#[derive(Debug)]
+enum Fault {
+    Meter { meter: usize, meters: usize },
+    Resource { resource: usize, resources: usize },
+    Volume(f64),
+    ResourceId(usize),
+}
+
+impl std::fmt::Display for Fault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Meter { meter, meters } => {
+                write!(f, "meter index {meter} but the pollster describes {meters} meters")
+            }
+            Self::Resource { resource, resources } => {
+                write!(f, "resource index {resource} but it was given {resources} resources")
+            }
+            Self::Volume(volume) => write!(f, "volume {volume} is not a finite number"),
+            Self::ResourceId(length) => write!(f, "resource id of {length} bytes; it must have 1 to {MAX_RESOURCE_ID}"),
         }
-        None => Some((meter, resource)),
+    }
+}
+
+/// The meter and resource indices of a sample, if it is well formed.
+fn check_sample(pollster: &Plugin, resources: usize, sample: &types::Sample) -> Result<(usize, usize), Fault> {
+    let (meter, resource) = (sample.meter as usize, sample.resource as usize);
+    let meters = pollster.info.meters.len();
+    if meter >= meters {
+        return Err(Fault::Meter { meter, meters });
+    }
+    if resource >= resources {
+        return Err(Fault::Resource { resource, resources });
+    }
+    if !sample.volume.is_finite() {
+        return Err(Fault::Volume(sample.volume));
+    }
+    match sample.resource_id.as_ref().map(String::len) {
+        Some(length) if length == 0 || length > MAX_RESOURCE_ID => Err(Fault::ResourceId(length)),
+        _ => Ok((meter, resource)),
     }
 }
 

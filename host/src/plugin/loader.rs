@@ -4,6 +4,7 @@
 
 use super::engine::PluginEngine;
 use super::error::LoadError;
+use super::plugin_log::PluginLog;
 use super::sandbox::{Sandbox, WorldInstance};
 use super::state::PluginContext;
 use super::{MeterSpec, Plugin, PluginInfo, PluginKind, CONTRACT_VERSION};
@@ -117,6 +118,7 @@ fn fingerprint(bytes: &[u8], name: &str, agent: &Agent) -> u64 {
     agent.memory_limit(name).hash(&mut hasher);
     agent.call_timeout(name).hash(&mut hasher);
     agent.call_wall_timeout(name).hash(&mut hasher);
+    agent.log_lines_per_second(name).hash(&mut hasher);
     hasher.finish()
 }
 
@@ -160,6 +162,7 @@ fn load_bytes(
         memory_limit: agent.memory_limit(&name),
         call_timeout: agent.call_timeout(&name),
         call_wall_timeout: agent.call_wall_timeout(&name),
+        log: Arc::new(PluginLog::new(Arc::from(name.as_str()), agent.log_lines_per_second(&name))),
     };
     let sandbox = Sandbox::new(engine, kind, pre, context)
         .map_err(|error| LoadError::Link { path: path.to_path_buf(), message: format!("{error:#}") })?;

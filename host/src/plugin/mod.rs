@@ -6,6 +6,7 @@ mod engine;
 mod error;
 mod limits;
 mod loader;
+mod plugin_log;
 mod sandbox;
 mod state;
 
@@ -13,6 +14,7 @@ pub use cache::CacheOutcome;
 pub use engine::PluginEngine;
 pub use error::{EngineError, LoadError, PluginError};
 pub use loader::{load_dir, load_file, LoadedDir};
+pub use plugin_log::{plugin_text, LogLevel, PluginLog, MAX_LINE};
 pub use state::{PluginContext, PluginState};
 
 use crate::bindings::types;
@@ -171,7 +173,7 @@ impl Plugin {
         });
         let discovered = discovered.inspect_err(|_| self.sandbox.discard())?;
         if let Some(first) = discovered.refused.first() {
-            tracing::warn!(plugin = %self.name(), refused = discovered.refused.len(), first = %first,
+            tracing::warn!(plugin = %self.name(), refused = discovered.refused.len(), first = %plugin_text(first, 256),
                 "the discoverer reported resources unchanged that it did not report in full; its instance is made anew");
             self.sandbox.discard();
         }

@@ -10,6 +10,7 @@
 
 use super::engine::PluginEngine;
 use super::error::PluginError;
+use super::plugin_log::{plugin_text, LogLevel, MAX_LINE};
 use super::state::{CallClock, PluginContext, PluginState};
 use super::PluginKind;
 use crate::bindings::discoverer::{DiscovererPlugin, DiscovererPluginPre};
@@ -125,6 +126,7 @@ impl Sandbox {
         let clock = live.store.data().clock;
         tracing::debug!(plugin = %self.name(), own = ?clock.own(), waited = ?clock.waited, "plugin call");
         let stderr = self.log_stderr(live);
+        self.context.log.report_held_back();
         match result {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(error)) => {
@@ -186,7 +188,7 @@ impl Sandbox {
             }
         } else {
             let said: Vec<&str> = stderr.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
-            let tail = said[said.len().saturating_sub(2)..].join(" ");
+            let tail = plugin_text(&said[said.len().saturating_sub(2)..].join(" "), 512).into_owned();
             let message = match tail.is_empty() {
                 true => error.root_cause().to_string(),
                 false => format!("{} ({tail})", error.root_cause()),
@@ -206,7 +208,7 @@ impl Sandbox {
         }
         let text = String::from_utf8_lossy(&contents[live.stderr_logged..]).into_owned();
         for line in text.lines().filter(|l| !l.trim().is_empty()) {
-            tracing::warn!(plugin = %self.name(), "stderr: {line}");
+            self.context.log.line(LogLevel::Warn, &format!("stderr: {line}"));
         }
         live.stderr_logged = contents.len();
         text
@@ -215,9 +217,10 @@ impl Sandbox {
 
 /// The text of an error a plugin returned.
 pub(crate) fn describe_error(error: &types::Error) -> String {
-    match error {
-        types::Error::BadConfig(message) => format!("bad configuration: {message}"),
-        types::Error::Host(message) => format!("host function failed: {message}"),
-        types::Error::Other(message) => message.clone(),
-    }
+    let (what, message) = match error {
+        types::Error::BadConfig(message) => ("bad configuration: ", message),
+        types::Error::Host(message) => ("host function failed: ", message),
+        types::Error::Other(message) => ("", message),
+    };
+    format!("{what}{}", plugin_text(message, MAX_LINE))
 }

@@ -2,6 +2,7 @@
 //! that grants nothing, its limits, and the current cycle's hypervisor snapshot.
 
 use super::limits::MemoryLimiter;
+use super::plugin_log::PluginLog;
 use crate::config::Grant;
 use crate::hypervisor::CycleSnapshot;
 use crate::registry::{Registry, ResourceHandle};
@@ -32,6 +33,8 @@ pub struct PluginContext {
     pub call_timeout: Duration,
     /// Deadline of a call's wall time.
     pub call_wall_timeout: Duration,
+    /// Its way into the agent's log (rate-limited, escaped).
+    pub log: Arc<PluginLog>,
 }
 
 impl PluginContext {
