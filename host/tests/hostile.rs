@@ -166,3 +166,75 @@ fn a_plugin_flooding_the_log_is_rate_limited_escaped_and_summed_up() {
     assert_eq!(refusals.len(), 1, "one line for the cycle: {refusals:?}");
     assert!(refusals[0].contains("refused=100000") && refusals[0].contains("meter index 7"), "{}", refusals[0]);
 }
+
+/// The peak resident memory of this test process so far, bytes.
+fn peak_rss() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).expect("VmHWM");
+    line.split_whitespace().nth(1).and_then(|kib| kib.parse::<u64>().ok()).expect("a number of KiB") * 1024
+}
+
+fn load_refused(workspace: &Workspace, agent_extra: &str, file: &std::path::Path) -> LoadError {
+    let path = workspace.write_pipeline(agent_extra, "");
+    let agent = config::load(&path).expect("pipeline").agent;
+    let engine = PluginEngine::new(agent.cache_dir()).expect("engine");
+    load_file(&engine, file, &agent, &Arc::new(Registry::new())).err().expect("refused")
+}
+
+/// A gigabyte of zeros named `.wasm` is refused on its first 8 bytes: it is never read
+/// whole (1 GiB of resident memory, unchecked).
+#[test]
+fn a_gigabyte_of_zeros_is_refused_on_its_header_without_being_read() {
+    let workspace = Workspace::new(&[]);
+    let file = workspace.plugin_dir().join("zeros.wasm");
+    std::fs::File::create(&file).unwrap().set_len(1 << 30).unwrap(); // sparse: no disk used
+    let before = peak_rss();
+    let error = load_refused(&workspace, "  max_plugin_mib: 4096\n", &file);
+    assert!(matches!(error, LoadError::NotWasm { .. }), "{error}");
+    let grown = peak_rss().saturating_sub(before);
+    assert!(grown < 256 << 20, "loading grew the peak by {} MiB", grown >> 20);
+}
+
+/// A file larger than `max_plugin_mib` is refused by its size, naming the setting.
+#[test]
+fn a_plugin_larger_than_the_cap_is_refused_by_its_size() {
+    let workspace = Workspace::new(&[]);
+    let file = workspace.plugin_dir().join("huge.wasm");
+    let mut bytes = pollen_testkit::component_with_a_function_of(1024);
+    bytes.resize(3 << 20, 0);
+    std::fs::write(&file, bytes).unwrap();
+    let error = load_refused(&workspace, "  max_plugin_mib: 2\n", &file);
+    assert!(matches!(error, LoadError::TooLarge { .. }), "{error}");
+    assert!(error.to_string().contains("huge.wasm") && error.to_string().contains("agent.max_plugin_mib"), "{error}");
+}
+
+/// A component with one function of 4 MB (52 s and 433 MiB of compiling, unchecked)
+/// is refused on its outline, before anything is compiled.
+#[test]
+fn a_component_with_a_huge_function_is_refused_before_compiling() {
+    let workspace = Workspace::with_private_cache(&[]);
+    let file = workspace.plugin_dir().join("bomb.wasm");
+    std::fs::write(&file, pollen_testkit::component_with_a_function_of(4 << 20)).unwrap();
+    let error = load_refused(&workspace, "", &file);
+    assert!(matches!(error, LoadError::FunctionTooLarge { .. }), "{error}");
+    assert!(error.to_string().contains("agent.max_function_kib"), "{error}");
+    let compiled = std::fs::read_dir(workspace.path().join("cache")).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(compiled, 0, "nothing was compiled");
+}
+
+/// Compiling has a deadline of its own: past `load_timeout` the plugin is refused
+/// (the compiler's thread finishes on its own; the agent does not wait for it).
+#[test]
+fn compiling_past_the_load_timeout_is_refused() {
+    let workspace = Workspace::with_private_cache(&[]);
+    let file = workspace.plugin_dir().join("slow.wasm");
+    // Within the function cap raised for the test, and far more than 10 ms of
+    // cranelift's time (a third of a million additions).
+    std::fs::write(&file, pollen_testkit::component_with_a_function_of(1 << 20)).unwrap();
+    let started = Instant::now();
+    let error = load_refused(&workspace, "  max_function_kib: 4096\n  load_timeout: 0.01\n", &file);
+    let took = started.elapsed();
+    assert!(matches!(error, LoadError::CompileTimeout { .. }), "{error}");
+    assert!(error.to_string().contains("agent.load_timeout"), "{error}");
+    assert!(took >= Duration::from_millis(10) && took < LOOSE, "loading took {took:?}");
+}

@@ -95,9 +95,16 @@ fn a_second_load_reads_the_compiled_cache_instead_of_compiling() {
 #[test]
 fn agents_sharing_a_cache_compile_each_plugin_once() {
     let workspace = Workspace::with_private_cache(&[]);
+    let agent = agent_settings(&workspace, &grants(&["local_instances"]));
     let outcomes: Vec<CacheOutcome> = std::thread::scope(|scope| {
         let loads: Vec<_> = (0..4)
-            .map(|_| scope.spawn(|| load(&workspace, &grants(&["local_instances"]), &builtin("local_instances"))))
+            .map(|_| {
+                scope.spawn(|| {
+                    // An engine each, as agents of their own.
+                    let engine = PluginEngine::new(agent.cache_dir()).expect("engine");
+                    load_file(&engine, &builtin("local_instances"), &agent, &Arc::new(Registry::new()))
+                })
+            })
             .collect();
         loads.into_iter().map(|load| load.join().unwrap().expect("loads").info.cache).collect()
     });

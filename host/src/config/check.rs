@@ -18,6 +18,17 @@ pub(super) fn check(pipeline: &Pipeline) -> Vec<ConfigError> {
     if !(agent.call_timeout > 0.0 && agent.call_timeout.is_finite()) {
         fail("agent.call_timeout".into(), "must be a positive number of seconds".into());
     }
+    if !(agent.load_timeout > 0.0 && agent.load_timeout.is_finite()) {
+        fail("agent.load_timeout".into(), "must be a positive number of seconds".into());
+    }
+    for (key, value) in [("max_plugin_mib", agent.max_plugin_mib), ("max_function_kib", agent.max_function_kib)] {
+        if value == 0 {
+            fail(format!("agent.{key}"), "must be at least 1".into());
+        }
+    }
+    if agent.log_lines_per_second == 0 {
+        fail("agent.log_lines_per_second".into(), "must be at least 1".into());
+    }
     if !(agent.start_jitter >= 0.0 && agent.start_jitter.is_finite()) {
         fail("agent.start_jitter".into(), "must be 0 or a positive number of seconds".into());
     }

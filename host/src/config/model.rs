@@ -58,6 +58,13 @@ pub struct Agent {
     /// Deadline of each plugin call's wall time, host waits included, in seconds,
     /// unless its own settings say.
     pub call_wall_timeout: f64,
+    /// Largest plugin file the agent reads, MiB.
+    pub max_plugin_mib: u64,
+    /// Largest function a plugin may have, KiB (cranelift's time grows faster than a
+    /// function's size).
+    pub max_function_kib: u64,
+    /// Seconds compiling one plugin may take.
+    pub load_timeout: f64,
     /// Lines a second each plugin may write to the agent's log (its `log` calls and
     /// its stderr; bursts of ten seconds' worth), unless its own settings say.
     pub log_lines_per_second: u32,
@@ -85,6 +92,9 @@ impl Default for Agent {
             call_timeout: 2.0,
             call_wall_timeout: 60.0,
             log_lines_per_second: 20,
+            max_plugin_mib: 16,
+            max_function_kib: 256,
+            load_timeout: 60.0,
             plugins: BTreeMap::new(),
             telemetry_secret: String::new(),
             prometheus_listen: Vec::new(),
@@ -126,6 +136,21 @@ impl Agent {
     pub fn call_wall_timeout(&self, name: &str) -> Duration {
         let seconds = self.plugins.get(name).and_then(|p| p.call_wall_timeout).unwrap_or(self.call_wall_timeout);
         Duration::try_from_secs_f64(seconds).unwrap_or(Duration::from_secs(60))
+    }
+
+    /// The largest plugin file, bytes.
+    pub fn max_plugin_bytes(&self) -> u64 {
+        self.max_plugin_mib.saturating_mul(1024 * 1024)
+    }
+
+    /// The largest function of a plugin, bytes.
+    pub fn max_function_bytes(&self) -> usize {
+        usize::try_from(self.max_function_kib.saturating_mul(1024)).unwrap_or(usize::MAX)
+    }
+
+    /// How long compiling one plugin may take.
+    pub fn load_timeout(&self) -> Duration {
+        Duration::try_from_secs_f64(self.load_timeout).unwrap_or(Duration::from_secs(60))
     }
 
     /// The log lines a second one plugin may write.

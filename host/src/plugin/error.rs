@@ -27,6 +27,34 @@ pub enum LoadError {
         /// The file.
         path: PathBuf,
     },
+    /// Larger than the agent accepts.
+    #[error("{path}: {size} bytes, more than the {limit} bytes a plugin may have; raise `agent.max_plugin_mib` if it is meant to be this large")]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Its size (or what was read of it).
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// A function too large to compile within reason.
+    #[error("{path}: has a function of {size} bytes, more than the {limit} bytes a plugin's function may have (compiling one takes minutes); raise `agent.max_function_kib` if it is meant to be this large")]
+    FunctionTooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The largest function's size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// Compiling took longer than the load deadline.
+    #[error("{path}: compiling took longer than {timeout:?} (`agent.load_timeout`)")]
+    CompileTimeout {
+        /// The file.
+        path: PathBuf,
+        /// The deadline.
+        timeout: Duration,
+    },
     /// wasmtime could not compile or validate it.
     #[error("{path}: invalid component: {message}")]
     Invalid {
@@ -126,6 +154,9 @@ impl LoadError {
             Self::Read { path, .. }
             | Self::NotWasm { path, .. }
             | Self::CoreModule { path, .. }
+            | Self::TooLarge { path, .. }
+            | Self::FunctionTooLarge { path, .. }
+            | Self::CompileTimeout { path, .. }
             | Self::Invalid { path, .. }
             | Self::UnknownWorld { path, .. }
             | Self::SeveralWorlds { path, .. }

@@ -2,8 +2,10 @@
 //! imports only what its kind may use and the pipeline grants, link it, and ask it
 //! what it provides.
 
+use super::cache::CompileError;
 use super::engine::PluginEngine;
 use super::error::LoadError;
+use super::outline::outline;
 use super::plugin_log::PluginLog;
 use super::sandbox::{Sandbox, WorldInstance};
 use super::state::PluginContext;
@@ -46,15 +48,14 @@ pub fn load_dir(
     let mut meters: BTreeMap<String, String> = BTreeMap::new();
     let mut discoverers: BTreeMap<String, String> = BTreeMap::new();
     for path in files {
-        let loaded_file =
-            std::fs::read(&path).map_err(|source| LoadError::Read { path: path.clone(), source }).and_then(|bytes| {
-                let name = plugin_name(&path);
-                let fingerprint = fingerprint(&bytes, &name, agent);
-                match previous.iter().find(|p| p.info.name == name && p.fingerprint == fingerprint) {
-                    Some(unchanged) => Ok(unchanged.clone()),
-                    None => load_bytes(engine, &path, &bytes, agent, registry).map(Arc::new),
-                }
-            });
+        let loaded_file = read_plugin(&path, agent.max_plugin_bytes()).and_then(|bytes| {
+            let name = plugin_name(&path);
+            let fingerprint = fingerprint(&bytes, &name, agent);
+            match previous.iter().find(|p| p.info.name == name && p.fingerprint == fingerprint) {
+                Some(unchanged) => Ok(unchanged.clone()),
+                None => load_bytes(engine, &path, &bytes, agent, registry).map(Arc::new),
+            }
+        });
         let plugin = match loaded_file {
             Ok(plugin) => plugin,
             Err(error) => {
@@ -99,8 +100,29 @@ pub fn load_file(
     agent: &Agent,
     registry: &Arc<Registry>,
 ) -> Result<Plugin, LoadError> {
-    let bytes = std::fs::read(path).map_err(|source| LoadError::Read { path: path.to_path_buf(), source })?;
+    let bytes = read_plugin(path, agent.max_plugin_bytes())?;
     load_bytes(engine, path, &bytes, agent, registry)
+}
+
+/// Reads a plugin file: its header first (what is not a component is refused without
+/// reading further), then at most `limit` bytes (what is larger is refused, whatever
+/// its size claimed when it was opened).
+fn read_plugin(path: &Path, limit: u64) -> Result<Vec<u8>, LoadError> {
+    use std::io::Read;
+    let unreadable = |source| LoadError::Read { path: path.to_path_buf(), source };
+    let mut file = std::fs::File::open(path).map_err(unreadable)?;
+    let size = file.metadata().map_err(unreadable)?.len();
+    if size > limit {
+        return Err(LoadError::TooLarge { path: path.to_path_buf(), size, limit });
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    file.by_ref().take(8).read_to_end(&mut bytes).map_err(unreadable)?;
+    check_header(path, &bytes)?;
+    file.take(limit + 1 - bytes.len() as u64).read_to_end(&mut bytes).map_err(unreadable)?;
+    if bytes.len() as u64 > limit {
+        return Err(LoadError::TooLarge { path: path.to_path_buf(), size: bytes.len() as u64, limit });
+    }
+    Ok(bytes)
 }
 
 /// A plugin's name: its file's stem.
@@ -135,16 +157,28 @@ fn load_bytes(
     let settings = agent.plugin(&name);
     let fingerprint = fingerprint(bytes, &name, agent);
 
-    let (component, cache) = engine
-        .cache
-        .load(&engine.engine, bytes)
-        .map_err(|error| LoadError::Invalid { path: path.to_path_buf(), message: format!("{error:#}") })?;
+    // What the file says of itself decides before anything is compiled.
+    let outline =
+        outline(bytes).map_err(|message| LoadError::Invalid { path: path.to_path_buf(), message: message.clone() })?;
+    let kind = world_of(path, &outline.exports)?;
+    check_imports(path, &name, kind, &outline.imports, &settings.grants)?;
+    if outline.largest_function > agent.max_function_bytes() {
+        return Err(LoadError::FunctionTooLarge {
+            path: path.to_path_buf(),
+            size: outline.largest_function,
+            limit: agent.max_function_bytes(),
+        });
+    }
+
+    let (component, cache) =
+        engine.cache.load(&engine.engine, bytes, agent.load_timeout()).map_err(|error| match error {
+            CompileError::TimedOut(timeout) => LoadError::CompileTimeout { path: path.to_path_buf(), timeout },
+            CompileError::Wasmtime(error) => {
+                LoadError::Invalid { path: path.to_path_buf(), message: format!("{error:#}") }
+            }
+        })?;
     let component_type = component.component_type();
     let imports: Vec<String> = component_type.imports(&engine.engine).map(|(name, _)| name.to_string()).collect();
-    let exports: Vec<String> = component_type.exports(&engine.engine).map(|(name, _)| name.to_string()).collect();
-
-    let kind = world_of(path, &exports)?;
-    check_imports(path, &name, kind, &imports, &settings.grants)?;
 
     let pre = engine
         .linker

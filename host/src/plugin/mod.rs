@@ -6,6 +6,7 @@ mod engine;
 mod error;
 mod limits;
 mod loader;
+mod outline;
 mod plugin_log;
 mod sandbox;
 mod state;

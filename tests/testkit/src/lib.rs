@@ -217,3 +217,38 @@ impl QemuDomain {
         )
     }
 }
+
+/// A component that claims to be a pollster (it exports an empty instance under
+/// `pollen:plugin/pollster@0.1.0`) and holds one core module with a single function
+/// of about `bytes` bytes (`i32.const 1; i32.add`, over and over, on its argument): a
+/// load-time bomb, minutes of cranelift's time to compile if nothing refuses it first.
+pub fn component_with_a_function_of(bytes: usize) -> Vec<u8> {
+    use wasm_encoder::{
+        CodeSection, Component, ComponentExportKind, ComponentExportSection, ComponentInstanceSection, Function,
+        FunctionSection, Instruction, Module, ModuleSection, TypeSection,
+    };
+    let mut types = TypeSection::new();
+    types.ty().function([wasm_encoder::ValType::I32], [wasm_encoder::ValType::I32]);
+    let mut functions = FunctionSection::new();
+    functions.function(0);
+    let mut body = Function::new([]);
+    body.instruction(&Instruction::LocalGet(0));
+    for _ in 0..bytes / 3 {
+        body.instruction(&Instruction::I32Const(1)).instruction(&Instruction::I32Add);
+    }
+    body.instruction(&Instruction::End);
+    let mut code = CodeSection::new();
+    code.function(&body);
+    let mut module = Module::new();
+    module.section(&types).section(&functions).section(&code);
+
+    let mut component = Component::new();
+    component.section(&ModuleSection(&module));
+    let mut instances = ComponentInstanceSection::new();
+    instances.export_items(std::iter::empty::<(&str, ComponentExportKind, u32)>());
+    component.section(&instances);
+    let mut exports = ComponentExportSection::new();
+    exports.export("pollen:plugin/pollster@0.1.0", ComponentExportKind::Instance, 0, None);
+    component.section(&exports);
+    component.finish()
+}
