@@ -238,3 +238,27 @@ fn compiling_past_the_load_timeout_is_refused() {
     assert!(error.to_string().contains("agent.load_timeout"), "{error}");
     assert!(took >= Duration::from_millis(10) && took < LOOSE, "loading took {took:?}");
 }
+
+/// A pollster asking for the statistics of ever new made-up domains with 64 KiB ids:
+/// nothing is stored for them (1.5 GiB in 12 s, unchecked), and answering them is the
+/// plugin's own time, so `call_timeout` stops it (not the 60 s wall deadline).
+#[tokio::test(flavor = "multi_thread")]
+async fn made_up_domain_ids_cost_the_host_nothing_and_the_plugin_its_own_time() {
+    let workspace = Workspace::new(&[builtin("local_instances"), builtin("cpu"), hostile("spin_forever")]);
+    let agent_extra = format!(
+        "{}    spin_forever:\n      grants: [hypervisor]\n      call_timeout: 1\n      params: {{on: bogus-stats}}\n",
+        grants(&["local_instances", "cpu"])
+    );
+    let agent = workspace.polling_agent(&agent_extra, "meters: ['*']");
+    let before = peak_rss();
+    let started = Instant::now();
+    let output = run_cycle(&agent.plugins, &agent.hypervisor, &agent.registry, &agent.pipeline.sources).await;
+    let took = started.elapsed();
+    match output.failures.as_slice() {
+        [PluginError::Deadline { plugin, .. }] => assert_eq!(plugin, "spin_forever"),
+        other => panic!("expected spin_forever's own deadline, got {other:?}"),
+    }
+    assert!(took >= Duration::from_secs(1) && took < LOOSE, "the cycle took {took:?}");
+    let grown = peak_rss().saturating_sub(before);
+    assert!(grown < 128 << 20, "the agent grew by {} MiB", grown >> 20);
+}

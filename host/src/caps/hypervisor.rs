@@ -26,6 +26,21 @@ fn host_error(error: HypervisorError) -> Error {
     Error::Host(error.to_string())
 }
 
+/// Longest id quoted back to a plugin in an error.
+const QUOTED_ID: usize = 64;
+
+impl PluginState {
+    /// Refuses an id that is not a domain of this host, at once: answering it costs
+    /// nothing, and counts as the plugin's own time (only reading libvirt is waiting).
+    fn listed(&mut self, snapshot: &CycleSnapshot, uuid: &str) -> Result<(), Error> {
+        if self.waiting(|| snapshot.is_listed(uuid)).map_err(host_error)? {
+            return Ok(());
+        }
+        let quoted: String = uuid.chars().take(QUOTED_ID).collect();
+        Err(Error::Host(format!("no domain `{quoted}` on this host")))
+    }
+}
+
 impl wit::Host for PluginState {
     fn list_domains(&mut self) -> Result<Vec<wit::Domain>, Error> {
         let snapshot = self.snapshot()?;
@@ -35,6 +50,7 @@ impl wit::Host for PluginState {
 
     fn get_stats(&mut self, uuid: String) -> Result<wit::DomainStats, Error> {
         let snapshot = self.snapshot()?;
+        self.listed(&snapshot, &uuid)?;
         let stats = self.waiting(|| snapshot.stats(&uuid)).map_err(host_error)?;
         Ok(wit::DomainStats {
             domain: domain(&stats.domain),
@@ -102,6 +118,7 @@ impl wit::Host for PluginState {
 
     fn get_xml(&mut self, uuid: String, known: u64) -> Result<Option<wit::DomainXml>, Error> {
         let snapshot = self.snapshot()?;
+        self.listed(&snapshot, &uuid)?;
         let xml = self.waiting(|| snapshot.xml(&uuid, known)).map_err(host_error)?;
         Ok(xml.map(|(stamp, xml)| wit::DomainXml { stamp, xml }))
     }

@@ -173,14 +173,21 @@ impl CycleSnapshot {
         Ok((stamp != known).then_some((stamp, xml)))
     }
 
-    /// A domain's statistics (read on demand if the cycle did not prefetch them).
+    /// A domain's statistics (read on demand if the cycle did not prefetch them). An
+    /// id that is not a domain of this host is answered at once and not stored: a
+    /// plugin cannot grow the snapshot with ids of its own making.
     pub fn stats(&self, uuid: &str) -> Shared<DomainStats> {
+        let listing = self.listing()?;
+        let index = listing.find(uuid)?;
         self.stats.get(uuid, || {
-            let listing = self.listing()?;
-            let (_, stats) =
-                self.read(listing, vec![listing.find(uuid)?]).pop().expect("one domain asked, one answered");
+            let (_, stats) = self.read(listing, vec![index]).pop().expect("one domain asked, one answered");
             stats
         })
+    }
+
+    /// Whether `uuid` is a domain of this host (the listing is read if it was not yet).
+    pub fn is_listed(&self, uuid: &str) -> Result<bool, HypervisorError> {
+        Ok(self.listing()?.index(uuid).is_some())
     }
 
     /// Reads the statistics of the domains at `indices` of the listing; one result

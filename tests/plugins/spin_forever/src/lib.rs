@@ -18,6 +18,13 @@ impl Pollster for SpinForever {
                 std::hint::black_box(hypervisor::get_xml(&uuid, 0)?);
             }
         }
+        if config::get("on").as_deref() == Some("bogus-stats") {
+            let mut id = "0".repeat(64 * 1024);
+            for n in 0u64.. {
+                id.replace_range(..20, &format!("{n:020}"));
+                std::hint::black_box(hypervisor::get_stats(&id).is_err());
+            }
+        }
         let mut counter = 0u64;
         loop {
             counter = std::hint::black_box(counter.wrapping_add(1));
