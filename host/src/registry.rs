@@ -168,6 +168,11 @@ impl Registry {
         write(&self.meters).upsert(key, meter, 0)
     }
 
+    /// The handle of a meter already interned, if it is.
+    pub fn meter_handle(&self, meter: &Meter) -> Option<MeterHandle> {
+        read(&self.meters).find(self.key(&(&meter.name, meter.kind.as_str(), &meter.unit)))
+    }
+
     /// The meter behind a handle.
     pub fn meter(&self, handle: MeterHandle) -> Option<Arc<Meter>> {
         read(&self.meters).get(handle)

@@ -167,13 +167,6 @@ fn a_plugin_flooding_the_log_is_rate_limited_escaped_and_summed_up() {
     assert!(refusals[0].contains("refused=100000") && refusals[0].contains("meter index 7"), "{}", refusals[0]);
 }
 
-/// The peak resident memory of this test process so far, bytes.
-fn peak_rss() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
-    let line = status.lines().find(|l| l.starts_with("VmHWM:")).expect("VmHWM");
-    line.split_whitespace().nth(1).and_then(|kib| kib.parse::<u64>().ok()).expect("a number of KiB") * 1024
-}
-
 fn load_refused(workspace: &Workspace, agent_extra: &str, file: &std::path::Path) -> LoadError {
     let path = workspace.write_pipeline(agent_extra, "");
     let agent = config::load(&path).expect("pipeline").agent;
@@ -188,11 +181,11 @@ fn a_gigabyte_of_zeros_is_refused_on_its_header_without_being_read() {
     let workspace = Workspace::new(&[]);
     let file = workspace.plugin_dir().join("zeros.wasm");
     std::fs::File::create(&file).unwrap().set_len(1 << 30).unwrap(); // sparse: no disk used
-    let before = peak_rss();
-    let error = load_refused(&workspace, "  max_plugin_mib: 4096\n", &file);
-    assert!(matches!(error, LoadError::NotWasm { .. }), "{error}");
-    let grown = peak_rss().saturating_sub(before);
-    assert!(grown < 256 << 20, "loading grew the peak by {} MiB", grown >> 20);
+    workspace.write_pipeline("  max_plugin_mib: 4096\n", "");
+    let (code, _, stderr, peak) = pollen_measured(&["validate"], workspace.path());
+    assert_eq!(code, Some(78), "{stderr}");
+    assert!(stderr.contains("zeros.wasm: not a WebAssembly file"), "{stderr}");
+    assert!(peak < AGENT_PEAK, "pollen validate peaked at {} MiB", peak >> 20);
 }
 
 /// A file larger than `max_plugin_mib` is refused by its size, naming the setting.
@@ -242,23 +235,87 @@ fn compiling_past_the_load_timeout_is_refused() {
 /// A pollster asking for the statistics of ever new made-up domains with 64 KiB ids:
 /// nothing is stored for them (1.5 GiB in 12 s, unchecked), and answering them is the
 /// plugin's own time, so `call_timeout` stops it (not the 60 s wall deadline).
-#[tokio::test(flavor = "multi_thread")]
-async fn made_up_domain_ids_cost_the_host_nothing_and_the_plugin_its_own_time() {
+#[test]
+fn made_up_domain_ids_cost_the_host_nothing_and_the_plugin_its_own_time() {
     let workspace = Workspace::new(&[builtin("local_instances"), builtin("cpu"), hostile("spin_forever")]);
-    let agent_extra = format!(
-        "{}    spin_forever:\n      grants: [hypervisor]\n      call_timeout: 1\n      params: {{on: bogus-stats}}\n",
-        grants(&["local_instances", "cpu"])
+    workspace.write_pipeline(
+        &format!(
+            "{}    spin_forever:\n      grants: [hypervisor]\n      call_timeout: 1\n      params: {{on: bogus-stats}}\n",
+            grants(&["local_instances", "cpu"])
+        ),
+        &stdout_source("meters: ['*']"),
     );
-    let agent = workspace.polling_agent(&agent_extra, "meters: ['*']");
-    let before = peak_rss();
     let started = Instant::now();
-    let output = run_cycle(&agent.plugins, &agent.hypervisor, &agent.registry, &agent.pipeline.sources).await;
+    let (code, stdout, stderr, peak) = pollen_measured(&["poll", "--once"], workspace.path());
     let took = started.elapsed();
-    match output.failures.as_slice() {
-        [PluginError::Deadline { plugin, .. }] => assert_eq!(plugin, "spin_forever"),
-        other => panic!("expected spin_forever's own deadline, got {other:?}"),
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("plugin `spin_forever` ran past its deadline of 1s (its own running time"), "{stderr}");
+    assert!(stdout.contains("\"name\":\"cpu\""), "the other samples: {stderr}");
+    assert!(took >= Duration::from_secs(1) && took < LOOSE, "poll --once took {took:?}");
+    assert!(peak < AGENT_PEAK, "pollen poll --once peaked at {} MiB", peak >> 20);
+}
+
+/// Most memory a `pollen` run against a hostile plugin may reach (its debug build
+/// holds about 60 MiB to begin with); the attacks reach from 351 MiB to gigabytes.
+const AGENT_PEAK: u64 = 192 << 20;
+
+/// A discoverer reporting a million resources in one call (351 MiB in a second,
+/// unchecked) gets the first 50,000 kept, the rest counted; one reporting ids or
+/// metadata of megabytes gets none of them kept.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_discoverer_flooding_the_host_with_resources_is_bounded() {
+    use pollen_host::caps::bounds::MAX_DISCOVERED;
+    for (params, kept) in [
+        ("{count: 1000000}", MAX_DISCOVERED),
+        ("{count: 50, id_bytes: 10000000}", 0),
+        ("{count: 50, metadata_bytes: 1000000}", 0),
+    ] {
+        let workspace = Workspace::new(&[hostile("flood_discoverer"), builtin("cpu")]);
+        let agent_extra =
+            format!("{}    flood_discoverer:\n      call_timeout: 30\n      params: {params}\n", grants(&["cpu"]));
+        let agent = workspace.polling_agent(&agent_extra, "meters: [cpu]\n    discovery: [flood]");
+        run_cycle(&agent.plugins, &agent.hypervisor, &agent.registry, &agent.pipeline.sources).await;
+        let (_, resources) = agent.registry.len();
+        assert_eq!(resources, kept, "{params}");
+        if kept == MAX_DISCOVERED {
+            let (code, _, stderr, peak) = pollen_measured(&["poll", "--once"], workspace.path());
+            assert!(code.is_some(), "{stderr}");
+            assert!(
+                stderr.contains("over the host's bounds") && stderr.contains("more than 50000 resources"),
+                "{stderr}"
+            );
+            assert!(peak < AGENT_PEAK, "pollen poll --once peaked at {} MiB", peak >> 20);
+        }
     }
-    assert!(took >= Duration::from_secs(1) && took < LOOSE, "the cycle took {took:?}");
-    let grown = peak_rss().saturating_sub(before);
-    assert!(grown < 128 << 20, "the agent grew by {} MiB", grown >> 20);
+}
+
+/// A transformer making a new meter for every sample (meters are never forgotten:
+/// 940 MiB in 10 s, unchecked) gets 1024 of them; its further samples are refused.
+/// Names and units of a megabyte are refused outright.
+#[test]
+fn a_transformer_making_meters_without_end_is_bounded() {
+    use pollen_host::caps::bounds::MAX_MADE_METERS;
+    use pollen_host::sample::{Meter, MeterType, Resource, Sample};
+    for (long, made) in [(false, MAX_MADE_METERS), (true, 0)] {
+        let workspace = Workspace::new(&[hostile("meter_maker")]);
+        let path = workspace.write_pipeline(
+            "",
+            &format!("sources:\n  - name: s\n    meters: ['*']\n    sinks: [out]\nsinks:\n  - name: out\n    transformers:\n      - name: meter_maker\n        parameters: {{long: {long}}}\n    publishers: ['stdout://']\n"),
+        );
+        let agent = pollen_host::pipeline::Agent::build(config::load(&path).unwrap()).expect("agent");
+        let registry = agent.registry.clone();
+        let cpu = registry.intern_meter(Meter { name: "cpu".into(), kind: MeterType::Cumulative, unit: "ns".into() });
+        let vm = registry.intern_resource(Resource::bare("vm-1"));
+        let (meters_before, _) = registry.len();
+        let mut published = 0;
+        for round in 0..3 {
+            let batch = (0..1000)
+                .map(|i| Sample { meter: cpu, resource: vm, volume: 1.0, timestamp: round * 1000 + i })
+                .collect();
+            published += agent.chains["out"].run(batch, &registry).samples.len();
+        }
+        let (meters_after, _) = registry.len();
+        assert_eq!(meters_after - meters_before, made, "long names: {long}");
+        assert_eq!(published, made, "long names: {long}: only samples on meters it could make go on");
+    }
 }

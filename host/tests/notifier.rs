@@ -205,6 +205,8 @@ async fn per_meter_topics_carry_only_their_meter() {
 struct Proxy {
     port: u16,
     up: Arc<AtomicBool>,
+    /// Connections refused while cut.
+    refused: Arc<std::sync::atomic::AtomicUsize>,
     links: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
 }
 
@@ -214,10 +216,12 @@ impl Proxy {
         let port = listener.local_addr().unwrap().port();
         let up = Arc::new(AtomicBool::new(true));
         let links: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>> = Arc::default();
-        let (accept_up, accept_links) = (up.clone(), links.clone());
+        let refused: Arc<std::sync::atomic::AtomicUsize> = Arc::default();
+        let (accept_up, accept_links, accept_refused) = (up.clone(), links.clone(), refused.clone());
         tokio::spawn(async move {
             while let Ok((mut client, _)) = listener.accept().await {
                 if !accept_up.load(Ordering::SeqCst) {
+                    accept_refused.fetch_add(1, Ordering::SeqCst);
                     continue; // dropped: the connection is refused as soon as it opens
                 }
                 let link = tokio::spawn(async move {
@@ -228,7 +232,7 @@ impl Proxy {
                 accept_links.lock().unwrap().push(link);
             }
         });
-        Self { port, up, links }
+        Self { port, up, links, refused }
     }
 
     fn cut(&self) {
@@ -271,7 +275,12 @@ async fn the_queue_policy_loses_nothing_within_its_bound_across_an_outage() {
     assert_eq!(drain(&channel, &queue, 1).await.len(), 1, "delivered before the outage");
 
     proxy.cut();
-    for b in 1..=8 {
+    // The first batch after the cut goes into a connection that looks alive; once the
+    // publisher has found the broker gone (it tries to reconnect), nothing is in flight
+    // and the queue's bound decides alone.
+    handle.send(Arc::new(batch(10, 1000.0)));
+    wait_until("the publisher tries to reconnect", || proxy.refused.load(Ordering::SeqCst) >= 1).await;
+    for b in 2..=8 {
         handle.send(Arc::new(batch(10, 1000.0 * b as f64)));
     }
     wait_until("the three oldest batches are dropped", || handle.stats().dropped.load(Ordering::Relaxed) >= 30).await;

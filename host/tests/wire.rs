@@ -216,3 +216,32 @@ async fn a_stuck_publisher_never_holds_up_another() {
     let stuck = stuck.shutdown(Duration::from_millis(500)).await;
     assert_eq!((stuck.sent, stuck.dropped), (0, 300), "every sample of the stuck publisher is accounted as lost");
 }
+
+/// A publisher's queue is bounded in samples as well as batches: a stuck destination
+/// fed batches of 400,000 samples holds about a million of them, not 64 batches' worth
+/// (a transformer chain amplifying a million-fold reached 383 MiB so).
+#[tokio::test]
+async fn a_publisher_queue_is_bounded_in_samples_too() {
+    use pollen_host::publish::QUEUE_SAMPLES;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            held.push(stream); // accepted, never answered
+        }
+    });
+    let stuck =
+        PublisherHandle::start(&format!("http://{address}/?timeout=60&max_retries=0"), &context()).await.unwrap();
+    let big = Arc::new(batch(400_000, 0.0));
+    for _ in 0..10 {
+        stuck.send(big.clone());
+    }
+    let accepted = stuck.stats().accepted.load(std::sync::atomic::Ordering::Relaxed);
+    let refused = stuck.stats().refused.load(std::sync::atomic::Ordering::Relaxed);
+    // At most one batch in the publisher's hands and a million samples queued.
+    assert!(accepted <= QUEUE_SAMPLES + 400_000, "{accepted} samples taken in");
+    assert_eq!(accepted + refused, 4_000_000);
+    let lost = stuck.shutdown(Duration::from_millis(500)).await;
+    assert_eq!(lost.dropped, 4_000_000, "every sample is accounted as lost");
+}

@@ -1,6 +1,7 @@
 //! `pollen:plugin/discovered`: where a discoverer reports its resources, one at a
 //! time, during its `discover` call. Each is interned in the registry as it arrives.
 
+use super::bounds;
 use crate::bindings::agent::pollen::plugin::discovered as wit;
 use crate::bindings::types::Discovery;
 use crate::convert;
@@ -13,8 +14,16 @@ impl wit::Host for PluginState {
             tracing::warn!(plugin = %self.name(), "a resource reported outside `discover` is ignored");
             return;
         };
+        if call.found.resources.len() >= bounds::MAX_DISCOVERED {
+            return over_bounds(&mut call.found, || {
+                format!("more than {} resources in one call", bounds::MAX_DISCOVERED)
+            });
+        }
         let (handle, id) = match item {
             Discovery::Changed(resource) => {
+                if let Some(fault) = bounds::discovered_fault(&resource) {
+                    return over_bounds(&mut call.found, || fault);
+                }
                 call.found.changed += 1;
                 let id = resource.id.clone();
                 (registry.intern_resource(convert::resource_from_discovered(resource)), id)
@@ -32,5 +41,13 @@ impl wit::Host for PluginState {
             }
             None => call.found.refused.push(id),
         }
+    }
+}
+
+/// Counts a resource left out for being over the host's bounds.
+fn over_bounds(found: &mut crate::plugin::Discovered, fault: impl FnOnce() -> String) {
+    found.over_bounds += 1;
+    if found.first_over_bounds.is_none() {
+        found.first_over_bounds = Some(fault());
     }
 }

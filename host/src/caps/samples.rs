@@ -1,6 +1,10 @@
 //! `pollen:plugin/samples`: what a transformer reads behind sample handles.
 
-use super::MAX_GUEST_STRING;
+use super::bounds::{MAX_MADE_METERS, MAX_METER_NAME, MAX_UNIT};
+use std::sync::atomic::Ordering;
+
+/// The handle given for a meter past the bounds: no meter has it.
+const NO_METER: u32 = u32::MAX;
 use crate::bindings::agent::pollen::plugin::samples::Host;
 use crate::bindings::types::{Meter as WitMeter, MeterType as WitMeterType, Value};
 use crate::convert;
@@ -18,10 +22,22 @@ impl Host for PluginState {
         })
     }
 
+    /// A meter of the plugin's making. Past the bounds (a name or unit too long, more
+    /// than [`MAX_MADE_METERS`] new meters) the handle is one no sample may use: the
+    /// samples are refused and counted, the registry does not grow.
     fn intern_meter(&mut self, name: String, type_: WitMeterType, unit: String) -> u32 {
-        let name: String = name.chars().take(MAX_GUEST_STRING).collect();
-        let kind = convert::meter_type(type_);
-        self.context.registry.intern_meter(Meter { name, kind, unit })
+        if name.is_empty() || name.len() > MAX_METER_NAME || unit.len() > MAX_UNIT {
+            return NO_METER;
+        }
+        let meter = Meter { name, kind: convert::meter_type(type_), unit };
+        let registry = &self.context.registry;
+        if let Some(handle) = registry.meter_handle(&meter) {
+            return handle;
+        }
+        if self.context.made_meters.fetch_add(1, Ordering::Relaxed) >= MAX_MADE_METERS {
+            return NO_METER;
+        }
+        registry.intern_meter(meter)
     }
 
     fn lookup_resource_id(&mut self, handle: u32) -> Option<String> {

@@ -458,8 +458,7 @@ fn plan(plugins: &PluginSet, sources: &[Source]) -> Vec<PollPlan> {
     plans
 }
 
-/// Longest resource id a pollster may give a sample.
-const MAX_RESOURCE_ID: usize = 1024;
+use crate::caps::bounds::{metadata_size, MAX_ID as MAX_RESOURCE_ID, MAX_METADATA};
 
 /// What makes a sample a pollster returned malformed.
 #[derive(Debug)]
@@ -468,6 +467,7 @@ enum Fault {
     Resource { resource: usize, resources: usize },
     Volume(f64),
     ResourceId(usize),
+    Metadata(usize),
 }
 
 impl std::fmt::Display for Fault {
@@ -481,6 +481,7 @@ impl std::fmt::Display for Fault {
             }
             Self::Volume(volume) => write!(f, "volume {volume} is not a finite number"),
             Self::ResourceId(length) => write!(f, "resource id of {length} bytes; it must have 1 to {MAX_RESOURCE_ID}"),
+            Self::Metadata(size) => write!(f, "{size} bytes of metadata; at most {MAX_METADATA}"),
         }
     }
 }
@@ -498,8 +499,13 @@ fn check_sample(pollster: &Plugin, resources: usize, sample: &types::Sample) -> 
     if !sample.volume.is_finite() {
         return Err(Fault::Volume(sample.volume));
     }
-    match sample.resource_id.as_ref().map(String::len) {
-        Some(length) if length == 0 || length > MAX_RESOURCE_ID => Err(Fault::ResourceId(length)),
+    if let Some(length) = sample.resource_id.as_ref().map(String::len) {
+        if length == 0 || length > MAX_RESOURCE_ID {
+            return Err(Fault::ResourceId(length));
+        }
+    }
+    match metadata_size(&sample.metadata) {
+        size if size > MAX_METADATA => Err(Fault::Metadata(size)),
         _ => Ok((meter, resource)),
     }
 }

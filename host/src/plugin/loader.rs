@@ -197,6 +197,7 @@ fn load_bytes(
         call_timeout: agent.call_timeout(&name),
         call_wall_timeout: agent.call_wall_timeout(&name),
         log: Arc::new(PluginLog::new(Arc::from(name.as_str()), agent.log_lines_per_second(&name))),
+        made_meters: Arc::default(),
     };
     let sandbox = Sandbox::new(engine, kind, pre, context)
         .map_err(|error| LoadError::Link { path: path.to_path_buf(), message: format!("{error:#}") })?;

@@ -116,6 +116,11 @@ pub struct Discovered {
     pub changed: usize,
     /// Ids reported `unchanged` that this instance never reported in full: refused.
     pub refused: Vec<String>,
+    /// Resources refused for being over the host's bounds (too long an id, too much
+    /// metadata, too many in one call), and the first one's problem.
+    pub over_bounds: usize,
+    /// What was wrong with the first of them.
+    pub first_over_bounds: Option<String>,
 }
 
 /// A loaded, runnable plugin.
@@ -173,6 +178,10 @@ impl Plugin {
             result.map(|reported| reported.map(|()| call.map(|c| c.found).unwrap_or_default()))
         });
         let discovered = discovered.inspect_err(|_| self.sandbox.discard())?;
+        if let Some(first) = &discovered.first_over_bounds {
+            tracing::warn!(plugin = %self.name(), refused = discovered.over_bounds, first = %plugin_text(first, 256),
+                "the discoverer reported resources over the host's bounds; they are left out");
+        }
         if let Some(first) = discovered.refused.first() {
             tracing::warn!(plugin = %self.name(), refused = discovered.refused.len(), first = %plugin_text(first, 256),
                 "the discoverer reported resources unchanged that it did not report in full; its instance is made anew");

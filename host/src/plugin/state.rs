@@ -35,6 +35,9 @@ pub struct PluginContext {
     pub call_wall_timeout: Duration,
     /// Its way into the agent's log (rate-limited, escaped).
     pub log: Arc<PluginLog>,
+    /// How many meters of its own making it interned (a transformer), all its
+    /// instances together.
+    pub made_meters: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl PluginContext {

@@ -34,6 +34,10 @@ use tokio::task::JoinHandle;
 
 /// Batches a publisher's queue holds before it refuses more.
 const QUEUE_BATCHES: usize = 64;
+/// Samples a publisher's queue holds at most, all batches together (24 bytes each:
+/// about 24 MiB), however large the batches are. A batch that finds the queue empty is
+/// always taken, so that one cycle larger than this still goes out whole.
+pub const QUEUE_SAMPLES: u64 = 1_000_000;
 
 /// A publisher that could not be built or could not send.
 #[derive(Debug, thiserror::Error)]
@@ -235,6 +239,8 @@ pub struct PublisherHandle {
     queue: Option<mpsc::Sender<Arc<Batch>>>,
     task: JoinHandle<()>,
     stats: Arc<PublisherStats>,
+    /// Samples in the queue now.
+    queued: Arc<AtomicU64>,
 }
 
 /// What a publisher did.
@@ -287,7 +293,8 @@ impl PublisherHandle {
     fn spawn(url: &str, mut publisher: impl Publisher) -> Self {
         let (queue, mut batches) = mpsc::channel::<Arc<Batch>>(QUEUE_BATCHES);
         let stats = Arc::new(PublisherStats::default());
-        let (task_stats, task_url) = (stats.clone(), url.to_string());
+        let queued = Arc::new(AtomicU64::new(0));
+        let (task_stats, task_url, task_queued) = (stats.clone(), url.to_string(), queued.clone());
         let task = tokio::spawn(async move {
             loop {
                 let next = if publisher.pending() > 0 {
@@ -302,6 +309,7 @@ impl PublisherHandle {
                     batches.recv().await
                 };
                 let Some(batch) = next else { break };
+                task_queued.fetch_sub(batch.samples.len() as u64, Ordering::Relaxed);
                 match publisher.publish(&batch).await {
                     Ok(delivery) => task_stats.add(delivery),
                     Err(error) => {
@@ -321,7 +329,7 @@ impl PublisherHandle {
                 task_stats.add(Delivery { sent: 0, dropped: unsent });
             }
         });
-        Self { url: url.to_string(), queue: Some(queue), task, stats }
+        Self { url: url.to_string(), queue: Some(queue), task, stats, queued }
     }
 
     /// The URL.
@@ -334,19 +342,28 @@ impl PublisherHandle {
         &self.stats
     }
 
-    /// Queues a batch; if the queue is full the batch is dropped, counted and logged.
+    /// Queues a batch; if the queue is full (of batches, or of samples: see
+    /// [`QUEUE_SAMPLES`]) the batch is dropped, counted and logged.
     pub fn send(&self, batch: Arc<Batch>) {
         let Some(queue) = &self.queue else { return };
         let count = batch.samples.len() as u64;
-        match queue.try_send(batch) {
-            Ok(()) => {
-                self.stats.accepted.fetch_add(count, Ordering::Relaxed);
+        let queued = self.queued.load(Ordering::Relaxed);
+        let room = queued == 0 || queued + count <= QUEUE_SAMPLES;
+        // Counted in before it is sent: the task counts it out as soon as it takes it.
+        let sent = room && {
+            self.queued.fetch_add(count, Ordering::Relaxed);
+            let sent = queue.try_send(batch).is_ok();
+            if !sent {
+                self.queued.fetch_sub(count, Ordering::Relaxed);
             }
-            Err(_) => {
-                self.stats.refused.fetch_add(count, Ordering::Relaxed);
-                self.stats.dropped.fetch_add(count, Ordering::Relaxed);
-                tracing::warn!(publisher = %self.url, samples = count, "publisher queue full; batch dropped");
-            }
+            sent
+        };
+        if sent {
+            self.stats.accepted.fetch_add(count, Ordering::Relaxed);
+        } else {
+            self.stats.refused.fetch_add(count, Ordering::Relaxed);
+            self.stats.dropped.fetch_add(count, Ordering::Relaxed);
+            tracing::warn!(publisher = %self.url, samples = count, "publisher queue full; batch dropped");
         }
     }
 
@@ -355,6 +372,7 @@ impl PublisherHandle {
     pub async fn send_waiting(&self, batch: Arc<Batch>) {
         if let Some(queue) = &self.queue {
             let count = batch.samples.len() as u64;
+            self.queued.fetch_add(count, Ordering::Relaxed);
             match queue.send(batch).await {
                 Ok(()) => self.stats.accepted.fetch_add(count, Ordering::Relaxed),
                 Err(_) => self.stats.dropped.fetch_add(count, Ordering::Relaxed),

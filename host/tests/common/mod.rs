@@ -389,3 +389,25 @@ impl Drop for Running {
         let _ = self.child.wait();
     }
 }
+
+/// Runs `pollen ARGS` in `dir` to its end; its exit code, stdout, stderr, and its peak
+/// resident memory in bytes (its own, as the kernel counted it: not the test's).
+pub fn pollen_measured(args: &[&str], dir: &Path) -> (Option<i32>, String, String, u64) {
+    let (out, err) = (dir.join("measured.out"), dir.join("measured.err"));
+    #[allow(clippy::zombie_processes, reason = "reaped by wait4 below, which also gives its peak memory")]
+    let child = pollen_command()
+        .args(args)
+        .current_dir(dir)
+        .stdout(std::fs::File::create(&out).expect("stdout file"))
+        .stderr(std::fs::File::create(&err).expect("stderr file"))
+        .spawn()
+        .expect("pollen runs");
+    let (mut status, mut usage) = (0, unsafe { std::mem::zeroed::<libc::rusage>() });
+    // SAFETY: the pid is our own child, not yet waited for; `status` and `usage` are
+    // valid for writes.
+    let waited = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
+    assert_eq!(waited, child.id() as libc::pid_t, "wait4: {}", std::io::Error::last_os_error());
+    let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
+    let read = |path: &Path| std::fs::read_to_string(path).unwrap_or_default();
+    (code, read(&out), read(&err), usage.ru_maxrss as u64 * 1024)
+}
