@@ -15,6 +15,8 @@ pkg-config --exists libvirt 2>/dev/null || missing+=(libvirt-dev)
 command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
 command -v virsh >/dev/null 2>&1 || missing+=(libvirt-clients)
 command -v cc >/dev/null 2>&1 || missing+=(gcc)
+# GNU time: the hostile-plugin tests read the agent's own peak memory with it.
+[ -x /usr/bin/time ] || missing+=(time)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "setup: installing ${missing[*]}"
     as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq

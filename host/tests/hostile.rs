@@ -257,7 +257,7 @@ fn made_up_domain_ids_cost_the_host_nothing_and_the_plugin_its_own_time() {
 
 /// Most memory a `pollen` run against a hostile plugin may reach (its debug build
 /// holds about 60 MiB to begin with); the attacks reach from 351 MiB to gigabytes.
-const AGENT_PEAK: u64 = 192 << 20;
+const AGENT_PEAK: u64 = 128 << 20;
 
 /// A discoverer reporting a million resources in one call (351 MiB in a second,
 /// unchecked) gets the first 50,000 kept, the rest counted; one reporting ids or
@@ -318,4 +318,62 @@ fn a_transformer_making_meters_without_end_is_bounded() {
         assert_eq!(meters_after - meters_before, made, "long names: {long}");
         assert_eq!(published, made, "long names: {long}: only samples on meters it could make go on");
     }
+}
+
+/// A transformer putting its samples on resources it was never given (other
+/// instances': silent misattribution of billing data), and reading their owners: every
+/// such sample is refused and counted, every such read answered with nothing.
+#[test]
+fn a_transformer_cannot_touch_resources_it_was_not_given() {
+    use pollen_host::sample::{Metadata, Meter, MeterType, Owner, Resource, Sample};
+    let workspace = Workspace::new(&[hostile("thief_transformer")]);
+    let path = workspace.write_pipeline(
+        "",
+        "sources:\n  - name: s\n    meters: ['*']\n    sinks: [out]\nsinks:\n  - name: out\n    transformers:\n      - name: thief_transformer\n    publishers: ['stdout://']\n",
+    );
+    let agent = pollen_host::pipeline::Agent::build(config::load(&path).unwrap()).expect("agent");
+    let registry = agent.registry.clone();
+    let cpu = registry.intern_meter(Meter { name: "cpu".into(), kind: MeterType::Cumulative, unit: "ns".into() });
+    let owned = |id: &str, user: &str| Resource { owner: Owner::of(Some(user), Some("p")), ..Resource::bare(id) };
+    let mine = registry.intern_resource(owned("vm-mine", "me"));
+    for other in 0..8 {
+        registry.intern_resource(Resource { metadata: Metadata::default(), ..owned(&format!("vm-{other}"), "victim") });
+    }
+    let output =
+        agent.chains["out"].run(vec![Sample { meter: cpu, resource: mine, volume: 5.0, timestamp: 1 }], &registry);
+    let on_mine: Vec<(u32, f64)> = output.samples.iter().map(|s| (s.resource, s.volume)).collect();
+    assert_eq!(on_mine, [(mine, 5.0), (mine, 0.0)], "only its own resource; no read of another's worked");
+    assert_eq!(output.malformed, 8, "the eight copies on other resources are refused and counted");
+}
+
+/// A pollster putting an instance's sample on another instance's id (its owner and
+/// metadata would be swapped): refused, counted, and the other instance keeps its
+/// owner in every sample.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pollster_cannot_put_samples_on_another_instance_s_resource() {
+    let workspace = Workspace::new(&[builtin("local_instances"), builtin("cpu"), hostile("liar")]);
+    let agent_extra = format!(
+        "  libvirt_uri: {}\n{}    liar:\n      params: {{swap: true}}\n",
+        nova_node_uri(),
+        grants(&["local_instances", "cpu"])
+    );
+    let agent = workspace.polling_agent(&agent_extra, "meters: ['*']");
+    let output = run_cycle(&agent.plugins, &agent.hypervisor, &agent.registry, &agent.pipeline.sources).await;
+    let instances = agent.registry.len().1;
+    assert!(output.refusals.of("liar") >= 3 + 2, "the three lies and the swaps: {:?}", output.refusals);
+    let owners: std::collections::BTreeMap<String, Option<String>> = output.samples[0]
+        .iter()
+        .filter(|s| agent.registry.meter(s.meter).is_some_and(|m| m.name == "cpu"))
+        .map(|s| {
+            let r = agent.registry.resource(s.resource).unwrap();
+            (r.id.to_string(), r.user_id().map(str::to_string))
+        })
+        .collect();
+    for sample in &output.samples[0] {
+        let resource = agent.registry.resource(sample.resource).unwrap();
+        if let Some(owner) = owners.get(&*resource.id) {
+            assert_eq!(&resource.user_id().map(str::to_string), owner, "{} keeps its owner", resource.id);
+        }
+    }
+    assert!(instances >= 2, "the node has several instances");
 }

@@ -1,4 +1,6 @@
-//! `pollen:plugin/samples`: what a transformer reads behind sample handles.
+//! `pollen:plugin/samples`: what a transformer reads behind sample handles. It reads
+//! and derives only from the handles it was given (or made): another plugin's
+//! resources are not its to see, nor their owners to borrow.
 
 use super::bounds::{MAX_MADE_METERS, MAX_METER_NAME, MAX_UNIT};
 use std::sync::atomic::Ordering;
@@ -13,6 +15,9 @@ use crate::sample::{Meter, Owner, Resource};
 
 impl Host for PluginState {
     fn lookup_meter(&mut self, handle: u32) -> Option<WitMeter> {
+        if !self.given.has_meter(handle) {
+            return None;
+        }
         let meter = self.context.registry.meter(handle)?;
         Some(WitMeter {
             name: meter.name.clone(),
@@ -31,26 +36,26 @@ impl Host for PluginState {
         }
         let meter = Meter { name, kind: convert::meter_type(type_), unit };
         let registry = &self.context.registry;
-        if let Some(handle) = registry.meter_handle(&meter) {
-            return handle;
-        }
-        if self.context.made_meters.fetch_add(1, Ordering::Relaxed) >= MAX_MADE_METERS {
-            return NO_METER;
-        }
-        registry.intern_meter(meter)
+        let handle = match registry.meter_handle(&meter) {
+            Some(handle) => handle,
+            None if self.context.made_meters.fetch_add(1, Ordering::Relaxed) >= MAX_MADE_METERS => return NO_METER,
+            None => registry.intern_meter(meter),
+        };
+        self.given.made_meter(handle);
+        handle
     }
 
     fn lookup_resource_id(&mut self, handle: u32) -> Option<String> {
-        self.context.registry.resource(handle).map(|r| r.id.to_string())
+        self.given_resource(handle).map(|r| r.id.to_string())
     }
 
     fn lookup_metadata(&mut self, handle: u32, key: String) -> Option<Value> {
-        let resource = self.context.registry.resource(handle)?;
+        let resource = self.given_resource(handle)?;
         resource.metadata_value(&key).as_ref().map(convert::json_to_value)
     }
 
     fn lookup_owner(&mut self, handle: u32) -> Option<(Option<String>, Option<String>)> {
-        let resource = self.context.registry.resource(handle)?;
+        let resource = self.given_resource(handle)?;
         Some((resource.user_id().map(str::to_string), resource.project_id().map(str::to_string)))
     }
 
@@ -61,18 +66,27 @@ impl Host for PluginState {
         project_from: u32,
         metadata_from: Option<u32>,
     ) -> Option<u32> {
-        let registry = &self.context.registry;
-        let base = registry.resource(id_from)?;
-        let owner = Owner::of(registry.resource(user_from)?.user_id(), registry.resource(project_from)?.project_id());
+        let base = self.given_resource(id_from)?;
+        let owner =
+            Owner::of(self.given_resource(user_from)?.user_id(), self.given_resource(project_from)?.project_id());
         let (metadata, extra) = match metadata_from {
             Some(handle) => {
-                let source = registry.resource(handle)?;
+                let source = self.given_resource(handle)?;
                 (source.metadata.clone(), source.extra.clone())
             }
             None => Default::default(),
         };
         let variant = format!("{user_from}/{project_from}/{metadata_from:?}");
         let derived = Resource { id: base.id.clone(), name: base.name.clone(), owner, metadata, extra };
-        Some(registry.intern_derived(derived, &variant))
+        let handle = self.context.registry.intern_derived(derived, &variant);
+        self.given.made_resource(handle);
+        Some(handle)
+    }
+}
+
+impl PluginState {
+    /// The resource behind a handle, if this instance was given or made it.
+    fn given_resource(&self, handle: u32) -> Option<std::sync::Arc<Resource>> {
+        self.given.has_resource(handle).then(|| self.context.registry.resource(handle)).flatten()
     }
 }

@@ -10,7 +10,7 @@ use crate::bindings::types;
 use crate::config::Source;
 use crate::convert;
 use crate::hypervisor::{CycleSnapshot, Hypervisor, HypervisorError};
-use crate::plugin::{Plugin, PluginError};
+use crate::plugin::{plugin_text, Plugin, PluginError};
 use crate::registry::{Registry, ResourceHandle};
 use crate::sample::{now_ns, Metadata, Resource, Sample};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -403,7 +403,13 @@ fn route(plan: &PollPlan, targets: &Targets, raw: Vec<types::Sample>, registry: 
             }
             _ => {
                 let id = sample.resource_id.clone();
-                let handle = device_resource(registry, &targets.resources[base], sample);
+                let Some(handle) = device_resource(registry, &targets.resources[base], sample) else {
+                    output.malformed += 1;
+                    output.refusals.add(plan.pollster.name(), || {
+                        format!("resource id `{}` is another resource's", plugin_text(id.as_deref().unwrap_or(""), 64))
+                    });
+                    continue;
+                };
                 last_device = id.map(|id| (base, id, handle));
                 handle
             }
@@ -512,22 +518,30 @@ fn check_sample(pollster: &Plugin, resources: usize, sample: &types::Sample) -> 
 
 /// The resource a sample is about: its base resource, or, when the pollster gave it
 /// an id or metadata of its own (a disk, a vNIC), that device, sharing the base's
-/// owner and metadata.
+/// owner and metadata. `None` if the id it gave is that of a resource of another
+/// instance (another name or owner): a pollster may name devices of the resources it
+/// was given, not take over others'.
 fn device_resource(
     registry: &Registry,
     (handle, base): &(ResourceHandle, Arc<Resource>),
     sample: types::Sample,
-) -> ResourceHandle {
+) -> Option<ResourceHandle> {
     if sample.resource_id.is_none() && sample.metadata.is_empty() {
-        return *handle;
+        return Some(*handle);
     }
-    registry.intern_resource(Resource {
+    if let Some(id) = sample.resource_id.as_deref().filter(|id| *id != &*base.id) {
+        let taken = registry.resource_handle(id).and_then(|h| registry.resource(h));
+        if taken.is_some_and(|other| other.name != base.name || other.owner != base.owner) {
+            return None;
+        }
+    }
+    Some(registry.intern_resource(Resource {
         id: sample.resource_id.map_or_else(|| base.id.clone(), Into::into),
         name: base.name.clone(),
         owner: base.owner.clone(),
         metadata: base.metadata.clone(),
         extra: Metadata::from_map(&convert::metadata_to_json(sample.metadata)),
-    })
+    }))
 }
 
 /// Waits for a plugin call on a blocking thread.

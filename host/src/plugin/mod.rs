@@ -4,6 +4,7 @@
 mod cache;
 mod engine;
 mod error;
+mod given;
 mod limits;
 mod loader;
 mod outline;
@@ -123,6 +124,17 @@ pub struct Discovered {
     pub first_over_bounds: Option<String>,
 }
 
+/// A transformer's samples, those on meters or resources it was never given marked
+/// refused (the chain drops and counts them) and logged once per call.
+fn own_samples_only(state: &PluginState, mut samples: Vec<Sample>) -> Vec<Sample> {
+    let refused = state.given.refuse_foreign(&mut samples);
+    if refused > 0 {
+        tracing::warn!(plugin = %state.name(), refused,
+            "transformer returned samples on meters or resources it was not given; refused");
+    }
+    samples
+}
+
 /// A loaded, runnable plugin.
 pub struct Plugin {
     /// What it is.
@@ -193,18 +205,21 @@ impl Plugin {
     /// A transformer's output for one batch.
     pub fn transform(&self, batch: &[Sample]) -> Result<Vec<Sample>, PluginError> {
         self.check_kind(PluginKind::Transformer)?;
-        self.sandbox.call(None, |instance, store| match instance {
-            WorldInstance::Transformer(t) => t.pollen_plugin_transformer().call_transform(store, batch),
-            _ => unreachable!("kind checked above"),
+        self.sandbox.call(None, |instance, store| {
+            let WorldInstance::Transformer(t) = instance else { unreachable!("kind checked above") };
+            store.data_mut().given.take(batch);
+            let out = t.pollen_plugin_transformer().call_transform(&mut *store, batch);
+            Ok(out?.map(|samples| own_samples_only(store.data(), samples)))
         })
     }
 
     /// What a transformer held back; everything it holds when `shutdown`.
     pub fn flush(&self, shutdown: bool) -> Result<Vec<Sample>, PluginError> {
         self.check_kind(PluginKind::Transformer)?;
-        self.sandbox.call(None, |instance, store| match instance {
-            WorldInstance::Transformer(t) => t.pollen_plugin_transformer().call_flush(store, shutdown),
-            _ => unreachable!("kind checked above"),
+        self.sandbox.call(None, |instance, store| {
+            let WorldInstance::Transformer(t) = instance else { unreachable!("kind checked above") };
+            let out = t.pollen_plugin_transformer().call_flush(&mut *store, shutdown);
+            Ok(out?.map(|samples| own_samples_only(store.data(), samples)))
         })
     }
 

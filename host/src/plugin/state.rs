@@ -68,6 +68,8 @@ pub struct PluginState {
     pub(crate) discovering: Option<DiscoveryCall>,
     /// The time of the call in progress.
     pub(crate) clock: CallClock,
+    /// What a transformer instance was given or made: what its samples may be on.
+    pub(crate) given: super::given::Given,
     wasi: WasiCtx,
     table: ResourceTable,
 }
@@ -94,6 +96,7 @@ impl PluginState {
             reported: HashSet::new(),
             discovering: None,
             clock: CallClock::start(),
+            given: Default::default(),
             wasi,
             table: ResourceTable::new(),
         }

@@ -391,23 +391,22 @@ impl Drop for Running {
 }
 
 /// Runs `pollen ARGS` in `dir` to its end; its exit code, stdout, stderr, and its peak
-/// resident memory in bytes (its own, as the kernel counted it: not the test's).
+/// resident memory in bytes: its own, as GNU time reads it (`/usr/bin/time`, which
+/// `make setup` installs). The test's own `wait4` would not do: a child's peak counts
+/// the parent's memory it was forked from.
 pub fn pollen_measured(args: &[&str], dir: &Path) -> (Option<i32>, String, String, u64) {
-    let (out, err) = (dir.join("measured.out"), dir.join("measured.err"));
-    #[allow(clippy::zombie_processes, reason = "reaped by wait4 below, which also gives its peak memory")]
-    let child = pollen_command()
+    let peak = dir.join("measured.peak");
+    let output = std::process::Command::new("/usr/bin/time")
+        .args(["-f", "%M", "-o"])
+        .arg(&peak)
+        .arg(env!("CARGO_BIN_EXE_pollen"))
         .args(args)
+        .env("XDG_CACHE_HOME", env!("CARGO_TARGET_TMPDIR"))
         .current_dir(dir)
-        .stdout(std::fs::File::create(&out).expect("stdout file"))
-        .stderr(std::fs::File::create(&err).expect("stderr file"))
-        .spawn()
-        .expect("pollen runs");
-    let (mut status, mut usage) = (0, unsafe { std::mem::zeroed::<libc::rusage>() });
-    // SAFETY: the pid is our own child, not yet waited for; `status` and `usage` are
-    // valid for writes.
-    let waited = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
-    assert_eq!(waited, child.id() as libc::pid_t, "wait4: {}", std::io::Error::last_os_error());
-    let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
-    let read = |path: &Path| std::fs::read_to_string(path).unwrap_or_default();
-    (code, read(&out), read(&err), usage.ru_maxrss as u64 * 1024)
+        .output()
+        .expect("/usr/bin/time runs (`make setup` installs it)");
+    let text = std::fs::read_to_string(&peak).expect("GNU time wrote the peak");
+    let kib: u64 = text.lines().last().and_then(|l| l.trim().parse().ok()).unwrap_or_else(|| panic!("peak: {text}"));
+    let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    (output.status.code(), stdout.into_owned(), stderr.into_owned(), kib * 1024)
 }
