@@ -377,3 +377,29 @@ async fn a_pollster_cannot_put_samples_on_another_instance_s_resource() {
     }
     assert!(instances >= 2, "the node has several instances");
 }
+
+/// SIGTERM while a reload is compiling a plugin that takes a minute to compile: the
+/// agent stops at once, the reload abandoned.
+#[test]
+fn sigterm_during_a_slow_reload_stops_the_agent_at_once() {
+    let workspace = Workspace::with_private_cache(&[builtin("local_instances"), builtin("cpu")]);
+    let out = workspace.path().join("samples.jsonl");
+    let sources = format!(
+        "sources:\n  - name: compute\n    interval: 1\n    meters: [cpu]\n    sinks: [out]\nsinks:\n  - name: out\n    publishers: ['file://{}']\n",
+        out.display()
+    );
+    let settings = format!("  max_function_kib: 8192\n  load_timeout: 600\n{}", grants(&["local_instances", "cpu"]));
+    workspace.write_pipeline(&settings, &sources);
+    let mut agent = Running::start(&workspace, &[], out);
+    agent.wait_for("cpu samples", |s| !s.is_empty());
+    // Four megabytes of additions: about a minute of cranelift's time.
+    std::fs::write(workspace.plugin_dir().join("bomb.wasm"), pollen_testkit::component_with_a_function_of(4 << 20))
+        .unwrap();
+    agent.signal("HUP");
+    agent.wait_for_log("reloading the configuration", 1);
+    let started = Instant::now();
+    let log = agent.stop();
+    let took = started.elapsed();
+    assert!(took < LOOSE, "SIGTERM took {took:?}");
+    assert!(log.contains("the reload is abandoned"), "{log}");
+}

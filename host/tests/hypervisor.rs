@@ -23,11 +23,23 @@ use virt::domain::Domain;
 const URI: &str = "qemu:///system";
 const COMPUTE_PLUGINS: [&str; 7] = ["local_instances", "cpu", "memory", "instance", "disk", "network", "perf"];
 
-/// These tests restart and freeze the one libvirtd: one at a time.
+/// These tests restart and freeze the one libvirtd: one at a time, in this process
+/// and in any other test run on the machine (another clone's `make test`), through a
+/// lock file.
 static DAEMON: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-async fn daemon() -> Option<tokio::sync::MutexGuard<'static, ()>> {
-    let guard = DAEMON.lock().await;
+/// The right to restart and freeze libvirtd, until dropped.
+struct Daemon {
+    _in_process: tokio::sync::MutexGuard<'static, ()>,
+    _across_processes: std::fs::File,
+}
+
+async fn daemon() -> Option<Daemon> {
+    let in_process = DAEMON.lock().await;
+    let lock = std::env::temp_dir().join("pollen-tests-libvirtd.lock");
+    let file = std::fs::File::options().create(true).truncate(false).write(true).open(&lock).expect("the lock file");
+    let file = tokio::task::spawn_blocking(move || file.lock().map(|()| file)).await.unwrap().expect("lock libvirtd");
+    let guard = Daemon { _in_process: in_process, _across_processes: file };
     if Connect::open(Some(URI)).is_ok() {
         return Some(guard);
     }

@@ -50,7 +50,8 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         "pollen started"
     );
     let watched = args.watch.then(|| watched_paths(&args.config, plugin_dir));
-    let summary = super::runtime()?.block_on(async move {
+    let runtime = super::runtime()?;
+    let summary = runtime.block_on(async move {
         let (reload, reloads) = mpsc::channel(4);
         tokio::spawn(reload_on_sighup(reload.clone()));
         if let Some(paths) = watched {
@@ -58,6 +59,9 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         }
         schedule::run(agent, shutdown_signal(), reloads, load).await
     })?;
+    // Everything is flushed. What still runs on a blocking thread (a reload abandoned
+    // at shutdown, compiling a plugin) is not waited for.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
     tracing::info!(
         cycles = summary.cycles,
         samples = summary.samples,

@@ -65,7 +65,16 @@ pub async fn run(
         tokio::select! {
             () = &mut shutdown => break,
             Some(()) = reloads.recv() => {
-                let Some((next, started)) = prepare_reload(&agent, &load).await else { continue };
+                // A shutdown asked for while the new configuration loads wins: the
+                // reload is abandoned (its plugins are loading on a blocking thread).
+                let prepared = tokio::select! {
+                    prepared = prepare_reload(&agent, &load) => prepared,
+                    () = &mut shutdown => {
+                        tracing::info!("shutdown asked for during a reload; the reload is abandoned");
+                        break;
+                    }
+                };
+                let Some((next, started)) = prepared else { continue };
                 running.stop(&mut summary).await;
                 sinks = Arc::new(switch_sinks(&agent, &next, sinks, started).await?);
                 agent = Arc::new(next);
