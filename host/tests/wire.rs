@@ -186,10 +186,8 @@ async fn the_file_publisher_rotates_as_python_does() {
     assert_eq!(newest.last().unwrap()["volume"], 52.0, "the newest sample is in the current file");
 }
 
-/// A destination that never answers fills only its own queue: its overflow is
-/// counted, and a healthy publisher beside it gets everything.
-#[tokio::test]
-async fn a_stuck_publisher_never_holds_up_another() {
+/// An address that accepts connections and never answers on them.
+async fn stuck_destination() -> std::net::SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -198,6 +196,14 @@ async fn a_stuck_publisher_never_holds_up_another() {
             held.push(stream); // accepted, never answered
         }
     });
+    address
+}
+
+/// A destination that never answers fills only its own queue: its overflow is
+/// counted, and a healthy publisher beside it gets everything.
+#[tokio::test]
+async fn a_stuck_publisher_never_holds_up_another() {
+    let address = stuck_destination().await;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("samples.jsonl");
     let stuck =
@@ -223,14 +229,7 @@ async fn a_stuck_publisher_never_holds_up_another() {
 #[tokio::test]
 async fn a_publisher_queue_is_bounded_in_samples_too() {
     use pollen_host::publish::QUEUE_SAMPLES;
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((stream, _)) = listener.accept().await {
-            held.push(stream); // accepted, never answered
-        }
-    });
+    let address = stuck_destination().await;
     let stuck =
         PublisherHandle::start(&format!("http://{address}/?timeout=60&max_retries=0"), &context()).await.unwrap();
     let big = Arc::new(batch(400_000, 0.0));
