@@ -33,7 +33,11 @@ impl PluginState {
     /// Refuses an id that is not a domain of this host, at once: answering it costs
     /// nothing, and counts as the plugin's own time (only reading libvirt is waiting).
     fn listed(&mut self, snapshot: &CycleSnapshot, uuid: &str) -> Result<(), Error> {
-        if self.waiting(|| snapshot.is_listed(uuid)).map_err(host_error)? {
+        let listed = match snapshot.is_listed_now(uuid) {
+            Some(listed) => listed,
+            None => self.waiting(|| snapshot.is_listed(uuid)),
+        };
+        if listed.map_err(host_error)? {
             return Ok(());
         }
         let quoted: String = uuid.chars().take(QUOTED_ID).collect();

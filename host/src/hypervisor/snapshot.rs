@@ -190,6 +190,12 @@ impl CycleSnapshot {
         Ok(self.listing()?.index(uuid).is_some())
     }
 
+    /// The same if the listing was read already (no libvirt call then); `None` if not.
+    pub fn is_listed_now(&self, uuid: &str) -> Option<Result<bool, HypervisorError>> {
+        let listing = self.listing.get()?;
+        Some(listing.as_ref().map(|l| l.index(uuid).is_some()).map_err(Clone::clone))
+    }
+
     /// Reads the statistics of the domains at `indices` of the listing; one result
     /// for each.
     fn read(&self, listing: &Listing, indices: Vec<usize>) -> Vec<(usize, Shared<DomainStats>)> {

@@ -5,6 +5,7 @@
 //! count logged with the next line let through.
 
 use std::borrow::Cow;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -33,21 +34,23 @@ pub enum LogLevel {
 pub struct PluginLog {
     plugin: Arc<str>,
     budget: Mutex<Budget>,
+    /// Lines held back since the last one let through (read without the lock: a call
+    /// that logged nothing costs one atomic load).
+    suppressed: AtomicU64,
 }
 
 struct Budget {
     per_second: f64,
     tokens: f64,
     refilled: Instant,
-    suppressed: u64,
 }
 
 impl PluginLog {
     /// The log of plugin `plugin`, letting through `per_second` lines a second.
     pub fn new(plugin: Arc<str>, per_second: u32) -> Self {
         let per_second = f64::from(per_second.max(1));
-        let budget = Budget { per_second, tokens: per_second * BURST_SECONDS, refilled: Instant::now(), suppressed: 0 };
-        Self { plugin, budget: Mutex::new(budget) }
+        let budget = Budget { per_second, tokens: per_second * BURST_SECONDS, refilled: Instant::now() };
+        Self { plugin, budget: Mutex::new(budget), suppressed: AtomicU64::new(0) }
     }
 
     /// Logs `text` at `level` with the plugin's name, escaped and cut, if the plugin's
@@ -60,11 +63,11 @@ impl PluginLog {
             budget.tokens = (budget.tokens + refill).min(budget.per_second * BURST_SECONDS);
             budget.refilled = now;
             if budget.tokens < 1.0 {
-                budget.suppressed += 1;
+                self.suppressed.fetch_add(1, Ordering::Relaxed);
                 return;
             }
             budget.tokens -= 1.0;
-            std::mem::take(&mut budget.suppressed)
+            self.suppressed.swap(0, Ordering::Relaxed)
         };
         let plugin = &*self.plugin;
         Self::report(plugin, suppressed);
@@ -83,11 +86,9 @@ impl PluginLog {
     /// Logs how many lines were held back since the last line let through, if any (at
     /// the end of every call, so that a flood is reported even if nothing follows it).
     pub fn report_held_back(&self) {
-        let suppressed = {
-            let mut budget = self.budget.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            std::mem::take(&mut budget.suppressed)
-        };
-        Self::report(&self.plugin, suppressed);
+        if self.suppressed.load(Ordering::Relaxed) > 0 {
+            Self::report(&self.plugin, self.suppressed.swap(0, Ordering::Relaxed));
+        }
     }
 
     fn report(plugin: &str, suppressed: u64) {
@@ -149,9 +150,9 @@ mod tests {
         for _ in 0..1000 {
             log.line(LogLevel::Info, "line");
         }
-        let budget = log.budget.lock().unwrap();
         // Two lines a second, bursts of ten seconds' worth: 20 let through (a few more
         // if the loop is slow enough to earn them), the rest counted.
-        assert!((975..=980).contains(&budget.suppressed), "{}", budget.suppressed);
+        let suppressed = log.suppressed.load(Ordering::Relaxed);
+        assert!((975..=980).contains(&suppressed), "{suppressed}");
     }
 }
