@@ -7,6 +7,7 @@
 
 use super::PluginSet;
 use crate::bindings::types;
+use crate::caps::bounds::{metadata_size, MAX_ID as MAX_RESOURCE_ID, MAX_METADATA};
 use crate::config::Source;
 use crate::convert;
 use crate::hypervisor::{CycleSnapshot, Hypervisor, HypervisorError};
@@ -463,8 +464,6 @@ fn plan(plugins: &PluginSet, sources: &[Source]) -> Vec<PollPlan> {
     }
     plans
 }
-
-use crate::caps::bounds::{metadata_size, MAX_ID as MAX_RESOURCE_ID, MAX_METADATA};
 
 /// What makes a sample a pollster returned malformed.
 #[derive(Debug)]

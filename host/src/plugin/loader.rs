@@ -118,7 +118,7 @@ fn read_plugin(path: &Path, limit: u64) -> Result<Vec<u8>, LoadError> {
     let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
     file.by_ref().take(8).read_to_end(&mut bytes).map_err(unreadable)?;
     check_header(path, &bytes)?;
-    file.take(limit + 1 - bytes.len() as u64).read_to_end(&mut bytes).map_err(unreadable)?;
+    file.take(limit.saturating_add(1) - bytes.len() as u64).read_to_end(&mut bytes).map_err(unreadable)?;
     if bytes.len() as u64 > limit {
         return Err(LoadError::TooLarge { path: path.to_path_buf(), size: bytes.len() as u64, limit });
     }
@@ -158,8 +158,7 @@ fn load_bytes(
     let fingerprint = fingerprint(bytes, &name, agent);
 
     // What the file says of itself decides before anything is compiled.
-    let outline =
-        outline(bytes).map_err(|message| LoadError::Invalid { path: path.to_path_buf(), message: message.clone() })?;
+    let outline = outline(bytes).map_err(|message| LoadError::Invalid { path: path.to_path_buf(), message })?;
     let kind = world_of(path, &outline.exports)?;
     check_imports(path, &name, kind, &outline.imports, &settings.grants)?;
     if outline.largest_function > agent.max_function_bytes() {
