@@ -403,3 +403,23 @@ fn sigterm_during_a_slow_reload_stops_the_agent_at_once() {
     assert!(took < LOOSE, "SIGTERM took {took:?}");
     assert!(log.contains("the reload is abandoned"), "{log}");
 }
+
+/// The `cpu` plugin with a dozen more core instances, each with a memory of 8 MiB:
+/// each under its 64 MiB limit, 96 MiB together (846 MiB under a 64 MiB limit,
+/// unchecked). The budget is the instance's, all memories together: it is refused.
+#[test]
+fn a_plugin_spreading_its_memory_over_many_memories_is_held_to_one_budget() {
+    let workspace = Workspace::with_private_cache(&[]);
+    let file = workspace.plugin_dir().join("cpu.wasm");
+    let bloated = pollen_testkit::with_extra_memories(&std::fs::read(builtin("cpu")).unwrap(), 12, 8);
+    std::fs::write(&file, bloated).unwrap();
+    let error = load_refused(&workspace, &grants(&["cpu"]), &file);
+    assert!(matches!(&error, LoadError::Describe { source: PluginError::MemoryLimit { .. }, .. }), "{error}");
+    // Within a budget that fits them all, the same plugin loads and works.
+    let agent_extra = format!("{}    cpu:\n      grants: [hypervisor]\n      memory_limit_mib: 256\n", "  plugins:\n");
+    let path = workspace.write_pipeline(&agent_extra, "");
+    let agent = config::load(&path).expect("pipeline").agent;
+    let engine = PluginEngine::new(agent.cache_dir()).expect("engine");
+    let plugin = load_file(&engine, &file, &agent, &Arc::new(Registry::new())).expect("loads within 256 MiB");
+    assert_eq!(plugin.info.meters[0].meter.name, "cpu");
+}

@@ -252,3 +252,43 @@ pub fn component_with_a_function_of(bytes: usize) -> Vec<u8> {
     component.section(&exports);
     component.finish()
 }
+
+/// `component` (a plugin's bytes) with `count` more core instances appended, each of a
+/// module holding one linear memory of `mib` MiB: a plugin whose instance spreads its
+/// memory over many memories, each under the limit, together far over it.
+pub fn with_extra_memories(component: &[u8], count: u32, mib: u64) -> Vec<u8> {
+    use wasm_encoder::{Component, InstanceSection, MemorySection, MemoryType, Module, ModuleArg, ModuleSection};
+    // The new modules' indices follow those of the component's own modules.
+    let mut modules = 0;
+    let mut depth = 0usize;
+    for payload in wasmparser::Parser::new(0).parse_all(component) {
+        match payload.expect("a valid component") {
+            wasmparser::Payload::Version { .. } => depth += 1,
+            wasmparser::Payload::End(_) => depth -= 1,
+            wasmparser::Payload::ModuleSection { .. } if depth == 1 => modules += 1,
+            _ => {}
+        }
+    }
+    let mut memories = MemorySection::new();
+    memories.memory(MemoryType {
+        minimum: mib * 16,
+        maximum: None,
+        memory64: false,
+        shared: false,
+        page_size_log2: None,
+    });
+    let mut module = Module::new();
+    module.section(&memories);
+    let mut extra = Component::new();
+    let mut instances = InstanceSection::new();
+    for index in 0..count {
+        extra.section(&ModuleSection(&module));
+        instances.instantiate(modules + index, std::iter::empty::<(&str, ModuleArg)>());
+    }
+    extra.section(&instances);
+    let extra = extra.finish();
+    // Both start with the same 8-byte header; the sections follow.
+    let mut bytes = component.to_vec();
+    bytes.extend_from_slice(&extra[8..]);
+    bytes
+}
