@@ -98,11 +98,25 @@ fn sigterm_returns_despite_a_sleeping_transformer() {
     let mut agent = Running::start(&workspace, &[], raw);
     agent.wait_for("raw samples of two cycles", |s| s.len() >= 2);
     agent.wait_for_log("plugin `sleepy_transformer` ran past its deadline", 1);
+    let log = stop_promptly(agent);
+    assert!(log.contains("pollen stopped"), "{log}");
+}
+
+/// `sources` and `sinks` polling `cpu` every second into the file `out`.
+fn cpu_every_second_into(out: &std::path::Path) -> String {
+    format!(
+        "sources:\n  - name: compute\n    interval: 1\n    meters: [cpu]\n    sinks: [out]\nsinks:\n  - name: out\n    publishers: ['file://{}']\n",
+        out.display()
+    )
+}
+
+/// SIGTERM, which must be obeyed within [`LOOSE`] whatever a plugin does; the log.
+fn stop_promptly(agent: Running) -> String {
     let started = Instant::now();
     let log = agent.stop();
     let took = started.elapsed();
     assert!(took < LOOSE, "SIGTERM took {took:?}: {log}");
-    assert!(log.contains("pollen stopped"), "{log}");
+    log
 }
 
 /// A reload that brings a plugin sleeping in `describe` ends (refused, the running
@@ -111,10 +125,7 @@ fn sigterm_returns_despite_a_sleeping_transformer() {
 fn a_reload_loading_a_sleeping_plugin_ends_and_sigterm_still_works() {
     let workspace = Workspace::new(&[builtin("local_instances"), builtin("cpu")]);
     let out = workspace.path().join("samples.jsonl");
-    let sources = format!(
-        "sources:\n  - name: compute\n    interval: 1\n    meters: [cpu]\n    sinks: [out]\nsinks:\n  - name: out\n    publishers: ['file://{}']\n",
-        out.display()
-    );
+    let sources = cpu_every_second_into(&out);
     workspace.write_pipeline(&grants(&["local_instances", "cpu"]), &sources);
     let mut agent = Running::start(&workspace, &[], out);
     agent.wait_for("cpu samples", |s| !s.is_empty());
@@ -384,10 +395,7 @@ async fn a_pollster_cannot_put_samples_on_another_instance_s_resource() {
 fn sigterm_during_a_slow_reload_stops_the_agent_at_once() {
     let workspace = Workspace::with_private_cache(&[builtin("local_instances"), builtin("cpu")]);
     let out = workspace.path().join("samples.jsonl");
-    let sources = format!(
-        "sources:\n  - name: compute\n    interval: 1\n    meters: [cpu]\n    sinks: [out]\nsinks:\n  - name: out\n    publishers: ['file://{}']\n",
-        out.display()
-    );
+    let sources = cpu_every_second_into(&out);
     let settings = format!("  max_function_kib: 8192\n  load_timeout: 600\n{}", grants(&["local_instances", "cpu"]));
     workspace.write_pipeline(&settings, &sources);
     let mut agent = Running::start(&workspace, &[], out);
@@ -397,10 +405,7 @@ fn sigterm_during_a_slow_reload_stops_the_agent_at_once() {
         .unwrap();
     agent.signal("HUP");
     agent.wait_for_log("reloading the configuration", 1);
-    let started = Instant::now();
-    let log = agent.stop();
-    let took = started.elapsed();
-    assert!(took < LOOSE, "SIGTERM took {took:?}");
+    let log = stop_promptly(agent);
     assert!(log.contains("the reload is abandoned"), "{log}");
 }
 

