@@ -389,11 +389,7 @@ fn sigterm_flushes_what_transformers_hold() {
     let held = workspace.path().join("held.jsonl");
     workspace.write_pipeline(
         &grants(&["local_instances", "cpu"]),
-        &format!(
-            "sources:\n  - name: compute\n    interval: 1\n    meters: [cpu]\n    sinks: [raw, held]\nsinks:\n  - name: raw\n    publishers: ['file://{}']\n  - name: held\n    transformers:\n      - name: accumulator\n        parameters: {{size: 1000}}\n    publishers: ['file://{}']\n",
-            raw.display(),
-            held.display()
-        ),
+        &cpu_raw_and_through(&raw, &held, "      - name: accumulator\n        parameters: {size: 1000}\n"),
     );
     let mut agent = Running::start(&workspace, &[], raw);
     agent.wait_for("two cycles", |s| s.len() >= 2);

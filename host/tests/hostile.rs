@@ -16,15 +16,19 @@ use std::time::{Duration, Instant};
 /// What a call that must stop at its deadline may take at most, on a loaded machine.
 const LOOSE: Duration = Duration::from_secs(30);
 
+/// A workspace with `local_instances`, `cpu` and the hostile plugin `name`, and the
+/// `agent` lines that grant the first two the hypervisor and give `name` these
+/// settings (YAML lines under `agent.plugins.<name>`).
+fn beside_cpu(name: &str, settings: &str) -> (Workspace, String) {
+    let workspace = Workspace::new(&[builtin("local_instances"), builtin("cpu"), hostile(name)]);
+    (workspace, format!("{}    {name}:\n{settings}", grants(&["local_instances", "cpu"])))
+}
+
 /// A pollster that sleeps in `poll` (a blocking WASI call, where epoch interruption
 /// never fires) is stopped at its deadline, and the cycle's other samples come out.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_pollster_sleeping_in_wasi_is_stopped_at_its_deadline_and_the_cycle_goes_on() {
-    let workspace = Workspace::new(&[builtin("local_instances"), builtin("cpu"), hostile("sleeper")]);
-    let agent_extra = format!(
-        "{}    sleeper:\n      grants: [hypervisor]\n      call_timeout: 0.5\n",
-        grants(&["local_instances", "cpu"])
-    );
+    let (workspace, agent_extra) = beside_cpu("sleeper", "      grants: [hypervisor]\n      call_timeout: 0.5\n");
     let agent = workspace.polling_agent(&agent_extra, "meters: ['*']");
     for cycle in 0..2 {
         let started = Instant::now();
@@ -61,14 +65,8 @@ fn a_plugin_sleeping_in_describe_is_refused_at_load_within_its_deadline() {
 /// `poll --once` returns, with the other plugins' samples, whatever a plugin blocks on.
 #[test]
 fn poll_once_returns_despite_a_sleeping_pollster() {
-    let workspace = Workspace::new(&[builtin("local_instances"), builtin("cpu"), hostile("sleeper")]);
-    workspace.write_pipeline(
-        &format!(
-            "{}    sleeper:\n      grants: [hypervisor]\n      call_timeout: 0.5\n",
-            grants(&["local_instances", "cpu"])
-        ),
-        &stdout_source("meters: ['*']"),
-    );
+    let (workspace, agent_extra) = beside_cpu("sleeper", "      grants: [hypervisor]\n      call_timeout: 0.5\n");
+    workspace.write_pipeline(&agent_extra, &stdout_source("meters: ['*']"));
     let started = Instant::now();
     let output = pollen_command().args(["poll", "--once"]).current_dir(workspace.path()).output().expect("pollen runs");
     let took = started.elapsed();
@@ -89,11 +87,7 @@ fn sigterm_returns_despite_a_sleeping_transformer() {
     let held = workspace.path().join("held.jsonl");
     workspace.write_pipeline(
         &format!("{}    sleepy_transformer:\n      call_timeout: 0.5\n", grants(&["local_instances", "cpu"])),
-        &format!(
-            "sources:\n  - name: compute\n    interval: 1\n    meters: [cpu]\n    sinks: [raw, sleepy]\nsinks:\n  - name: raw\n    publishers: ['file://{}']\n  - name: sleepy\n    transformers:\n      - name: sleepy_transformer\n    publishers: ['file://{}']\n",
-            raw.display(),
-            held.display()
-        ),
+        &cpu_raw_and_through(&raw, &held, "      - name: sleepy_transformer\n"),
     );
     let mut agent = Running::start(&workspace, &[], raw);
     agent.wait_for("raw samples of two cycles", |s| s.len() >= 2);
@@ -248,14 +242,11 @@ fn compiling_past_the_load_timeout_is_refused() {
 /// plugin's own time, so `call_timeout` stops it (not the 60 s wall deadline).
 #[test]
 fn made_up_domain_ids_cost_the_host_nothing_and_the_plugin_its_own_time() {
-    let workspace = Workspace::new(&[builtin("local_instances"), builtin("cpu"), hostile("spin_forever")]);
-    workspace.write_pipeline(
-        &format!(
-            "{}    spin_forever:\n      grants: [hypervisor]\n      call_timeout: 1\n      params: {{on: bogus-stats}}\n",
-            grants(&["local_instances", "cpu"])
-        ),
-        &stdout_source("meters: ['*']"),
+    let (workspace, agent_extra) = beside_cpu(
+        "spin_forever",
+        "      grants: [hypervisor]\n      call_timeout: 1\n      params: {on: bogus-stats}\n",
     );
+    workspace.write_pipeline(&agent_extra, &stdout_source("meters: ['*']"));
     let started = Instant::now();
     let (code, stdout, stderr, peak) = pollen_measured(&["poll", "--once"], workspace.path());
     let took = started.elapsed();
@@ -311,7 +302,7 @@ fn a_transformer_making_meters_without_end_is_bounded() {
         let workspace = Workspace::new(&[hostile("meter_maker")]);
         let path = workspace.write_pipeline(
             "",
-            &format!("sources:\n  - name: s\n    meters: ['*']\n    sinks: [out]\nsinks:\n  - name: out\n    transformers:\n      - name: meter_maker\n        parameters: {{long: {long}}}\n    publishers: ['stdout://']\n"),
+            &through_transformers(&format!("      - name: meter_maker\n        parameters: {{long: {long}}}\n")),
         );
         let agent = pollen_host::pipeline::Agent::build(config::load(&path).unwrap()).expect("agent");
         let registry = agent.registry.clone();
@@ -338,10 +329,7 @@ fn a_transformer_making_meters_without_end_is_bounded() {
 fn a_transformer_cannot_touch_resources_it_was_not_given() {
     use pollen_host::sample::{Metadata, Meter, MeterType, Owner, Resource, Sample};
     let workspace = Workspace::new(&[hostile("thief_transformer")]);
-    let path = workspace.write_pipeline(
-        "",
-        "sources:\n  - name: s\n    meters: ['*']\n    sinks: [out]\nsinks:\n  - name: out\n    transformers:\n      - name: thief_transformer\n    publishers: ['stdout://']\n",
-    );
+    let path = workspace.write_pipeline("", &through_transformers("      - name: thief_transformer\n"));
     let agent = pollen_host::pipeline::Agent::build(config::load(&path).unwrap()).expect("agent");
     let registry = agent.registry.clone();
     let cpu = registry.intern_meter(Meter { name: "cpu".into(), kind: MeterType::Cumulative, unit: "ns".into() });
@@ -362,13 +350,8 @@ fn a_transformer_cannot_touch_resources_it_was_not_given() {
 /// owner in every sample.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_pollster_cannot_put_samples_on_another_instance_s_resource() {
-    let workspace = Workspace::new(&[builtin("local_instances"), builtin("cpu"), hostile("liar")]);
-    let agent_extra = format!(
-        "  libvirt_uri: {}\n{}    liar:\n      params: {{swap: true}}\n",
-        nova_node_uri(),
-        grants(&["local_instances", "cpu"])
-    );
-    let agent = workspace.polling_agent(&agent_extra, "meters: ['*']");
+    let (workspace, plugins) = beside_cpu("liar", "      params: {swap: true}\n");
+    let agent = workspace.polling_agent(&format!("  libvirt_uri: {}\n{plugins}", nova_node_uri()), "meters: ['*']");
     let output = run_cycle(&agent.plugins, &agent.hypervisor, &agent.registry, &agent.pipeline.sources).await;
     let instances = agent.registry.len().1;
     assert!(output.refusals.of("liar") >= 3 + 2, "the three lies and the swaps: {:?}", output.refusals);

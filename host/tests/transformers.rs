@@ -20,12 +20,7 @@ const TRANSFORMERS: &[&str] =
 fn agent_with(transformers: &str) -> Result<Agent, BuildError> {
     let plugins: Vec<_> = TRANSFORMERS.iter().map(|name| builtin(name)).collect();
     let workspace = Workspace::new(&plugins);
-    let path = workspace.write_pipeline(
-        "",
-        &format!(
-            "sources:\n  - name: s\n    meters: ['*']\n    sinks: [out]\nsinks:\n  - name: out\n    transformers:\n{transformers}    publishers: ['stdout://']\n"
-        ),
-    );
+    let path = workspace.write_pipeline("", &through_transformers(transformers));
     let pipeline = config::load(&path).expect("the pipeline parses");
     let agent = Agent::build(pipeline);
     drop(workspace);
@@ -310,7 +305,9 @@ fn transformer_parameters_that_are_lists_are_refused_when_the_file_is_read() {
     let workspace = Workspace::new(&[]);
     let path = workspace.write_pipeline(
         "",
-        "sources:\n  - name: s\n    meters: ['*']\n    sinks: [out]\nsinks:\n  - name: out\n    transformers:\n      - name: rate_of_change\n        parameters:\n          target:\n            scale: [1, 2]\n    publishers: ['stdout://']\n",
+        &through_transformers(
+            "      - name: rate_of_change\n        parameters:\n          target:\n            scale: [1, 2]\n",
+        ),
     );
     let message = config::load(&path).expect_err("refused").to_string();
     assert!(message.contains("sinks[0].transformers[0].parameters: `target.scale` is a list"), "{message}");
@@ -319,10 +316,7 @@ fn transformer_parameters_that_are_lists_are_refused_when_the_file_is_read() {
 #[test]
 fn a_pollster_is_not_a_transformer() {
     let workspace = Workspace::new(&[builtin("cpu")]);
-    let path = workspace.write_pipeline(
-        &grants(&["cpu"]),
-        "sources:\n  - name: s\n    meters: ['*']\n    sinks: [out]\nsinks:\n  - name: out\n    transformers:\n      - name: cpu\n    publishers: ['stdout://']\n",
-    );
+    let path = workspace.write_pipeline(&grants(&["cpu"]), &through_transformers("      - name: cpu\n"));
     let error = Agent::build(config::load(&path).unwrap()).err().expect("refused");
     assert!(error.to_string().contains("plugin `cpu` is a pollster, not a transformer"), "{error}");
 }
@@ -332,10 +326,7 @@ fn what_a_transformer_returns_is_checked() {
     // The echo test transformer emits, on flush, a sample on resource handle 0: here no
     // resource was ever interned, so handle 0 is unknown and the sample is refused.
     let workspace = Workspace::new(&[hostile("echo_transformer")]);
-    let path = workspace.write_pipeline(
-        "",
-        "sources:\n  - name: s\n    meters: ['*']\n    sinks: [out]\nsinks:\n  - name: out\n    transformers:\n      - name: echo_transformer\n    publishers: ['stdout://']\n",
-    );
+    let path = workspace.write_pipeline("", &through_transformers("      - name: echo_transformer\n"));
     let agent = Agent::build(config::load(&path).unwrap()).expect("agent");
     let output = agent.chains["out"].finish(&agent.registry);
     assert_eq!((output.samples.len(), output.malformed), (0, 1));

@@ -2,17 +2,10 @@
 //! through its rate-limited, escaping [`PluginLog`](crate::plugin::PluginLog).
 
 use crate::bindings::agent::pollen::plugin::log::{Host, Level};
-use crate::plugin::{LogLevel, PluginState};
+use crate::plugin::PluginState;
 
 impl Host for PluginState {
     fn log(&mut self, level: Level, message: String) {
-        let level = match level {
-            Level::Trace => LogLevel::Trace,
-            Level::Debug => LogLevel::Debug,
-            Level::Info => LogLevel::Info,
-            Level::Warn => LogLevel::Warn,
-            Level::Error => LogLevel::Error,
-        };
         self.context.log.line(level, &message);
     }
 }

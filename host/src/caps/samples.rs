@@ -3,15 +3,13 @@
 //! resources are not its to see, nor their owners to borrow.
 
 use super::bounds::{MAX_MADE_METERS, MAX_METER_NAME, MAX_UNIT};
-use std::sync::atomic::Ordering;
-
-/// The handle given for a meter past the bounds: no meter has it.
-const NO_METER: u32 = u32::MAX;
 use crate::bindings::agent::pollen::plugin::samples::Host;
 use crate::bindings::types::{Meter as WitMeter, MeterType as WitMeterType, Value};
 use crate::convert;
 use crate::plugin::PluginState;
+use crate::plugin::NO_HANDLE;
 use crate::sample::{Meter, Owner, Resource};
+use std::sync::atomic::Ordering;
 
 impl Host for PluginState {
     fn lookup_meter(&mut self, handle: u32) -> Option<WitMeter> {
@@ -32,13 +30,13 @@ impl Host for PluginState {
     /// samples are refused and counted, the registry does not grow.
     fn intern_meter(&mut self, name: String, type_: WitMeterType, unit: String) -> u32 {
         if name.is_empty() || name.len() > MAX_METER_NAME || unit.len() > MAX_UNIT {
-            return NO_METER;
+            return NO_HANDLE;
         }
         let meter = Meter { name, kind: convert::meter_type(type_), unit };
         let registry = &self.context.registry;
         let handle = match registry.meter_handle(&meter) {
             Some(handle) => handle,
-            None if self.context.made_meters.fetch_add(1, Ordering::Relaxed) >= MAX_MADE_METERS => return NO_METER,
+            None if self.context.made_meters.fetch_add(1, Ordering::Relaxed) >= MAX_MADE_METERS => return NO_HANDLE,
             None => registry.intern_meter(meter),
         };
         self.given.made_meter(handle);

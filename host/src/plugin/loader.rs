@@ -144,7 +144,8 @@ fn fingerprint(bytes: &[u8], name: &str, agent: &Agent) -> u64 {
     hasher.finish()
 }
 
-/// Loads a plugin from the bytes of its file at `path`.
+/// Loads a plugin from the bytes of its file at `path`, as [`read_plugin`] read them
+/// (header checked, size bounded).
 fn load_bytes(
     engine: &PluginEngine,
     path: &Path,
@@ -152,7 +153,6 @@ fn load_bytes(
     agent: &Agent,
     registry: &Arc<Registry>,
 ) -> Result<Plugin, LoadError> {
-    check_header(path, bytes)?;
     let name = plugin_name(path);
     let settings = agent.plugin(&name);
     let fingerprint = fingerprint(bytes, &name, agent);
@@ -176,8 +176,6 @@ fn load_bytes(
                 LoadError::Invalid { path: path.to_path_buf(), message: format!("{error:#}") }
             }
         })?;
-    let component_type = component.component_type();
-    let imports: Vec<String> = component_type.imports(&engine.engine).map(|(name, _)| name.to_string()).collect();
 
     let pre = engine
         .linker
@@ -208,7 +206,7 @@ fn load_bytes(
         path: path.to_path_buf(),
         kind,
         world: format!("pollen:plugin/{}@{CONTRACT_VERSION}", kind.world()),
-        imports,
+        imports: outline.imports,
         meters: Vec::new(),
         discoverer: None,
         cache,

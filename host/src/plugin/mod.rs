@@ -15,8 +15,9 @@ mod state;
 pub use cache::CacheOutcome;
 pub use engine::PluginEngine;
 pub use error::{EngineError, LoadError, PluginError};
+pub(crate) use given::NO_HANDLE;
 pub use loader::{load_dir, load_file, LoadedDir};
-pub use plugin_log::{plugin_text, LogLevel, PluginLog, MAX_LINE};
+pub use plugin_log::{plugin_text, PluginLog};
 pub use state::{PluginContext, PluginState};
 
 use crate::bindings::types;

@@ -3,7 +3,7 @@
 //! its largest function. The loader refuses on these before it spends any time
 //! compiling (a single function of megabytes takes cranelift minutes).
 
-use wasmparser::{Encoding, Parser, Payload};
+use wasmparser::{Parser, Payload};
 
 /// A component's outline.
 #[derive(Debug, Default)]
@@ -16,19 +16,15 @@ pub(crate) struct Outline {
     pub largest_function: usize,
 }
 
-/// Reads the outline of a component's bytes; the error says where it is malformed.
+/// Reads the outline of a component's bytes (its header already checked: a component,
+/// not a core module); the error says where it is malformed.
 pub(crate) fn outline(bytes: &[u8]) -> Result<Outline, String> {
     let mut outline = Outline::default();
     // Nested modules and components come inline; depth 1 is the file's own level.
     let mut depth = 0usize;
     for payload in Parser::new(0).parse_all(bytes) {
         match payload.map_err(|error| error.to_string())? {
-            Payload::Version { encoding, .. } => {
-                depth += 1;
-                if depth == 1 && encoding != Encoding::Component {
-                    return Err("a core module, not a component".into());
-                }
-            }
+            Payload::Version { .. } => depth += 1,
             Payload::End(_) => depth = depth.saturating_sub(1),
             Payload::ComponentImportSection(section) if depth == 1 => {
                 for import in section {

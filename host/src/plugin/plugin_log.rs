@@ -4,6 +4,7 @@
 //! plugin can forge a line of the agent's own. What is held back is counted, and the
 //! count logged with the next line let through.
 
+use crate::bindings::agent::pollen::plugin::log::Level;
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -14,21 +15,6 @@ pub const MAX_LINE: usize = 2048;
 
 /// Seconds' worth of lines a plugin may log at once.
 const BURST_SECONDS: f64 = 10.0;
-
-/// The severity of a plugin's line.
-#[derive(Debug, Clone, Copy)]
-pub enum LogLevel {
-    /// `trace`.
-    Trace,
-    /// `debug`.
-    Debug,
-    /// `info`.
-    Info,
-    /// `warn`.
-    Warn,
-    /// `error`.
-    Error,
-}
 
 /// One plugin's way into the agent's log, shared by all its instances.
 pub struct PluginLog {
@@ -55,7 +41,7 @@ impl PluginLog {
 
     /// Logs `text` at `level` with the plugin's name, escaped and cut, if the plugin's
     /// budget allows; otherwise counts it.
-    pub fn line(&self, level: LogLevel, text: &str) {
+    pub fn line(&self, level: Level, text: &str) {
         let suppressed = {
             let mut budget = self.budget.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             let now = Instant::now();
@@ -73,16 +59,14 @@ impl PluginLog {
         Self::report(plugin, suppressed);
         let message = plugin_text(text, MAX_LINE);
         match level {
-            LogLevel::Trace => tracing::trace!(plugin, "{message}"),
-            LogLevel::Debug => tracing::debug!(plugin, "{message}"),
-            LogLevel::Info => tracing::info!(plugin, "{message}"),
-            LogLevel::Warn => tracing::warn!(plugin, "{message}"),
-            LogLevel::Error => tracing::error!(plugin, "{message}"),
+            Level::Trace => tracing::trace!(plugin, "{message}"),
+            Level::Debug => tracing::debug!(plugin, "{message}"),
+            Level::Info => tracing::info!(plugin, "{message}"),
+            Level::Warn => tracing::warn!(plugin, "{message}"),
+            Level::Error => tracing::error!(plugin, "{message}"),
         }
     }
-}
 
-impl PluginLog {
     /// Logs how many lines were held back since the last line let through, if any (at
     /// the end of every call, so that a flood is reported even if nothing follows it).
     pub fn report_held_back(&self) {
@@ -148,7 +132,7 @@ mod tests {
     fn the_budget_lets_a_burst_through_then_counts_what_it_holds_back() {
         let log = PluginLog::new(Arc::from("flood"), 2);
         for _ in 0..1000 {
-            log.line(LogLevel::Info, "line");
+            log.line(Level::Info, "line");
         }
         // Two lines a second, bursts of ten seconds' worth: 20 let through (a few more
         // if the loop is slow enough to earn them), the rest counted.

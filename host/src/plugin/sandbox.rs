@@ -10,9 +10,10 @@
 
 use super::engine::PluginEngine;
 use super::error::PluginError;
-use super::plugin_log::{plugin_text, LogLevel, MAX_LINE};
+use super::plugin_log::{plugin_text, MAX_LINE};
 use super::state::{CallClock, PluginContext, PluginState};
 use super::PluginKind;
+use crate::bindings::agent::pollen::plugin::log::Level;
 use crate::bindings::discoverer::{DiscovererPlugin, DiscovererPluginPre};
 use crate::bindings::pollster::{PollsterPlugin, PollsterPluginPre};
 use crate::bindings::transformer::{TransformerPlugin, TransformerPluginPre};
@@ -208,7 +209,7 @@ impl Sandbox {
         }
         let text = String::from_utf8_lossy(&contents[live.stderr_logged..]).into_owned();
         for line in text.lines().filter(|l| !l.trim().is_empty()) {
-            self.context.log.line(LogLevel::Warn, &format!("stderr: {line}"));
+            self.context.log.line(Level::Warn, &format!("stderr: {line}"));
         }
         live.stderr_logged = contents.len();
         text

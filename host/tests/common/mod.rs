@@ -115,6 +115,25 @@ pub fn stdout_source(source_keys: &str) -> String {
     )
 }
 
+/// The `sources` and `sinks` of a pipeline with one source of every meter into one
+/// sink `out` with these `transformers` (YAML entries, indented under the sink) and a
+/// `stdout://` publisher.
+pub fn through_transformers(transformers: &str) -> String {
+    format!(
+        "sources:\n  - name: s\n    meters: ['*']\n    sinks: [out]\nsinks:\n  - name: out\n    transformers:\n{transformers}    publishers: ['stdout://']\n"
+    )
+}
+
+/// The `sources` and `sinks` of a pipeline polling `cpu` every second into two files:
+/// `raw` as polled, `held` through these `transformers` (YAML entries, as above).
+pub fn cpu_raw_and_through(raw: &Path, held: &Path, transformers: &str) -> String {
+    format!(
+        "sources:\n  - name: compute\n    interval: 1\n    meters: [cpu]\n    sinks: [raw, held]\nsinks:\n  - name: raw\n    publishers: ['file://{}']\n  - name: held\n    transformers:\n{transformers}    publishers: ['file://{}']\n",
+        raw.display(),
+        held.display()
+    )
+}
+
 /// `agent.plugins` granting the hypervisor to each named plugin.
 pub fn grants(names: &[&str]) -> String {
     let mut text = String::from("  plugins:\n");
