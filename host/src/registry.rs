@@ -86,21 +86,40 @@ struct Shared {
 /// probability below 10^-20.
 type Key = (u64, u64);
 
-/// Entries, their keys and when each was last interned (seconds since the registry
-/// started), all by handle; the entry is `None` once evicted. `by_key` finds the
-/// handle of a live key: it holds only handles (4 bytes a slot), hashed by the
-/// first half of their key.
+/// Entries, their keys, their namespaces and when each was last interned (seconds
+/// since the registry started), all by handle; the entry is `None` once evicted.
+/// `by_key` finds the handle of a live key: it holds only handles (4 bytes a slot),
+/// hashed by the first half of their key.
 struct Table<T> {
     entries: Vec<Option<Arc<T>>>,
     keys: Vec<Key>,
+    namespaces: Vec<Namespace>,
     used: Vec<AtomicU32>,
     by_key: HashTable<u32>,
 }
 
 impl<T> Default for Table<T> {
     fn default() -> Self {
-        Self { entries: Vec::new(), keys: Vec::new(), used: Vec::new(), by_key: HashTable::new() }
+        Self {
+            entries: Vec::new(),
+            keys: Vec::new(),
+            namespaces: Vec::new(),
+            used: Vec::new(),
+            by_key: HashTable::new(),
+        }
     }
+}
+
+/// Whose resources an entry is among: the plugin that discovered it (a device view
+/// or a derived resource: its base's), or [`Namespace::STATIC`] for a source's static
+/// resources. Each plugin's resources are its own: another plugin's resource of the
+/// same id is another resource, and neither can change the other's owner or metadata.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Namespace(u64);
+
+impl Namespace {
+    /// The namespace of the sources' static resources (and of meters).
+    pub const STATIC: Namespace = Namespace(0);
 }
 
 fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
@@ -129,8 +148,9 @@ impl<T: PartialEq> Table<T> {
         self.by_key.find(key.0, |&handle| self.keys[handle as usize] == key).copied()
     }
 
-    /// The handle for `key`, storing `value` under it if new or changed, used at `now`.
-    fn upsert(&mut self, key: Key, value: T, now: u32) -> u32 {
+    /// The handle for `key`, storing `value` under it (in `namespace`) if new or
+    /// changed, used at `now`.
+    fn upsert(&mut self, key: Key, namespace: Namespace, value: T, now: u32) -> u32 {
         if let Some(handle) = self.find(key) {
             let slot = &mut self.entries[handle as usize];
             if slot.as_deref() != Some(&value) {
@@ -142,6 +162,7 @@ impl<T: PartialEq> Table<T> {
         let handle = u32::try_from(self.entries.len()).expect("fewer than 2^32 interned entries");
         self.entries.push(Some(Arc::new(value)));
         self.keys.push(key);
+        self.namespaces.push(namespace);
         self.used.push(AtomicU32::new(now));
         let keys = &self.keys;
         self.by_key.insert_unique(key.0, handle, |&other| keys[other as usize].0);
@@ -165,7 +186,7 @@ impl Registry {
         if let Some(handle) = read(&self.meters).find(key) {
             return handle;
         }
-        write(&self.meters).upsert(key, meter, 0)
+        write(&self.meters).upsert(key, Namespace::STATIC, meter, 0)
     }
 
     /// The handle of a meter already interned, if it is.
@@ -178,24 +199,41 @@ impl Registry {
         read(&self.meters).get(handle)
     }
 
-    /// The handle of a resource, by its id (and, for a device view with metadata of
-    /// its own, those keys too); a changed owner or metadata replaces the stored one.
+    /// The handle of a static resource of a source (see [`Registry::intern_in`]).
     pub fn intern_resource(&self, resource: Resource) -> ResourceHandle {
-        let key = self.key(&(&resource.id, resource.extra.as_json()));
-        self.intern_keyed(key, resource)
+        self.intern_in(Namespace::STATIC, resource)
+    }
+
+    /// The handle of a resource in `namespace`, by its id (and, for a device view with
+    /// metadata of its own, those keys too); a changed owner or metadata replaces the
+    /// stored one.
+    pub fn intern_in(&self, namespace: Namespace, resource: Resource) -> ResourceHandle {
+        let key = self.key(&(namespace, &resource.id, resource.extra.as_json()));
+        self.intern_keyed(key, namespace, resource)
     }
 
     /// The handle of a resource made by a transformer from parts of others (another
     /// owner or no metadata), kept apart from the resource of the same id: `variant`
     /// says how it was made.
-    pub fn intern_derived(&self, resource: Resource, variant: &str) -> ResourceHandle {
-        let key = self.key(&(&resource.id, resource.extra.as_json(), "derived", variant));
-        self.intern_keyed(key, resource)
+    pub fn intern_derived(&self, namespace: Namespace, resource: Resource, variant: &str) -> ResourceHandle {
+        let key = self.key(&(namespace, &resource.id, resource.extra.as_json(), "derived", variant));
+        self.intern_keyed(key, namespace, resource)
     }
 
-    /// The handle of the resource with this id and no device keys, if interned.
-    pub fn resource_handle(&self, id: &str) -> Option<ResourceHandle> {
-        read(&self.resources).find(self.key(&(id, Metadata::default().as_json())))
+    /// The handle of the resource of `namespace` with this id and no device keys, if
+    /// interned.
+    pub fn resource_handle(&self, namespace: Namespace, id: &str) -> Option<ResourceHandle> {
+        read(&self.resources).find(self.key(&(namespace, id, Metadata::default().as_json())))
+    }
+
+    /// The namespace of the resources `plugin` discovers.
+    pub fn namespace_of_plugin(&self, plugin: &str) -> Namespace {
+        Namespace(self.key(&("plugin", plugin)).0 | 1)
+    }
+
+    /// The namespace of the resource behind a handle.
+    pub fn namespace(&self, handle: ResourceHandle) -> Option<Namespace> {
+        read(&self.resources).namespaces.get(handle as usize).copied()
     }
 
     /// The key of what names an entry.
@@ -204,7 +242,7 @@ impl Registry {
         (high.hash_one(parts), low.hash_one(parts))
     }
 
-    fn intern_keyed(&self, key: Key, resource: Resource) -> ResourceHandle {
+    fn intern_keyed(&self, key: Key, namespace: Namespace, resource: Resource) -> ResourceHandle {
         let now = self.now();
         {
             let table = read(&self.resources);
@@ -228,7 +266,7 @@ impl Registry {
                 ..resource
             }
         };
-        write(&self.resources).upsert(key, resource, now)
+        write(&self.resources).upsert(key, namespace, resource, now)
     }
 
     /// Evicts the resources not interned for `age` or longer; returns how many. Their
@@ -318,6 +356,23 @@ mod tests {
         assert_ne!(derived, r, "a device view does not replace its base resource");
         assert!(registry.resource(r).unwrap().extra.is_empty());
         assert_eq!(registry.len(), (2, 2));
+    }
+
+    #[test]
+    fn each_discoverer_s_resources_are_its_own() {
+        let registry = Registry::new();
+        let owned = |user: &str| Resource { owner: Owner::of(Some(user), None), ..Resource::bare("uuid-1") };
+        let (local, impostor) =
+            (registry.namespace_of_plugin("local_instances"), registry.namespace_of_plugin("impostor"));
+        assert_ne!(local, impostor);
+        let real = registry.intern_in(local, owned("alice"));
+        let stolen = registry.intern_in(impostor, owned("thief"));
+        assert_ne!(real, stolen, "one id, two discoverers: two resources");
+        assert_eq!(registry.resource(real).unwrap().user_id(), Some("alice"), "the impostor changed nothing");
+        assert_eq!(registry.resource_handle(local, "uuid-1"), Some(real));
+        assert_eq!(registry.resource_handle(impostor, "uuid-1"), Some(stolen));
+        assert_eq!(registry.resource_handle(Namespace::STATIC, "uuid-1"), None);
+        assert_eq!((registry.namespace(real), registry.namespace(stolen)), (Some(local), Some(impostor)));
     }
 
     #[test]

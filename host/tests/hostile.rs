@@ -78,6 +78,27 @@ fn poll_once_returns_despite_a_sleeping_pollster() {
     assert!(samples.iter().any(|s| s["name"] == "cpu"), "cpu samples still printed: {stderr}");
 }
 
+/// A pollster that traps on every chunk of a large host (500 domains, five chunks):
+/// one log line for the cycle, with how many calls failed and the first error, not one
+/// per chunk.
+#[test]
+fn a_pollster_failing_in_every_chunk_makes_one_log_line() {
+    let workspace = Workspace::new(&[builtin("local_instances"), builtin("cpu"), hostile("trap")]);
+    let node = workspace.path().join("node.xml");
+    pollen_testkit::NodeSpec { stopped_every: 0, ..pollen_testkit::NodeSpec::with_domains(500) }.write(&node).unwrap();
+    let settings = format!("  libvirt_uri: test://{}\n{}", node.display(), grants(&["local_instances", "cpu"]));
+    workspace.write_pipeline(&settings, &stdout_source("meters: ['*']"));
+    let output = pollen_command().args(["poll", "--once"]).current_dir(workspace.path()).output().expect("pollen runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "a plugin failed: {stderr}");
+    let failed: Vec<&str> = stderr.lines().filter(|l| l.contains("poll failed")).collect();
+    assert_eq!(failed.len(), 1, "one line for the cycle: {stderr}");
+    assert!(failed[0].contains("plugin=trap") && failed[0].contains("calls=5"), "{}", failed[0]);
+    assert!(failed[0].contains("test plugin panics on purpose"), "the first error: {}", failed[0]);
+    let cpu = json_lines(&String::from_utf8_lossy(&output.stdout)).iter().filter(|s| s["name"] == "cpu").count();
+    assert_eq!(cpu, 500, "cpu's samples of every chunk: {stderr}");
+}
+
 /// A transformer that sleeps on every batch and flush neither stalls polling nor
 /// holds up SIGTERM past its deadline.
 #[test]
@@ -354,7 +375,11 @@ async fn a_pollster_cannot_put_samples_on_another_instance_s_resource() {
     let agent = workspace.polling_agent(&format!("  libvirt_uri: {}\n{plugins}", nova_node_uri()), "meters: ['*']");
     let output = run_cycle(&agent.plugins, &agent.hypervisor, &agent.registry, &agent.pipeline.sources).await;
     let instances = agent.registry.len().1;
-    assert!(output.refusals.of("liar") >= 3 + 2, "the three lies and the swaps: {:?}", output.refusals);
+    let given = output.samples[0]
+        .iter()
+        .filter(|s| agent.registry.meter(s.meter).is_some_and(|m| m.name == "test.liar"))
+        .count();
+    assert_eq!(output.refusals.of("liar"), 3 + given, "the three lies and every swap: {:?}", output.refusals);
     let owners: std::collections::BTreeMap<String, Option<String>> = output.samples[0]
         .iter()
         .filter(|s| agent.registry.meter(s.meter).is_some_and(|m| m.name == "cpu"))
@@ -370,6 +395,42 @@ async fn a_pollster_cannot_put_samples_on_another_instance_s_resource() {
         }
     }
     assert!(instances >= 2, "the node has several instances");
+}
+
+/// A discoverer reporting a real domain's id as its own, with an owner of its
+/// choosing (`thief`): its resource is its own, another resource. The domain's
+/// samples from `local_instances` keep their owner; only what the operator polls
+/// through the impostor's discovery carries the impostor's owner.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_discoverer_cannot_take_over_another_discoverer_s_resource() {
+    const DOMAIN: &str = "11111111-2222-3333-4444-555555555555";
+    let workspace = Workspace::new(&[builtin("local_instances"), builtin("cpu"), hostile("liar_discoverer")]);
+    let settings = format!(
+        "  libvirt_uri: {}\n{}    liar_discoverer:\n      params: {{impersonate: '{DOMAIN}'}}\n",
+        nova_node_uri(),
+        grants(&["local_instances", "cpu"])
+    );
+    let sources = "sources:\n  - name: real\n    interval: 60\n    meters: [cpu]\n    sinks: [out]\n  \
+                   - name: impostor\n    interval: 60\n    meters: [cpu]\n    discovery: [liar_instances]\n    sinks: [out]\n\
+                   sinks:\n  - name: out\n    publishers: ['stdout://']\n";
+    let path = workspace.write_pipeline(&settings, sources);
+    let agent = pollen_host::pipeline::Agent::build(config::load(&path).unwrap()).expect("agent");
+    for cycle in 0..2 {
+        let output = run_cycle(&agent.plugins, &agent.hypervisor, &agent.registry, &agent.pipeline.sources).await;
+        let owners = |source: usize| -> Vec<(Option<String>, Option<String>)> {
+            output.samples[source]
+                .iter()
+                .map(|s| agent.registry.resource(s.resource).unwrap())
+                .filter(|r| &*r.id == DOMAIN)
+                .map(|r| (r.user_id().map(str::to_string), r.metadata_text("display_name")))
+                .collect()
+        };
+        let (real, stolen) = (owners(0), owners(1));
+        assert_eq!(real.len(), 1, "cycle {cycle}: one cpu sample of the domain from local_instances");
+        assert_eq!(real[0].0.as_deref(), Some("a1b2c3d4e5f60718293a4b5c6d7e8f90"), "cycle {cycle}: {real:?}");
+        assert_ne!(real[0].1.as_deref(), Some("stolen"), "cycle {cycle}: the real domain keeps its metadata");
+        assert_eq!(stolen, [(Some("thief".to_string()), Some("stolen".to_string()))], "cycle {cycle}");
+    }
 }
 
 /// SIGTERM while a reload is compiling a plugin that takes a minute to compile: the

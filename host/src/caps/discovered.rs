@@ -1,5 +1,7 @@
 //! `pollen:plugin/discovered`: where a discoverer reports its resources, one at a
-//! time, during its `discover` call. Each is interned in the registry as it arrives.
+//! time, during its `discover` call. Each is interned in the registry as it arrives,
+//! in the plugin's own namespace: what another discoverer reports under the same id
+//! is another resource, and cannot change this one's owner or metadata.
 
 use super::bounds;
 use crate::bindings::agent::pollen::plugin::discovered as wit;
@@ -26,12 +28,15 @@ impl wit::Host for PluginState {
                 }
                 call.found.changed += 1;
                 let id = resource.id.clone();
-                (registry.intern_resource(convert::resource_from_discovered(resource)), id)
+                let resource = convert::resource_from_discovered(resource);
+                (registry.intern_in(self.context.namespace, resource), id)
             }
-            Discovery::Unchanged(id) => match registry.resource_handle(&id).filter(|h| call.previous.contains(h)) {
-                Some(handle) => (handle, id),
-                None => return call.found.refused.push(id),
-            },
+            Discovery::Unchanged(id) => {
+                match registry.resource_handle(self.context.namespace, &id).filter(|h| call.previous.contains(h)) {
+                    Some(handle) => (handle, id),
+                    None => return call.found.refused.push(id),
+                }
+            }
         };
         // Evicted in the meantime: as good as unknown.
         match registry.touch(handle) {

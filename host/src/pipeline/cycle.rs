@@ -12,7 +12,7 @@ use crate::config::Source;
 use crate::convert;
 use crate::hypervisor::{CycleSnapshot, Hypervisor, HypervisorError};
 use crate::plugin::{plugin_text, Plugin, PluginError};
-use crate::registry::{Registry, ResourceHandle};
+use crate::registry::{Namespace, Registry, ResourceHandle};
 use crate::sample::{now_ns, Metadata, Resource, Sample};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -37,11 +37,16 @@ pub struct CycleOutput {
 }
 
 /// Samples refused this cycle, per plugin: how many, and the first one's problem.
-#[derive(Debug, Default)]
-pub struct Refusals(BTreeMap<String, (usize, String)>);
+pub type Refusals = PerPlugin;
 
-impl Refusals {
-    /// Counts a refused sample of `plugin`; `problem` is asked for the first only.
+/// Something counted per plugin over a cycle (refused samples, failed calls): how
+/// many, and the first one's problem. Logged as one line per plugin, however many
+/// chunks or samples it came from.
+#[derive(Debug, Default)]
+pub struct PerPlugin(BTreeMap<String, (usize, String)>);
+
+impl PerPlugin {
+    /// Counts one for `plugin`; `problem` is asked for the first only.
     fn add(&mut self, plugin: &str, problem: impl FnOnce() -> String) {
         match self.0.get_mut(plugin) {
             Some((count, _)) => *count += 1,
@@ -51,21 +56,29 @@ impl Refusals {
         }
     }
 
-    fn merge(&mut self, other: Refusals) {
+    fn merge(&mut self, other: PerPlugin) {
         for (plugin, (count, first)) in other.0 {
             self.0.entry(plugin).and_modify(|(total, _)| *total += count).or_insert((count, first));
         }
     }
 
-    /// How many samples of `plugin` were refused.
+    /// How many were counted for `plugin`.
     pub fn of(&self, plugin: &str) -> usize {
         self.0.get(plugin).map_or(0, |(count, _)| *count)
     }
 
     /// One line per plugin that had samples refused.
-    fn log(&self) {
+    fn log_refused(&self) {
         for (plugin, (refused, first)) in &self.0 {
             tracing::warn!(plugin = %plugin, refused, first = %first, "malformed samples refused this cycle");
+        }
+    }
+
+    /// One line per pollster that had calls fail.
+    fn log_failed(&self) {
+        for (plugin, (calls, first)) in &self.0 {
+            tracing::error!(plugin = %plugin, calls, first = %first,
+                "poll failed; these resources' samples of this pollster are missing this cycle");
         }
     }
 }
@@ -164,6 +177,7 @@ where
     let started = std::time::Instant::now();
     let mut next = prefetching.then(|| prefetch(&snapshot, &order, 0));
     let mut prefetch_failed = false;
+    let mut failed_calls = PerPlugin::default();
     for chunk in 0..chunk_count {
         if let Some(read) = next.take() {
             finish_prefetch(read, &mut prefetch_failed).await;
@@ -191,7 +205,7 @@ where
                 ("(host)".into(), CycleOutput { failures: vec![host_task_failed(error)], ..CycleOutput::default() })
             });
             for error in &routed.failures {
-                tracing::error!(plugin = %name, %error, "poll failed; these resources' samples of this pollster are missing this cycle");
+                failed_calls.add(&name, || error.to_string());
             }
             output.failures.extend(routed.failures);
             output.malformed += routed.malformed;
@@ -218,7 +232,8 @@ where
             "some domains could not be read this cycle; only their samples are missing");
     }
     output.unreadable_domains = unreadable.len();
-    output.refusals.log();
+    failed_calls.log_failed();
+    output.refusals.log_refused();
     output
 }
 
@@ -404,12 +419,13 @@ fn route(plan: &PollPlan, targets: &Targets, raw: Vec<types::Sample>, registry: 
             }
             _ => {
                 let id = sample.resource_id.clone();
-                let Some(handle) = device_resource(registry, &targets.resources[base], sample) else {
-                    output.malformed += 1;
-                    output.refusals.add(plan.pollster.name(), || {
-                        format!("resource id `{}` is another resource's", plugin_text(id.as_deref().unwrap_or(""), 64))
-                    });
-                    continue;
+                let handle = match device_resource(registry, &targets.resources[base], sample) {
+                    Ok(handle) => handle,
+                    Err(fault) => {
+                        output.malformed += 1;
+                        output.refusals.add(plan.pollster.name(), || fault.to_string());
+                        continue;
+                    }
                 };
                 last_device = id.map(|id| (base, id, handle));
                 handle
@@ -468,11 +484,24 @@ fn plan(plugins: &PluginSet, sources: &[Source]) -> Vec<PollPlan> {
 /// What makes a sample a pollster returned malformed.
 #[derive(Debug)]
 enum Fault {
-    Meter { meter: usize, meters: usize },
-    Resource { resource: usize, resources: usize },
+    Meter {
+        meter: usize,
+        meters: usize,
+    },
+    Resource {
+        resource: usize,
+        resources: usize,
+    },
     Volume(f64),
     ResourceId(usize),
     Metadata(usize),
+    /// A device id that does not carry the id of the resource it is a device of.
+    NotItsDevice {
+        id: String,
+        of: String,
+    },
+    /// A device id that is another resource's.
+    Taken(String),
 }
 
 impl std::fmt::Display for Fault {
@@ -487,6 +516,13 @@ impl std::fmt::Display for Fault {
             Self::Volume(volume) => write!(f, "volume {volume} is not a finite number"),
             Self::ResourceId(length) => write!(f, "resource id of {length} bytes; it must have 1 to {MAX_RESOURCE_ID}"),
             Self::Metadata(size) => write!(f, "{size} bytes of metadata; at most {MAX_METADATA}"),
+            Self::NotItsDevice { id, of } => write!(
+                f,
+                "resource id `{}` does not carry the id of the resource `{}` it was given (a device's id does: `<id>-vda`)",
+                plugin_text(id, 64),
+                plugin_text(of, 64)
+            ),
+            Self::Taken(id) => write!(f, "resource id `{}` is another resource's", plugin_text(id, 64)),
         }
     }
 }
@@ -517,30 +553,38 @@ fn check_sample(pollster: &Plugin, resources: usize, sample: &types::Sample) -> 
 
 /// The resource a sample is about: its base resource, or, when the pollster gave it
 /// an id or metadata of its own (a disk, a vNIC), that device, sharing the base's
-/// owner and metadata. `None` if the id it gave is that of a resource of another
-/// instance (another name or owner): a pollster may name devices of the resources it
-/// was given, not take over others'.
+/// owner, metadata and namespace. A pollster may name devices of the resources it was
+/// given, not take over others': the id it gives must carry its base's (as
+/// Ceilometer's `<uuid>-vda` and `instance-…-<uuid>-tap…` do) and must not be that of
+/// another resource of the base's discoverer.
 fn device_resource(
     registry: &Registry,
     (handle, base): &(ResourceHandle, Arc<Resource>),
     sample: types::Sample,
-) -> Option<ResourceHandle> {
+) -> Result<ResourceHandle, Fault> {
     if sample.resource_id.is_none() && sample.metadata.is_empty() {
-        return Some(*handle);
+        return Ok(*handle);
     }
+    let namespace = registry.namespace(*handle).unwrap_or(Namespace::STATIC);
     if let Some(id) = sample.resource_id.as_deref().filter(|id| *id != &*base.id) {
-        let taken = registry.resource_handle(id).and_then(|h| registry.resource(h));
+        if !id.contains(&*base.id) {
+            return Err(Fault::NotItsDevice { id: id.to_string(), of: base.id.to_string() });
+        }
+        let taken = registry.resource_handle(namespace, id).and_then(|h| registry.resource(h));
         if taken.is_some_and(|other| other.name != base.name || other.owner != base.owner) {
-            return None;
+            return Err(Fault::Taken(id.to_string()));
         }
     }
-    Some(registry.intern_resource(Resource {
-        id: sample.resource_id.map_or_else(|| base.id.clone(), Into::into),
-        name: base.name.clone(),
-        owner: base.owner.clone(),
-        metadata: base.metadata.clone(),
-        extra: Metadata::from_map(&convert::metadata_to_json(sample.metadata)),
-    }))
+    Ok(registry.intern_in(
+        namespace,
+        Resource {
+            id: sample.resource_id.map_or_else(|| base.id.clone(), Into::into),
+            name: base.name.clone(),
+            owner: base.owner.clone(),
+            metadata: base.metadata.clone(),
+            extra: Metadata::from_map(&convert::metadata_to_json(sample.metadata)),
+        },
+    ))
 }
 
 /// Waits for a plugin call on a blocking thread.
@@ -551,4 +595,48 @@ async fn join<T>(call: tokio::task::JoinHandle<Result<T, PluginError>>) -> Resul
 /// The failure of a blocking task that called a plugin (it panicked or was cancelled).
 fn host_task_failed(error: tokio::task::JoinError) -> PluginError {
     PluginError::Trap { plugin: "(host)".into(), message: format!("the host task calling the plugin failed: {error}") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sample::Owner;
+
+    /// A resource of `local_instances`, interned.
+    fn owned(registry: &Registry, id: &str, user: &str) -> Interned {
+        let resource = Resource { owner: Owner::of(Some(user), None), ..Resource::bare(id) };
+        let handle = registry.intern_in(registry.namespace_of_plugin("local_instances"), resource);
+        (handle, registry.resource(handle).unwrap())
+    }
+
+    fn on_device(id: &str) -> types::Sample {
+        types::Sample {
+            meter: 0,
+            resource: 0,
+            volume: 1.0,
+            resource_id: Some(id.into()),
+            metadata: vec![types::MetadataEntry { key: "disk_name".into(), value: types::Value::Text("vda".into()) }],
+        }
+    }
+
+    /// A pollster given instance `a` names a disk of `b`, which has the same owner:
+    /// refused (the disk would have taken `a`'s metadata), and `b`'s disk keeps its own.
+    #[test]
+    fn a_pollster_names_devices_of_its_own_resources_only() {
+        let registry = Registry::new();
+        let [a, b] = ["aaaa", "bbbb"].map(|id| owned(&registry, id, "same-user"));
+        let b_disk = device_resource(&registry, &b, on_device("bbbb-vda")).expect("b names its own disk");
+        let refused = device_resource(&registry, &a, on_device("bbbb-vda"));
+        assert!(
+            matches!(&refused, Err(Fault::NotItsDevice { id, of }) if id == "bbbb-vda" && of == "aaaa"),
+            "{refused:?}"
+        );
+        assert_eq!(&*registry.resource(b_disk).unwrap().name, "bbbb", "b's disk is still b's");
+        let a_disk = device_resource(&registry, &a, on_device("aaaa-vda")).expect("a names its own disk");
+        assert_ne!(a_disk, b_disk);
+        // An id that carries `a`'s but is another resource's of the same discoverer.
+        owned(&registry, "aaaa-other", "someone-else");
+        let sample = types::Sample { metadata: Vec::new(), ..on_device("aaaa-other") };
+        assert!(matches!(device_resource(&registry, &a, sample), Err(Fault::Taken(_))));
+    }
 }

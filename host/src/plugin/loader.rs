@@ -189,6 +189,7 @@ fn load_bytes(
         name: Arc::from(name.as_str()),
         grants: settings.grants.clone().into(),
         params: params.into(),
+        namespace: registry.namespace_of_plugin(&name),
         registry: registry.clone(),
         memory_limit: agent.memory_limit(&name),
         call_timeout: agent.call_timeout(&name),

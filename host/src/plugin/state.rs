@@ -5,7 +5,7 @@ use super::limits::MemoryLimiter;
 use super::plugin_log::PluginLog;
 use crate::config::Grant;
 use crate::hypervisor::CycleSnapshot;
-use crate::registry::{Registry, ResourceHandle};
+use crate::registry::{Namespace, Registry, ResourceHandle};
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,6 +27,8 @@ pub struct PluginContext {
     pub params: Arc<[(String, String)]>,
     /// The agent's meters and resources (for transformers).
     pub registry: Arc<Registry>,
+    /// Where the resources it discovers are kept (a discoverer): its own.
+    pub namespace: Namespace,
     /// Memory limit, bytes.
     pub memory_limit: usize,
     /// Deadline of a call's own running time (its waits on the host not counted).

@@ -223,6 +223,13 @@ impl QemuDomain {
 /// of about `bytes` bytes (`i32.const 1; i32.add`, over and over, on its argument): a
 /// load-time bomb, minutes of cranelift's time to compile if nothing refuses it first.
 pub fn component_with_a_function_of(bytes: usize) -> Vec<u8> {
+    component_with_functions(1, bytes)
+}
+
+/// The same with `count` such functions of about `bytes` bytes each: the largest
+/// plugin the loader's caps let through to the compiler (as many functions as fit
+/// under the size cap, each just under the function cap).
+pub fn component_with_functions(count: usize, bytes: usize) -> Vec<u8> {
     use wasm_encoder::{
         CodeSection, Component, ComponentExportKind, ComponentExportSection, ComponentInstanceSection, Function,
         FunctionSection, Instruction, Module, ModuleSection, TypeSection,
@@ -230,7 +237,6 @@ pub fn component_with_a_function_of(bytes: usize) -> Vec<u8> {
     let mut types = TypeSection::new();
     types.ty().function([wasm_encoder::ValType::I32], [wasm_encoder::ValType::I32]);
     let mut functions = FunctionSection::new();
-    functions.function(0);
     let mut body = Function::new([]);
     body.instruction(&Instruction::LocalGet(0));
     for _ in 0..bytes / 3 {
@@ -238,7 +244,10 @@ pub fn component_with_a_function_of(bytes: usize) -> Vec<u8> {
     }
     body.instruction(&Instruction::End);
     let mut code = CodeSection::new();
-    code.function(&body);
+    for _ in 0..count {
+        functions.function(0);
+        code.function(&body);
+    }
     let mut module = Module::new();
     module.section(&types).section(&functions).section(&code);
 

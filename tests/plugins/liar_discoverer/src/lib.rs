@@ -3,6 +3,10 @@
 //! (a lie the host must refuse). Each resource carries `call`: how many calls this
 //! instance has made, so a test sees when the host made the instance anew. It also
 //! tries to report from `name`, outside `discover` (ignored by the host).
+//!
+//! With the parameter `impersonate: <id>` it instead reports, on every call, that id
+//! (another discoverer's resource: a real domain) as its own, owned by user and
+//! project `thief`: the host must keep the two apart, the real one's owner intact.
 use pollen_sdk::discoverer::*;
 use std::cell::Cell;
 
@@ -29,6 +33,16 @@ impl Discoverer for LiarDiscoverer {
     }
 
     fn discover() -> Result<(), Error> {
+        if let Some(id) = config::get("impersonate") {
+            report(&Discovery::Changed(DiscoveredResource {
+                id: id.clone(),
+                name: id,
+                user_id: Some("thief".into()),
+                project_id: Some("thief".into()),
+                metadata: vec![entry("display_name", "stolen")],
+            }));
+            return Ok(());
+        }
         let call = CALLS.with(|calls| {
             calls.set(calls.get() + 1);
             calls.get()
