@@ -242,7 +242,8 @@ fn a_component_with_a_huge_function_is_refused_before_compiling() {
 }
 
 /// Compiling has a deadline of its own: past `load_timeout` the plugin is refused
-/// (the compiler's thread finishes on its own; the agent does not wait for it).
+/// (in-process, as here, the compiler's thread finishes on its own; the agent does not
+/// wait for it).
 #[test]
 fn compiling_past_the_load_timeout_is_refused() {
     let workspace = Workspace::with_private_cache(&[]);
@@ -256,6 +257,58 @@ fn compiling_past_the_load_timeout_is_refused() {
     assert!(matches!(error, LoadError::CompileTimeout { .. }), "{error}");
     assert!(error.to_string().contains("agent.load_timeout"), "{error}");
     assert!(took >= Duration::from_millis(10) && took < LOOSE, "loading took {took:?}");
+}
+
+/// The largest plugin the loader's caps let through to the compiler (64 functions
+/// of 255 KiB: 88 s and 690 MiB of cranelift, unchecked) is refused once its compiler
+/// passes its memory budget, at once; `pollen` and its compiler stay under it.
+#[test]
+fn compiling_past_the_memory_budget_is_refused_at_once() {
+    let workspace = Workspace::with_private_cache(&[]);
+    std::fs::write(workspace.plugin_dir().join("bomb.wasm"), pollen_testkit::component_with_functions(64, 255 << 10))
+        .unwrap();
+    workspace.write_pipeline("  compile_memory_mib: 128\n  load_timeout: 600\n", "");
+    let started = Instant::now();
+    let (code, _, stderr, peak) = pollen_measured(&["validate"], workspace.path());
+    let took = started.elapsed();
+    assert_eq!(code, Some(78), "{stderr}");
+    assert!(stderr.contains("bomb.wasm: compiling needed more than 128 MiB (`agent.compile_memory_mib`)"), "{stderr}");
+    assert!(took < LOOSE, "refused after {took:?}");
+    assert!(peak < (128 + 64) << 20, "peak {} MiB", peak >> 20);
+}
+
+/// Past its deadline a plugin's compiler is killed, not left to run: after a reload
+/// refused it, nothing of it runs in or beside the agent.
+#[test]
+fn a_compiler_past_its_deadline_is_killed() {
+    let workspace = Workspace::with_private_cache(&[builtin("local_instances"), builtin("cpu")]);
+    let out = workspace.path().join("samples.jsonl");
+    let sources = cpu_every_second_into(&out);
+    let settings = format!(
+        "  max_function_kib: 8192\n  compile_memory_mib: 4096\n  load_timeout: 1\n{}",
+        grants(&["local_instances", "cpu"])
+    );
+    workspace.write_pipeline(&settings, &sources);
+    let mut agent = Running::start(&workspace, &[], out);
+    agent.wait_for("cpu samples", |s| !s.is_empty());
+    let bomb = workspace.plugin_dir().join("bomb.wasm");
+    std::fs::write(&bomb, pollen_testkit::component_with_a_function_of(4 << 20)).unwrap();
+    agent.signal("HUP");
+    agent.wait_for_log("compiling took longer than 1s", 1);
+    let threads: Vec<String> = std::fs::read_dir(format!("/proc/{}/task", agent.id()))
+        .unwrap()
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+        .collect();
+    assert!(!threads.iter().any(|t| t.trim() == "pollen-compile"), "a compiler thread still runs: {threads:?}");
+    let compilers: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|p| std::fs::read(p.ok()?.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains("compile-plugin") && c.contains(&*bomb.to_string_lossy()))
+        .collect();
+    assert!(compilers.is_empty(), "the compiler still runs: {compilers:?}");
+    assert_eq!(agent.logged("the new configuration is refused; the running one is kept"), 1, "{}", agent.log());
+    stop_promptly(agent);
 }
 
 /// A pollster asking for the statistics of ever new made-up domains with 64 KiB ids:

@@ -38,6 +38,21 @@ enum Command {
     /// List or inspect plugins.
     #[command(subcommand)]
     Plugins(plugins::PluginsCommand),
+    /// Compile a plugin read on stdin into native code on stdout, within a memory cap:
+    /// the child process in which `pollen` compiles each plugin (not for people).
+    #[command(hide = true)]
+    CompilePlugin(CompilePluginArgs),
+}
+
+/// The child compiler's arguments.
+#[derive(Args)]
+struct CompilePluginArgs {
+    /// The cap on its data memory.
+    #[arg(long)]
+    memory_bytes: u64,
+    /// The plugin file it compiles (for `ps`; the bytes come on stdin).
+    #[arg(long = "for")]
+    plugin: PathBuf,
 }
 
 /// Where the configuration is, and overrides of it.
@@ -112,7 +127,17 @@ pub fn main() -> ExitCode {
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).init();
 
+    if !matches!(cli.command, Command::CompilePlugin(_)) {
+        // Plugins are compiled in child processes running this binary, each within its
+        // memory budget and killed at its deadline.
+        match crate::plugin::compiler::this_executable() {
+            Ok(program) => crate::plugin::compiler::compile_in_child_processes(program),
+            Err(error) => tracing::warn!(%error,
+                "cannot find this program to compile plugins in a child process; compiling in-process, without a memory budget"),
+        }
+    }
     let outcome = match cli.command {
+        Command::CompilePlugin(args) => Ok(crate::plugin::compiler::serve(args.memory_bytes)),
         Command::Run(args) => run::run(&args),
         Command::Poll(args) => poll::poll(&args),
         Command::Validate(args) => validate::validate(&args),

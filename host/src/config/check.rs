@@ -21,7 +21,11 @@ pub(super) fn check(pipeline: &Pipeline) -> Vec<ConfigError> {
     if !(agent.load_timeout > 0.0 && agent.load_timeout.is_finite()) {
         fail("agent.load_timeout".into(), "must be a positive number of seconds".into());
     }
-    for (key, value) in [("max_plugin_mib", agent.max_plugin_mib), ("max_function_kib", agent.max_function_kib)] {
+    for (key, value) in [
+        ("max_plugin_mib", agent.max_plugin_mib),
+        ("max_function_kib", agent.max_function_kib),
+        ("compile_memory_mib", agent.compile_memory_mib),
+    ] {
         if value == 0 {
             fail(format!("agent.{key}"), "must be at least 1".into());
         }

@@ -65,6 +65,9 @@ pub struct Agent {
     pub max_function_kib: u64,
     /// Seconds compiling one plugin may take.
     pub load_timeout: f64,
+    /// Memory the compiler of one plugin may use, MiB (`pollen` compiles each plugin
+    /// in a child process capped so).
+    pub compile_memory_mib: u64,
     /// Lines a second each plugin may write to the agent's log (its `log` calls and
     /// its stderr; bursts of ten seconds' worth), unless its own settings say.
     pub log_lines_per_second: u32,
@@ -95,6 +98,7 @@ impl Default for Agent {
             max_plugin_mib: 16,
             max_function_kib: 256,
             load_timeout: 60.0,
+            compile_memory_mib: 256,
             plugins: BTreeMap::new(),
             telemetry_secret: String::new(),
             prometheus_listen: Vec::new(),
@@ -148,7 +152,12 @@ impl Agent {
         usize::try_from(self.max_function_kib.saturating_mul(1024)).unwrap_or(usize::MAX)
     }
 
-    /// How long compiling one plugin may take.
+    /// The memory compiling one plugin may use, bytes.
+    pub fn compile_memory_bytes(&self) -> u64 {
+        self.compile_memory_mib.saturating_mul(1 << 20)
+    }
+
+    /// The deadline of compiling one plugin.
     pub fn load_timeout(&self) -> Duration {
         Duration::try_from_secs_f64(self.load_timeout).unwrap_or(Duration::from_secs(60))
     }

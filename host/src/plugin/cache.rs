@@ -5,13 +5,12 @@
 //! afresh, anything else loads the native code as it is. Entries are written whole
 //! (to a temporary file, then renamed) under a lock file of their own.
 
+use super::compiler::{self, CompileBudget, CompileError};
 use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::RecvTimeoutError;
-use std::time::Duration;
 use wasmtime::component::Component;
 use wasmtime::Engine;
 
@@ -22,42 +21,6 @@ pub enum CacheOutcome {
     Hit,
     /// Compiled now (and written to the cache where possible).
     Compiled,
-}
-
-/// Why a component could not be made.
-#[derive(Debug)]
-pub enum CompileError {
-    /// Compiling took longer than the deadline (the compiler's thread is left to
-    /// finish on its own; its result is thrown away).
-    TimedOut(Duration),
-    /// wasmtime refused it.
-    Wasmtime(wasmtime::Error),
-}
-
-impl From<wasmtime::Error> for CompileError {
-    fn from(error: wasmtime::Error) -> Self {
-        Self::Wasmtime(error)
-    }
-}
-
-/// Compiles `bytes` on a thread of its own, waiting at most `timeout`: cranelift
-/// cannot be interrupted, but the agent (its start, a reload) does not wait for it.
-fn compile_within(engine: &Engine, bytes: &[u8], timeout: Duration) -> Result<Vec<u8>, CompileError> {
-    let (done, result) = std::sync::mpsc::sync_channel(1);
-    let (engine, bytes) = (engine.clone(), bytes.to_vec());
-    std::thread::Builder::new()
-        .name("pollen-compile".into())
-        .spawn(move || {
-            let _ = done.send(engine.precompile_component(&bytes));
-        })
-        .map_err(|error| CompileError::Wasmtime(error.into()))?;
-    match result.recv_timeout(timeout) {
-        Ok(native) => Ok(native?),
-        Err(RecvTimeoutError::Timeout) => Err(CompileError::TimedOut(timeout)),
-        Err(RecvTimeoutError::Disconnected) => {
-            Err(wasmtime::format_err!("the compiler failed (its thread panicked)").into())
-        }
-    }
 }
 
 /// A folder of `<key>.cwasm` files.
@@ -74,15 +37,16 @@ impl ComponentCache {
         Self { dir, engine_key: hasher.finish() }
     }
 
-    /// The component for these bytes, from the cache or compiled within `timeout`.
-    /// Agents (and tests) that share a cache compile each component once: whoever
-    /// compiles it holds the entry's lock file, and the others wait for it and read its
-    /// result.
+    /// The component for these bytes (of the plugin file `path`), from the cache or
+    /// compiled within `budget`. Agents (and tests) that share a cache compile each
+    /// component once: whoever compiles it holds the entry's lock file, and the others
+    /// wait for it and read its result.
     pub fn load(
         &self,
         engine: &Engine,
         bytes: &[u8],
-        timeout: Duration,
+        budget: CompileBudget,
+        plugin: &Path,
     ) -> Result<(Component, CacheOutcome), CompileError> {
         let digest = Sha256::new().chain_update(self.engine_key.to_le_bytes()).chain_update(bytes).finalize();
         let path = self.dir.join(format!("{}.cwasm", hex::encode(digest)));
@@ -93,11 +57,13 @@ impl ComponentCache {
         if let Some(component) = Self::read(engine, &path) {
             return Ok((component, CacheOutcome::Hit));
         }
-        let native = compile_within(engine, bytes, timeout)?;
+        let native = compiler::compile(engine, bytes, budget, plugin)?;
         if let Err(error) = self.store(&path, &native) {
             tracing::warn!(dir = %self.dir.display(), %error, "cannot write the compiled-component cache; the next start compiles again");
         }
-        // SAFETY: `native` was produced just now by `precompile_component` of this engine.
+        // SAFETY: `native` was produced just now by `precompile_component` of this
+        // engine, or of one with the same configuration in a child process running this
+        // very build (`compiler`).
         let component = unsafe { Component::deserialize(engine, &native)? };
         Ok((component, CacheOutcome::Compiled))
     }

@@ -42,9 +42,7 @@ impl PluginEngine {
     }
 
     fn build(cache_dir: PathBuf) -> wasmtime::Result<Self> {
-        let mut config = Config::new();
-        config.wasm_component_model(true).epoch_interruption(true);
-        let engine = Engine::new(&config)?;
+        let engine = Engine::new(&engine_config())?;
 
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
@@ -69,6 +67,14 @@ impl PluginEngine {
         let ticks = timeout.as_nanos().div_ceil(EPOCH_TICK.as_nanos());
         u64::try_from(ticks).unwrap_or(u64::MAX).max(1)
     }
+}
+
+/// The engine's configuration: components, epoch interruption. The child compiler
+/// (`compiler`) builds its engine from it too, so that what it compiles loads here.
+pub(crate) fn engine_config() -> Config {
+    let mut config = Config::new();
+    config.wasm_component_model(true).epoch_interruption(true);
+    config
 }
 
 /// The WASI version whose monotonic clock is replaced (every `0.2.x` import of a

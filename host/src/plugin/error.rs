@@ -47,6 +47,14 @@ pub enum LoadError {
         /// The limit.
         limit: usize,
     },
+    /// Compiling needed more memory than its budget.
+    #[error("{path}: compiling needed more than {limit_mib} MiB (`agent.compile_memory_mib`)")]
+    CompileMemory {
+        /// The file.
+        path: PathBuf,
+        /// The budget, MiB.
+        limit_mib: u64,
+    },
     /// Compiling took longer than the load deadline.
     #[error("{path}: compiling took longer than {timeout:?} (`agent.load_timeout`)")]
     CompileTimeout {
@@ -157,6 +165,7 @@ impl LoadError {
             | Self::TooLarge { path, .. }
             | Self::FunctionTooLarge { path, .. }
             | Self::CompileTimeout { path, .. }
+            | Self::CompileMemory { path, .. }
             | Self::Invalid { path, .. }
             | Self::UnknownWorld { path, .. }
             | Self::SeveralWorlds { path, .. }

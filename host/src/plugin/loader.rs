@@ -2,7 +2,7 @@
 //! imports only what its kind may use and the pipeline grants, link it, and ask it
 //! what it provides.
 
-use super::cache::CompileError;
+use super::compiler::{CompileBudget, CompileError};
 use super::engine::PluginEngine;
 use super::error::LoadError;
 use super::outline::outline;
@@ -169,13 +169,14 @@ fn load_bytes(
         });
     }
 
-    let (component, cache) =
-        engine.cache.load(&engine.engine, bytes, agent.load_timeout()).map_err(|error| match error {
-            CompileError::TimedOut(timeout) => LoadError::CompileTimeout { path: path.to_path_buf(), timeout },
-            CompileError::Wasmtime(error) => {
-                LoadError::Invalid { path: path.to_path_buf(), message: format!("{error:#}") }
-            }
-        })?;
+    let budget = CompileBudget { timeout: agent.load_timeout(), memory: agent.compile_memory_bytes() };
+    let (component, cache) = engine.cache.load(&engine.engine, bytes, budget, path).map_err(|error| match error {
+        CompileError::TimedOut(timeout) => LoadError::CompileTimeout { path: path.to_path_buf(), timeout },
+        CompileError::OverMemory(limit) => {
+            LoadError::CompileMemory { path: path.to_path_buf(), limit_mib: limit >> 20 }
+        }
+        CompileError::Wasmtime(error) => LoadError::Invalid { path: path.to_path_buf(), message: format!("{error:#}") },
+    })?;
 
     let pre = engine
         .linker

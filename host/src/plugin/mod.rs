@@ -2,6 +2,7 @@
 //! pollster, a discoverer or a transformer, each run in its own sandbox.
 
 mod cache;
+pub mod compiler;
 mod engine;
 mod error;
 mod given;
