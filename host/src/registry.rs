@@ -212,6 +212,16 @@ impl Registry {
         self.intern_keyed(key, namespace, resource)
     }
 
+    /// The handle of a device view of the resource `base` (a disk, a vNIC: its own id
+    /// or metadata keys, the base's owner and metadata), in the base's namespace. Each
+    /// base's devices are its own: a pollster naming the same device id on another
+    /// resource makes another entry, and cannot change this one.
+    pub fn intern_device(&self, base: ResourceHandle, resource: Resource) -> ResourceHandle {
+        let namespace = self.namespace(base).unwrap_or(Namespace::STATIC);
+        let key = self.key(&(namespace, "device", base, &resource.id, resource.extra.as_json()));
+        self.intern_keyed(key, namespace, resource)
+    }
+
     /// The handle of a resource made by a transformer from parts of others (another
     /// owner or no metadata), kept apart from the resource of the same id: `variant`
     /// says how it was made.

@@ -39,7 +39,7 @@ fn poll_once_prints_samples_as_json_lines_and_logs_on_stderr() {
     let memory = samples.iter().find(|s| s["name"] == "memory.usage").expect("memory.usage");
     assert_eq!(
         (memory["type"].as_str(), memory["unit"].as_str(), memory["volume"].as_f64()),
-        (Some("gauge"), Some("MB"), Some(1024.0))
+        (Some("gauge"), Some("MiB"), Some(1024.0))
     );
     for key in ["user_id", "project_id", "timestamp", "resource_metadata", "source", "id", "monotonic_time"] {
         assert!(cpu.get(key).is_some(), "missing {key}");
@@ -194,7 +194,7 @@ fn inspect_tells_the_truth_about_each_builtin_plugin() {
     let memory = inspect(&builtin("memory"));
     assert_eq!(memory["meters"][1]["name"], "memory.usage");
     assert_eq!(memory["meters"][1]["type"], "gauge");
-    assert_eq!(memory["meters"][1]["unit"], "MB");
+    assert_eq!(memory["meters"][1]["unit"], "MiB");
     assert_eq!(memory["meters"][3]["name"], "memory.swap.in");
     assert_eq!(memory["meters"][3]["type"], "cumulative");
 

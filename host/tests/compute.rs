@@ -15,44 +15,6 @@ use virt::domain::Domain;
 
 const COMPUTE_PLUGINS: [&str; 7] = ["local_instances", "cpu", "memory", "instance", "disk", "network", "perf"];
 
-/// Every meter: type and unit.
-const METERS: [(&str, MeterType, &str); 34] = [
-    ("cpu", MeterType::Cumulative, "ns"),
-    ("vcpus", MeterType::Gauge, "vcpu"),
-    ("memory", MeterType::Gauge, "MB"),
-    ("memory.available", MeterType::Gauge, "MB"),
-    ("memory.usage", MeterType::Gauge, "MB"),
-    ("memory.resident", MeterType::Gauge, "MB"),
-    ("memory.swap.in", MeterType::Cumulative, "MB"),
-    ("memory.swap.out", MeterType::Cumulative, "MB"),
-    ("power.state", MeterType::Gauge, "state"),
-    ("perf.cpu.cycles", MeterType::Gauge, "cycle"),
-    ("perf.instructions", MeterType::Gauge, "instruction"),
-    ("perf.cache.references", MeterType::Gauge, "count"),
-    ("perf.cache.misses", MeterType::Gauge, "count"),
-    ("disk.device.read.requests", MeterType::Cumulative, "request"),
-    ("disk.device.write.requests", MeterType::Cumulative, "request"),
-    ("disk.device.read.bytes", MeterType::Cumulative, "B"),
-    ("disk.device.write.bytes", MeterType::Cumulative, "B"),
-    ("disk.device.read.latency", MeterType::Cumulative, "ns"),
-    ("disk.device.write.latency", MeterType::Cumulative, "ns"),
-    ("disk.device.capacity", MeterType::Gauge, "B"),
-    ("disk.device.allocation", MeterType::Gauge, "B"),
-    ("disk.device.usage", MeterType::Gauge, "B"),
-    ("network.incoming.bytes", MeterType::Cumulative, "B"),
-    ("network.outgoing.bytes", MeterType::Cumulative, "B"),
-    ("network.incoming.packets", MeterType::Cumulative, "packet"),
-    ("network.outgoing.packets", MeterType::Cumulative, "packet"),
-    ("network.incoming.packets.drop", MeterType::Cumulative, "packet"),
-    ("network.outgoing.packets.drop", MeterType::Cumulative, "packet"),
-    ("network.incoming.packets.error", MeterType::Cumulative, "packet"),
-    ("network.outgoing.packets.error", MeterType::Cumulative, "packet"),
-    ("network.incoming.bytes.delta", MeterType::Delta, "B"),
-    ("network.outgoing.bytes.delta", MeterType::Delta, "B"),
-    ("disk.root.size", MeterType::Gauge, "GB"),
-    ("disk.ephemeral.size", MeterType::Gauge, "GB"),
-];
-
 /// One polled sample, resolved.
 #[derive(Debug, Clone)]
 struct Polled {
@@ -168,8 +130,10 @@ async fn every_compute_meter_matches_libvirt_on_sixty_domains() {
     let second = cycles.pop().unwrap();
     let samples = cycles.pop().unwrap();
 
-    // Names, types and units.
-    let kinds: HashMap<&str, (MeterType, &str)> = METERS.iter().map(|(n, k, u)| (*n, (*k, *u))).collect();
+    // Names, types and units: Ceilometer 27's.
+    let (oracle, _) = ceilometer_compute();
+    let kinds: HashMap<&str, (MeterType, &str)> =
+        oracle.iter().map(|m| (m.name.as_str(), (m.kind, m.unit.as_str()))).collect();
     for sample in &samples {
         let (kind, unit) =
             kinds.get(sample.meter.as_str()).unwrap_or_else(|| panic!("unexpected meter {}", sample.meter));
@@ -197,7 +161,8 @@ async fn every_compute_meter_matches_libvirt_on_sixty_domains() {
         assert_eq!(get("memory", id).volume, balloon as f64 / 1024.0);
         expected_samples += 3;
         if d.nova {
-            assert_eq!(get("disk.root.size", id).volume, f64::from(d.flavor_disks.0));
+            // Ceilometer's `RootSizePollster`: the flavor's disk less its ephemeral disk.
+            assert_eq!(get("disk.root.size", id).volume, f64::from(d.flavor_disks.0 - d.flavor_disks.1));
             assert_eq!(get("disk.ephemeral.size", id).volume, f64::from(d.flavor_disks.1));
             expected_samples += 2;
         } else {
@@ -211,6 +176,7 @@ async fn every_compute_meter_matches_libvirt_on_sixty_domains() {
         assert_eq!(meta["instance_id"], id);
         assert_eq!(meta["instance_host"], "compute-1");
         assert_eq!(meta["status"], if d.stopped { "stopped" } else { "active" });
+        assert_eq!(meta["state"], if d.stopped { "shutdown" } else { "running" });
         if d.nova {
             assert_eq!(
                 (instance.user_id.as_deref(), instance.project_id.as_deref()),
@@ -225,8 +191,8 @@ async fn every_compute_meter_matches_libvirt_on_sixty_domains() {
             );
             assert_eq!(meta["image_ref"], "9a8b7c6d-0000-4000-8000-000000000001");
             assert_eq!(
-                (meta["root_gb"].clone(), meta["ephemeral_gb"].clone()),
-                (json!(d.flavor_disks.0), json!(d.flavor_disks.1))
+                (meta["disk_gb"].clone(), meta["root_gb"].clone(), meta["ephemeral_gb"].clone()),
+                (json!(d.flavor_disks.0), json!(d.flavor_disks.0 - d.flavor_disks.1), json!(d.flavor_disks.1))
             );
             assert_eq!(meta["memory_mb"], d.memory_kib / 1024);
             assert!(meta["host"].as_str().is_some_and(|h| h.len() == 56), "host is sha224(project + host)");
@@ -297,7 +263,9 @@ async fn every_compute_meter_matches_libvirt_on_sixty_domains() {
 
         // vNICs.
         for (tap, mac) in &d.vnics {
-            let vnic_id = format!("{}-{id}-{tap}", d.name);
+            // Named by its filter reference, as Ceilometer names a vNIC that has one.
+            let fref = format!("nova-instance-{}-{}", d.name, mac.replace(':', ""));
+            let vnic_id = fref.clone();
             let (bn, an) = (&b.vnics[tap], &a.vnics[tap]);
             for (meter, before, after) in [
                 ("network.incoming.bytes", bn.rx_bytes, an.rx_bytes),
@@ -316,10 +284,10 @@ async fn every_compute_meter_matches_libvirt_on_sixty_domains() {
             let sample = get("network.incoming.bytes", &vnic_id);
             assert_eq!(
                 (sample.metadata["name"].as_str(), sample.metadata["vnic_name"].as_str()),
-                (Some(&**tap), Some(&**tap))
+                (Some(&**tap), Some(fref.as_str()))
             );
             assert_eq!(sample.metadata["mac"], mac.as_str());
-            assert_eq!(sample.metadata["fref"], format!("nova-instance-{}-{}", d.name, mac.replace(':', "")));
+            assert_eq!(sample.metadata["fref"], fref.as_str());
             assert!(sample.metadata["parameters"]["IP"].as_str().is_some_and(|ip| ip.starts_with("10.0.")));
             assert_eq!(sample.metadata["instance_id"], id);
             // Deltas: 0 on the first poll, then the growth since it.
@@ -375,6 +343,76 @@ fn large_host() -> (Workspace, NodeSpec, std::path::PathBuf) {
     (workspace, spec, node)
 }
 
+/// Every compute meter against Ceilometer 27's own source (the oracle table,
+/// `tests/data/ceilometer/compute-meters.tsv`): the plugins describe exactly the meters
+/// Ceilometer's libvirt inspector can serve, with its types and units, and every
+/// sample of a Nova instance has its resource id and exactly its metadata keys.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_compute_meter_is_ceilometer_27_s() {
+    let (oracle, instance_keys) = ceilometer_compute();
+    let workspace = Workspace::new(&COMPUTE_PLUGINS.map(builtin));
+    let spec = NodeSpec { plain_every: 0, stopped_every: 0, ..NodeSpec::with_domains(12) };
+    let node = workspace.path().join("node.xml");
+    spec.write(&node).unwrap();
+    let uri = format!("test://{}", node.display());
+
+    let agent = compute_agent(&workspace, &uri, false);
+    let described: Vec<(String, MeterType, String)> = agent
+        .plugins
+        .pollsters()
+        .flat_map(|p| p.info.meters.iter().map(|m| (m.meter.name.clone(), m.meter.kind, m.meter.unit.clone())))
+        .collect();
+    let mut served: Vec<(String, MeterType, String)> =
+        oracle.iter().filter(|m| m.on_libvirt).map(|m| (m.name.clone(), m.kind, m.unit.clone())).collect();
+    let mut described_sorted = described.clone();
+    served.sort_by(|a, b| a.0.cmp(&b.0));
+    described_sorted.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(described_sorted, served, "the meters, types and units of Ceilometer 27 on libvirt");
+
+    let samples = poll(&workspace, &uri, false, 2).await.pop().unwrap();
+    let always: BTreeSet<&str> = instance_keys.iter().filter(|k| k.always).map(|k| k.key.as_str()).collect();
+    let optional: BTreeSet<&str> = instance_keys.iter().filter(|k| !k.always).map(|k| k.key.as_str()).collect();
+    let domains: HashMap<String, DomainSpec> = spec.domain_specs().into_iter().map(|d| (d.uuid.clone(), d)).collect();
+    let mut seen = BTreeSet::new();
+    for sample in &samples {
+        let row = oracle.iter().find(|m| m.name == sample.meter).expect("a meter of the table");
+        let uuid = sample.metadata["instance_id"].as_str().expect("instance_id");
+        let domain = &domains[uuid];
+        let text = |key: &str| sample.metadata[key].as_str().unwrap_or_default().to_string();
+        let expected_id = match row.resource_id.as_str() {
+            "instance.id" => uuid.to_string(),
+            "f'{instance.id}-{stats.device}'" => format!("{uuid}-{}", text("disk_name")),
+            "stats.fref | f'{instance_name}-{instance.id}-{stats.name}'" => match sample.metadata["fref"].as_str() {
+                Some(fref) => fref.to_string(),
+                None => format!("{}-{uuid}-{}", domain.name, text("name")),
+            },
+            other => panic!(
+                "{}: Ceilometer names its resources `{other}`, which this test does not know ({})",
+                row.name, row.source
+            ),
+        };
+        assert_eq!(sample.resource_id, expected_id, "{} ({})", row.name, row.source);
+
+        let keys: BTreeSet<&str> = sample.metadata.keys().map(String::as_str).collect();
+        let expected: BTreeSet<&str> = always.iter().copied().chain(row.added.iter().map(String::as_str)).collect();
+        let extra: Vec<&&str> = keys.difference(&expected).filter(|k| !optional.contains(**k)).collect();
+        let missing: Vec<&&str> = expected.difference(&keys).collect();
+        assert!(
+            extra.is_empty() && missing.is_empty(),
+            "{} ({}): extra {extra:?}, missing {missing:?}",
+            row.name,
+            row.source
+        );
+        assert_eq!(sample.metadata["image_ref_url"], Value::Null, "images known from libvirt have no links");
+        assert_eq!(sample.metadata["task_state"], "", "no task state from libvirt");
+        seen.insert(row.name.as_str());
+    }
+    // The test driver has no perf events and no block latencies; every other meter
+    // Ceilometer serves is polled.
+    let unpolled: Vec<&str> = served.iter().map(|m| m.0.as_str()).filter(|m| !seen.contains(m)).collect();
+    assert!(unpolled.iter().all(|m| m.starts_with("perf.") || m.ends_with(".latency")), "not polled: {unpolled:?}");
+}
+
 /// A large host is polled in several calls per pollster (100 instances each): every
 /// sample still lands on its own domain.
 #[tokio::test(flavor = "multi_thread")]
@@ -386,7 +424,7 @@ async fn a_large_host_is_polled_in_chunks_without_mixing_domains_up() {
         assert_eq!(vcpus.volume, f64::from(d.vcpus), "{}", d.name);
         assert_eq!(vcpus.metadata["name"], d.name.as_str());
         let root = samples.iter().find(|s| s.meter == "disk.root.size" && s.resource_id == d.uuid).expect("root");
-        assert_eq!(root.volume, f64::from(d.flavor_disks.0), "{}", d.name);
+        assert_eq!(root.volume, f64::from(d.flavor_disks.0 - d.flavor_disks.1), "{}", d.name);
     }
 }
 

@@ -294,7 +294,7 @@ async fn pollsters_report_what_libvirt_reports_with_nova_metadata() {
 
     let (memory, _) = find("memory.usage", &web_uuid);
     let memory_meter = agent.registry.meter(memory.meter).unwrap();
-    assert_eq!((memory_meter.kind, memory_meter.unit.as_str()), (MeterType::Gauge, "MB"));
+    assert_eq!((memory_meter.kind, memory_meter.unit.as_str()), (MeterType::Gauge, "MiB"));
     let stats = web.memory_stats(0).unwrap();
     let kib = |tag| stats.iter().find(|s| s.tag == tag).unwrap().val as f64;
     let expected =

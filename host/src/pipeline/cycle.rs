@@ -518,7 +518,7 @@ impl std::fmt::Display for Fault {
             Self::Metadata(size) => write!(f, "{size} bytes of metadata; at most {MAX_METADATA}"),
             Self::NotItsDevice { id, of } => write!(
                 f,
-                "resource id `{}` does not carry the id of the resource `{}` it was given (a device's id does: `<id>-vda`)",
+                "resource id `{}` carries neither the id nor the name of the resource `{}` it was given (a device's id does: `<id>-vda`)",
                 plugin_text(id, 64),
                 plugin_text(of, 64)
             ),
@@ -552,11 +552,13 @@ fn check_sample(pollster: &Plugin, resources: usize, sample: &types::Sample) -> 
 }
 
 /// The resource a sample is about: its base resource, or, when the pollster gave it
-/// an id or metadata of its own (a disk, a vNIC), that device, sharing the base's
-/// owner, metadata and namespace. A pollster may name devices of the resources it was
-/// given, not take over others': the id it gives must carry its base's (as
-/// Ceilometer's `<uuid>-vda` and `instance-…-<uuid>-tap…` do) and must not be that of
-/// another resource of the base's discoverer.
+/// an id or metadata of its own (a disk, a vNIC), that device of it, sharing the
+/// base's owner, metadata and namespace (each resource's devices are its own: see
+/// [`Registry::intern_device`]). The id it gives must carry its base's id or name, as
+/// Ceilometer's do (`<uuid>-vda`, `<name>-<uuid>-tap…`, a filter reference
+/// `nova-instance-<name>-<mac>`), and must not be another resource's of the base's
+/// discoverer: a pollster names devices of the resources it was given, it does not
+/// publish under others' ids.
 fn device_resource(
     registry: &Registry,
     (handle, base): &(ResourceHandle, Arc<Resource>),
@@ -565,18 +567,17 @@ fn device_resource(
     if sample.resource_id.is_none() && sample.metadata.is_empty() {
         return Ok(*handle);
     }
-    let namespace = registry.namespace(*handle).unwrap_or(Namespace::STATIC);
     if let Some(id) = sample.resource_id.as_deref().filter(|id| *id != &*base.id) {
-        if !id.contains(&*base.id) {
+        if !id.contains(&*base.id) && !id.contains(&*base.name) {
             return Err(Fault::NotItsDevice { id: id.to_string(), of: base.id.to_string() });
         }
-        let taken = registry.resource_handle(namespace, id).and_then(|h| registry.resource(h));
-        if taken.is_some_and(|other| other.name != base.name || other.owner != base.owner) {
+        let namespace = registry.namespace(*handle).unwrap_or(Namespace::STATIC);
+        if registry.resource_handle(namespace, id).is_some_and(|other| other != *handle) {
             return Err(Fault::Taken(id.to_string()));
         }
     }
-    Ok(registry.intern_in(
-        namespace,
+    Ok(registry.intern_device(
+        *handle,
         Resource {
             id: sample.resource_id.map_or_else(|| base.id.clone(), Into::into),
             name: base.name.clone(),
@@ -638,5 +639,24 @@ mod tests {
         owned(&registry, "aaaa-other", "someone-else");
         let sample = types::Sample { metadata: Vec::new(), ..on_device("aaaa-other") };
         assert!(matches!(device_resource(&registry, &a, sample), Err(Fault::Taken(_))));
+        // A device id of another resource that happens to carry `a`'s id: `a`'s own
+        // entry, the other's device untouched.
+        let c = owned(&registry, "aaaa-x", "other");
+        let c_disk = device_resource(&registry, &c, on_device("aaaa-x-vda")).unwrap();
+        let lookalike = device_resource(&registry, &a, on_device("aaaa-x-vda")).unwrap();
+        assert_ne!(lookalike, c_disk);
+        assert_eq!(registry.resource(c_disk).unwrap().user_id(), Some("other"), "c's disk keeps its owner");
+    }
+
+    /// A vNIC named by its filter reference (Ceilometer's `fref`), which carries the
+    /// instance's name, not its id.
+    #[test]
+    fn a_device_id_may_carry_the_resource_s_name() {
+        let registry = Registry::new();
+        let resource = Resource { name: "instance-00000001".into(), ..Resource::bare("11111111-2222") };
+        let handle = registry.intern_in(registry.namespace_of_plugin("local_instances"), resource);
+        let base = (handle, registry.resource(handle).unwrap());
+        let vnic = device_resource(&registry, &base, on_device("nova-instance-instance-00000001-fa163e000001"));
+        assert!(vnic.is_ok(), "{vnic:?}");
     }
 }

@@ -6,11 +6,12 @@ use super::compiler::{CompileBudget, CompileError};
 use super::engine::PluginEngine;
 use super::error::LoadError;
 use super::outline::outline;
-use super::plugin_log::PluginLog;
+use super::plugin_log::{plugin_text, PluginLog};
 use super::sandbox::{Sandbox, WorldInstance};
 use super::state::PluginContext;
 use super::{MeterSpec, Plugin, PluginInfo, PluginKind, CONTRACT_VERSION};
 use crate::bindings::types;
+use crate::caps::bounds::{MAX_METER_NAME, MAX_UNIT};
 use crate::config::{Agent, Grant};
 use crate::registry::Registry;
 use crate::sample::Meter;
@@ -350,8 +351,15 @@ fn meter_specs(described: Vec<types::Meter>, registry: &Registry) -> Result<Vec<
     let mut seen = BTreeSet::new();
     let mut specs = Vec::with_capacity(described.len());
     for meter in described {
-        if meter.name.trim().is_empty() || meter.unit.trim().is_empty() {
-            return Err(format!("meter `{}` has an empty name or unit", meter.name));
+        // Ceilometer has meters without a unit (`power.state`, `perf.*`); none without a name.
+        if meter.name.trim().is_empty() {
+            return Err("a meter has an empty name".into());
+        }
+        if meter.name.len() > MAX_METER_NAME || meter.unit.len() > MAX_UNIT {
+            return Err(format!(
+                "meter `{}` has a name over {MAX_METER_NAME} bytes or a unit over {MAX_UNIT}",
+                plugin_text(&meter.name, 64)
+            ));
         }
         if !seen.insert(meter.name.clone()) {
             return Err(format!("meter `{}` is described twice", meter.name));

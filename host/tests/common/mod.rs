@@ -2,6 +2,10 @@
 //! plugin directories and pipeline files.
 #![allow(dead_code)]
 
+mod oracle;
+#[allow(unused_imports)]
+pub use oracle::*;
+
 use pollen_host::config;
 use pollen_host::pipeline::Agent;
 use pollen_host::publish::Batch;

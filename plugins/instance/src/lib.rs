@@ -1,12 +1,13 @@
-//! Per-instance gauges that hold for stopped instances too:
+//! Per-instance gauges that hold for stopped instances too, with Ceilometer 27's
+//! names and units (`ceilometer/compute/pollsters/instance_stats.py`, `disk.py`):
 //!
 //! | meter | unit | value |
 //! |---|---|---|
-//! | `power.state` | state | libvirt's state number (1 running, 5 shut off, ...) |
+//! | `power.state` | (none) | libvirt's state number (1 running, 5 shut off, ...) |
 //! | `vcpus` | vcpu | virtual CPUs |
-//! | `memory` | MB | memory assigned (the balloon's actual size) |
-//! | `disk.root.size` | GB | the flavor's root disk (Nova instances only) |
-//! | `disk.ephemeral.size` | GB | the flavor's ephemeral disk (Nova instances only) |
+//! | `memory` | MiB | memory assigned (the balloon's actual size) |
+//! | `disk.root.size` | GiB | the flavor's disk less its ephemeral disk, as Ceilometer computes it (Nova instances only) |
+//! | `disk.ephemeral.size` | GiB | the flavor's ephemeral disk (Nova instances only) |
 use pollen_sdk::nova::DomainInfo;
 use pollen_sdk::pollster::*;
 use std::cell::RefCell;
@@ -22,11 +23,11 @@ const EPHEMERAL_SIZE: u32 = 4;
 impl Pollster for Instance {
     fn describe() -> Vec<Meter> {
         vec![
-            Meter::gauge("power.state", "state").discovered_by("local_instances"),
+            Meter::gauge("power.state", "").discovered_by("local_instances"),
             Meter::gauge("vcpus", "vcpu").discovered_by("local_instances"),
-            Meter::gauge("memory", "MB").discovered_by("local_instances"),
-            Meter::gauge("disk.root.size", "GB").discovered_by("local_instances"),
-            Meter::gauge("disk.ephemeral.size", "GB").discovered_by("local_instances"),
+            Meter::gauge("memory", "MiB").discovered_by("local_instances"),
+            Meter::gauge("disk.root.size", "GiB").discovered_by("local_instances"),
+            Meter::gauge("disk.ephemeral.size", "GiB").discovered_by("local_instances"),
         ]
     }
 
@@ -41,6 +42,8 @@ impl Pollster for Instance {
             ];
             match flavor_disks(&stats.domain.uuid) {
                 Ok((root, ephemeral)) => {
+                    // Ceilometer's `RootSizePollster`: `flavor['disk'] - flavor['ephemeral']`.
+                    let root = root.zip(ephemeral).map(|(disk, ephemeral)| disk - ephemeral);
                     samples.extend(root.map(|gb| Sample::new(ROOT_SIZE, index, gb as f64)));
                     samples.extend(ephemeral.map(|gb| Sample::new(EPHEMERAL_SIZE, index, gb as f64)));
                 }
@@ -57,7 +60,7 @@ thread_local! {
     static FLAVORS: RefCell<FromXml<FlavorDisks>> = RefCell::new(FromXml::new(1000));
 }
 
-/// Root and ephemeral disk, GiB.
+/// The flavor's disk and ephemeral disk, GiB.
 type FlavorDisks = (Option<i64>, Option<i64>);
 
 fn flavor_disks(uuid: &str) -> Result<FlavorDisks, Error> {

@@ -21,7 +21,7 @@ pub fn resource_from_domain(domain: &hypervisor::Domain, info: &DomainInfo, host
         (Some(project), Some(host)) => Some(hex(&Sha224::digest(format!("{project}{host}")))),
         _ => None,
     };
-    let state = if domain.state == hypervisor::DomainState::Running { "active" } else { "stopped" };
+    let (status, vm_state) = states(domain.state);
     let image_json = info.image_id.as_ref().map(|id| serde_json::json!({ "id": id }).to_string());
 
     let mut metadata = vec![
@@ -32,21 +32,27 @@ pub fn resource_from_domain(domain: &hypervisor::Domain, info: &DomainInfo, host
         entry("host", host_id),
         entry("instance_host", host),
         entry("flavor", Value::Json(flavor_json(flavor))),
-        entry("status", state),
-        entry("state", state),
-        entry("task_state", Value::Null),
+        entry("status", status),
+        entry("state", vm_state),
+        // Discovered from libvirt, Ceilometer has no task state: `getattr(…, '')`.
+        entry("task_state", ""),
         entry("image", image_json.map_or(Value::Null, Value::Json)),
         entry("image_ref", info.image_id.clone()),
+        // Images known from libvirt's metadata have no links.
+        entry("image_ref_url", Value::Null),
         entry("architecture", info.architecture.clone()),
         entry("os_type", info.os_type.clone()),
         entry("vcpus", flavor.vcpus),
         entry("memory_mb", flavor.ram),
         entry("disk_gb", flavor.disk),
-        entry("root_gb", flavor.disk),
+        // As Ceilometer computes it (`disk_gb - ephemeral_gb`).
+        entry("root_gb", flavor.disk.zip(flavor.ephemeral).map(|(disk, ephemeral)| disk - ephemeral)),
         entry("ephemeral_gb", flavor.ephemeral),
     ];
     if !info.is_nova {
-        metadata.retain(|e| !matches!(e.key.as_str(), "flavor" | "instance_type" | "image" | "image_ref"));
+        metadata.retain(|e| {
+            !matches!(e.key.as_str(), "flavor" | "instance_type" | "image" | "image_ref" | "image_ref_url")
+        });
     }
     DiscoveredResource {
         id: domain.uuid.clone(),
@@ -54,6 +60,20 @@ pub fn resource_from_domain(domain: &hypervisor::Domain, info: &DomainInfo, host
         user_id: info.user_id.clone(),
         project_id: info.project_id.clone(),
         metadata,
+    }
+}
+
+/// Nova's status and vm state for a libvirt state, as Ceilometer guesses them
+/// (`LIBVIRT_STATUS` and `LIBVIRT_POWER_STATE` in `compute/virt/libvirt/utils.py`).
+fn states(state: hypervisor::DomainState) -> (&'static str, &'static str) {
+    use hypervisor::DomainState as S;
+    match state {
+        S::Nostate => ("building", "pending"),
+        S::Running | S::Blocked => ("active", "running"),
+        S::Paused => ("paused", "paused"),
+        S::Shutdown | S::Shutoff => ("stopped", "shutdown"),
+        S::Crashed => ("error", "crashed"),
+        S::Pmsuspended => ("suspended", "suspended"),
     }
 }
 

@@ -1,4 +1,4 @@
-//! Memory meters of an instance, in MB, from the balloon driver's statistics, as
+//! Memory meters of an instance, in MiB (Ceilometer 27's unit), from the balloon driver's statistics, as
 //! Ceilometer's libvirt inspector computes them:
 //!
 //! | meter | type | value |
@@ -23,11 +23,11 @@ const SWAP_OUT: u32 = 4;
 impl Pollster for Memory {
     fn describe() -> Vec<Meter> {
         vec![
-            Meter::gauge("memory.available", "MB").discovered_by("local_instances"),
-            Meter::gauge("memory.usage", "MB").discovered_by("local_instances"),
-            Meter::gauge("memory.resident", "MB").discovered_by("local_instances"),
-            Meter::cumulative("memory.swap.in", "MB").discovered_by("local_instances"),
-            Meter::cumulative("memory.swap.out", "MB").discovered_by("local_instances"),
+            Meter::gauge("memory.available", "MiB").discovered_by("local_instances"),
+            Meter::gauge("memory.usage", "MiB").discovered_by("local_instances"),
+            Meter::gauge("memory.resident", "MiB").discovered_by("local_instances"),
+            Meter::cumulative("memory.swap.in", "MiB").discovered_by("local_instances"),
+            Meter::cumulative("memory.swap.out", "MiB").discovered_by("local_instances"),
         ]
     }
 

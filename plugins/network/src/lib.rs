@@ -54,7 +54,14 @@ impl Pollster for Network {
         let samples = each_domain(&resources, |index, stats| {
             let mut samples = Vec::new();
             for vnic in &stats.interfaces {
-                let id = format!("{}-{}-{}", stats.domain.name, stats.domain.uuid, vnic.device);
+                // Ceilometer's `NetworkPollster` (`compute/pollsters/net.py`): the vNIC's
+                // filter reference names it where there is one, else
+                // `<instance name>-<uuid>-<device>`.
+                let id = vnic
+                    .filter_ref
+                    .clone()
+                    .unwrap_or_else(|| format!("{}-{}-{}", stats.domain.name, stats.domain.uuid, vnic.device));
+                let vnic_name = vnic.filter_ref.as_deref().unwrap_or(&vnic.device);
                 let parameters: serde_json::Map<String, serde_json::Value> =
                     vnic.filter_parameters.iter().map(|(k, v)| (k.clone(), v.as_str().into())).collect();
                 let parameters = serde_json::Value::Object(parameters).to_string();
@@ -79,7 +86,7 @@ impl Pollster for Network {
                     } else {
                         sample
                             .with_metadata("name", vnic.device.as_str())
-                            .with_metadata("vnic_name", vnic.device.as_str())
+                            .with_metadata("vnic_name", vnic_name)
                             .with_metadata("mac", vnic.mac.as_str())
                             .with_metadata("fref", vnic.filter_ref.clone())
                             .with_metadata("parameters", Value::Json(parameters.clone()))

@@ -1,5 +1,6 @@
 //! Hardware performance counters of an instance (gauges), where libvirt's perf events
 //! are enabled for the domain (`<perf><event name='cpu_cycles' enabled='yes'/>`).
+//! Without a unit, as Ceilometer 27 has them (`instance_stats.py` gives them none).
 use pollen_sdk::pollster::*;
 
 struct Perf;
@@ -7,10 +8,10 @@ struct Perf;
 impl Pollster for Perf {
     fn describe() -> Vec<Meter> {
         vec![
-            Meter::gauge("perf.cpu.cycles", "cycle").discovered_by("local_instances"),
-            Meter::gauge("perf.instructions", "instruction").discovered_by("local_instances"),
-            Meter::gauge("perf.cache.references", "count").discovered_by("local_instances"),
-            Meter::gauge("perf.cache.misses", "count").discovered_by("local_instances"),
+            Meter::gauge("perf.cpu.cycles", "").discovered_by("local_instances"),
+            Meter::gauge("perf.instructions", "").discovered_by("local_instances"),
+            Meter::gauge("perf.cache.references", "").discovered_by("local_instances"),
+            Meter::gauge("perf.cache.misses", "").discovered_by("local_instances"),
         ]
     }
 
