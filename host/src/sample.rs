@@ -4,7 +4,9 @@ use crate::metadata::Merged;
 pub use crate::metadata::Metadata;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
+use std::cell::OnceCell;
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -132,18 +134,46 @@ impl Resource {
 /// handles (see [`crate::registry`]), the volume, and the time in ns since the epoch.
 pub use crate::bindings::types::SampleRef as Sample;
 
+/// A resource as the records of a batch write it: its `resource_metadata` (the
+/// metadata with the device's keys over it) made into JSON text once, the first time
+/// a record of it is written, and copied as it is into every record after: a sample
+/// costs the same however large its resource's metadata.
+pub struct EncodedResource {
+    /// The resource.
+    pub resource: Arc<Resource>,
+    metadata: OnceCell<Box<RawValue>>,
+}
+
+impl EncodedResource {
+    /// The resource, its metadata not encoded yet.
+    pub fn new(resource: Arc<Resource>) -> Self {
+        Self { resource, metadata: OnceCell::new() }
+    }
+
+    /// Its `resource_metadata` as JSON text.
+    pub fn metadata(&self) -> &RawValue {
+        self.metadata.get_or_init(|| {
+            let merged = Merged { base: &self.resource.metadata, over: &self.resource.extra };
+            let text = serde_json::to_string(&merged).expect("metadata serializes: it is JSON text");
+            RawValue::from_string(text).expect("what serde_json wrote is JSON")
+        })
+    }
+}
+
 /// A sample with its handles resolved, as it is written out (Ceilometer's
 /// `Sample.as_dict()` keys), by JSON serializers (the metadata is written as the raw
-/// JSON text it is kept as).
+/// JSON text [`EncodedResource`] keeps).
 pub struct SampleRecord<'a> {
     /// What was measured.
     pub meter: &'a Meter,
-    /// On what.
-    pub resource: &'a Resource,
+    /// On what, with its metadata's text.
+    pub encoded: &'a EncodedResource,
     /// The value.
     pub volume: f64,
     /// When, in ns since the Unix epoch.
     pub timestamp: i64,
+    /// The same as ISO 8601 text ([`iso8601`]).
+    pub timestamp_text: &'a str,
     /// The sample's `source` (the agent's `sample_source`).
     pub source: &'a str,
     /// Unique id of this sample.
@@ -160,6 +190,13 @@ pub fn now_ns() -> i64 {
     Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX)
 }
 
+impl SampleRecord<'_> {
+    /// The resource it is about.
+    pub fn resource(&self) -> &Resource {
+        &self.encoded.resource
+    }
+}
+
 impl Serialize for SampleRecord<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(Some(14))?;
@@ -167,14 +204,13 @@ impl Serialize for SampleRecord<'_> {
         map.serialize_entry("type", self.meter.kind.as_str())?;
         map.serialize_entry("unit", &self.meter.unit)?;
         map.serialize_entry("volume", &self.volume)?;
-        map.serialize_entry("user_id", &self.resource.user_id())?;
+        map.serialize_entry("user_id", &self.resource().user_id())?;
         map.serialize_entry("user_name", &None::<String>)?;
-        map.serialize_entry("project_id", &self.resource.project_id())?;
+        map.serialize_entry("project_id", &self.resource().project_id())?;
         map.serialize_entry("project_name", &None::<String>)?;
-        map.serialize_entry("resource_id", &self.resource.id)?;
-        map.serialize_entry("timestamp", &iso8601(self.timestamp))?;
-        let metadata = Merged { base: &self.resource.metadata, over: &self.resource.extra };
-        map.serialize_entry("resource_metadata", &metadata)?;
+        map.serialize_entry("resource_id", &self.resource().id)?;
+        map.serialize_entry("timestamp", self.timestamp_text)?;
+        map.serialize_entry("resource_metadata", self.encoded.metadata())?;
         map.serialize_entry("source", self.source)?;
         map.serialize_entry("id", &self.id)?;
         map.serialize_entry("monotonic_time", &None::<f64>)?;
@@ -199,11 +235,13 @@ mod tests {
             extra: Metadata::from_map(serde_json::json!({"disk_name": "vda"}).as_object().unwrap()),
         };
         let timestamp = DateTime::parse_from_rfc3339("2026-11-22T10:00:00Z").unwrap().timestamp_nanos_opt().unwrap();
+        let encoded = EncodedResource::new(Arc::new(resource));
         let record = SampleRecord {
             meter: &meter,
-            resource: &resource,
+            encoded: &encoded,
             volume: 42.0,
             timestamp,
+            timestamp_text: &iso8601(timestamp),
             source: "openstack",
             id: Uuid::nil(),
         };

@@ -23,7 +23,9 @@ pub use local_queue::Policy;
 pub use notifier::NotifierOptions;
 
 use crate::registry::Registry;
-use crate::sample::{Sample, SampleRecord};
+use crate::registry::{MeterHandle, ResourceHandle};
+use crate::sample::{iso8601, EncodedResource, Meter, Sample, SampleRecord};
+use std::collections::HashMap;
 use std::future::Future;
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -173,19 +175,30 @@ impl Batch {
         })
     }
 
-    /// The same for some of the batch's samples (a [`CHUNK`]).
+    /// The same for some of the batch's samples (a [`CHUNK`]). Each resource and meter
+    /// is resolved once, each resource's metadata encoded once (when a record is first
+    /// written), each timestamp's text made once.
     pub fn for_each_record_of(&self, samples: &[Sample], mut f: impl FnMut(&SampleRecord)) {
+        let mut resources: HashMap<ResourceHandle, Option<EncodedResource>> = HashMap::new();
+        let mut meters: HashMap<MeterHandle, Option<Arc<Meter>>> = HashMap::new();
+        let mut timestamp = (i64::MIN, String::new());
         for sample in samples {
-            let (Some(meter), Some(resource)) =
-                (self.registry.meter(sample.meter), self.registry.resource(sample.resource))
-            else {
+            let meter = meters.entry(sample.meter).or_insert_with(|| self.registry.meter(sample.meter));
+            let resource = resources
+                .entry(sample.resource)
+                .or_insert_with(|| self.registry.resource(sample.resource).map(EncodedResource::new));
+            let (Some(meter), Some(encoded)) = (meter, resource) else {
                 continue;
             };
+            if timestamp.0 != sample.timestamp {
+                timestamp = (sample.timestamp, iso8601(sample.timestamp));
+            }
             f(&SampleRecord {
-                meter: &meter,
-                resource: &resource,
+                meter,
+                encoded,
                 volume: sample.volume,
                 timestamp: sample.timestamp,
+                timestamp_text: &timestamp.1,
                 source: &self.source,
                 id: uuid::Uuid::new_v4(),
             });
@@ -406,6 +419,90 @@ impl PublisherHandle {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A record as it was written before each resource's metadata was encoded once:
+    /// every key per sample, the metadata merged per sample.
+    struct PerSample<'a> {
+        meter: &'a Meter,
+        resource: &'a crate::sample::Resource,
+        sample: &'a Sample,
+        source: &'a str,
+        id: &'a str,
+    }
+
+    impl serde::Serialize for PerSample<'_> {
+        fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            use serde::ser::SerializeMap;
+            let metadata = crate::metadata::Merged { base: &self.resource.metadata, over: &self.resource.extra };
+            let mut map = serializer.serialize_map(Some(14))?;
+            map.serialize_entry("name", &self.meter.name)?;
+            map.serialize_entry("type", self.meter.kind.as_str())?;
+            map.serialize_entry("unit", &self.meter.unit)?;
+            map.serialize_entry("volume", &self.sample.volume)?;
+            map.serialize_entry("user_id", &self.resource.user_id())?;
+            map.serialize_entry("user_name", &None::<String>)?;
+            map.serialize_entry("project_id", &self.resource.project_id())?;
+            map.serialize_entry("project_name", &None::<String>)?;
+            map.serialize_entry("resource_id", &self.resource.id)?;
+            map.serialize_entry("timestamp", &iso8601(self.sample.timestamp))?;
+            map.serialize_entry("resource_metadata", &metadata)?;
+            map.serialize_entry("source", self.source)?;
+            map.serialize_entry("id", self.id)?;
+            map.serialize_entry("monotonic_time", &None::<f64>)?;
+            map.end()
+        }
+    }
+
+    /// The JSON lines written with each resource's metadata encoded once are, byte for
+    /// byte, what the per-sample encoding wrote: instances and their disks (device keys
+    /// over the instance's metadata), nested and escaped values.
+    #[test]
+    fn records_encoded_once_per_resource_are_byte_identical_to_per_sample_ones() {
+        use crate::sample::{Metadata, MeterType, Owner, Resource};
+        let registry = Arc::new(Registry::new());
+        let cpu = registry.intern_meter(Meter { name: "cpu".into(), kind: MeterType::Cumulative, unit: "ns".into() });
+        let reads = registry.intern_meter(Meter {
+            name: "disk.device.read.bytes".into(),
+            kind: MeterType::Cumulative,
+            unit: "B".into(),
+        });
+        let metadata = serde_json::json!({"display_name": "say \"hi\" \\ ünïcode\n", "flavor": {"name": "m1", "ram": 512},
+            "image": null, "ratio": 0.1, "big": 1e16, "tags": ["a", "it's"], "disk_name": "base's"});
+        let mut samples = Vec::new();
+        for instance in 0..3 {
+            let base = Resource {
+                owner: Owner::of(Some("u"), (instance != 1).then_some("p")),
+                metadata: Metadata::from_map(metadata.as_object().unwrap()),
+                ..Resource::bare(&format!("vm-{instance}"))
+            };
+            let disk = Resource {
+                extra: Metadata::from_map(serde_json::json!({"disk_name": "vda", "zz": [1, 2]}).as_object().unwrap()),
+                ..Resource { id: format!("vm-{instance}-vda").into(), ..base.clone() }
+            };
+            let (base, disk) = (registry.intern_resource(base), registry.intern_resource(disk));
+            for round in 0..3 {
+                let timestamp = 1_790_000_000_123_456_789 + round;
+                samples.push(Sample { meter: cpu, resource: base, volume: 1.5 * round as f64, timestamp });
+                samples.push(Sample { meter: reads, resource: disk, volume: 1e16, timestamp });
+            }
+        }
+        let batch = Batch { samples, registry: registry.clone(), source: Arc::from("openstack") };
+        let mut written = Vec::new();
+        batch.write_json_lines(&mut written).unwrap();
+        let lines: Vec<&str> = std::str::from_utf8(&written).unwrap().lines().collect();
+        assert_eq!(lines.len(), batch.samples.len());
+        for (line, sample) in lines.iter().zip(&batch.samples) {
+            let id: serde_json::Value = serde_json::from_str(line).unwrap();
+            let reference = PerSample {
+                meter: &registry.meter(sample.meter).unwrap(),
+                resource: &registry.resource(sample.resource).unwrap(),
+                sample,
+                source: "openstack",
+                id: id["id"].as_str().unwrap(),
+            };
+            assert_eq!(*line, serde_json::to_string(&reference).unwrap());
+        }
+    }
 
     #[test]
     fn urls_name_their_publisher_or_say_what_is_wrong() {

@@ -239,9 +239,9 @@ impl PushPublisher {
         let mut latest: BTreeMap<String, (Meter, BTreeMap<Labels, f64>)> = BTreeMap::new();
         batch.for_each_record(|record| {
             let labels = vec![
-                ("resource_id", record.resource.id.to_string()),
-                ("user_id", record.resource.user_id().unwrap_or_default().to_string()),
-                ("project_id", record.resource.project_id().unwrap_or_default().to_string()),
+                ("resource_id", record.resource().id.to_string()),
+                ("user_id", record.resource().user_id().unwrap_or_default().to_string()),
+                ("project_id", record.resource().project_id().unwrap_or_default().to_string()),
                 ("unit", record.meter.unit.clone()),
             ];
             let name = metric_name(&record.meter.name);

@@ -340,7 +340,7 @@ impl GnocchiPublisher {
         let (mut count, mut skipped) = (0u64, 0u64);
         let mut unlisted = BTreeSet::new();
         batch.for_each_record_of(samples, |record| {
-            if filtered.is_some() && record.resource.project_id() == filtered.as_deref() {
+            if filtered.is_some() && record.resource().project_id() == filtered.as_deref() {
                 skipped += 1;
                 return;
             }
@@ -350,7 +350,7 @@ impl GnocchiPublisher {
                 return;
             };
             let policy = self.options.archive_policy.clone().or(policy);
-            let id = &record.resource.id;
+            let id = &record.resource().id;
             let metric = measures
                 .entry(id.clone())
                 .or_insert_with(|| json!({}))
@@ -370,9 +370,9 @@ impl GnocchiPublisher {
             let (_, body) = resources.entry(id.to_string()).or_insert_with(|| {
                 let mut body = Map::new();
                 body.insert("id".into(), json!(id));
-                body.insert("user_id".into(), json!(record.resource.user_id()));
-                body.insert("project_id".into(), json!(record.resource.project_id()));
-                body.extend(definition.attributes_of(record.resource));
+                body.insert("user_id".into(), json!(record.resource().user_id()));
+                body.insert("project_id".into(), json!(record.resource().project_id()));
+                body.extend(definition.attributes_of(record.resource()));
                 (definition.resource_type.clone(), Value::Object(body))
             });
             if let Some(metrics) = body.as_object_mut() {
