@@ -55,8 +55,10 @@ test:
 	$(PHASE) tests $(CARGO) test $(TEST_CRATES)
 
 bench: setup plugins test-plugins
+	./scripts/bench-peers.sh
 	$(CARGO) bench -p pollen-host --bench core
 	POLLEN_BENCH_LIBVIRTD=1 $(CARGO) bench -p pollen-host --bench compute
+	POLLEN_BENCH_LIBVIRTD=1 $(CARGO) bench -p pollen-host --bench e2e
 
 # Ceilometer's compute meters read from its source, against the table the tests use.
 VERSION ?= 27.0.0
