@@ -216,8 +216,8 @@ impl Registry {
     /// or metadata keys, the base's owner and metadata), in the base's namespace. Each
     /// base's devices are its own: a pollster naming the same device id on another
     /// resource makes another entry, and cannot change this one.
-    pub fn intern_device(&self, base: ResourceHandle, resource: Resource) -> ResourceHandle {
-        let namespace = self.namespace(base).unwrap_or(Namespace::STATIC);
+    /// `namespace` is the base's ([`Registry::namespace`]).
+    pub fn intern_device(&self, base: ResourceHandle, namespace: Namespace, resource: Resource) -> ResourceHandle {
         let key = self.key(&(namespace, "device", base, &resource.id, resource.extra.as_json()));
         self.intern_keyed(key, namespace, resource)
     }

@@ -567,17 +567,18 @@ fn device_resource(
     if sample.resource_id.is_none() && sample.metadata.is_empty() {
         return Ok(*handle);
     }
+    let namespace = registry.namespace(*handle).unwrap_or(Namespace::STATIC);
     if let Some(id) = sample.resource_id.as_deref().filter(|id| *id != &*base.id) {
         if !id.contains(&*base.id) && !id.contains(&*base.name) {
             return Err(Fault::NotItsDevice { id: id.to_string(), of: base.id.to_string() });
         }
-        let namespace = registry.namespace(*handle).unwrap_or(Namespace::STATIC);
         if registry.resource_handle(namespace, id).is_some_and(|other| other != *handle) {
             return Err(Fault::Taken(id.to_string()));
         }
     }
     Ok(registry.intern_device(
         *handle,
+        namespace,
         Resource {
             id: sample.resource_id.map_or_else(|| base.id.clone(), Into::into),
             name: base.name.clone(),
