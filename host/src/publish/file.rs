@@ -5,7 +5,7 @@
 //! URLs; Pollen always writes JSON.)
 
 use super::options::Query;
-use super::{Batch, Delivery, PublishError, Publisher, CHUNK};
+use super::{Batch, Delivery, PublishError, Publisher, Records, CHUNK};
 use crate::sample::Sample;
 use std::path::{Path, PathBuf};
 use tokio::fs::File;
@@ -90,8 +90,9 @@ async fn append(path: &Path) -> std::io::Result<File> {
 
 impl Publisher for FilePublisher {
     async fn publish(&mut self, batch: &Batch) -> Result<Delivery, PublishError> {
+        let mut records = batch.records();
         for chunk in batch.samples.chunks(CHUNK) {
-            self.write_chunk(batch, chunk).await?;
+            self.write_chunk(&mut records, chunk).await?;
         }
         Ok(Delivery { sent: batch.samples.len() as u64, dropped: 0 })
     }
@@ -104,9 +105,9 @@ impl Publisher for FilePublisher {
 
 impl FilePublisher {
     /// Writes some of a batch's samples, rotating between lines when the file is full.
-    async fn write_chunk(&mut self, batch: &Batch, samples: &[Sample]) -> Result<(), PublishError> {
+    async fn write_chunk(&mut self, records: &mut Records<'_>, samples: &[Sample]) -> Result<(), PublishError> {
         self.lines.clear();
-        batch.write_json_lines_of(samples, &mut self.lines).map_err(|e| self.io(e))?;
+        records.write_json_lines_of(samples, &mut self.lines).map_err(|e| self.io(e))?;
         let lines = std::mem::take(&mut self.lines);
         // Whole runs of lines that fit go out in one write; rotation happens between lines.
         let mut start = 0;

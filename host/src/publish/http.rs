@@ -142,11 +142,10 @@ impl Publisher for HttpPublisher {
     async fn publish(&mut self, batch: &Batch) -> Result<Delivery, PublishError> {
         let mut delivery = Delivery::default();
         // A JSON array per request (`batch=1`), of at most CHUNK samples, or one sample each.
+        let mut resolved = batch.records();
         for chunk in batch.samples.chunks(CHUNK) {
             let mut records = Vec::with_capacity(chunk.len());
-            batch.for_each_record_of(chunk, |record| {
-                records.push(serde_json::to_vec(record).expect("samples serialize"))
-            });
+            resolved.for_each_of(chunk, |record| records.push(serde_json::to_vec(record).expect("samples serialize")));
             let bodies: Vec<(Vec<u8>, u64)> = if self.options.batch {
                 let mut body = b"[".to_vec();
                 body.extend(records.join(&b","[..]));

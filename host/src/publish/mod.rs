@@ -162,7 +162,7 @@ impl Batch {
     /// Calls `f` with each sample resolved (a fresh sample id each). Samples whose
     /// handles do not resolve are skipped.
     pub fn for_each_record(&self, f: impl FnMut(&SampleRecord)) {
-        self.for_each_record_of(&self.samples, f);
+        self.records().for_each_of(&self.samples, f);
     }
 
     /// The batch in parts of at most [`CHUNK`] samples, for publishers that encode a
@@ -175,45 +175,66 @@ impl Batch {
         })
     }
 
-    /// The same for some of the batch's samples (a [`CHUNK`]). Each resource and meter
-    /// is resolved once, each resource's metadata encoded once (when a record is first
-    /// written), each timestamp's text made once.
-    pub fn for_each_record_of(&self, samples: &[Sample], mut f: impl FnMut(&SampleRecord)) {
-        let mut resources: HashMap<ResourceHandle, Option<EncodedResource>> = HashMap::new();
-        let mut meters: HashMap<MeterHandle, Option<Arc<Meter>>> = HashMap::new();
-        let mut timestamp = (i64::MIN, String::new());
+    /// The same for some of the batch's samples (a [`CHUNK`]).
+    pub fn for_each_record_of(&self, samples: &[Sample], f: impl FnMut(&SampleRecord)) {
+        self.records().for_each_of(samples, f);
+    }
+
+    /// The batch's records, for a publisher that writes it in parts: what they share
+    /// is resolved and encoded once for all the parts.
+    pub fn records(&self) -> Records<'_> {
+        Records { batch: self, resources: HashMap::new(), meters: HashMap::new(), timestamp: (i64::MIN, String::new()) }
+    }
+
+    /// Writes each sample as one JSON line (Ceilometer's `as_dict()` keys) to `out`.
+    pub fn write_json_lines(&self, out: &mut impl Write) -> std::io::Result<()> {
+        self.records().write_json_lines_of(&self.samples, out)
+    }
+}
+
+/// A batch's samples as records: each resource and meter resolved once, each
+/// resource's metadata encoded once (when a record of it is first written), each
+/// timestamp's text made once, however many parts the batch is written in.
+pub struct Records<'b> {
+    batch: &'b Batch,
+    resources: HashMap<ResourceHandle, Option<EncodedResource>>,
+    meters: HashMap<MeterHandle, Option<Arc<Meter>>>,
+    timestamp: (i64, String),
+}
+
+impl Records<'_> {
+    /// Calls `f` with each of `samples` (the batch's) resolved, a fresh sample id each.
+    /// Samples whose handles do not resolve are skipped.
+    pub fn for_each_of(&mut self, samples: &[Sample], mut f: impl FnMut(&SampleRecord)) {
+        let registry = &self.batch.registry;
         for sample in samples {
-            let meter = meters.entry(sample.meter).or_insert_with(|| self.registry.meter(sample.meter));
-            let resource = resources
+            let meter = self.meters.entry(sample.meter).or_insert_with(|| registry.meter(sample.meter));
+            let resource = self
+                .resources
                 .entry(sample.resource)
-                .or_insert_with(|| self.registry.resource(sample.resource).map(EncodedResource::new));
+                .or_insert_with(|| registry.resource(sample.resource).map(EncodedResource::new));
             let (Some(meter), Some(encoded)) = (meter, resource) else {
                 continue;
             };
-            if timestamp.0 != sample.timestamp {
-                timestamp = (sample.timestamp, iso8601(sample.timestamp));
+            if self.timestamp.0 != sample.timestamp {
+                self.timestamp = (sample.timestamp, iso8601(sample.timestamp));
             }
             f(&SampleRecord {
                 meter,
                 encoded,
                 volume: sample.volume,
                 timestamp: sample.timestamp,
-                timestamp_text: &timestamp.1,
-                source: &self.source,
+                timestamp_text: &self.timestamp.1,
+                source: &self.batch.source,
                 id: uuid::Uuid::new_v4(),
             });
         }
     }
 
-    /// Writes each sample as one JSON line (Ceilometer's `as_dict()` keys) to `out`.
-    pub fn write_json_lines(&self, out: &mut impl Write) -> std::io::Result<()> {
-        self.write_json_lines_of(&self.samples, out)
-    }
-
-    /// The same for some of the batch's samples (a [`CHUNK`]).
-    pub fn write_json_lines_of(&self, samples: &[Sample], out: &mut impl Write) -> std::io::Result<()> {
+    /// Writes each of `samples` as one JSON line (Ceilometer's `as_dict()` keys).
+    pub fn write_json_lines_of(&mut self, samples: &[Sample], out: &mut impl Write) -> std::io::Result<()> {
         let mut result = Ok(());
-        self.for_each_record_of(samples, |record| {
+        self.for_each_of(samples, |record| {
             if result.is_ok() {
                 result = serde_json::to_writer(&mut *out, record)
                     .map_err(std::io::Error::from)
@@ -487,8 +508,11 @@ mod tests {
             }
         }
         let batch = Batch { samples, registry: registry.clone(), source: Arc::from("openstack") };
-        let mut written = Vec::new();
-        batch.write_json_lines(&mut written).unwrap();
+        // In parts, as the file publisher writes a batch: the encodings are shared.
+        let (mut written, mut records) = (Vec::new(), batch.records());
+        for part in batch.samples.chunks(4) {
+            records.write_json_lines_of(part, &mut written).unwrap();
+        }
         let lines: Vec<&str> = std::str::from_utf8(&written).unwrap().lines().collect();
         assert_eq!(lines.len(), batch.samples.len());
         for (line, sample) in lines.iter().zip(&batch.samples) {

@@ -22,9 +22,10 @@ impl StdoutPublisher {
 
 impl Publisher for StdoutPublisher {
     async fn publish(&mut self, batch: &Batch) -> Result<Delivery, PublishError> {
+        let mut records = batch.records();
         for chunk in batch.samples.chunks(CHUNK) {
             self.buffer.clear();
-            batch.write_json_lines_of(chunk, &mut self.buffer).map_err(Self::io)?;
+            records.write_json_lines_of(chunk, &mut self.buffer).map_err(Self::io)?;
             self.out.write_all(&self.buffer).await.map_err(Self::io)?;
         }
         self.out.flush().await.map_err(Self::io)?;
