@@ -273,6 +273,10 @@ async fn the_queue_policy_loses_nothing_within_its_bound_across_an_outage() {
 
     handle.send(Arc::new(batch(10, 0.0)));
     assert_eq!(drain(&channel, &queue, 1).await.len(), 1, "delivered before the outage");
+    // Its confirm must be in too: a batch still in flight at the cut counts as unsent
+    // (delivery is at least once) and would take a place in the queue.
+    wait_until("the publisher has the broker's confirm", || handle.stats().published.load(Ordering::Relaxed) >= 10)
+        .await;
 
     proxy.cut();
     // The first batch after the cut goes into a connection that looks alive; once the
