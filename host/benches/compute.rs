@@ -9,6 +9,8 @@
 //!
 //! Needs `make plugins`.
 
+mod shared;
+
 use pollen_host::config;
 use pollen_host::pipeline::{cycle::stream_cycle, Agent};
 use pollen_testkit::NodeSpec;
@@ -35,17 +37,6 @@ fn cpu_seconds() -> f64 {
     };
     let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     seconds(usage.ru_utime) + seconds(usage.ru_stime)
-}
-
-fn peak_rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let kib: f64 = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap();
-    kib / 1024.0
 }
 
 /// In the child: builds the agent on `uri` and measures cycles; prints one line.
@@ -108,7 +99,7 @@ fn measure(uri: &str, cache: &str, label: &str) {
         "compute cycle, {label}: {:.1} ms wall, {:.1} ms agent CPU per cycle, {samples} samples/cycle, peak RSS {:.1} MiB (first cycle {:.0} ms)",
         wall * 1e3,
         cpu * 1e3,
-        peak_rss_mib(),
+        shared::peak_rss_mib("self"),
         first.as_secs_f64() * 1e3
     );
 }

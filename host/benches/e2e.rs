@@ -16,6 +16,8 @@
 //! `make bench` sets), also with the shipped `pipeline.yaml` (its transformers and
 //! publishers, stdout to `/dev/null`). Needs `make plugins`.
 
+mod shared;
+
 use pollen_testkit::NodeSpec;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -43,17 +45,6 @@ fn cpu_seconds(pid: u32) -> f64 {
     let ticks: f64 = fields[11..15].iter().map(|f| f.parse::<f64>().unwrap()).sum();
     // SAFETY: sysconf only reads a constant of the system.
     ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
-}
-
-fn peak_rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kib: f64 = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap();
-    kib / 1024.0
 }
 
 struct Figures {
@@ -145,7 +136,7 @@ fn run_pollen(config: &Path) -> Option<Figures> {
         samples += next()?;
     }
     let cpu = (cpu_seconds(child.id()) - before) / f64::from(CYCLES);
-    let peak = peak_rss_mib(child.id());
+    let peak = shared::peak_rss_mib(&child.id().to_string());
     stop(child);
     Some(Figures { per_cycle: samples / u64::from(CYCLES), cpu, peak })
 }
@@ -185,7 +176,7 @@ fn run_collectd(dir: &Path, uri: &str) -> Option<Figures> {
     std::thread::sleep(period * CYCLES);
     let cpu = (cpu_seconds(child.id()) - before) / f64::from(CYCLES);
     let per_cycle = ((values() - counted) as u64) / u64::from(CYCLES);
-    let peak = peak_rss_mib(child.id());
+    let peak = shared::peak_rss_mib(&child.id().to_string());
     stop(child);
     Some(Figures { per_cycle, cpu, peak })
 }
