@@ -212,17 +212,16 @@ fn main() {
         }
         let (scheme, how) = if through_libvirtd { ("test+unix", "through libvirtd") } else { ("test", "in-process") };
         let uri = format!("{scheme}://{}", node.display());
-        for (publisher, name) in [("file://".to_string(), "file://"), (notifier.to_string(), "notifier://")] {
-            let publisher = if name == "file://" {
-                format!("file://{}", dir.path().join("out.jsonl").display())
-            } else {
-                publisher
-            };
+        let out = dir.path().join("out.jsonl");
+        for (publisher, name) in
+            [(format!("file://{}", out.display()), "file://"), (notifier.to_string(), "notifier://")]
+        {
             let figures = run_pollen(&pipeline(dir.path(), &uri, &publisher));
             print(&format!("pollen {domains} domains {how} → {name}"), "samples", figures);
-            let _ = std::fs::remove_file(dir.path().join("out.jsonl"));
-            delete_queue("pollen_e2e.sample");
         }
+        // What the two publishers left behind.
+        let _ = std::fs::remove_file(&out);
+        delete_queue("pollen_e2e.sample");
         if through_libvirtd {
             let figures = run_pollen(&shipped_pipeline(dir.path(), &uri));
             print(&format!("pollen {domains} domains {how}, shipped pipeline"), "samples", figures);

@@ -170,10 +170,8 @@ pub struct SampleRecord<'a> {
     pub encoded: &'a EncodedResource,
     /// The value.
     pub volume: f64,
-    /// When, in ns since the Unix epoch.
-    pub timestamp: i64,
-    /// The same as ISO 8601 text ([`iso8601`]).
-    pub timestamp_text: &'a str,
+    /// When, as ISO 8601 text ([`iso8601`]).
+    pub timestamp: &'a str,
     /// The sample's `source` (the agent's `sample_source`).
     pub source: &'a str,
     /// Unique id of this sample.
@@ -209,7 +207,7 @@ impl Serialize for SampleRecord<'_> {
         map.serialize_entry("project_id", &self.resource().project_id())?;
         map.serialize_entry("project_name", &None::<String>)?;
         map.serialize_entry("resource_id", &self.resource().id)?;
-        map.serialize_entry("timestamp", self.timestamp_text)?;
+        map.serialize_entry("timestamp", self.timestamp)?;
         map.serialize_entry("resource_metadata", self.encoded.metadata())?;
         map.serialize_entry("source", self.source)?;
         map.serialize_entry("id", &self.id)?;
@@ -240,8 +238,7 @@ mod tests {
             meter: &meter,
             encoded: &encoded,
             volume: 42.0,
-            timestamp,
-            timestamp_text: &iso8601(timestamp),
+            timestamp: &iso8601(timestamp),
             source: "openstack",
             id: Uuid::nil(),
         };

@@ -9,9 +9,9 @@ use crate::bindings::types::{DiscoveredResource, MetadataEntry, Value};
 pub const MAX_ID: usize = 1024;
 /// Longest resource name, user or project id, bytes.
 pub const MAX_NAME: usize = 1024;
-/// Longest meter name a transformer may make, bytes.
+/// Longest meter name a pollster may describe or a transformer make, bytes.
 pub const MAX_METER_NAME: usize = 255;
-/// Longest unit a transformer may give a meter, bytes.
+/// Longest unit of such a meter, bytes.
 pub const MAX_UNIT: usize = 63;
 /// Most metadata one resource may carry: its keys and values' text, bytes.
 pub const MAX_METADATA: usize = 64 * 1024;
@@ -20,6 +20,11 @@ pub const MAX_DISCOVERED: usize = 50_000;
 /// Most distinct meters one plugin may make (a transformer's `intern-meter`), over
 /// the agent's life: meters are never forgotten.
 pub const MAX_MADE_METERS: usize = 1024;
+
+/// Whether a meter's name (not empty) and unit are within the bounds.
+pub fn meter_fits(name: &str, unit: &str) -> bool {
+    !name.is_empty() && name.len() <= MAX_METER_NAME && unit.len() <= MAX_UNIT
+}
 
 /// What is wrong with a discovered resource, if anything.
 pub fn discovered_fault(resource: &DiscoveredResource) -> Option<String> {

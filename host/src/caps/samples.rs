@@ -2,7 +2,7 @@
 //! and derives only from the handles it was given (or made): another plugin's
 //! resources are not its to see, nor their owners to borrow.
 
-use super::bounds::{MAX_MADE_METERS, MAX_METER_NAME, MAX_UNIT};
+use super::bounds::{meter_fits, MAX_MADE_METERS};
 use crate::bindings::agent::pollen::plugin::samples::Host;
 use crate::bindings::types::{Meter as WitMeter, MeterType as WitMeterType, Value};
 use crate::convert;
@@ -29,7 +29,7 @@ impl Host for PluginState {
     /// than [`MAX_MADE_METERS`] new meters) the handle is one no sample may use: the
     /// samples are refused and counted, the registry does not grow.
     fn intern_meter(&mut self, name: String, type_: WitMeterType, unit: String) -> u32 {
-        if name.is_empty() || name.len() > MAX_METER_NAME || unit.len() > MAX_UNIT {
+        if !meter_fits(&name, &unit) {
             return NO_HANDLE;
         }
         let meter = Meter { name, kind: convert::meter_type(type_), unit };

@@ -11,7 +11,7 @@ use super::sandbox::{Sandbox, WorldInstance};
 use super::state::PluginContext;
 use super::{MeterSpec, Plugin, PluginInfo, PluginKind, CONTRACT_VERSION};
 use crate::bindings::types;
-use crate::caps::bounds::{MAX_METER_NAME, MAX_UNIT};
+use crate::caps::bounds::{meter_fits, MAX_METER_NAME, MAX_UNIT};
 use crate::config::{Agent, Grant};
 use crate::registry::Registry;
 use crate::sample::Meter;
@@ -187,8 +187,9 @@ fn load_bytes(
     if !params.iter().any(|(key, _)| key == "host") {
         params.push(("host".into(), gethostname::gethostname().to_string_lossy().into_owned()));
     }
+    let shared_name: Arc<str> = Arc::from(name.as_str());
     let context = PluginContext {
-        name: Arc::from(name.as_str()),
+        name: shared_name.clone(),
         grants: settings.grants.clone().into(),
         params: params.into(),
         namespace: registry.namespace_of_plugin(&name),
@@ -196,7 +197,7 @@ fn load_bytes(
         memory_limit: agent.memory_limit(&name),
         call_timeout: agent.call_timeout(&name),
         call_wall_timeout: agent.call_wall_timeout(&name),
-        log: Arc::new(PluginLog::new(Arc::from(name.as_str()), agent.log_lines_per_second(&name))),
+        log: Arc::new(PluginLog::new(shared_name, agent.log_lines_per_second(&name))),
         made_meters: Arc::default(),
     };
     let sandbox = Sandbox::new(engine, kind, pre, context)
@@ -355,7 +356,7 @@ fn meter_specs(described: Vec<types::Meter>, registry: &Registry) -> Result<Vec<
         if meter.name.trim().is_empty() {
             return Err("a meter has an empty name".into());
         }
-        if meter.name.len() > MAX_METER_NAME || meter.unit.len() > MAX_UNIT {
+        if !meter_fits(&meter.name, &meter.unit) {
             return Err(format!(
                 "meter `{}` has a name over {MAX_METER_NAME} bytes or a unit over {MAX_UNIT}",
                 plugin_text(&meter.name, 64)

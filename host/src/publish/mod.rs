@@ -223,8 +223,7 @@ impl Records<'_> {
                 meter,
                 encoded,
                 volume: sample.volume,
-                timestamp: sample.timestamp,
-                timestamp_text: &self.timestamp.1,
+                timestamp: &self.timestamp.1,
                 source: &self.batch.source,
                 id: uuid::Uuid::new_v4(),
             });

@@ -27,7 +27,6 @@ pub use resources::{AttributePath, Definitions};
 use super::http::{client, HttpOptions};
 use super::options::Query;
 use super::{Batch, Delivery, PublishError, Publisher, CHUNK};
-use crate::sample::iso8601;
 use auth::Auth;
 use backon::ExponentialBuilder;
 use reqwest::StatusCode;
@@ -365,7 +364,7 @@ impl GnocchiPublisher {
                     metric
                 });
             if let Some(list) = metric["measures"].as_array_mut() {
-                list.push(json!({"timestamp": iso8601(record.timestamp), "value": record.volume}));
+                list.push(json!({"timestamp": record.timestamp, "value": record.volume}));
             }
             let (_, body) = resources.entry(id.to_string()).or_insert_with(|| {
                 let mut body = Map::new();
