@@ -11,6 +11,8 @@ its source with Python's `ast` (nothing of it is imported or run) and prints:
   type, unit, the expression of its resource id, the metadata keys the pollster adds
   to the instance's, whether the libvirt inspector implements what it reads, and the
   file and line of the class that says so;
+- one row per libvirt domain state: the `state` (Nova's vm state) and `status`
+  Ceilometer guesses from it (`compute/virt/libvirt/utils.py`);
 - one row per key of the instance metadata every sample carries
   (`compute/pollsters/util.py`), for instances found from libvirt's metadata
   (`compute/discovery.py`, Ceilometer's default discovery method), with whether it
@@ -227,6 +229,29 @@ def instance_metadata_rows(source):
     return rows
 
 
+def state_rows(source):
+    """libvirt's state numbers with Ceilometer's `LIBVIRT_POWER_STATE` (the metadata's
+    `state`) and `LIBVIRT_STATUS` (its `status`)."""
+    relative = "ceilometer/compute/virt/libvirt/utils.py"
+    tree = ast.parse((source.root / relative).read_text())
+    numbers, maps, lines = {}, {}, {}
+    for node in tree.body:
+        if not (isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name)):
+            continue
+        name = node.targets[0].id
+        if isinstance(node.value, ast.Constant) and name.startswith("VIR_DOMAIN_"):
+            numbers[name] = node.value.value
+        if name in ("LIBVIRT_POWER_STATE", "LIBVIRT_STATUS"):
+            maps[name] = {k.id: v.value for k, v in zip(node.value.keys, node.value.values)}
+            lines[name] = node.lineno
+    rows = []
+    for constant, number in sorted(numbers.items(), key=lambda item: item[1]):
+        state, status = maps["LIBVIRT_POWER_STATE"][constant], maps["LIBVIRT_STATUS"][constant]
+        cite = f"{relative}:{lines['LIBVIRT_POWER_STATE']},{lines['LIBVIRT_STATUS']}"
+        rows.append((str(number), constant, state, status, cite))
+    return rows
+
+
 def main():
     version = sys.argv[1] if len(sys.argv) > 1 else "27.0.0"
     with tempfile.TemporaryDirectory() as scratch:
@@ -235,6 +260,9 @@ def main():
         print("# meter\ttype\tunit\tresource id\tmetadata added\tlibvirt\tsource")
         for row in meter_rows(source):
             print("meter\t" + "\t".join(row))
+        print("# libvirt state\tconstant\tstate (vm state)\tstatus\tsource")
+        for row in state_rows(source):
+            print("state\t" + "\t".join(row))
         print("# instance metadata key\tpresence\tsource")
         for row in instance_metadata_rows(source):
             print("instance\t" + "\t".join(row))

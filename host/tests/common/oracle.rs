@@ -30,11 +30,35 @@ pub struct OracleKey {
     pub source: String,
 }
 
-/// The table's meters and instance metadata keys.
-pub fn ceilometer_compute() -> (Vec<OracleMeter>, Vec<OracleKey>) {
+/// The `state` and `status` metadata Ceilometer guesses from a libvirt state.
+#[derive(Debug, Clone)]
+pub struct OracleState {
+    /// libvirt's state number (`power.state`'s volume).
+    pub libvirt: u32,
+    pub state: String,
+    pub status: String,
+}
+
+/// The whole table.
+pub struct Oracle {
+    pub meters: Vec<OracleMeter>,
+    pub instance_keys: Vec<OracleKey>,
+    pub states: Vec<OracleState>,
+}
+
+impl Oracle {
+    /// Ceilometer's `state` and `status` for a libvirt state number.
+    pub fn state_of(&self, libvirt: u32) -> (&str, &str) {
+        let row = self.states.iter().find(|s| s.libvirt == libvirt).unwrap_or_else(|| panic!("no state {libvirt}"));
+        (&row.state, &row.status)
+    }
+}
+
+/// The table's meters, instance metadata keys and states.
+pub fn ceilometer_compute() -> Oracle {
     let path = repo().join("tests/data/ceilometer/compute-meters.tsv");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let (mut meters, mut keys) = (Vec::new(), Vec::new());
+    let (mut meters, mut keys, mut states) = (Vec::new(), Vec::new(), Vec::new());
     for line in text.lines().filter(|l| !l.starts_with('#')) {
         let fields: Vec<&str> = line.split('\t').collect();
         match fields.as_slice() {
@@ -52,12 +76,17 @@ pub fn ceilometer_compute() -> (Vec<OracleMeter>, Vec<OracleKey>) {
                 on_libvirt: *libvirt == "yes",
                 source: source.to_string(),
             }),
+            ["state", number, _, state, status, _] => states.push(OracleState {
+                libvirt: number.parse().unwrap_or_else(|_| panic!("{}: state {number:?}", path.display())),
+                state: state.to_string(),
+                status: status.to_string(),
+            }),
             ["instance", key, presence, source] => {
                 keys.push(OracleKey { key: key.to_string(), always: *presence == "always", source: source.to_string() })
             }
             _ => panic!("{}: malformed line {line:?}", path.display()),
         }
     }
-    assert!(meters.len() > 30 && keys.len() > 15, "{}: too short", path.display());
-    (meters, keys)
+    assert!(meters.len() > 30 && keys.len() > 15 && states.len() >= 8, "{}: too short", path.display());
+    Oracle { meters, instance_keys: keys, states }
 }
