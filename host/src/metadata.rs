@@ -107,6 +107,16 @@ impl Serialize for Merged<'_> {
     }
 }
 
+impl Merged<'_> {
+    /// Every key of the merged object with its value's JSON text, sorted by key (as a
+    /// `Map` of the same object iterates), borrowed from the two texts.
+    pub fn sorted_entries(&self) -> BTreeMap<Cow<'_, str>, &RawValue> {
+        let mut entries = self.base.raw_entries();
+        entries.extend(self.over.raw_entries());
+        entries
+    }
+}
+
 /// Text known to be JSON, as a raw value.
 fn raw(text: &str) -> &RawValue {
     serde_json::from_str(text).expect("metadata text is JSON: it is made only from values")

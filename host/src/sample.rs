@@ -142,12 +142,33 @@ pub struct EncodedResource {
     /// The resource.
     pub resource: Arc<Resource>,
     metadata: OnceCell<Box<RawValue>>,
+    owner: OnceCell<Box<[u8]>>,
 }
 
 impl EncodedResource {
     /// The resource, its metadata not encoded yet.
     pub fn new(resource: Arc<Resource>) -> Self {
-        Self { resource, metadata: OnceCell::new() }
+        Self { resource, metadata: OnceCell::new(), owner: OnceCell::new() }
+    }
+
+    /// The keys of a JSON line ([`SampleRecord`]'s) that depend on the resource alone
+    /// and sit between the volume and the timestamp, as JSON text:
+    /// `,"user_id":…,"user_name":null,"project_id":…,"project_name":null,"resource_id":…,"timestamp":`.
+    pub fn owner_json(&self) -> &[u8] {
+        self.owner.get_or_init(|| {
+            let mut out = Vec::with_capacity(160);
+            let text = |out: &mut Vec<u8>, value: Option<&str>| {
+                serde_json::to_writer(&mut *out, &value).expect("text serializes into memory")
+            };
+            out.extend_from_slice(b",\"user_id\":");
+            text(&mut out, self.resource.user_id());
+            out.extend_from_slice(b",\"user_name\":null,\"project_id\":");
+            text(&mut out, self.resource.project_id());
+            out.extend_from_slice(b",\"project_name\":null,\"resource_id\":");
+            text(&mut out, Some(&self.resource.id));
+            out.extend_from_slice(b",\"timestamp\":");
+            out.into_boxed_slice()
+        })
     }
 
     /// Its `resource_metadata` as JSON text.

@@ -35,8 +35,10 @@ pub fn poll(args: &PollArgs) -> anyhow::Result<ExitCode> {
         registry: Arc::clone(&agent.registry),
         source: Arc::from(agent.pipeline.agent.sample_source.as_str()),
     };
+    let mut lines = Vec::new();
+    batch.write_json_lines(&mut lines);
     let mut stdout = std::io::stdout().lock();
-    match batch.write_json_lines(&mut stdout).and_then(|_| stdout.flush()) {
+    match stdout.write_all(&lines).and_then(|_| stdout.flush()) {
         Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => return Ok(ExitCode::SUCCESS),
         other => other?,
     }

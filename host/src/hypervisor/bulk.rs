@@ -11,6 +11,7 @@ use super::stats::{
 };
 use std::collections::HashMap;
 use std::ffi::CStr;
+use virt::connect::Connect;
 use virt::domain::Domain;
 use virt::sys;
 
@@ -81,7 +82,7 @@ pub(super) fn domain_stats(
     let mut records: *mut sys::virDomainStatsRecordPtr = std::ptr::null_mut();
     // SAFETY: `domains` is a NULL-terminated array of valid domain pointers (kept
     // alive by `handles`); libvirt fills `records` with `count` record pointers and a
-    // NULL terminator, which are freed below.
+    // NULL terminator, which `each_record` frees.
     let count = unsafe {
         sys::virDomainListGetStats(
             domains.as_mut_ptr(),
@@ -90,50 +91,104 @@ pub(super) fn domain_stats(
             sys::VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT,
         )
     };
+    let mut out = HashMap::with_capacity(count.max(0) as usize);
+    // SAFETY: what virDomainListGetStats returned, read once.
+    unsafe {
+        each_record(records, count, |domain, record| {
+            if let Some(uuid) = uuid_of(domain) {
+                out.insert(uuid, BulkRecord { params: params(record, |_| true) });
+            }
+        })
+    }?;
+    Ok(out)
+}
+
+/// Every domain of the host with its state (`state.state`, if the driver gave it), in
+/// one call: `virConnectGetAllDomainStats` with only the state group. For a remote
+/// daemon that is one round trip, where listing the domains and asking each its state
+/// took one per domain. The handles are libvirt's references of their own.
+pub(super) fn all_domains(connection: &Connect) -> Result<Vec<(Domain, Option<u64>)>, virt::error::Error> {
+    let mut records: *mut sys::virDomainStatsRecordPtr = std::ptr::null_mut();
+    // SAFETY: the connection is open; libvirt fills `records` with `count` record
+    // pointers and a NULL terminator, which `each_record` frees.
+    let count =
+        unsafe { sys::virConnectGetAllDomainStats(connection.as_ptr(), sys::VIR_DOMAIN_STATS_STATE, &mut records, 0) };
+    let mut out = Vec::with_capacity(count.max(0) as usize);
+    // SAFETY: what virConnectGetAllDomainStats returned, read once.
+    unsafe {
+        each_record(records, count, |domain, record| {
+            // SAFETY: `domain` is valid while the list lives; the reference taken here
+            // is the handle's own (released when the handle is dropped).
+            if sys::virDomainRef(domain) == 0 {
+                let state = BulkRecord { params: params(record, |field| field == "state.state") };
+                out.push((Domain::from_ptr(domain), state.integer("state.state")));
+            }
+        })
+    }?;
+    Ok(out)
+}
+
+/// Calls `f` with each of the `count` records of a list libvirt returned (`count`
+/// negative: the call failed, its error is returned), then frees the list.
+///
+/// # Safety
+/// `records` and `count` must be what one of libvirt's stats calls returned, and the
+/// list must not be used after.
+unsafe fn each_record(
+    records: *mut sys::virDomainStatsRecordPtr,
+    count: i32,
+    mut f: impl FnMut(sys::virDomainPtr, &sys::virDomainStatsRecord),
+) -> Result<(), virt::error::Error> {
     if count < 0 {
         return Err(virt::error::Error::last_error());
     }
-    let mut out = HashMap::with_capacity(count as usize);
     for index in 0..count as usize {
         // SAFETY: `index < count`, so the pointer is one of the records libvirt made.
         let record = unsafe { &**records.add(index) };
-        let mut uuid = [0 as std::ffi::c_char; sys::VIR_UUID_STRING_BUFLEN as usize];
-        // SAFETY: `record.dom` is valid while the list lives; the buffer has the size
-        // libvirt requires.
-        if unsafe { sys::virDomainGetUUIDString(record.dom, uuid.as_mut_ptr()) } < 0 {
+        f(record.dom, record);
+    }
+    // SAFETY: the list is freed once, with its records and their domain references.
+    unsafe { sys::virDomainStatsRecordListFree(records) };
+    Ok(())
+}
+
+/// A domain's UUID as libvirt writes it (lower case, hyphenated).
+fn uuid_of(domain: sys::virDomainPtr) -> Option<String> {
+    let mut uuid = [0u8; sys::VIR_UUID_BUFLEN as usize];
+    // SAFETY: `domain` is valid; the buffer has the size libvirt requires.
+    (unsafe { sys::virDomainGetUUID(domain, uuid.as_mut_ptr()) } == 0)
+        .then(|| uuid::Uuid::from_bytes(uuid).hyphenated().to_string())
+}
+
+/// The typed parameters of a record whose field `keep` accepts.
+fn params(record: &sys::virDomainStatsRecord, keep: impl Fn(&str) -> bool) -> HashMap<String, Param> {
+    let mut params = HashMap::with_capacity(record.nparams.max(0) as usize);
+    for i in 0..record.nparams.max(0) as usize {
+        // SAFETY: `i < nparams`.
+        let param = unsafe { &*record.params.add(i) };
+        // SAFETY: `field` is NUL-terminated within its 80 bytes.
+        let field = unsafe { CStr::from_ptr(param.field.as_ptr()) }.to_string_lossy();
+        if !keep(&field) {
             continue;
         }
-        // SAFETY: libvirt wrote a NUL-terminated string.
-        let uuid = unsafe { CStr::from_ptr(uuid.as_ptr()) }.to_string_lossy().into_owned();
-        let mut params = HashMap::with_capacity(record.nparams.max(0) as usize);
-        for i in 0..record.nparams.max(0) as usize {
-            // SAFETY: `i < nparams`.
-            let param = unsafe { &*record.params.add(i) };
-            // SAFETY: `field` is NUL-terminated within its 80 bytes.
-            let field = unsafe { CStr::from_ptr(param.field.as_ptr()) }.to_string_lossy().into_owned();
-            // SAFETY: `type_` says which member of the union is set.
-            let value = unsafe {
-                match param.type_ as sys::virTypedParameterType {
-                    sys::VIR_TYPED_PARAM_INT => Param::Integer(param.value.i.into()),
-                    sys::VIR_TYPED_PARAM_UINT => Param::Integer(param.value.ui.into()),
-                    sys::VIR_TYPED_PARAM_LLONG => Param::Integer(param.value.l.into()),
-                    sys::VIR_TYPED_PARAM_ULLONG => Param::Integer(param.value.ul.into()),
-                    sys::VIR_TYPED_PARAM_DOUBLE => Param::Float(param.value.d),
-                    sys::VIR_TYPED_PARAM_BOOLEAN => Param::Integer((param.value.b != 0).into()),
-                    sys::VIR_TYPED_PARAM_STRING if !param.value.s.is_null() => {
-                        Param::Text(CStr::from_ptr(param.value.s).to_string_lossy().into_owned())
-                    }
-                    _ => continue,
+        // SAFETY: `type_` says which member of the union is set.
+        let value = unsafe {
+            match param.type_ as sys::virTypedParameterType {
+                sys::VIR_TYPED_PARAM_INT => Param::Integer(param.value.i.into()),
+                sys::VIR_TYPED_PARAM_UINT => Param::Integer(param.value.ui.into()),
+                sys::VIR_TYPED_PARAM_LLONG => Param::Integer(param.value.l.into()),
+                sys::VIR_TYPED_PARAM_ULLONG => Param::Integer(param.value.ul.into()),
+                sys::VIR_TYPED_PARAM_DOUBLE => Param::Float(param.value.d),
+                sys::VIR_TYPED_PARAM_BOOLEAN => Param::Integer((param.value.b != 0).into()),
+                sys::VIR_TYPED_PARAM_STRING if !param.value.s.is_null() => {
+                    Param::Text(CStr::from_ptr(param.value.s).to_string_lossy().into_owned())
                 }
-            };
-            params.insert(field, value);
-        }
-        out.insert(uuid, BulkRecord { params });
+                _ => continue,
+            }
+        };
+        params.insert(field.into_owned(), value);
     }
-    // SAFETY: `records` came from virDomainListGetStats and is freed once, with
-    // its records and their domain references.
-    unsafe { sys::virDomainStatsRecordListFree(records) };
-    Ok(out)
+    params
 }
 
 impl BulkRecord {

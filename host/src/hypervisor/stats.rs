@@ -1,6 +1,6 @@
 //! What the host reads of one domain, as plain data, and how it is read from libvirt.
 
-use super::bulk::{BulkRecord, Filled};
+use super::bulk::{self, BulkRecord, Filled};
 use super::{Hypervisor, HypervisorError};
 use std::sync::Arc;
 use virt::domain::Domain;
@@ -210,13 +210,21 @@ pub(super) struct Listed {
     pub handles: Arc<Vec<Domain>>,
 }
 
-/// Lists every domain of the host.
+/// Lists every domain of the host with its state: one bulk state read where the
+/// driver has it (one round trip to a remote daemon), else the listing and one state
+/// call per domain.
 pub(super) fn list_domains(hypervisor: &Hypervisor) -> Result<Listed, HypervisorError> {
     hypervisor.with_connection("virConnectListAllDomains", |connection| {
-        let mut listed: Vec<(DomainSummary, Domain)> = connection
-            .list_all_domains(0)?
+        let listed = match bulk::all_domains(connection) {
+            Ok(listed) => listed,
+            Err(error) => {
+                tracing::debug!(%error, "bulk state read failed; listing the domains one by one");
+                connection.list_all_domains(0)?.into_iter().map(|domain| (domain, None)).collect()
+            }
+        };
+        let mut listed: Vec<(DomainSummary, Domain)> = listed
             .into_iter()
-            .map(|domain| Ok((summary(&domain)?, domain)))
+            .map(|(domain, state)| Ok((summary(&domain, state)?, domain)))
             .collect::<Result<_, virt::error::Error>>()?;
         listed.sort_by(|(a, _), (b, _)| a.uuid.cmp(&b.uuid));
         let (domains, handles) = listed.into_iter().unzip();
@@ -359,10 +367,14 @@ fn complete_per_domain(
     Ok(stats)
 }
 
-fn summary(domain: &Domain) -> Result<DomainSummary, virt::error::Error> {
-    let (state, _reason) = domain.get_state()?;
+/// What a listed domain is; its state asked of libvirt unless `state` gave it.
+fn summary(domain: &Domain, state: Option<u64>) -> Result<DomainSummary, virt::error::Error> {
+    let state = match state.and_then(|state| sys::virDomainState::try_from(state).ok()) {
+        Some(state) => state,
+        None => domain.get_state()?.0,
+    };
     Ok(DomainSummary {
-        uuid: domain.get_uuid_string()?,
+        uuid: domain.get_uuid()?.hyphenated().to_string(),
         name: domain.get_name()?,
         state: DomainState::from_libvirt(state),
         id: domain.get_id(),

@@ -107,7 +107,7 @@ impl FilePublisher {
     /// Writes some of a batch's samples, rotating between lines when the file is full.
     async fn write_chunk(&mut self, records: &mut Records<'_>, samples: &[Sample]) -> Result<(), PublishError> {
         self.lines.clear();
-        records.write_json_lines_of(samples, &mut self.lines).map_err(|e| self.io(e))?;
+        records.write_json_lines_of(samples, &mut self.lines);
         let lines = std::mem::take(&mut self.lines);
         // Whole runs of lines that fit go out in one write; rotation happens between lines.
         let mut start = 0;

@@ -27,7 +27,6 @@ use crate::registry::{MeterHandle, ResourceHandle};
 use crate::sample::{iso8601, EncodedResource, Meter, Sample, SampleRecord};
 use std::collections::HashMap;
 use std::future::Future;
-use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -183,11 +182,19 @@ impl Batch {
     /// The batch's records, for a publisher that writes it in parts: what they share
     /// is resolved and encoded once for all the parts.
     pub fn records(&self) -> Records<'_> {
-        Records { batch: self, resources: HashMap::new(), meters: HashMap::new(), timestamp: (i64::MIN, String::new()) }
+        Records {
+            batch: self,
+            resources: HashMap::new(),
+            meters: HashMap::new(),
+            meter_heads: HashMap::new(),
+            source_tail: None,
+            timestamp: (i64::MIN, String::new()),
+            timestamp_json: Vec::new(),
+        }
     }
 
     /// Writes each sample as one JSON line (Ceilometer's `as_dict()` keys) to `out`.
-    pub fn write_json_lines(&self, out: &mut impl Write) -> std::io::Result<()> {
+    pub fn write_json_lines(&self, out: &mut Vec<u8>) {
         self.records().write_json_lines_of(&self.samples, out)
     }
 }
@@ -199,7 +206,13 @@ pub struct Records<'b> {
     batch: &'b Batch,
     resources: HashMap<ResourceHandle, Option<EncodedResource>>,
     meters: HashMap<MeterHandle, Option<Arc<Meter>>>,
+    /// Each meter's JSON line up to its volume.
+    meter_heads: HashMap<MeterHandle, Option<Box<[u8]>>>,
+    /// A JSON line's `source` key and value, and the start of its `id`.
+    source_tail: Option<Vec<u8>>,
     timestamp: (i64, String),
+    /// The timestamp's text as a JSON string.
+    timestamp_json: Vec<u8>,
 }
 
 impl Records<'_> {
@@ -230,17 +243,54 @@ impl Records<'_> {
         }
     }
 
-    /// Writes each of `samples` as one JSON line (Ceilometer's `as_dict()` keys).
-    pub fn write_json_lines_of(&mut self, samples: &[Sample], out: &mut impl Write) -> std::io::Result<()> {
-        let mut result = Ok(());
-        self.for_each_of(samples, |record| {
-            if result.is_ok() {
-                result = serde_json::to_writer(&mut *out, record)
-                    .map_err(std::io::Error::from)
-                    .and_then(|()| out.write_all(b"\n"));
-            }
+    /// Writes each of `samples` as one JSON line (Ceilometer's `as_dict()` keys, as
+    /// [`SampleRecord`] serializes them) to `out`. The parts of a line that depend only
+    /// on the meter, the resource or the batch are encoded once and copied: a line
+    /// costs the same however large its resource's metadata.
+    pub fn write_json_lines_of(&mut self, samples: &[Sample], out: &mut Vec<u8>) {
+        let registry = &self.batch.registry;
+        let source = self.source_tail.get_or_insert_with(|| {
+            let mut tail = b",\"source\":".to_vec();
+            serde_json::to_writer(&mut tail, &*self.batch.source).expect("text serializes into memory");
+            tail.extend_from_slice(b",\"id\":\"");
+            tail
         });
-        result
+        for sample in samples {
+            let head = self.meter_heads.entry(sample.meter).or_insert_with(|| {
+                let meter = registry.meter(sample.meter)?;
+                let mut head = b"{\"name\":".to_vec();
+                serde_json::to_writer(&mut head, &meter.name).expect("text serializes into memory");
+                head.extend_from_slice(b",\"type\":\"");
+                head.extend_from_slice(meter.kind.as_str().as_bytes());
+                head.extend_from_slice(b"\",\"unit\":");
+                serde_json::to_writer(&mut head, &meter.unit).expect("text serializes into memory");
+                head.extend_from_slice(b",\"volume\":");
+                Some(head.into_boxed_slice())
+            });
+            let resource = self
+                .resources
+                .entry(sample.resource)
+                .or_insert_with(|| registry.resource(sample.resource).map(EncodedResource::new));
+            let (Some(head), Some(encoded)) = (head, resource) else {
+                continue;
+            };
+            if self.timestamp.0 != sample.timestamp {
+                self.timestamp = (sample.timestamp, iso8601(sample.timestamp));
+                self.timestamp_json.clear();
+                serde_json::to_writer(&mut self.timestamp_json, &self.timestamp.1)
+                    .expect("text serializes into memory");
+            }
+            out.extend_from_slice(head);
+            serde_json::to_writer(&mut *out, &sample.volume).expect("a number serializes into memory");
+            out.extend_from_slice(encoded.owner_json());
+            out.extend_from_slice(&self.timestamp_json);
+            out.extend_from_slice(b",\"resource_metadata\":");
+            out.extend_from_slice(encoded.metadata().get().as_bytes());
+            out.extend_from_slice(source);
+            let mut id = [0u8; uuid::fmt::Hyphenated::LENGTH];
+            out.extend_from_slice(uuid::Uuid::new_v4().hyphenated().encode_lower(&mut id).as_bytes());
+            out.extend_from_slice(b"\",\"monotonic_time\":null}\n");
+        }
     }
 }
 
@@ -510,7 +560,7 @@ mod tests {
         // In parts, as the file publisher writes a batch: the encodings are shared.
         let (mut written, mut records) = (Vec::new(), batch.records());
         for part in batch.samples.chunks(4) {
-            records.write_json_lines_of(part, &mut written).unwrap();
+            records.write_json_lines_of(part, &mut written);
         }
         let lines: Vec<&str> = std::str::from_utf8(&written).unwrap().lines().collect();
         assert_eq!(lines.len(), batch.samples.len());

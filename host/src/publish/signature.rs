@@ -5,6 +5,7 @@
 //! recomputes it from the JSON it decoded, accepts it.
 
 use hmac::{Hmac, Mac};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use sha2::Sha256;
 
@@ -46,6 +47,33 @@ pub fn flattened_pairs(prefix: &str, object: &Map<String, Value>, f: &mut impl F
             Value::Object(inner) => flattened_pairs(&key, inner, f),
             Value::String(text) => f(&key, text),
             other => f(&key, &python_repr(other)),
+        }
+    }
+}
+
+/// [`flattened_pairs`] over an object's entries kept as JSON text (sorted by key): only
+/// the values are decoded, one at a time, and the keys' text is made in one buffer.
+pub fn flattened_raw_pairs<'t>(
+    prefix: &str,
+    entries: impl IntoIterator<Item = (impl AsRef<str>, &'t RawValue)>,
+    f: &mut impl FnMut(&str, &str),
+) {
+    let mut key = String::from(prefix);
+    for (name, raw) in entries {
+        key.truncate(prefix.len());
+        key.push(':');
+        key.push_str(name.as_ref());
+        let text = raw.get();
+        match text.as_bytes().first() {
+            Some(b'{') => match serde_json::from_str::<Map<String, Value>>(text) {
+                Ok(inner) => flattened_pairs(&key, &inner, f),
+                Err(_) => f(&key, text),
+            },
+            Some(b'"') => match serde_json::from_str::<&str>(text) {
+                Ok(plain) => f(&key, plain),
+                Err(_) => f(&key, &serde_json::from_str::<String>(text).unwrap_or_default()),
+            },
+            _ => f(&key, &serde_json::from_str::<Value>(text).map(|value| python_repr(&value)).unwrap_or_default()),
         }
     }
 }

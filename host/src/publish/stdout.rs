@@ -25,7 +25,7 @@ impl Publisher for StdoutPublisher {
         let mut records = batch.records();
         for chunk in batch.samples.chunks(CHUNK) {
             self.buffer.clear();
-            records.write_json_lines_of(chunk, &mut self.buffer).map_err(Self::io)?;
+            records.write_json_lines_of(chunk, &mut self.buffer);
             self.out.write_all(&self.buffer).await.map_err(Self::io)?;
         }
         self.out.flush().await.map_err(Self::io)?;
