@@ -8,7 +8,7 @@
 //! seconds and runs for a fraction of that), and its wall time (`call_wall_timeout`),
 //! which bounds a plugin that keeps the host busy on its behalf.
 
-use super::engine::PluginEngine;
+use super::engine::{EpochTicker, PluginEngine};
 use super::error::PluginError;
 use super::plugin_log::{plugin_text, MAX_LINE};
 use super::state::{CallClock, PluginContext, PluginState};
@@ -66,6 +66,7 @@ pub(crate) struct Sandbox {
     pre: WorldPre,
     deadline_ticks: u64,
     engine: wasmtime::Engine,
+    ticker: Arc<EpochTicker>,
     live: Mutex<Option<Live>>,
 }
 
@@ -87,6 +88,7 @@ impl Sandbox {
             context,
             pre,
             engine: engine.engine.clone(),
+            ticker: engine.ticker.clone(),
             live: Mutex::new(None),
         })
     }
@@ -98,6 +100,7 @@ impl Sandbox {
             pre: self.pre.clone(),
             deadline_ticks: self.deadline_ticks,
             engine: self.engine.clone(),
+            ticker: self.ticker.clone(),
             live: Mutex::new(None),
         }
     }
@@ -115,6 +118,7 @@ impl Sandbox {
         f: impl FnOnce(&WorldInstance, &mut Store<PluginState>) -> wasmtime::Result<Result<R, types::Error>>,
     ) -> Result<R, PluginError> {
         let mut slot = self.live.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let _ticking = self.ticker.running();
         if slot.is_none() {
             *slot = Some(self.instantiate()?);
         }
