@@ -3,11 +3,11 @@
 //! demand. A large host's instances each carry Ceilometer's twenty-odd keys with a
 //! nested flavor: as text they take a fraction of what maps of values would.
 
+use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -40,15 +40,20 @@ impl Metadata {
         self.0.as_deref().unwrap_or("{}")
     }
 
-    /// Every key with its value's JSON text, borrowed from the text.
-    fn raw_entries(&self) -> BTreeMap<Cow<'_, str>, &RawValue> {
-        let Some(text) = &self.0 else { return BTreeMap::new() };
-        serde_json::from_str(text).expect("metadata text is a JSON object: it is made only from one")
+    /// Every key with its value's JSON text, borrowed from the text, in the text's
+    /// order: sorted, as the text is only ever written from a sorted map. Keys are
+    /// borrowed too unless they hold escapes.
+    fn raw_entries(&self) -> Vec<(Cow<'_, str>, &RawValue)> {
+        let Some(text) = &self.0 else { return Vec::new() };
+        let entries: Entries<'_> =
+            serde_json::from_str(text).expect("metadata text is a JSON object: it is made only from one");
+        entries.0
     }
 
     /// The value under `key`.
     pub fn get(&self, key: &str) -> Option<Value> {
-        let raw = *self.raw_entries().get(key)?;
+        let entries = self.raw_entries();
+        let (_, raw) = entries.iter().find(|(name, _)| name == key)?;
         serde_json::from_str(raw.get()).ok()
     }
 
@@ -99,8 +104,9 @@ impl Serialize for Merged<'_> {
             return raw(self.base.as_json()).serialize(serializer);
         }
         let (base, over) = (self.base.raw_entries(), self.over.raw_entries());
+        let overridden = |key: &str| over.iter().any(|(name, _)| name == key);
         let mut map = serializer.serialize_map(None)?;
-        for (key, value) in base.iter().filter(|(key, _)| !over.contains_key(*key)).chain(over.iter()) {
+        for (key, value) in base.iter().filter(|(key, _)| !overridden(key)).chain(over.iter()) {
             map.serialize_entry(key, value)?;
         }
         map.end()
@@ -110,10 +116,88 @@ impl Serialize for Merged<'_> {
 impl Merged<'_> {
     /// Every key of the merged object with its value's JSON text, sorted by key (as a
     /// `Map` of the same object iterates), borrowed from the two texts.
-    pub fn sorted_entries(&self) -> BTreeMap<Cow<'_, str>, &RawValue> {
-        let mut entries = self.base.raw_entries();
-        entries.extend(self.over.raw_entries());
-        entries
+    pub fn sorted_entries(&self) -> ObjectEntries<'_> {
+        let (base, over) = (self.base.raw_entries(), self.over.raw_entries());
+        if over.is_empty() {
+            return ObjectEntries(base);
+        }
+        let mut entries = Vec::with_capacity(base.len() + over.len());
+        let (mut base, mut over) = (base.into_iter().peekable(), over.into_iter().peekable());
+        loop {
+            let take_base = match (base.peek(), over.peek()) {
+                (Some((b, _)), Some((o, _))) => match b.cmp(o) {
+                    std::cmp::Ordering::Less => true,
+                    std::cmp::Ordering::Equal => {
+                        base.next(); // the device's key wins
+                        false
+                    }
+                    std::cmp::Ordering::Greater => false,
+                },
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (None, None) => return ObjectEntries(entries),
+            };
+            entries.extend(if take_base { base.next() } else { over.next() });
+        }
+    }
+}
+
+/// A JSON object's entries, each value as its raw JSON text; serialized as the object.
+pub struct ObjectEntries<'a>(pub Vec<(Cow<'a, str>, &'a RawValue)>);
+
+impl Serialize for ObjectEntries<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (key, value) in &self.0 {
+            map.serialize_entry(key, value)?;
+        }
+        map.end()
+    }
+}
+
+/// A JSON object's entries as its text holds them, each key borrowed where it has no
+/// escapes, each value as its raw text.
+struct Entries<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+
+/// A key, borrowed from the text where it can be.
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, text: &'de str) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Borrowed(text)))
+            }
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Owned(text.to_string())))
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
+impl<'de> Deserialize<'de> for Entries<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct EntriesVisitor;
+        impl<'de> Visitor<'de> for EntriesVisitor {
+            type Value = Entries<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(32));
+                while let Some((Key(key), value)) = map.next_entry::<Key<'de>, &'de RawValue>()? {
+                    entries.push((key, value));
+                }
+                Ok(Entries(entries))
+            }
+        }
+        deserializer.deserialize_map(EntriesVisitor)
     }
 }
 
@@ -144,6 +228,27 @@ mod tests {
             meta,
             metadata(json!({"vcpus": 2, "display_name": "web-1", "flavor": {"ram": 2048, "name": "m1.small"}}))
         );
+    }
+
+    /// The merged entries come sorted, as a map of the merged object iterates, with the
+    /// device's keys winning; keys with escapes are read too.
+    #[test]
+    fn sorted_entries_are_the_merged_map_s() {
+        let base = metadata(json!({"b": 1, "name": "instance-1", "quote\"d": "x", "z": {"k": [1, 2]}}));
+        let over = metadata(json!({"a": true, "name": "tap1", "zz": null}));
+        let merged = Merged { base: &base, over: &over };
+        let entries: Vec<(String, Value)> = merged
+            .sorted_entries()
+            .0
+            .into_iter()
+            .map(|(key, raw)| (key.into_owned(), serde_json::from_str(raw.get()).unwrap()))
+            .collect();
+        let mut expected = base.to_map();
+        expected.extend(over.to_map());
+        assert_eq!(entries, expected.into_iter().collect::<Vec<_>>());
+        let alone = Merged { base: &base, over: &Metadata::default() };
+        assert_eq!(alone.sorted_entries().0.len(), 4);
+        assert_eq!(base.get("quote\"d"), Some(json!("x")));
     }
 
     #[test]

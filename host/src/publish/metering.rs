@@ -95,10 +95,14 @@ impl<'b> MeteringEncoder<'b> {
         let mut metadata_nested = Vec::with_capacity(text.len() + text.len() / 4);
         escape_json_text(&text, &mut metadata_nested);
         let mut signed_metadata = Vec::with_capacity(text.len());
-        signature::flattened_raw_pairs("resource_metadata", entries.iter().map(|(k, v)| (k, *v)), &mut |key, value| {
-            signed_metadata.extend_from_slice(key.as_bytes());
-            signed_metadata.extend_from_slice(value.as_bytes());
-        });
+        signature::flattened_raw_pairs(
+            "resource_metadata",
+            entries.0.iter().map(|(k, v)| (k, *v)),
+            &mut |key, value| {
+                signed_metadata.extend_from_slice(key.as_bytes());
+                signed_metadata.extend_from_slice(value.as_bytes());
+            },
+        );
         let metadata = match self.wire {
             Wire::Msgpack => serde_json::from_slice(&text).expect("what serde_json wrote is a JSON object"),
             Wire::NestedJson => Map::new(),
