@@ -309,11 +309,57 @@ pub fn msgpack_messages(batch: &Batch, secret: &str) -> Vec<Vec<u8>> {
 /// messages from [`nested_json_messages`]), as the rabbit driver puts it on the wire:
 /// `{"oslo.version": "2.0", "oslo.message": "<JSON>"}`.
 pub fn notification_body<'m>(samples: impl IntoIterator<Item = &'m [u8]> + Clone) -> Vec<u8> {
-    let mut id = [0u8; Hyphenated::LENGTH];
-    let mut unique = [0u8; uuid::fmt::Simple::LENGTH];
     // The envelope's ~330 bytes and a comma per sample: one allocation, never grown.
     let size: usize = samples.clone().into_iter().map(|sample| sample.len() + 1).sum();
-    let mut body = Vec::with_capacity(size + 512);
+    let mut body = body_head(size + 512);
+    for (i, sample) in samples.into_iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(sample);
+    }
+    end_body(&mut body);
+    body
+}
+
+/// Every sample of a batch as a signed metering message, in notifications of at most
+/// `per_body` samples each (as [`notification_body`] makes them), each message written
+/// straight into its body: one copy of every message fewer than going through
+/// [`nested_json_messages`]. Each body with the number of samples it carries.
+pub fn notification_bodies(batch: &Batch, secret: &str, per_body: usize) -> Vec<(Vec<u8>, u64)> {
+    let per_body = per_body.max(1);
+    let mut bodies = Vec::with_capacity(batch.samples.len().div_ceil(per_body));
+    let (mut current, mut count, mut capacity) = (None::<Vec<u8>>, 0u64, per_body * 1536 + 512);
+    MeteringEncoder::new(batch, secret, Wire::NestedJson).each(
+        |parts| &parts.metadata_nested[..],
+        |_, message| {
+            let body = current.get_or_insert_with(|| body_head(capacity));
+            if count > 0 {
+                body.push(b',');
+            }
+            message.write_nested_json(body);
+            count += 1;
+            if count as usize == per_body {
+                let mut full = current.take().expect("a body is being written");
+                end_body(&mut full);
+                // The next body like this one: allocated once at its size.
+                capacity = capacity.max(full.len() + 512);
+                bodies.push((full, count));
+                count = 0;
+            }
+        },
+    );
+    if let Some(mut last) = current {
+        end_body(&mut last);
+        bodies.push((last, count));
+    }
+    bodies
+}
+
+/// A notification body up to its first sample, in a buffer of `capacity` bytes.
+fn body_head(capacity: usize) -> Vec<u8> {
+    let mut id = [0u8; Hyphenated::LENGTH];
+    let mut body = Vec::with_capacity(capacity);
     body.extend_from_slice(br#"{"oslo.version":"2.0","oslo.message":"{\"message_id\":\""#);
     body.extend_from_slice(uuid::Uuid::new_v4().hyphenated().encode_lower(&mut id).as_bytes());
     body.extend_from_slice(br#"\",\"publisher_id\":\""#);
@@ -321,18 +367,17 @@ pub fn notification_body<'m>(samples: impl IntoIterator<Item = &'m [u8]> + Clone
     body.extend_from_slice(br#"\",\"event_type\":\""#);
     body.extend_from_slice(EVENT_TYPE.as_bytes());
     body.extend_from_slice(br#"\",\"priority\":\"SAMPLE\",\"payload\":{\"samples\":["#);
-    for (i, sample) in samples.into_iter().enumerate() {
-        if i > 0 {
-            body.push(b',');
-        }
-        body.extend_from_slice(sample);
-    }
+    body
+}
+
+/// Closes a body [`body_head`] began, after its last sample.
+fn end_body(body: &mut Vec<u8>) {
+    let mut unique = [0u8; uuid::fmt::Simple::LENGTH];
     body.extend_from_slice(br#"]},\"timestamp\":\""#);
     body.extend_from_slice(chrono::Utc::now().format("%Y-%m-%d %H:%M:%S%.6f").to_string().as_bytes());
     body.extend_from_slice(br#"\",\"_unique_id\":\""#);
     body.extend_from_slice(uuid::Uuid::new_v4().simple().encode_lower(&mut unique).as_bytes());
     body.extend_from_slice(br#"\"}"}"#);
-    body
 }
 
 /// Appends JSON text (as serde_json writes it: no raw control characters) escaped
@@ -355,6 +400,44 @@ mod tests {
     use super::*;
     use crate::registry::Registry;
     use crate::sample::{Metadata, Meter, MeterType, Owner, Sample};
+
+    /// Bodies written straight from the encoder hold the same messages as the
+    /// two-step path (bodies of the encoded messages), `per_body` at most each, signed.
+    #[test]
+    fn bodies_written_at_once_carry_what_the_two_steps_carry() {
+        let registry = Arc::new(Registry::new());
+        let meter = registry.intern_meter(Meter { name: "cpu".into(), kind: MeterType::Cumulative, unit: "ns".into() });
+        let mut samples = Vec::new();
+        for vm in 0..7 {
+            let metadata = serde_json::json!({"display_name": format!("vm \"{vm}\""), "flavor": {"ram": 512}});
+            let resource = registry.intern_resource(Resource {
+                metadata: Metadata::from_map(metadata.as_object().unwrap()),
+                ..Resource::bare(&format!("vm-{vm}"))
+            });
+            samples.push(Sample { meter, resource, volume: vm as f64 * 0.5, timestamp: 1_790_000_000_000_000_000 });
+        }
+        let batch = Batch { samples, registry, source: Arc::from("openstack") };
+        let messages_of = |body: &[u8]| -> Vec<Map<String, Value>> {
+            let body: Value = serde_json::from_slice(body).unwrap();
+            let inner: Value = serde_json::from_str(body["oslo.message"].as_str().unwrap()).unwrap();
+            serde_json::from_value(inner["payload"]["samples"].clone()).unwrap()
+        };
+        let fixed = |mut m: Map<String, Value>| {
+            assert_eq!(m["message_signature"], signature::compute(&m, "secret"));
+            m.remove("message_id");
+            m.remove("message_signature");
+            m
+        };
+        let bodies = notification_bodies(&batch, "secret", 3);
+        assert_eq!(bodies.iter().map(|(_, n)| *n).collect::<Vec<_>>(), [3, 3, 1]);
+        let direct: Vec<_> = bodies.iter().flat_map(|(body, _)| messages_of(body)).map(fixed).collect();
+        let messages = nested_json_messages(&batch, "secret");
+        let all: Vec<&[u8]> = messages.iter().map(|(_, m)| m).collect();
+        let two_steps: Vec<_> =
+            all.chunks(3).flat_map(|chunk| messages_of(&notification_body(chunk.iter().copied()))).map(fixed).collect();
+        assert_eq!(direct, two_steps);
+        assert_eq!(direct.len(), 7);
+    }
 
     /// The fast signature over fields equals the general one over the decoded message.
     #[test]

@@ -143,6 +143,16 @@ impl Transport for Broker {
     /// The notifications for a batch: `batch_size` samples each, to the topic, and per
     /// meter if asked.
     fn encode(&self, batch: &Batch) -> Vec<Pending<Notification>> {
+        if !self.options.per_meter_topic {
+            let routing_key = format!("{}.sample", self.options.topic);
+            return super::metering::notification_bodies(batch, &self.secret, self.options.batch_size)
+                .into_iter()
+                .map(|(body, samples)| Pending {
+                    message: Notification { routing_key: routing_key.clone(), body },
+                    samples,
+                })
+                .collect();
+        }
         let messages = super::metering::nested_json_messages(batch, &self.secret);
         let mut out = Vec::new();
         let mut add = |topic: &str, messages: &[&[u8]]| {
