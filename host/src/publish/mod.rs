@@ -222,11 +222,9 @@ impl Records<'_> {
         let registry = &self.batch.registry;
         for sample in samples {
             let meter = self.meters.entry(sample.meter).or_insert_with(|| registry.meter(sample.meter));
-            let resource = self
-                .resources
-                .entry(sample.resource)
-                .or_insert_with(|| registry.resource(sample.resource).map(EncodedResource::new));
-            let (Some(meter), Some(encoded)) = (meter, resource) else {
+            let (Some(meter), Some(encoded)) =
+                (meter, encoded_resource(&mut self.resources, registry, sample.resource))
+            else {
                 continue;
             };
             if self.timestamp.0 != sample.timestamp {
@@ -267,11 +265,8 @@ impl Records<'_> {
                 head.extend_from_slice(b",\"volume\":");
                 Some(head.into_boxed_slice())
             });
-            let resource = self
-                .resources
-                .entry(sample.resource)
-                .or_insert_with(|| registry.resource(sample.resource).map(EncodedResource::new));
-            let (Some(head), Some(encoded)) = (head, resource) else {
+            let (Some(head), Some(encoded)) = (head, encoded_resource(&mut self.resources, registry, sample.resource))
+            else {
                 continue;
             };
             if self.timestamp.0 != sample.timestamp {
@@ -292,6 +287,15 @@ impl Records<'_> {
             out.extend_from_slice(b"\",\"monotonic_time\":null}\n");
         }
     }
+}
+
+/// A batch's resource with its encodings, resolved the first time it is asked for.
+fn encoded_resource<'r>(
+    resources: &'r mut HashMap<ResourceHandle, Option<EncodedResource>>,
+    registry: &Registry,
+    handle: ResourceHandle,
+) -> Option<&'r EncodedResource> {
+    resources.entry(handle).or_insert_with(|| registry.resource(handle).map(EncodedResource::new)).as_ref()
 }
 
 /// Something that sends batches somewhere. Runs in its own task.
