@@ -45,7 +45,7 @@ impl Metadata {
     /// borrowed too unless they hold escapes.
     fn raw_entries(&self) -> Vec<(Cow<'_, str>, &RawValue)> {
         let Some(text) = &self.0 else { return Vec::new() };
-        let entries: Entries<'_> =
+        let entries: ObjectEntries<'_> =
             serde_json::from_str(text).expect("metadata text is a JSON object: it is made only from one");
         entries.0
     }
@@ -88,9 +88,10 @@ impl fmt::Debug for Metadata {
     }
 }
 
-/// A resource's metadata with a device's keys over it (a later key wins), written
-/// without building the merged object. JSON serializers only: the values are written
-/// as the raw JSON text they are kept as.
+/// A resource's metadata with a device's keys over it (the device's key wins), written
+/// without building the merged object, its keys sorted (as a map of it would write
+/// them). JSON serializers only: the values are written as the raw JSON text they are
+/// kept as.
 pub struct Merged<'a> {
     /// The resource's metadata.
     pub base: &'a Metadata,
@@ -103,13 +104,7 @@ impl Serialize for Merged<'_> {
         if self.over.is_empty() {
             return raw(self.base.as_json()).serialize(serializer);
         }
-        let (base, over) = (self.base.raw_entries(), self.over.raw_entries());
-        let overridden = |key: &str| over.iter().any(|(name, _)| name == key);
-        let mut map = serializer.serialize_map(None)?;
-        for (key, value) in base.iter().filter(|(key, _)| !overridden(key)).chain(over.iter()) {
-            map.serialize_entry(key, value)?;
-        }
-        map.end()
+        self.sorted_entries().serialize(serializer)
     }
 }
 
@@ -142,7 +137,8 @@ impl Merged<'_> {
     }
 }
 
-/// A JSON object's entries, each value as its raw JSON text; serialized as the object.
+/// A JSON object's entries in order, each value as its raw JSON text, each key
+/// borrowed from the text where it has no escapes; (de)serialized as the object.
 pub struct ObjectEntries<'a>(pub Vec<(Cow<'a, str>, &'a RawValue)>);
 
 impl Serialize for ObjectEntries<'_> {
@@ -154,10 +150,6 @@ impl Serialize for ObjectEntries<'_> {
         map.end()
     }
 }
-
-/// A JSON object's entries as its text holds them, each key borrowed where it has no
-/// escapes, each value as its raw text.
-struct Entries<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
 
 /// A key, borrowed from the text where it can be.
 struct Key<'a>(Cow<'a, str>);
@@ -181,11 +173,11 @@ impl<'de> Deserialize<'de> for Key<'de> {
     }
 }
 
-impl<'de> Deserialize<'de> for Entries<'de> {
+impl<'de> Deserialize<'de> for ObjectEntries<'de> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct EntriesVisitor;
         impl<'de> Visitor<'de> for EntriesVisitor {
-            type Value = Entries<'de>;
+            type Value = ObjectEntries<'de>;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("a JSON object")
             }
@@ -194,7 +186,7 @@ impl<'de> Deserialize<'de> for Entries<'de> {
                 while let Some((Key(key), value)) = map.next_entry::<Key<'de>, &'de RawValue>()? {
                     entries.push((key, value));
                 }
-                Ok(Entries(entries))
+                Ok(ObjectEntries(entries))
             }
         }
         deserializer.deserialize_map(EntriesVisitor)

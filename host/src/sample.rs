@@ -3,12 +3,10 @@
 use crate::metadata::Merged;
 pub use crate::metadata::Metadata;
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use std::cell::OnceCell;
 use std::sync::Arc;
-use uuid::Uuid;
 
 /// How a meter's volume behaves over time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -151,7 +149,7 @@ impl EncodedResource {
         Self { resource, metadata: OnceCell::new(), owner: OnceCell::new() }
     }
 
-    /// The keys of a JSON line ([`SampleRecord`]'s) that depend on the resource alone
+    /// The keys of a JSON line (Ceilometer's `Sample.as_dict()`) that depend on the resource alone
     /// and sit between the volume and the timestamp, as JSON text:
     /// `,"user_id":…,"user_name":null,"project_id":…,"project_name":null,"resource_id":…,"timestamp":`.
     pub fn owner_json(&self) -> &[u8] {
@@ -181,9 +179,8 @@ impl EncodedResource {
     }
 }
 
-/// A sample with its handles resolved, as it is written out (Ceilometer's
-/// `Sample.as_dict()` keys), by JSON serializers (the metadata is written as the raw
-/// JSON text [`EncodedResource`] keeps).
+/// A sample with its handles resolved, for publishers that read its parts (JSON lines
+/// are written by [`crate::publish::Records::write_json_lines_of`]).
 pub struct SampleRecord<'a> {
     /// What was measured.
     pub meter: &'a Meter,
@@ -193,10 +190,6 @@ pub struct SampleRecord<'a> {
     pub volume: f64,
     /// When, as ISO 8601 text ([`iso8601`]).
     pub timestamp: &'a str,
-    /// The sample's `source` (the agent's `sample_source`).
-    pub source: &'a str,
-    /// Unique id of this sample.
-    pub id: Uuid,
 }
 
 /// ISO 8601 text of a time in ns since the epoch, in UTC with microseconds.
@@ -216,67 +209,9 @@ impl SampleRecord<'_> {
     }
 }
 
-impl Serialize for SampleRecord<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(14))?;
-        map.serialize_entry("name", &self.meter.name)?;
-        map.serialize_entry("type", self.meter.kind.as_str())?;
-        map.serialize_entry("unit", &self.meter.unit)?;
-        map.serialize_entry("volume", &self.volume)?;
-        map.serialize_entry("user_id", &self.resource().user_id())?;
-        map.serialize_entry("user_name", &None::<String>)?;
-        map.serialize_entry("project_id", &self.resource().project_id())?;
-        map.serialize_entry("project_name", &None::<String>)?;
-        map.serialize_entry("resource_id", &self.resource().id)?;
-        map.serialize_entry("timestamp", self.timestamp)?;
-        map.serialize_entry("resource_metadata", self.encoded.metadata())?;
-        map.serialize_entry("source", self.source)?;
-        map.serialize_entry("id", &self.id)?;
-        map.serialize_entry("monotonic_time", &None::<f64>)?;
-        map.end()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn serializes_with_ceilometer_keys() {
-        let mut metadata = Map::new();
-        metadata.insert("display_name".into(), Value::from("vm1"));
-        let meter = Meter { name: "cpu".into(), kind: MeterType::Cumulative, unit: "ns".into() };
-        let resource = Resource {
-            id: "uuid-1-vda".into(),
-            name: "instance-1".into(),
-            owner: Owner::of(Some("u"), None),
-            metadata: metadata.into(),
-            extra: Metadata::from_map(serde_json::json!({"disk_name": "vda"}).as_object().unwrap()),
-        };
-        let timestamp = DateTime::parse_from_rfc3339("2026-11-22T10:00:00Z").unwrap().timestamp_nanos_opt().unwrap();
-        let encoded = EncodedResource::new(Arc::new(resource));
-        let record = SampleRecord {
-            meter: &meter,
-            encoded: &encoded,
-            volume: 42.0,
-            timestamp: &iso8601(timestamp),
-            source: "openstack",
-            id: Uuid::nil(),
-        };
-        let json: Value = serde_json::to_value(&record).unwrap();
-        assert_eq!(json["name"], "cpu");
-        assert_eq!(json["type"], "cumulative");
-        assert_eq!(json["unit"], "ns");
-        assert_eq!(json["volume"], 42.0);
-        assert_eq!(json["user_id"], "u");
-        assert_eq!(json["project_id"], Value::Null);
-        assert_eq!(json["resource_id"], "uuid-1-vda");
-        assert_eq!(json["timestamp"], "2026-11-22T10:00:00.000000+00:00");
-        assert_eq!(json["resource_metadata"]["display_name"], "vm1");
-        assert_eq!(json["resource_metadata"]["disk_name"], "vda");
-        assert_eq!(json["source"], "openstack");
-        assert_eq!(json.as_object().unwrap().len(), 14);
-    }
 
     #[test]
     fn a_resource_fits_a_small_allocation() {

@@ -142,17 +142,19 @@ impl Publisher for HttpPublisher {
     async fn publish(&mut self, batch: &Batch) -> Result<Delivery, PublishError> {
         let mut delivery = Delivery::default();
         // A JSON array per request (`batch=1`), of at most CHUNK samples, or one sample each.
-        let mut resolved = batch.records();
+        let (mut resolved, mut lines) = (batch.records(), Vec::new());
         for chunk in batch.samples.chunks(CHUNK) {
-            let mut records = Vec::with_capacity(chunk.len());
-            resolved.for_each_of(chunk, |record| records.push(serde_json::to_vec(record).expect("samples serialize")));
+            lines.clear();
+            resolved.write_json_lines_of(chunk, &mut lines);
+            // One JSON record per line (JSON text holds no raw newline).
+            let records: Vec<&[u8]> = lines.split(|byte| *byte == b'\n').filter(|line| !line.is_empty()).collect();
             let bodies: Vec<(Vec<u8>, u64)> = if self.options.batch {
                 let mut body = b"[".to_vec();
                 body.extend(records.join(&b","[..]));
                 body.push(b']');
                 vec![(body, records.len() as u64)]
             } else {
-                records.into_iter().map(|record| (record, 1)).collect()
+                records.into_iter().map(|record| (record.to_vec(), 1)).collect()
             };
             for (body, samples) in bodies {
                 let done = self.deliver(body, "application/json", samples).await;

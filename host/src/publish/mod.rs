@@ -216,8 +216,8 @@ pub struct Records<'b> {
 }
 
 impl Records<'_> {
-    /// Calls `f` with each of `samples` (the batch's) resolved, a fresh sample id each.
-    /// Samples whose handles do not resolve are skipped.
+    /// Calls `f` with each of `samples` (the batch's) resolved. Samples whose handles do
+    /// not resolve are skipped.
     pub fn for_each_of(&mut self, samples: &[Sample], mut f: impl FnMut(&SampleRecord)) {
         let registry = &self.batch.registry;
         for sample in samples {
@@ -230,19 +230,12 @@ impl Records<'_> {
             if self.timestamp.0 != sample.timestamp {
                 self.timestamp = (sample.timestamp, iso8601(sample.timestamp));
             }
-            f(&SampleRecord {
-                meter,
-                encoded,
-                volume: sample.volume,
-                timestamp: &self.timestamp.1,
-                source: &self.batch.source,
-                id: uuid::Uuid::new_v4(),
-            });
+            f(&SampleRecord { meter, encoded, volume: sample.volume, timestamp: &self.timestamp.1 });
         }
     }
 
-    /// Writes each of `samples` as one JSON line (Ceilometer's `as_dict()` keys, as
-    /// [`SampleRecord`] serializes them) to `out`. The parts of a line that depend only
+    /// Writes each of `samples` as one JSON line (Ceilometer's `Sample.as_dict()` keys,
+    /// a fresh sample id each) to `out`. The parts of a line that depend only
     /// on the meter, the resource or the batch are encoded once and copied: a line
     /// costs the same however large its resource's metadata.
     pub fn write_json_lines_of(&mut self, samples: &[Sample], out: &mut Vec<u8>) {
@@ -493,6 +486,47 @@ impl PublisherHandle {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn serializes_with_ceilometer_keys() {
+        let mut metadata = serde_json::Map::new();
+        metadata.insert("display_name".into(), serde_json::Value::from("vm1"));
+        let registry = Arc::new(Registry::new());
+        let meter = registry.intern_meter(Meter {
+            name: "cpu".into(),
+            kind: crate::sample::MeterType::Cumulative,
+            unit: "ns".into(),
+        });
+        let resource = registry.intern_resource(crate::sample::Resource {
+            id: "uuid-1-vda".into(),
+            name: "instance-1".into(),
+            owner: crate::sample::Owner::of(Some("u"), None),
+            metadata: metadata.into(),
+            extra: crate::sample::Metadata::from_map(serde_json::json!({"disk_name": "vda"}).as_object().unwrap()),
+        });
+        let timestamp =
+            chrono::DateTime::parse_from_rfc3339("2026-11-22T10:00:00Z").unwrap().timestamp_nanos_opt().unwrap();
+        let batch = Batch {
+            samples: vec![Sample { meter, resource, volume: 42.0, timestamp }],
+            registry,
+            source: Arc::from("openstack"),
+        };
+        let mut line = Vec::new();
+        batch.write_json_lines(&mut line);
+        let json: serde_json::Value = serde_json::from_slice(&line).unwrap();
+        assert_eq!(json["name"], "cpu");
+        assert_eq!(json["type"], "cumulative");
+        assert_eq!(json["unit"], "ns");
+        assert_eq!(json["volume"], 42.0);
+        assert_eq!(json["user_id"], "u");
+        assert_eq!(json["project_id"], serde_json::Value::Null);
+        assert_eq!(json["resource_id"], "uuid-1-vda");
+        assert_eq!(json["timestamp"], "2026-11-22T10:00:00.000000+00:00");
+        assert_eq!(json["resource_metadata"]["display_name"], "vm1");
+        assert_eq!(json["resource_metadata"]["disk_name"], "vda");
+        assert_eq!(json["source"], "openstack");
+        assert_eq!(json.as_object().unwrap().len(), 14);
+    }
 
     /// A record as it was written before each resource's metadata was encoded once:
     /// every key per sample, the metadata merged per sample.
