@@ -6,7 +6,7 @@ PLUGINS := local_instances cpu memory instance disk network perf \
 	rate_of_change unit_conversion delta accumulator aggregator arithmetic
 TEST_PLUGINS := spin_forever grow_forever trap liar liar_discoverer echo_transformer nosy_transformer unknown_world prober \
 	sleeper sleepy_transformer log_flood flood_discoverer meter_maker \
-	thief_transformer
+	thief_transformer http_probe
 TARGET_DIR ?= $(shell $(CARGO) metadata --format-version 1 --no-deps 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])' 2>/dev/null || echo target)
 WASM_OUT := $(TARGET_DIR)/$(PLUGIN_TARGET)/$(PLUGIN_PROFILE)
 

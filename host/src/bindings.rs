@@ -18,7 +18,12 @@ pub mod pollster {
     wasmtime::component::bindgen!({
         path: "../wit",
         world: "pollster-plugin",
-        with: { "pollen:plugin": crate::bindings::agent::pollen::plugin },
+        with: {
+            "pollen:plugin": crate::bindings::agent::pollen::plugin,
+            "wasi:http": wasmtime_wasi_http::p2::bindings::http,
+            "wasi:io": wasmtime_wasi::p2::bindings::sync::io,
+            "wasi:clocks": wasmtime_wasi::p2::bindings::clocks,
+        },
     });
 }
 
@@ -28,7 +33,12 @@ pub mod discoverer {
     wasmtime::component::bindgen!({
         path: "../wit",
         world: "discoverer-plugin",
-        with: { "pollen:plugin": crate::bindings::agent::pollen::plugin },
+        with: {
+            "pollen:plugin": crate::bindings::agent::pollen::plugin,
+            "wasi:http": wasmtime_wasi_http::p2::bindings::http,
+            "wasi:io": wasmtime_wasi::p2::bindings::sync::io,
+            "wasi:clocks": wasmtime_wasi::p2::bindings::clocks,
+        },
     });
 }
 

@@ -7,6 +7,14 @@ pub mod bindings {
     wit_bindgen::generate!({
         path: "../wit",
         world: "discoverer-plugin",
+        with: {
+            "wasi:http/types@0.2.12": crate::pollster::bindings::wasi::http::types,
+            "wasi:http/outgoing-handler@0.2.12": crate::pollster::bindings::wasi::http::outgoing_handler,
+            "wasi:io/poll@0.2.12": crate::pollster::bindings::wasi::io::poll,
+            "wasi:io/error@0.2.12": crate::pollster::bindings::wasi::io::error,
+            "wasi:io/streams@0.2.12": crate::pollster::bindings::wasi::io::streams,
+            "wasi:clocks/monotonic-clock@0.2.12": crate::pollster::bindings::wasi::clocks::monotonic_clock,
+        },
         pub_export_macro: true,
         export_macro_name: "export_discoverer",
         default_bindings_module: "pollen_sdk::discoverer::bindings",
@@ -79,5 +87,12 @@ impl Reports {
         self.reported.insert(key, hash);
         report(&Discovery::Changed(resource));
         true
+    }
+}
+
+impl From<crate::http::HttpError> for Error {
+    /// A failed request fails the call, with its reason as the host logs it.
+    fn from(error: crate::http::HttpError) -> Self {
+        Error::Host(error.to_string())
     }
 }

@@ -60,7 +60,8 @@
 //! Nothing but compute, unless the pipeline grants more: no files, no network, no
 //! environment, and a frozen clock. The host functions are `log`, `config` (the
 //! plugin's `params` from the pipeline file), `hypervisor` (pollsters and
-//! discoverers, when granted) and `samples` (transformers). Each call runs under a
+//! discoverers, when granted), [`http`] (pollsters and discoverers granted `http`,
+//! to the origins the pipeline lists) and `samples` (transformers). Each call runs under a
 //! memory limit and a CPU deadline; a plugin that traps or overruns is thrown away and
 //! re-made for the next cycle.
 #![warn(missing_docs)]
@@ -77,6 +78,8 @@ pub mod pollster;
 pub mod discoverer;
 
 pub mod transformer;
+
+pub mod http;
 
 pub mod expr;
 

@@ -7,6 +7,9 @@ pub mod bindings {
     wit_bindgen::generate!({
         path: "../wit",
         world: "pollster-plugin",
+        // The WASI interfaces it imports (wasi:http and what it uses); the other
+        // worlds share these.
+        generate_all,
         pub_export_macro: true,
         export_macro_name: "export_pollster",
         default_bindings_module: "pollen_sdk::pollster::bindings",
@@ -29,3 +32,10 @@ crate::helpers::sample_helpers!();
 crate::helpers::value_helpers!();
 crate::helpers::metadata_helpers!();
 crate::helpers::log_helpers!();
+
+impl From<crate::http::HttpError> for Error {
+    /// A failed request fails the call, with its reason as the host logs it.
+    fn from(error: crate::http::HttpError) -> Self {
+        Error::Host(error.to_string())
+    }
+}

@@ -5,6 +5,7 @@
 pub mod bounds;
 mod config;
 mod discovered;
+pub mod http;
 mod hypervisor;
 mod log;
 mod samples;

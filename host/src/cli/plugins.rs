@@ -98,19 +98,32 @@ fn inspect(args: &InspectArgs) -> anyhow::Result<ExitCode> {
     let name = plugin_name(&args.file);
     // Inspecting is read-only: the plugin is loaded with every grant, and the output
     // says which of them the pipeline actually gives it.
-    let granted_by_pipeline = agent.plugin(&name).grants;
-    agent.plugins.entry(name).or_default().grants = vec![Grant::Hypervisor];
+    let settings = agent.plugin(&name);
+    let granted_by_pipeline = settings.grants.clone();
+    agent.plugins.entry(name).or_default().grants = vec![Grant::Hypervisor, Grant::Http];
     let engine = PluginEngine::new(agent.cache_dir())?;
     let plugin = load_file(&engine, &args.file, &agent, &Arc::new(Registry::new()))?;
     let info = &plugin.info;
     let grant_of = |import: &str| {
-        import.starts_with("pollen:plugin/hypervisor@").then(|| granted_by_pipeline.contains(&Grant::Hypervisor))
+        let grant = match import {
+            i if i.starts_with("pollen:plugin/hypervisor@") => Grant::Hypervisor,
+            i if i.starts_with("wasi:http/") => Grant::Http,
+            _ => return None,
+        };
+        Some((grant, granted_by_pipeline.contains(&grant)))
     };
     if args.settings.json {
-        let imports: Vec<_> =
-            info.imports.iter().map(|i| serde_json::json!({ "name": i, "granted_by_pipeline": grant_of(i) })).collect();
+        let imports: Vec<_> = info
+            .imports
+            .iter()
+            .map(|i| {
+                let grant = grant_of(i);
+                serde_json::json!({ "name": i, "grant": grant.map(|(g, _)| g.name()), "granted_by_pipeline": grant.map(|(_, on)| on) })
+            })
+            .collect();
         let mut json = serde_json::to_value(info)?;
         json["imports"] = serde_json::Value::Array(imports);
+        json["allowed_hosts"] = serde_json::json!(settings.allowed_hosts);
         json["contract"] = serde_json::Value::from(format!("pollen:plugin@{}", crate::plugin::CONTRACT_VERSION));
         println!("{json}");
         return Ok(ExitCode::SUCCESS);
@@ -134,12 +147,22 @@ fn inspect(args: &InspectArgs) -> anyhow::Result<ExitCode> {
     println!("imports:");
     for import in &info.imports {
         match grant_of(import) {
-            Some(true) => println!("  {import}  (granted by the pipeline)"),
-            Some(false) => println!(
-                "  {import}  (NOT granted by the pipeline: add `grants: [hypervisor]` under agent.plugins.{})",
+            Some((_, true)) => println!("  {import}  (granted by the pipeline)"),
+            Some((grant, false)) => println!(
+                "  {import}  (NOT granted by the pipeline: add `grants: [{}]` under agent.plugins.{})",
+                grant.name(),
                 info.name
             ),
             None => println!("  {import}"),
+        }
+    }
+    if info.imports.iter().any(|i| i.starts_with("wasi:http/")) {
+        match settings.allowed_hosts.is_empty() {
+            true => println!(
+                "allowed hosts: none (add `allowed_hosts: [\"https://host:port\"]` under agent.plugins.{})",
+                info.name
+            ),
+            false => println!("allowed hosts: {}", settings.allowed_hosts.join(", ")),
         }
     }
     Ok(ExitCode::SUCCESS)

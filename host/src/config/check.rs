@@ -1,7 +1,8 @@
 //! Checks that need the whole file: names, references, numbers, publisher URLs.
 
 use super::error::ConfigError;
-use super::model::{scalar_text, Pipeline};
+use super::model::{scalar_text, Agent, Grant, Pipeline};
+use crate::caps::http::{AllowedHosts, HttpClient};
 use crate::publish::PublisherConfig;
 use std::collections::BTreeSet;
 
@@ -63,6 +64,7 @@ pub(super) fn check(pipeline: &Pipeline) -> Vec<ConfigError> {
             );
         }
     }
+    check_http(agent, &mut fail);
     for (name, plugin) in &agent.plugins {
         if plugin.memory_limit_mib == Some(0) {
             fail(format!("agent.plugins.{name}.memory_limit_mib"), "must be at least 1 (MiB)".into());
@@ -150,4 +152,44 @@ pub(super) fn check(pipeline: &Pipeline) -> Vec<ConfigError> {
         }
     }
     problems
+}
+
+/// `agent.http`, and each plugin's `allowed_hosts` with its `http` grant.
+fn check_http(agent: &Agent, fail: &mut impl FnMut(String, String)) {
+    let http = &agent.http;
+    for (key, value) in [("connect_timeout", http.connect_timeout), ("request_timeout", http.request_timeout)] {
+        if !(value > 0.0 && value.is_finite()) {
+            fail(format!("agent.http.{key}"), "must be a positive number of seconds".into());
+        }
+    }
+    if http.max_response_mib == 0 {
+        fail("agent.http.max_response_mib".into(), "must be at least 1 (MiB)".into());
+    }
+    if http.max_concurrent_requests == 0 {
+        fail("agent.http.max_concurrent_requests".into(), "must be at least 1".into());
+    }
+    let granted = agent.plugins.values().any(|p| p.grants.contains(&Grant::Http));
+    if granted || http.ca_file.is_some() {
+        if let Err(error) = HttpClient::new(http) {
+            fail("agent.http.ca_file".into(), error.to_string());
+        }
+    }
+    for (name, plugin) in &agent.plugins {
+        let grants_http = plugin.grants.contains(&Grant::Http);
+        if grants_http && plugin.allowed_hosts.is_empty() {
+            fail(
+                format!("agent.plugins.{name}.allowed_hosts"),
+                "the plugin is granted `http` but may reach no origin; list them, e.g. `allowed_hosts: [\"https://glance.example:9292\"]`".into(),
+            );
+        }
+        if !grants_http && !plugin.allowed_hosts.is_empty() {
+            fail(
+                format!("agent.plugins.{name}.allowed_hosts"),
+                "has no effect without the `http` grant; add `http` to the plugin's `grants`".into(),
+            );
+        }
+        if let Err((index, why)) = AllowedHosts::parse(&plugin.allowed_hosts) {
+            fail(format!("agent.plugins.{name}.allowed_hosts[{index}]"), why);
+        }
+    }
 }

@@ -10,7 +10,9 @@ mod error;
 mod model;
 
 pub use error::{ConfigError, ConfigErrors};
-pub use model::{Agent, Grant, Pipeline, PluginSettings, Sink, Source, TransformerConfig, DEFAULT_LIBVIRT_URI};
+pub use model::{
+    Agent, Grant, HttpSettings, Pipeline, PluginSettings, Sink, Source, TransformerConfig, DEFAULT_LIBVIRT_URI,
+};
 
 use std::path::Path;
 

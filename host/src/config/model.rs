@@ -80,6 +80,42 @@ pub struct Agent {
     /// Addresses (`127.0.0.1:9101`) where the agent serves its samples to Prometheus
     /// at `/metrics` (Ceilometer's `prometheus_listen_addresses`); none by default.
     pub prometheus_listen: Vec<String>,
+    /// Bounds and TLS of the requests plugins granted `http` make.
+    pub http: HttpSettings,
+}
+
+/// `agent.http`: what bounds every request a plugin makes through `wasi:http`, and
+/// how TLS is checked.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpSettings {
+    /// Seconds to open a connection (TCP and TLS).
+    pub connect_timeout: f64,
+    /// Seconds a whole request may take, its response body read to the end; never
+    /// past the call's `call_wall_timeout`.
+    pub request_timeout: f64,
+    /// Largest response body, MiB; a longer one fails in the plugin.
+    pub max_response_mib: u64,
+    /// Requests one plugin may have in flight at once, all its instances together.
+    pub max_concurrent_requests: u32,
+    /// PEM file of the CAs that HTTPS servers' certificates must chain to (instead
+    /// of the bundled Mozilla roots); Ceilometer's `cafile`.
+    pub ca_file: Option<PathBuf>,
+    /// Accept any certificate. Logged as a warning at start: for test set-ups only.
+    pub insecure: bool,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            connect_timeout: 5.0,
+            request_timeout: 30.0,
+            max_response_mib: 16,
+            max_concurrent_requests: 4,
+            ca_file: None,
+            insecure: false,
+        }
+    }
 }
 
 impl Default for Agent {
@@ -102,6 +138,7 @@ impl Default for Agent {
             plugins: BTreeMap::new(),
             telemetry_secret: String::new(),
             prometheus_listen: Vec::new(),
+            http: HttpSettings::default(),
         }
     }
 }
@@ -115,6 +152,11 @@ impl Agent {
         if let Some(cache) = &mut self.cache_dir {
             if cache.is_relative() {
                 *cache = base.join(&*cache);
+            }
+        }
+        if let Some(ca_file) = &mut self.http.ca_file {
+            if ca_file.is_relative() {
+                *ca_file = base.join(&*ca_file);
             }
         }
     }
@@ -198,6 +240,19 @@ impl Agent {
 pub enum Grant {
     /// Read access to the hypervisor (`pollen:plugin/hypervisor`).
     Hypervisor,
+    /// Outgoing HTTP(S) requests (`wasi:http/outgoing-handler`), to the origins of
+    /// the plugin's `allowed_hosts` only.
+    Http,
+}
+
+impl Grant {
+    /// The name the pipeline file uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Hypervisor => "hypervisor",
+            Self::Http => "http",
+        }
+    }
 }
 
 /// `agent.plugins.<name>`.
@@ -210,6 +265,11 @@ pub struct PluginSettings {
     /// Parameters the plugin reads through `pollen:plugin/config` (scalars only).
     #[serde(default)]
     pub params: BTreeMap<String, serde_yaml::Value>,
+    /// Origins the plugin may send requests to, with `grants: [http]`, as Spin's
+    /// `allowed_outbound_hosts`: `https://glance.example:9292`, `http://127.0.0.1:*`,
+    /// `https://*.example.com`.
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
     /// Memory limit in MiB.
     pub memory_limit_mib: Option<u64>,
     /// Deadline of a call's own running time, in seconds.

@@ -1,11 +1,13 @@
 //! The wasmtime engine shared by every plugin: configured for components and epoch
 //! interruption, with a ticker thread that advances the epoch while plugins run, and one linker that
-//! holds every host interface plus a WASI that grants nothing and never blocks.
+//! holds every host interface plus a WASI that grants nothing and never blocks,
+//! and `wasi:http`, whose requests only the plugins granted `http` may send.
 //!
 //! Epoch interruption stops a call only while its wasm runs; a call blocked in the
-//! host would escape both deadlines. In this WASI nothing can block: there are no
-//! files, sockets or name lookups, stdin is empty, stdout and stderr are memory, and
-//! the clocks' subscriptions (what `std::thread::sleep` and every timeout in a
+//! host would escape both deadlines. In this WASI nothing can block but a granted
+//! HTTP request (bounded by the call's wall deadline, see `caps::http`): there are
+//! no files, sockets or name lookups, stdin is empty, stdout and stderr are memory,
+//! and the clocks' subscriptions (what `std::thread::sleep` and every timeout in a
 //! guest come down to) are ready at once. A plugin that sleeps in a loop spins, and
 //! its deadline stops it.
 
@@ -47,6 +49,7 @@ impl PluginEngine {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
         add_clocks_that_never_block(&mut linker)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker)?;
         Agent::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |state| state)?;
 
         let ticker = EpochTicker::start(engine.clone())?;

@@ -12,6 +12,7 @@ use super::state::PluginContext;
 use super::{MeterSpec, Plugin, PluginInfo, PluginKind, CONTRACT_VERSION};
 use crate::bindings::types;
 use crate::caps::bounds::{meter_fits, MAX_METER_NAME, MAX_UNIT};
+use crate::caps::http::HttpAccess;
 use crate::config::{Agent, Grant};
 use crate::registry::Registry;
 use crate::sample::Meter;
@@ -142,6 +143,7 @@ fn fingerprint(bytes: &[u8], name: &str, agent: &Agent) -> u64 {
     agent.call_timeout(name).hash(&mut hasher);
     agent.call_wall_timeout(name).hash(&mut hasher);
     agent.log_lines_per_second(name).hash(&mut hasher);
+    format!("{:?}", agent.http).hash(&mut hasher);
     hasher.finish()
 }
 
@@ -188,6 +190,8 @@ fn load_bytes(
         params.push(("host".into(), gethostname::gethostname().to_string_lossy().into_owned()));
     }
     let shared_name: Arc<str> = Arc::from(name.as_str());
+    let http = HttpAccess::for_plugin(&shared_name, agent)
+        .map_err(|message| LoadError::Link { path: path.to_path_buf(), message })?;
     let context = PluginContext {
         name: shared_name.clone(),
         grants: settings.grants.clone().into(),
@@ -199,6 +203,7 @@ fn load_bytes(
         call_wall_timeout: agent.call_wall_timeout(&name),
         log: Arc::new(PluginLog::new(shared_name, agent.log_lines_per_second(&name))),
         made_meters: Arc::default(),
+        http,
     };
     let sandbox = Sandbox::new(engine, kind, pre, context)
         .map_err(|error| LoadError::Link { path: path.to_path_buf(), message: format!("{error:#}") })?;
@@ -293,7 +298,8 @@ fn world_of(path: &Path, exports: &[String]) -> Result<PluginKind, LoadError> {
 }
 
 /// Refuses imports the plugin's kind may not use, or that the pipeline did not grant.
-/// WASI imports are allowed: they are linked to a WASI that grants nothing.
+/// WASI imports are allowed (they are linked to a WASI that grants nothing), but for
+/// `wasi:http`: pollsters and discoverers the pipeline grants `http` only.
 fn check_imports(
     path: &Path,
     name: &str,
@@ -302,6 +308,10 @@ fn check_imports(
     grants: &[Grant],
 ) -> Result<(), LoadError> {
     for import in imports {
+        if import.starts_with("wasi:http/") {
+            check_http_import(path, name, kind, import, grants)?;
+            continue;
+        }
         if import.starts_with("wasi:") {
             continue;
         }
@@ -340,6 +350,33 @@ fn check_imports(
             }
             _ => return Err(LoadError::Forbidden { path: path.to_path_buf(), kind, import: import.clone(), hint: "" }),
         }
+    }
+    Ok(())
+}
+
+/// A `wasi:http` import: for a pollster or discoverer granted `http`.
+fn check_http_import(
+    path: &Path,
+    name: &str,
+    kind: PluginKind,
+    import: &str,
+    grants: &[Grant],
+) -> Result<(), LoadError> {
+    if kind == PluginKind::Transformer {
+        return Err(LoadError::Forbidden {
+            path: path.to_path_buf(),
+            kind,
+            import: import.to_string(),
+            hint: " (transformers never reach the network; fetch in a pollster)",
+        });
+    }
+    if !grants.contains(&Grant::Http) {
+        return Err(LoadError::NotGranted {
+            path: path.to_path_buf(),
+            plugin: name.to_string(),
+            import: import.to_string(),
+            grant: "http",
+        });
     }
     Ok(())
 }

@@ -3,10 +3,13 @@
 //! next call.
 //!
 //! A call has two deadlines, both checked on the engine's epoch ticks: its own
-//! running time (`call_timeout`), which does not count what it waits on the host
-//! (a discoverer reading ten thousand domains' XML through libvirtd waits for
-//! seconds and runs for a fraction of that), and its wall time (`call_wall_timeout`),
-//! which bounds a plugin that keeps the host busy on its behalf.
+//! running time (`call_timeout`), the CPU time of its thread, which does not count
+//! what it waits on the host (a discoverer reading ten thousand domains' XML through
+//! libvirtd waits for seconds and runs for a fraction of that; a pollster waits on
+//! its HTTP requests), and its wall time (`call_wall_timeout`), which bounds a plugin
+//! that keeps the host busy on its behalf. Epoch ticks are checked only while wasm
+//! runs: every host wait has its own bound (libvirt's timeout; HTTP requests end by
+//! the call's wall deadline).
 
 use super::engine::{EpochTicker, PluginEngine};
 use super::error::PluginError;
@@ -123,13 +126,15 @@ impl Sandbox {
             *slot = Some(self.instantiate()?);
         }
         let live = slot.as_mut().expect("instantiated above");
-        live.store.data_mut().cycle = cycle;
-        live.store.data_mut().clock = CallClock::start();
+        let state = live.store.data_mut();
+        state.cycle = cycle;
+        state.clock = CallClock::start();
+        state.http_hooks.wall_deadline = (state.clock.started + self.context.call_wall_timeout).into();
         live.store.set_epoch_deadline(self.deadline_ticks);
         let result = f(&live.instance, &mut live.store);
         live.store.data_mut().cycle = None;
         let clock = live.store.data().clock;
-        tracing::debug!(plugin = %self.name(), own = ?clock.own(), waited = ?clock.waited, "plugin call");
+        tracing::debug!(plugin = %self.name(), own = ?clock.own(), wall = ?clock.elapsed(), "plugin call");
         let stderr = self.log_stderr(live);
         self.context.log.report_held_back();
         match result {
@@ -151,7 +156,9 @@ impl Sandbox {
     }
 
     fn instantiate(&self) -> Result<Live, PluginError> {
-        let mut store = Store::new(&self.engine, PluginState::new(self.context.clone()));
+        let mut state = PluginState::new(self.context.clone());
+        state.http_hooks.wall_deadline = (state.clock.started + self.context.call_wall_timeout).into();
+        let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
         store.epoch_deadline_callback(|mut store| Ok(next_deadline(store.data_mut())));
         store.set_epoch_deadline(self.deadline_ticks);

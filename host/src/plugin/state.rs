@@ -1,8 +1,10 @@
 //! What a plugin's store holds: its name, its grants and parameters, a WASI context
-//! that grants nothing, its limits, and the current cycle's hypervisor snapshot.
+//! that grants nothing, its `wasi:http` hooks, its limits, and the current cycle's
+//! hypervisor snapshot.
 
 use super::limits::MemoryLimiter;
 use super::plugin_log::PluginLog;
+use crate::caps::http::{HttpAccess, HttpHooks};
 use crate::config::Grant;
 use crate::hypervisor::CycleSnapshot;
 use crate::registry::{Namespace, Registry, ResourceHandle};
@@ -12,6 +14,7 @@ use std::time::{Duration, Instant};
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 /// Bytes of a plugin's stderr kept between two calls (panic messages land there).
 const STDERR_CAPACITY: usize = 64 * 1024;
@@ -31,7 +34,8 @@ pub struct PluginContext {
     pub namespace: Namespace,
     /// Memory limit, bytes.
     pub memory_limit: usize,
-    /// Deadline of a call's own running time (its waits on the host not counted).
+    /// Deadline of a call's own running time: the CPU time of its thread (its waits
+    /// on the host, on libvirt or the network, not counted).
     pub call_timeout: Duration,
     /// Deadline of a call's wall time.
     pub call_wall_timeout: Duration,
@@ -40,6 +44,8 @@ pub struct PluginContext {
     /// How many meters of its own making it interned (a transformer), all its
     /// instances together.
     pub made_meters: Arc<std::sync::atomic::AtomicUsize>,
+    /// What it may reach over HTTP, if the pipeline grants `http`.
+    pub http: Option<Arc<HttpAccess>>,
 }
 
 impl PluginContext {
@@ -72,7 +78,10 @@ pub struct PluginState {
     pub(crate) clock: CallClock,
     /// What a transformer instance was given or made: what its samples may be on.
     pub(crate) given: super::given::Given,
+    /// Where its `wasi:http` requests go.
+    pub(crate) http_hooks: HttpHooks,
     wasi: WasiCtx,
+    http: WasiHttpCtx,
     table: ResourceTable,
 }
 
@@ -90,6 +99,7 @@ impl PluginState {
             .allow_ip_name_lookup(false)
             .build();
         let limiter = MemoryLimiter::new(context.memory_limit);
+        let http_hooks = HttpHooks::new(context.http.clone());
         Self {
             context,
             cycle: None,
@@ -99,7 +109,9 @@ impl PluginState {
             discovering: None,
             clock: CallClock::start(),
             given: Default::default(),
+            http_hooks,
             wasi,
+            http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
         }
     }
@@ -108,33 +120,25 @@ impl PluginState {
     pub fn name(&self) -> &str {
         &self.context.name
     }
-
-    /// Runs `wait` (a host call that blocks, e.g. on libvirt), its time counted as
-    /// waiting, not as the plugin's own.
-    pub(crate) fn waiting<T>(&mut self, wait: impl FnOnce() -> T) -> T {
-        let started = Instant::now();
-        let result = wait();
-        self.clock.waited += started.elapsed();
-        result
-    }
 }
 
-/// The time of one call into a plugin: since when, and how much of it the plugin
-/// spent waiting on the host.
+/// The time of one call into a plugin: since when, in wall time and in the CPU time
+/// of the thread it runs on (a sync call stays on its thread). What the thread spends
+/// blocked (on libvirt, on the network) is not CPU time: it is not the plugin's own.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct CallClock {
     /// When the call began.
     pub started: Instant,
-    /// How long it has waited on the host so far.
-    pub waited: Duration,
+    /// The thread's CPU time when it began.
+    cpu_started: Duration,
     /// Whether the call was stopped for its wall time.
     pub past_wall_deadline: bool,
 }
 
 impl CallClock {
-    /// A clock started now.
+    /// A clock started now, on this thread.
     pub fn start() -> Self {
-        Self { started: Instant::now(), waited: Duration::ZERO, past_wall_deadline: false }
+        Self { started: Instant::now(), cpu_started: thread_cpu_time(), past_wall_deadline: false }
     }
 
     /// Wall time so far.
@@ -142,15 +146,33 @@ impl CallClock {
         self.started.elapsed()
     }
 
-    /// The plugin's own time so far: wall time less its waits.
+    /// The plugin's own time so far: the CPU time its thread used since the start
+    /// (call only on that thread).
     pub fn own(&self) -> Duration {
-        self.elapsed().saturating_sub(self.waited)
+        thread_cpu_time().saturating_sub(self.cpu_started)
     }
+}
+
+/// The CPU time the calling thread has used.
+fn thread_cpu_time() -> Duration {
+    let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `now` is a valid timespec to write to; the clock id is a constant.
+    let read = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) };
+    if read != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(u64::try_from(now.tv_sec).unwrap_or(0), u32::try_from(now.tv_nsec).unwrap_or(0))
 }
 
 impl WasiView for PluginState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl WasiHttpView for PluginState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.http_hooks }
     }
 }
 
