@@ -4,16 +4,20 @@ PLUGIN_TARGET := wasm32-wasip2
 PLUGIN_PROFILE := plugin
 PLUGINS := local_instances cpu memory instance disk network perf \
 	rate_of_change unit_conversion delta accumulator aggregator arithmetic
+# The central agent's plugins: a folder of their own (plugins/dist-central), since
+# a compute host has no OpenStack credentials to grant them.
+CENTRAL_PLUGINS := glance_images image_size cinder_volumes volume_size \
+	rate_of_change unit_conversion delta accumulator aggregator arithmetic
 TEST_PLUGINS := spin_forever grow_forever trap liar liar_discoverer echo_transformer nosy_transformer unknown_world prober \
 	sleeper sleepy_transformer log_flood flood_discoverer meter_maker \
-	thief_transformer http_probe
+	thief_transformer http_probe namer
 TARGET_DIR ?= $(shell $(CARGO) metadata --format-version 1 --no-deps 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])' 2>/dev/null || echo target)
 WASM_OUT := $(TARGET_DIR)/$(PLUGIN_TARGET)/$(PLUGIN_PROFILE)
 
 .PHONY: ceilometer-oracle help setup plugins test-plugins build run test lint bench hypervisor clean
 
 help:
-	@echo "make setup         install what this machine lacks (libvirt-dev, the wasm32-wasip2 target, libvirtd with QEMU, a Pushgateway, Gnocchi)"
+	@echo "make setup         install what this machine lacks (libvirt-dev, the wasm32-wasip2 target, libvirtd with QEMU, a Pushgateway, Gnocchi, Keystone, Glance and Cinder)"
 	@echo "make plugins       build the built-in plugins into plugins/dist/"
 	@echo "make run           build everything and run the agent on pipeline.yaml"
 	@echo "make test          set up, build, lint and run every test"
@@ -24,11 +28,13 @@ setup:
 	./scripts/setup.sh
 	./scripts/hypervisor.sh start
 	./scripts/gnocchi.sh start
+	./scripts/openstack.sh start
 
 plugins:
-	$(CARGO) build --target $(PLUGIN_TARGET) --profile $(PLUGIN_PROFILE) $(addprefix -p ,$(PLUGINS))
-	mkdir -p plugins/dist
+	$(CARGO) build --target $(PLUGIN_TARGET) --profile $(PLUGIN_PROFILE) $(addprefix -p ,$(sort $(PLUGINS) $(CENTRAL_PLUGINS)))
+	mkdir -p plugins/dist plugins/dist-central
 	for p in $(PLUGINS); do cp $(WASM_OUT)/$$p.wasm plugins/dist/$$p.wasm; done
+	for p in $(CENTRAL_PLUGINS); do cp $(WASM_OUT)/$$p.wasm plugins/dist-central/$$p.wasm; done
 
 test-plugins:
 	$(CARGO) build --target $(PLUGIN_TARGET) --profile $(PLUGIN_PROFILE) $(addprefix -p ,$(TEST_PLUGINS))
@@ -41,7 +47,7 @@ build: plugins
 run: setup build
 	$(CARGO) run -p pollen-host -- run --config pipeline.yaml
 
-TEST_CRATES := -p pollen-host -p pollen-sdk --features pollen-sdk/conversion,pollen-sdk/nova --lib --tests
+TEST_CRATES := -p pollen-host -p pollen-sdk --features pollen-sdk/conversion,pollen-sdk/nova,pollen-sdk/openstack --lib --tests
 PHASE := ./scripts/phase.sh
 
 # Each phase says how long it took (`phase clippy: 86.7 s`); docs/testing.md has

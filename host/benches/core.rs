@@ -38,7 +38,7 @@ fn pollster_call_overhead(cache: &Path) {
     let hypervisor = Arc::new(Hypervisor::new("test:///default"));
     let snapshot = hypervisor.cycle();
     let uuid = snapshot.domains().unwrap()[0].uuid.clone();
-    let resources = vec![pollen_host::bindings::types::ResourceInfo { id: uuid, name: "test".into() }];
+    let resources = vec![pollen_host::bindings::types::ResourceInfo { id: uuid, name: "test".into(), data: None }];
     for _ in 0..100 {
         cpu.poll(snapshot.clone(), &resources).unwrap();
     }
@@ -46,7 +46,7 @@ fn pollster_call_overhead(cache: &Path) {
     let started = Instant::now();
     for _ in 0..calls {
         let samples = cpu.poll(snapshot.clone(), &resources).unwrap();
-        assert_eq!(samples.len(), 1);
+        assert_eq!(samples.samples.len(), 1);
     }
     let per_call = started.elapsed().as_secs_f64() * 1e6 / calls as f64;
     println!("pollster call (cpu, 1 resource, warm snapshot): {per_call:.2} µs/call over {calls} calls");

@@ -1,4 +1,4 @@
-//! The host side of the WIT contract (`wit/`, `pollen:plugin@0.1.0`): the only
+//! The host side of the WIT contract (`wit/`, `pollen:plugin@0.2.0`): the only
 //! place bindings are generated. The `agent` world yields the host interfaces (one
 //! `Host` trait each, implemented in [`crate::caps`]); the three plugin worlds reuse
 //! them and add their exports.

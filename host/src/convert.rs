@@ -1,8 +1,9 @@
 //! Conversions between the WIT records plugins exchange and the host's own types.
 
 use crate::bindings::types;
-use crate::sample::{Metadata, MeterType, Owner, Resource};
+use crate::sample::{Handed, Metadata, MeterType, Owner, Resource};
 use serde_json::{Map, Value};
+use std::sync::Arc;
 
 /// The host's meter type for a WIT one.
 pub fn meter_type(kind: types::MeterType) -> MeterType {
@@ -58,7 +59,7 @@ pub fn metadata_to_json(entries: Vec<types::MetadataEntry>) -> Map<String, Value
 pub fn resource_from_discovered(discovered: types::DiscoveredResource) -> Resource {
     Resource {
         id: discovered.id.into(),
-        name: discovered.name.into(),
+        handed: Arc::new(Handed { name: discovered.name.into(), data: discovered.data.map(Into::into) }),
         owner: Owner::of(discovered.user_id.as_deref(), discovered.project_id.as_deref()),
         metadata: Metadata::from_map(&metadata_to_json(discovered.metadata)),
         extra: Metadata::default(),

@@ -14,6 +14,7 @@ pub mod config;
 pub mod convert;
 pub mod hypervisor;
 pub mod metadata;
+pub mod openstack;
 pub mod pipeline;
 pub mod plugin;
 pub mod publish;

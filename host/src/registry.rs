@@ -260,7 +260,7 @@ impl Registry {
                 if let Some(stored) = &table.entries[handle as usize] {
                     if stored.metadata == resource.metadata
                         && stored.owner == resource.owner
-                        && stored.name == resource.name
+                        && stored.handed == resource.handed
                     {
                         table.used[handle as usize].store(now, Ordering::Relaxed);
                         return handle;

@@ -180,15 +180,15 @@ fn imports(info: &Value) -> Vec<String> {
 fn inspect_tells_the_truth_about_each_builtin_plugin() {
     let cpu = inspect(&builtin("cpu"));
     assert_eq!(cpu["kind"], "pollster");
-    assert_eq!(cpu["world"], "pollen:plugin/pollster-plugin@0.1.0");
-    assert_eq!(cpu["contract"], "pollen:plugin@0.1.0");
+    assert_eq!(cpu["world"], "pollen:plugin/pollster-plugin@0.2.0");
+    assert_eq!(cpu["contract"], "pollen:plugin@0.2.0");
     assert_eq!(
         cpu["meters"],
         serde_json::json!([{"name": "cpu", "type": "cumulative", "unit": "ns", "default_discoverer": "local_instances"}])
     );
-    assert!(imports(&cpu).contains(&"pollen:plugin/hypervisor@0.1.0".to_string()));
+    assert!(imports(&cpu).contains(&"pollen:plugin/hypervisor@0.2.0".to_string()));
     let granted =
-        cpu["imports"].as_array().unwrap().iter().find(|i| i["name"] == "pollen:plugin/hypervisor@0.1.0").unwrap();
+        cpu["imports"].as_array().unwrap().iter().find(|i| i["name"] == "pollen:plugin/hypervisor@0.2.0").unwrap();
     assert_eq!(granted["granted_by_pipeline"], true, "the shipped pipeline grants it");
 
     let memory = inspect(&builtin("memory"));

@@ -51,7 +51,7 @@ fn a_component_of_an_unknown_world_is_refused() {
     let message = error.to_string();
     assert!(matches!(error, LoadError::UnknownWorld { .. }), "{message}");
     assert!(message.contains("unknown_world.wasm") && message.contains("`add`"), "{message}");
-    assert!(message.contains("pollen:plugin/pollster@0.1.0"), "{message}");
+    assert!(message.contains("pollen:plugin/pollster@0.2.0"), "{message}");
 }
 
 #[test]
@@ -61,7 +61,7 @@ fn a_transformer_never_reaches_the_hypervisor_even_when_granted() {
     let message = error.to_string();
     assert!(matches!(error, LoadError::Forbidden { .. }), "{message}");
     assert!(message.contains("nosy_transformer.wasm"), "{message}");
-    assert!(message.contains("a transformer may not import `pollen:plugin/hypervisor@0.1.0`"), "{message}");
+    assert!(message.contains("a transformer may not import `pollen:plugin/hypervisor@0.2.0`"), "{message}");
 }
 
 #[test]
@@ -348,4 +348,40 @@ async fn a_plugin_reaches_no_files_environment_network_or_clock() {
         assert_eq!(probes[denied], 0.0, "{denied} must be denied: {probes:?}");
     }
     assert_eq!(probes["probe.clock"], 0.0, "the plugin's clock is frozen at the epoch");
+}
+
+/// A pollster whose meter names no discoverer is called once per cycle, with no
+/// resources, and its samples are on the resources it names (owner and metadata as
+/// it gave them, the same id the same resource from cycle to cycle); what it names
+/// over the host's bounds, or samples at an index it named nothing at, is refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pollster_without_a_discoverer_is_called_once_and_names_its_resources() {
+    let workspace = Workspace::new(&[builtin("local_instances"), builtin("cpu"), hostile("namer")]);
+    let agent = workspace.polling_agent(&grants(&["local_instances", "cpu"]), "meters: ['*']");
+    let mut host_handles = Vec::new();
+    for cycle in 1..=2 {
+        let output = run_cycle(&agent.plugins, &agent.hypervisor, &agent.registry, &agent.pipeline.sources).await;
+        assert!(output.failures.is_empty(), "cycle {cycle}: {:?}", output.failures);
+        let named: Vec<_> = output.samples[0]
+            .iter()
+            .filter(|s| agent.registry.meter(s.meter).unwrap().name == "test.named")
+            .map(|s| (agent.registry.resource(s.resource).unwrap(), s.volume, s.resource))
+            .collect();
+        let described: Vec<(String, f64)> = named.iter().map(|(r, v, _)| (r.id.to_string(), *v)).collect();
+        assert_eq!(
+            described,
+            [("host-1".to_string(), 1.0), (format!("call-{cycle}"), f64::from(cycle))],
+            "cycle {cycle}"
+        );
+        let (host, _, handle) = &named[0];
+        assert_eq!(host.project_id(), Some("p1"));
+        assert_eq!(host.merged_metadata()["kind"], "host");
+        host_handles.push(*handle);
+        assert_eq!(output.refusals.of("namer"), 1, "the sample at an unnamed index is refused");
+        assert!(
+            output.samples[0].iter().any(|s| agent.registry.meter(s.meter).unwrap().name == "cpu"),
+            "the discovered resources' pollsters run beside it"
+        );
+    }
+    assert_eq!(host_handles[0], host_handles[1], "the same id names the same resource from cycle to cycle");
 }

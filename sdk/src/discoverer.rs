@@ -33,6 +33,8 @@ pub use bindings::pollen::plugin::hypervisor;
 pub use bindings::pollen::plugin::types::{DiscoveredResource, Discovery, Error, MetadataEntry, Value};
 crate::helpers::hypervisor_helpers!();
 crate::helpers::value_helpers!();
+#[cfg(feature = "openstack")]
+crate::helpers::json_helpers!();
 crate::helpers::metadata_helpers!();
 crate::helpers::log_helpers!();
 
@@ -94,5 +96,43 @@ impl From<crate::http::HttpError> for Error {
     /// A failed request fails the call, with its reason as the host logs it.
     fn from(error: crate::http::HttpError) -> Self {
         Error::Host(error.to_string())
+    }
+}
+
+/// Reports resources as the host wants them: in full when new or changed since this
+/// instance's previous `discover` call, by id otherwise (a listing of ten thousand
+/// unchanged images then costs the host almost nothing). Keep one in the instance
+/// (a `thread_local!`), call [`Changes::report`] for each resource found, then
+/// [`Changes::finish`].
+#[derive(Default)]
+pub struct Changes {
+    previous: std::collections::HashMap<String, u64>,
+    current: std::collections::HashMap<String, u64>,
+}
+
+impl Changes {
+    /// An empty record (everything is reported in full first).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Reports resource `id`, made by `full` if `what` (everything it is made from,
+    /// e.g. the API's JSON text) differs from the previous call's.
+    pub fn report(&mut self, id: &str, what: &[u8], full: impl FnOnce() -> DiscoveredResource) {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        what.hash(&mut hasher);
+        let fingerprint = hasher.finish();
+        if self.previous.get(id) == Some(&fingerprint) {
+            report(&Discovery::Unchanged(id.to_string()));
+        } else {
+            report(&Discovery::Changed(full()));
+        }
+        self.current.insert(id.to_string(), fingerprint);
+    }
+
+    /// Ends a call: what it reported is what the next one compares with.
+    pub fn finish(&mut self) {
+        self.previous = std::mem::take(&mut self.current);
     }
 }

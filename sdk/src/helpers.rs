@@ -42,6 +42,28 @@ macro_rules! value_helpers {
     };
 }
 
+/// `Value`s from JSON (an API's answer), for worlds that import `openstack`.
+macro_rules! json_helpers {
+    () => {
+        impl From<&serde_json::Value> for Value {
+            /// Null, booleans, integers, floats and strings as themselves; objects and
+            /// arrays as JSON text.
+            fn from(json: &serde_json::Value) -> Self {
+                match json {
+                    serde_json::Value::Null => Value::Null,
+                    serde_json::Value::Bool(flag) => Value::Boolean(*flag),
+                    serde_json::Value::Number(number) => match number.as_i64() {
+                        Some(integer) => Value::Integer(integer),
+                        None => Value::Float(number.as_f64().unwrap_or(f64::NAN)),
+                    },
+                    serde_json::Value::String(text) => Value::Text(text.clone()),
+                    other => Value::Json(other.to_string()),
+                }
+            }
+        }
+    };
+}
+
 /// `entry(key, value)` for `types.metadata-entry`.
 macro_rules! metadata_helpers {
     () => {
@@ -215,4 +237,6 @@ macro_rules! log_helpers {
     };
 }
 
-pub(crate) use {hypervisor_helpers, log_helpers, metadata_helpers, meter_helpers, sample_helpers, value_helpers};
+pub(crate) use {
+    hypervisor_helpers, json_helpers, log_helpers, metadata_helpers, meter_helpers, sample_helpers, value_helpers,
+};

@@ -2,7 +2,7 @@
 //!
 //! A Pollen plugin is a WebAssembly component that the `pollen` agent loads from its
 //! plugin directory and runs in a sandbox. There are three kinds, one per WIT world of
-//! the `pollen:plugin@0.1.0` contract (the `wit/` folder of the Pollen repository):
+//! the `pollen:plugin@0.2.0` contract (the `wit/` folder of the Pollen repository):
 //!
 //! | kind | module | you implement | then call |
 //! |---|---|---|---|
@@ -80,6 +80,9 @@ pub mod discoverer;
 pub mod transformer;
 
 pub mod http;
+
+#[cfg(feature = "openstack")]
+pub mod openstack;
 
 pub mod expr;
 

@@ -24,12 +24,23 @@ pub use bindings::exports::pollen::plugin::pollster::Guest as Pollster;
 pub use bindings::pollen::plugin::config;
 pub use bindings::pollen::plugin::hypervisor;
 pub use bindings::pollen::plugin::types::{
-    Error, MetadataEntry, Meter, MeterType, ResourceInfo as Resource, Sample, Value,
+    DiscoveredResource, Error, MetadataEntry, Meter, MeterType, ResourceInfo as Resource, Sample, Value,
 };
+
+/// Names a resource for this `poll` call's samples (an API pollster's, found in its
+/// responses; a host-level meter's one resource) and returns the index its samples
+/// give as their `resource`; `None` if the host refused it (over its bounds). The
+/// host attaches its user, project and metadata to its samples, as for a
+/// discoverer's.
+pub fn name_resource(resource: &DiscoveredResource) -> Option<u32> {
+    bindings::pollen::plugin::resources::add(resource)
+}
 crate::helpers::hypervisor_helpers!();
 crate::helpers::meter_helpers!();
 crate::helpers::sample_helpers!();
 crate::helpers::value_helpers!();
+#[cfg(feature = "openstack")]
+crate::helpers::json_helpers!();
 crate::helpers::metadata_helpers!();
 crate::helpers::log_helpers!();
 

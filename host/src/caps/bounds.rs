@@ -35,7 +35,7 @@ pub fn discovered_fault(resource: &DiscoveredResource) -> Option<String> {
     if let Some(long) = names.into_iter().flatten().find(|text| text.len() > MAX_NAME) {
         return Some(format!("a name, user or project of {} bytes (at most {MAX_NAME})", long.len()));
     }
-    let metadata = metadata_size(&resource.metadata);
+    let metadata = metadata_size(&resource.metadata) + resource.data.as_ref().map_or(0, String::len);
     (metadata > MAX_METADATA).then(|| format!("{metadata} bytes of metadata (at most {MAX_METADATA})"))
 }
 

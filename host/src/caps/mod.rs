@@ -8,6 +8,8 @@ mod discovered;
 pub mod http;
 mod hypervisor;
 mod log;
+mod openstack;
+mod resources;
 mod samples;
 
 impl crate::bindings::types::Host for crate::plugin::PluginState {}

@@ -75,7 +75,7 @@ impl Host for PluginState {
             None => Default::default(),
         };
         let variant = format!("{id_from}/{user_from}/{project_from}/{metadata_from:?}");
-        let derived = Resource { id: base.id.clone(), name: base.name.clone(), owner, metadata, extra };
+        let derived = Resource { id: base.id.clone(), handed: base.handed.clone(), owner, metadata, extra };
         let registry = &self.context.registry;
         let handle = registry.intern_derived(registry.namespace(id_from)?, derived, &variant);
         self.given.made_resource(handle);

@@ -75,6 +75,15 @@ pub struct ConfigArgs {
     /// Plugin directory, overriding `agent.plugin_dir`.
     #[arg(long, env = "POLLEN_PLUGIN_DIR")]
     pub plugin_dir: Option<PathBuf>,
+    /// Ceilometer's `ceilometer.conf`: its `[service_credentials]` are the OpenStack
+    /// credentials unless the pipeline's `agent.openstack` gives them.
+    #[arg(long = "config-file")]
+    pub ceilometer_conf: Option<PathBuf>,
+    /// With Ceilometer's files and no `--config`: which agent this is, as
+    /// `ceilometer-polling --polling-namespaces` says (`central`: the built-in central
+    /// plugins of `plugins/dist-central`, granted the OpenStack catalog).
+    #[arg(long = "polling-namespaces", value_enum, default_value_t)]
+    pub namespace: config::ceilometer::Namespace,
 }
 
 impl ConfigArgs {
@@ -90,6 +99,7 @@ impl ConfigArgs {
                 polling: self.polling.as_deref(),
                 pipeline: self.pipeline.as_deref(),
                 agent,
+                namespace: self.namespace,
             })?
         } else {
             config::load(self.config.as_deref().unwrap_or(Path::new("pipeline.yaml")))?
@@ -99,6 +109,18 @@ impl ConfigArgs {
         }
         if let Some(dir) = &self.plugin_dir {
             pipeline.agent.plugin_dir = dir.clone();
+        }
+        if let Some(path) = &self.ceilometer_conf {
+            let credentials = crate::openstack::Credentials::from_ceilometer_conf(path)
+                .map_err(|error| ConfigErrors::one(config::ConfigError::new(path, error.to_string())))?;
+            pipeline.agent.resolve_openstack(Some(&credentials));
+        }
+        let problems = config::check_openstack(&pipeline.agent);
+        if !problems.is_empty() {
+            let origin = pipeline.origin.clone();
+            return Err(ConfigErrors(
+                problems.into_iter().map(|(path, message)| config::ConfigError::at(&origin, path, message)).collect(),
+            ));
         }
         Ok(pipeline)
     }

@@ -100,17 +100,34 @@ fn inspect(args: &InspectArgs) -> anyhow::Result<ExitCode> {
     // says which of them the pipeline actually gives it.
     let settings = agent.plugin(&name);
     let granted_by_pipeline = settings.grants.clone();
-    agent.plugins.entry(name).or_default().grants = vec![Grant::Hypervisor, Grant::Http];
+    agent.plugins.entry(name).or_default().grants = vec![Grant::Hypervisor, Grant::Http, Grant::Openstack];
+    if !agent.openstack.problems().is_empty() {
+        // Loading makes a Keystone session but never authenticates: any complete
+        // credentials do for an inspection.
+        agent.openstack = crate::openstack::Credentials {
+            auth_url: Some("http://keystone.invalid/v3".into()),
+            username: Some("inspect".into()),
+            password: Some("inspect".into()),
+            user_domain_name: Some("Default".into()),
+            project_name: Some("inspect".into()),
+            project_domain_name: Some("Default".into()),
+            origin: "pollen plugins inspect".into(),
+            ..Default::default()
+        };
+    }
     let engine = PluginEngine::new(agent.cache_dir())?;
     let plugin = load_file(&engine, &args.file, &agent, &Arc::new(Registry::new()))?;
     let info = &plugin.info;
     let grant_of = |import: &str| {
         let grant = match import {
             i if i.starts_with("pollen:plugin/hypervisor@") => Grant::Hypervisor,
+            i if i.starts_with("pollen:plugin/openstack@") => Grant::Openstack,
             i if i.starts_with("wasi:http/") => Grant::Http,
             _ => return None,
         };
-        Some((grant, granted_by_pipeline.contains(&grant)))
+        // The catalog's endpoints are reachable with `openstack` alone.
+        let http_through_openstack = grant == Grant::Http && granted_by_pipeline.contains(&Grant::Openstack);
+        Some((grant, granted_by_pipeline.contains(&grant) || http_through_openstack))
     };
     if args.settings.json {
         let imports: Vec<_> = info

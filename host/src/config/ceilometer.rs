@@ -26,6 +26,26 @@ use std::path::{Path, PathBuf};
 /// gives the agent's settings.
 pub const COMPUTE_PLUGINS: &[&str] = &["local_instances", "cpu", "memory", "instance", "disk", "network", "perf"];
 
+/// The built-in central discoverers, granted the OpenStack catalog when no Pollen file
+/// gives the agent's settings and the namespace is `central`.
+pub const CENTRAL_DISCOVERERS: &[&str] = &["glance_images", "cinder_volumes"];
+
+/// Where `make plugins` puts the built-in central plugins (the compute ones go to
+/// `agent.plugin_dir`'s default, `plugins/dist`).
+pub const CENTRAL_PLUGIN_DIR: &str = "plugins/dist-central";
+
+/// Which of Ceilometer's polling agents Pollen stands in for (`ceilometer-polling
+/// --polling-namespaces`): it picks the built-in plugins and their grants when no
+/// Pollen file gives the agent's settings.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Namespace {
+    /// The compute agent: the hypervisor's meters (`plugins/dist`).
+    #[default]
+    Compute,
+    /// The central agent: the OpenStack APIs' meters (`plugins/dist-central`).
+    Central,
+}
+
 /// Ceilometer's default polling interval for a pipeline source that names none.
 const DEFAULT_INTERVAL: u64 = 600;
 
@@ -37,6 +57,8 @@ pub struct CeilometerFiles<'a> {
     pub pipeline: Option<&'a Path>,
     /// The agent's settings, if given (a Pollen file's `agent` section).
     pub agent: Option<Agent>,
+    /// Which agent, for the settings when `agent` is none.
+    pub namespace: Namespace,
 }
 
 /// One Ceilometer file, parsed.
@@ -222,13 +244,19 @@ fn sinks(document: &Document, problems: &mut Vec<ConfigError>, warnings: &mut Ve
 }
 
 /// The agent settings used when no Pollen file gives them: the defaults, with the
-/// hypervisor granted to the built-in compute plugins.
-pub fn default_agent() -> Agent {
+/// hypervisor granted to the built-in compute plugins, or (`central`) the built-in
+/// central plugins' folder and the catalog granted to its discoverers.
+pub fn default_agent(namespace: Namespace) -> Agent {
     let mut agent = Agent::default();
-    for name in COMPUTE_PLUGINS {
-        agent
-            .plugins
-            .insert((*name).to_string(), PluginSettings { grants: vec![Grant::Hypervisor], ..Default::default() });
+    let (names, grant) = match namespace {
+        Namespace::Compute => (COMPUTE_PLUGINS, Grant::Hypervisor),
+        Namespace::Central => {
+            agent.plugin_dir = CENTRAL_PLUGIN_DIR.into();
+            (CENTRAL_DISCOVERERS, Grant::Openstack)
+        }
+    };
+    for name in names {
+        agent.plugins.insert((*name).to_string(), PluginSettings { grants: vec![grant], ..Default::default() });
     }
     agent
 }
@@ -245,7 +273,7 @@ pub fn load(files: CeilometerFiles<'_>) -> Result<Pipeline, ConfigErrors> {
     }
     let origin = files.pipeline.or(files.polling).unwrap_or(Path::new("pipeline.yaml")).to_path_buf();
     let mut result = Pipeline {
-        agent: files.agent.unwrap_or_else(default_agent),
+        agent: files.agent.unwrap_or_else(|| default_agent(files.namespace)),
         sources: Vec::new(),
         sinks: Vec::new(),
         origin: origin.clone(),
@@ -361,7 +389,13 @@ mod tests {
             "pipeline.yaml",
             "sources:\n  - name: all\n    meters: ['*']\n    sinks: [raw]\n  - name: cpu\n    interval: 5\n    meters: [cpu]\n    sinks: [util]\nsinks:\n  - name: raw\n    publishers: ['stdout://']\n  - name: util\n    transformers:\n      - name: rate_of_change\n        parameters:\n          target: {name: cpu_util, scale: '100.0 / 10**9'}\n    publishers: ['stdout://']\n    retry: 3\n",
         );
-        let loaded = load(CeilometerFiles { polling: Some(&polling), pipeline: Some(&pipeline), agent: None }).unwrap();
+        let loaded = load(CeilometerFiles {
+            polling: Some(&polling),
+            pipeline: Some(&pipeline),
+            agent: None,
+            namespace: Namespace::Compute,
+        })
+        .unwrap();
         let sources: Vec<(&str, u64, bool, bool)> = loaded
             .sources
             .iter()
@@ -393,7 +427,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let polling =
             write(dir.path(), "polling.yaml", "sources:\n  - name: all\n    interval: 300\n    meters: ['*']\n");
-        let loaded = load(CeilometerFiles { polling: Some(&polling), pipeline: None, agent: None }).unwrap();
+        let loaded = load(CeilometerFiles {
+            polling: Some(&polling),
+            pipeline: None,
+            agent: None,
+            namespace: Namespace::Compute,
+        })
+        .unwrap();
         assert_eq!(loaded.sources[0].sinks, vec!["notifier"]);
         assert_eq!(loaded.sinks[0].publishers, vec!["notifier://"]);
     }
@@ -402,18 +442,36 @@ mod tests {
     fn problems_are_reported_with_file_and_place() {
         let dir = tempfile::tempdir().unwrap();
         let bad_yaml = write(dir.path(), "pipeline.yaml", "sources:\n  - name: a\n   meters: [x]\n");
-        let errors = load(CeilometerFiles { polling: None, pipeline: Some(&bad_yaml), agent: None }).unwrap_err();
+        let errors = load(CeilometerFiles {
+            polling: None,
+            pipeline: Some(&bad_yaml),
+            agent: None,
+            namespace: Namespace::Compute,
+        })
+        .unwrap_err();
         assert!(errors.0[0].location.is_some(), "{errors}");
         let legacy = write(dir.path(), "old.yaml", "- name: meter_pipeline\n  interval: 600\n");
-        let errors = load(CeilometerFiles { polling: None, pipeline: Some(&legacy), agent: None }).unwrap_err();
+        let errors = load(CeilometerFiles {
+            polling: None,
+            pipeline: Some(&legacy),
+            agent: None,
+            namespace: Namespace::Compute,
+        })
+        .unwrap_err();
         assert!(errors.to_string().contains("pre-Liberty"), "{errors}");
         let unnamed = write(
             dir.path(),
             "unnamed.yaml",
             "sources:\n  - meters: [cpu]\n    sinks: [s]\nsinks:\n  - name: s\n    publishers: ['kafka://x']\n",
         );
-        let errors =
-            load(CeilometerFiles { polling: None, pipeline: Some(&unnamed), agent: None }).unwrap_err().to_string();
+        let errors = load(CeilometerFiles {
+            polling: None,
+            pipeline: Some(&unnamed),
+            agent: None,
+            namespace: Namespace::Compute,
+        })
+        .unwrap_err()
+        .to_string();
         assert!(errors.contains("sources[0].name: is required"), "{errors}");
     }
 }

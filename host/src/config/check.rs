@@ -193,3 +193,27 @@ fn check_http(agent: &Agent, fail: &mut impl FnMut(String, String)) {
         }
     }
 }
+
+/// The OpenStack credentials, if a plugin is granted `openstack`: (option, problem).
+/// Checked once every source of them is known (`--config-file`), by the command line.
+pub(crate) fn check_openstack(agent: &Agent) -> Vec<(String, String)> {
+    let granted: Vec<&String> =
+        agent.plugins.iter().filter(|(_, p)| p.grants.contains(&Grant::Openstack)).map(|(name, _)| name).collect();
+    let Some(first) = granted.first() else {
+        return Vec::new();
+    };
+    let credentials = &agent.openstack;
+    if !credentials.is_set() {
+        return vec![(
+            format!("agent.plugins.{first}.grants"),
+            "grants `openstack`, but the agent has no service credentials: set `agent.openstack` (auth_url, username, password, user_domain_name, project_name, project_domain_name), give Ceilometer's ceilometer.conf with --config-file, or set the OS_* variables".into(),
+        )];
+    }
+    credentials
+        .problems()
+        .into_iter()
+        .map(|(option, problem)| {
+            (format!("agent.openstack.{option}"), format!("{problem} (credentials from {})", credentials.origin))
+        })
+        .collect()
+}

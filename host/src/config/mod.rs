@@ -6,6 +6,7 @@
 
 pub mod ceilometer;
 mod check;
+pub(crate) use check::check_openstack;
 mod error;
 mod model;
 
@@ -34,6 +35,7 @@ pub fn parse(text: &str, origin: &Path, base: &Path) -> Result<Pipeline, ConfigE
         serde_yaml::from_str(text).map_err(|error| ConfigErrors::one(ConfigError::from_yaml(origin, &error)))?;
     pipeline.origin = origin.to_path_buf();
     pipeline.agent.resolve_paths(base);
+    pipeline.agent.resolve_openstack(None);
     let problems = check::check(&pipeline);
     if problems.is_empty() {
         Ok(pipeline)

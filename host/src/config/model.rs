@@ -82,6 +82,10 @@ pub struct Agent {
     pub prometheus_listen: Vec<String>,
     /// Bounds and TLS of the requests plugins granted `http` make.
     pub http: HttpSettings,
+    /// The OpenStack service credentials (Ceilometer's `[service_credentials]`), for
+    /// plugins granted `openstack`; if this names no `auth_url`, those of
+    /// `--config-file ceilometer.conf`, else of the `OS_*` environment variables.
+    pub openstack: crate::openstack::Credentials,
 }
 
 /// `agent.http`: what bounds every request a plugin makes through `wasi:http`, and
@@ -139,11 +143,26 @@ impl Default for Agent {
             telemetry_secret: String::new(),
             prometheus_listen: Vec::new(),
             http: HttpSettings::default(),
+            openstack: Default::default(),
         }
     }
 }
 
 impl Agent {
+    /// The OpenStack credentials in force: the pipeline's, else those of
+    /// `ceilometer_conf` (Ceilometer's `[service_credentials]`), else the `OS_*`
+    /// environment's.
+    pub fn resolve_openstack(&mut self, ceilometer_conf: Option<&crate::openstack::Credentials>) {
+        const OWN: &str = "agent.openstack of the pipeline file";
+        if self.openstack.origin.is_empty() {
+            self.openstack.origin = OWN.into();
+        }
+        let own = if self.openstack.origin == OWN { self.openstack.clone() } else { Default::default() };
+        if let Some(found) = crate::openstack::Credentials::in_force(&own, ceilometer_conf) {
+            self.openstack = found;
+        }
+    }
+
     /// Resolves relative paths against `base` (the pipeline file's folder).
     pub(super) fn resolve_paths(&mut self, base: &Path) {
         if self.plugin_dir.is_relative() {
@@ -243,6 +262,9 @@ pub enum Grant {
     /// Outgoing HTTP(S) requests (`wasi:http/outgoing-handler`), to the origins of
     /// the plugin's `allowed_hosts` only.
     Http,
+    /// The OpenStack catalog (`pollen:plugin/openstack`), and the agent's token on
+    /// the plugin's requests to the catalog's endpoints.
+    Openstack,
 }
 
 impl Grant {
@@ -251,6 +273,7 @@ impl Grant {
         match self {
             Self::Hypervisor => "hypervisor",
             Self::Http => "http",
+            Self::Openstack => "openstack",
         }
     }
 }

@@ -11,8 +11,10 @@ use crate::caps::bounds::{metadata_size, MAX_ID as MAX_RESOURCE_ID, MAX_METADATA
 use crate::config::Source;
 use crate::convert;
 use crate::hypervisor::{CycleSnapshot, Hypervisor, HypervisorError};
-use crate::plugin::{plugin_text, Plugin, PluginError};
+use crate::plugin::{plugin_text, Plugin, PluginError, Polled};
 use crate::registry::{Namespace, Registry, ResourceHandle};
+#[cfg(test)]
+use crate::sample::Handed;
 use crate::sample::{now_ns, Metadata, Resource, Sample};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -84,11 +86,13 @@ impl PerPlugin {
 }
 
 /// One pollster's part of the cycle: which meters each source wants from it.
+#[derive(Clone)]
 struct PollPlan {
     pollster: Arc<Plugin>,
     /// Per source (index into the sources), the meter indices it selects.
     selections: Vec<(usize, BTreeSet<usize>)>,
-    /// Discoverers whose resources it polls, per source.
+    /// Discoverers whose resources it polls, per source; none: the source's meters
+    /// name no discoverer, and the pollster is called once per cycle for it.
     discoverers: Vec<(usize, Vec<String>)>,
 }
 
@@ -111,6 +115,9 @@ struct Work {
     targets: Arc<Targets>,
     /// Likewise.
     chunks: Arc<Vec<Vec<usize>>>,
+    /// Called once in the cycle's first chunk, with no resources: a pollster that names
+    /// its own, for the sources whose meters name no discoverer.
+    once: bool,
 }
 
 /// Resources read and polled together: bounds what the host holds of the hypervisor,
@@ -173,7 +180,7 @@ where
     let (order, work) = chunked(plans, sources, &discovered, registry);
     let work = Arc::new(work);
     let order = Arc::new(order);
-    let chunk_count = order.len().div_ceil(CHUNK);
+    let chunk_count = order.len().div_ceil(CHUNK).max(usize::from(work.iter().any(|w| w.once)));
     let started = std::time::Instant::now();
     let mut next = prefetching.then(|| prefetch(&snapshot, &order, 0));
     let mut prefetch_failed = false;
@@ -187,7 +194,8 @@ where
         }
         let mut calls = Vec::new();
         for index in 0..work.len() {
-            if work[index].chunks.get(chunk).is_none_or(Vec::is_empty) {
+            let called_once = work[index].once && chunk == 0;
+            if !called_once && work[index].chunks.get(chunk).is_none_or(Vec::is_empty) {
                 continue;
             }
             let (work, snapshot, registry) = (work.clone(), snapshot.clone(), registry.clone());
@@ -195,7 +203,8 @@ where
             calls.push(tokio::task::spawn_blocking(move || {
                 let work = &work[index];
                 let mut routed = CycleOutput { samples: vec![Vec::new(); source_count], ..CycleOutput::default() };
-                poll_chunk(work, &work.chunks[chunk], &snapshot, &registry, &mut routed);
+                let resources = work.chunks.get(chunk).map_or(&[][..], Vec::as_slice);
+                poll_chunk(work, resources, &snapshot, &registry, &mut routed);
                 (work.plan.pollster.name().to_string(), routed)
             }));
         }
@@ -280,10 +289,33 @@ fn chunked(
     let mut order = Vec::new();
     let mut position: HashMap<ResourceHandle, usize> = HashMap::new();
     let mut work = Vec::new();
-    for plan in plans {
-        let same = work.iter().find(|w: &&Work| w.plan.discoverers == plan.discoverers);
+    for mut plan in plans {
+        // The sources whose meters name no discoverer: one call a cycle, of their own.
+        let (once, discovering): (Vec<_>, Vec<_>) = plan
+            .discoverers
+            .iter()
+            .cloned()
+            .partition(|(source, names)| names.is_empty() && sources[*source].resources.is_empty());
+        if !once.is_empty() {
+            let once_sources: BTreeSet<usize> = once.iter().map(|(source, _)| *source).collect();
+            let alone = |(source, _): &(usize, BTreeSet<usize>)| once_sources.contains(source);
+            let selections = plan.selections.iter().filter(|s| alone(s)).cloned().collect();
+            let per_source = once.iter().map(|(source, _)| (*source, BTreeSet::new())).collect();
+            work.push(Work {
+                plan: PollPlan { pollster: plan.pollster.clone(), selections, discoverers: once },
+                targets: Arc::new(Targets { resources: Vec::new(), per_source }),
+                chunks: Arc::new(Vec::new()),
+                once: true,
+            });
+            plan.selections.retain(|s| !alone(s));
+            plan.discoverers = discovering;
+            if plan.selections.is_empty() {
+                continue;
+            }
+        }
+        let same = work.iter().find(|w: &&Work| !w.once && w.plan.discoverers == plan.discoverers);
         if let Some((targets, chunks)) = same.map(|w| (w.targets.clone(), w.chunks.clone())) {
-            work.push(Work { plan, targets, chunks });
+            work.push(Work { plan, targets, chunks, once: false });
             continue;
         }
         let targets = targets(&plan, sources, discovered, registry);
@@ -300,7 +332,7 @@ fn chunked(
             chunks[chunk].push(index);
         }
         if !targets.resources.is_empty() {
-            work.push(Work { plan, targets: Arc::new(targets), chunks: Arc::new(chunks) });
+            work.push(Work { plan, targets: Arc::new(targets), chunks: Arc::new(chunks), once: false });
         }
     }
     (order, work)
@@ -319,17 +351,27 @@ fn poll_chunk(
         .iter()
         .map(|i| {
             let resource = &work.targets.resources[*i].1;
-            types::ResourceInfo { id: resource.id.to_string(), name: resource.name.to_string() }
+            types::ResourceInfo {
+                id: resource.id.to_string(),
+                name: resource.name().to_string(),
+                data: resource.handed.data.as_deref().map(str::to_string),
+            }
         })
         .collect();
     match work.plan.pollster.poll(snapshot.clone(), &infos) {
-        Ok(mut raw) => {
-            for sample in &mut raw {
-                // Indices into the chunk become indices into the targets; one beyond the
-                // chunk stays beyond them: still refused.
-                sample.resource = chunk.get(sample.resource as usize).map_or(u32::MAX, |i| *i as u32);
+        Ok(Polled { mut samples, named }) => {
+            let given = work.targets.resources.len();
+            for sample in &mut samples {
+                // Indices into the chunk become indices into the targets, those of named
+                // resources indices after them; any other stays beyond: still refused.
+                let index = sample.resource as usize;
+                sample.resource = match chunk.get(index) {
+                    Some(target) => *target as u32,
+                    None if index - chunk.len() < named.len() => (given + index - chunk.len()) as u32,
+                    None => u32::MAX,
+                };
             }
-            route(&work.plan, &work.targets, raw, registry, output);
+            route(&work.plan, &work.targets, &named, samples, registry, output);
         }
         Err(error) => output.failures.push(error),
     }
@@ -395,13 +437,22 @@ fn targets(
     targets
 }
 
-/// Hands a pollster's samples to the sources that asked for their meter and resource.
-fn route(plan: &PollPlan, targets: &Targets, raw: Vec<types::Sample>, registry: &Registry, output: &mut CycleOutput) {
+/// Hands a pollster's samples to the sources that asked for their meter and resource
+/// (a resource the pollster named: every source it was polled for).
+fn route(
+    plan: &PollPlan,
+    targets: &Targets,
+    named: &[Interned],
+    raw: Vec<types::Sample>,
+    registry: &Registry,
+    output: &mut CycleOutput,
+) {
     let timestamp = now_ns();
     // The device of the previous sample: its base resource, id and handle.
     let mut last_device: Option<(usize, String, ResourceHandle)> = None;
     for sample in raw {
-        let (meter_index, base) = match check_sample(&plan.pollster, targets.resources.len(), &sample) {
+        let given = targets.resources.len();
+        let (meter_index, base) = match check_sample(&plan.pollster, given + named.len(), &sample) {
             Ok(indices) => indices,
             Err(fault) => {
                 output.malformed += 1;
@@ -410,7 +461,8 @@ fn route(plan: &PollPlan, targets: &Targets, raw: Vec<types::Sample>, registry: 
             }
         };
         let volume = sample.volume;
-        let base_handle = targets.resources[base].0;
+        let base_resource = if base < given { &targets.resources[base] } else { &named[base - given] };
+        let base_handle = base_resource.0;
         let resource = match (&last_device, &sample.resource_id) {
             (Some((last_base, last_id, handle)), Some(id))
                 if *last_base == base && last_id == id && sample.metadata.is_empty() =>
@@ -419,7 +471,7 @@ fn route(plan: &PollPlan, targets: &Targets, raw: Vec<types::Sample>, registry: 
             }
             _ => {
                 let id = sample.resource_id.clone();
-                let handle = match device_resource(registry, &targets.resources[base], sample) {
+                let handle = match device_resource(registry, base_resource, sample) {
                     Ok(handle) => handle,
                     Err(fault) => {
                         output.malformed += 1;
@@ -433,8 +485,8 @@ fn route(plan: &PollPlan, targets: &Targets, raw: Vec<types::Sample>, registry: 
         };
         let meter = plan.pollster.info.meters[meter_index].handle;
         for (source, meters) in &plan.selections {
-            let polled_for_source =
-                targets.per_source.iter().any(|(s, handles)| s == source && handles.contains(&base_handle));
+            let polled_for_source = base >= given
+                || targets.per_source.iter().any(|(s, handles)| s == source && handles.contains(&base_handle));
             if polled_for_source && meters.contains(&meter_index) {
                 output.samples[*source].push(Sample { meter, resource, volume, timestamp });
             }
@@ -569,7 +621,7 @@ fn device_resource(
     }
     let namespace = registry.namespace(*handle).unwrap_or(Namespace::STATIC);
     if let Some(id) = sample.resource_id.as_deref().filter(|id| *id != &*base.id) {
-        if !id.contains(&*base.id) && !id.contains(&*base.name) {
+        if !id.contains(&*base.id) && !id.contains(base.name()) {
             return Err(Fault::NotItsDevice { id: id.to_string(), of: base.id.to_string() });
         }
         if registry.resource_handle(namespace, id).is_some_and(|other| other != *handle) {
@@ -581,7 +633,7 @@ fn device_resource(
         namespace,
         Resource {
             id: sample.resource_id.map_or_else(|| base.id.clone(), Into::into),
-            name: base.name.clone(),
+            handed: base.handed.clone(),
             owner: base.owner.clone(),
             metadata: base.metadata.clone(),
             extra: Metadata::from_map(&convert::metadata_to_json(sample.metadata)),
@@ -633,7 +685,7 @@ mod tests {
             matches!(&refused, Err(Fault::NotItsDevice { id, of }) if id == "bbbb-vda" && of == "aaaa"),
             "{refused:?}"
         );
-        assert_eq!(&*registry.resource(b_disk).unwrap().name, "bbbb", "b's disk is still b's");
+        assert_eq!(registry.resource(b_disk).unwrap().name(), "bbbb", "b's disk is still b's");
         let a_disk = device_resource(&registry, &a, on_device("aaaa-vda")).expect("a names its own disk");
         assert_ne!(a_disk, b_disk);
         // An id that carries `a`'s but is another resource's of the same discoverer.
@@ -654,7 +706,7 @@ mod tests {
     #[test]
     fn a_device_id_may_carry_the_resource_s_name() {
         let registry = Registry::new();
-        let resource = Resource { name: "instance-00000001".into(), ..Resource::bare("11111111-2222") };
+        let resource = Resource { handed: Handed::named("instance-00000001"), ..Resource::bare("11111111-2222") };
         let handle = registry.intern_in(registry.namespace_of_plugin("local_instances"), resource);
         let base = (handle, registry.resource(handle).unwrap());
         let vnic = device_resource(&registry, &base, on_device("nova-instance-instance-00000001-fa163e000001"));

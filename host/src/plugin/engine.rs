@@ -15,6 +15,7 @@ use super::cache::ComponentCache;
 use super::error::EngineError;
 use super::state::PluginState;
 use crate::bindings::agent::Agent;
+use crate::openstack::Keystone;
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -35,6 +36,9 @@ pub struct PluginEngine {
     pub(crate) linker: Linker<PluginState>,
     pub(crate) cache: ComponentCache,
     pub(crate) ticker: Arc<EpochTicker>,
+    /// The Keystone session of the plugins granted `openstack`, kept across reloads
+    /// while the credentials are the same.
+    keystone: Mutex<Option<Arc<Keystone>>>,
 }
 
 impl PluginEngine {
@@ -54,7 +58,29 @@ impl PluginEngine {
 
         let ticker = EpochTicker::start(engine.clone())?;
         let cache = ComponentCache::new(cache_dir, &engine);
-        Ok(Self { engine, linker, cache, ticker })
+        Ok(Self { engine, linker, cache, ticker, keystone: Mutex::new(None) })
+    }
+
+    /// The agent's Keystone session for `agent.openstack` (made on first use; a new
+    /// one when the credentials change).
+    pub(crate) fn keystone(&self, agent: &crate::config::Agent) -> Result<Arc<Keystone>, String> {
+        let mut slot = self.keystone.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(session) = slot.as_ref().filter(|s| *s.credentials() == agent.openstack) {
+            return Ok(session.clone());
+        }
+        let problems = agent.openstack.problems();
+        if let Some((option, problem)) = problems.first() {
+            return Err(format!(
+                "the OpenStack credentials are incomplete: {option} {problem} (credentials from {}); set agent.openstack, --config-file ceilometer.conf or the OS_* variables",
+                agent.openstack.origin
+            ));
+        }
+        let client = crate::caps::http::HttpClient::new(&agent.http)
+            .and_then(|c| c.host_client().map_err(|e| crate::caps::http::HttpSetupError::Tls(e.to_string())))
+            .map_err(|e| e.to_string())?;
+        let session = Arc::new(Keystone::new(agent.openstack.clone(), client));
+        *slot = Some(session.clone());
+        Ok(session)
     }
 
     /// Epoch ticks for a deadline of `timeout` (at least one).

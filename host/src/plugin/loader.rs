@@ -190,8 +190,12 @@ fn load_bytes(
         params.push(("host".into(), gethostname::gethostname().to_string_lossy().into_owned()));
     }
     let shared_name: Arc<str> = Arc::from(name.as_str());
-    let http = HttpAccess::for_plugin(&shared_name, agent)
-        .map_err(|message| LoadError::Link { path: path.to_path_buf(), message })?;
+    let link_error = |message| LoadError::Link { path: path.to_path_buf(), message };
+    let openstack = match settings.grants.contains(&Grant::Openstack) {
+        true => Some(engine.keystone(agent).map_err(link_error)?),
+        false => None,
+    };
+    let http = HttpAccess::for_plugin(&shared_name, agent, openstack.clone()).map_err(link_error)?;
     let context = PluginContext {
         name: shared_name.clone(),
         grants: settings.grants.clone().into(),
@@ -204,6 +208,7 @@ fn load_bytes(
         log: Arc::new(PluginLog::new(shared_name, agent.log_lines_per_second(&name))),
         made_meters: Arc::default(),
         http,
+        openstack,
     };
     let sandbox = Sandbox::new(engine, kind, pre, context)
         .map_err(|error| LoadError::Link { path: path.to_path_buf(), message: format!("{error:#}") })?;
@@ -260,7 +265,7 @@ fn check_header(path: &Path, bytes: &[u8]) -> Result<(), LoadError> {
     Ok(())
 }
 
-/// Splits `pollen:plugin/pollster@0.1.0` into (`pollen:plugin/pollster`, `0.1.0`).
+/// Splits `pollen:plugin/pollster@0.2.0` into (`pollen:plugin/pollster`, `0.2.0`).
 fn split_version(name: &str) -> (&str, Option<&str>) {
     match name.split_once('@') {
         Some((interface, version)) => (interface, Some(version)),
@@ -329,23 +334,26 @@ fn check_imports(
         }
         match (pollen_interface, kind) {
             ("types" | "log" | "config", _) => {}
-            ("hypervisor", PluginKind::Pollster | PluginKind::Discoverer) => {
-                if !grants.contains(&Grant::Hypervisor) {
+            (granted @ ("hypervisor" | "openstack"), PluginKind::Pollster | PluginKind::Discoverer) => {
+                let grant = if granted == "hypervisor" { Grant::Hypervisor } else { Grant::Openstack };
+                if !grants.contains(&grant) {
                     return Err(LoadError::NotGranted {
                         path: path.to_path_buf(),
                         plugin: name.to_string(),
                         import: import.clone(),
-                        grant: "hypervisor",
+                        grant: grant.name(),
                     });
                 }
             }
-            ("samples", PluginKind::Transformer) | ("discovered", PluginKind::Discoverer) => {}
-            ("hypervisor", PluginKind::Transformer) => {
+            ("samples", PluginKind::Transformer)
+            | ("discovered", PluginKind::Discoverer)
+            | ("resources", PluginKind::Pollster) => {}
+            ("hypervisor" | "openstack", PluginKind::Transformer) => {
                 return Err(LoadError::Forbidden {
                     path: path.to_path_buf(),
                     kind,
                     import: import.clone(),
-                    hint: " (transformers never reach the hypervisor; poll it in a pollster)",
+                    hint: " (transformers never reach the hypervisor or the cloud; poll them in a pollster)",
                 })
             }
             _ => return Err(LoadError::Forbidden { path: path.to_path_buf(), kind, import: import.clone(), hint: "" }),
@@ -370,7 +378,7 @@ fn check_http_import(
             hint: " (transformers never reach the network; fetch in a pollster)",
         });
     }
-    if !grants.contains(&Grant::Http) {
+    if !grants.contains(&Grant::Http) && !grants.contains(&Grant::Openstack) {
         return Err(LoadError::NotGranted {
             path: path.to_path_buf(),
             plugin: name.to_string(),

@@ -31,7 +31,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 /// The version of the WIT contract (`pollen:plugin`) this agent speaks.
-pub const CONTRACT_VERSION: &str = "0.1.0";
+pub const CONTRACT_VERSION: &str = "0.2.0";
 
 /// What a plugin is: which world it implements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
@@ -97,7 +97,7 @@ pub struct PluginInfo {
     pub path: PathBuf,
     /// Its world.
     pub kind: PluginKind,
-    /// The WIT world, e.g. `pollen:plugin/pollster-plugin@0.1.0`.
+    /// The WIT world, e.g. `pollen:plugin/pollster-plugin@0.2.0`.
     pub world: String,
     /// Everything it imports.
     pub imports: Vec<String>,
@@ -108,6 +108,15 @@ pub struct PluginInfo {
     /// Whether its native code came from the cache.
     #[serde(skip)]
     pub cache: CacheOutcome,
+}
+
+/// What one `poll` call returned.
+pub struct Polled {
+    /// Its samples.
+    pub samples: Vec<types::Sample>,
+    /// The resources it named, interned, in the order of their indices (after the
+    /// resources it was given).
+    pub named: Vec<(ResourceHandle, Arc<Resource>)>,
 }
 
 /// What one `discover` call found.
@@ -162,16 +171,20 @@ impl Plugin {
         PluginError::WrongKind { plugin: self.info.name.clone(), kind: self.info.kind, wanted }
     }
 
-    /// A pollster's samples for these resources, as the plugin returned them.
-    pub fn poll(
-        &self,
-        cycle: Arc<CycleSnapshot>,
-        resources: &[types::ResourceInfo],
-    ) -> Result<Vec<types::Sample>, PluginError> {
+    /// A pollster's samples for `resources`, and the resources it named itself
+    /// (`resources.add`), which samples index after `resources`.
+    pub fn poll(&self, cycle: Arc<CycleSnapshot>, resources: &[types::ResourceInfo]) -> Result<Polled, PluginError> {
         self.check_kind(PluginKind::Pollster)?;
-        self.sandbox.call(Some(cycle), |instance, store| match instance {
-            WorldInstance::Pollster(p) => p.pollen_plugin_pollster().call_poll(store, resources),
-            _ => unreachable!("kind checked above"),
+        self.sandbox.call(Some(cycle), |instance, store| {
+            let WorldInstance::Pollster(p) = instance else { unreachable!("kind checked above") };
+            store.data_mut().naming = Some(state::NamingCall { given: resources.len(), ..Default::default() });
+            let result = p.pollen_plugin_pollster().call_poll(&mut *store, resources);
+            let naming = store.data_mut().naming.take().unwrap_or_default();
+            if let Some(first) = &naming.first_refused {
+                tracing::warn!(plugin = %self.name(), refused = naming.refused, first = %plugin_text(first, 256),
+                    "the pollster named resources over the host's bounds; they are left out");
+            }
+            result.map(|polled| polled.map(|samples| Polled { samples, named: naming.named }))
         })
     }
 

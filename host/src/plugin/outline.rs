@@ -8,9 +8,9 @@ use wasmparser::{Parser, Payload};
 /// A component's outline.
 #[derive(Debug, Default)]
 pub(crate) struct Outline {
-    /// Its top-level imports, e.g. `pollen:plugin/hypervisor@0.1.0`.
+    /// Its top-level imports, e.g. `pollen:plugin/hypervisor@0.2.0`.
     pub imports: Vec<String>,
-    /// Its top-level exports, e.g. `pollen:plugin/pollster@0.1.0`.
+    /// Its top-level exports, e.g. `pollen:plugin/pollster@0.2.0`.
     pub exports: Vec<String>,
     /// Bytes of its largest function body, in any of its core modules.
     pub largest_function: usize,

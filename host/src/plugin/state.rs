@@ -44,8 +44,10 @@ pub struct PluginContext {
     /// How many meters of its own making it interned (a transformer), all its
     /// instances together.
     pub made_meters: Arc<std::sync::atomic::AtomicUsize>,
-    /// What it may reach over HTTP, if the pipeline grants `http`.
+    /// What it may reach over HTTP, if the pipeline grants `http` or `openstack`.
     pub http: Option<Arc<HttpAccess>>,
+    /// The agent's Keystone session, if the pipeline grants `openstack`.
+    pub openstack: Option<Arc<crate::openstack::Keystone>>,
 }
 
 impl PluginContext {
@@ -63,6 +65,18 @@ pub(crate) struct DiscoveryCall {
     pub found: super::Discovered,
 }
 
+/// A pollster's `poll` call in progress: the resources it names (`resources.add`).
+#[derive(Default)]
+pub(crate) struct NamingCall {
+    /// How many resources the call was given (named ones are indexed after them).
+    pub given: usize,
+    /// What it named, in order.
+    pub named: Vec<(ResourceHandle, Arc<crate::sample::Resource>)>,
+    /// How many it named over the host's bounds, and the first one's problem.
+    pub refused: usize,
+    pub first_refused: Option<String>,
+}
+
 /// The data of one plugin instance's store.
 pub struct PluginState {
     pub(crate) context: PluginContext,
@@ -74,6 +88,8 @@ pub struct PluginState {
     pub(crate) reported: HashSet<ResourceHandle>,
     /// The `discover` call in progress, if any.
     pub(crate) discovering: Option<DiscoveryCall>,
+    /// The `poll` call in progress, if any.
+    pub(crate) naming: Option<NamingCall>,
     /// The time of the call in progress.
     pub(crate) clock: CallClock,
     /// What a transformer instance was given or made: what its samples may be on.
@@ -107,6 +123,7 @@ impl PluginState {
             stderr,
             reported: HashSet::new(),
             discovering: None,
+            naming: None,
             clock: CallClock::start(),
             given: Default::default(),
             http_hooks,

@@ -499,7 +499,7 @@ mod tests {
         });
         let resource = registry.intern_resource(crate::sample::Resource {
             id: "uuid-1-vda".into(),
-            name: "instance-1".into(),
+            handed: crate::sample::Handed::named("instance-1"),
             owner: crate::sample::Owner::of(Some("u"), None),
             metadata: metadata.into(),
             extra: crate::sample::Metadata::from_map(serde_json::json!({"disk_name": "vda"}).as_object().unwrap()),

@@ -25,6 +25,11 @@ pub fn builtin(name: &str) -> PathBuf {
     built(repo().join("plugins/dist").join(format!("{name}.wasm")), "make plugins")
 }
 
+/// A built-in central plugin, as `make plugins` leaves it (`plugins/dist-central`).
+pub fn central(name: &str) -> PathBuf {
+    built(repo().join("plugins/dist-central").join(format!("{name}.wasm")), "make plugins")
+}
+
 /// A hostile test plugin, as `make test-plugins` leaves it.
 pub fn hostile(name: &str) -> PathBuf {
     built(repo().join("tests/plugins/dist").join(format!("{name}.wasm")), "make test-plugins")

@@ -60,6 +60,7 @@ pub fn resource_from_domain(domain: &hypervisor::Domain, info: &DomainInfo, host
         user_id: info.user_id.clone(),
         project_id: info.project_id.clone(),
         metadata,
+        data: None,
     }
 }
 

@@ -219,7 +219,7 @@ impl QemuDomain {
 }
 
 /// A component that claims to be a pollster (it exports an empty instance under
-/// `pollen:plugin/pollster@0.1.0`) and holds one core module with a single function
+/// `pollen:plugin/pollster@0.2.0`) and holds one core module with a single function
 /// of about `bytes` bytes (`i32.const 1; i32.add`, over and over, on its argument): a
 /// load-time bomb, minutes of cranelift's time to compile if nothing refuses it first.
 pub fn component_with_a_function_of(bytes: usize) -> Vec<u8> {
@@ -257,7 +257,7 @@ pub fn component_with_functions(count: usize, bytes: usize) -> Vec<u8> {
     instances.export_items(std::iter::empty::<(&str, ComponentExportKind, u32)>());
     component.section(&instances);
     let mut exports = ComponentExportSection::new();
-    exports.export("pollen:plugin/pollster@0.1.0", ComponentExportKind::Instance, 0, None);
+    exports.export("pollen:plugin/pollster@0.2.0", ComponentExportKind::Instance, 0, None);
     component.section(&exports);
     component.finish()
 }

@@ -5,6 +5,7 @@
 
 use super::allowed::Origin;
 use crate::config::HttpSettings;
+use crate::openstack::{Keystone, Token};
 use bytes::Bytes;
 use http_body::{Body, Frame};
 use http_body_util::BodyExt;
@@ -38,6 +39,7 @@ pub enum HttpSetupError {
 
 /// The host's HTTP client for plugins: its TLS and bounds (`agent.http`).
 pub struct HttpClient {
+    tls_config: Arc<rustls::ClientConfig>,
     tls: tokio_rustls::TlsConnector,
     connect_timeout: Duration,
     request_timeout: Duration,
@@ -72,12 +74,23 @@ impl HttpClient {
         } else {
             builder.with_root_certificates(root_store(settings)?).with_no_client_auth()
         };
+        let tls_config = Arc::new(config);
         Ok(Self {
-            tls: tokio_rustls::TlsConnector::from(Arc::new(config)),
+            tls: tokio_rustls::TlsConnector::from(tls_config.clone()),
+            tls_config,
             connect_timeout: seconds(settings.connect_timeout, 5.0),
             request_timeout: seconds(settings.request_timeout, 30.0),
             max_body: settings.max_response_mib.saturating_mul(1 << 20),
         })
+    }
+
+    /// A client for the host's own requests (Keystone) with the same TLS and bounds.
+    pub fn host_client(&self) -> reqwest::Result<reqwest::Client> {
+        reqwest::Client::builder()
+            .use_preconfigured_tls((*self.tls_config).clone())
+            .connect_timeout(self.connect_timeout)
+            .timeout(self.request_timeout)
+            .build()
     }
 
     /// The bounds of a request that must end by `wall_deadline` (its plugin call's),
@@ -90,29 +103,39 @@ impl HttpClient {
     }
 
     /// Sends `request` to `origin` within `bounds`; `permit` is held until the
-    /// response body is read or dropped.
+    /// response body is read or dropped. With `auth` (a catalog endpoint), the request
+    /// carries the session's token; a 401 to a request without a body renews the token
+    /// and sends it once more.
     pub async fn send(
         &self,
         origin: Origin,
         mut request: http::Request<WasiBody>,
         bounds: Bounds,
         permit: OwnedSemaphorePermit,
+        auth: Option<(Arc<Keystone>, Arc<Token>)>,
     ) -> Sent {
-        let connect_by = (Instant::now() + bounds.connect).min(bounds.deadline);
-        let mut sender = tokio::time::timeout_at(connect_by, self.connect(&origin, bounds.deadline))
-            .await
-            .map_err(|_| Error::ConnectionTimeout)??;
-
         // The request line carries the path only; the host header, the authority.
         let path = request.uri().path_and_query().map_or("/", |p| p.as_str());
         *request.uri_mut() =
             http::Uri::builder().path_and_query(path).build().map_err(|_| Error::HttpRequestUriInvalid)?;
-
-        let head_by = bounds.first_byte.map_or(bounds.deadline, |f| (Instant::now() + f).min(bounds.deadline));
-        let response = tokio::time::timeout_at(head_by, sender.send_request(request))
-            .await
-            .map_err(|_| Error::HttpResponseTimeout)?
-            .map_err(Error::Hyper)?;
+        let replay = (auth.is_some() && request.body().is_end_stream()).then(|| head_of(&request));
+        if let Some((_, token)) = &auth {
+            set_token(&mut request, token)?;
+        }
+        let mut response = self.exchange(&origin, request, &bounds).await?;
+        if let (Some((keystone, token)), Some(head), true) = (&auth, replay, response.status() == 401) {
+            keystone.reject(token);
+            let renewed = tokio::time::timeout_at(bounds.deadline, keystone.token())
+                .await
+                .map_err(|_| Error::HttpResponseTimeout)?
+                .map_err(|e| Error::InternalError(Some(e.to_string())))?;
+            tracing::info!(%origin, "the token was refused (401); sending the request again with a new one");
+            let mut again = head.body(empty_body()).map_err(|_| Error::HttpRequestUriInvalid)?;
+            set_token(&mut again, &renewed)?;
+            response = self.exchange(&origin, again, &bounds).await?;
+        }
+        // Keystone's token header never reaches a plugin.
+        response.headers_mut().remove("x-subject-token");
         let declared = response.body().size_hint().exact();
         if declared.is_some_and(|length| length > self.max_body) {
             return Err(Error::HttpResponseBodySize(declared));
@@ -129,6 +152,24 @@ impl HttpClient {
             .boxed_unsync()
         });
         Ok((response, Box::new(std::future::ready(Ok(())))))
+    }
+
+    /// One request and the head of its response, on a connection of its own.
+    async fn exchange(
+        &self,
+        origin: &Origin,
+        request: http::Request<WasiBody>,
+        bounds: &Bounds,
+    ) -> Result<http::Response<hyper::body::Incoming>, Error> {
+        let connect_by = (Instant::now() + bounds.connect).min(bounds.deadline);
+        let mut sender = tokio::time::timeout_at(connect_by, self.connect(origin, bounds.deadline))
+            .await
+            .map_err(|_| Error::ConnectionTimeout)??;
+        let head_by = bounds.first_byte.map_or(bounds.deadline, |f| (Instant::now() + f).min(bounds.deadline));
+        tokio::time::timeout_at(head_by, sender.send_request(request))
+            .await
+            .map_err(|_| Error::HttpResponseTimeout)?
+            .map_err(Error::Hyper)
     }
 
     /// A connection to `origin`, its driver spawned (and stopped at `deadline`).
@@ -164,6 +205,28 @@ impl HttpClient {
 
 /// How long a connection may outlive its request's deadline before it is dropped.
 const DRIVER_GRACE: Duration = Duration::from_secs(1);
+
+/// A request's method, URI and headers, to send it again.
+fn head_of(request: &http::Request<WasiBody>) -> http::request::Builder {
+    let mut head = http::Request::builder().method(request.method().clone()).uri(request.uri().clone());
+    if let Some(headers) = head.headers_mut() {
+        *headers = request.headers().clone();
+    }
+    head
+}
+
+fn empty_body() -> WasiBody {
+    http_body_util::Empty::new().map_err(|never| match never {}).boxed_unsync()
+}
+
+/// Puts the token on a request, replacing any the plugin set.
+fn set_token(request: &mut http::Request<WasiBody>, token: &Token) -> Result<(), Error> {
+    let mut value = http::HeaderValue::from_str(token.secret())
+        .map_err(|_| Error::InternalError(Some("the token is not a header value".into())))?;
+    value.set_sensitive(true);
+    request.headers_mut().insert("x-auth-token", value);
+    Ok(())
+}
 
 fn seconds(value: f64, default: f64) -> Duration {
     Duration::try_from_secs_f64(value).unwrap_or(Duration::from_secs_f64(default))

@@ -18,6 +18,7 @@ pub use allowed::{AllowedHosts, Origin, OriginPattern};
 pub use client::{HttpClient, HttpSetupError};
 
 use crate::config::{Agent, Grant};
+use crate::openstack::{Keystone, Token};
 use client::Sent;
 use std::collections::HashSet;
 use std::future::Future;
@@ -34,6 +35,9 @@ const LOGGED_ORIGINS: usize = 32;
 pub struct HttpAccess {
     plugin: Arc<str>,
     allowed: AllowedHosts,
+    /// With `grants: [openstack]`: the catalog's endpoints are allowed too, and
+    /// requests to them carry the session's token.
+    openstack: Option<Arc<Keystone>>,
     client: HttpClient,
     permits: Arc<Semaphore>,
     refused: AtomicU64,
@@ -41,16 +45,24 @@ pub struct HttpAccess {
 }
 
 impl HttpAccess {
-    /// The access `agent` gives plugin `plugin`: `None` unless it is granted `http`.
+    /// The access `agent` gives plugin `plugin`: `None` unless it is granted `http`
+    /// (its `allowed_hosts`) or `openstack` (the catalog of `openstack`, the session).
     /// Its `allowed_hosts` and `agent.http` were checked by `validate`; an error here
     /// (a CA file gone since) is the plugin's load error.
-    pub fn for_plugin(plugin: &Arc<str>, agent: &Agent) -> Result<Option<Arc<Self>>, String> {
+    pub fn for_plugin(
+        plugin: &Arc<str>,
+        agent: &Agent,
+        openstack: Option<Arc<Keystone>>,
+    ) -> Result<Option<Arc<Self>>, String> {
         let settings = agent.plugin(plugin);
-        if !settings.grants.contains(&Grant::Http) {
+        if !settings.grants.contains(&Grant::Http) && openstack.is_none() {
             return Ok(None);
         }
-        let allowed = AllowedHosts::parse(&settings.allowed_hosts)
-            .map_err(|(index, why)| format!("agent.plugins.{plugin}.allowed_hosts[{index}]: {why}"))?;
+        let allowed = match settings.grants.contains(&Grant::Http) {
+            true => AllowedHosts::parse(&settings.allowed_hosts)
+                .map_err(|(index, why)| format!("agent.plugins.{plugin}.allowed_hosts[{index}]: {why}"))?,
+            false => AllowedHosts::default(),
+        };
         let client = HttpClient::new(&agent.http).map_err(|e| e.to_string())?;
         if agent.http.insecure {
             tracing::warn!(plugin = %plugin,
@@ -60,6 +72,7 @@ impl HttpAccess {
         Ok(Some(Arc::new(Self {
             plugin: plugin.clone(),
             allowed,
+            openstack,
             client,
             permits,
             refused: AtomicU64::new(0),
@@ -84,6 +97,19 @@ impl HttpAccess {
     }
 }
 
+impl HttpAccess {
+    /// The session and its token, if `origin` is an endpoint of the catalog this
+    /// plugin may use (authenticating first if no token is in force).
+    fn catalog_token(&self, origin: &Origin) -> Option<(Arc<Keystone>, Arc<Token>)> {
+        let keystone = self.openstack.as_ref()?;
+        let token = match keystone.cached() {
+            Some(token) => token,
+            None => wasmtime_wasi::runtime::in_tokio(keystone.token()).ok()?,
+        };
+        token.catalog.serves(origin).then(|| (keystone.clone(), token))
+    }
+}
+
 /// The `wasi:http` hooks of one plugin instance.
 pub struct HttpHooks {
     access: Option<Arc<HttpAccess>>,
@@ -103,7 +129,9 @@ impl HttpHooks {
         let Some(access) = self.access.clone() else {
             return Err(Error::HttpRequestDenied);
         };
-        if !access.allowed.allows(&origin) {
+        // A catalog endpoint gets the token, even if `allowed_hosts` lists it too.
+        let token = access.catalog_token(&origin);
+        if token.is_none() && !access.allowed.allows(&origin) {
             access.refuse(&origin);
             return Err(Error::HttpRequestDenied);
         }
@@ -117,7 +145,7 @@ impl HttpHooks {
         Ok(Box::new(async move {
             let plugin = access.plugin.clone();
             let shown = origin.to_string();
-            let sent = access.client.send(origin, request, bounds, permit).await;
+            let sent = access.client.send(origin, request, bounds, permit, token).await;
             if let Err(error) = &sent {
                 tracing::warn!(plugin = %plugin, origin = %shown, %error, "HTTP request failed");
             }

@@ -28,6 +28,7 @@ impl Discoverer for FloodDiscoverer {
                 user_id: None,
                 project_id: None,
                 metadata: metadata.clone(),
+                data: None,
             }));
         }
         Ok(())

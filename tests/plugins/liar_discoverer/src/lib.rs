@@ -23,6 +23,7 @@ fn full(id: &str, call: i64) -> Discovery {
         user_id: None,
         project_id: None,
         metadata: vec![entry("call", call)],
+        data: None,
     })
 }
 
@@ -40,6 +41,7 @@ impl Discoverer for LiarDiscoverer {
                 user_id: Some("thief".into()),
                 project_id: Some("thief".into()),
                 metadata: vec![entry("display_name", "stolen")],
+                data: None,
             }));
             return Ok(());
         }

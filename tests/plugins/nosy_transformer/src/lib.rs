@@ -5,8 +5,8 @@ wit_bindgen::generate!({
     inline: "
         package test:nosy;
         world nosy {
-            include pollen:plugin/transformer-plugin@0.1.0;
-            import pollen:plugin/hypervisor@0.1.0;
+            include pollen:plugin/transformer-plugin@0.2.0;
+            import pollen:plugin/hypervisor@0.2.0;
         }
     ",
     world: "test:nosy/nosy",

@@ -1,0 +1,89 @@
+//! `images`: Glance's images, as Ceilometer's `images` discovery
+//! (`ceilometer/image/discovery.py`: `image.images()` of the image endpoint on the
+//! agent's interface and region): `GET /v2/images`, followed page by page to the end.
+//! Each image is reported with what Ceilometer's `image.size` samples carry
+//! (`ceilometer/image/glance.py`, `_Base.extract_image_metadata` and
+//! `ImageSizePollster`): project the image's `owner`, no user, the thirteen metadata
+//! keys under openstacksdk's attribute names (`openstack/image/v2/image.py`: `protected`
+//! is read as `is_protected`, and `tags` is `[]` when absent), and its size for the
+//! `image_size` pollster.
+//!
+//! Needs `grants: [openstack]`. A cloud without an image service is skipped with one
+//! warning.
+use pollen_sdk::discoverer::*;
+use pollen_sdk::openstack;
+use serde_json::Value as Json;
+use std::cell::{Cell, RefCell};
+
+/// Ceilometer's metadata keys, and the key of Glance's answer each is read from.
+const METADATA: [(&str, &str); 13] = [
+    ("status", "status"),
+    ("visibility", "visibility"),
+    ("name", "name"),
+    ("container_format", "container_format"),
+    ("created_at", "created_at"),
+    ("disk_format", "disk_format"),
+    ("updated_at", "updated_at"),
+    ("min_disk", "min_disk"),
+    ("is_protected", "protected"),
+    ("checksum", "checksum"),
+    ("min_ram", "min_ram"),
+    ("tags", "tags"),
+    ("virtual_size", "virtual_size"),
+];
+
+thread_local! {
+    static CHANGES: RefCell<Changes> = RefCell::new(Changes::new());
+    static WARNED: Cell<bool> = const { Cell::new(false) };
+}
+
+struct GlanceImages;
+
+impl Discoverer for GlanceImages {
+    fn name() -> String {
+        "images".into()
+    }
+
+    fn discover() -> Result<(), Error> {
+        let Some(glance) = openstack::endpoint("image").map_err(|e| Error::Host(e.to_string()))? else {
+            if !WARNED.replace(true) {
+                log::warn("the catalog has no image service (type `image`) on this interface and region; no images are discovered");
+            }
+            return Ok(());
+        };
+        let images = openstack::list(&format!("{glance}/v2/images?limit=1000"), "images", &[])
+            .map_err(|e| Error::Host(e.to_string()))?;
+        CHANGES.with(|changes| {
+            let mut changes = changes.borrow_mut();
+            for image in &images {
+                let Some(id) = image["id"].as_str() else { continue };
+                let text = image.to_string();
+                changes.report(id, text.as_bytes(), || resource_of(id, image));
+            }
+            changes.finish();
+        });
+        Ok(())
+    }
+}
+
+/// An image as Ceilometer's `image.size` sees it.
+fn resource_of(id: &str, image: &Json) -> DiscoveredResource {
+    let metadata = METADATA
+        .iter()
+        .map(|(key, from)| match (image.get(*from), *key) {
+            (None, "tags") => entry(key, Value::from(&serde_json::json!([]))),
+            (None, _) => entry(key, Value::Null),
+            (Some(value), _) => entry(key, Value::from(value)),
+        })
+        .collect();
+    DiscoveredResource {
+        id: id.to_string(),
+        name: image["name"].as_str().filter(|n| !n.is_empty()).unwrap_or(id).to_string(),
+        user_id: None,
+        project_id: image["owner"].as_str().map(str::to_string),
+        metadata,
+        data: Some(image["size"].to_string()),
+    }
+}
+
+export_discoverer!(GlanceImages);
