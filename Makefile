@@ -65,6 +65,7 @@ bench: setup plugins test-plugins
 	$(CARGO) bench -p pollen-host --bench core
 	POLLEN_BENCH_LIBVIRTD=1 $(CARGO) bench -p pollen-host --bench compute
 	POLLEN_BENCH_LIBVIRTD=1 $(CARGO) bench -p pollen-host --bench e2e
+	$(CARGO) bench -p pollen-host --bench central
 
 # Ceilometer's compute meters read from its source, against the table the tests use.
 VERSION ?= 27.0.0

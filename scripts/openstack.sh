@@ -9,6 +9,10 @@
 #   scripts/openstack.sh stop     stop them
 #   scripts/openstack.sh status   whether each answers
 #   scripts/openstack.sh env      the OS_* variables of the admin account (eval it)
+#   scripts/openstack.sh images N at least N benchmark images (`pollen-bench-*`, active,
+#                                 public) in Glance, written straight into its database
+#                                 (the API would take minutes); Glance serves them as any
+#                                 other through its API
 #
 # The admin account is admin / pollen-admin in project admin (domain Default); the
 # central agent's own account is ceilometer / pollen-ceilometer in project service,
@@ -245,10 +249,28 @@ status() {
     return $down
 }
 
+# At least $1 images named pollen-bench-NNNNNN, owned by the service project.
+bench_images() {
+    local count=$1
+    local owner
+    owner=$(psql -h 127.0.0.1 -U postgres -d pollen_keystone -tAc "select id from project where name = 'service'")
+    [ -n "$owner" ] || { echo "openstack: no service project (run \`$0 start\` first)" >&2; exit 1; }
+    psql -h 127.0.0.1 -U postgres -d pollen_glance -qc "
+        insert into images (id, name, size, status, created_at, updated_at, deleted, disk_format, container_format,
+                            checksum, owner, min_disk, min_ram, protected, virtual_size, visibility, os_hidden)
+        select substr(h, 1, 8) || '-' || substr(h, 9, 4) || '-4' || substr(h, 14, 3) || '-a' || substr(h, 18, 3) || '-' || substr(h, 21, 12),
+               'pollen-bench-' || lpad(i::text, 6, '0'), i * 1024, 'active', now(), now(), false, 'raw', 'bare',
+               substr(h, 1, 32), '$owner', 0, 0, false, i * 1024, 'public', false
+        from (select i, md5('pollen-bench-' || i) as h from generate_series(1, $count) as i) as made
+        on conflict (id) do nothing"
+    echo "openstack: Glance holds $(psql -h 127.0.0.1 -U postgres -d pollen_glance -tAc "select count(*) from images where name like 'pollen-bench-%' and not deleted") benchmark images"
+}
+
 case "${1:-}" in
     start) start ;;
     stop) stop ;;
     status) status ;;
     env) admin_env ;;
-    *) echo "usage: $0 start|stop|status|env" >&2; exit 2 ;;
+    images) bench_images "${2:?how many images?}" ;;
+    *) echo "usage: $0 start|stop|status|env|images N" >&2; exit 2 ;;
 esac

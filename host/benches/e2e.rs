@@ -19,14 +19,11 @@
 mod shared;
 
 use pollen_testkit::NodeSpec;
-use std::io::{BufRead, BufReader};
+use shared::{cpu_seconds, stop, CYCLES};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
-/// Cycles measured after the warm-up one.
-const CYCLES: u32 = 3;
 const PLUGINS: [&str; 7] = ["local_instances", "cpu", "memory", "instance", "disk", "network", "perf"];
 
 fn repo() -> PathBuf {
@@ -35,16 +32,6 @@ fn repo() -> PathBuf {
 
 fn interval() -> u64 {
     std::env::var("POLLEN_E2E_INTERVAL").ok().and_then(|v| v.parse().ok()).unwrap_or(20)
-}
-
-/// CPU seconds of `pid` and of its children it waited for.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    // Fields after the command's closing parenthesis: utime is the 14th field of the line.
-    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split_whitespace().collect();
-    let ticks: f64 = fields[11..15].iter().map(|f| f.parse::<f64>().unwrap()).sum();
-    // SAFETY: sysconf only reads a constant of the system.
-    ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
 }
 
 struct Figures {
@@ -61,12 +48,6 @@ fn print(label: &str, what: &str, figures: Option<Figures>) {
         ),
         None => println!("e2e {label:<44} skipped"),
     }
-}
-
-fn stop(mut child: Child) {
-    // SAFETY: kill sends a signal to our own child.
-    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
-    let _ = child.wait();
 }
 
 /// The pipeline of one source polling every compute meter into `publisher`.
@@ -105,40 +86,8 @@ fn shipped_pipeline(dir: &Path, uri: &str) -> PathBuf {
 
 /// `pollen run` on `config`: samples, CPU and peak over [`CYCLES`] cycles after a warm-up.
 fn run_pollen(config: &Path) -> Option<Figures> {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pollen"))
-        .args(["run", "--config"])
-        .arg(config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .ok()?;
-    let (lines, cycles) = mpsc::channel();
-    let stderr = child.stderr.take()?;
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            // The shipped pipeline's sources share one cycle (one interval).
-            if let Some(samples) = line.split("cycle done").nth(1).and_then(|rest| {
-                rest.split_whitespace().find_map(|field| field.strip_prefix("samples=")?.parse::<u64>().ok())
-            }) {
-                let _ = lines.send(samples);
-            } else if line.contains("ERROR") {
-                eprintln!("{line}");
-            }
-        }
-    });
-    let deadline = Duration::from_secs(interval() * 4 + 600);
-    let started = Instant::now();
-    let next = || cycles.recv_timeout(deadline.saturating_sub(started.elapsed())).ok();
-    next()?;
-    let before = cpu_seconds(child.id());
-    let mut samples = 0;
-    for _ in 0..CYCLES {
-        samples += next()?;
-    }
-    let cpu = (cpu_seconds(child.id()) - before) / f64::from(CYCLES);
-    let peak = shared::peak_rss_mib(&child.id().to_string());
-    stop(child);
-    Some(Figures { per_cycle: samples / u64::from(CYCLES), cpu, peak })
+    let figures = shared::run_pollen(config, Duration::from_secs(interval() * 4 + 600))?;
+    Some(Figures { per_cycle: figures.samples, cpu: figures.cpu, peak: figures.peak })
 }
 
 /// collectd's virt plugin on `uri` into `write_log`, measured over [`CYCLES`] intervals

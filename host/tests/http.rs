@@ -369,3 +369,46 @@ async fn https_is_verified_against_the_ca_file() {
     let output = run_cycle(&agent.plugins, &agent.hypervisor, &agent.registry, &agent.pipeline.sources).await;
     assert!(output.failures.is_empty(), "insecure accepts any certificate: {:?}", output.failures);
 }
+
+/// A hung API costs its own pollster's samples only: the other pollsters' samples
+/// (here a pollster that needs no discoverer, and the compute ones) are delivered long
+/// before the hung request's timeout ends the cycle.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hung_endpoint_delays_no_other_pollster_s_samples() {
+    let stub = Stub::start(Behaviour::Silent);
+    let timeout = 6.0;
+    let (workspace, agent_extra) = probe(
+        &fetching(&format!("{}/", stub.origin()), &[stub.origin()]),
+        &format!("  http:\n    request_timeout: {timeout}\n"),
+    );
+    workspace.add_plugin(&hostile("namer"));
+    let agent = workspace.polling_agent(&agent_extra, "meters: ['*']");
+    let started = Instant::now();
+    let delivered = std::sync::Mutex::new(Vec::new());
+    let deliver = |samples: Vec<Vec<pollen_host::sample::Sample>>| {
+        let names: Vec<String> =
+            samples[0].iter().map(|s| agent.registry.meter(s.meter).unwrap().name.clone()).collect();
+        delivered.lock().unwrap().push((started.elapsed(), names));
+        std::future::ready(())
+    };
+    let output = pollen_host::pipeline::cycle::stream_cycle(
+        &agent.plugins,
+        &agent.hypervisor,
+        &agent.registry,
+        &agent.pipeline.sources,
+        deliver,
+    )
+    .await;
+    let took = started.elapsed();
+    probe_failure(&output.failures);
+    assert!(took >= Duration::from_secs_f64(timeout), "the hung request ran to its timeout: {took:?}");
+    let delivered = delivered.into_inner().unwrap();
+    for meter in ["test.named", "cpu"] {
+        let at = delivered.iter().find(|(_, names)| names.iter().any(|n| n == meter)).map(|(at, _)| *at);
+        let at = at.unwrap_or_else(|| panic!("{meter} samples were delivered: {delivered:?}"));
+        assert!(
+            at + Duration::from_secs(3) < took,
+            "{meter} samples waited for the hung request: at {at:?} of {took:?}"
+        );
+    }
+}
