@@ -123,6 +123,21 @@ register() {
         || { echo "openstack: registering in Keystone failed:" >&2; tail -5 "$state/register.log" >&2; exit 1; }
 }
 
+# The [keystone_authtoken] section of a service that checks tokens with Keystone.
+keystone_authtoken() {
+    cat <<CONF
+[keystone_authtoken]
+www_authenticate_uri = http://$host:$keystone_port
+auth_url = http://$host:$keystone_port
+auth_type = password
+project_domain_name = Default
+user_domain_name = Default
+project_name = service
+username = ceilometer
+password = $service_password
+CONF
+}
+
 configure_glance() {
     local dir="$state/glance"
     as_root mkdir -p "$dir/images" "$dir/staging" "$dir/tasks"
@@ -145,15 +160,7 @@ filesystem_store_datadir = $dir/tasks
 [paste_deploy]
 flavor = keystone
 config_file = $dir/glance-api-paste.ini
-[keystone_authtoken]
-www_authenticate_uri = http://$host:$keystone_port
-auth_url = http://$host:$keystone_port
-auth_type = password
-project_domain_name = Default
-user_domain_name = Default
-project_name = service
-username = ceilometer
-password = $service_password
+$(keystone_authtoken)
 CONF
     if new_database pollen_glance; then
         "$bin/glance-manage" --config-dir "$dir" db_sync >"$dir/db_sync.log" 2>&1 \
@@ -187,15 +194,7 @@ state_path = $dir
 connection = $(database_url pollen_cinder)
 [oslo_concurrency]
 lock_path = $dir/lock
-[keystone_authtoken]
-www_authenticate_uri = http://$host:$keystone_port
-auth_url = http://$host:$keystone_port
-auth_type = password
-project_domain_name = Default
-user_domain_name = Default
-project_name = service
-username = ceilometer
-password = $service_password
+$(keystone_authtoken)
 CONF
     if new_database pollen_cinder; then
         "$bin/cinder-manage" --config-file "$dir/cinder.conf" db sync >"$dir/db_sync.log" 2>&1 \

@@ -390,3 +390,84 @@ fn the_shipped_central_pipeline_polls_the_cloud() {
     assert_eq!(output.status.code(), Some(0), "{stderr}");
     assert!(!stderr.contains(PASSWORD), "the log shows the password: {stderr}");
 }
+
+/// A stub service on 127.0.0.1 that answers 401 to its first request and 200 to the
+/// others, and keeps the `X-Auth-Token` of each.
+fn refusing_once() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::Write;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = seen.clone();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+            let Some(request) = read_request(&mut reader) else { continue };
+            let mut seen = kept.lock().unwrap();
+            seen.push(request.header("x-auth-token").unwrap_or_default().to_string());
+            let answer: &[u8] = if seen.len() == 1 {
+                b"HTTP/1.1 401 Unauthorized\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+            } else {
+                b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok"
+            };
+            let _ = stream.write_all(answer);
+        }
+    });
+    (port, seen)
+}
+
+/// A plugin granted `openstack` reaches a catalog endpoint without an `allowed_hosts`
+/// entry; the host puts the token on its request, and when the service refuses it
+/// (401) authenticates again and sends the request once more with the new one.
+#[tokio::test(flavor = "multi_thread")]
+async fn catalog_requests_carry_the_token_and_a_401_renews_it() {
+    if !openstack_is_up() {
+        return;
+    }
+    let cloud = Cloud::connect().await;
+    let (port, seen) = refusing_once();
+    let tag = uuid::Uuid::new_v4().simple().to_string();
+    let region = format!("PollenTest-{tag}");
+    cloud.send(cloud.http.post(format!("{KEYSTONE}/regions")).json(&json!({"region": {"id": region}}))).await;
+    let service = cloud
+        .send(
+            cloud
+                .http
+                .post(format!("{KEYSTONE}/services"))
+                .json(&json!({"service": {"type": format!("pollen-{tag}"), "name": "stub"}})),
+        )
+        .await["service"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let url = format!("http://127.0.0.1:{port}");
+    let endpoint = cloud
+        .send(cloud.http.post(format!("{KEYSTONE}/endpoints")).json(&json!({"endpoint": {
+            "service_id": service, "interface": "public", "url": url, "region_id": region}})))
+        .await["endpoint"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let workspace = Workspace::new(&[builtin("local_instances"), hostile("http_probe")]);
+    let agent_extra = format!(
+        "  openstack:\n    auth_url: {KEYSTONE}\n    username: {USER}\n    password: {PASSWORD}\n    user_domain_name: Default\n    project_name: service\n    project_domain_name: Default\n    region_name: {region}\n  plugins:\n    local_instances: {{grants: [hypervisor]}}\n    http_probe:\n      grants: [openstack]\n      params: {{url: \"{url}/v1/things\"}}\n"
+    );
+    let agent = workspace.polling_agent(&agent_extra, "meters: ['test.http.*']");
+    let output = run_cycle(&agent.plugins, &agent.hypervisor, &agent.registry, &agent.pipeline.sources).await;
+
+    for (kind, id) in [("endpoints", endpoint), ("services", service), ("regions", region)] {
+        cloud.delete(format!("{KEYSTONE}/{kind}/{id}")).await;
+    }
+    assert!(output.failures.is_empty(), "{:?}", output.failures);
+    let statuses: Vec<f64> = output.samples[0]
+        .iter()
+        .filter(|s| agent.registry.meter(s.meter).unwrap().name == "test.http.status")
+        .map(|s| s.volume)
+        .collect();
+    assert_eq!(statuses, [200.0], "the plugin saw the answer to the request sent again");
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2, "sent twice: {seen:?}");
+    assert!(seen.iter().all(|token| token.len() > 20), "both carried a token: {seen:?}");
+    assert_ne!(seen[0], seen[1], "the second carried a new token");
+}

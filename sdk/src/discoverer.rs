@@ -136,3 +136,43 @@ impl Changes {
         self.previous = std::mem::take(&mut self.current);
     }
 }
+
+/// A discoverer of an OpenStack listing (feature `openstack`): the first endpoint of
+/// `service_type` in the catalog, `listing(endpoint)` read page by page
+/// ([`crate::openstack::list`], the list under `collection`, `headers` on every
+/// request), and each item with an `id` reported through `resource_of` (in full only
+/// when new or changed since the previous call). A cloud without that service is
+/// skipped with one warning, not an error every cycle.
+#[cfg(feature = "openstack")]
+pub fn discover_listing(
+    service_type: &str,
+    listing: impl FnOnce(&str) -> String,
+    collection: &str,
+    headers: &[(&str, &str)],
+    resource_of: impl Fn(&str, &serde_json::Value) -> DiscoveredResource,
+) -> Result<(), Error> {
+    use std::cell::{Cell, RefCell};
+    thread_local! {
+        static CHANGES: RefCell<Changes> = RefCell::new(Changes::new());
+        static WARNED: Cell<bool> = const { Cell::new(false) };
+    }
+    let host_error = |error: crate::openstack::ListError| Error::Host(error.to_string());
+    let Some(endpoint) = crate::openstack::endpoint(service_type).map_err(host_error)? else {
+        if !WARNED.replace(true) {
+            log::warn(&format!(
+                "the catalog has no `{service_type}` service on this interface and region; nothing is discovered"
+            ));
+        }
+        return Ok(());
+    };
+    let items = crate::openstack::list(&listing(&endpoint), collection, headers).map_err(host_error)?;
+    CHANGES.with(|changes| {
+        let mut changes = changes.borrow_mut();
+        for item in &items {
+            let Some(id) = item.get("id").and_then(serde_json::Value::as_str) else { continue };
+            changes.report(id, item.to_string().as_bytes(), || resource_of(id, item));
+        }
+        changes.finish();
+    });
+    Ok(())
+}

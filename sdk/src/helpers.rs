@@ -43,6 +43,7 @@ macro_rules! value_helpers {
 }
 
 /// `Value`s from JSON (an API's answer), for worlds that import `openstack`.
+#[cfg(feature = "openstack")]
 macro_rules! json_helpers {
     () => {
         impl From<&serde_json::Value> for Value {
@@ -237,6 +238,6 @@ macro_rules! log_helpers {
     };
 }
 
-pub(crate) use {
-    hypervisor_helpers, json_helpers, log_helpers, metadata_helpers, meter_helpers, sample_helpers, value_helpers,
-};
+#[cfg(feature = "openstack")]
+pub(crate) use json_helpers;
+pub(crate) use {hypervisor_helpers, log_helpers, metadata_helpers, meter_helpers, sample_helpers, value_helpers};

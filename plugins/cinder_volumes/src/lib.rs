@@ -11,9 +11,7 @@
 //! Parameter `service_type` (default `volumev3`, Ceilometer's `[service_types] cinder`).
 //! Needs `grants: [openstack]`. A cloud without that service is skipped with one warning.
 use pollen_sdk::discoverer::*;
-use pollen_sdk::openstack;
 use serde_json::Value as Json;
-use std::cell::{Cell, RefCell};
 
 /// Ceilometer's `VolumeSizePollster.FIELDS`, and the key of Cinder's answer each is
 /// read from.
@@ -31,11 +29,6 @@ const FIELDS: [(&str, &str); 8] = [
 /// The microversion Ceilometer asks for (3.63 for `volume_type_id`).
 const MICROVERSION: (&str, &str) = ("openstack-api-version", "volume 3.64");
 
-thread_local! {
-    static CHANGES: RefCell<Changes> = RefCell::new(Changes::new());
-    static WARNED: Cell<bool> = const { Cell::new(false) };
-}
-
 struct CinderVolumes;
 
 impl Discoverer for CinderVolumes {
@@ -45,26 +38,8 @@ impl Discoverer for CinderVolumes {
 
     fn discover() -> Result<(), Error> {
         let service_type = config::get("service_type").unwrap_or_else(|| "volumev3".into());
-        let Some(cinder) = openstack::endpoint(&service_type).map_err(|e| Error::Host(e.to_string()))? else {
-            if !WARNED.replace(true) {
-                log::warn(&format!(
-                    "the catalog has no volume service (type `{service_type}`) on this interface and region; no volumes are discovered"
-                ));
-            }
-            return Ok(());
-        };
-        let url = format!("{cinder}/volumes/detail?all_tenants=True&limit=1000");
-        let volumes = openstack::list(&url, "volumes", &[MICROVERSION]).map_err(|e| Error::Host(e.to_string()))?;
-        CHANGES.with(|changes| {
-            let mut changes = changes.borrow_mut();
-            for volume in &volumes {
-                let Some(id) = volume["id"].as_str() else { continue };
-                let text = volume.to_string();
-                changes.report(id, text.as_bytes(), || resource_of(id, volume));
-            }
-            changes.finish();
-        });
-        Ok(())
+        let listing = |cinder: &str| format!("{cinder}/volumes/detail?all_tenants=True&limit=1000");
+        discover_listing(&service_type, listing, "volumes", &[MICROVERSION], resource_of)
     }
 }
 

@@ -11,9 +11,7 @@
 //! Needs `grants: [openstack]`. A cloud without an image service is skipped with one
 //! warning.
 use pollen_sdk::discoverer::*;
-use pollen_sdk::openstack;
 use serde_json::Value as Json;
-use std::cell::{Cell, RefCell};
 
 /// Ceilometer's metadata keys, and the key of Glance's answer each is read from.
 const METADATA: [(&str, &str); 13] = [
@@ -32,11 +30,6 @@ const METADATA: [(&str, &str); 13] = [
     ("virtual_size", "virtual_size"),
 ];
 
-thread_local! {
-    static CHANGES: RefCell<Changes> = RefCell::new(Changes::new());
-    static WARNED: Cell<bool> = const { Cell::new(false) };
-}
-
 struct GlanceImages;
 
 impl Discoverer for GlanceImages {
@@ -45,24 +38,7 @@ impl Discoverer for GlanceImages {
     }
 
     fn discover() -> Result<(), Error> {
-        let Some(glance) = openstack::endpoint("image").map_err(|e| Error::Host(e.to_string()))? else {
-            if !WARNED.replace(true) {
-                log::warn("the catalog has no image service (type `image`) on this interface and region; no images are discovered");
-            }
-            return Ok(());
-        };
-        let images = openstack::list(&format!("{glance}/v2/images?limit=1000"), "images", &[])
-            .map_err(|e| Error::Host(e.to_string()))?;
-        CHANGES.with(|changes| {
-            let mut changes = changes.borrow_mut();
-            for image in &images {
-                let Some(id) = image["id"].as_str() else { continue };
-                let text = image.to_string();
-                changes.report(id, text.as_bytes(), || resource_of(id, image));
-            }
-            changes.finish();
-        });
-        Ok(())
+        discover_listing("image", |glance| format!("{glance}/v2/images?limit=1000"), "images", &[], resource_of)
     }
 }
 

@@ -104,8 +104,8 @@ impl HttpClient {
 
     /// Sends `request` to `origin` within `bounds`; `permit` is held until the
     /// response body is read or dropped. With `auth` (a catalog endpoint), the request
-    /// carries the session's token; a 401 to a request without a body renews the token
-    /// and sends it once more.
+    /// carries the session's token, and its body (at most [`REPLAYED_BODY`]) is kept:
+    /// a 401 renews the token and sends the request once more with the new one.
     pub async fn send(
         &self,
         origin: Origin,
@@ -118,22 +118,38 @@ impl HttpClient {
         let path = request.uri().path_and_query().map_or("/", |p| p.as_str());
         *request.uri_mut() =
             http::Uri::builder().path_and_query(path).build().map_err(|_| Error::HttpRequestUriInvalid)?;
-        let replay = (auth.is_some() && request.body().is_end_stream()).then(|| head_of(&request));
-        if let Some((_, token)) = &auth {
-            set_token(&mut request, token)?;
-        }
-        let mut response = self.exchange(&origin, request, &bounds).await?;
-        if let (Some((keystone, token)), Some(head), true) = (&auth, replay, response.status() == 401) {
-            keystone.reject(token);
+        let Some((keystone, token)) = auth else {
+            let response = self.exchange(&origin, request, &bounds).await?;
+            return self.bounded(response, &bounds, permit);
+        };
+        let (head, body) = request.into_parts();
+        let body =
+            tokio::time::timeout_at(bounds.deadline, http_body_util::Limited::new(body, REPLAYED_BODY).collect())
+                .await
+                .map_err(|_| Error::HttpResponseTimeout)?
+                .map_err(|_| Error::HttpRequestBodySize(Some(REPLAYED_BODY as u64)))?
+                .to_bytes();
+        let mut response = self.exchange(&origin, with_token(&head, &body, &token)?, &bounds).await?;
+        if response.status() == 401 {
+            keystone.reject(&token);
             let renewed = tokio::time::timeout_at(bounds.deadline, keystone.token())
                 .await
                 .map_err(|_| Error::HttpResponseTimeout)?
                 .map_err(|e| Error::InternalError(Some(e.to_string())))?;
             tracing::info!(%origin, "the token was refused (401); sending the request again with a new one");
-            let mut again = head.body(empty_body()).map_err(|_| Error::HttpRequestUriInvalid)?;
-            set_token(&mut again, &renewed)?;
-            response = self.exchange(&origin, again, &bounds).await?;
+            response = self.exchange(&origin, with_token(&head, &body, &renewed)?, &bounds).await?;
         }
+        self.bounded(response, &bounds, permit)
+    }
+
+    /// The response as the plugin gets it: Keystone's token header removed, its body
+    /// bounded in size and time, holding the plugin's request permit.
+    fn bounded(
+        &self,
+        mut response: http::Response<hyper::body::Incoming>,
+        bounds: &Bounds,
+        permit: OwnedSemaphorePermit,
+    ) -> Sent {
         // Keystone's token header never reaches a plugin.
         response.headers_mut().remove("x-subject-token");
         let declared = response.body().size_hint().exact();
@@ -206,26 +222,22 @@ impl HttpClient {
 /// How long a connection may outlive its request's deadline before it is dropped.
 const DRIVER_GRACE: Duration = Duration::from_secs(1);
 
-/// A request's method, URI and headers, to send it again.
-fn head_of(request: &http::Request<WasiBody>) -> http::request::Builder {
-    let mut head = http::Request::builder().method(request.method().clone()).uri(request.uri().clone());
-    if let Some(headers) = head.headers_mut() {
-        *headers = request.headers().clone();
-    }
-    head
-}
+/// The largest request body a catalog request may have: it is kept, to be sent again
+/// after a 401.
+pub const REPLAYED_BODY: usize = 1 << 20;
 
-fn empty_body() -> WasiBody {
-    http_body_util::Empty::new().map_err(|never| match never {}).boxed_unsync()
-}
-
-/// Puts the token on a request, replacing any the plugin set.
-fn set_token(request: &mut http::Request<WasiBody>, token: &Token) -> Result<(), Error> {
+/// A request of this head and body with the token, replacing any the plugin set.
+fn with_token(head: &http::request::Parts, body: &Bytes, token: &Token) -> Result<http::Request<WasiBody>, Error> {
     let mut value = http::HeaderValue::from_str(token.secret())
         .map_err(|_| Error::InternalError(Some("the token is not a header value".into())))?;
     value.set_sensitive(true);
-    request.headers_mut().insert("x-auth-token", value);
-    Ok(())
+    let mut request = http::Request::builder().method(head.method.clone()).uri(head.uri.clone()).version(head.version);
+    if let Some(headers) = request.headers_mut() {
+        *headers = head.headers.clone();
+        headers.insert("x-auth-token", value);
+    }
+    let body = http_body_util::Full::new(body.clone()).map_err(|never| match never {}).boxed_unsync();
+    request.body(body).map_err(|_| Error::HttpRequestUriInvalid)
 }
 
 fn seconds(value: f64, default: f64) -> Duration {
