@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Real OpenStack services on this machine, for the central agent's tests and
-# benchmarks: Keystone (127.0.0.1:5000), Glance (127.0.0.1:9292) and the Cinder API
-# (127.0.0.1:8776), from PyPI in one virtualenv, each with its own database on the
-# local PostgreSQL (SQLite locks under concurrent requests), Keystone's catalog
-# listing them in region RegionOne.
+# benchmarks: Keystone (127.0.0.1:5000), Glance (127.0.0.1:9292) and Cinder (its API on
+# 127.0.0.1:8776, its scheduler, a volume service with Cinder's fake driver, so that
+# volumes become `available`, and a backup service writing to a folder), from PyPI in
+# one virtualenv, each with its own database on the local PostgreSQL (SQLite locks
+# under concurrent requests), Cinder's RPC on a RabbitMQ vhost of its own, Keystone's
+# catalog listing them in region RegionOne.
 #
 #   scripts/openstack.sh start    install what is missing, configure, start the three
 #   scripts/openstack.sh stop     stop them
@@ -178,12 +180,19 @@ start_glance() {
 
 configure_cinder() {
     local dir="$state/cinder"
-    as_root mkdir -p "$dir/lock"
+    as_root mkdir -p "$dir/lock" "$dir/backups"
+    if ! as_root rabbitmqctl list_vhosts 2>/dev/null | grep -qx pollen_cinder; then
+        as_root rabbitmqctl add_vhost pollen_cinder >/dev/null
+        as_root rabbitmqctl set_permissions -p pollen_cinder guest '.*' '.*' '.*' >/dev/null
+    fi
     cat <<CONF | as_root tee "$dir/cinder.conf" >/dev/null
 [DEFAULT]
-log_file = $dir/cinder.log
+log_dir = $dir
 auth_strategy = keystone
-transport_url = fake://
+transport_url = rabbit://guest:guest@127.0.0.1:5672/pollen_cinder
+enabled_backends = fake
+backup_driver = cinder.backup.drivers.posix.PosixBackupDriver
+backup_posix_path = $dir/backups
 osapi_volume_listen = $host
 osapi_volume_listen_port = $cinder_port
 osapi_volume_workers = 1
@@ -194,6 +203,9 @@ state_path = $dir
 connection = $(database_url pollen_cinder)
 [oslo_concurrency]
 lock_path = $dir/lock
+[fake]
+volume_driver = cinder.tests.fake_driver.FakeLoggingVolumeDriver
+volume_backend_name = fake
 $(keystone_authtoken)
 CONF
     if new_database pollen_cinder; then
@@ -203,10 +215,23 @@ CONF
 }
 
 start_cinder() {
-    cinder_answers && return
     local dir="$state/cinder"
-    as_root sh -c "nohup '$bin/cinder-api' --config-file '$dir/cinder.conf' >'$dir/api.log' 2>&1 &"
-    wait_for Cinder cinder_answers "$dir/api.log"
+    for service in scheduler volume backup; do
+        pgrep -f "$bin/cinder-$service" >/dev/null && continue
+        as_root sh -c "nohup '$bin/cinder-$service' --config-file '$dir/cinder.conf' >'$dir/$service.out' 2>&1 &"
+    done
+    cinder_answers || {
+        as_root sh -c "nohup '$bin/cinder-api' --config-file '$dir/cinder.conf' >'$dir/api.out' 2>&1 &"
+        wait_for Cinder cinder_answers "$dir/api.out"
+    }
+    wait_for "Cinder's volume service" cinder_volume_up "$dir/volume.out"
+}
+
+# Whether Cinder's volume service has reported itself up.
+cinder_volume_up() {
+    psql -h 127.0.0.1 -U postgres -d pollen_cinder -tAc \
+        "select count(*) from services where topic = 'cinder-volume' and not disabled and updated_at > now() at time zone 'utc' - interval '60 seconds'" \
+        2>/dev/null | grep -qv '^0$'
 }
 
 admin_env() {
@@ -237,7 +262,9 @@ start() {
 stop() {
     as_root pkill -f "openstack_keystone_wsgi:application" || true
     as_root pkill -f "glance.wsgi.api:application" || true
-    as_root pkill -f "$bin/cinder-api" || true
+    for service in api scheduler volume backup; do
+        as_root pkill -f "$bin/cinder-$service" || true
+    done
 }
 
 status() {

@@ -101,6 +101,32 @@ impl Cloud {
         self.send(self.http.get(url)).await
     }
 
+    /// Waits until the object at `url` is no more (404).
+    async fn gone(&self, url: String) {
+        let started = std::time::Instant::now();
+        loop {
+            let response = self.http.get(&url).header("x-auth-token", &self.token).send().await.expect("answers");
+            if response.status() == 404 {
+                return;
+            }
+            assert!(started.elapsed() < SAFETY_NET, "{url} still there after {SAFETY_NET:?}");
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Waits until the object at `url` (under `key`) has left `creating`; its status.
+    async fn settled(&self, url: String, key: &str) -> String {
+        let started = std::time::Instant::now();
+        loop {
+            let status = self.get(url.clone()).await[key]["status"].as_str().unwrap_or_default().to_string();
+            if status != "creating" {
+                return status;
+            }
+            assert!(started.elapsed() < SAFETY_NET, "{url} still creating after {SAFETY_NET:?}");
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    }
+
     async fn delete(&self, url: String) {
         let _ = self.http.delete(url).header("x-auth-token", &self.token).send().await;
     }
@@ -262,6 +288,42 @@ async fn images_and_volumes_are_polled_with_ceilometer_s_names_owners_and_metada
     for id in &volumes {
         cloud.delete(format!("{CINDER}/v3/{}/volumes/{id}", cloud.project)).await;
     }
+}
+
+/// Snapshots of a volume Cinder's volume service made `available`: polled as
+/// Ceilometer's `volume.snapshot.size`.
+#[tokio::test(flavor = "multi_thread")]
+async fn snapshots_are_polled_with_ceilometer_s_names_owners_and_metadata() {
+    if !openstack_is_up() {
+        return;
+    }
+    let cloud = Cloud::connect().await;
+    let base = format!("{CINDER}/v3/{}", cloud.project);
+    let volume = cloud.volume(&format!("pollen-{}", uuid::Uuid::new_v4().simple()), 1).await;
+    assert_eq!(cloud.settled(format!("{base}/volumes/{volume}"), "volume").await, "available");
+    let made = cloud
+        .send(cloud.http.post(format!("{base}/snapshots")).json(&json!({"snapshot": {
+            "volume_id": volume, "name": "pollen-snapshot", "description": "made by a test", "metadata": {"k": "v"}}})))
+        .await;
+    let snapshot = made["snapshot"]["id"].as_str().unwrap().to_string();
+    assert_eq!(cloud.settled(format!("{base}/snapshots/{snapshot}"), "snapshot").await, "available");
+
+    let workspace = Workspace::new(&[central("cinder_snapshots"), central("volume_snapshot_size")]);
+    let agent = format!(
+        "  openstack:\n    auth_url: {KEYSTONE}\n    username: {USER}\n    password: {PASSWORD}\n    user_domain_name: Default\n    project_name: service\n    project_domain_name: Default\n  plugins:\n    cinder_snapshots: {{grants: [openstack]}}\n"
+    );
+    let agent = workspace.polling_agent(&agent, "meters: [volume.snapshot.size]");
+    let output = run_cycle(&agent.plugins, &agent.hypervisor, &agent.registry, &agent.pipeline.sources).await;
+    assert!(output.failures.is_empty(), "{:?}", output.failures);
+    let ours: Vec<&Sample> =
+        output.samples[0].iter().filter(|s| &*agent.registry.resource(s.resource).unwrap().id == snapshot).collect();
+    assert_eq!(ours.len(), 1);
+    let api = cloud.get(format!("{base}/snapshots/{snapshot}")).await;
+    check(&agent, ours[0], &oracle()["volume.snapshot.size"], &api["snapshot"]);
+
+    cloud.delete(format!("{base}/snapshots/{snapshot}")).await;
+    cloud.gone(format!("{base}/snapshots/{snapshot}")).await;
+    cloud.delete(format!("{base}/volumes/{volume}")).await;
 }
 
 /// The password never reaches a plugin, the log or a sample; the token is added by

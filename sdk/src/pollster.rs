@@ -50,3 +50,16 @@ impl From<crate::http::HttpError> for Error {
         Error::Host(error.to_string())
     }
 }
+
+/// One sample of `meter` per resource whose discoverer gave a number as its `data`
+/// (an image's size, a volume's): the resources without one are left out.
+pub fn samples_from_data(meter: u32, resources: &[Resource]) -> Vec<Sample> {
+    resources
+        .iter()
+        .enumerate()
+        .filter_map(|(index, resource)| {
+            let volume: f64 = resource.data.as_deref()?.trim().parse().ok()?;
+            Some(Sample::new(meter, index, volume))
+        })
+        .collect()
+}

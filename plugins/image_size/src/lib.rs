@@ -13,14 +13,7 @@ impl Pollster for ImageSize {
     }
 
     fn poll(resources: Vec<Resource>) -> Result<Vec<Sample>, Error> {
-        Ok(resources
-            .iter()
-            .enumerate()
-            .filter_map(|(index, image)| {
-                let size: f64 = image.data.as_deref()?.parse().ok()?;
-                Some(Sample::new(0, index, size))
-            })
-            .collect())
+        Ok(samples_from_data(0, &resources))
     }
 }
 

@@ -11,14 +11,7 @@ impl Pollster for VolumeSize {
     }
 
     fn poll(resources: Vec<Resource>) -> Result<Vec<Sample>, Error> {
-        Ok(resources
-            .iter()
-            .enumerate()
-            .filter_map(|(index, volume)| {
-                let size: f64 = volume.data.as_deref()?.parse().ok()?;
-                Some(Sample::new(0, index, size))
-            })
-            .collect())
+        Ok(samples_from_data(0, &resources))
     }
 }
 
