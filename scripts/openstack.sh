@@ -2,10 +2,11 @@
 # Real OpenStack services on this machine, for the central agent's tests and
 # benchmarks: Keystone (127.0.0.1:5000), Glance (127.0.0.1:9292) and Cinder (its API on
 # 127.0.0.1:8776, its scheduler, a volume service with Cinder's fake driver, so that
-# volumes become `available`, and a backup service writing to a folder), from PyPI in
-# one virtualenv, each with its own database on the local PostgreSQL (SQLite locks
-# under concurrent requests), Cinder's RPC on a RabbitMQ vhost of its own, Keystone's
-# catalog listing them in region RegionOne.
+# volumes become `available`, and a backup service writing to a folder — though its
+# backups of the fake driver's volumes fail here: it reads them through `sudo
+# cinder-rootwrap`), from PyPI in one virtualenv, each with its own database on the
+# local PostgreSQL (SQLite locks under concurrent requests), Cinder's RPC on a RabbitMQ
+# vhost of its own, Keystone's catalog listing them in region RegionOne.
 #
 #   scripts/openstack.sh start    install what is missing, configure, start the three
 #   scripts/openstack.sh stop     stop them

@@ -316,7 +316,7 @@ async fn snapshots_are_polled_with_ceilometer_s_names_owners_and_metadata() {
     let output = run_cycle(&agent.plugins, &agent.hypervisor, &agent.registry, &agent.pipeline.sources).await;
     assert!(output.failures.is_empty(), "{:?}", output.failures);
     let ours: Vec<&Sample> =
-        output.samples[0].iter().filter(|s| &*agent.registry.resource(s.resource).unwrap().id == snapshot).collect();
+        output.samples[0].iter().filter(|s| *agent.registry.resource(s.resource).unwrap().id == *snapshot).collect();
     assert_eq!(ours.len(), 1);
     let api = cloud.get(format!("{base}/snapshots/{snapshot}")).await;
     check(&agent, ours[0], &oracle()["volume.snapshot.size"], &api["snapshot"]);

@@ -99,12 +99,12 @@ impl HttpAccess {
 
 impl HttpAccess {
     /// The session and its token, if `origin` is an endpoint of the catalog this
-    /// plugin may use (authenticating first if no token is in force).
-    fn catalog_token(&self, origin: &Origin) -> Option<(Arc<Keystone>, Arc<Token>)> {
+    /// plugin may use (authenticating first, by `deadline`, if no token is in force).
+    fn catalog_token(&self, origin: &Origin, deadline: Instant) -> Option<(Arc<Keystone>, Arc<Token>)> {
         let keystone = self.openstack.as_ref()?;
         let token = match keystone.cached() {
             Some(token) => token,
-            None => wasmtime_wasi::runtime::in_tokio(keystone.token()).ok()?,
+            None => wasmtime_wasi::runtime::in_tokio(tokio::time::timeout_at(deadline, keystone.token())).ok()?.ok()?,
         };
         token.catalog.serves(origin).then(|| (keystone.clone(), token))
     }
@@ -130,7 +130,7 @@ impl HttpHooks {
             return Err(Error::HttpRequestDenied);
         };
         // A catalog endpoint gets the token, even if `allowed_hosts` lists it too.
-        let token = access.catalog_token(&origin);
+        let token = access.catalog_token(&origin, self.wall_deadline);
         if token.is_none() && !access.allowed.allows(&origin) {
             access.refuse(&origin);
             return Err(Error::HttpRequestDenied);
