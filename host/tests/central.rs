@@ -326,6 +326,88 @@ async fn snapshots_are_polled_with_ceilometer_s_names_owners_and_metadata() {
     cloud.delete(format!("{base}/volumes/{volume}")).await;
 }
 
+/// Cinder's pools and services, polled as Ceilometer's
+/// `volume.provider.pool.capacity.*` and `volume.service.health`: every sample checked
+/// against what the API says of the pool or service, with the table's keys.
+#[tokio::test(flavor = "multi_thread")]
+async fn pools_and_services_are_polled_as_ceilometer_computes_them() {
+    if !openstack_is_up() {
+        return;
+    }
+    let cloud = Cloud::connect().await;
+    let base = format!("{CINDER}/v3/{}", cloud.project);
+    let workspace = Workspace::new(&[
+        central("cinder_pools"),
+        central("volume_pool_capacity"),
+        central("cinder_services"),
+        central("volume_service_health"),
+    ]);
+    let agent = format!(
+        "  openstack:\n    auth_url: {KEYSTONE}\n    username: {USER}\n    password: {PASSWORD}\n    user_domain_name: Default\n    project_name: service\n    project_domain_name: Default\n  plugins:\n    cinder_pools: {{grants: [openstack]}}\n    cinder_services: {{grants: [openstack]}}\n"
+    );
+    let agent = workspace.polling_agent(&agent, "meters: ['volume.provider.*', volume.service.health]");
+    let output = run_cycle(&agent.plugins, &agent.hypervisor, &agent.registry, &agent.pipeline.sources).await;
+    assert!(output.failures.is_empty(), "{:?}", output.failures);
+    let oracle = oracle();
+    let polled: BTreeMap<(String, String), &Sample> = output.samples[0]
+        .iter()
+        .map(|s| {
+            let meter = agent.registry.meter(s.meter).unwrap().name.clone();
+            ((meter, agent.registry.resource(s.resource).unwrap().id.to_string()), s)
+        })
+        .collect();
+    let keys_of = |meter: &str| {
+        let mut keys: Vec<String> = oracle[meter].metadata.iter().map(|(k, _)| k.clone()).collect();
+        keys.sort();
+        keys
+    };
+
+    let pools = cloud.get(format!("{base}/scheduler-stats/get_pools?detail=True")).await;
+    let pools = pools["pools"].as_array().unwrap();
+    assert!(!pools.is_empty(), "Cinder's volume service reports its pool");
+    for pool in pools {
+        let name = pool["name"].as_str().unwrap();
+        let caps = &pool["capabilities"];
+        let number = |key: &str| caps[key].as_f64();
+        let provisioned = number("provisioned_capacity_gb").filter(|p| *p != 0.0);
+        let expected = [
+            ("total", number("total_capacity_gb")),
+            ("free", number("free_capacity_gb")),
+            ("provisioned", provisioned),
+            ("allocated", number("allocated_capacity_gb")),
+        ];
+        for (kind, volume) in expected {
+            let meter = format!("volume.provider.pool.capacity.{kind}");
+            let row = &oracle[&meter];
+            let sample = polled.get(&(meter.clone(), name.to_string()));
+            assert_eq!(sample.map(|s| s.volume), volume, "{meter} of {name} (capabilities {caps})");
+            let Some(sample) = sample else { continue };
+            let resource = agent.registry.resource(sample.resource).unwrap();
+            assert_eq!((resource.user_id(), resource.project_id()), (None, None));
+            let metadata = resource.merged_metadata();
+            assert_eq!(metadata.keys().cloned().collect::<Vec<_>>(), keys_of(&meter), "{meter} metadata keys");
+            assert_eq!(metadata["provider"], name.split('#').next().unwrap(), "{}", row.unit);
+            assert_eq!(metadata["pool_name"], caps["pool_name"]);
+            assert_eq!((row.kind.as_str(), row.unit.as_str()), ("gauge", "GiB"));
+        }
+    }
+
+    let services = cloud.get(format!("{base}/os-services")).await;
+    let services = services["services"].as_array().unwrap();
+    assert!(services.len() >= 3, "scheduler, volume and backup: {services:?}");
+    for service in services {
+        let id = format!("{}@{}", service["binary"].as_str().unwrap(), service["host"].as_str().unwrap());
+        let sample = polled[&("volume.service.health".to_string(), id.clone())];
+        let up = if service["state"] == "up" { 1.0 } else { 0.0 };
+        assert_eq!(sample.volume, up, "{id}");
+        let metadata = agent.registry.resource(sample.resource).unwrap().merged_metadata();
+        assert_eq!(metadata.keys().cloned().collect::<Vec<_>>(), keys_of("volume.service.health"));
+        for key in ["binary", "host", "status", "zone"] {
+            assert_eq!(metadata[key], service[key], "{id} `{key}`");
+        }
+    }
+}
+
 /// The password never reaches a plugin, the log or a sample; the token is added by
 /// the host, and only to the catalog's endpoints.
 #[tokio::test(flavor = "multi_thread")]

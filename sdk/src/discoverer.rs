@@ -151,6 +151,22 @@ pub fn discover_listing(
     headers: &[(&str, &str)],
     resource_of: impl Fn(&str, &serde_json::Value) -> DiscoveredResource,
 ) -> Result<(), Error> {
+    let id_of = |item: &serde_json::Value| item.get("id").and_then(serde_json::Value::as_str).map(str::to_string);
+    discover_listing_by(service_type, listing, collection, headers, id_of, resource_of)
+}
+
+/// The same for items whose resource id is made from their fields (a Cinder pool's
+/// `name`, a service's `binary@host`): `id_of` makes it, an item without one is left
+/// out.
+#[cfg(feature = "openstack")]
+pub fn discover_listing_by(
+    service_type: &str,
+    listing: impl FnOnce(&str) -> String,
+    collection: &str,
+    headers: &[(&str, &str)],
+    id_of: impl Fn(&serde_json::Value) -> Option<String>,
+    resource_of: impl Fn(&str, &serde_json::Value) -> DiscoveredResource,
+) -> Result<(), Error> {
     use std::cell::{Cell, RefCell};
     thread_local! {
         static CHANGES: RefCell<Changes> = RefCell::new(Changes::new());
@@ -169,8 +185,8 @@ pub fn discover_listing(
     CHANGES.with(|changes| {
         let mut changes = changes.borrow_mut();
         for item in &items {
-            let Some(id) = item.get("id").and_then(serde_json::Value::as_str) else { continue };
-            changes.report(id, item.to_string().as_bytes(), || resource_of(id, item));
+            let Some(id) = id_of(item) else { continue };
+            changes.report(&id, item.to_string().as_bytes(), || resource_of(&id, item));
         }
         changes.finish();
     });

@@ -1,0 +1,53 @@
+//! `volume_pools`: Cinder's back-end pools, as Ceilometer's `volume_pools` discovery
+//! (`ceilometer/volume/discovery.py`, `ceilometer/cinder_client.py`:
+//! `block_storage.backend_pools()`, i.e. `GET <endpoint>/scheduler-stats/get_pools?detail=True`,
+//! `openstack/block_storage/v3/stats.py`). Each pool is reported as Ceilometer's
+//! `volume.provider.pool.capacity.*` samples carry it (`ceilometer/volume/cinder.py`,
+//! `_VolumeProviderPoolBase`): resource id the pool's name
+//! (`<host>@<backend>#<pool>`), no user or project, metadata `pool_name` (from its
+//! capabilities) and `provider` (the name up to `#`), and its capabilities for the
+//! `volume_pool_capacity` pollster.
+//!
+//! Parameter `service_type` (default `volumev3`). Needs `grants: [openstack]`.
+use pollen_sdk::discoverer::*;
+use serde_json::Value as Json;
+
+const MICROVERSION: (&str, &str) = ("openstack-api-version", "volume 3.64");
+
+struct CinderPools;
+
+impl Discoverer for CinderPools {
+    fn name() -> String {
+        "volume_pools".into()
+    }
+
+    fn discover() -> Result<(), Error> {
+        let service_type = config::get("service_type").unwrap_or_else(|| "volumev3".into());
+        let listing = |cinder: &str| format!("{cinder}/scheduler-stats/get_pools?detail=True");
+        let id_of = |pool: &Json| pool.get("name").and_then(Json::as_str).map(str::to_string);
+        discover_listing_by(&service_type, listing, "pools", &[MICROVERSION], id_of, resource_of)
+    }
+}
+
+/// A pool as Ceilometer's pool capacity samples see it.
+fn resource_of(name: &str, pool: &Json) -> DiscoveredResource {
+    let capabilities =
+        pool.get("capabilities").filter(|c| c.is_object()).cloned().unwrap_or_else(|| serde_json::json!({}));
+    // `caps.get("pool_name") or None`: an empty or false value is None too.
+    let pool_name = capabilities
+        .get("pool_name")
+        .filter(|n| !matches!(n, Json::Null | Json::Bool(false)) && n.as_str() != Some(""));
+    DiscoveredResource {
+        id: name.to_string(),
+        name: name.to_string(),
+        user_id: None,
+        project_id: None,
+        metadata: vec![
+            entry("pool_name", pool_name.map_or(Value::Null, Value::from)),
+            entry("provider", name.split('#').next().unwrap_or(name)),
+        ],
+        data: Some(capabilities.to_string()),
+    }
+}
+
+export_discoverer!(CinderPools);
