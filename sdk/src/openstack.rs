@@ -19,6 +19,19 @@ use crate::pollster::bindings::pollen::plugin::openstack as host;
 use serde_json::Value;
 use std::fmt;
 
+/// Cinder as Ceilometer reaches it (`ceilometer/cinder_client.py`).
+pub mod cinder {
+    /// The microversion Ceilometer asks for (3.41 for snapshots' `user_id`, 3.56 for
+    /// backups' owners, 3.63 for volumes' `volume_type_id`).
+    pub const MICROVERSION: (&str, &str) = ("openstack-api-version", "volume 3.64");
+
+    /// The catalog type of Cinder: the plugin's `service_type` parameter, else
+    /// `volumev3` (Ceilometer's `[service_types] cinder`).
+    pub fn service_type() -> String {
+        crate::pollster::bindings::pollen::plugin::config::get("service_type").unwrap_or_else(|| "volumev3".into())
+    }
+}
+
 /// Pages a listing follows at most (a loop or a runaway API stops there).
 pub const MAX_PAGES: usize = 10_000;
 

@@ -10,9 +10,8 @@
 //!
 //! Parameter `service_type` (default `volumev3`). Needs `grants: [openstack]`.
 use pollen_sdk::discoverer::*;
+use pollen_sdk::openstack::cinder;
 use serde_json::Value as Json;
-
-const MICROVERSION: (&str, &str) = ("openstack-api-version", "volume 3.64");
 
 struct CinderPools;
 
@@ -22,10 +21,10 @@ impl Discoverer for CinderPools {
     }
 
     fn discover() -> Result<(), Error> {
-        let service_type = config::get("service_type").unwrap_or_else(|| "volumev3".into());
+        let service_type = cinder::service_type();
         let listing = |cinder: &str| format!("{cinder}/scheduler-stats/get_pools?detail=True");
         let id_of = |pool: &Json| pool.get("name").and_then(Json::as_str).map(str::to_string);
-        discover_listing_by(&service_type, listing, "pools", &[MICROVERSION], id_of, resource_of)
+        discover_listing_by(&service_type, listing, "pools", &[cinder::MICROVERSION], id_of, resource_of)
     }
 }
 

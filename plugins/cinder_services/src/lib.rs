@@ -9,9 +9,8 @@
 //!
 //! Parameter `service_type` (default `volumev3`). Needs `grants: [openstack]`.
 use pollen_sdk::discoverer::*;
+use pollen_sdk::openstack::cinder;
 use serde_json::Value as Json;
-
-const MICROVERSION: (&str, &str) = ("openstack-api-version", "volume 3.64");
 
 struct CinderServices;
 
@@ -21,11 +20,11 @@ impl Discoverer for CinderServices {
     }
 
     fn discover() -> Result<(), Error> {
-        let service_type = config::get("service_type").unwrap_or_else(|| "volumev3".into());
+        let service_type = cinder::service_type();
         let listing = |cinder: &str| format!("{cinder}/os-services");
         let id_of =
             |service: &Json| Some(format!("{}@{}", service.get("binary")?.as_str()?, service.get("host")?.as_str()?));
-        discover_listing_by(&service_type, listing, "services", &[MICROVERSION], id_of, resource_of)
+        discover_listing_by(&service_type, listing, "services", &[cinder::MICROVERSION], id_of, resource_of)
     }
 }
 

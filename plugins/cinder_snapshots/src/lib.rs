@@ -11,6 +11,7 @@
 //!
 //! Parameter `service_type` (default `volumev3`). Needs `grants: [openstack]`.
 use pollen_sdk::discoverer::*;
+use pollen_sdk::openstack::cinder;
 use serde_json::Value as Json;
 
 /// Ceilometer's `VolumeSnapshotSize.FIELDS` and the key it adds, with the key of
@@ -24,9 +25,6 @@ const METADATA: [(&str, &str); 6] = [
     ("os-extended-snapshot-attributes:progress", "os-extended-snapshot-attributes:progress"),
 ];
 
-/// The microversion Ceilometer asks for.
-const MICROVERSION: (&str, &str) = ("openstack-api-version", "volume 3.64");
-
 struct CinderSnapshots;
 
 impl Discoverer for CinderSnapshots {
@@ -35,9 +33,9 @@ impl Discoverer for CinderSnapshots {
     }
 
     fn discover() -> Result<(), Error> {
-        let service_type = config::get("service_type").unwrap_or_else(|| "volumev3".into());
+        let service_type = cinder::service_type();
         let listing = |cinder: &str| format!("{cinder}/snapshots/detail?all_tenants=True&limit=1000");
-        discover_listing(&service_type, listing, "snapshots", &[MICROVERSION], resource_of)
+        discover_listing(&service_type, listing, "snapshots", &[cinder::MICROVERSION], resource_of)
     }
 }
 

@@ -11,6 +11,7 @@
 //! Parameter `service_type` (default `volumev3`, Ceilometer's `[service_types] cinder`).
 //! Needs `grants: [openstack]`. A cloud without that service is skipped with one warning.
 use pollen_sdk::discoverer::*;
+use pollen_sdk::openstack::cinder;
 use serde_json::Value as Json;
 
 /// Ceilometer's `VolumeSizePollster.FIELDS`, and the key of Cinder's answer each is
@@ -26,9 +27,6 @@ const FIELDS: [(&str, &str); 8] = [
     ("snapshot_id", "snapshot_id"),
 ];
 
-/// The microversion Ceilometer asks for (3.63 for `volume_type_id`).
-const MICROVERSION: (&str, &str) = ("openstack-api-version", "volume 3.64");
-
 struct CinderVolumes;
 
 impl Discoverer for CinderVolumes {
@@ -37,9 +35,9 @@ impl Discoverer for CinderVolumes {
     }
 
     fn discover() -> Result<(), Error> {
-        let service_type = config::get("service_type").unwrap_or_else(|| "volumev3".into());
+        let service_type = cinder::service_type();
         let listing = |cinder: &str| format!("{cinder}/volumes/detail?all_tenants=True&limit=1000");
-        discover_listing(&service_type, listing, "volumes", &[MICROVERSION], resource_of)
+        discover_listing(&service_type, listing, "volumes", &[cinder::MICROVERSION], resource_of)
     }
 }
 
