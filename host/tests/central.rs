@@ -615,3 +615,51 @@ async fn catalog_requests_carry_the_token_and_a_401_renews_it() {
     assert!(seen.iter().all(|token| token.len() > 20), "both carried a token: {seen:?}");
     assert_ne!(seen[0], seen[1], "the second carried a new token");
 }
+
+/// Ceilometer's `endpoint:<type>` and `tenant` discoveries: the parameter of a
+/// `name:param` entry reaches the discoverer (each has an instance of its own), and a
+/// pollster polls the endpoints found; the tenants are Keystone's projects.
+#[tokio::test(flavor = "multi_thread")]
+async fn endpoint_and_tenant_discoveries_find_the_catalog_s_endpoints_and_the_projects() {
+    if !openstack_is_up() {
+        return;
+    }
+    let workspace =
+        Workspace::new(&[central("keystone_endpoints"), central("keystone_tenants"), hostile("http_probe")]);
+    let agent_extra = format!(
+        "  openstack:\n    auth_url: {KEYSTONE}\n    username: {USER}\n    password: {PASSWORD}\n    user_domain_name: Default\n    project_name: service\n    project_domain_name: Default\n    region_name: RegionOne\n  plugins:\n    keystone_endpoints: {{grants: [openstack]}}\n    keystone_tenants: {{grants: [openstack]}}\n    http_probe:\n      grants: [openstack]\n      params: {{url: \"{GLANCE}/v2/images?limit=1\"}}\n"
+    );
+    let agent =
+        workspace.polling_agent(&agent_extra, "meters: [test.http.status]\n    discovery: [\"endpoint:image\"]");
+    let output = run_cycle(&agent.plugins, &agent.hypervisor, &agent.registry, &agent.pipeline.sources).await;
+    assert!(output.failures.is_empty(), "{:?}", output.failures);
+    let polled: Vec<(String, f64)> = output.samples[0]
+        .iter()
+        .map(|s| (agent.registry.resource(s.resource).unwrap().id.to_string(), s.volume))
+        .collect();
+    assert_eq!(polled, [(GLANCE.to_string(), 200.0)], "one sample, on the image endpoint, its request authenticated");
+
+    let discover = |name: &'static str, param: Option<&'static str>| {
+        let plugin = agent.plugins.discoverers[name].clone();
+        let snapshot = agent.hypervisor.cycle();
+        tokio::task::spawn_blocking(move || plugin.discover(snapshot, param))
+    };
+    let ids = |found: pollen_host::plugin::Discovered| -> Vec<String> {
+        found.resources.iter().map(|(_, r)| r.id.to_string()).collect()
+    };
+    let volume = ids(discover("endpoint", Some("volumev3")).await.unwrap().expect("volumev3 endpoints"));
+    let cloud = Cloud::connect().await;
+    assert_eq!(volume, [format!("{CINDER}/v3/{}", cloud.project)]);
+    assert!(ids(discover("endpoint", Some("no-such-service")).await.unwrap().unwrap()).is_empty());
+    let error = discover("endpoint", None).await.unwrap().err().expect("a type is needed");
+    assert!(error.to_string().contains("endpoint:<type>"), "{error}");
+
+    let tenants = ids(discover("tenant", None).await.unwrap().expect("projects"));
+    let projects = cloud.get(format!("{KEYSTONE}/projects")).await;
+    let mut expected: Vec<String> =
+        projects["projects"].as_array().unwrap().iter().map(|p| p["id"].as_str().unwrap().to_string()).collect();
+    let mut tenants = tenants;
+    expected.sort();
+    tenants.sort();
+    assert_eq!(tenants, expected, "every domain's projects");
+}

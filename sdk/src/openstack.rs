@@ -89,6 +89,13 @@ pub fn endpoint(service_type: &str) -> Result<Option<String>, ListError> {
     Ok(endpoints.into_iter().next().map(|e| e.url.trim_end_matches('/').to_string()))
 }
 
+/// The URLs of every endpoint of `service_type` in the catalog, on the agent's
+/// interface and region, as Ceilometer's `keystone_client.get_urls` gives them.
+pub fn endpoints(service_type: &str) -> Result<Vec<String>, ListError> {
+    let endpoints = host::endpoints(service_type).map_err(|e| ListError::Catalog(error_text(e)))?;
+    Ok(endpoints.into_iter().map(|e| e.url).collect())
+}
+
 /// The user id and project id of the agent's token.
 pub fn scope() -> Result<(String, String), ListError> {
     host::scope().map_err(|e| ListError::Catalog(error_text(e)))

@@ -28,8 +28,15 @@ pub const COMPUTE_PLUGINS: &[&str] = &["local_instances", "cpu", "memory", "inst
 
 /// The built-in central discoverers, granted the OpenStack catalog when no Pollen file
 /// gives the agent's settings and the namespace is `central`.
-pub const CENTRAL_DISCOVERERS: &[&str] =
-    &["glance_images", "cinder_volumes", "cinder_snapshots", "cinder_pools", "cinder_services"];
+pub const CENTRAL_DISCOVERERS: &[&str] = &[
+    "glance_images",
+    "cinder_volumes",
+    "cinder_snapshots",
+    "cinder_pools",
+    "cinder_services",
+    "keystone_endpoints",
+    "keystone_tenants",
+];
 
 /// Where `make plugins` puts the built-in central plugins (the compute ones go to
 /// `agent.plugin_dir`'s default, `plugins/dist`).

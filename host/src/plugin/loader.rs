@@ -250,7 +250,7 @@ fn load_bytes(
         PluginKind::Transformer => {}
     }
     tracing::debug!(plugin = %info.name, kind = %kind, cache = ?cache, "plugin loaded");
-    Ok(Plugin { info, sandbox, fingerprint })
+    Ok(Plugin { info, sandbox, with_param: Default::default(), fingerprint })
 }
 
 /// Refuses what is not a WebAssembly component, before wasmtime sees it.

@@ -151,6 +151,8 @@ pub struct Plugin {
     /// What it is.
     pub info: PluginInfo,
     sandbox: Sandbox,
+    /// A discoverer's instances for the parameters of `name:param` entries, one each.
+    with_param: std::sync::Mutex<std::collections::HashMap<String, Arc<Sandbox>>>,
     /// Its file's bytes and its settings, hashed: a reload keeps the plugin while this
     /// is unchanged.
     pub fingerprint: u64,
@@ -193,18 +195,30 @@ impl Plugin {
     /// instance reported in its previous call. An `unchanged` id it did not report then
     /// (or whose resource was evicted) is refused; then, and after any failure, the
     /// instance is made anew for the next call, which reports everything in full.
-    pub fn discover(&self, cycle: Arc<CycleSnapshot>) -> Result<Discovered, PluginError> {
+    /// `param` is the parameter of the pipeline's `name:param` entry; each has an
+    /// instance of its own.
+    pub fn discover(&self, cycle: Arc<CycleSnapshot>, param: Option<&str>) -> Result<Discovered, PluginError> {
         self.check_kind(PluginKind::Discoverer)?;
-        let discovered = self.sandbox.call(Some(cycle), |instance, store| {
+        let owned;
+        let sandbox = match param {
+            None => &self.sandbox,
+            Some(param) => {
+                let mut instances = self.with_param.lock().unwrap_or_else(|p| p.into_inner());
+                owned = instances.entry(param.to_string()).or_insert_with(|| Arc::new(self.sandbox.another())).clone();
+                &*owned
+            }
+        };
+        let param = param.map(str::to_string);
+        let discovered = sandbox.call(Some(cycle), |instance, store| {
             let WorldInstance::Discoverer(d) = instance else { unreachable!("kind checked above") };
             let state = store.data_mut();
             let previous = std::mem::take(&mut state.reported);
             state.discovering = Some(state::DiscoveryCall { previous, found: Discovered::default() });
-            let result = d.pollen_plugin_discoverer().call_discover(&mut *store);
+            let result = d.pollen_plugin_discoverer().call_discover(&mut *store, param.as_deref());
             let call = store.data_mut().discovering.take();
             result.map(|reported| reported.map(|()| call.map(|c| c.found).unwrap_or_default()))
         });
-        let discovered = discovered.inspect_err(|_| self.sandbox.discard())?;
+        let discovered = discovered.inspect_err(|_| sandbox.discard())?;
         if let Some(first) = &discovered.first_over_bounds {
             tracing::warn!(plugin = %self.name(), refused = discovered.over_bounds, first = %plugin_text(first, 256),
                 "the discoverer reported resources over the host's bounds; they are left out");
@@ -212,7 +226,7 @@ impl Plugin {
         if let Some(first) = discovered.refused.first() {
             tracing::warn!(plugin = %self.name(), refused = discovered.refused.len(), first = %plugin_text(first, 256),
                 "the discoverer reported resources unchanged that it did not report in full; its instance is made anew");
-            self.sandbox.discard();
+            sandbox.discard();
         }
         Ok(discovered)
     }
@@ -242,7 +256,12 @@ impl Plugin {
     /// instead of the plugin's `params` (a sink's transformer). Nothing runs yet:
     /// [`Plugin::start`] makes the instance.
     pub fn with_params(&self, params: Vec<(String, String)>) -> Plugin {
-        Plugin { info: self.info.clone(), sandbox: self.sandbox.with_params(params), fingerprint: self.fingerprint }
+        Plugin {
+            info: self.info.clone(),
+            sandbox: self.sandbox.with_params(params),
+            with_param: Default::default(),
+            fingerprint: self.fingerprint,
+        }
     }
 
     /// Makes the instance now rather than at the first call; a transformer reads and

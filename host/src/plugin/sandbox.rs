@@ -108,6 +108,11 @@ impl Sandbox {
         }
     }
 
+    /// A sandbox for another instance of the same component, with the same parameters.
+    pub(crate) fn another(&self) -> Self {
+        self.with_params(self.context.params.to_vec())
+    }
+
     /// The plugin's name.
     pub(crate) fn name(&self) -> &str {
         &self.context.name

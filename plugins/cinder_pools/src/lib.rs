@@ -20,7 +20,7 @@ impl Discoverer for CinderPools {
         "volume_pools".into()
     }
 
-    fn discover() -> Result<(), Error> {
+    fn discover(_param: Option<String>) -> Result<(), Error> {
         let service_type = cinder::service_type();
         let listing = |cinder: &str| format!("{cinder}/scheduler-stats/get_pools?detail=True");
         let id_of = |pool: &Json| pool.get("name").and_then(Json::as_str).map(str::to_string);

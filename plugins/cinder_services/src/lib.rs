@@ -19,7 +19,7 @@ impl Discoverer for CinderServices {
         "volume_services".into()
     }
 
-    fn discover() -> Result<(), Error> {
+    fn discover(_param: Option<String>) -> Result<(), Error> {
         let service_type = cinder::service_type();
         let listing = |cinder: &str| format!("{cinder}/os-services");
         let id_of =

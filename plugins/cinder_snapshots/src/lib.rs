@@ -32,7 +32,7 @@ impl Discoverer for CinderSnapshots {
         "volume_snapshots".into()
     }
 
-    fn discover() -> Result<(), Error> {
+    fn discover(_param: Option<String>) -> Result<(), Error> {
         let service_type = cinder::service_type();
         let listing = |cinder: &str| format!("{cinder}/snapshots/detail?all_tenants=True&limit=1000");
         discover_listing(&service_type, listing, "snapshots", &[cinder::MICROVERSION], resource_of)

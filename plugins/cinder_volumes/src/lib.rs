@@ -34,7 +34,7 @@ impl Discoverer for CinderVolumes {
         "volumes".into()
     }
 
-    fn discover() -> Result<(), Error> {
+    fn discover(_param: Option<String>) -> Result<(), Error> {
         let service_type = cinder::service_type();
         let listing = |cinder: &str| format!("{cinder}/volumes/detail?all_tenants=True&limit=1000");
         discover_listing(&service_type, listing, "volumes", &[cinder::MICROVERSION], resource_of)

@@ -37,7 +37,7 @@ impl Discoverer for GlanceImages {
         "images".into()
     }
 
-    fn discover() -> Result<(), Error> {
+    fn discover(_param: Option<String>) -> Result<(), Error> {
         discover_listing("image", |glance| format!("{glance}/v2/images?limit=1000"), "images", &[], resource_of)
     }
 }

@@ -28,7 +28,7 @@ impl Discoverer for LocalInstances {
         "local_instances".into()
     }
 
-    fn discover() -> Result<(), Error> {
+    fn discover(_param: Option<String>) -> Result<(), Error> {
         let include_stopped = config::get("include_stopped").is_some_and(|v| v == "true");
         let host = config::get("host");
         let domains = hypervisor::list_domains()?;

@@ -254,14 +254,20 @@ fn start_discoveries(
     pieces: &mpsc::Sender<Piece>,
 ) -> Discoveries {
     let mut discoveries = HashMap::new();
-    for name in discoverers_of(plans) {
+    for entry in discoverers_of(plans) {
+        // Ceilometer's `name:parameter` entries: the name picks the plugin.
+        let (name, param) = match entry.split_once(':') {
+            Some((name, param)) => (name.to_string(), Some(param.to_string())),
+            None => (entry.clone(), None),
+        };
         let Some(discoverer) = plugins.discoverers.get(&name).cloned() else {
-            tracing::warn!(discoverer = %name, "no plugin provides this discoverer; its meters get no resources");
-            discoveries.insert(name, std::future::ready(Arc::new(Vec::new())).boxed().shared());
+            tracing::warn!(discoverer = %entry, "no plugin provides this discoverer; its meters get no resources");
+            discoveries.insert(entry, std::future::ready(Arc::new(Vec::new())).boxed().shared());
             continue;
         };
         let snapshot = snapshot.clone();
-        let call = tokio::task::spawn_blocking(move || discoverer.discover(snapshot));
+        let call = tokio::task::spawn_blocking(move || discoverer.discover(snapshot, param.as_deref()));
+        let name = entry;
         let (pieces, named) = (pieces.clone(), name.clone());
         let found = async move {
             let mut counts = CycleOutput::default();

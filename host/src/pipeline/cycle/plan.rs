@@ -64,11 +64,12 @@ pub(super) fn plan(plugins: &PluginSet, sources: &[Source]) -> Vec<PollPlan> {
             if selected.is_empty() {
                 continue;
             }
-            // Ceilometer's `name:parameter` discovery entries: the name picks the plugin.
+            // Ceilometer's `name:parameter` discovery entries are kept whole: the
+            // parameter goes to the discoverer.
             let names: BTreeSet<String> = if source.discovery.is_empty() {
                 selected.iter().filter_map(|m| pollster.info.meters[*m].default_discoverer.clone()).collect()
             } else {
-                source.discovery.iter().map(|d| d.split(':').next().unwrap_or(d).to_string()).collect()
+                source.discovery.iter().cloned().collect()
             };
             selections.push((index, selected));
             discoverers.push((index, names.into_iter().collect()));

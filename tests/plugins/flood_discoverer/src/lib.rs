@@ -14,7 +14,7 @@ impl Discoverer for FloodDiscoverer {
         "flood".into()
     }
 
-    fn discover() -> Result<(), Error> {
+    fn discover(_param: Option<String>) -> Result<(), Error> {
         let (count, id_bytes, metadata_bytes) =
             (param("count", 1_000_000), param("id_bytes", 40), param("metadata_bytes", 0));
         let mut id = "0".repeat(id_bytes.max(20));

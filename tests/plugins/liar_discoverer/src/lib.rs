@@ -33,7 +33,7 @@ impl Discoverer for LiarDiscoverer {
         "liar_instances".into()
     }
 
-    fn discover() -> Result<(), Error> {
+    fn discover(_param: Option<String>) -> Result<(), Error> {
         if let Some(id) = config::get("impersonate") {
             report(&Discovery::Changed(DiscoveredResource {
                 id: id.clone(),
