@@ -412,3 +412,44 @@ async fn a_hung_endpoint_delays_no_other_pollster_s_samples() {
         );
     }
 }
+
+/// A response of half a gigabyte, streamed, is cut at the host's limit: the agent
+/// neither reads nor holds it (`pollen poll --once`, its peak RSS read by GNU time).
+#[test]
+fn an_endless_body_costs_the_agent_no_memory() {
+    let stub = Stub::start(Behaviour::Chunked(512 << 20));
+    let (workspace, agent_extra) =
+        probe(&fetching(&format!("{}/", stub.origin()), &[stub.origin()]), "  http:\n    max_response_mib: 1\n");
+    workspace.write_pipeline(&agent_extra, &stdout_source("meters: ['*']"));
+    let (code, stdout, stderr, peak) = pollen_measured(&["poll", "--once"], workspace.path());
+    assert_eq!(code, Some(1), "the probe failed: {stderr}");
+    assert!(stderr.contains("response body over the host's limit"), "{stderr}");
+    assert!(stdout.contains("\"cpu\""), "the other samples are printed");
+    assert!(peak < 256 << 20, "peak RSS {} MiB while a 512 MiB body was refused", peak >> 20);
+}
+
+/// A Keystone that accepts connections and never answers costs the central plugins
+/// their cycle, bounded by `agent.http.request_timeout`; the compute sources are
+/// polled as usual.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_silent_keystone_costs_only_the_central_meters() {
+    let keystone = Stub::start(Behaviour::Silent);
+    let workspace =
+        Workspace::new(&[builtin("local_instances"), builtin("cpu"), central("glance_images"), central("image_size")]);
+    let agent_extra = format!(
+        "  http:\n    request_timeout: 2\n  openstack:\n    auth_url: {}/v3\n    username: u\n    password: p\n    user_domain_name: Default\n    project_name: service\n    project_domain_name: Default\n{}    glance_images:\n      grants: [openstack]\n",
+        keystone.origin(),
+        grants(&["local_instances", "cpu"])
+    );
+    let agent = workspace.polling_agent(&agent_extra, "meters: [cpu, image.size]");
+    let started = Instant::now();
+    let output = run_cycle(&agent.plugins, &agent.hypervisor, &agent.registry, &agent.pipeline.sources).await;
+    let took = started.elapsed();
+    match output.failures.as_slice() {
+        [failure] => assert!(failure.to_string().contains("cannot be reached"), "{failure}"),
+        other => panic!("expected the images discoverer's failure alone: {other:?}"),
+    }
+    assert!(took >= Duration::from_secs(2) && took < LOOSE, "bounded by the request timeout: {took:?}");
+    assert!(!volumes(&agent, &output.samples[0], "cpu").is_empty(), "the compute meters are polled as usual");
+    assert!(keystone.connections() >= 1, "the agent tried Keystone");
+}
