@@ -7,7 +7,7 @@ use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
 /// `agent.openstack`, or `[service_credentials]` of `ceilometer.conf`.
-#[derive(Clone, Default, PartialEq, Deserialize)]
+#[derive(Clone, Default, PartialEq, Hash, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Credentials {
     /// Keystone's URL, e.g. `http://controller:5000/v3` (`/v3` is added if missing).

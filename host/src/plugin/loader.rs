@@ -144,6 +144,10 @@ fn fingerprint(bytes: &[u8], name: &str, agent: &Agent) -> u64 {
     agent.call_wall_timeout(name).hash(&mut hasher);
     agent.log_lines_per_second(name).hash(&mut hasher);
     format!("{:?}", agent.http).hash(&mut hasher);
+    // A plugin granted the catalog is made anew with new credentials (its session).
+    if agent.plugin(name).grants.contains(&Grant::Openstack) {
+        agent.openstack.hash(&mut hasher);
+    }
     hasher.finish()
 }
 

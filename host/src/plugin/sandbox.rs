@@ -14,7 +14,7 @@
 use super::engine::{EpochTicker, PluginEngine};
 use super::error::PluginError;
 use super::plugin_log::{plugin_text, MAX_LINE};
-use super::state::{CallClock, PluginContext, PluginState};
+use super::state::{PluginContext, PluginState};
 use super::PluginKind;
 use crate::bindings::agent::pollen::plugin::log::Level;
 use crate::bindings::discoverer::{DiscovererPlugin, DiscovererPluginPre};
@@ -133,8 +133,7 @@ impl Sandbox {
         let live = slot.as_mut().expect("instantiated above");
         let state = live.store.data_mut();
         state.cycle = cycle;
-        state.clock = CallClock::start();
-        state.http_hooks.wall_deadline = (state.clock.started + self.context.call_wall_timeout).into();
+        state.begin_call();
         live.store.set_epoch_deadline(self.deadline_ticks);
         let result = f(&live.instance, &mut live.store);
         live.store.data_mut().cycle = None;
@@ -162,7 +161,7 @@ impl Sandbox {
 
     fn instantiate(&self) -> Result<Live, PluginError> {
         let mut state = PluginState::new(self.context.clone());
-        state.http_hooks.wall_deadline = (state.clock.started + self.context.call_wall_timeout).into();
+        state.begin_call();
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
         store.epoch_deadline_callback(|mut store| Ok(next_deadline(store.data_mut())));

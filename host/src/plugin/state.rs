@@ -72,8 +72,9 @@ pub(crate) struct NamingCall {
     pub given: usize,
     /// What it named, in order.
     pub named: Vec<(ResourceHandle, Arc<crate::sample::Resource>)>,
-    /// How many it named over the host's bounds, and the first one's problem.
+    /// How many it named over the host's bounds.
     pub refused: usize,
+    /// The first one's problem.
     pub first_refused: Option<String>,
 }
 
@@ -136,6 +137,13 @@ impl PluginState {
     /// The plugin's name.
     pub fn name(&self) -> &str {
         &self.context.name
+    }
+
+    /// Starts the clock of a call (or of the instantiation): its own time from now,
+    /// and no HTTP request past its wall deadline.
+    pub(crate) fn begin_call(&mut self) {
+        self.clock = CallClock::start();
+        self.http_hooks.wall_deadline = (self.clock.started + self.context.call_wall_timeout).into();
     }
 }
 

@@ -3,13 +3,12 @@
 
 use super::CHUNK;
 use crate::config::Source;
+use crate::pipeline::PluginSet;
 use crate::plugin::Plugin;
 use crate::registry::{Registry, ResourceHandle};
 use crate::sample::Resource;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
-
-use super::super::PluginSet;
 
 /// One pollster's part of the cycle: which meters each source wants from it.
 #[derive(Clone)]
