@@ -3,6 +3,9 @@
 //! fails with [`HypervisorError::Timeout`], and while it is still stuck (a frozen
 //! `libvirtd`) every other call fails at once instead of queueing behind it. A lost
 //! connection is re-opened on demand, with exponential backoff between attempts.
+//! Opening has a bound of its own ([`Connection::new`]'s `open_timeout`): a daemon
+//! loading a large node file takes seconds to accept a connection, and then answers
+//! each call within the call timeout.
 
 use super::HypervisorError;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,6 +21,7 @@ type Job = Box<dyn FnOnce(&mut Link) + Send>;
 pub(super) struct Connection {
     uri: String,
     timeout: Duration,
+    open_timeout: Duration,
     /// `None` once dropping.
     jobs: Mutex<Option<mpsc::Sender<Job>>>,
     busy: Arc<Busy>,
@@ -36,17 +40,23 @@ struct Busy {
     reported: AtomicBool,
 }
 
+/// What the thread is doing while it opens the connection.
+const OPENING: &str = "virConnectOpen";
+
 /// The thread's side: the open connection, if any, and when to try again.
 pub(super) struct Link {
     uri: String,
     connection: Option<Connect>,
     next_attempt: Instant,
     backoff: backon::ExponentialBackoff,
+    /// Where it says what it runs.
+    busy: Arc<Busy>,
 }
 
 impl Connection {
-    /// Starts the thread for `uri`; nothing is opened until the first call.
-    pub fn new(uri: &str, timeout: Duration) -> Self {
+    /// Starts the thread for `uri`; nothing is opened until the first call. A call
+    /// may take `timeout`, opening the connection `open_timeout` more.
+    pub fn new(uri: &str, timeout: Duration, open_timeout: Duration) -> Self {
         let (jobs, queue) = mpsc::channel::<Job>();
         let busy = Arc::new(Busy::default());
         let mut link = Link {
@@ -54,6 +64,7 @@ impl Connection {
             connection: None,
             next_attempt: Instant::now(),
             backoff: crate::publish::reconnect_backoff(),
+            busy: busy.clone(),
         };
         let thread_busy = busy.clone();
         let (end, ended) = mpsc::channel();
@@ -69,7 +80,14 @@ impl Connection {
         if let Err(error) = spawned {
             tracing::error!(%error, "cannot start the libvirt thread; every hypervisor call will fail");
         }
-        Self { uri: uri.to_string(), timeout, jobs: Mutex::new(Some(jobs)), busy, ended: Mutex::new(ended) }
+        Self {
+            uri: uri.to_string(),
+            timeout,
+            open_timeout,
+            jobs: Mutex::new(Some(jobs)),
+            busy,
+            ended: Mutex::new(ended),
+        }
     }
 
     /// Runs `f` on the open connection (opening it first if needed) and waits for it
@@ -89,12 +107,11 @@ impl Connection {
         }
         let (reply, answer) = mpsc::sync_channel(1);
         let abandoned = Arc::new(AtomicBool::new(false));
-        let (job_abandoned, busy) = (abandoned.clone(), self.busy.clone());
+        let job_abandoned = abandoned.clone();
         let job: Job = Box::new(move |link: &mut Link| {
             if job_abandoned.load(Ordering::Relaxed) {
                 return;
             }
-            *busy.call.lock().unwrap_or_else(|p| p.into_inner()) = Some((call, Instant::now()));
             let _ = reply.send(link.run(call, f));
         });
         let sent = self.jobs.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(|jobs| jobs.send(job));
@@ -104,22 +121,48 @@ impl Connection {
                 message: "the libvirt thread is gone".into(),
             });
         }
-        match answer.recv_timeout(self.timeout) {
-            Ok(result) => result,
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                abandoned.store(true, Ordering::Relaxed);
-                Err(HypervisorError::Timeout { call, uri: self.uri.clone(), after: self.timeout })
-            }
-            Err(mpsc::RecvTimeoutError::Disconnected) => {
-                Err(HypervisorError::Connect { uri: self.uri.clone(), message: "the libvirt thread is gone".into() })
+        let asked = Instant::now();
+        let mut wait = self.timeout;
+        loop {
+            match answer.recv_timeout(wait) {
+                Ok(result) => return result,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    // While the thread opens the connection, or has just begun a call
+                    // after opening it, each has its own bound.
+                    let running = *self.busy.call.lock().unwrap_or_else(|p| p.into_inner());
+                    let left = running.and_then(|(what, since)| self.bound_of(what).checked_sub(since.elapsed()));
+                    if let Some(left) = left.filter(|left| !left.is_zero()) {
+                        wait = left;
+                        continue;
+                    }
+                    abandoned.store(true, Ordering::Relaxed);
+                    let (what, after) =
+                        running.map_or((call, asked.elapsed()), |(what, since)| (what, since.elapsed()));
+                    return Err(HypervisorError::Timeout { call: what, uri: self.uri.clone(), after });
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    return Err(HypervisorError::Connect {
+                        uri: self.uri.clone(),
+                        message: "the libvirt thread is gone".into(),
+                    })
+                }
             }
         }
     }
 
-    /// The call the thread has been running for longer than the timeout, if any.
+    /// How long the thread may spend on `what`: opening, or a call.
+    fn bound_of(&self, what: &str) -> Duration {
+        if what == OPENING {
+            self.open_timeout
+        } else {
+            self.timeout
+        }
+    }
+
+    /// The call the thread has been running for longer than its bound, if any.
     fn stuck(&self) -> Option<(&'static str, Instant)> {
         let busy = *self.busy.call.lock().unwrap_or_else(|p| p.into_inner());
-        busy.filter(|(_, since)| since.elapsed() > self.timeout)
+        busy.filter(|(what, since)| since.elapsed() > self.bound_of(what))
     }
 }
 
@@ -140,7 +183,12 @@ impl Link {
         call: &'static str,
         f: impl FnOnce(&Connect) -> Result<T, virt::error::Error>,
     ) -> Result<T, HypervisorError> {
+        if self.connection.is_none() {
+            self.say(OPENING);
+        }
+        let busy = self.busy.clone();
         let connection = self.open()?;
+        *busy.call.lock().unwrap_or_else(|p| p.into_inner()) = Some((call, Instant::now()));
         let result = f(connection);
         if result.is_err() && !connection.is_alive().unwrap_or(false) {
             tracing::warn!(uri = %self.uri, call, "the libvirt connection is lost; re-opening it");
@@ -148,6 +196,11 @@ impl Link {
             self.next_attempt = Instant::now();
         }
         result.map_err(|e| HypervisorError::from_libvirt(call, &self.uri, e))
+    }
+
+    /// Says what the thread runs from now.
+    fn say(&self, what: &'static str) {
+        *self.busy.call.lock().unwrap_or_else(|p| p.into_inner()) = Some((what, Instant::now()));
     }
 
     /// The open connection, opening it if the backoff allows.
@@ -182,5 +235,41 @@ impl Link {
         if let Some(mut connection) = self.connection.take() {
             let _ = connection.close();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A daemon that accepts the connection and never answers: the first call waits
+    /// for the open's own bound, not the call's, and says it was opening; the next one
+    /// fails at once while the open is stuck.
+    #[test]
+    fn opening_has_a_bound_of_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("silent.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for stream in listener.incoming().flatten() {
+                held.push(stream);
+            }
+        });
+        let uri = format!("qemu+unix:///system?socket={}", socket.display());
+        let connection = Connection::new(&uri, Duration::from_millis(300), Duration::from_secs(2));
+        let started = Instant::now();
+        let first = connection.call("virConnectListAllDomains", |c| c.list_all_domains(0).map(|d| d.len()));
+        let took = started.elapsed();
+        match first {
+            Err(HypervisorError::Timeout { call, .. }) => assert_eq!(call, OPENING),
+            other => panic!("expected the open to time out, got {other:?}"),
+        }
+        assert!(took >= Duration::from_secs(2), "the open had its own bound, not the call's: {took:?}");
+        let started = Instant::now();
+        let second = connection.call("virConnectListAllDomains", |c| c.list_all_domains(0).map(|d| d.len()));
+        assert!(matches!(second, Err(HypervisorError::Timeout { .. })), "{second:?}");
+        assert!(started.elapsed() < Duration::from_secs(1), "fails at once while the open is stuck");
+        std::mem::forget(connection);
     }
 }

@@ -26,6 +26,10 @@ use virt::connect::Connect;
 /// How long a libvirt call may take by default before it counts as failed.
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_millis(1500);
 
+/// How long opening the connection may take (a daemon that loads a node of ten
+/// thousand domains takes seconds to accept one), unless the call timeout is longer.
+pub const OPEN_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// How long a domain's XML is trusted when nothing else says it changed (a device
 /// hot-plugged into a running domain changes neither its id nor its state)...
 const XML_MAX_AGE: Duration = Duration::from_secs(600);
@@ -122,11 +126,17 @@ impl Hypervisor {
 
     /// A hypervisor at `uri` whose calls time out after `timeout`.
     pub fn with_timeout(uri: impl Into<String>, timeout: Duration) -> Self {
+        Self::with_timeouts(uri, timeout, timeout.max(OPEN_TIMEOUT))
+    }
+
+    /// The same, opening the connection within `open_timeout` (a daemon loading a
+    /// large node takes seconds to accept one; each call then has `timeout`).
+    pub fn with_timeouts(uri: impl Into<String>, timeout: Duration, open_timeout: Duration) -> Self {
         // libvirt prints every error to stderr by default; ours are returned instead.
         virt::error::clear_error_callback();
         let uri = uri.into();
         Self {
-            connection: connection::Connection::new(&uri, timeout),
+            connection: connection::Connection::new(&uri, timeout, open_timeout),
             uri,
             xml: Mutex::default(),
             xml_reads: AtomicU64::new(0),
