@@ -663,3 +663,33 @@ async fn endpoint_and_tenant_discoveries_find_the_catalog_s_endpoints_and_the_pr
     tenants.sort();
     assert_eq!(tenants, expected, "every domain's projects");
 }
+
+/// `pollen plugins inspect` shows a central plugin's OpenStack and HTTP imports and
+/// whether the pipeline grants them (the catalog's endpoints come with `openstack`).
+#[test]
+fn inspect_shows_the_openstack_and_http_imports_and_their_grants() {
+    let inspect = |config: Option<&str>| -> Value {
+        let mut command = pollen_command();
+        command.args(["plugins", "inspect", "--json"]).arg(repo().join("plugins/dist-central/glance_images.wasm"));
+        if let Some(config) = config {
+            command.arg("--config").arg(repo().join(config));
+        }
+        command.env_remove("OS_AUTH_URL");
+        let output = command.current_dir(std::env::temp_dir()).output().unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        serde_json::from_slice(&output.stdout).unwrap()
+    };
+    let grant_of = |info: &Value, prefix: &str| -> (Value, Value) {
+        let import =
+            info["imports"].as_array().unwrap().iter().find(|i| i["name"].as_str().unwrap().starts_with(prefix));
+        let import = import.unwrap_or_else(|| panic!("no {prefix} import: {info}"));
+        (import["grant"].clone(), import["granted_by_pipeline"].clone())
+    };
+    let granted = inspect(Some("central.yaml"));
+    assert_eq!(granted["kind"], "discoverer");
+    assert_eq!(grant_of(&granted, "pollen:plugin/openstack@"), (json!("openstack"), json!(true)));
+    assert_eq!(grant_of(&granted, "wasi:http/outgoing-handler@"), (json!("http"), json!(true)), "through openstack");
+    let bare = inspect(None);
+    assert_eq!(grant_of(&bare, "pollen:plugin/openstack@"), (json!("openstack"), json!(false)));
+    assert_eq!(grant_of(&bare, "wasi:http/outgoing-handler@"), (json!("http"), json!(false)));
+}
