@@ -20,6 +20,13 @@ const CINDER: &str = "http://127.0.0.1:8776";
 const USER: &str = "ceilometer";
 const PASSWORD: &str = "pollen-ceilometer";
 
+/// Held by the tests that create resources or count what a cycle found: one at a time,
+/// so that none sees another's volumes appear between two cycles.
+async fn one_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
+    static CLOUD: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    CLOUD.lock().await
+}
+
 fn openstack_is_up() -> bool {
     let up =
         ["127.0.0.1:5000", "127.0.0.1:9292", "127.0.0.1:8776"].iter().all(|a| std::net::TcpStream::connect(a).is_ok());
@@ -231,6 +238,7 @@ async fn images_and_volumes_are_polled_with_ceilometer_s_names_owners_and_metada
     if !openstack_is_up() {
         return;
     }
+    let _cloud = one_at_a_time().await;
     let cloud = Cloud::connect().await;
     let tag = uuid::Uuid::new_v4().simple().to_string();
     let sized = [
@@ -275,11 +283,24 @@ async fn images_and_volumes_are_polled_with_ceilometer_s_names_owners_and_metada
         check(&agent, &samples[0], &oracle["volume.size"], &api["volume"]);
     }
 
-    // A second cycle reports the unchanged images and volumes by id only, and says the same.
+    // A second cycle reports the unchanged images and volumes by id only (a volume
+    // another test deleted may still be going away), and says the same of ours.
     let again = run_cycle(&agent.plugins, &agent.hypervisor, &agent.registry, &agent.pipeline.sources).await;
     assert!(again.failures.is_empty(), "{:?}", again.failures);
-    assert_eq!(again.samples[0].len(), output.samples[0].len());
-    assert_eq!(again.changed_resources, 0, "nothing changed between the cycles");
+    assert!(output.changed_resources >= sized.len() + 1 + volumes.len(), "the first cycle reports everything in full");
+    assert!(again.changed_resources <= 3, "{} resources reported changed again", again.changed_resources);
+    let ours = |samples: &[Sample]| -> Vec<(pollen_host::registry::ResourceHandle, f64)> {
+        let mut ids: Vec<&String> = sized.iter().map(|(id, _)| id).chain(&volumes).collect();
+        ids.sort();
+        let mut found: Vec<_> = samples
+            .iter()
+            .filter(|s| ids.binary_search(&&agent.registry.resource(s.resource).unwrap().id.to_string()).is_ok())
+            .map(|s| (s.resource, s.volume))
+            .collect();
+        found.sort_by_key(|(handle, _)| *handle);
+        found
+    };
+    assert_eq!(ours(&again.samples[0]), ours(&output.samples[0]), "the same resources, the same volumes");
 
     for (id, _) in &sized {
         cloud.delete(format!("{GLANCE}/v2/images/{id}")).await;
@@ -297,6 +318,7 @@ async fn snapshots_are_polled_with_ceilometer_s_names_owners_and_metadata() {
     if !openstack_is_up() {
         return;
     }
+    let _cloud = one_at_a_time().await;
     let cloud = Cloud::connect().await;
     let base = format!("{CINDER}/v3/{}", cloud.project);
     let volume = cloud.volume(&format!("pollen-{}", uuid::Uuid::new_v4().simple()), 1).await;
@@ -464,6 +486,7 @@ async fn ceilometer_s_central_files_run_unchanged() {
     if !openstack_is_up() {
         return;
     }
+    let _cloud = one_at_a_time().await;
     let cloud = Cloud::connect().await;
     let volume = cloud.volume(&format!("pollen-{}", uuid::Uuid::new_v4().simple()), 3).await;
     let dir = tempfile::tempdir().unwrap();
