@@ -376,7 +376,7 @@ async fn https_is_verified_against_the_ca_file() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_hung_endpoint_delays_no_other_pollster_s_samples() {
     let stub = Stub::start(Behaviour::Silent);
-    let timeout = 6.0;
+    let timeout = 10.0;
     let (workspace, agent_extra) = probe(
         &fetching(&format!("{}/", stub.origin()), &[stub.origin()]),
         &format!("  http:\n    request_timeout: {timeout}\n"),
@@ -407,7 +407,7 @@ async fn a_hung_endpoint_delays_no_other_pollster_s_samples() {
         let at = delivered.iter().find(|(_, names)| names.iter().any(|n| n == meter)).map(|(at, _)| *at);
         let at = at.unwrap_or_else(|| panic!("{meter} samples were delivered: {delivered:?}"));
         assert!(
-            at + Duration::from_secs(3) < took,
+            at + Duration::from_secs(5) < took,
             "{meter} samples waited for the hung request: at {at:?} of {took:?}"
         );
     }

@@ -483,8 +483,17 @@ mod tests {
             let _ = hold.recv();
             (0, "slow".to_string(), call_output(0))
         });
+        let (done, quick_ended) = std::sync::mpsc::channel();
         for index in [2, 1] {
-            calls.spawn_blocking(move || (index, format!("quick-{index}"), call_output(index)));
+            let done = done.clone();
+            calls.spawn_blocking(move || {
+                let _ = done.send(());
+                (index, format!("quick-{index}"), call_output(index))
+            });
+        }
+        // Both quick calls have ended (however loaded the machine) before gathering.
+        for _ in 0..2 {
+            quick_ended.recv().unwrap();
         }
         let (pieces, mut received) = mpsc::channel(PIECES_AHEAD);
         let started = Instant::now();
