@@ -3,9 +3,8 @@
 # virt plugin (Debian's collectd-core). The bench runs collectd itself, in the
 # foreground; the system service the package may enable is stopped.
 set -euo pipefail
-as_root() {
-    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
-}
+# shellcheck source=scripts/lib.sh
+. "$(dirname "$0")/lib.sh"
 if [ ! -x /usr/sbin/collectd ] || [ ! -e /usr/lib/collectd/virt.so ]; then
     echo "bench-peers: installing collectd-core"
     as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq

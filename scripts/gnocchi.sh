@@ -13,10 +13,8 @@ state="${POLLEN_GNOCCHI_DIR:-/var/lib/pollen-gnocchi}"
 port=8041
 venv="$state/venv"
 
-as_root() {
-    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
-}
-listens() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# shellcheck source=scripts/lib.sh
+. "$(dirname "$0")/lib.sh"
 answers() { curl -fsS -u admin: "http://127.0.0.1:$port/v1/archive_policy" >/dev/null 2>&1; }
 
 install() {
@@ -28,14 +26,7 @@ install() {
         as_root pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start
         for _ in $(seq 1 30); do listens 5432 && break; sleep 0.5; done
     fi
-    if [ ! -x "$venv/bin/python" ]; then
-        python3 -m venv --help >/dev/null 2>&1 || {
-            as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-            as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv
-        }
-        as_root mkdir -p "$state"
-        as_root python3 -m venv "$venv"
-    fi
+    make_venv "$venv" "$state"
     if ! "$venv/bin/python" -c "import gnocchi, oslo_db, psycopg2, werkzeug" 2>/dev/null; then
         echo "gnocchi: installing Gnocchi from PyPI into $venv"
         # Gnocchi's `postgresql` extra, with psycopg2's binary wheel (no compiler or

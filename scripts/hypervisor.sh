@@ -15,9 +15,8 @@ here="$(cd "$(dirname "$0")/.." && pwd)"
 state_dir="${POLLEN_HV_DIR:-/var/lib/pollen-hv}"
 uri="qemu:///system"
 
-as_root() {
-    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
-}
+# shellcheck source=scripts/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 answers() { virsh -c "$uri" version >/dev/null 2>&1; }
 

@@ -33,11 +33,9 @@ cinder_port=8776
 admin_password=pollen-admin
 service_password=pollen-ceilometer
 
-as_root() {
-    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
-}
+# shellcheck source=scripts/lib.sh
+. "$(dirname "$0")/lib.sh"
 answers() { curl -fsS -o /dev/null "$1" 2>/dev/null; }
-listens() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 # Creates database $1 on the local PostgreSQL if it is missing; says whether it did.
 new_database() {
     if psql -h 127.0.0.1 -U postgres -tAc "select 1 from pg_database where datname = '$1'" | grep -q 1; then
@@ -58,14 +56,7 @@ wait_for() {
 }
 
 install() {
-    if [ ! -x "$bin/python" ]; then
-        python3 -m venv --help >/dev/null 2>&1 || {
-            as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-            as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv
-        }
-        as_root mkdir -p "$state"
-        as_root python3 -m venv "$venv"
-    fi
+    make_venv "$venv" "$state"
     if ! "$bin/python" -c "import keystone, glance, cinder, gunicorn, psycopg2" 2>/dev/null; then
         echo "openstack: installing Keystone, Glance and Cinder from PyPI into $venv (a few minutes)"
         as_root "$bin/pip" install -q "keystone==30.0.0" "glance==33.0.0" "cinder==29.0.0" gunicorn psycopg2-binary

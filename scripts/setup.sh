@@ -6,9 +6,8 @@
 # listens (for the publishing tests).
 set -euo pipefail
 
-as_root() {
-    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
-}
+# shellcheck source=scripts/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 missing=()
 pkg-config --exists libvirt 2>/dev/null || missing+=(libvirt-dev)
@@ -32,7 +31,7 @@ if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
     rustup target add wasm32-wasip2
 fi
 # Publishing tests talk to a real RabbitMQ on 127.0.0.1:5672 (guest/guest).
-broker_listens() { (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null; }
+broker_listens() { listens 5672; }
 if ! broker_listens; then
     if ! command -v rabbitmq-server >/dev/null 2>&1; then
         echo "setup: installing rabbitmq-server"
@@ -45,7 +44,7 @@ if ! broker_listens; then
     broker_listens || { echo "setup: RabbitMQ does not listen on 127.0.0.1:5672" >&2; exit 1; }
 fi
 # The Prometheus publisher's tests push to a real Pushgateway on 127.0.0.1:9091.
-pushgateway_listens() { (exec 3<>/dev/tcp/127.0.0.1/9091) 2>/dev/null; }
+pushgateway_listens() { listens 9091; }
 if ! pushgateway_listens; then
     if ! command -v prometheus-pushgateway >/dev/null 2>&1; then
         echo "setup: installing prometheus-pushgateway"

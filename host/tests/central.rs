@@ -201,10 +201,25 @@ fn at(json: &Value, path: &str) -> Value {
     value.clone()
 }
 
+/// The `agent` lines of the agent's account (`agent.openstack`, in `region` if one
+/// is given), then `plugins` (YAML lines under `agent.plugins`).
+fn with_account(region: Option<&str>, plugins: &str) -> String {
+    let region = region.map(|r| format!("    region_name: {r}\n")).unwrap_or_default();
+    format!("{}{region}  plugins:\n{plugins}", account())
+}
+
+/// `agent.openstack` with the agent's account.
+fn account() -> String {
+    format!("  openstack:\n    auth_url: {KEYSTONE}\n    username: {USER}\n    password: {PASSWORD}\n    user_domain_name: Default\n    project_name: service\n    project_domain_name: Default\n")
+}
+
+/// `agent.plugins` lines granting `openstack` to each of `names`.
+fn granted(names: &[&str]) -> String {
+    names.iter().map(|name| format!("    {name}: {{grants: [openstack]}}\n")).collect()
+}
+
 fn central_agent(workspace: &Workspace) -> Agent {
-    let agent = format!(
-        "  openstack:\n    auth_url: {KEYSTONE}\n    username: {USER}\n    password: {PASSWORD}\n    user_domain_name: Default\n    project_name: service\n    project_domain_name: Default\n    region_name: RegionOne\n  plugins:\n    glance_images: {{grants: [openstack]}}\n    cinder_volumes: {{grants: [openstack]}}\n"
-    );
+    let agent = with_account(Some("RegionOne"), &granted(&["glance_images", "cinder_volumes"]));
     workspace.polling_agent(&agent, "meters: [image.size, volume.size]")
 }
 
@@ -331,9 +346,7 @@ async fn snapshots_are_polled_with_ceilometer_s_names_owners_and_metadata() {
     assert_eq!(cloud.settled(format!("{base}/snapshots/{snapshot}"), "snapshot").await, "available");
 
     let workspace = Workspace::new(&[central("cinder_snapshots"), central("volume_snapshot_size")]);
-    let agent = format!(
-        "  openstack:\n    auth_url: {KEYSTONE}\n    username: {USER}\n    password: {PASSWORD}\n    user_domain_name: Default\n    project_name: service\n    project_domain_name: Default\n  plugins:\n    cinder_snapshots: {{grants: [openstack]}}\n"
-    );
+    let agent = with_account(None, &granted(&["cinder_snapshots"]));
     let agent = workspace.polling_agent(&agent, "meters: [volume.snapshot.size]");
     let output = run_cycle(&agent.plugins, &agent.hypervisor, &agent.registry, &agent.pipeline.sources).await;
     assert!(output.failures.is_empty(), "{:?}", output.failures);
@@ -364,9 +377,7 @@ async fn pools_and_services_are_polled_as_ceilometer_computes_them() {
         central("cinder_services"),
         central("volume_service_health"),
     ]);
-    let agent = format!(
-        "  openstack:\n    auth_url: {KEYSTONE}\n    username: {USER}\n    password: {PASSWORD}\n    user_domain_name: Default\n    project_name: service\n    project_domain_name: Default\n  plugins:\n    cinder_pools: {{grants: [openstack]}}\n    cinder_services: {{grants: [openstack]}}\n"
-    );
+    let agent = with_account(None, &granted(&["cinder_pools", "cinder_services"]));
     let agent = workspace.polling_agent(&agent, "meters: ['volume.provider.*', volume.service.health]");
     let output = run_cycle(&agent.plugins, &agent.hypervisor, &agent.registry, &agent.pipeline.sources).await;
     assert!(output.failures.is_empty(), "{:?}", output.failures);
@@ -617,9 +628,10 @@ async fn catalog_requests_carry_the_token_and_a_401_renews_it() {
         .to_string();
 
     let workspace = Workspace::new(&[builtin("local_instances"), hostile("http_probe")]);
-    let agent_extra = format!(
-        "  openstack:\n    auth_url: {KEYSTONE}\n    username: {USER}\n    password: {PASSWORD}\n    user_domain_name: Default\n    project_name: service\n    project_domain_name: Default\n    region_name: {region}\n  plugins:\n    local_instances: {{grants: [hypervisor]}}\n    http_probe:\n      grants: [openstack]\n      params: {{url: \"{url}/v1/things\"}}\n"
+    let plugins = format!(
+        "    local_instances: {{grants: [hypervisor]}}\n    http_probe:\n      grants: [openstack]\n      params: {{url: \"{url}/v1/things\"}}\n"
     );
+    let agent_extra = with_account(Some(&region), &plugins);
     let agent = workspace.polling_agent(&agent_extra, "meters: ['test.http.*']");
     let output = run_cycle(&agent.plugins, &agent.hypervisor, &agent.registry, &agent.pipeline.sources).await;
 
@@ -649,9 +661,11 @@ async fn endpoint_and_tenant_discoveries_find_the_catalog_s_endpoints_and_the_pr
     }
     let workspace =
         Workspace::new(&[central("keystone_endpoints"), central("keystone_tenants"), hostile("http_probe")]);
-    let agent_extra = format!(
-        "  openstack:\n    auth_url: {KEYSTONE}\n    username: {USER}\n    password: {PASSWORD}\n    user_domain_name: Default\n    project_name: service\n    project_domain_name: Default\n    region_name: RegionOne\n  plugins:\n    keystone_endpoints: {{grants: [openstack]}}\n    keystone_tenants: {{grants: [openstack]}}\n    http_probe:\n      grants: [openstack]\n      params: {{url: \"{GLANCE}/v2/images?limit=1\"}}\n"
+    let plugins = format!(
+        "{}    http_probe:\n      grants: [openstack]\n      params: {{url: \"{GLANCE}/v2/images?limit=1\"}}\n",
+        granted(&["keystone_endpoints", "keystone_tenants"])
     );
+    let agent_extra = with_account(Some("RegionOne"), &plugins);
     let agent =
         workspace.polling_agent(&agent_extra, "meters: [test.http.status]\n    discovery: [\"endpoint:image\"]");
     let output = run_cycle(&agent.plugins, &agent.hypervisor, &agent.registry, &agent.pipeline.sources).await;

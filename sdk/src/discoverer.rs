@@ -167,9 +167,8 @@ pub fn discover_listing_by(
     id_of: impl Fn(&serde_json::Value) -> Option<String>,
     resource_of: impl Fn(&str, &serde_json::Value) -> DiscoveredResource,
 ) -> Result<(), Error> {
-    use std::cell::{Cell, RefCell};
+    use std::cell::Cell;
     thread_local! {
-        static CHANGES: RefCell<Changes> = RefCell::new(Changes::new());
         static WARNED: Cell<bool> = const { Cell::new(false) };
     }
     let host_error = |error: crate::openstack::ListError| Error::Host(error.to_string());
@@ -182,13 +181,28 @@ pub fn discover_listing_by(
         return Ok(());
     };
     let items = crate::openstack::list(&listing(&endpoint), collection, headers).map_err(host_error)?;
+    report_items(&items, id_of, resource_of);
+    Ok(())
+}
+
+/// Reports each of an API's items whose id `id_of` makes, through `resource_of` in
+/// full only when it is new or changed since this instance's previous call (feature
+/// `openstack`); what the discoverers of OpenStack listings share.
+#[cfg(feature = "openstack")]
+pub fn report_items(
+    items: &[serde_json::Value],
+    id_of: impl Fn(&serde_json::Value) -> Option<String>,
+    resource_of: impl Fn(&str, &serde_json::Value) -> DiscoveredResource,
+) {
+    thread_local! {
+        static CHANGES: std::cell::RefCell<Changes> = std::cell::RefCell::new(Changes::new());
+    }
     CHANGES.with(|changes| {
         let mut changes = changes.borrow_mut();
-        for item in &items {
+        for item in items {
             let Some(id) = id_of(item) else { continue };
             changes.report(&id, item.to_string().as_bytes(), || resource_of(&id, item));
         }
         changes.finish();
     });
-    Ok(())
 }

@@ -101,20 +101,6 @@ fn inspect(args: &InspectArgs) -> anyhow::Result<ExitCode> {
     let settings = agent.plugin(&name);
     let granted_by_pipeline = settings.grants.clone();
     agent.plugins.entry(name).or_default().grants = vec![Grant::Hypervisor, Grant::Http, Grant::Openstack];
-    if !agent.openstack.problems().is_empty() {
-        // Loading makes a Keystone session but never authenticates: any complete
-        // credentials do for an inspection.
-        agent.openstack = crate::openstack::Credentials {
-            auth_url: Some("http://keystone.invalid/v3".into()),
-            username: Some("inspect".into()),
-            password: Some("inspect".into()),
-            user_domain_name: Some("Default".into()),
-            project_name: Some("inspect".into()),
-            project_domain_name: Some("Default".into()),
-            origin: "pollen plugins inspect".into(),
-            ..Default::default()
-        };
-    }
     let engine = PluginEngine::new(agent.cache_dir())?;
     let plugin = load_file(&engine, &args.file, &agent, &Arc::new(Registry::new()))?;
     let info = &plugin.info;

@@ -4,6 +4,7 @@
 
 use super::catalog::Catalog;
 use super::credentials::Credentials;
+use crate::caps::http::HttpClient;
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -72,6 +73,8 @@ impl std::fmt::Debug for Token {
 /// The agent's Keystone session.
 pub struct Keystone {
     credentials: Credentials,
+    /// The agent's HTTP client, whose TLS and bounds `client` has.
+    http: Arc<HttpClient>,
     client: reqwest::Client,
     current: Mutex<Option<Arc<Token>>>,
     /// Held while authenticating, so that concurrent callers wait for one token.
@@ -79,9 +82,15 @@ pub struct Keystone {
 }
 
 impl Keystone {
-    /// A session for `credentials` (checked), through `client`.
-    pub fn new(credentials: Credentials, client: reqwest::Client) -> Self {
-        Self { credentials, client, current: Mutex::new(None), authenticating: tokio::sync::Mutex::new(()) }
+    /// A session for `credentials` (checked), with the TLS and bounds of `http`.
+    pub fn new(credentials: Credentials, http: Arc<HttpClient>) -> reqwest::Result<Self> {
+        let client = http.host_client()?;
+        Ok(Self { credentials, http, client, current: Mutex::new(None), authenticating: tokio::sync::Mutex::new(()) })
+    }
+
+    /// The agent's HTTP client it was made with.
+    pub fn client(&self) -> &Arc<HttpClient> {
+        &self.http
     }
 
     /// The credentials' endpoint interface and region.

@@ -15,6 +15,8 @@ use super::cache::ComponentCache;
 use super::error::EngineError;
 use super::state::PluginState;
 use crate::bindings::agent::Agent;
+use crate::caps::http::HttpClient;
+use crate::config::HttpSettings;
 use crate::openstack::Keystone;
 use std::future::Future;
 use std::path::PathBuf;
@@ -36,8 +38,11 @@ pub struct PluginEngine {
     pub(crate) linker: Linker<PluginState>,
     pub(crate) cache: ComponentCache,
     pub(crate) ticker: Arc<EpochTicker>,
+    /// The HTTP client of the plugins granted `http` or `openstack` (its TLS roots
+    /// read once), kept across reloads while `agent.http` is the same.
+    http: Mutex<Option<(HttpSettings, Arc<HttpClient>)>>,
     /// The Keystone session of the plugins granted `openstack`, kept across reloads
-    /// while the credentials are the same.
+    /// while the credentials and the client are the same.
     keystone: Mutex<Option<Arc<Keystone>>>,
 }
 
@@ -58,27 +63,34 @@ impl PluginEngine {
 
         let ticker = EpochTicker::start(engine.clone())?;
         let cache = ComponentCache::new(cache_dir, &engine);
-        Ok(Self { engine, linker, cache, ticker, keystone: Mutex::new(None) })
+        Ok(Self { engine, linker, cache, ticker, http: Mutex::new(None), keystone: Mutex::new(None) })
+    }
+
+    /// The agent's HTTP client for `settings` (made on first use; a new one when the
+    /// settings change).
+    pub(crate) fn http_client(&self, settings: &HttpSettings) -> Result<Arc<HttpClient>, String> {
+        let mut slot = self.http.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, client)) = slot.as_ref().filter(|(made_for, _)| made_for == settings) {
+            return Ok(client.clone());
+        }
+        let client = Arc::new(HttpClient::new(settings).map_err(|e| e.to_string())?);
+        *slot = Some((settings.clone(), client.clone()));
+        Ok(client)
     }
 
     /// The agent's Keystone session for `agent.openstack` (made on first use; a new
-    /// one when the credentials change).
+    /// one when the credentials or `agent.http` change). The credentials were checked
+    /// where they were read (`config::check_openstack`); Keystone refuses what is
+    /// wrong with them when the session first authenticates.
     pub(crate) fn keystone(&self, agent: &crate::config::Agent) -> Result<Arc<Keystone>, String> {
+        let client = self.http_client(&agent.http)?;
         let mut slot = self.keystone.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(session) = slot.as_ref().filter(|s| *s.credentials() == agent.openstack) {
+        if let Some(session) =
+            slot.as_ref().filter(|s| *s.credentials() == agent.openstack && Arc::ptr_eq(s.client(), &client))
+        {
             return Ok(session.clone());
         }
-        let problems = agent.openstack.problems();
-        if let Some((option, problem)) = problems.first() {
-            return Err(format!(
-                "the OpenStack credentials are incomplete: {option} {problem} (credentials from {}); set agent.openstack, --config-file ceilometer.conf or the OS_* variables",
-                agent.openstack.origin
-            ));
-        }
-        let client = crate::caps::http::HttpClient::new(&agent.http)
-            .and_then(|c| c.host_client().map_err(|e| crate::caps::http::HttpSetupError::Tls(e.to_string())))
-            .map_err(|e| e.to_string())?;
-        let session = Arc::new(Keystone::new(agent.openstack.clone(), client));
+        let session = Arc::new(Keystone::new(agent.openstack.clone(), client).map_err(|e| e.to_string())?);
         *slot = Some(session.clone());
         Ok(session)
     }

@@ -199,7 +199,8 @@ fn load_bytes(
         true => Some(engine.keystone(agent).map_err(link_error)?),
         false => None,
     };
-    let http = HttpAccess::for_plugin(&shared_name, agent, openstack.clone()).map_err(link_error)?;
+    let http = HttpAccess::for_plugin(&shared_name, agent, || engine.http_client(&agent.http), openstack.clone())
+        .map_err(link_error)?;
     let context = PluginContext {
         name: shared_name.clone(),
         grants: settings.grants.clone().into(),

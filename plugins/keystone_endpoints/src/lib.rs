@@ -7,10 +7,10 @@
 //! Needs `grants: [openstack]` and the type: `discovery: ["endpoint:image"]`.
 use pollen_sdk::discoverer::*;
 use pollen_sdk::openstack;
-use std::cell::{Cell, RefCell};
+use serde_json::Value as Json;
+use std::cell::Cell;
 
 thread_local! {
-    static CHANGES: RefCell<Changes> = RefCell::new(Changes::new());
     static WARNED: Cell<bool> = const { Cell::new(false) };
 }
 
@@ -31,19 +31,15 @@ impl Discoverer for KeystoneEndpoints {
         if urls.is_empty() && !WARNED.replace(true) {
             log::warn(&format!("no endpoints found for service `{service_type}`"));
         }
-        CHANGES.with(|changes| {
-            let mut changes = changes.borrow_mut();
-            for url in &urls {
-                changes.report(url, url.as_bytes(), || DiscoveredResource {
-                    id: url.clone(),
-                    name: url.clone(),
-                    user_id: None,
-                    project_id: None,
-                    metadata: Vec::new(),
-                    data: Some(serde_json::Value::from(url.as_str()).to_string()),
-                });
-            }
-            changes.finish();
+        let urls: Vec<Json> = urls.into_iter().map(Json::from).collect();
+        let id_of = |url: &Json| url.as_str().map(str::to_string);
+        report_items(&urls, id_of, |url, json| DiscoveredResource {
+            id: url.to_string(),
+            name: url.to_string(),
+            user_id: None,
+            project_id: None,
+            metadata: Vec::new(),
+            data: Some(json.to_string()),
         });
         Ok(())
     }

@@ -9,11 +9,6 @@
 use pollen_sdk::discoverer::*;
 use pollen_sdk::openstack;
 use serde_json::Value as Json;
-use std::cell::RefCell;
-
-thread_local! {
-    static CHANGES: RefCell<Changes> = RefCell::new(Changes::new());
-}
 
 struct KeystoneTenants;
 
@@ -40,14 +35,8 @@ impl Discoverer for KeystoneTenants {
                     .map_err(host_error)?,
             );
         }
-        CHANGES.with(|changes| {
-            let mut changes = changes.borrow_mut();
-            for project in &projects {
-                let Some(id) = project["id"].as_str() else { continue };
-                changes.report(id, project.to_string().as_bytes(), || resource_of(id, project));
-            }
-            changes.finish();
-        });
+        let id_of = |project: &Json| project["id"].as_str().map(str::to_string);
+        report_items(&projects, id_of, resource_of);
         Ok(())
     }
 }

@@ -38,20 +38,20 @@ pub struct HttpAccess {
     /// With `grants: [openstack]`: the catalog's endpoints are allowed too, and
     /// requests to them carry the session's token.
     openstack: Option<Arc<Keystone>>,
-    client: HttpClient,
+    client: Arc<HttpClient>,
     permits: Arc<Semaphore>,
     refused: AtomicU64,
     refused_origins: Mutex<HashSet<Origin>>,
 }
 
 impl HttpAccess {
-    /// The access `agent` gives plugin `plugin`: `None` unless it is granted `http`
-    /// (its `allowed_hosts`) or `openstack` (the catalog of `openstack`, the session).
-    /// Its `allowed_hosts` and `agent.http` were checked by `validate`; an error here
-    /// (a CA file gone since) is the plugin's load error.
+    /// The access `agent` gives plugin `plugin`, through the agent's `client`: `None`
+    /// unless it is granted `http` (its `allowed_hosts`) or `openstack` (the catalog of
+    /// `openstack`, the session). Its `allowed_hosts` were checked by `validate`.
     pub fn for_plugin(
         plugin: &Arc<str>,
         agent: &Agent,
+        client: impl FnOnce() -> Result<Arc<HttpClient>, String>,
         openstack: Option<Arc<Keystone>>,
     ) -> Result<Option<Arc<Self>>, String> {
         let settings = agent.plugin(plugin);
@@ -63,7 +63,7 @@ impl HttpAccess {
                 .map_err(|(index, why)| format!("agent.plugins.{plugin}.allowed_hosts[{index}]: {why}"))?,
             false => AllowedHosts::default(),
         };
-        let client = HttpClient::new(&agent.http).map_err(|e| e.to_string())?;
+        let client = client()?;
         if agent.http.insecure {
             tracing::warn!(plugin = %plugin,
                 "agent.http.insecure is set: this plugin's HTTPS peers are NOT authenticated (any certificate is accepted); use it only on a test set-up");
@@ -78,11 +78,6 @@ impl HttpAccess {
             refused: AtomicU64::new(0),
             refused_origins: Mutex::default(),
         })))
-    }
-
-    /// Requests refused so far (outside the grant, or over the concurrency bound).
-    pub fn refused(&self) -> u64 {
-        self.refused.load(Ordering::Relaxed)
     }
 
     /// Counts a refused request to `origin`; the first to each origin is logged with

@@ -313,7 +313,7 @@ impl Part {
         let mut discovered = HashMap::new();
         for name in discoverers_of(&self.plans) {
             if let Some(found) = self.discoveries.get(&name) {
-                discovered.insert(name, found.clone().await.as_ref().clone());
+                discovered.insert(name, found.clone().await);
             }
         }
         let (order, work) = chunked(self.plans, &self.sources, &discovered, &self.registry);

@@ -86,7 +86,7 @@ pub(super) fn plan(plugins: &PluginSet, sources: &[Source]) -> Vec<PollPlan> {
 pub(super) fn chunked(
     plans: Vec<PollPlan>,
     sources: &[Source],
-    discovered: &HashMap<String, Vec<Interned>>,
+    discovered: &HashMap<String, Arc<Vec<Interned>>>,
     registry: &Registry,
 ) -> (Vec<Arc<Resource>>, Vec<Work>) {
     let mut order = Vec::new();
@@ -146,14 +146,14 @@ pub(super) fn chunked(
 fn targets(
     plan: &PollPlan,
     sources: &[Source],
-    discovered: &HashMap<String, Vec<Interned>>,
+    discovered: &HashMap<String, Arc<Vec<Interned>>>,
     registry: &Registry,
 ) -> Targets {
     let mut targets = Targets { resources: Vec::new(), per_source: Vec::new() };
     let mut seen = BTreeSet::new();
     for (source, names) in &plan.discoverers {
         let mut handles = BTreeSet::new();
-        let found = names.iter().flat_map(|n| discovered.get(n).into_iter().flatten().cloned());
+        let found = names.iter().flat_map(|n| discovered.get(n).into_iter().flat_map(|found| found.iter()).cloned());
         let fixed = sources[*source].resources.iter().map(|id| intern(registry, Resource::bare(id)));
         for (handle, resource) in found.chain(fixed) {
             handles.insert(handle);
