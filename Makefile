@@ -7,11 +7,12 @@ PLUGINS := local_instances cpu memory instance disk network perf \
 # The central agent's plugins: a folder of their own (plugins/dist-central), since
 # a compute host has no OpenStack credentials to grant them.
 CENTRAL_PLUGINS := glance_images image_size cinder_volumes volume_size cinder_snapshots volume_snapshot_size \
+	cinder_backups volume_backup_size \
 	cinder_pools volume_pool_capacity cinder_services volume_service_health keystone_endpoints keystone_tenants \
 	rate_of_change unit_conversion delta accumulator aggregator arithmetic
 TEST_PLUGINS := spin_forever grow_forever trap liar liar_discoverer echo_transformer nosy_transformer unknown_world prober \
 	sleeper sleepy_transformer log_flood flood_discoverer meter_maker \
-	thief_transformer http_probe namer
+	thief_transformer http_probe namer memory_scan
 TARGET_DIR ?= $(shell $(CARGO) metadata --format-version 1 --no-deps 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])' 2>/dev/null || echo target)
 WASM_OUT := $(TARGET_DIR)/$(PLUGIN_TARGET)/$(PLUGIN_PROFILE)
 

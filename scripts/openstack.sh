@@ -57,9 +57,17 @@ wait_for() {
 
 install() {
     make_venv "$venv" "$state"
-    if ! "$bin/python" -c "import keystone, glance, cinder, gunicorn, psycopg2" 2>/dev/null; then
+    # Cinder's fake volume driver lives in its tests package, which imports `fixtures`
+    # (a test dependency, not one of Cinder's).
+    if ! "$bin/python" -c "import keystone, glance, cinder, gunicorn, psycopg2, fixtures" 2>/dev/null; then
         echo "openstack: installing Keystone, Glance and Cinder from PyPI into $venv (a few minutes)"
-        as_root "$bin/pip" install -q "keystone==30.0.0" "glance==33.0.0" "cinder==29.0.0" gunicorn psycopg2-binary
+        as_root "$bin/pip" install -q "keystone==30.0.0" "glance==33.0.0" "cinder==29.0.0" gunicorn psycopg2-binary fixtures
+    fi
+    # Cinder's backup service runs its helpers through sudo (privsep, cinder-rootwrap):
+    # without it a backup's RPC fails and the backup stays `creating` for ever.
+    if ! command -v sudo >/dev/null 2>&1; then
+        echo "openstack: installing sudo (Cinder's backup service calls it)"
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sudo
     fi
     if ! listens 5432; then
         echo "openstack: PostgreSQL does not listen on 127.0.0.1:5432 (see the machine's rust-svc.md)" >&2
@@ -195,6 +203,11 @@ state_path = $dir
 connection = $(database_url pollen_cinder)
 [oslo_concurrency]
 lock_path = $dir/lock
+# The services run as root: their privileged helpers need no sudo or rootwrap.
+[privsep_osbrick]
+helper_command = $bin/privsep-helper --config-file $dir/cinder.conf
+[cinder_sys_admin]
+helper_command = $bin/privsep-helper --config-file $dir/cinder.conf
 [fake]
 volume_driver = cinder.tests.fake_driver.FakeLoggingVolumeDriver
 volume_backend_name = fake

@@ -137,6 +137,44 @@ impl Cloud {
     async fn delete(&self, url: String) {
         let _ = self.http.delete(url).header("x-auth-token", &self.token).send().await;
     }
+
+    /// Registers `url` in Keystone's catalog: a service of a type of its own, public,
+    /// in a region of its own (so that no other test's agent sees it).
+    async fn register(&self, url: &str) -> Registered {
+        let tag = uuid::Uuid::new_v4().simple().to_string();
+        let region = format!("PollenTest-{tag}");
+        let service_type = format!("pollen-{tag}");
+        self.send(self.http.post(format!("{KEYSTONE}/regions")).json(&json!({"region": {"id": region}}))).await;
+        let made = self
+            .send(
+                self.http
+                    .post(format!("{KEYSTONE}/services"))
+                    .json(&json!({"service": {"type": service_type, "name": "stub"}})),
+            )
+            .await;
+        let service = made["service"]["id"].as_str().unwrap().to_string();
+        let made = self
+            .send(self.http.post(format!("{KEYSTONE}/endpoints")).json(&json!({"endpoint": {
+                "service_id": service, "interface": "public", "url": url, "region_id": region}})))
+            .await;
+        let endpoint = made["endpoint"]["id"].as_str().unwrap().to_string();
+        Registered { region, service_type, service, endpoint }
+    }
+
+    /// Removes what [`Cloud::register`] added.
+    async fn unregister(&self, stub: Registered) {
+        for (kind, id) in [("endpoints", stub.endpoint), ("services", stub.service), ("regions", stub.region)] {
+            self.delete(format!("{KEYSTONE}/{kind}/{id}")).await;
+        }
+    }
+}
+
+/// A stub service in Keystone's catalog.
+struct Registered {
+    region: String,
+    service_type: String,
+    service: String,
+    endpoint: String,
 }
 
 /// One row of the oracle table.
@@ -361,6 +399,45 @@ async fn snapshots_are_polled_with_ceilometer_s_names_owners_and_metadata() {
     cloud.delete(format!("{base}/volumes/{volume}")).await;
 }
 
+/// A backup of a volume, polled as Ceilometer's `volume.backup.size` whatever its
+/// status (here the backup service cannot read the fake driver's volumes, so the
+/// backup ends in `error`; it still holds its size, and Ceilometer still polls it).
+#[tokio::test(flavor = "multi_thread")]
+async fn backups_are_polled_with_ceilometer_s_names_owners_and_metadata() {
+    if !openstack_is_up() {
+        return;
+    }
+    let _cloud = one_at_a_time().await;
+    let cloud = Cloud::connect().await;
+    let base = format!("{CINDER}/v3/{}", cloud.project);
+    let volume = cloud.volume(&format!("pollen-{}", uuid::Uuid::new_v4().simple()), 2).await;
+    assert_eq!(cloud.settled(format!("{base}/volumes/{volume}"), "volume").await, "available");
+    let made = cloud
+        .send(cloud.http.post(format!("{base}/backups")).json(&json!({"backup": {
+            "volume_id": volume, "name": "pollen-backup", "description": "made by a test"}})))
+        .await;
+    let backup = made["backup"]["id"].as_str().unwrap().to_string();
+    let status = cloud.settled(format!("{base}/backups/{backup}"), "backup").await;
+    assert!(["available", "error"].contains(&status.as_str()), "backup {backup}: {status}");
+
+    let workspace = Workspace::new(&[central("cinder_backups"), central("volume_backup_size")]);
+    let agent = with_account(None, &granted(&["cinder_backups"]));
+    let agent = workspace.polling_agent(&agent, "meters: [volume.backup.size]");
+    let output = run_cycle(&agent.plugins, &agent.hypervisor, &agent.registry, &agent.pipeline.sources).await;
+    assert!(output.failures.is_empty(), "{:?}", output.failures);
+    let ours: Vec<&Sample> =
+        output.samples[0].iter().filter(|s| *agent.registry.resource(s.resource).unwrap().id == *backup).collect();
+    assert_eq!(ours.len(), 1);
+    let api = cloud.get(format!("{base}/backups/{backup}")).await;
+    assert_eq!(api["backup"]["size"], 2, "a backup holds its volume's size");
+    assert!(api["backup"]["user_id"].is_string() && api["backup"]["os-backup-project-attr:project_id"].is_string());
+    check(&agent, ours[0], &oracle()["volume.backup.size"], &api["backup"]);
+
+    cloud.delete(format!("{base}/backups/{backup}")).await;
+    cloud.gone(format!("{base}/backups/{backup}")).await;
+    cloud.delete(format!("{base}/volumes/{volume}")).await;
+}
+
 /// Cinder's pools and services, polled as Ceilometer's
 /// `volume.provider.pool.capacity.*` and `volume.service.health`: every sample checked
 /// against what the API says of the pool or service, with the table's keys.
@@ -441,22 +518,78 @@ async fn pools_and_services_are_polled_as_ceilometer_computes_them() {
     }
 }
 
-/// The password never reaches a plugin, the log or a sample; the token is added by
-/// the host, and only to the catalog's endpoints.
+/// `text`'s bytes XORed with 0x5A, in hex: a needle for the `memory_scan` plugin.
+fn needle(text: &str) -> String {
+    text.bytes().map(|b| format!("{:02x}", b ^ 0x5A)).collect()
+}
+
+/// A service that answers every request with the masked tail of the token it carried
+/// (see [`credentials_stay_with_the_host`]), then a line that is no secret.
+fn token_echo(control: &'static str) -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::Write;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = seen.clone();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+            let Some(request) = read_request(&mut reader) else { continue };
+            let token = request.header("x-auth-token").unwrap_or_default().to_string();
+            let body = format!("{}\n{control}\n", needle(token.get(TAIL..).unwrap_or_default()));
+            kept.lock().unwrap().push(token);
+            let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n", body.len());
+            let _ = stream.write_all(format!("{head}{body}").as_bytes());
+        }
+    });
+    (port, seen)
+}
+
+/// Where a secret's tail starts: the bytes of a freed allocation from here on are
+/// still what they were (the allocator writes its free-list links over the first).
+const TAIL: usize = 8;
+
+/// The password and the token never reach a plugin, the log or a sample. A plugin
+/// granted `openstack` reads the catalog, then fetches a catalog endpoint (the host
+/// adds the token; the service answers with the token it got, masked), and searches
+/// all its linear memory, freed allocations included: neither the password nor the
+/// token is there, though a line of the same answer is.
 #[tokio::test(flavor = "multi_thread")]
 async fn credentials_stay_with_the_host() {
     if !openstack_is_up() {
         return;
     }
-    let workspace = Workspace::new(&[central("glance_images"), central("image_size")]);
-    let agent = central_agent(&workspace);
+    let cloud = Cloud::connect().await;
+    const CONTROL: &str = "pollen-control-line-of-the-answer";
+    let (port, tokens) = token_echo(CONTROL);
+    let stub = cloud.register(&format!("http://127.0.0.1:{port}")).await;
+    let needles = [needle(&PASSWORD[TAIL..]), needle(CONTROL)].join(",");
+    let workspace = Workspace::new(&[hostile("memory_scan")]);
+    let scan = format!(
+        "    memory_scan:\n      grants: [openstack]\n      params: {{service: {}, needles: \"{needles}\"}}\n",
+        stub.service_type
+    );
+    let agent = workspace.polling_agent(&with_account(Some(&stub.region), &scan), "meters: ['test.memory.*']");
     let output = run_cycle(&agent.plugins, &agent.hypervisor, &agent.registry, &agent.pipeline.sources).await;
+    cloud.unregister(stub).await;
     assert!(output.failures.is_empty(), "{:?}", output.failures);
+    let mut found = BTreeMap::new();
     for sample in &output.samples[0] {
         let resource = agent.registry.resource(sample.resource).unwrap();
         let text = serde_json::to_string(&resource.merged_metadata()).unwrap();
-        assert!(!text.contains(PASSWORD), "a sample carries the password");
+        assert!(!text.contains(&PASSWORD[TAIL..]), "a sample carries the password");
+        found.insert(resource.id.to_string(), sample.volume);
     }
+    let tokens = tokens.lock().unwrap().clone();
+    assert!(
+        matches!(tokens.as_slice(), [token] if token.len() > TAIL + 32),
+        "the host added a token (lengths {:?})",
+        tokens.iter().map(String::len).collect::<Vec<_>>()
+    );
+    assert!(found["memory"] >= 1024.0 * 1024.0, "the whole memory is searched: {found:?}");
+    assert!(found["needle-1"] >= 1.0, "a line of the answer is found: {found:?}");
+    assert_eq!(found["needle-0"], 0.0, "the password is in the plugin's memory");
+    assert_eq!(found["needle-2"], 0.0, "the token is in the plugin's memory");
 }
 
 /// Writes a `ceilometer.conf` whose `[service_credentials]` are the agent's account
@@ -537,7 +670,7 @@ fn missing_credentials_are_a_validate_error_naming_the_option() {
 }
 
 /// Keystone refusing the credentials costs the central meters, not the agent: the
-/// cycle runs, says why, and never prints the password.
+/// cycle runs, says why once, and never prints the password.
 #[test]
 fn refused_credentials_fail_the_cycle_with_keystone_s_reason() {
     if !openstack_is_up() {
@@ -548,7 +681,9 @@ fn refused_credentials_fail_the_cycle_with_keystone_s_reason() {
     let output = poll_central(Some(&ceilometer_conf(dir.path(), wrong)), "poll");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "the discoverers failed: {stderr}");
-    assert!(stderr.contains("refused the service credentials (401)"), "{stderr}");
+    // Three discoverers (volumes, volume_snapshots, volume_backups) failed: one line.
+    assert_eq!(stderr.matches("refused the service credentials (401)").count(), 1, "{stderr}");
+    assert!(stderr.contains("cinder_backups, cinder_snapshots, cinder_volumes"), "{stderr}");
     assert!(!stderr.contains(wrong), "the log shows the password: {stderr}");
 }
 
@@ -604,29 +739,9 @@ async fn catalog_requests_carry_the_token_and_a_401_renews_it() {
     }
     let cloud = Cloud::connect().await;
     let (port, seen) = refusing_once();
-    let tag = uuid::Uuid::new_v4().simple().to_string();
-    let region = format!("PollenTest-{tag}");
-    cloud.send(cloud.http.post(format!("{KEYSTONE}/regions")).json(&json!({"region": {"id": region}}))).await;
-    let service = cloud
-        .send(
-            cloud
-                .http
-                .post(format!("{KEYSTONE}/services"))
-                .json(&json!({"service": {"type": format!("pollen-{tag}"), "name": "stub"}})),
-        )
-        .await["service"]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
     let url = format!("http://127.0.0.1:{port}");
-    let endpoint = cloud
-        .send(cloud.http.post(format!("{KEYSTONE}/endpoints")).json(&json!({"endpoint": {
-            "service_id": service, "interface": "public", "url": url, "region_id": region}})))
-        .await["endpoint"]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-
+    let stub = cloud.register(&url).await;
+    let region = stub.region.clone();
     let workspace = Workspace::new(&[builtin("local_instances"), hostile("http_probe")]);
     let plugins = format!(
         "    local_instances: {{grants: [hypervisor]}}\n    http_probe:\n      grants: [openstack]\n      params: {{url: \"{url}/v1/things\"}}\n"
@@ -635,9 +750,7 @@ async fn catalog_requests_carry_the_token_and_a_401_renews_it() {
     let agent = workspace.polling_agent(&agent_extra, "meters: ['test.http.*']");
     let output = run_cycle(&agent.plugins, &agent.hypervisor, &agent.registry, &agent.pipeline.sources).await;
 
-    for (kind, id) in [("endpoints", endpoint), ("services", service), ("regions", region)] {
-        cloud.delete(format!("{KEYSTONE}/{kind}/{id}")).await;
-    }
+    cloud.unregister(stub).await;
     assert!(output.failures.is_empty(), "{:?}", output.failures);
     let statuses: Vec<f64> = output.samples[0]
         .iter()

@@ -157,14 +157,32 @@ fn next_link(page: &Value, collection: &str) -> Option<String> {
     page.get("links")?.get("next")?.as_str().map(str::to_string)
 }
 
-/// A link made absolute against the page it is on (Glance's are paths).
+/// A link made absolute against the page it is on. Glance's are paths from its own
+/// root (`/v2/images?marker=…`): as openstacksdk does (`Resource._get_next_link`), the
+/// path from the version on is put after the endpoint's own prefix, so that a Glance
+/// behind a proxy (`https://cloud.example/image/v2/images`) keeps its `/image`.
 fn absolute(page: &str, link: &str) -> String {
     if link.contains("://") {
         return link.to_string();
     }
-    let origin_end = page.find("://").map_or(0, |at| at + 3);
-    let origin_end = page[origin_end..].find('/').map_or(page.len(), |at| origin_end + at);
-    format!("{}{}", &page[..origin_end], if link.starts_with('/') { link.to_string() } else { format!("/{link}") })
+    let link = if link.starts_with('/') { link.to_string() } else { format!("/{link}") };
+    let path_start = page.find("://").map_or(0, |at| at + 3);
+    let path_start = page[path_start..].find('/').map_or(page.len(), |at| path_start + at);
+    let path_end = page.find(['?', '#']).map_or(page.len(), |at| at.max(path_start));
+    let version = link[1..].split(['/', '?']).next().unwrap_or_default();
+    let is_version =
+        version.len() > 1 && version.starts_with('v') && version[1..].starts_with(|c: char| c.is_ascii_digit());
+    let prefix_end = is_version
+        .then(|| {
+            let segment = format!("/{version}");
+            page[path_start..path_end]
+                .match_indices(&segment)
+                .map(|(at, _)| path_start + at)
+                .find(|at| matches!(page[at + segment.len()..path_end].chars().next(), None | Some('/')))
+        })
+        .flatten()
+        .unwrap_or(path_start);
+    format!("{}{link}", &page[..prefix_end])
 }
 
 #[cfg(test)]
@@ -195,5 +213,15 @@ mod tests {
             "http://g:9292/v2/images?marker=a"
         );
         assert_eq!(absolute("http://g:9292/v2/images", "http://other/x"), "http://other/x");
+        // Behind a proxy, the endpoint's prefix stays.
+        assert_eq!(
+            absolute("https://cloud.example/image/v2/images?limit=5", "/v2/images?marker=a"),
+            "https://cloud.example/image/v2/images?marker=a"
+        );
+        // A prefix that merely starts like the version is not taken for it.
+        assert_eq!(absolute("http://g/v22/x/v2/images", "/v2/images?m=1"), "http://g/v22/x/v2/images?m=1");
+        // A page without the link's version: the link is from the origin.
+        assert_eq!(absolute("http://g:9292/images", "/v2/images?m=1"), "http://g:9292/v2/images?m=1");
+        assert_eq!(absolute("http://g:9292", "v2/images"), "http://g:9292/v2/images");
     }
 }

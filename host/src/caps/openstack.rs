@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 impl PluginState {
     /// The session's token, if this plugin may use it.
-    fn openstack_token(&self) -> Result<(Arc<Keystone>, Arc<Token>), Error> {
+    fn openstack_token(&mut self) -> Result<(Arc<Keystone>, Arc<Token>), Error> {
         let Some(keystone) = self.context.openstack.clone() else {
             return Err(Error::Host(format!(
                 "access denied: the pipeline does not grant `openstack` to plugin `{}`",
@@ -19,10 +19,18 @@ impl PluginState {
             )));
         };
         let deadline = self.http_hooks.wall_deadline;
-        let token = wasmtime_wasi::runtime::in_tokio(tokio::time::timeout_at(deadline, keystone.token()))
-            .map_err(|_| Error::Host("Keystone did not answer before the call's deadline".into()))?
-            .map_err(|error| Error::Host(error.to_string()))?;
+        let token = match wasmtime_wasi::runtime::in_tokio(tokio::time::timeout_at(deadline, keystone.token())) {
+            Ok(Ok(token)) => token,
+            Ok(Err(error)) => return Err(self.keystone_failed(error.to_string())),
+            Err(_) => return Err(self.keystone_failed("Keystone did not answer before the call's deadline".into())),
+        };
         Ok((keystone, token))
+    }
+
+    /// `message` for the plugin, and remembered as why its call may fail.
+    fn keystone_failed(&mut self, message: String) -> Error {
+        self.keystone_failure = Some(message.clone());
+        Error::Host(message)
     }
 }
 

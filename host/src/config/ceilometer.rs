@@ -32,6 +32,7 @@ pub const CENTRAL_DISCOVERERS: &[&str] = &[
     "glance_images",
     "cinder_volumes",
     "cinder_snapshots",
+    "cinder_backups",
     "cinder_pools",
     "cinder_services",
     "keystone_endpoints",

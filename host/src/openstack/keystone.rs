@@ -79,13 +79,23 @@ pub struct Keystone {
     current: Mutex<Option<Arc<Token>>>,
     /// Held while authenticating, so that concurrent callers wait for one token.
     authenticating: tokio::sync::Mutex<()>,
+    /// The last attempt's failure, and when it ended: the callers that were waiting
+    /// for that attempt share its answer instead of asking again one after another.
+    failed: Mutex<Option<(Instant, KeystoneError)>>,
 }
 
 impl Keystone {
     /// A session for `credentials` (checked), with the TLS and bounds of `http`.
     pub fn new(credentials: Credentials, http: Arc<HttpClient>) -> reqwest::Result<Self> {
         let client = http.host_client()?;
-        Ok(Self { credentials, http, client, current: Mutex::new(None), authenticating: tokio::sync::Mutex::new(()) })
+        Ok(Self {
+            credentials,
+            http,
+            client,
+            current: Mutex::new(None),
+            authenticating: tokio::sync::Mutex::new(()),
+            failed: Mutex::new(None),
+        })
     }
 
     /// The agent's HTTP client it was made with.
@@ -104,18 +114,36 @@ impl Keystone {
         current.as_ref().filter(|token| Instant::now() < token.renew_at).cloned()
     }
 
-    /// A valid token: the cached one, or a new one.
+    /// A valid token: the cached one, or a new one. Callers that ask while an attempt
+    /// is under way get its answer, failure included: one attempt however many plugins
+    /// need the catalog at once (a cycle's discoverers), one wait for a Keystone that
+    /// does not answer.
     pub async fn token(&self) -> Result<Arc<Token>, KeystoneError> {
         if let Some(token) = self.cached() {
             return Ok(token);
         }
+        let asked = Instant::now();
         let _one_at_a_time = self.authenticating.lock().await;
         if let Some(token) = self.cached() {
             return Ok(token);
         }
-        let token = Arc::new(self.authenticate().await?);
-        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Some(token.clone());
-        Ok(token)
+        if let Some((ended, error)) = &*self.failed.lock().unwrap_or_else(|p| p.into_inner()) {
+            if *ended >= asked {
+                return Err(error.clone());
+            }
+        }
+        match self.authenticate().await {
+            Ok(token) => {
+                let token = Arc::new(token);
+                *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Some(token.clone());
+                *self.failed.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                Ok(token)
+            }
+            Err(error) => {
+                *self.failed.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), error.clone()));
+                Err(error)
+            }
+        }
     }
 
     /// Forgets `token` (a service answered 401 to it): the next caller authenticates.

@@ -228,6 +228,14 @@ pub enum PluginError {
         /// Its message.
         message: String,
     },
+    /// Failed after Keystone gave it no token: the OpenStack catalog was out of reach.
+    #[error("plugin `{plugin}` could not read the OpenStack catalog: {keystone}")]
+    NoCatalog {
+        /// The plugin.
+        plugin: String,
+        /// Why Keystone gave no token.
+        keystone: String,
+    },
     /// Returned something the host refuses (e.g. an index out of range).
     #[error("plugin `{plugin}` returned malformed output: {message}")]
     Malformed {

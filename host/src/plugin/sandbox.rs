@@ -143,9 +143,10 @@ impl Sandbox {
         self.context.log.report_held_back();
         match result {
             Ok(Ok(value)) => Ok(value),
-            Ok(Err(error)) => {
-                Err(PluginError::Reported { plugin: self.name().into(), message: describe_error(&error) })
-            }
+            Ok(Err(error)) => match live.store.data_mut().keystone_failure.take() {
+                Some(keystone) => Err(PluginError::NoCatalog { plugin: self.name().into(), keystone }),
+                None => Err(PluginError::Reported { plugin: self.name().into(), message: describe_error(&error) }),
+            },
             Err(trap) => {
                 let error = self.classify(&trap, &live.store, &stderr);
                 *slot = None;

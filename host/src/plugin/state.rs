@@ -97,6 +97,10 @@ pub struct PluginState {
     pub(crate) given: super::given::Given,
     /// Where its `wasi:http` requests go.
     pub(crate) http_hooks: HttpHooks,
+    /// Why Keystone gave the call in progress no token, if it did not: a call that then
+    /// fails failed for want of the catalog, and is logged with the agent's other such
+    /// failures of the cycle, once.
+    pub(crate) keystone_failure: Option<String>,
     wasi: WasiCtx,
     http: WasiHttpCtx,
     table: ResourceTable,
@@ -128,6 +132,7 @@ impl PluginState {
             clock: CallClock::start(),
             given: Default::default(),
             http_hooks,
+            keystone_failure: None,
             wasi,
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
@@ -143,6 +148,7 @@ impl PluginState {
     /// and no HTTP request past its wall deadline.
     pub(crate) fn begin_call(&mut self) {
         self.clock = CallClock::start();
+        self.keystone_failure = None;
         self.http_hooks.wall_deadline = (self.clock.started + self.context.call_wall_timeout).into();
     }
 }

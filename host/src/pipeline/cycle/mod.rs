@@ -183,7 +183,7 @@ where
         let mut polled = vec![Vec::new(); sources.len()];
         for (pollster, routed) in piece {
             if let Some(name) = &pollster {
-                for error in &routed.failures {
+                for error in routed.failures.iter().filter(|e| !matches!(e, PluginError::NoCatalog { .. })) {
                     failed_calls.add(name, || error.to_string());
                 }
             }
@@ -214,8 +214,27 @@ where
     }
     output.unreadable_domains = unreadable.len();
     failed_calls.log_failed();
+    log_no_catalog(&output.failures);
     output.refusals.log_refused();
     output
+}
+
+/// One line for the cycle's calls that failed for want of a Keystone token, however
+/// many plugins needed the catalog.
+fn log_no_catalog(failures: &[PluginError]) {
+    let mut plugins = BTreeSet::new();
+    let mut first = None;
+    for failure in failures {
+        if let PluginError::NoCatalog { plugin, keystone } = failure {
+            plugins.insert(plugin.as_str());
+            first.get_or_insert(keystone.as_str());
+        }
+    }
+    if let Some(keystone) = first {
+        let plugins = plugins.into_iter().collect::<Vec<_>>().join(", ");
+        tracing::error!(%plugins, %keystone,
+            "Keystone gave no token: these plugins could not read the OpenStack catalog, and their samples are missing this cycle");
+    }
 }
 
 /// The cycle's parts: the plans that read the hypervisor together (they share its
@@ -279,7 +298,13 @@ fn start_discoveries(
                     found.resources
                 }
                 Err(error) => {
-                    tracing::error!(discoverer = %named, %error, "discovery failed");
+                    match error {
+                        // Logged once for the cycle, with the others Keystone failed.
+                        PluginError::NoCatalog { .. } => {
+                            tracing::debug!(discoverer = %named, %error, "discovery failed")
+                        }
+                        _ => tracing::error!(discoverer = %named, %error, "discovery failed"),
+                    }
                     counts.failures.push(error);
                     Vec::new()
                 }
