@@ -286,6 +286,22 @@ fn check(agent: &Agent, sample: &Sample, row: &Row, api: &Value) {
     }
 }
 
+/// Polls `meter` once, through `discoverer` (granted the catalog) and `pollster`, and
+/// checks its sample on the resource `api` describes (the API's JSON of it) against
+/// the table and `api`.
+async fn check_polled(discoverer: &str, pollster: &str, meter: &str, api: &Value) {
+    let workspace = Workspace::new(&[central(discoverer), central(pollster)]);
+    let agent = with_account(None, &granted(&[discoverer]));
+    let agent = workspace.polling_agent(&agent, &format!("meters: [{meter}]"));
+    let output = run_cycle(&agent.plugins, &agent.hypervisor, &agent.registry, &agent.pipeline.sources).await;
+    assert!(output.failures.is_empty(), "{:?}", output.failures);
+    let id = api["id"].as_str().expect("the API's object has an id");
+    let ours: Vec<&Sample> =
+        output.samples[0].iter().filter(|s| *agent.registry.resource(s.resource).unwrap().id == *id).collect();
+    assert_eq!(ours.len(), 1, "{meter} of {id}");
+    check(&agent, ours[0], &oracle()[meter], api);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn images_and_volumes_are_polled_with_ceilometer_s_names_owners_and_metadata() {
     if !openstack_is_up() {
@@ -383,16 +399,8 @@ async fn snapshots_are_polled_with_ceilometer_s_names_owners_and_metadata() {
     let snapshot = made["snapshot"]["id"].as_str().unwrap().to_string();
     assert_eq!(cloud.settled(format!("{base}/snapshots/{snapshot}"), "snapshot").await, "available");
 
-    let workspace = Workspace::new(&[central("cinder_snapshots"), central("volume_snapshot_size")]);
-    let agent = with_account(None, &granted(&["cinder_snapshots"]));
-    let agent = workspace.polling_agent(&agent, "meters: [volume.snapshot.size]");
-    let output = run_cycle(&agent.plugins, &agent.hypervisor, &agent.registry, &agent.pipeline.sources).await;
-    assert!(output.failures.is_empty(), "{:?}", output.failures);
-    let ours: Vec<&Sample> =
-        output.samples[0].iter().filter(|s| *agent.registry.resource(s.resource).unwrap().id == *snapshot).collect();
-    assert_eq!(ours.len(), 1);
     let api = cloud.get(format!("{base}/snapshots/{snapshot}")).await;
-    check(&agent, ours[0], &oracle()["volume.snapshot.size"], &api["snapshot"]);
+    check_polled("cinder_snapshots", "volume_snapshot_size", "volume.snapshot.size", &api["snapshot"]).await;
 
     cloud.delete(format!("{base}/snapshots/{snapshot}")).await;
     cloud.gone(format!("{base}/snapshots/{snapshot}")).await;
@@ -420,18 +428,10 @@ async fn backups_are_polled_with_ceilometer_s_names_owners_and_metadata() {
     let status = cloud.settled(format!("{base}/backups/{backup}"), "backup").await;
     assert!(["available", "error"].contains(&status.as_str()), "backup {backup}: {status}");
 
-    let workspace = Workspace::new(&[central("cinder_backups"), central("volume_backup_size")]);
-    let agent = with_account(None, &granted(&["cinder_backups"]));
-    let agent = workspace.polling_agent(&agent, "meters: [volume.backup.size]");
-    let output = run_cycle(&agent.plugins, &agent.hypervisor, &agent.registry, &agent.pipeline.sources).await;
-    assert!(output.failures.is_empty(), "{:?}", output.failures);
-    let ours: Vec<&Sample> =
-        output.samples[0].iter().filter(|s| *agent.registry.resource(s.resource).unwrap().id == *backup).collect();
-    assert_eq!(ours.len(), 1);
     let api = cloud.get(format!("{base}/backups/{backup}")).await;
     assert_eq!(api["backup"]["size"], 2, "a backup holds its volume's size");
     assert!(api["backup"]["user_id"].is_string() && api["backup"]["os-backup-project-attr:project_id"].is_string());
-    check(&agent, ours[0], &oracle()["volume.backup.size"], &api["backup"]);
+    check_polled("cinder_backups", "volume_backup_size", "volume.backup.size", &api["backup"]).await;
 
     cloud.delete(format!("{base}/backups/{backup}")).await;
     cloud.gone(format!("{base}/backups/{backup}")).await;

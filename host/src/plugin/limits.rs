@@ -40,6 +40,11 @@ impl MemoryLimiter {
     pub fn limit(&self) -> usize {
         self.limit
     }
+
+    /// Bytes of linear memory the instance holds now, all memories together.
+    pub fn memory(&self) -> usize {
+        self.memory
+    }
 }
 
 impl ResourceLimiter for MemoryLimiter {

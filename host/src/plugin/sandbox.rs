@@ -137,8 +137,9 @@ impl Sandbox {
         live.store.set_epoch_deadline(self.deadline_ticks);
         let result = f(&live.instance, &mut live.store);
         live.store.data_mut().cycle = None;
-        let clock = live.store.data().clock;
-        tracing::debug!(plugin = %self.name(), own = ?clock.own(), wall = ?clock.elapsed(), "plugin call");
+        let (clock, memory) = (live.store.data().clock, live.store.data().limiter.memory());
+        tracing::debug!(plugin = %self.name(), own = ?clock.own(), wall = ?clock.elapsed(), memory_kib = memory >> 10,
+            "plugin call");
         let stderr = self.log_stderr(live);
         self.context.log.report_held_back();
         match result {

@@ -5,7 +5,7 @@
 //! URLs; Pollen always writes JSON.)
 
 use super::options::Query;
-use super::{Batch, Delivery, PublishError, Publisher, Records, CHUNK};
+use super::{Batch, Delivery, PublishError, Publisher, Records, LINES_CHUNK};
 use crate::sample::Sample;
 use std::path::{Path, PathBuf};
 use tokio::fs::File;
@@ -91,7 +91,7 @@ async fn append(path: &Path) -> std::io::Result<File> {
 impl Publisher for FilePublisher {
     async fn publish(&mut self, batch: &Batch) -> Result<Delivery, PublishError> {
         let mut records = batch.records();
-        for chunk in batch.samples.chunks(CHUNK) {
+        for chunk in batch.samples.chunks(LINES_CHUNK) {
             self.write_chunk(&mut records, chunk).await?;
         }
         Ok(Delivery { sent: batch.samples.len() as u64, dropped: 0 })

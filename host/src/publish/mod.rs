@@ -157,6 +157,11 @@ pub struct Batch {
 /// large host is hundreds of thousands): bounds its buffers and its requests.
 pub const CHUNK: usize = 1000;
 
+/// Samples a JSON-lines writer (`file://`, `stdout://`) encodes before each write: its
+/// buffer stays near 200 KiB however large the resources' metadata (a line carries
+/// its resource's), where a [`CHUNK`] of lines is over a megabyte, kept per publisher.
+pub const LINES_CHUNK: usize = 200;
+
 impl Batch {
     /// Calls `f` with each sample resolved (a fresh sample id each). Samples whose
     /// handles do not resolve are skipped.

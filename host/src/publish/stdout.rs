@@ -1,6 +1,6 @@
 //! `stdout://`: one JSON object per line on standard output.
 
-use super::{Batch, Delivery, PublishError, Publisher, CHUNK};
+use super::{Batch, Delivery, PublishError, Publisher, LINES_CHUNK};
 use tokio::io::AsyncWriteExt;
 
 /// Writes JSON lines to standard output.
@@ -23,7 +23,7 @@ impl StdoutPublisher {
 impl Publisher for StdoutPublisher {
     async fn publish(&mut self, batch: &Batch) -> Result<Delivery, PublishError> {
         let mut records = batch.records();
-        for chunk in batch.samples.chunks(CHUNK) {
+        for chunk in batch.samples.chunks(LINES_CHUNK) {
             self.buffer.clear();
             records.write_json_lines_of(chunk, &mut self.buffer);
             self.out.write_all(&self.buffer).await.map_err(Self::io)?;
