@@ -138,6 +138,26 @@ impl Cloud {
         let _ = self.http.delete(url).header("x-auth-token", &self.token).send().await;
     }
 
+    /// A volume of `size` GiB, once Cinder made it `available`, then a `kind`
+    /// (`snapshot`, `backup`) of it with `fields`, once it left `creating`.
+    async fn of_a_volume(&self, size: u32, kind: &'static str, mut fields: Value) -> OfAVolume {
+        let base = format!("{CINDER}/v3/{}", self.project);
+        let volume = self.volume(&format!("pollen-{}", uuid::Uuid::new_v4().simple()), size).await;
+        assert_eq!(self.settled(format!("{base}/volumes/{volume}"), "volume").await, "available");
+        fields["volume_id"] = json!(volume);
+        let made = self.send(self.http.post(format!("{base}/{kind}s")).json(&json!({ kind: fields }))).await;
+        let id = made[kind]["id"].as_str().unwrap().to_string();
+        let status = self.settled(format!("{base}/{kind}s/{id}"), kind).await;
+        OfAVolume { base, volume, kind, id, status }
+    }
+
+    /// Deletes what [`Cloud::of_a_volume`] made: the object, once it is gone its volume.
+    async fn remove(&self, made: OfAVolume) {
+        self.delete(made.url()).await;
+        self.gone(made.url()).await;
+        self.delete(format!("{}/volumes/{}", made.base, made.volume)).await;
+    }
+
     /// Registers `url` in Keystone's catalog: a service of a type of its own, public,
     /// in a region of its own (so that no other test's agent sees it).
     async fn register(&self, url: &str) -> Registered {
@@ -166,6 +186,23 @@ impl Cloud {
         for (kind, id) in [("endpoints", stub.endpoint), ("services", stub.service), ("regions", stub.region)] {
             self.delete(format!("{KEYSTONE}/{kind}/{id}")).await;
         }
+    }
+}
+
+/// A snapshot or backup of a volume of its own (see [`Cloud::of_a_volume`]).
+struct OfAVolume {
+    /// The project's Cinder URL.
+    base: String,
+    volume: String,
+    kind: &'static str,
+    id: String,
+    /// Its status once it left `creating`.
+    status: String,
+}
+
+impl OfAVolume {
+    fn url(&self) -> String {
+        format!("{}/{}s/{}", self.base, self.kind, self.id)
     }
 }
 
@@ -389,22 +426,13 @@ async fn snapshots_are_polled_with_ceilometer_s_names_owners_and_metadata() {
     }
     let _cloud = one_at_a_time().await;
     let cloud = Cloud::connect().await;
-    let base = format!("{CINDER}/v3/{}", cloud.project);
-    let volume = cloud.volume(&format!("pollen-{}", uuid::Uuid::new_v4().simple()), 1).await;
-    assert_eq!(cloud.settled(format!("{base}/volumes/{volume}"), "volume").await, "available");
-    let made = cloud
-        .send(cloud.http.post(format!("{base}/snapshots")).json(&json!({"snapshot": {
-            "volume_id": volume, "name": "pollen-snapshot", "description": "made by a test", "metadata": {"k": "v"}}})))
-        .await;
-    let snapshot = made["snapshot"]["id"].as_str().unwrap().to_string();
-    assert_eq!(cloud.settled(format!("{base}/snapshots/{snapshot}"), "snapshot").await, "available");
+    let fields = json!({"name": "pollen-snapshot", "description": "made by a test", "metadata": {"k": "v"}});
+    let made = cloud.of_a_volume(1, "snapshot", fields).await;
+    assert_eq!(made.status, "available");
 
-    let api = cloud.get(format!("{base}/snapshots/{snapshot}")).await;
+    let api = cloud.get(made.url()).await;
     check_polled("cinder_snapshots", "volume_snapshot_size", "volume.snapshot.size", &api["snapshot"]).await;
-
-    cloud.delete(format!("{base}/snapshots/{snapshot}")).await;
-    cloud.gone(format!("{base}/snapshots/{snapshot}")).await;
-    cloud.delete(format!("{base}/volumes/{volume}")).await;
+    cloud.remove(made).await;
 }
 
 /// A backup of a volume, polled as Ceilometer's `volume.backup.size` whatever its
@@ -417,25 +445,14 @@ async fn backups_are_polled_with_ceilometer_s_names_owners_and_metadata() {
     }
     let _cloud = one_at_a_time().await;
     let cloud = Cloud::connect().await;
-    let base = format!("{CINDER}/v3/{}", cloud.project);
-    let volume = cloud.volume(&format!("pollen-{}", uuid::Uuid::new_v4().simple()), 2).await;
-    assert_eq!(cloud.settled(format!("{base}/volumes/{volume}"), "volume").await, "available");
-    let made = cloud
-        .send(cloud.http.post(format!("{base}/backups")).json(&json!({"backup": {
-            "volume_id": volume, "name": "pollen-backup", "description": "made by a test"}})))
-        .await;
-    let backup = made["backup"]["id"].as_str().unwrap().to_string();
-    let status = cloud.settled(format!("{base}/backups/{backup}"), "backup").await;
-    assert!(["available", "error"].contains(&status.as_str()), "backup {backup}: {status}");
+    let made = cloud.of_a_volume(2, "backup", json!({"name": "pollen-backup", "description": "made by a test"})).await;
+    assert!(["available", "error"].contains(&made.status.as_str()), "backup {}: {}", made.id, made.status);
 
-    let api = cloud.get(format!("{base}/backups/{backup}")).await;
+    let api = cloud.get(made.url()).await;
     assert_eq!(api["backup"]["size"], 2, "a backup holds its volume's size");
     assert!(api["backup"]["user_id"].is_string() && api["backup"]["os-backup-project-attr:project_id"].is_string());
     check_polled("cinder_backups", "volume_backup_size", "volume.backup.size", &api["backup"]).await;
-
-    cloud.delete(format!("{base}/backups/{backup}")).await;
-    cloud.gone(format!("{base}/backups/{backup}")).await;
-    cloud.delete(format!("{base}/volumes/{volume}")).await;
+    cloud.remove(made).await;
 }
 
 /// Cinder's pools and services, polled as Ceilometer's
@@ -523,26 +540,38 @@ fn needle(text: &str) -> String {
     text.bytes().map(|b| format!("{:02x}", b ^ 0x5A)).collect()
 }
 
-/// A service that answers every request with the masked tail of the token it carried
-/// (see [`credentials_stay_with_the_host`]), then a line that is no secret.
-fn token_echo(control: &'static str) -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+/// The tokens a [`catalog_stub`] was sent, in order.
+type Tokens = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+
+/// A service on a port of its own that records the `X-Auth-Token` of every request
+/// and answers `answer(tokens so far, this token)`: the status line and the body.
+fn catalog_stub(answer: impl Fn(usize, &str) -> (&'static str, String) + Send + 'static) -> (u16, Tokens) {
     use std::io::Write;
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = Tokens::default();
     let kept = seen.clone();
     std::thread::spawn(move || {
         for mut stream in listener.incoming().flatten() {
             let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
             let Some(request) = read_request(&mut reader) else { continue };
             let token = request.header("x-auth-token").unwrap_or_default().to_string();
-            let body = format!("{}\n{control}\n", needle(token.get(TAIL..).unwrap_or_default()));
-            kept.lock().unwrap().push(token);
-            let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n", body.len());
+            let (status, body) = {
+                let mut seen = kept.lock().unwrap();
+                seen.push(token.clone());
+                answer(seen.len(), &token)
+            };
+            let head = format!("HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n", body.len());
             let _ = stream.write_all(format!("{head}{body}").as_bytes());
         }
     });
     (port, seen)
+}
+
+/// A service that answers every request with the masked tail of the token it carried
+/// (see [`credentials_stay_with_the_host`]), then a line that is no secret.
+fn token_echo(control: &'static str) -> (u16, Tokens) {
+    catalog_stub(move |_, token| ("200 OK", format!("{}\n{control}\n", needle(token.get(TAIL..).unwrap_or_default()))))
 }
 
 /// Where a secret's tail starts: the bytes of a freed allocation from here on are
@@ -706,27 +735,8 @@ fn the_shipped_central_pipeline_polls_the_cloud() {
 
 /// A stub service on 127.0.0.1 that answers 401 to its first request and 200 to the
 /// others, and keeps the `X-Auth-Token` of each.
-fn refusing_once() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
-    use std::io::Write;
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let kept = seen.clone();
-    std::thread::spawn(move || {
-        for mut stream in listener.incoming().flatten() {
-            let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
-            let Some(request) = read_request(&mut reader) else { continue };
-            let mut seen = kept.lock().unwrap();
-            seen.push(request.header("x-auth-token").unwrap_or_default().to_string());
-            let answer: &[u8] = if seen.len() == 1 {
-                b"HTTP/1.1 401 Unauthorized\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-            } else {
-                b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok"
-            };
-            let _ = stream.write_all(answer);
-        }
-    });
-    (port, seen)
+fn refusing_once() -> (u16, Tokens) {
+    catalog_stub(|seen, _| if seen == 1 { ("401 Unauthorized", String::new()) } else { ("200 OK", "ok".into()) })
 }
 
 /// A plugin granted `openstack` reaches a catalog endpoint without an `allowed_hosts`

@@ -151,8 +151,28 @@ pub fn discover_listing(
     headers: &[(&str, &str)],
     resource_of: impl Fn(&str, &serde_json::Value) -> DiscoveredResource,
 ) -> Result<(), Error> {
-    let id_of = |item: &serde_json::Value| item.get("id").and_then(serde_json::Value::as_str).map(str::to_string);
-    discover_listing_by(service_type, listing, collection, headers, id_of, resource_of)
+    discover_listing_by(service_type, listing, collection, headers, id_field, resource_of)
+}
+
+/// An item's `id`, if it has one as text: the resource id of most OpenStack listings.
+#[cfg(feature = "openstack")]
+pub fn id_field(item: &serde_json::Value) -> Option<String> {
+    item.get("id").and_then(serde_json::Value::as_str).map(str::to_string)
+}
+
+/// A discoverer of a Cinder listing, as Ceilometer's: `path` under the endpoint of the
+/// plugin's `service_type` (default `volumev3`), at Ceilometer's microversion, reported
+/// as [`discover_listing_by`] does.
+#[cfg(feature = "openstack")]
+pub fn discover_cinder_listing(
+    path: &str,
+    collection: &str,
+    id_of: impl Fn(&serde_json::Value) -> Option<String>,
+    resource_of: impl Fn(&str, &serde_json::Value) -> DiscoveredResource,
+) -> Result<(), Error> {
+    use crate::openstack::cinder;
+    let listing = |endpoint: &str| format!("{endpoint}/{path}");
+    discover_listing_by(&cinder::service_type(), listing, collection, &[cinder::MICROVERSION], id_of, resource_of)
 }
 
 /// The same for items whose resource id is made from their fields (a Cinder pool's

@@ -169,18 +169,18 @@ fn absolute(page: &str, link: &str) -> String {
     let path_start = page.find("://").map_or(0, |at| at + 3);
     let path_start = page[path_start..].find('/').map_or(page.len(), |at| path_start + at);
     let path_end = page.find(['?', '#']).map_or(page.len(), |at| at.max(path_start));
-    let version = link[1..].split(['/', '?']).next().unwrap_or_default();
-    let is_version =
-        version.len() > 1 && version.starts_with('v') && version[1..].starts_with(|c: char| c.is_ascii_digit());
-    let prefix_end = is_version
-        .then(|| {
+    let version = link[1..]
+        .split(['/', '?'])
+        .next()
+        .filter(|v| v.strip_prefix('v').is_some_and(|number| number.starts_with(|c: char| c.is_ascii_digit())));
+    let prefix_end = version
+        .and_then(|version| {
             let segment = format!("/{version}");
             page[path_start..path_end]
                 .match_indices(&segment)
                 .map(|(at, _)| path_start + at)
                 .find(|at| matches!(page[at + segment.len()..path_end].chars().next(), None | Some('/')))
         })
-        .flatten()
         .unwrap_or(path_start);
     format!("{}{link}", &page[..prefix_end])
 }

@@ -12,7 +12,6 @@
 //!
 //! Parameter `service_type` (default `volumev3`). Needs `grants: [openstack]`.
 use pollen_sdk::discoverer::*;
-use pollen_sdk::openstack::cinder;
 use serde_json::Value as Json;
 
 /// Ceilometer's `VolumeBackupSize.FIELDS`, each read from the key of Cinder's answer of
@@ -28,9 +27,7 @@ impl Discoverer for CinderBackups {
     }
 
     fn discover(_param: Option<String>) -> Result<(), Error> {
-        let service_type = cinder::service_type();
-        let listing = |cinder: &str| format!("{cinder}/backups/detail?all_tenants=True&limit=1000");
-        discover_listing(&service_type, listing, "backups", &[cinder::MICROVERSION], resource_of)
+        discover_cinder_listing("backups/detail?all_tenants=True&limit=1000", "backups", id_field, resource_of)
     }
 }
 

@@ -10,7 +10,6 @@
 //!
 //! Parameter `service_type` (default `volumev3`). Needs `grants: [openstack]`.
 use pollen_sdk::discoverer::*;
-use pollen_sdk::openstack::cinder;
 use serde_json::Value as Json;
 
 struct CinderPools;
@@ -21,10 +20,8 @@ impl Discoverer for CinderPools {
     }
 
     fn discover(_param: Option<String>) -> Result<(), Error> {
-        let service_type = cinder::service_type();
-        let listing = |cinder: &str| format!("{cinder}/scheduler-stats/get_pools?detail=True");
         let id_of = |pool: &Json| pool.get("name").and_then(Json::as_str).map(str::to_string);
-        discover_listing_by(&service_type, listing, "pools", &[cinder::MICROVERSION], id_of, resource_of)
+        discover_cinder_listing("scheduler-stats/get_pools?detail=True", "pools", id_of, resource_of)
     }
 }
 

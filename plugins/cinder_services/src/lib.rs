@@ -9,7 +9,6 @@
 //!
 //! Parameter `service_type` (default `volumev3`). Needs `grants: [openstack]`.
 use pollen_sdk::discoverer::*;
-use pollen_sdk::openstack::cinder;
 use serde_json::Value as Json;
 
 struct CinderServices;
@@ -20,11 +19,9 @@ impl Discoverer for CinderServices {
     }
 
     fn discover(_param: Option<String>) -> Result<(), Error> {
-        let service_type = cinder::service_type();
-        let listing = |cinder: &str| format!("{cinder}/os-services");
         let id_of =
             |service: &Json| Some(format!("{}@{}", service.get("binary")?.as_str()?, service.get("host")?.as_str()?));
-        discover_listing_by(&service_type, listing, "services", &[cinder::MICROVERSION], id_of, resource_of)
+        discover_cinder_listing("os-services", "services", id_of, resource_of)
     }
 }
 

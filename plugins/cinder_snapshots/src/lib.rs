@@ -11,7 +11,6 @@
 //!
 //! Parameter `service_type` (default `volumev3`). Needs `grants: [openstack]`.
 use pollen_sdk::discoverer::*;
-use pollen_sdk::openstack::cinder;
 use serde_json::Value as Json;
 
 /// Ceilometer's `VolumeSnapshotSize.FIELDS` and the key it adds, with the key of
@@ -33,9 +32,7 @@ impl Discoverer for CinderSnapshots {
     }
 
     fn discover(_param: Option<String>) -> Result<(), Error> {
-        let service_type = cinder::service_type();
-        let listing = |cinder: &str| format!("{cinder}/snapshots/detail?all_tenants=True&limit=1000");
-        discover_listing(&service_type, listing, "snapshots", &[cinder::MICROVERSION], resource_of)
+        discover_cinder_listing("snapshots/detail?all_tenants=True&limit=1000", "snapshots", id_field, resource_of)
     }
 }
 

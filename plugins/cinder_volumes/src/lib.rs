@@ -11,7 +11,6 @@
 //! Parameter `service_type` (default `volumev3`, Ceilometer's `[service_types] cinder`).
 //! Needs `grants: [openstack]`. A cloud without that service is skipped with one warning.
 use pollen_sdk::discoverer::*;
-use pollen_sdk::openstack::cinder;
 use serde_json::Value as Json;
 
 /// Ceilometer's `VolumeSizePollster.FIELDS`, and the key of Cinder's answer each is
@@ -35,9 +34,7 @@ impl Discoverer for CinderVolumes {
     }
 
     fn discover(_param: Option<String>) -> Result<(), Error> {
-        let service_type = cinder::service_type();
-        let listing = |cinder: &str| format!("{cinder}/volumes/detail?all_tenants=True&limit=1000");
-        discover_listing(&service_type, listing, "volumes", &[cinder::MICROVERSION], resource_of)
+        discover_cinder_listing("volumes/detail?all_tenants=True&limit=1000", "volumes", id_field, resource_of)
     }
 }
 
