@@ -1,0 +1,146 @@
+use super::*;
+use serde_json::json;
+
+fn definitions(yaml: &str) -> Vec<Json> {
+    let value: serde_yaml::Value = serde_yaml::from_str(yaml).unwrap();
+    match serde_json::to_value(value).unwrap() {
+        Json::Array(items) => items,
+        other => panic!("not a list: {other}"),
+    }
+}
+
+fn parse(yaml: &str) -> Result<Definition, Vec<DefinitionError>> {
+    let items = definitions(yaml);
+    Definition::parse(&items[0]).map(|(definition, _)| definition)
+}
+
+fn problems(yaml: &str) -> Vec<String> {
+    parse(yaml).expect_err("refused").into_iter().map(|p| p.to_string()).collect()
+}
+
+#[test]
+fn every_example_of_ceilometer_s_documentation_parses() {
+    let examples = definitions(include_str!("../../tests/data/ceilometer-docs.yaml"));
+    assert_eq!(examples.len(), 12);
+    for (index, example) in examples.iter().enumerate() {
+        let name = example["name"].as_str().unwrap();
+        match Definition::parse(example) {
+            Ok((definition, _)) => {
+                assert_eq!(definition.name, name);
+                assert!(!name.contains("radosgw"), "{name} should be refused for its module");
+            }
+            Err(problems) if name == "dynamic.linked.response" => {
+                // The documentation's two paging examples have no `endpoint_type`, which
+                // Ceilometer 27 requires of an OpenStack pollster too
+                // (`PollsterDefinitions.standard_definitions`, `validate_missing`).
+                assert_eq!(problems.len(), 1, "{problems:?}");
+                assert_eq!(problems[0].key, "endpoint_type");
+            }
+            Err(problems) => {
+                // RadosGW's need `awsauth.S3Auth`: refused for that alone, with what to write.
+                assert!(name.contains("radosgw"), "example {index} ({name}): {problems:?}");
+                assert_eq!(problems.iter().filter(|p| !p.warning).count(), 1, "{problems:?}");
+                let problem = problems.iter().find(|p| !p.warning).unwrap();
+                assert_eq!(problem.key, "module");
+                assert!(problem.message.contains("cannot import `awsauth.S3Auth`"), "{problem}");
+                assert!(problem.message.contains("agent.credentials"), "{problem}");
+            }
+        }
+    }
+}
+
+#[test]
+fn ceilometer_s_defaults_apply() {
+    let definition = parse(
+        "- name: dynamic.magnum.cluster\n  sample_type: gauge\n  unit: cluster\n  value_attribute: status\n  endpoint_type: container-infra\n  url_path: v1/clusters/detail\n",
+    )
+    .unwrap();
+    assert_eq!(definition.api, Api::OpenStack { endpoint_type: "container-infra".into() });
+    assert_eq!(definition.default_discovery().as_deref(), Some("endpoint:container-infra"));
+    assert_eq!(definition.url_path, UrlPath::Literal("v1/clusters/detail".into()));
+    assert_eq!(definition.default_value, json!(-1));
+    assert!(definition.preserve_mapped_metadata);
+    assert_eq!(definition.user_id_attribute.text(), "user_id");
+    assert_eq!(definition.project_id_attribute.text(), "project_id");
+    assert_eq!(definition.resource_id_attribute.text(), "id");
+    assert_eq!(definition.timeout, Some(30.0));
+    assert_eq!(definition.response_handlers, [Handler::Json]);
+    assert_eq!(definition.namespaces, ["central"]);
+    assert!(definition.runs_in("central") && !definition.runs_in("compute"));
+    assert!(definition.multi_metric.is_none() && definition.metadata_fields.is_empty());
+}
+
+#[test]
+fn multi_metric_names_and_url_expressions() {
+    let definition = parse(
+        "- name: dynamic.api.request.{category}\n  sample_type: gauge\n  unit: request\n  value_attribute: '[categories].ops'\n  url_path: http://api.example/usage\n",
+    )
+    .unwrap();
+    assert_eq!(
+        definition.multi_metric,
+        Some(MultiMetric { name_attribute: "category".into(), list_key: "categories".into() })
+    );
+    assert_eq!(definition.value_attribute.text(), "ops");
+    assert_eq!(definition.sub_meter("get_obj").as_deref(), Some("dynamic.api.request.get_obj"));
+    assert_eq!(definition.api, Api::External { auth: ExternalAuth::AgentCredential });
+    assert_eq!(definition.default_discovery(), None);
+    assert!(matches!(url_path("'/v3/projects/' + str(sample['project_id'])"), UrlPath::Expression(_)));
+    assert_eq!(
+        url_path("/v2.1/servers/detail?all_tenants=true"),
+        UrlPath::Literal("/v2.1/servers/detail?all_tenants=true".into())
+    );
+    assert_eq!(url_path("v1/clusters/detail"), UrlPath::Literal("v1/clusters/detail".into()));
+    assert_eq!(url_path("'v3/users'"), UrlPath::Literal("v3/users".into()));
+}
+
+#[test]
+fn every_problem_is_reported_with_its_key() {
+    let found = problems(
+        "- name: 'bad name!'\n  sample_type: gaug\n  unit: u\n  value_atribute: status\n  url_path: v1/x\n  timeout: -1\n  response_handlers: [json, yaml]\n  metadata_fields: ['a | __import__(\"os\")']\n",
+    );
+    let text = found.join("\n");
+    assert!(text.contains("value_atribute: unknown key (did you mean `value_attribute`?)"), "{text}");
+    assert!(text.contains("name: `bad name!` is not a meter name"), "{text}");
+    assert!(text.contains("sample_type: `gaug` is not a sample type"), "{text}");
+    assert!(text.contains("value_attribute: is required"), "{text}");
+    assert!(text.contains("endpoint_type: is required"), "{text}");
+    assert!(text.contains("timeout: must be a positive number of seconds"), "{text}");
+    assert!(text.contains("response_handlers[1]: \"yaml\" is not a handler"), "{text}");
+    assert!(text.contains("metadata_fields[0]: `__import__`: names with double underscores"), "{text}");
+    assert!(text.contains("(at character 5)"), "{text}");
+}
+
+#[test]
+fn what_pollen_cannot_do_is_refused_clearly() {
+    let found = problems("- name: host.load\n  sample_type: gauge\n  unit: load\n  value_attribute: out\n  host_command: cat /proc/loadavg\n");
+    assert!(found.iter().any(|p| p.starts_with("host_command: is refused: Pollen runs no command")), "{found:?}");
+    let found = problems("- name: x\n  sample_type: gauge\n  unit: u\n  value_attribute: v\n  url_path: https://x/y\n  module: m\n  authentication_object: A\n  barbican_secret_id: s\n");
+    assert!(found.iter().any(|p| p.starts_with("barbican_secret_id: is not supported")), "{found:?}");
+    let found =
+        problems("- name: x.{cat}\n  sample_type: gauge\n  unit: u\n  value_attribute: ops\n  url_path: https://x/y\n");
+    assert!(found.iter().any(|p| p.contains("takes `[list].field`")), "{found:?}");
+    let items = definitions(
+        "- name: x\n  sample_type: gauge\n  unit: u\n  value_attribute: v\n  url_path: https://x/y\n  module: requests.auth\n  authentication_object: HTTPBasicAuth\n  authentication_parameters: 'admin, secret'\n",
+    );
+    let (definition, warnings) = Definition::parse(&items[0]).unwrap();
+    assert_eq!(definition.api, Api::External { auth: ExternalAuth::Basic });
+    assert!(warnings[0].warning && warnings[0].key == "authentication_parameters", "{warnings:?}");
+}
+
+#[test]
+fn extra_metadata_inherits_and_checks() {
+    let items = definitions(include_str!("../../tests/data/ceilometer-docs.yaml"));
+    let (definition, _) = Definition::parse(&items[11]).unwrap();
+    let extra = &definition.extra_metadata_fields;
+    assert_eq!(extra.len(), 3);
+    assert_eq!((extra[0].name.as_str(), extra[0].cache_seconds), ("project_name", 1800));
+    assert_eq!((extra[1].name.as_str(), extra[1].cache_seconds), ("domain_id", 3600));
+    assert_eq!(extra[0].value.text(), "name");
+    assert!(matches!(extra[2].url_path, UrlPath::Expression(_)));
+    let found = problems(
+        "- name: x\n  sample_type: gauge\n  unit: u\n  value_attribute: v\n  endpoint_type: compute\n  url_path: servers\n  extra_metadata_fields:\n    - name: p\n      url_path: \"'/v3/projects/' + sample['project_id']\"\n      valeu: name\n",
+    );
+    let text = found.join("\n");
+    assert!(text.contains("extra_metadata_fields[0].endpoint_type: is required"), "{text}");
+    assert!(text.contains("extra_metadata_fields[0].valeu: unknown key (did you mean `value`?)"), "{text}");
+}
