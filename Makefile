@@ -8,7 +8,7 @@ PLUGINS := local_instances cpu memory instance disk network perf \
 # a compute host has no OpenStack credentials to grant them.
 CENTRAL_PLUGINS := glance_images image_size cinder_volumes volume_size cinder_snapshots volume_snapshot_size \
 	cinder_backups volume_backup_size \
-	cinder_pools volume_pool_capacity cinder_services volume_service_health keystone_endpoints keystone_tenants \
+	cinder_pools volume_pool_capacity cinder_services volume_service_health keystone_endpoints keystone_tenants dynamic \
 	rate_of_change unit_conversion delta accumulator aggregator arithmetic
 TEST_PLUGINS := spin_forever grow_forever trap liar liar_discoverer echo_transformer nosy_transformer unknown_world prober \
 	sleeper sleepy_transformer log_flood flood_discoverer meter_maker \
@@ -49,7 +49,7 @@ build: plugins
 run: setup build
 	$(CARGO) run -p pollen-host -- run --config pipeline.yaml
 
-TEST_CRATES := -p pollen-host -p pollen-sdk -p volume_pool_capacity \
+TEST_CRATES := -p pollen-host -p pollen-sdk -p volume_pool_capacity -p pollen-dynamic \
 	--features pollen-sdk/conversion,pollen-sdk/nova,pollen-sdk/openstack --lib --tests
 PHASE := ./scripts/phase.sh
 

@@ -32,7 +32,7 @@
 
 use crate::pollster::bindings::wasi::http::outgoing_handler;
 use crate::pollster::bindings::wasi::http::types::{
-    self as wasi, ErrorCode, Fields, IncomingBody, Method, OutgoingBody, OutgoingRequest, Scheme,
+    self as wasi, ErrorCode, Fields, IncomingBody, Method, OutgoingBody, OutgoingRequest, RequestOptions, Scheme,
 };
 use crate::pollster::bindings::wasi::io::streams::StreamError;
 use std::fmt;
@@ -119,6 +119,7 @@ pub struct Request {
     url: String,
     headers: Vec<(String, String)>,
     body: Option<Vec<u8>>,
+    timeout: Option<std::time::Duration>,
 }
 
 /// A `GET` request.
@@ -134,7 +135,14 @@ pub fn post(url: &str) -> Request {
 impl Request {
     /// A request with any method.
     pub fn new(method: Method, url: &str) -> Self {
-        Self { method, url: url.to_string(), headers: Vec::new(), body: None }
+        Self { method, url: url.to_string(), headers: Vec::new(), body: None, timeout: None }
+    }
+
+    /// Bounds the connection and each wait on the response (its head, then each
+    /// part of its body) by `timeout`, within the host's own bounds.
+    pub fn timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
     }
 
     /// Adds a header.
@@ -197,7 +205,16 @@ impl Request {
             return Err(HttpError::InvalidUrl(self.url.clone()));
         }
         let outgoing = request.body().map_err(|()| HttpError::InvalidUrl(self.url.clone()))?;
-        let pending = outgoing_handler::handle(request, None).map_err(failed)?;
+        let options = self.timeout.map(|timeout| {
+            let nanos = u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX);
+            let options = RequestOptions::new();
+            // The host honours what it supports; what it refuses leaves its own bound.
+            let _ = options.set_connect_timeout(Some(nanos));
+            let _ = options.set_first_byte_timeout(Some(nanos));
+            let _ = options.set_between_bytes_timeout(Some(nanos));
+            options
+        });
+        let pending = outgoing_handler::handle(request, options).map_err(failed)?;
         write_body(outgoing, self.body.as_deref()).map_err(failed)?;
 
         pending.subscribe().block();

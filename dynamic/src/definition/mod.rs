@@ -65,7 +65,12 @@ pub enum UrlPath {
     /// Used as written.
     Literal(String),
     /// Evaluated with `sample`, `extra_metadata_captured` and `extra_metadata_by_name`.
-    Expression(Expr),
+    Expression {
+        /// The parsed expression.
+        expr: Expr,
+        /// Its text (used as written where it cannot be evaluated, as Ceilometer does).
+        text: String,
+    },
 }
 
 /// The names a `url_path` expression may read, in [`UrlPath::Expression`]'s order.
@@ -512,7 +517,7 @@ pub fn url_path(text: &str) -> UrlPath {
         Ok(expr) => match expr.as_literal() {
             Some(Json::String(literal)) => UrlPath::Literal(literal.clone()),
             Some(_) => UrlPath::Literal(text.to_string()),
-            None => UrlPath::Expression(expr),
+            None => UrlPath::Expression { expr, text: text.to_string() },
         },
         Err(_) => UrlPath::Literal(text.to_string()),
     }
@@ -623,7 +628,7 @@ impl Definition {
         if let (Api::External { .. }, Some(path)) = (&api, &url_path) {
             let absolute = match path {
                 UrlPath::Literal(text) => is_absolute(text),
-                UrlPath::Expression(_) => true,
+                UrlPath::Expression { .. } => true,
             };
             if !absolute && reader.get("endpoint_type").is_none() && module.is_none() {
                 reader.fail(

@@ -84,7 +84,7 @@ fn multi_metric_names_and_url_expressions() {
     assert_eq!(definition.sub_meter("get_obj").as_deref(), Some("dynamic.api.request.get_obj"));
     assert_eq!(definition.api, Api::External { auth: ExternalAuth::AgentCredential });
     assert_eq!(definition.default_discovery(), None);
-    assert!(matches!(url_path("'/v3/projects/' + str(sample['project_id'])"), UrlPath::Expression(_)));
+    assert!(matches!(url_path("'/v3/projects/' + str(sample['project_id'])"), UrlPath::Expression { .. }));
     assert_eq!(
         url_path("/v2.1/servers/detail?all_tenants=true"),
         UrlPath::Literal("/v2.1/servers/detail?all_tenants=true".into())
@@ -136,7 +136,7 @@ fn extra_metadata_inherits_and_checks() {
     assert_eq!((extra[0].name.as_str(), extra[0].cache_seconds), ("project_name", 1800));
     assert_eq!((extra[1].name.as_str(), extra[1].cache_seconds), ("domain_id", 3600));
     assert_eq!(extra[0].value.text(), "name");
-    assert!(matches!(extra[2].url_path, UrlPath::Expression(_)));
+    assert!(matches!(extra[2].url_path, UrlPath::Expression { .. }));
     let found = problems(
         "- name: x\n  sample_type: gauge\n  unit: u\n  value_attribute: v\n  endpoint_type: compute\n  url_path: servers\n  extra_metadata_fields:\n    - name: p\n      url_path: \"'/v3/projects/' + sample['project_id']\"\n      valeu: name\n",
     );

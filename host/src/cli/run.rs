@@ -42,14 +42,21 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     for warning in &pipeline.warnings {
         tracing::warn!("{warning}");
     }
-    let plugin_dir = pipeline.agent.plugin_dir.clone();
+    let mut watched_dirs = vec![pipeline.agent.plugin_dir.clone()];
+    watched_dirs.extend(
+        pipeline
+            .agent
+            .pollsters_definitions_dirs
+            .clone()
+            .unwrap_or_else(|| vec![crate::config::dynamic::DEFAULT_DIR.into()]),
+    );
     let agent = Agent::build(pipeline)?;
     tracing::info!(
         plugins = agent.plugins.all.len(),
         libvirt_uri = %agent.hypervisor.uri(),
         "pollen started"
     );
-    let watched = args.watch.then(|| watched_paths(&args.config, plugin_dir));
+    let watched = args.watch.then(|| watched_paths(&args.config, watched_dirs));
     let runtime = super::runtime()?;
     let summary = runtime.block_on(async move {
         let (reload, reloads) = mpsc::channel(4);
@@ -105,14 +112,16 @@ async fn reload_on_sighup(reload: mpsc::Sender<()>) {
     }
 }
 
-/// The configuration files and the plugin directory.
-fn watched_paths(config: &ConfigArgs, plugin_dir: PathBuf) -> Vec<PathBuf> {
+/// The configuration files, the plugin directory and the folders of dynamic-pollster
+/// definitions.
+fn watched_paths(config: &ConfigArgs, dirs: Vec<PathBuf>) -> Vec<PathBuf> {
     let mut paths: Vec<PathBuf> =
         [&config.config, &config.polling, &config.pipeline].into_iter().flatten().cloned().collect();
     if paths.is_empty() {
         paths.push(PathBuf::from("pipeline.yaml"));
     }
-    paths.push(plugin_dir);
+    paths.extend(config.ceilometer_conf.clone());
+    paths.extend(dirs);
     paths
 }
 
@@ -144,7 +153,8 @@ async fn reload_on_change(paths: Vec<PathBuf>, reload: mpsc::Sender<()>) {
 /// A file's path, size and modification time.
 type Stamp = (PathBuf, u64, Option<SystemTime>);
 
-/// The stamps of `paths`, and of the `*.wasm` files of those that are folders.
+/// The stamps of `paths`, and of the `*.wasm` and `*.yaml` files of those that are
+/// folders.
 fn stamp(paths: &[PathBuf]) -> Vec<Stamp> {
     let one = |path: &Path| -> Stamp {
         let metadata = std::fs::metadata(path).ok();
@@ -157,7 +167,7 @@ fn stamp(paths: &[PathBuf]) -> Vec<Stamp> {
                 .into_iter()
                 .flatten()
                 .filter_map(|entry| entry.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|ext| ext == "wasm"))
+                .filter(|p| p.extension().is_some_and(|ext| ext == "wasm" || ext == "yaml"))
                 .collect();
             files.sort();
             stamps.extend(files.iter().map(|f| one(f)));

@@ -26,9 +26,11 @@ use std::path::{Path, PathBuf};
 /// gives the agent's settings.
 pub const COMPUTE_PLUGINS: &[&str] = &["local_instances", "cpu", "memory", "instance", "disk", "network", "perf"];
 
-/// The built-in central discoverers, granted the OpenStack catalog when no Pollen file
+/// The built-in central plugins that reach the cloud (the discoverers, and `dynamic`,
+/// which runs the dynamic pollsters), granted the OpenStack catalog when no Pollen file
 /// gives the agent's settings and the namespace is `central`.
 pub const CENTRAL_DISCOVERERS: &[&str] = &[
+    "dynamic",
     "glance_images",
     "cinder_volumes",
     "cinder_snapshots",
@@ -53,6 +55,16 @@ pub enum Namespace {
     Compute,
     /// The central agent: the OpenStack APIs' meters (`plugins/dist-central`).
     Central,
+}
+
+impl Namespace {
+    /// Ceilometer's name for it, as dynamic pollsters' `namespaces` write it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Compute => "compute",
+            Self::Central => "central",
+        }
+    }
 }
 
 /// Ceilometer's default polling interval for a pipeline source that names none.

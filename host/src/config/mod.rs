@@ -6,9 +6,11 @@
 
 pub mod ceilometer;
 mod check;
+pub mod dynamic;
 pub(crate) use check::check_openstack;
 mod error;
 mod model;
+mod yaml_places;
 
 pub use error::{ConfigError, ConfigErrors};
 pub use model::{

@@ -86,6 +86,16 @@ pub struct Agent {
     /// plugins granted `openstack`; if this names no `auth_url`, those of
     /// `--config-file ceilometer.conf`, else of the `OS_*` environment variables.
     pub openstack: crate::openstack::Credentials,
+    /// Folders of Ceilometer's dynamic-pollster definitions (`*.yaml`), run by the
+    /// `dynamic` plugin; unset: `--config-file ceilometer.conf`'s
+    /// `pollsters_definitions_dirs`, else Ceilometer's `/etc/ceilometer/pollsters.d`.
+    pub pollsters_definitions_dirs: Option<Vec<PathBuf>>,
+    /// The namespaces this agent polls, for the definitions' `namespaces` (`central`,
+    /// `compute`); unset: `--polling-namespaces`.
+    pub polling_namespaces: Option<Vec<String>>,
+    /// The definitions read from those folders (by `load`), for the `dynamic` plugin.
+    #[serde(skip)]
+    pub dynamic_pollsters: Vec<super::dynamic::DynamicPollster>,
 }
 
 /// `agent.http`: what bounds every request a plugin makes through `wasi:http`, and
@@ -144,6 +154,9 @@ impl Default for Agent {
             prometheus_listen: Vec::new(),
             http: HttpSettings::default(),
             openstack: Default::default(),
+            pollsters_definitions_dirs: None,
+            polling_namespaces: None,
+            dynamic_pollsters: Vec::new(),
         }
     }
 }
@@ -176,6 +189,11 @@ impl Agent {
         if let Some(ca_file) = &mut self.http.ca_file {
             if ca_file.is_relative() {
                 *ca_file = base.join(&*ca_file);
+            }
+        }
+        for dir in self.pollsters_definitions_dirs.iter_mut().flatten() {
+            if dir.is_relative() {
+                *dir = base.join(&*dir);
             }
         }
     }

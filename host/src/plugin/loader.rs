@@ -13,6 +13,7 @@ use super::{MeterSpec, Plugin, PluginInfo, PluginKind, CONTRACT_VERSION};
 use crate::bindings::types;
 use crate::caps::bounds::{meter_fits, MAX_METER_NAME, MAX_UNIT};
 use crate::caps::http::HttpAccess;
+use crate::config::dynamic::{DynamicPollster, DYNAMIC_PLUGIN};
 use crate::config::{Agent, Grant};
 use crate::registry::Registry;
 use crate::sample::Meter;
@@ -49,15 +50,35 @@ pub fn load_dir(
     let mut loaded = LoadedDir { plugins: Vec::new(), errors: Vec::new() };
     let mut meters: BTreeMap<String, String> = BTreeMap::new();
     let mut discoverers: BTreeMap<String, String> = BTreeMap::new();
+    let mut units = Vec::new();
     for path in files {
-        let loaded_file = read_plugin(&path, agent.max_plugin_bytes()).and_then(|bytes| {
-            let name = plugin_name(&path);
-            let fingerprint = fingerprint(&bytes, &name, agent);
-            match previous.iter().find(|p| p.info.name == name && p.fingerprint == fingerprint) {
-                Some(unchanged) => Ok(unchanged.clone()),
-                None => load_bytes(engine, &path, &bytes, agent, registry).map(Arc::new),
+        let bytes = match read_plugin(&path, agent.max_plugin_bytes()) {
+            Ok(bytes) => Arc::new(bytes),
+            Err(error) => {
+                loaded.errors.push(error);
+                continue;
             }
-        });
+        };
+        if plugin_name(&path) != DYNAMIC_PLUGIN {
+            units.push((path, bytes, None));
+            continue;
+        }
+        // The dynamic plugin runs one instance per definition.
+        if agent.dynamic_pollsters.is_empty() {
+            tracing::debug!(path = %path.display(), "no dynamic pollster definitions: the dynamic plugin is not loaded");
+        }
+        for definition in &agent.dynamic_pollsters {
+            units.push((path.clone(), bytes.clone(), Some(definition)));
+        }
+    }
+    for (path, bytes, definition) in units {
+        let unit = Unit { path: &path, bytes: &bytes, definition };
+        let name = unit.name();
+        let fingerprint = fingerprint(&unit, agent);
+        let loaded_file = match previous.iter().find(|p| p.info.name == name && p.fingerprint == fingerprint) {
+            Some(unchanged) => Ok(unchanged.clone()),
+            None => load_bytes(engine, &unit, agent, registry).map(Arc::new),
+        };
         let plugin = match loaded_file {
             Ok(plugin) => plugin,
             Err(error) => {
@@ -95,7 +116,8 @@ pub fn load_dir(
     Ok(loaded)
 }
 
-/// Loads one plugin file, named after its stem.
+/// Loads one plugin file, named after its stem (the dynamic plugin with the first
+/// definition of `agent`, if any).
 pub fn load_file(
     engine: &PluginEngine,
     path: &Path,
@@ -103,7 +125,32 @@ pub fn load_file(
     registry: &Arc<Registry>,
 ) -> Result<Plugin, LoadError> {
     let bytes = read_plugin(path, agent.max_plugin_bytes())?;
-    load_bytes(engine, path, &bytes, agent, registry)
+    let definition = (plugin_name(path) == DYNAMIC_PLUGIN).then(|| agent.dynamic_pollsters.first()).flatten();
+    load_bytes(engine, &Unit { path, bytes: &bytes, definition }, agent, registry)
+}
+
+/// What one plugin is made of: its file's bytes, and for the dynamic plugin, the
+/// definition this instance runs.
+struct Unit<'a> {
+    path: &'a Path,
+    bytes: &'a [u8],
+    definition: Option<&'a DynamicPollster>,
+}
+
+impl Unit<'_> {
+    /// The file's stem: whose `agent.plugins` settings apply.
+    fn settings_name(&self) -> String {
+        plugin_name(self.path)
+    }
+
+    /// The plugin's name: the stem, and for the dynamic plugin its meter
+    /// (`dynamic:dynamic.image.size`).
+    fn name(&self) -> String {
+        match self.definition {
+            Some(definition) => format!("{}:{}", self.settings_name(), definition.name),
+            None => self.settings_name(),
+        }
+    }
 }
 
 /// Reads a plugin file: its header first (what is not a component is refused without
@@ -134,10 +181,14 @@ fn plugin_name(path: &Path) -> String {
 
 /// What decides whether a loaded plugin is still the one a file and the settings
 /// describe: the file's bytes and everything the pipeline says of the plugin.
-fn fingerprint(bytes: &[u8], name: &str, agent: &Agent) -> u64 {
+fn fingerprint(unit: &Unit<'_>, agent: &Agent) -> u64 {
     use std::hash::{Hash, Hasher};
+    let name = &unit.settings_name();
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    bytes.hash(&mut hasher);
+    unit.bytes.hash(&mut hasher);
+    if let Some(definition) = unit.definition {
+        definition.definition.to_string().hash(&mut hasher);
+    }
     format!("{:?}", agent.plugin(name)).hash(&mut hasher);
     agent.memory_limit(name).hash(&mut hasher);
     agent.call_timeout(name).hash(&mut hasher);
@@ -155,19 +206,20 @@ fn fingerprint(bytes: &[u8], name: &str, agent: &Agent) -> u64 {
 /// (header checked, size bounded).
 fn load_bytes(
     engine: &PluginEngine,
-    path: &Path,
-    bytes: &[u8],
+    unit: &Unit<'_>,
     agent: &Agent,
     registry: &Arc<Registry>,
 ) -> Result<Plugin, LoadError> {
-    let name = plugin_name(path);
-    let settings = agent.plugin(&name);
-    let fingerprint = fingerprint(bytes, &name, agent);
+    let (path, bytes) = (unit.path, unit.bytes);
+    let name = unit.name();
+    let settings_name = unit.settings_name();
+    let settings = agent.plugin(&settings_name);
+    let fingerprint = fingerprint(unit, agent);
 
     // What the file says of itself decides before anything is compiled.
     let outline = outline(bytes).map_err(|message| LoadError::Invalid { path: path.to_path_buf(), message })?;
     let kind = world_of(path, &outline.exports)?;
-    check_imports(path, &name, kind, &outline.imports, &settings.grants)?;
+    check_imports(path, &settings_name, kind, &outline.imports, &settings.grants)?;
     if outline.largest_function > agent.max_function_bytes() {
         return Err(LoadError::FunctionTooLarge {
             path: path.to_path_buf(),
@@ -193,24 +245,34 @@ fn load_bytes(
     if !params.iter().any(|(key, _)| key == "host") {
         params.push(("host".into(), gethostname::gethostname().to_string_lossy().into_owned()));
     }
+    if let Some(definition) = unit.definition {
+        params.retain(|(key, _)| key != "definition");
+        params.push(("definition".into(), definition.definition.to_string()));
+    }
     let shared_name: Arc<str> = Arc::from(name.as_str());
     let link_error = |message| LoadError::Link { path: path.to_path_buf(), message };
     let openstack = match settings.grants.contains(&Grant::Openstack) {
         true => Some(engine.keystone(agent).map_err(link_error)?),
         false => None,
     };
-    let http = HttpAccess::for_plugin(&shared_name, agent, || engine.http_client(&agent.http), openstack.clone())
-        .map_err(link_error)?;
+    let http = HttpAccess::for_plugin(
+        &shared_name,
+        &settings_name,
+        agent,
+        || engine.http_client(&agent.http),
+        openstack.clone(),
+    )
+    .map_err(link_error)?;
     let context = PluginContext {
         name: shared_name.clone(),
         grants: settings.grants.clone().into(),
         params: params.into(),
         namespace: registry.namespace_of_plugin(&name),
         registry: registry.clone(),
-        memory_limit: agent.memory_limit(&name),
-        call_timeout: agent.call_timeout(&name),
-        call_wall_timeout: agent.call_wall_timeout(&name),
-        log: Arc::new(PluginLog::new(shared_name, agent.log_lines_per_second(&name))),
+        memory_limit: agent.memory_limit(&settings_name),
+        call_timeout: agent.call_timeout(&settings_name),
+        call_wall_timeout: agent.call_wall_timeout(&settings_name),
+        log: Arc::new(PluginLog::new(shared_name, agent.log_lines_per_second(&settings_name))),
         made_meters: Arc::default(),
         http,
         openstack,

@@ -45,22 +45,24 @@ pub struct HttpAccess {
 }
 
 impl HttpAccess {
-    /// The access `agent` gives plugin `plugin`, through the agent's `client`: `None`
-    /// unless it is granted `http` (its `allowed_hosts`) or `openstack` (the catalog of
+    /// The access `agent` gives plugin `plugin` (whose settings are
+    /// `agent.plugins.<settings_of>`), through the agent's `client`: `None` unless it
+    /// is granted `http` (its `allowed_hosts`) or `openstack` (the catalog of
     /// `openstack`, the session). Its `allowed_hosts` were checked by `validate`.
     pub fn for_plugin(
         plugin: &Arc<str>,
+        settings_of: &str,
         agent: &Agent,
         client: impl FnOnce() -> Result<Arc<HttpClient>, String>,
         openstack: Option<Arc<Keystone>>,
     ) -> Result<Option<Arc<Self>>, String> {
-        let settings = agent.plugin(plugin);
+        let settings = agent.plugin(settings_of);
         if !settings.grants.contains(&Grant::Http) && openstack.is_none() {
             return Ok(None);
         }
         let allowed = match settings.grants.contains(&Grant::Http) {
             true => AllowedHosts::parse(&settings.allowed_hosts)
-                .map_err(|(index, why)| format!("agent.plugins.{plugin}.allowed_hosts[{index}]: {why}"))?,
+                .map_err(|(index, why)| format!("agent.plugins.{settings_of}.allowed_hosts[{index}]: {why}"))?,
             false => AllowedHosts::default(),
         };
         let client = client()?;
