@@ -49,7 +49,7 @@ build: plugins
 run: setup build
 	$(CARGO) run -p pollen-host -- run --config pipeline.yaml
 
-TEST_CRATES := -p pollen-host -p pollen-sdk -p volume_pool_capacity -p pollen-dynamic \
+TEST_CRATES := -p pollen-host -p pollen-sdk -p volume_pool_capacity -p pollen-dynamic -p dynamic \
 	--features pollen-sdk/conversion,pollen-sdk/nova,pollen-sdk/openstack --lib --tests
 PHASE := ./scripts/phase.sh
 

@@ -43,6 +43,15 @@ if ! broker_listens; then
     for _ in $(seq 1 60); do broker_listens && break; sleep 1; done
     broker_listens || { echo "setup: RabbitMQ does not listen on 127.0.0.1:5672" >&2; exit 1; }
 fi
+# The dynamic pollsters' tests poll RabbitMQ's management API on 127.0.0.1:15672
+# (basic auth, guest/guest), bound to loopback before the plugin is enabled.
+if ! listens 15672; then
+    echo "setup: enabling RabbitMQ's management API on 127.0.0.1:15672"
+    as_root rabbitmqctl eval 'application:set_env(rabbitmq_management, tcp_config, [{ip, "127.0.0.1"}, {port, 15672}]).' >/dev/null
+    as_root rabbitmq-plugins enable rabbitmq_management >/dev/null
+    for _ in $(seq 1 60); do listens 15672 && break; sleep 1; done
+    listens 15672 || { echo "setup: RabbitMQ's management API does not listen on 127.0.0.1:15672" >&2; exit 1; }
+fi
 # The Prometheus publisher's tests push to a real Pushgateway on 127.0.0.1:9091.
 pushgateway_listens() { listens 9091; }
 if ! pushgateway_listens; then

@@ -35,6 +35,15 @@ pub use bindings::pollen::plugin::types::{
 pub fn name_resource(resource: &DiscoveredResource) -> Option<u32> {
     bindings::pollen::plugin::resources::add(resource)
 }
+/// Names the sub-meter of described meter `meter` for `part` (a multi-metric
+/// pollster's: `prefix.{category}` and `get_obj` give `prefix.get_obj`, with the
+/// described meter's type and unit) and returns the index its samples give as their
+/// `meter`; the same index for the same part again. `None` if the host refused it
+/// (no `{...}` placeholder, a part that is not a word, over its bound).
+pub fn name_sub_meter(meter: u32, part: &str) -> Option<u32> {
+    bindings::pollen::plugin::sub_meters::add(meter, part)
+}
+
 crate::helpers::hypervisor_helpers!();
 crate::helpers::meter_helpers!();
 crate::helpers::sample_helpers!();

@@ -624,7 +624,11 @@ impl Definition {
             (None, Some(endpoint_type)) => Api::OpenStack { endpoint_type: endpoint_type.clone() },
             (None, None) => Api::External { auth: ExternalAuth::AgentCredential },
         };
-        let url_path = reader.url_path("url_path");
+        let url_path = match reader.get("host_command") {
+            // Refused above; its url_path is not required.
+            Some(_) => None,
+            None => reader.url_path("url_path"),
+        };
         if let (Api::External { .. }, Some(path)) = (&api, &url_path) {
             let absolute = match path {
                 UrlPath::Literal(text) => is_absolute(text),

@@ -164,11 +164,14 @@ fn volume(value: &Json) -> Result<f64, ExtractError> {
     number.filter(|n| n.is_finite()).ok_or_else(|| ExtractError::NotANumber(python_str(value)))
 }
 
-/// Python's `value in collection` over JSON: YAML's numeric keys arrive as text, so
-/// a number also matches its text.
+/// Python's `value in collection` over JSON: YAML's numeric and boolean keys
+/// (`1:`, `true:`) arrive as text, so a number or a boolean also matches its text.
 fn listed(value: &Json, candidate: &Json) -> bool {
-    crate::expr::equal(value, candidate)
-        || matches!((value, candidate), (Json::Number(_) | Json::Bool(_), Json::String(text)) if python_str(value) == *text)
+    match (value, candidate) {
+        (Json::Number(_), Json::String(text)) => python_str(value) == *text,
+        (Json::Bool(flag), Json::String(text)) => flag.to_string() == *text,
+        _ => crate::expr::equal(value, candidate),
+    }
 }
 
 /// The samples of one entry; `Ok(None)` for an entry that `skip_sample_values` skips.

@@ -80,6 +80,8 @@ fn skips_mappings_and_what_is_not_a_number() {
     // YAML's numeric keys arrive as text, and still map numbers.
     let d = definition(&format!("{BASE}  value_attribute: state\n  value_mapping: {{1: 10, 2: 20}}\n"));
     assert_eq!(extract(&d, &json!({"id": "a", "state": 2})).unwrap().unwrap().values, [(None, 20.0)]);
+    let d = definition(&format!("{BASE}  value_attribute: enabled\n  value_mapping: {{true: 1, false: 0}}\n"));
+    assert_eq!(extract(&d, &json!({"id": "a", "enabled": false})).unwrap().unwrap().values, [(None, 0.0)]);
 }
 
 #[test]

@@ -11,5 +11,6 @@ mod log;
 mod openstack;
 mod resources;
 mod samples;
+pub mod sub_meters;
 
 impl crate::bindings::types::Host for crate::plugin::PluginState {}

@@ -122,34 +122,8 @@ impl ConfigArgs {
                 problems.into_iter().map(|(path, message)| config::ConfigError::at(&origin, path, message)).collect(),
             ));
         }
-        self.load_dynamic_pollsters(&mut pipeline)?;
+        config::dynamic::resolve(&mut pipeline, self.ceilometer_conf.as_deref(), self.namespace.name())?;
         Ok(pipeline)
-    }
-
-    /// Reads the dynamic-pollster definitions of the folders in force into the agent:
-    /// the pipeline's `agent.pollsters_definitions_dirs`, else `ceilometer.conf`'s,
-    /// else Ceilometer's default; for the pipeline's `agent.polling_namespaces`, else
-    /// `--polling-namespaces`.
-    fn load_dynamic_pollsters(&self, pipeline: &mut Pipeline) -> Result<(), ConfigErrors> {
-        let agent = &mut pipeline.agent;
-        if agent.pollsters_definitions_dirs.is_none() {
-            if let Some(path) = &self.ceilometer_conf {
-                agent.pollsters_definitions_dirs =
-                    config::dynamic::dirs_of_ceilometer_conf(path).map_err(ConfigErrors::one)?;
-            }
-        }
-        let dirs = agent
-            .pollsters_definitions_dirs
-            .clone()
-            .unwrap_or_else(|| vec![PathBuf::from(config::dynamic::DEFAULT_DIR)]);
-        let namespaces = agent.polling_namespaces.clone().unwrap_or_else(|| vec![self.namespace.name().to_string()]);
-        let loaded = config::dynamic::load(&dirs, &namespaces);
-        if !loaded.problems.is_empty() {
-            return Err(ConfigErrors(loaded.problems));
-        }
-        agent.dynamic_pollsters = loaded.pollsters;
-        pipeline.warnings.extend(loaded.warnings);
-        Ok(())
     }
 }
 

@@ -191,6 +191,28 @@ fn check_http(agent: &Agent, fail: &mut impl FnMut(String, String)) {
         if let Err((index, why)) = AllowedHosts::parse(&plugin.allowed_hosts) {
             fail(format!("agent.plugins.{name}.allowed_hosts[{index}]"), why);
         }
+        for (index, credential) in plugin.credentials.iter().enumerate() {
+            if !agent.credentials.contains_key(credential) {
+                let known: Vec<&str> = agent.credentials.keys().map(String::as_str).collect();
+                fail(
+                    format!("agent.plugins.{name}.credentials[{index}]"),
+                    format!(
+                        "`{credential}` is not in agent.credentials{}",
+                        crate::suggest::did_you_mean(credential, known)
+                    ),
+                );
+            } else if !grants_http {
+                fail(
+                    format!("agent.plugins.{name}.credentials"),
+                    "has no effect without the `http` grant; add `http` to the plugin's `grants`".into(),
+                );
+            }
+        }
+    }
+    for (name, credential) in &agent.credentials {
+        if let Err(why) = crate::caps::http::HostCredential::resolve(name, credential) {
+            fail(format!("agent.credentials.{name}"), why);
+        }
     }
 }
 

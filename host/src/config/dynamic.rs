@@ -4,7 +4,8 @@
 //! read and checked here with every problem at its line and column; the `dynamic`
 //! plugin runs each definition in an instance of its own.
 
-use super::error::ConfigError;
+use super::error::{ConfigError, ConfigErrors};
+use super::model::Pipeline;
 use super::yaml_places::Places;
 use pollen_dynamic::{Definition, DefinitionError};
 use std::path::{Path, PathBuf};
@@ -24,6 +25,69 @@ pub struct DynamicPollster {
     pub file: PathBuf,
     /// The definition as written, in JSON (what the plugin's `definition` parameter carries).
     pub definition: serde_json::Value,
+}
+
+/// Reads the definitions of the folders in force into the pipeline's agent: its
+/// `agent.pollsters_definitions_dirs`, else `ceilometer_conf`'s, else Ceilometer's
+/// default; for its `agent.polling_namespaces`, else `namespace` (the command line's
+/// `--polling-namespaces`). Their warnings join the pipeline's.
+pub fn resolve(pipeline: &mut Pipeline, ceilometer_conf: Option<&Path>, namespace: &str) -> Result<(), ConfigErrors> {
+    let agent = &mut pipeline.agent;
+    if agent.pollsters_definitions_dirs.is_none() {
+        if let Some(path) = ceilometer_conf {
+            agent.pollsters_definitions_dirs = dirs_of_ceilometer_conf(path).map_err(ConfigErrors::one)?;
+        }
+    }
+    let dirs = agent.pollsters_definitions_dirs.clone().unwrap_or_else(|| vec![PathBuf::from(DEFAULT_DIR)]);
+    let namespaces = agent.polling_namespaces.clone().unwrap_or_else(|| vec![namespace.to_string()]);
+    let mut loaded = load(&dirs, &namespaces);
+    for pollster in &loaded.pollsters {
+        if let Some(problem) = reach_problem(agent, pollster) {
+            loaded.problems.push(ConfigError::at(
+                &pollster.file,
+                format!("pollster `{}`, url_path", pollster.name),
+                problem,
+            ));
+        }
+    }
+    if !loaded.problems.is_empty() {
+        return Err(ConfigErrors(loaded.problems));
+    }
+    agent.dynamic_pollsters = loaded.pollsters;
+    pipeline.warnings.extend(loaded.warnings);
+    Ok(())
+}
+
+/// Why the `dynamic` plugin could not reach a non-OpenStack definition's URL as it
+/// asks: its origin not granted (`http`, `allowed_hosts`), or no basic credential
+/// for it where the definition maps to `requests.auth.HTTPBasicAuth`.
+fn reach_problem(agent: &super::Agent, pollster: &DynamicPollster) -> Option<String> {
+    use pollen_dynamic::definition::{Api, ExternalAuth, UrlPath};
+    let (definition, _) = Definition::parse(&pollster.definition).ok()?;
+    let Api::External { auth } = definition.api else { return None };
+    let UrlPath::Literal(url) = &definition.url_path else { return None };
+    let origin = crate::caps::http::Origin::of(&url.parse().ok()?)?;
+    let settings = agent.plugin(DYNAMIC_PLUGIN);
+    let allowed = crate::caps::http::AllowedHosts::parse(&settings.allowed_hosts).ok()?;
+    if !settings.grants.contains(&super::Grant::Http) || !allowed.allows(&origin) {
+        return Some(format!(
+            "polls {origin}, which the dynamic plugin may not reach: grant it `http` and add \"{origin}\" to agent.plugins.{DYNAMIC_PLUGIN}.allowed_hosts"
+        ));
+    }
+    if auth == ExternalAuth::Basic {
+        let covered = settings.credentials.iter().filter_map(|name| Some((name, agent.credentials.get(name)?))).any(
+            |(name, config)| {
+                config.basic.is_some()
+                    && crate::caps::http::HostCredential::resolve(name, config).is_ok_and(|c| c.serves(&origin))
+            },
+        );
+        if !covered {
+            return Some(format!(
+                "asks for HTTP basic auth (`requests.auth.HTTPBasicAuth`) at {origin}: give a `basic` credential for it in agent.credentials (its password from `env` or `file`) and list it in agent.plugins.{DYNAMIC_PLUGIN}.credentials"
+            ));
+        }
+    }
+    None
 }
 
 /// What the folders hold.

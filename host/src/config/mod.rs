@@ -14,7 +14,8 @@ mod yaml_places;
 
 pub use error::{ConfigError, ConfigErrors};
 pub use model::{
-    Agent, Grant, HttpSettings, Pipeline, PluginSettings, Sink, Source, TransformerConfig, DEFAULT_LIBVIRT_URI,
+    Agent, BasicCredential, BearerCredential, CredentialConfig, Grant, HeaderCredential, HttpSettings, Pipeline,
+    PluginSettings, SecretSource, Sink, Source, TransformerConfig, DEFAULT_LIBVIRT_URI,
 };
 
 use std::path::Path;

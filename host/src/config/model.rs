@@ -86,6 +86,10 @@ pub struct Agent {
     /// plugins granted `openstack`; if this names no `auth_url`, those of
     /// `--config-file ceilometer.conf`, else of the `OS_*` environment variables.
     pub openstack: crate::openstack::Credentials,
+    /// Credentials of APIs other than OpenStack's, by name, for the plugins granted them
+    /// (`agent.plugins.<name>.credentials`): the host adds them to those plugins'
+    /// requests to their `hosts`.
+    pub credentials: BTreeMap<String, CredentialConfig>,
     /// Folders of Ceilometer's dynamic-pollster definitions (`*.yaml`), run by the
     /// `dynamic` plugin; unset: `--config-file ceilometer.conf`'s
     /// `pollsters_definitions_dirs`, else Ceilometer's `/etc/ceilometer/pollsters.d`.
@@ -154,6 +158,7 @@ impl Default for Agent {
             prometheus_listen: Vec::new(),
             http: HttpSettings::default(),
             openstack: Default::default(),
+            credentials: BTreeMap::new(),
             pollsters_definitions_dirs: None,
             polling_namespaces: None,
             dynamic_pollsters: Vec::new(),
@@ -189,6 +194,18 @@ impl Agent {
         if let Some(ca_file) = &mut self.http.ca_file {
             if ca_file.is_relative() {
                 *ca_file = base.join(&*ca_file);
+            }
+        }
+        for credential in self.credentials.values_mut() {
+            let secrets = [
+                credential.basic.as_mut().map(|b| &mut b.password),
+                credential.bearer.as_mut().map(|b| &mut b.token),
+                credential.header.as_mut().map(|h| &mut h.value),
+            ];
+            for file in secrets.into_iter().flatten().filter_map(|s| s.file.as_mut()) {
+                if file.is_relative() {
+                    *file = base.join(&*file);
+                }
             }
         }
         for dir in self.pollsters_definitions_dirs.iter_mut().flatten() {
@@ -271,6 +288,58 @@ impl Agent {
     }
 }
 
+/// `agent.credentials.<name>`: one of `basic`, `bearer` and `header`, for `hosts`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialConfig {
+    /// The origins it is for, as `allowed_hosts` writes them (`http://127.0.0.1:15672`).
+    pub hosts: Vec<String>,
+    /// HTTP basic auth.
+    pub basic: Option<BasicCredential>,
+    /// `Authorization: Bearer <token>`.
+    pub bearer: Option<BearerCredential>,
+    /// A header of its own, e.g. `X-Api-Key`.
+    pub header: Option<HeaderCredential>,
+}
+
+/// Basic auth: a user name and a password from the environment or a file.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BasicCredential {
+    /// The user name.
+    pub username: String,
+    /// Where the password is.
+    pub password: SecretSource,
+}
+
+/// A bearer token from the environment or a file.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BearerCredential {
+    /// Where the token is.
+    pub token: SecretSource,
+}
+
+/// A header and its value from the environment or a file.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderCredential {
+    /// The header's name.
+    pub name: String,
+    /// Where its value is.
+    pub value: SecretSource,
+}
+
+/// Where a secret is: `env: VARIABLE` or `file: /path` (its trailing newline cut).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretSource {
+    /// An environment variable's name.
+    pub env: Option<String>,
+    /// A file's path (relative to the pipeline file).
+    pub file: Option<PathBuf>,
+}
+
 /// A capability that the pipeline grants a plugin. Nothing is granted by default.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -311,6 +380,9 @@ pub struct PluginSettings {
     /// `https://*.example.com`.
     #[serde(default)]
     pub allowed_hosts: Vec<String>,
+    /// Names of `agent.credentials` the host adds to its requests to their hosts.
+    #[serde(default)]
+    pub credentials: Vec<String>,
     /// Memory limit in MiB.
     pub memory_limit_mib: Option<u64>,
     /// Deadline of a call's own running time, in seconds.

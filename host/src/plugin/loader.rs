@@ -263,6 +263,7 @@ fn load_bytes(
         openstack.clone(),
     )
     .map_err(link_error)?;
+    let sub_meters = Arc::new(crate::caps::sub_meters::SubMeters::default());
     let context = PluginContext {
         name: shared_name.clone(),
         grants: settings.grants.clone().into(),
@@ -274,6 +275,7 @@ fn load_bytes(
         call_wall_timeout: agent.call_wall_timeout(&settings_name),
         log: Arc::new(PluginLog::new(shared_name, agent.log_lines_per_second(&settings_name))),
         made_meters: Arc::default(),
+        sub_meters: sub_meters.clone(),
         http,
         openstack,
     };
@@ -301,6 +303,7 @@ fn load_bytes(
                 })
                 .map_err(describe_failed)?;
             info.meters = meter_specs(described, registry).map_err(bad)?;
+            sub_meters.described(info.meters.iter().map(|spec| spec.meter.clone()).collect());
         }
         PluginKind::Discoverer => {
             let name = sandbox
@@ -317,7 +320,7 @@ fn load_bytes(
         PluginKind::Transformer => {}
     }
     tracing::debug!(plugin = %info.name, kind = %kind, cache = ?cache, "plugin loaded");
-    Ok(Plugin { info, sandbox, with_param: Default::default(), fingerprint })
+    Ok(Plugin { info, sandbox, with_param: Default::default(), fingerprint, sub_meters })
 }
 
 /// Refuses what is not a WebAssembly component, before wasmtime sees it.
@@ -414,7 +417,7 @@ fn check_imports(
             }
             ("samples", PluginKind::Transformer)
             | ("discovered", PluginKind::Discoverer)
-            | ("resources", PluginKind::Pollster) => {}
+            | ("resources" | "sub-meters", PluginKind::Pollster) => {}
             ("hypervisor" | "openstack", PluginKind::Transformer) => {
                 return Err(LoadError::Forbidden {
                     path: path.to_path_buf(),

@@ -156,6 +156,8 @@ pub struct Plugin {
     /// Its file's bytes and its settings, hashed: a reload keeps the plugin while this
     /// is unchanged.
     pub fingerprint: u64,
+    /// The sub-meters a pollster named (`sub-meters.add`), indexed after its meters.
+    pub sub_meters: Arc<crate::caps::sub_meters::SubMeters>,
 }
 
 impl Plugin {
@@ -261,6 +263,7 @@ impl Plugin {
             sandbox: self.sandbox.with_params(params),
             with_param: Default::default(),
             fingerprint: self.fingerprint,
+            sub_meters: self.sub_meters.clone(),
         }
     }
 

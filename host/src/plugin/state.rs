@@ -44,6 +44,8 @@ pub struct PluginContext {
     /// How many meters of its own making it interned (a transformer), all its
     /// instances together.
     pub made_meters: Arc<std::sync::atomic::AtomicUsize>,
+    /// The sub-meters it named (a multi-metric pollster), all its instances together.
+    pub sub_meters: Arc<crate::caps::sub_meters::SubMeters>,
     /// What it may reach over HTTP, if the pipeline grants `http` or `openstack`.
     pub http: Option<Arc<HttpAccess>>,
     /// The agent's Keystone session, if the pipeline grants `openstack`.

@@ -2,7 +2,10 @@
 //! plugin directories and pipeline files.
 #![allow(dead_code)]
 
+mod cloud;
 mod oracle;
+#[allow(unused_imports)]
+pub use cloud::*;
 #[allow(unused_imports)]
 pub use oracle::*;
 

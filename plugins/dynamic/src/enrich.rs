@@ -10,7 +10,6 @@ use pollen_sdk::openstack;
 use serde_json::{Map, Value as Json};
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Responses kept at most (the expired ones are dropped first).
 const MAX_CACHED: usize = 10_000;
@@ -25,18 +24,16 @@ thread_local! {
     static CACHE: RefCell<HashMap<String, Cached>> = RefCell::new(HashMap::new());
 }
 
-fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
-
-/// One poll's enrichment: the endpoints it looked up.
+/// One poll's enrichment: the endpoints it looked up, and the responses it read
+/// (kept for the poll whatever the cache's clock).
 pub(crate) struct Enricher {
     endpoints: HashMap<String, Option<String>>,
+    read: HashMap<String, Vec<Json>>,
 }
 
 impl Enricher {
     pub(crate) fn new() -> Self {
-        Self { endpoints: HashMap::new() }
+        Self { endpoints: HashMap::new(), read: HashMap::new() }
     }
 
     fn endpoint(&mut self, service_type: &str) -> Result<String, String> {
@@ -73,11 +70,23 @@ impl Enricher {
                 }
             };
             let url = extract::join(&endpoint, &path)?;
-            let entries = cached(&url, extra.cache_seconds, || {
-                let mut entries = Vec::new();
-                fetch::pages(&fetch::Query::of_extra(extra), &url, Some(&endpoint), |page| entries.extend(page))?;
-                Ok(entries)
-            })?;
+            let entries = match self.read.get(&url) {
+                Some(entries) if extra.cache_seconds > 0 => entries.clone(),
+                _ => {
+                    let entries = cached(&url, extra.cache_seconds, || {
+                        let mut entries = Vec::new();
+                        fetch::pages(&fetch::Query::of_extra(extra), &url, Some(&endpoint), |page| {
+                            entries.extend(page)
+                        })
+                        .map_err(|stop| stop.to_string())?;
+                        Ok(entries)
+                    })?;
+                    if extra.cache_seconds > 0 {
+                        self.read.insert(url.clone(), entries.clone());
+                    }
+                    entries
+                }
+            };
             for child in &entries {
                 let value =
                     extra.value.get(child).map_err(|e| format!("{}: `{}`: {e}", extra.name, extra.value.text()))?;
@@ -108,27 +117,25 @@ impl Enricher {
 }
 
 /// The entries of `url`, from the cache while they are fresh, else read by `read`
-/// (and kept `seconds`; 0 keeps nothing).
+/// (and kept `seconds`; 0 keeps nothing; without a clock, nothing past the poll).
 fn cached(url: &str, seconds: u64, read: impl FnOnce() -> Result<Vec<Json>, String>) -> Result<Vec<Json>, String> {
-    let now = now();
-    if seconds > 0 {
-        let hit = CACHE.with(|cache| cache.borrow().get(url).filter(|c| c.until > now).map(|c| c.entries.clone()));
-        if let Some(entries) = hit {
-            return Ok(entries);
-        }
+    let Some(now) = crate::clock::now().filter(|_| seconds > 0) else {
+        return read();
+    };
+    let hit = CACHE.with(|cache| cache.borrow().get(url).filter(|c| c.until > now).map(|c| c.entries.clone()));
+    if let Some(entries) = hit {
+        return Ok(entries);
     }
     let entries = read()?;
-    if seconds > 0 {
-        CACHE.with(|cache| {
-            let mut cache = cache.borrow_mut();
+    CACHE.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if cache.len() >= MAX_CACHED {
+            cache.retain(|_, c| c.until > now);
             if cache.len() >= MAX_CACHED {
-                cache.retain(|_, c| c.until > now);
-                if cache.len() >= MAX_CACHED {
-                    cache.clear();
-                }
+                cache.clear();
             }
-            cache.insert(url.to_string(), Cached { entries: entries.clone(), until: now.saturating_add(seconds) });
-        });
-    }
+        }
+        cache.insert(url.to_string(), Cached { entries: entries.clone(), until: now.saturating_add(seconds) });
+    });
     Ok(entries)
 }

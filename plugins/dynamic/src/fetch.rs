@@ -48,6 +48,22 @@ fn max_pages() -> usize {
     config::get("max_pages").and_then(|text| text.trim().parse().ok()).filter(|n| *n > 0).unwrap_or(MAX_PAGES)
 }
 
+/// Why a listing ended early.
+pub(crate) enum Stop {
+    /// A bound stopped it (a loop, too many pages): what was read stands.
+    Bounded(String),
+    /// A request or a page failed.
+    Failed(String),
+}
+
+impl std::fmt::Display for Stop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Bounded(why) | Self::Failed(why) => f.write_str(why),
+        }
+    }
+}
+
 /// Reads `first` and the pages it links to, handing each page's entries to `each`.
 /// Relative links are joined to `base` (the endpoint), else to `first`.
 pub(crate) fn pages(
@@ -55,26 +71,27 @@ pub(crate) fn pages(
     first: &str,
     base: Option<&str>,
     mut each: impl FnMut(Vec<Json>),
-) -> Result<(), String> {
+) -> Result<(), Stop> {
     let limit = max_pages();
     let mut seen = HashSet::new();
     let mut next = Some(first.to_string());
     while let Some(url) = next.take() {
         if seen.len() >= limit {
-            return Err(format!(
+            return Err(Stop::Bounded(format!(
                 "more than {limit} pages (the `max_pages` parameter of the dynamic plugin); the rest of the listing is not read"
-            ));
+            )));
         }
         if !seen.insert(url.clone()) {
-            return Err(format!("the listing loops: its next page {url} was already read"));
+            return Err(Stop::Bounded(format!("the listing loops: its next page {url} was already read")));
         }
-        let page = page(query, &url)?;
-        next = match extract::next_url(&page, query.next).map_err(|e| e.to_string())? {
+        let page = page(query, &url).map_err(Stop::Failed)?;
+        let link = extract::next_url(&page, query.next).map_err(|e| Stop::Failed(format!("{url}: {e}")))?;
+        next = match link {
             Some(link) if pollen_dynamic::definition::is_absolute(&link) => Some(link),
-            Some(link) => Some(extract::join(base.unwrap_or(first), &link)?),
+            Some(link) => Some(extract::join(base.unwrap_or(first), &link).map_err(Stop::Failed)?),
             None => None,
         };
-        each(extract::entries(page, query.entries_key).map_err(|e| format!("{url}: {e}"))?);
+        each(extract::entries(page, query.entries_key).map_err(|e| Stop::Failed(format!("{url}: {e}")))?);
     }
     Ok(())
 }
@@ -92,5 +109,8 @@ fn page(query: &Query<'_>, url: &str) -> Result<Json, String> {
         request = request.timeout(Duration::from_secs_f64(seconds));
     }
     let response = request.send().and_then(|r| r.ok()).map_err(|e| e.to_string())?;
+    if let Some(date) = response.header("date") {
+        crate::clock::saw(date);
+    }
     extract::parse_body(&response.body, query.handlers).map_err(|e| format!("{url}: {e}"))
 }

@@ -14,6 +14,7 @@
 //! requests return, their responses kept `extra_metadata_fields_cache_seconds`.
 //!
 //! Needs `grants: [openstack]` (and `http` with `allowed_hosts` for other APIs).
+mod clock;
 mod enrich;
 mod fetch;
 
@@ -105,8 +106,10 @@ impl Pollster for Dynamic {
                     poll.entry(&entry);
                 }
             });
-            if let Err(error) = fetched {
-                failures.push(format!("{url}: {error}"));
+            match fetched {
+                Ok(()) => {}
+                Err(fetch::Stop::Bounded(why)) => log::warn(&format!("{}: {url}: {why}", definition.name)),
+                Err(fetch::Stop::Failed(why)) => failures.push(format!("{url}: {why}")),
             }
         }
         poll.skipped.log(&definition.name);
@@ -166,13 +169,33 @@ impl Poll<'_> {
                 .note(format!("the agent refused resource `{}` (over its bounds)", extracted.resource_id));
         };
         for (part, volume) in extracted.values {
-            if part.is_some() {
-                // Multi-metric sub-meters are not yet published (see docs/dynamic-pollsters.md).
-                continue;
-            }
-            self.samples.push(Sample { meter: 0, resource, volume, resource_id: None, metadata: Vec::new() });
+            let meter = match part {
+                None => 0,
+                Some(part) => match sub_meter(&part) {
+                    Some(meter) => meter,
+                    None => {
+                        self.skipped
+                            .note(format!("the agent refused sub-meter `{part}` (not a word, or over its bound)"));
+                        continue;
+                    }
+                },
+            };
+            self.samples.push(Sample { meter, resource, volume, resource_id: None, metadata: Vec::new() });
         }
     }
+}
+
+/// The index of a multi-metric definition's sub-meter, named once.
+fn sub_meter(part: &str) -> Option<u32> {
+    thread_local! {
+        static NAMED: std::cell::RefCell<std::collections::HashMap<String, u32>> = Default::default();
+    }
+    if let Some(index) = NAMED.with(|named| named.borrow().get(part).copied()) {
+        return Some(index);
+    }
+    let index = name_sub_meter(0, part)?;
+    NAMED.with(|named| named.borrow_mut().insert(part.to_string(), index));
+    Some(index)
 }
 
 fn resource_of(extracted: &Extracted) -> DiscoveredResource {

@@ -13,9 +13,11 @@
 
 mod allowed;
 mod client;
+mod credentials;
 
 pub use allowed::{AllowedHosts, Origin, OriginPattern};
 pub use client::{HttpClient, HttpSetupError};
+pub use credentials::HostCredential;
 
 use crate::config::{Agent, Grant};
 use crate::openstack::{Keystone, Token};
@@ -38,6 +40,8 @@ pub struct HttpAccess {
     /// With `grants: [openstack]`: the catalog's endpoints are allowed too, and
     /// requests to them carry the session's token.
     openstack: Option<Arc<Keystone>>,
+    /// The `agent.credentials` it is granted, added to its requests to their hosts.
+    credentials: Vec<HostCredential>,
     client: Arc<HttpClient>,
     permits: Arc<Semaphore>,
     refused: AtomicU64,
@@ -65,6 +69,14 @@ impl HttpAccess {
                 .map_err(|(index, why)| format!("agent.plugins.{settings_of}.allowed_hosts[{index}]: {why}"))?,
             false => AllowedHosts::default(),
         };
+        let mut credentials = Vec::new();
+        for name in &settings.credentials {
+            let config = agent.credentials.get(name).ok_or_else(|| {
+                format!("agent.plugins.{settings_of}.credentials: `{name}` is not in agent.credentials")
+            })?;
+            credentials
+                .push(HostCredential::resolve(name, config).map_err(|why| format!("agent.credentials.{name}: {why}"))?);
+        }
         let client = client()?;
         if agent.http.insecure {
             tracing::warn!(plugin = %plugin,
@@ -75,6 +87,7 @@ impl HttpAccess {
             plugin: plugin.clone(),
             allowed,
             openstack,
+            credentials,
             client,
             permits,
             refused: AtomicU64::new(0),
@@ -121,7 +134,7 @@ impl HttpHooks {
     }
 
     /// The request's way out, or why it may not leave.
-    fn admit(&self, request: http::Request<WasiBody>, options: Option<RequestOptions>) -> Result<Pending, Error> {
+    fn admit(&self, mut request: http::Request<WasiBody>, options: Option<RequestOptions>) -> Result<Pending, Error> {
         let origin = Origin::of(request.uri()).ok_or(Error::HttpRequestUriInvalid)?;
         let Some(access) = self.access.clone() else {
             return Err(Error::HttpRequestDenied);
@@ -131,6 +144,11 @@ impl HttpHooks {
         if token.is_none() && !access.allowed.allows(&origin) {
             access.refuse(&origin);
             return Err(Error::HttpRequestDenied);
+        }
+        if token.is_none() {
+            if let Some(credential) = access.credentials.iter().find(|c| c.serves(&origin)) {
+                credential.apply(request.headers_mut());
+            }
         }
         let Ok(permit) = access.permits.clone().try_acquire_owned() else {
             access.refused.fetch_add(1, Ordering::Relaxed);

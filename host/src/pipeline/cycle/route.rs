@@ -7,7 +7,7 @@ use super::CycleOutput;
 use crate::bindings::types;
 use crate::caps::bounds::{metadata_size, MAX_ID as MAX_RESOURCE_ID, MAX_METADATA};
 use crate::convert;
-use crate::plugin::{plugin_text, Plugin};
+use crate::plugin::plugin_text;
 use crate::registry::{Namespace, Registry, ResourceHandle};
 #[cfg(test)]
 use crate::sample::Handed;
@@ -27,9 +27,11 @@ pub(super) fn route(
     let timestamp = now_ns();
     // The device of the previous sample: its base resource, id and handle.
     let mut last_device: Option<(usize, String, ResourceHandle)> = None;
+    let sub_meters = plan.pollster.sub_meters.all();
+    let described = plan.pollster.info.meters.len();
     for sample in raw {
         let given = targets.resources.len();
-        let (meter_index, base) = match check_sample(&plan.pollster, given + named.len(), &sample) {
+        let (meter_index, base) = match check_sample(described + sub_meters.len(), given + named.len(), &sample) {
             Ok(indices) => indices,
             Err(fault) => {
                 output.malformed += 1;
@@ -60,11 +62,15 @@ pub(super) fn route(
                 handle
             }
         };
-        let meter = plan.pollster.info.meters[meter_index].handle;
+        // A sub-meter goes where the meter it is a sub-meter of goes.
+        let (meter, selected_as) = match meter_index.checked_sub(described) {
+            None => (plan.pollster.info.meters[meter_index].handle, meter_index),
+            Some(sub) => (sub_meters[sub].handle, sub_meters[sub].parent),
+        };
         for (source, meters) in &plan.selections {
             let polled_for_source = base >= given
                 || targets.per_source.iter().any(|(s, handles)| s == source && handles.contains(&base_handle));
-            if polled_for_source && meters.contains(&meter_index) {
+            if polled_for_source && meters.contains(&selected_as) {
                 output.samples[*source].push(Sample { meter, resource, volume, timestamp });
             }
         }
@@ -117,10 +123,10 @@ impl std::fmt::Display for Fault {
     }
 }
 
-/// The meter and resource indices of a sample, if it is well formed.
-fn check_sample(pollster: &Plugin, resources: usize, sample: &types::Sample) -> Result<(usize, usize), Fault> {
+/// The meter and resource indices of a sample, if it is well formed (its pollster
+/// has `meters` meters, described and sub-meters, and was given or named `resources`).
+fn check_sample(meters: usize, resources: usize, sample: &types::Sample) -> Result<(usize, usize), Fault> {
     let (meter, resource) = (sample.meter as usize, sample.resource as usize);
-    let meters = pollster.info.meters.len();
     if meter >= meters {
         return Err(Fault::Meter { meter, meters });
     }
