@@ -6,7 +6,10 @@
 //! `file://`: CPU seconds (`/proc/<pid>/stat`), wall time (its `cycle done` lines) per
 //! cycle over three cycles after a warm-up, and peak RSS (`VmHWM`). Then the same
 //! cycle with a second pollster whose endpoint accepts and never answers
-//! (`agent.http.request_timeout` 5 s): what it adds to the cycle's wall time.
+//! (`agent.http.request_timeout` 5 s): what it adds to the cycle's wall time. Then
+//! the same images through a dynamic pollster (`dynamic.image.size`, the `dynamic`
+//! plugin reading `v2/images?limit=1000`: 10 pages of 1000, as Ceilometer's dynamic
+//! pollsters would; issue 17's target is 0.5 s of agent CPU per cycle).
 //!
 //! Needs `make plugins test-plugins` and the services (`make setup`).
 
@@ -65,6 +68,35 @@ fn pipeline(dir: &Path, hung: Option<u16>) -> PathBuf {
     path
 }
 
+/// A pipeline polling `dynamic.image.size`, a dynamic pollster over Glance's images
+/// with Ceilometer's image metadata keys, into a file.
+fn dynamic_pipeline(dir: &Path) -> PathBuf {
+    let plugins = dir.join("plugins-dynamic");
+    let definitions = dir.join("pollsters.d");
+    std::fs::create_dir_all(&plugins).unwrap();
+    std::fs::create_dir_all(&definitions).unwrap();
+    for name in ["dynamic", "keystone_endpoints"] {
+        let file = repo().join(format!("plugins/dist-central/{name}.wasm"));
+        std::fs::copy(&file, plugins.join(file.file_name().unwrap())).unwrap();
+    }
+    std::fs::write(
+        definitions.join("images.yaml"),
+        "- name: dynamic.image.size\n  sample_type: gauge\n  unit: B\n  value_attribute: size\n  skip_sample_values: [null]\n  endpoint_type: image\n  url_path: v2/images?limit=1000\n  response_entries_key: images\n  next_sample_url_attribute: next\n  project_id_attribute: owner\n  metadata_fields: [name, container_format, disk_format, min_disk, min_ram, size, status, protected, visibility]\n",
+    )
+    .unwrap();
+    let text = format!(
+        "agent:\n  plugin_dir: {plugins}\n  cache_dir: {cache}\n  pollsters_definitions_dirs: [{definitions}]\n  polling_namespaces: [central]\n  openstack:\n    auth_url: http://127.0.0.1:5000/v3\n    username: ceilometer\n    password: pollen-ceilometer\n    user_domain_name: Default\n    project_name: service\n    project_domain_name: Default\n  plugins:\n    dynamic:\n      grants: [openstack]\n    keystone_endpoints:\n      grants: [openstack]\nsources:\n  - name: central\n    interval: {interval}\n    meters: [dynamic.image.size]\n    sinks: [out]\nsinks:\n  - name: out\n    publishers: ['file://{out}']\n",
+        plugins = plugins.display(),
+        cache = dir.join("cache").display(),
+        definitions = definitions.display(),
+        interval = interval(),
+        out = dir.join("out-dynamic.jsonl").display(),
+    );
+    let path = dir.join("central-dynamic.yaml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
 /// An endpoint that accepts connections and never answers.
 fn silent_endpoint() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -95,7 +127,10 @@ fn main() {
     let patience = Duration::from_secs(interval() * 5 + 600);
     let alone = shared::run_pollen(&pipeline(dir.path(), None), patience);
     let with_hung = shared::run_pollen(&pipeline(dir.path(), Some(silent_endpoint())), patience);
-    for (label, figures) in [("images", &alone), ("images + a hung endpoint", &with_hung)] {
+    let dynamic = shared::run_pollen(&dynamic_pipeline(dir.path()), patience);
+    for (label, figures) in
+        [("images", &alone), ("images + a hung endpoint", &with_hung), ("images, a dynamic pollster", &dynamic)]
+    {
         match figures {
             Some(f) => println!(
                 "central {label:<28} {:>6} samples/cycle  {:>6.3} CPU s/cycle  {:>6.2} s wall/cycle  peak RSS {:>6.1} MiB",

@@ -688,3 +688,44 @@ fn a_reload_keeps_the_running_definitions_when_the_new_ones_are_broken() {
     let stderr = agent.stop();
     assert!(stderr.contains("b.yaml:4:"), "the refusal says where: {stderr}");
 }
+
+/// Ceilometer's own files, unchanged: `ceilometer.conf` names the folder of
+/// definitions (`[DEFAULT] pollsters_definitions_dirs`), `polling.yaml` selects the
+/// dynamic meter, and `--polling-namespaces central` grants the plugin the catalog.
+#[test]
+fn ceilometer_conf_names_the_definitions_of_ceilometer_s_central_agent() {
+    if !openstack_is_up() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let definitions = dir.path().join("pollsters.d");
+    std::fs::create_dir_all(&definitions).unwrap();
+    std::fs::write(
+        definitions.join("keystone.yaml"),
+        "- name: dynamic.identity.project\n  sample_type: gauge\n  unit: project\n  value_attribute: enabled\n  value_mapping: {true: 1}\n  endpoint_type: identity\n  url_path: /v3/projects\n  response_entries_key: projects\n  project_id_attribute: id\n",
+    )
+    .unwrap();
+    let conf = dir.path().join("ceilometer.conf");
+    std::fs::write(
+        &conf,
+        format!("[DEFAULT]\npollsters_definitions_dirs = {}\n\n[service_credentials]\nauth_url = {KEYSTONE}\nusername = {USER}\npassword = {PASSWORD}\nuser_domain_name = Default\nproject_name = service\nproject_domain_name = Default\nregion_name = RegionOne\ninterface = public\n", definitions.display()),
+    )
+    .unwrap();
+    let polling = dir.path().join("polling.yaml");
+    std::fs::write(&polling, "---\nsources:\n    - name: dynamic_pollsters\n      interval: 300\n      meters:\n        - dynamic.identity.project\n").unwrap();
+    let output = pollen_command()
+        .args(["poll", "--once", "--polling-namespaces", "central", "--polling"])
+        .arg(&polling)
+        .arg("--config-file")
+        .arg(&conf)
+        .arg("--plugin-dir")
+        .arg(repo().join("plugins/dist-central"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let samples = json_lines(&String::from_utf8_lossy(&output.stdout));
+    assert!(!samples.is_empty(), "{stderr}");
+    assert!(samples.iter().all(|s| s["name"] == "dynamic.identity.project" && s["unit"] == "project"), "{samples:?}");
+    assert!(samples.iter().all(|s| s["resource_id"] == s["project_id"]), "{samples:?}");
+}

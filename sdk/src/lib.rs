@@ -61,7 +61,10 @@
 //! environment, and a frozen clock. The host functions are `log`, `config` (the
 //! plugin's `params` from the pipeline file), `hypervisor` (pollsters and
 //! discoverers, when granted), [`http`] (pollsters and discoverers granted `http`,
-//! to the origins the pipeline lists) and `samples` (transformers). Each call runs under a
+//! to the origins the pipeline lists), `resources` and `sub-meters` (pollsters naming
+//! their own resources, and a multi-metric pollster's meters:
+//! [`pollster::name_resource`], [`pollster::name_sub_meter`]) and `samples`
+//! (transformers). Each call runs under a
 //! memory limit and a CPU deadline; a plugin that traps or overruns is thrown away and
 //! re-made for the next cycle.
 #![warn(missing_docs)]
