@@ -563,29 +563,34 @@ async fn hostile_definitions_are_bounded_and_the_others_go_on() {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("hostile.yaml"), &definitions).unwrap();
     let agent_lines = with_account(Some(&stub.region), GRANTED);
-    let path = workspace.write_pipeline(
+    workspace.write_pipeline(
         &format!("  pollsters_definitions_dirs: [pollsters.d]\n  polling_namespaces: [central]\n{agent_lines}"),
         &stdout_source("meters: ['hostile.*']"),
     );
-    let mut pipeline = config::load(&path).expect("pipeline");
-    config::dynamic::resolve(&mut pipeline, None, "central").expect("definitions");
-    let agent = Agent::build(pipeline).expect("agent");
-    let output = run_cycle(&agent.plugins, &agent.hypervisor, &agent.registry, &agent.pipeline.sources).await;
+    // `pollen poll --once` itself: its samples on stdout, what stopped each listing on stderr.
+    let output = pollen_command()
+        .args(["poll", "--once", "--config", "pipeline.yaml", "--log", "warn"])
+        .current_dir(workspace.path())
+        .output()
+        .unwrap();
     let asked = asked.lock().unwrap().clone();
     cloud.unregister(stub).await;
-
-    let found = by_meter(&agent, &output.samples[0]);
-    let count = |meter: &str| found.get(meter).map_or(0, Vec::len);
-    assert_eq!(count("hostile.good"), 1, "the good definition still polls: {:?}", output.failures);
-    assert_eq!(count("hostile.loop"), 1, "the page read before the loop is kept");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let samples = json_lines(&String::from_utf8_lossy(&output.stdout));
+    let count = |meter: &str| samples.iter().filter(|s| s["name"] == meter).count();
+    assert_eq!(count("hostile.good"), 1, "the good definition still polls: {stderr}");
+    assert_eq!(count("hostile.loop"), 1, "the page read before the loop is kept: {stderr}");
     assert_eq!(asked.iter().filter(|p| *p == "/loop").count(), 1, "a page already read is not asked again");
+    assert!(stderr.contains("the listing loops: its next page http://127.0.0.1:"), "{stderr}");
     assert_eq!(count("hostile.pages"), 1000, "at most 1000 pages by default");
     assert_eq!(asked.iter().filter(|p| p.starts_with("/pages")).count(), 1000);
+    assert!(stderr.contains("more than 1000 pages (the `max_pages` parameter of the dynamic plugin)"), "{stderr}");
+    assert_eq!(count("hostile.huge"), 0);
+    assert_eq!(output.status.code(), Some(1), "its call failed, and `poll` says so: {stderr}");
+    assert!(stderr.contains("dynamic:hostile.huge"), "{stderr}");
+    assert!(stderr.contains("response body over the host's limit of 16777216 bytes"), "{stderr}");
     assert_eq!(count("hostile.repeat"), 0);
-    let failures = format!("{:?}", output.failures);
-    assert!(failures.contains("dynamic:hostile.huge"), "{failures}");
-    assert!(failures.contains("response body over the host's limit"), "{failures}");
-    assert_eq!(output.failures.len(), 1, "{failures}");
+    assert!(stderr.contains("1 entries gave no sample; the first: `name | len(value * 1000000000)`: repeating the string would make one over 1048576 bytes"), "{stderr}");
 }
 
 fn validate(workspace: &Workspace, definitions: &str) -> (Option<i32>, String) {

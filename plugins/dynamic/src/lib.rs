@@ -69,8 +69,8 @@ impl Pollster for Dynamic {
     fn describe() -> Vec<Meter> {
         let definition = match definition() {
             Ok(definition) => definition,
-            Err(error) => {
-                log::error(&format!("{error:?}"));
+            Err(Error::BadConfig(why) | Error::Host(why) | Error::Other(why)) => {
+                log::error(&why);
                 return Vec::new();
             }
         };

@@ -153,8 +153,10 @@ impl HttpClient {
         // Keystone's token header never reaches a plugin.
         response.headers_mut().remove("x-subject-token");
         let declared = response.body().size_hint().exact();
-        if declared.is_some_and(|length| length > self.max_body) {
-            return Err(Error::HttpResponseBodySize(declared));
+        if let Some(length) = declared.filter(|length| *length > self.max_body) {
+            // The error carries the limit, as when a body without a length reaches it.
+            tracing::debug!(declared = length, limit = self.max_body, "response body declared over the limit");
+            return Err(Error::HttpResponseBodySize(Some(self.max_body)));
         }
         let response = response.map(|incoming| {
             BoundedBody {
