@@ -17,6 +17,7 @@ mod attribute;
 pub mod definition;
 pub mod expr;
 pub mod extract;
+pub mod http_date;
 mod xml;
 
 pub use attribute::Attribute;

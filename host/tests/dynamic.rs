@@ -13,23 +13,45 @@ use pollen_host::pipeline::Agent;
 use pollen_host::sample::Sample;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 
-/// Writes `definitions` as `pollsters.d/test.yaml` and builds a central agent of the
-/// workspace (the `dynamic` plugin granted `plugins` lines, the agent's account)
-/// polling `meters` once a minute.
-fn dynamic_agent(workspace: &Workspace, definitions: &str, plugins: &str, meters: &str) -> Agent {
+/// Writes `definitions` as `pollsters.d/<file>` in the workspace.
+fn write_definitions(workspace: &Workspace, file: &str, definitions: &str) {
     let dir = workspace.path().join("pollsters.d");
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("test.yaml"), definitions).unwrap();
-    let agent = format!(
-        "  pollsters_definitions_dirs: [pollsters.d]\n  polling_namespaces: [central]\n{}",
-        with_account(None, plugins)
-    );
-    let path = workspace.write_pipeline(&agent, &stdout_source(&format!("meters: {meters}")));
+    std::fs::write(dir.join(file), definitions).unwrap();
+}
+
+/// The `agent` lines of a central agent reading the workspace's `pollsters.d`,
+/// followed by `agent_lines`.
+fn reading_definitions(agent_lines: &str) -> String {
+    format!("  pollsters_definitions_dirs: [pollsters.d]\n  polling_namespaces: [central]\n{agent_lines}")
+}
+
+/// A central agent of the workspace reading its `pollsters.d`, with `agent_lines`,
+/// polling `meters` once a minute.
+fn dynamic_agent(workspace: &Workspace, agent_lines: &str, meters: &str) -> Agent {
+    let path =
+        workspace.write_pipeline(&reading_definitions(agent_lines), &stdout_source(&format!("meters: {meters}")));
     let mut pipeline = config::load(&path).expect("pipeline");
     config::dynamic::resolve(&mut pipeline, None, "central").expect("definitions");
     Agent::build(pipeline).expect("agent")
+}
+
+/// Samples by meter name, each with its resource's id.
+type Found = BTreeMap<String, Vec<(String, Sample)>>;
+
+/// One cycle: its samples by meter name, and its failures (for the caller to check
+/// once it has removed what it made).
+async fn poll(agent: &Agent) -> (Found, Vec<String>) {
+    let output = run_cycle(&agent.plugins, &agent.hypervisor, &agent.registry, &agent.pipeline.sources).await;
+    let failures = output.failures.iter().map(|f| format!("{f:?}")).collect();
+    let mut found: BTreeMap<String, Vec<(String, Sample)>> = BTreeMap::new();
+    for sample in &output.samples[0] {
+        let meter = agent.registry.meter(sample.meter).unwrap().name.clone();
+        let id = agent.registry.resource(sample.resource).unwrap().id.to_string();
+        found.entry(meter).or_default().push((id, *sample));
+    }
+    (found, failures)
 }
 
 fn workspace() -> Workspace {
@@ -37,17 +59,6 @@ fn workspace() -> Workspace {
 }
 
 const GRANTED: &str = "    dynamic: {grants: [openstack]}\n    keystone_endpoints: {grants: [openstack]}\n";
-
-/// The samples of a cycle by meter name, each with its resource's id.
-fn by_meter<'a>(agent: &Agent, samples: &'a [Sample]) -> BTreeMap<String, Vec<(String, &'a Sample)>> {
-    let mut found: BTreeMap<String, Vec<(String, &Sample)>> = BTreeMap::new();
-    for sample in samples {
-        let meter = agent.registry.meter(sample.meter).unwrap().name.clone();
-        let id = agent.registry.resource(sample.resource).unwrap().id.to_string();
-        found.entry(meter).or_default().push((id, sample));
-    }
-    found
-}
 
 fn metadata(agent: &Agent, sample: &Sample) -> Value {
     json!(agent.registry.resource(sample.resource).unwrap().merged_metadata())
@@ -85,10 +96,10 @@ async fn keystone_s_projects_and_users_are_polled_as_the_api_lists_them() {
   metadata_fields: ["name | value.upper()", domain_id]
 "#;
     let workspace = workspace();
-    let agent = dynamic_agent(&workspace, definitions, GRANTED, "['dynamic.identity.*']");
-    let output = run_cycle(&agent.plugins, &agent.hypervisor, &agent.registry, &agent.pipeline.sources).await;
-    assert!(output.failures.is_empty(), "{:?}", output.failures);
-    let found = by_meter(&agent, &output.samples[0]);
+    write_definitions(&workspace, "test.yaml", definitions);
+    let agent = dynamic_agent(&workspace, &with_account(None, GRANTED), "['dynamic.identity.*']");
+    let (found, failures) = poll(&agent).await;
+    assert!(failures.is_empty(), "{failures:?}");
 
     let projects = cloud.get(format!("{KEYSTONE}/projects")).await;
     let projects = projects["projects"].as_array().unwrap();
@@ -155,14 +166,14 @@ async fn glance_s_images_are_read_page_by_page() {
   metadata_fields: [name, status, container_format]
 "#;
     let workspace = workspace();
-    let agent = dynamic_agent(&workspace, definitions, GRANTED, "[dynamic.image.size]");
-    let output = run_cycle(&agent.plugins, &agent.hypervisor, &agent.registry, &agent.pipeline.sources).await;
+    write_definitions(&workspace, "test.yaml", definitions);
+    let agent = dynamic_agent(&workspace, &with_account(None, GRANTED), "[dynamic.image.size]");
+    let (found, failures) = poll(&agent).await;
     let listed = cloud.get(format!("{GLANCE}/v2/images?limit=1000")).await;
     for (id, _) in &ours {
         cloud.delete(format!("{GLANCE}/v2/images/{id}")).await;
     }
-    assert!(output.failures.is_empty(), "{:?}", output.failures);
-    let found = by_meter(&agent, &output.samples[0]);
+    assert!(failures.is_empty(), "{failures:?}");
     let polled = &found["dynamic.image.size"];
     // Every image with a size, each once: one page of one image at a time.
     let sized: BTreeSet<&str> = listed["images"]
@@ -221,14 +232,14 @@ async fn cinder_s_volumes_of_every_project_follow_the_links() {
   metadata_mapping: {status: volume_status}
 "#;
     let workspace = workspace();
-    let agent = dynamic_agent(&workspace, definitions, GRANTED, "[dynamic.volume.size]");
-    let output = run_cycle(&agent.plugins, &agent.hypervisor, &agent.registry, &agent.pipeline.sources).await;
+    write_definitions(&workspace, "test.yaml", definitions);
+    let agent = dynamic_agent(&workspace, &with_account(None, GRANTED), "[dynamic.volume.size]");
+    let (found, failures) = poll(&agent).await;
     let listed = cloud.get(format!("{base}/volumes/detail?all_tenants=True")).await;
     for (id, _) in &volumes {
         cloud.delete(format!("{base}/volumes/{id}")).await;
     }
-    assert!(output.failures.is_empty(), "{:?}", output.failures);
-    let found = by_meter(&agent, &output.samples[0]);
+    assert!(failures.is_empty(), "{failures:?}");
     let polled = &found["dynamic.volume.size"];
     let listed = listed["volumes"].as_array().unwrap();
     assert_eq!(polled.len(), listed.len(), "each volume once, a page each");
@@ -293,16 +304,10 @@ async fn rabbitmq_s_management_api_is_polled_with_the_agent_s_basic_credential()
         return;
     }
     let workspace = Workspace::new(&[central("dynamic")]);
-    let dir = workspace.path().join("pollsters.d");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("rabbit.yaml"), RABBIT).unwrap();
+    write_definitions(&workspace, "rabbit.yaml", RABBIT);
     // `openstack` too: the plugin looks endpoints up for OpenStack definitions.
     let plugins = "    dynamic:\n      grants: [openstack, http]\n      allowed_hosts: [\"http://127.0.0.1:15672\"]\n      credentials: [rabbitmq]\n";
-    let agent = format!(
-        "  pollsters_definitions_dirs: [pollsters.d]\n  polling_namespaces: [central]\n{}{}",
-        rabbit_credential(&workspace),
-        with_account(None, plugins)
-    );
+    let agent = reading_definitions(&format!("{}{}", rabbit_credential(&workspace), with_account(None, plugins)));
     let path = workspace.write_pipeline(&agent, &stdout_source("meters: ['dynamic.rabbitmq.*']"));
     let mut pipeline = config::load(&path).expect("pipeline");
     config::dynamic::resolve(&mut pipeline, None, "central").expect("definitions");
@@ -312,15 +317,14 @@ async fn rabbitmq_s_management_api_is_polled_with_the_agent_s_basic_credential()
         pipeline.warnings
     );
     let agent = Agent::build(pipeline).expect("agent");
-    let output = run_cycle(&agent.plugins, &agent.hypervisor, &agent.registry, &agent.pipeline.sources).await;
-    assert!(output.failures.is_empty(), "{:?}", output.failures);
+    let (found, failures) = poll(&agent).await;
+    assert!(failures.is_empty(), "{failures:?}");
 
     let api = reqwest::Client::new();
     let get =
         |path: &str| api.get(format!("http://127.0.0.1:15672/api/{path}")).basic_auth("guest", Some("guest")).send();
     let overview: Value = get("overview").await.unwrap().json().await.unwrap();
     let queues: Value = get("queues").await.unwrap().json().await.unwrap();
-    let found = by_meter(&agent, &output.samples[0]);
     for listener in overview["listeners"].as_array().unwrap() {
         let meter = format!("dynamic.rabbitmq.listener.port.{}", listener["protocol"].as_str().unwrap());
         let polled = found.get(&meter).unwrap_or_else(|| panic!("{meter} in {:?}", found.keys()));
@@ -345,11 +349,10 @@ async fn rabbitmq_s_management_api_is_polled_with_the_agent_s_basic_credential()
 
     // Without the credential, `validate` says what to write.
     let plugins = "    dynamic:\n      grants: [openstack, http]\n      allowed_hosts: [\"http://127.0.0.1:15672\"]\n";
-    let agent = format!(
-        "  pollsters_definitions_dirs: [pollsters.d]\n  polling_namespaces: [central]\n{}",
-        with_account(None, plugins)
+    workspace.write_pipeline(
+        &reading_definitions(&with_account(None, plugins)),
+        &stdout_source("meters: ['dynamic.rabbitmq.*']"),
     );
-    workspace.write_pipeline(&agent, &stdout_source("meters: ['dynamic.rabbitmq.*']"));
     let validated = pollen_command()
         .args(["validate", "--config", "pipeline.yaml"])
         .current_dir(workspace.path())
@@ -428,9 +431,13 @@ fn httpdate(time: std::time::SystemTime) -> String {
 }
 
 #[test]
-fn http_dates_are_imf_fixdates() {
+fn http_dates_are_imf_fixdates_the_plugin_reads_back() {
     let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_796_160_150);
     assert_eq!(httpdate(time), "Tue, 01 Dec 2026 21:22:30 GMT");
+    for seconds in [0, 951_782_400, 1_078_056_000, 4_102_444_799] {
+        let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(seconds);
+        assert_eq!(pollen_dynamic::http_date::parse(&httpdate(time)), Some(seconds), "{}", httpdate(time));
+    }
 }
 
 /// `extra_metadata_fields`: the project's name from the real Keystone, and a field
@@ -480,28 +487,18 @@ async fn extra_metadata_comes_from_child_requests_and_their_cache_is_honoured() 
         service = stub.service_type
     );
     let workspace = workspace();
-    let agent_lines = with_account(Some(&stub.region), GRANTED);
-    let dir = workspace.path().join("pollsters.d");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("test.yaml"), &definitions).unwrap();
-    let path = workspace.write_pipeline(
-        &format!("  pollsters_definitions_dirs: [pollsters.d]\n  polling_namespaces: [central]\n{agent_lines}"),
-        &stdout_source("meters: [dynamic.image.size]"),
-    );
-    let mut pipeline = config::load(&path).expect("pipeline");
-    config::dynamic::resolve(&mut pipeline, None, "central").expect("definitions");
-    let agent = Agent::build(pipeline).expect("agent");
-    let first = run_cycle(&agent.plugins, &agent.hypervisor, &agent.registry, &agent.pipeline.sources).await;
+    write_definitions(&workspace, "test.yaml", &definitions);
+    let agent = dynamic_agent(&workspace, &with_account(Some(&stub.region), GRANTED), "[dynamic.image.size]");
+    let (first, first_failures) = poll(&agent).await;
     let after_first = asked.lock().unwrap().clone();
-    let second = run_cycle(&agent.plugins, &agent.hypervisor, &agent.registry, &agent.pipeline.sources).await;
+    let (second, second_failures) = poll(&agent).await;
     let after_second = asked.lock().unwrap().clone();
     cloud.delete(format!("{GLANCE}/v2/images/{image}")).await;
     cloud.unregister(stub).await;
-    assert!(first.failures.is_empty() && second.failures.is_empty(), "{:?} {:?}", first.failures, second.failures);
+    assert!(first_failures.is_empty() && second_failures.is_empty(), "{first_failures:?} {second_failures:?}");
 
     let project = cloud.get(format!("{KEYSTONE}/projects/{}", cloud.project)).await;
-    for output in [&first, &second] {
-        let found = by_meter(&agent, &output.samples[0]);
+    for found in [&first, &second] {
         let (_, sample) = found["dynamic.image.size"].iter().find(|(id, _)| *id == image).expect("our image");
         // `plan_again` asks `/uncached/<plan>`, whose id the stub answers is that plan.
         let plan = format!("plan-of-{}", cloud.project);
@@ -559,14 +556,9 @@ async fn hostile_definitions_are_bounded_and_the_others_go_on() {
     ]
     .concat();
     let workspace = workspace();
-    let dir = workspace.path().join("pollsters.d");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("hostile.yaml"), &definitions).unwrap();
-    let agent_lines = with_account(Some(&stub.region), GRANTED);
-    workspace.write_pipeline(
-        &format!("  pollsters_definitions_dirs: [pollsters.d]\n  polling_namespaces: [central]\n{agent_lines}"),
-        &stdout_source("meters: ['hostile.*']"),
-    );
+    write_definitions(&workspace, "hostile.yaml", &definitions);
+    let agent_lines = reading_definitions(&with_account(Some(&stub.region), GRANTED));
+    workspace.write_pipeline(&agent_lines, &stdout_source("meters: ['hostile.*']"));
     // `pollen poll --once` itself: its samples on stdout, what stopped each listing on stderr.
     let output = pollen_command()
         .args(["poll", "--once", "--config", "pipeline.yaml", "--log", "warn"])
@@ -594,14 +586,9 @@ async fn hostile_definitions_are_bounded_and_the_others_go_on() {
 }
 
 fn validate(workspace: &Workspace, definitions: &str) -> (Option<i32>, String) {
-    let dir = workspace.path().join("pollsters.d");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("bad.yaml"), definitions).unwrap();
-    let agent = format!(
-        "  pollsters_definitions_dirs: [pollsters.d]\n  polling_namespaces: [central]\n{}",
-        with_account(None, GRANTED)
-    );
-    workspace.write_pipeline(&agent, &stdout_source("meters: ['dynamic.*']"));
+    write_definitions(workspace, "bad.yaml", definitions);
+    workspace
+        .write_pipeline(&reading_definitions(&with_account(None, GRANTED)), &stdout_source("meters: ['dynamic.*']"));
     let output = pollen_command()
         .args(["validate", "--config", "pipeline.yaml"])
         .current_dir(workspace.path())
@@ -654,6 +641,22 @@ fn validate_reports_each_problem_with_its_file_line_and_column() {
     assert_eq!(code, Some(0), "{text}");
 }
 
+/// Keystone's projects, for the tests of `pollen run`.
+const PROJECTS: &str = "- name: dynamic.identity.project\n  sample_type: gauge\n  unit: project\n  value_attribute: enabled\n  value_mapping: {true: 1}\n  endpoint_type: identity\n  url_path: /v3/projects\n  response_entries_key: projects\n";
+/// Keystone's users.
+const USERS: &str = "- name: dynamic.identity.user\n  sample_type: gauge\n  unit: user\n  value_attribute: \". | 1 if value else 0\"\n  endpoint_type: identity\n  url_path: /v3/users\n  response_entries_key: users\n";
+
+/// A pipeline polling the dynamic meters every second into a file; the file.
+fn running_pipeline(workspace: &Workspace) -> std::path::PathBuf {
+    let out = workspace.path().join("samples.jsonl");
+    let rest = format!(
+        "sources:\n  - name: dynamic\n    interval: 1\n    meters: ['dynamic.*']\n    sinks: [out]\nsinks:\n  - name: out\n    publishers: ['file://{}']\n",
+        out.display()
+    );
+    workspace.write_pipeline(&reading_definitions(&with_account(None, GRANTED)), &rest);
+    out
+}
+
 /// Definitions are reloaded on SIGHUP: a broken file keeps the running ones, a new
 /// definition is polled after the next reload.
 #[test]
@@ -662,24 +665,12 @@ fn a_reload_keeps_the_running_definitions_when_the_new_ones_are_broken() {
         return;
     }
     let workspace = workspace();
-    let dir = workspace.path().join("pollsters.d");
-    std::fs::create_dir_all(&dir).unwrap();
-    let project = "- name: dynamic.identity.project\n  sample_type: gauge\n  unit: project\n  value_attribute: enabled\n  value_mapping: {true: 1}\n  endpoint_type: identity\n  url_path: /v3/projects\n  response_entries_key: projects\n";
-    std::fs::write(dir.join("a.yaml"), project).unwrap();
-    let out = workspace.path().join("samples.jsonl");
-    let pipeline = |out: &Path| {
-        let agent = format!(
-            "  pollsters_definitions_dirs: [pollsters.d]\n  polling_namespaces: [central]\n{}",
-            with_account(None, GRANTED)
-        );
-        let rest = format!("sources:\n  - name: dynamic\n    interval: 1\n    meters: ['dynamic.*']\n    sinks: [out]\nsinks:\n  - name: out\n    publishers: ['file://{}']\n", out.display());
-        workspace.write_pipeline(&agent, &rest);
-    };
-    pipeline(&out);
+    write_definitions(&workspace, "a.yaml", PROJECTS);
+    let out = running_pipeline(&workspace);
     let mut agent = Running::start(&workspace, &[], out);
     agent.wait_for("project samples", |s| s.iter().any(|s| s["name"] == "dynamic.identity.project"));
 
-    std::fs::write(dir.join("b.yaml"), "- name: dynamic.identity.user\n  sample_type: gauge\n  unit: user\n  value_attribute: \"enabled | __import__('os')\"\n").unwrap();
+    write_definitions(&workspace, "b.yaml", "- name: dynamic.identity.user\n  sample_type: gauge\n  unit: user\n  value_attribute: \"enabled | __import__('os')\"\n");
     agent.signal("HUP");
     agent.wait_for_log("the new configuration is refused", 1);
     let before = agent.count("dynamic.identity.project");
@@ -687,11 +678,28 @@ fn a_reload_keeps_the_running_definitions_when_the_new_ones_are_broken() {
         s.iter().filter(|s| s["name"] == "dynamic.identity.project").count() > before
     });
 
-    std::fs::write(dir.join("b.yaml"), "- name: dynamic.identity.user\n  sample_type: gauge\n  unit: user\n  value_attribute: \". | 1 if value else 0\"\n  endpoint_type: identity\n  url_path: /v3/users\n  response_entries_key: users\n").unwrap();
+    write_definitions(&workspace, "b.yaml", USERS);
     agent.signal("HUP");
     agent.wait_for("user samples after the reload", |s| s.iter().any(|s| s["name"] == "dynamic.identity.user"));
     let stderr = agent.stop();
     assert!(stderr.contains("b.yaml:4:"), "the refusal says where: {stderr}");
+}
+
+/// With `--watch`, a definition dropped into the folder is polled without a signal.
+#[test]
+fn watch_loads_a_definition_dropped_into_the_folder() {
+    if !openstack_is_up() {
+        return;
+    }
+    let workspace = workspace();
+    write_definitions(&workspace, "a.yaml", PROJECTS);
+    let out = running_pipeline(&workspace);
+    let mut agent = Running::start(&workspace, &["--watch"], out);
+    agent.wait_for("project samples", |s| s.iter().any(|s| s["name"] == "dynamic.identity.project"));
+    write_definitions(&workspace, "b.yaml", USERS);
+    agent.wait_for("user samples, the new file read", |s| s.iter().any(|s| s["name"] == "dynamic.identity.user"));
+    let stderr = agent.stop();
+    assert!(stderr.contains("configuration or plugin files changed"), "{stderr}");
 }
 
 /// Ceilometer's own files, unchanged: `ceilometer.conf` names the folder of

@@ -373,10 +373,7 @@ fn check_size(text: &str, at: usize) -> Result<(), EvalError> {
 }
 
 fn call_method(receiver: Json, method: Method, arguments: Vec<Json>, at: usize) -> Result<Json, EvalError> {
-    let (min, max) = method.arity();
-    if arguments.len() < min || arguments.len() > max {
-        return Err(fail(format!("{}() takes {min} to {max} arguments", method.name()), at));
-    }
+    // The parser checked the arity.
     let argument = |index: usize| text_argument(&arguments[index], method, at);
     match (&receiver, method) {
         (Json::String(text), Method::Split | Method::Rsplit) => {

@@ -112,7 +112,7 @@ impl Expr {
 }
 
 macro_rules! named {
-    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal ($min:literal, $max:literal)),* $(,)? }) => {
+    ($(#[$meta:meta])* $name:ident ($before:literal, $after:literal) { $($(#[$vmeta:meta])* $variant:ident = $text:literal ($min:literal, $max:literal)),* $(,)? }) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq)]
         pub enum $name {
@@ -146,13 +146,27 @@ macro_rules! named {
             pub fn list() -> String {
                 [$(concat!("`", $text, "`")),*].join(", ")
             }
+
+            /// Refuses a call with `count` arguments outside its arity.
+            fn check_arity(self, count: usize, at: usize) -> Result<(), ParseError> {
+                let (min, max) = self.arity();
+                if count < min || count > max {
+                    let expected = if min == max { format!("{min}") } else { format!("{min} to {max}") };
+                    let plural = if max == 1 { "" } else { "s" };
+                    return Err(ParseError::new(
+                        format!("`{}{}{}` takes {expected} argument{plural}, not {count}", $before, self.name(), $after),
+                        at,
+                    ));
+                }
+                Ok(())
+            }
         }
     };
 }
 
 named! {
     /// The functions an expression may call.
-    Function {
+    Function ("", "") {
         /// `str(x)`: Python's text of `x`.
         Str = "str" (1, 1),
         /// `int(x)`: a whole number from a number or a numeric string.
@@ -188,23 +202,11 @@ impl Function {
     fn takes_lambda(self) -> bool {
         matches!(self, Self::Filter | Self::Map)
     }
-
-    fn check_arity(self, count: usize, at: usize) -> Result<(), ParseError> {
-        let (min, max) = self.arity();
-        if count < min || count > max {
-            let expected = if min == max { format!("{min}") } else { format!("{min} to {max}") };
-            return Err(ParseError::new(
-                format!("`{}` takes {expected} argument{}, not {count}", self.name(), if max == 1 { "" } else { "s" }),
-                at,
-            ));
-        }
-        Ok(())
-    }
 }
 
 named! {
     /// The methods an expression may call: of strings, of dicts, of lists.
-    Method {
+    Method (".", "()") {
         /// `s.split()`, `s.split(sep)`, `s.split(sep, maxsplit)`.
         Split = "split" (0, 2),
         /// `s.rsplit(sep, maxsplit)`: from the right.

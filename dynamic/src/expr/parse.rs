@@ -327,18 +327,7 @@ impl Parser {
                 };
                 self.next();
                 let arguments = self.arguments(false)?;
-                let (min, max) = method.arity();
-                if arguments.len() < min || arguments.len() > max {
-                    let expected = if min == max { format!("{min}") } else { format!("{min} to {max}") };
-                    return Err(ParseError::new(
-                        format!(
-                            "`.{name}()` takes {expected} argument{}, not {}",
-                            if max == 1 { "" } else { "s" },
-                            arguments.len()
-                        ),
-                        name_at,
-                    ));
-                }
+                method.check_arity(arguments.len(), name_at)?;
                 value = Spanned { node: Node::Method(Box::new(value), method, arguments), at };
             } else if self.is(&Token::Punct("(")) {
                 return Err(ParseError::new("only named functions and methods can be called", at));
