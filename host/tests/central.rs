@@ -317,20 +317,11 @@ async fn pools_and_services_are_polled_as_ceilometer_computes_them() {
     }
 }
 
-/// `text`'s bytes XORed with 0x5A, in hex: a needle for the `memory_scan` plugin.
-fn needle(text: &str) -> String {
-    text.bytes().map(|b| format!("{:02x}", b ^ 0x5A)).collect()
-}
-
 /// A service that answers every request with the masked tail of the token it carried
 /// (see [`credentials_stay_with_the_host`]), then a line that is no secret.
 fn token_echo(control: &'static str) -> (u16, Tokens) {
     catalog_stub(move |_, token| ("200 OK", format!("{}\n{control}\n", needle(token.get(TAIL..).unwrap_or_default()))))
 }
-
-/// Where a secret's tail starts: the bytes of a freed allocation from here on are
-/// still what they were (the allocator writes its free-list links over the first).
-const TAIL: usize = 8;
 
 /// The password and the token never reach a plugin, the log or a sample. A plugin
 /// granted `openstack` reads the catalog, then fetches a catalog endpoint (the host

@@ -363,6 +363,51 @@ async fn rabbitmq_s_management_api_is_polled_with_the_agent_s_basic_credential()
     assert!(stderr.contains("rabbit.yaml: pollster `dynamic.rabbitmq.queue.messages`, url_path: asks for HTTP basic auth (`requests.auth.HTTPBasicAuth`) at http://127.0.0.1:15672: give a `basic` credential"), "{stderr}");
 }
 
+/// A credential of another API never reaches the plugin: `memory_scan`, granted a
+/// basic credential for a stub, fetches it (the host adds the header; the stub answers
+/// with the header it got, masked) and searches all its linear memory: neither the
+/// password nor the header's value is there, though a line of the same answer is.
+#[tokio::test(flavor = "multi_thread")]
+async fn other_apis_credentials_stay_with_the_host() {
+    if !openstack_is_up() {
+        return;
+    }
+    const PASSWORD: &str = "pollen-api-password-of-the-stub";
+    const CONTROL: &str = "pollen-control-line-of-the-answer";
+    let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = received.clone();
+    let (port, _) = stub_api(move |request, _| {
+        let value = request.header("authorization").unwrap_or_default().to_string();
+        let answer = format!("{}\n{CONTROL}\n", needle(value.get(TAIL..).unwrap_or_default()));
+        kept.lock().unwrap().push(value);
+        Answer::Json(answer)
+    });
+    let workspace = Workspace::new(&[hostile("memory_scan")]);
+    let file = workspace.path().join("api-password");
+    std::fs::write(&file, PASSWORD).unwrap();
+    use base64::Engine as _;
+    let header = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("scanner:{PASSWORD}")));
+    let needles = [needle(&PASSWORD[TAIL..]), needle(&header[TAIL..]), needle(CONTROL)].join(",");
+    let origin = format!("http://127.0.0.1:{port}");
+    let agent = format!(
+        "  credentials:\n    stub:\n      hosts: [\"{origin}\"]\n      basic: {{username: scanner, password: {{file: {}}}}}\n{}",
+        file.display(),
+        with_account(
+            None,
+            &format!("    memory_scan:\n      grants: [openstack, http]\n      allowed_hosts: [\"{origin}\"]\n      credentials: [stub]\n      params: {{url: \"{origin}/needles\", needles: \"{needles}\"}}\n")
+        )
+    );
+    let agent = workspace.polling_agent(&agent, "meters: ['test.memory.*']");
+    let (found, failures) = poll(&agent).await;
+    assert!(failures.is_empty(), "{failures:?}");
+    let volume = |id: &str| found["test.memory.found"].iter().find(|(found, _)| found == id).map(|(_, s)| s.volume);
+    assert_eq!(volume("needle-2"), Some(1.0), "a line of the answer is found: {found:?}");
+    assert_eq!(volume("needle-0"), Some(0.0), "the password is in the plugin's memory");
+    assert_eq!(volume("needle-1"), Some(0.0), "the header is in the plugin's memory");
+    assert_eq!(volume("needle-3"), Some(0.0), "the header the stub got is in the plugin's memory");
+    assert_eq!(*received.lock().unwrap(), [header], "the host added the credential");
+}
+
 /// What a [`stub_api`] answers.
 enum Answer {
     Json(String),
@@ -370,10 +415,10 @@ enum Answer {
     Huge(u64),
 }
 
-/// An API on a port of its own: `answer(path, requests so far)`; each response has
-/// the `Date` of now. Returns its port and the paths it was asked.
+/// An API on a port of its own: `answer(request, requests so far)`; each response
+/// has the `Date` of now. Returns its port and the paths it was asked.
 fn stub_api(
-    answer: impl Fn(&str, usize) -> Answer + Send + 'static,
+    answer: impl Fn(&Request, usize) -> Answer + Send + 'static,
 ) -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
     use std::io::Write;
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -390,7 +435,7 @@ fn stub_api(
                 asked.len()
             };
             let date = httpdate(std::time::SystemTime::now());
-            match answer(&request.path, count) {
+            match answer(&request, count) {
                 Answer::Json(body) => {
                     let head = format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ndate: {date}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n", body.len());
                     let _ = stream.write_all(format!("{head}{body}").as_bytes());
@@ -452,8 +497,8 @@ async fn extra_metadata_comes_from_child_requests_and_their_cache_is_honoured() 
     let cloud = Cloud::connect().await;
     let name = format!("pollen-dynamic-{}", uuid::Uuid::new_v4().simple());
     let image = cloud.image(&name, Some(7)).await;
-    let (port, asked) = stub_api(|path, _| {
-        let project = path.rsplit('/').next().unwrap_or_default();
+    let (port, asked) = stub_api(|request, _| {
+        let project = request.path.rsplit('/').next().unwrap_or_default();
         Answer::Json(json!({"account": {"id": project, "plan": format!("plan-of-{project}")}}).to_string())
     });
     let stub = cloud.register_beside_the_cloud(&format!("http://127.0.0.1:{port}")).await;
@@ -525,7 +570,8 @@ async fn hostile_definitions_are_bounded_and_the_others_go_on() {
         return;
     }
     let cloud = Cloud::connect().await;
-    let (port, asked) = stub_api(|path, _| {
+    let (port, asked) = stub_api(|request, _| {
+        let path = request.path.as_str();
         let item = |id: &str| json!({"id": id, "v": 1, "name": "n"});
         match path.split('?').next().unwrap_or_default() {
             "/good" => Answer::Json(json!({"items": [item("good")]}).to_string()),

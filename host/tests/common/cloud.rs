@@ -266,3 +266,12 @@ pub fn catalog_stub(answer: impl Fn(usize, &str) -> (&'static str, String) + Sen
     });
     (port, seen)
 }
+
+/// `text`'s bytes XORed with 0x5A, in hex: a needle for the `memory_scan` plugin.
+pub fn needle(text: &str) -> String {
+    text.bytes().map(|b| format!("{:02x}", b ^ 0x5A)).collect()
+}
+
+/// Where a secret's tail starts: the bytes of a freed allocation from here on are
+/// still what they were (the allocator writes its free-list links over the first).
+pub const TAIL: usize = 8;

@@ -1,7 +1,9 @@
 //! Searches its own linear memory, all of it, for what it must never have held. Each
 //! `poll` (a pollster with no discoverer: once per cycle) it finds the endpoint of the
 //! OpenStack catalog's `service` type and fetches `<endpoint>/needles` (a catalog
-//! endpoint: the host adds the token); the first line of the answer is one more needle.
+//! endpoint: the host adds the token), or fetches its `url` parameter instead (with
+//! `grants: [http]`: the host adds a credential it is granted); the first line of the
+//! answer is one more needle.
 //! Then it counts the occurrences of each of `needles` (its parameter), then of the
 //! fetched one, in every byte of its memory, freed allocations included, and reports
 //! them as `test.memory.found` on `needle-<i>`, and the bytes searched as
@@ -22,12 +24,19 @@ impl Pollster for MemoryScan {
     }
 
     fn poll(_resources: Vec<Resource>) -> Result<Vec<Sample>, Error> {
-        let service = config::get("service").ok_or_else(|| Error::BadConfig("`service` is missing".into()))?;
-        let endpoint = openstack::endpoint(&service)
-            .map_err(|e| Error::Host(e.to_string()))?
-            .ok_or_else(|| Error::Other(format!("no `{service}` endpoint in the catalog")))?;
-        let _scope = openstack::scope().map_err(|e| Error::Host(e.to_string()))?;
-        let answer = pollen_sdk::http::get(&format!("{endpoint}/needles")).send()?.ok()?;
+        let url = match config::get("url") {
+            Some(url) => url,
+            None => {
+                let service =
+                    config::get("service").ok_or_else(|| Error::BadConfig("`service` or `url` is missing".into()))?;
+                let endpoint = openstack::endpoint(&service)
+                    .map_err(|e| Error::Host(e.to_string()))?
+                    .ok_or_else(|| Error::Other(format!("no `{service}` endpoint in the catalog")))?;
+                let _scope = openstack::scope().map_err(|e| Error::Host(e.to_string()))?;
+                format!("{endpoint}/needles")
+            }
+        };
+        let answer = pollen_sdk::http::get(&url).send()?.ok()?;
         let mut needles: Vec<Vec<u8>> =
             config::get("needles").unwrap_or_default().split(',').filter(|n| !n.is_empty()).map(unhex).collect();
         let fetched = String::from_utf8_lossy(&answer.body);
