@@ -71,6 +71,10 @@ pub fn load_dir(
             units.push((path.clone(), bytes.clone(), Some(definition)));
         }
     }
+    if !agent.dynamic_pollsters.is_empty() && !units.iter().any(|(_, _, definition)| definition.is_some()) {
+        tracing::warn!(definitions = agent.dynamic_pollsters.len(), dir = %dir.display(),
+            "dynamic pollster definitions are read, but the plugin directory has no {DYNAMIC_PLUGIN}.wasm: they are not polled");
+    }
     for (path, bytes, definition) in units {
         let unit = Unit { path: &path, bytes: &bytes, definition };
         let name = unit.name();
