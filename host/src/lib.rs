@@ -4,6 +4,7 @@
 //! The pieces, each in its module: [`config`] (the pipeline file), [`plugin`] (loading
 //! and sandboxing components), [`caps`] (the host functions plugins may call),
 //! [`hypervisor`] (libvirt), [`pipeline`] (scheduling and one polling cycle),
+//! [`coordination`] (several agents sharing the work),
 //! [`publish`] (where samples go), [`registry`] (interned meters and resources).
 
 pub mod allocator;
@@ -12,6 +13,7 @@ pub mod caps;
 pub mod cli;
 pub mod config;
 pub mod convert;
+pub mod coordination;
 pub mod hypervisor;
 pub mod metadata;
 pub mod openstack;

@@ -114,6 +114,11 @@ impl ConfigArgs {
             let credentials = crate::openstack::Credentials::from_ceilometer_conf(path)
                 .map_err(|error| ConfigErrors::one(config::ConfigError::new(path, error.to_string())))?;
             pipeline.agent.resolve_openstack(Some(&credentials));
+            if pipeline.agent.coordination.is_none() {
+                if let Some(backend_url) = config::ceilometer_conf::coordination_url(path).map_err(ConfigErrors::one)? {
+                    pipeline.agent.coordination = Some(config::CoordinationSettings::with_backend(backend_url));
+                }
+            }
         }
         let problems = config::check_openstack(&pipeline.agent);
         if !problems.is_empty() {

@@ -220,6 +220,8 @@ impl CeilometerSource {
             discovery: self.discovery.clone(),
             resources: self.resources.clone(),
             sinks,
+            partitioned: None,
+            partition: None,
         }
     }
 }

@@ -65,6 +65,9 @@ pub(super) fn check(pipeline: &Pipeline) -> Vec<ConfigError> {
         }
     }
     check_http(agent, &mut fail);
+    if let Some(coordination) = &agent.coordination {
+        check_coordination(coordination, &mut fail);
+    }
     for (name, plugin) in &agent.plugins {
         if plugin.memory_limit_mib == Some(0) {
             fail(format!("agent.plugins.{name}.memory_limit_mib"), "must be at least 1 (MiB)".into());
@@ -213,6 +216,30 @@ fn check_http(agent: &Agent, fail: &mut impl FnMut(String, String)) {
         if let Err(why) = crate::caps::http::HostCredential::resolve(name, credential) {
             fail(format!("agent.credentials.{name}"), why);
         }
+    }
+}
+
+fn check_coordination(settings: &super::CoordinationSettings, fail: &mut impl FnMut(String, String)) {
+    let scheme = settings.backend_url.split_once("://").map(|(scheme, _)| scheme);
+    if !matches!(scheme, Some("redis" | "rediss")) || redis::Client::open(settings.backend_url.as_str()).is_err() {
+        fail(
+            "agent.coordination.backend_url".into(),
+            format!(
+                "`{}` is not a Redis URL: write `redis://host:port` (Pollen coordinates through Redis only)",
+                settings.backend_url
+            ),
+        );
+    }
+    if !(settings.heartbeat > 0.0 && settings.heartbeat.is_finite()) {
+        fail("agent.coordination.heartbeat".into(), "must be a positive number of seconds".into());
+    } else if !(settings.membership_timeout >= 2.0 * settings.heartbeat && settings.membership_timeout.is_finite()) {
+        fail(
+            "agent.coordination.membership_timeout".into(),
+            format!("must be at least twice the heartbeat ({} s), or a live member may be dropped", settings.heartbeat),
+        );
+    }
+    if settings.group_prefix.is_empty() {
+        fail("agent.coordination.group_prefix".into(), "must not be empty".into());
     }
 }
 

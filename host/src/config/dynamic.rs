@@ -35,7 +35,8 @@ pub fn resolve(pipeline: &mut Pipeline, ceilometer_conf: Option<&Path>, namespac
     let agent = &mut pipeline.agent;
     if agent.pollsters_definitions_dirs.is_none() {
         if let Some(path) = ceilometer_conf {
-            agent.pollsters_definitions_dirs = dirs_of_ceilometer_conf(path).map_err(ConfigErrors::one)?;
+            agent.pollsters_definitions_dirs =
+                super::ceilometer_conf::definitions_dirs(path).map_err(ConfigErrors::one)?;
         }
     }
     let dirs = agent.pollsters_definitions_dirs.clone().unwrap_or_else(|| vec![PathBuf::from(DEFAULT_DIR)]);
@@ -218,27 +219,6 @@ fn load_file(file: &Path, namespaces: &[String], loaded: &mut Loaded) {
     }
 }
 
-/// `pollsters_definitions_dirs` of `ceilometer.conf`'s `[DEFAULT]` (repeated, as
-/// oslo.config's multi-valued options are), if it sets it.
-pub fn dirs_of_ceilometer_conf(path: &Path) -> Result<Option<Vec<PathBuf>>, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::new(path, format!("cannot read it: {e}")))?;
-    let options = ini::ParseOption { enabled_quote: false, enabled_escape: false, ..Default::default() };
-    let ini = ini::Ini::load_from_str_opt(&text, options)
-        .map_err(|e| ConfigError::new(path, format!("not an INI file: {e}")))?;
-    let Some(section) = ini.section(Some("DEFAULT")).or_else(|| ini.section(None::<String>)) else {
-        return Ok(None);
-    };
-    let dirs: Vec<PathBuf> = ["pollsters_definitions_dirs", "pollsters-definitions-dirs"]
-        .into_iter()
-        .flat_map(|key| section.get_all(key))
-        .flat_map(|value| value.split(','))
-        .map(str::trim)
-        .filter(|dir| !dir.is_empty())
-        .map(PathBuf::from)
-        .collect();
-    Ok((!dirs.is_empty()).then_some(dirs))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -304,18 +284,5 @@ mod tests {
         assert!(loaded.problems[0].location.is_some(), "{:?}", loaded.problems);
         let missing = load(&[dir.path().join("nope")], &["central".to_string()]);
         assert!(missing.warnings[0].to_string().contains("no dynamic pollsters read from this folder"));
-    }
-
-    #[test]
-    fn ceilometer_conf_names_the_folders() {
-        let dir = tempfile::tempdir().unwrap();
-        let conf = dir.path().join("ceilometer.conf");
-        std::fs::write(&conf, "[DEFAULT]\npollsters_definitions_dirs = /etc/a\npollsters_definitions_dirs = /etc/b\n[service_credentials]\nauth_url = x\n").unwrap();
-        assert_eq!(
-            dirs_of_ceilometer_conf(&conf).unwrap(),
-            Some(vec![PathBuf::from("/etc/a"), PathBuf::from("/etc/b")])
-        );
-        std::fs::write(&conf, "[service_credentials]\nauth_url = x\n").unwrap();
-        assert_eq!(dirs_of_ceilometer_conf(&conf).unwrap(), None);
     }
 }

@@ -5,6 +5,7 @@
 //! place in the file.
 
 pub mod ceilometer;
+pub mod ceilometer_conf;
 mod check;
 pub mod dynamic;
 pub(crate) use check::check_openstack;
@@ -14,8 +15,8 @@ mod yaml_places;
 
 pub use error::{ConfigError, ConfigErrors};
 pub use model::{
-    Agent, BasicCredential, BearerCredential, CredentialConfig, Grant, HeaderCredential, HttpSettings, Pipeline,
-    PluginSettings, SecretSource, Sink, Source, TransformerConfig, DEFAULT_LIBVIRT_URI,
+    Agent, BasicCredential, BearerCredential, CoordinationSettings, CredentialConfig, Grant, HeaderCredential,
+    HttpSettings, Pipeline, PluginSettings, SecretSource, Sink, Source, TransformerConfig, DEFAULT_LIBVIRT_URI,
 };
 
 use std::path::Path;

@@ -86,6 +86,9 @@ pub struct Agent {
     /// plugins granted `openstack`; if this names no `auth_url`, those of
     /// `--config-file ceilometer.conf`, else of the `OS_*` environment variables.
     pub openstack: crate::openstack::Credentials,
+    /// Several agents sharing the work through Redis (Ceilometer's `[coordination]`);
+    /// none: this agent polls everything.
+    pub coordination: Option<CoordinationSettings>,
     /// Credentials of APIs other than OpenStack's, by name, for the plugins granted them
     /// (`agent.plugins.<name>.credentials`): the host adds them to those plugins'
     /// requests to their `hosts`.
@@ -158,6 +161,7 @@ impl Default for Agent {
             prometheus_listen: Vec::new(),
             http: HttpSettings::default(),
             openstack: Default::default(),
+            coordination: None,
             credentials: BTreeMap::new(),
             pollsters_definitions_dirs: None,
             polling_namespaces: None,
@@ -285,6 +289,57 @@ impl Agent {
             .map(PathBuf::from)
             .or(home_cache)
             .map_or_else(|| self.plugin_dir.join(".cache"), |dir| dir.join("pollen"))
+    }
+}
+
+/// `agent.coordination`: the backend the agents share and how often they say they are alive.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CoordinationSettings {
+    /// `redis://host:port[/db]` (Ceilometer's `[coordination] backend_url`).
+    pub backend_url: String,
+    /// What the agents' groups are named after; agents of one cloud share it.
+    #[serde(default = "default_group_prefix")]
+    pub group_prefix: String,
+    /// Seconds between two heartbeats (membership changes reach every agent within one).
+    #[serde(default = "default_heartbeat")]
+    pub heartbeat: f64,
+    /// Seconds after which a member that stopped renewing is gone.
+    #[serde(default = "default_membership_timeout")]
+    pub membership_timeout: f64,
+}
+
+fn default_group_prefix() -> String {
+    "pollen".into()
+}
+
+fn default_heartbeat() -> f64 {
+    1.0
+}
+
+fn default_membership_timeout() -> f64 {
+    10.0
+}
+
+impl CoordinationSettings {
+    /// The defaults with this backend (Ceilometer's `[coordination] backend_url`).
+    pub fn with_backend(backend_url: String) -> Self {
+        Self {
+            backend_url,
+            group_prefix: default_group_prefix(),
+            heartbeat: default_heartbeat(),
+            membership_timeout: default_membership_timeout(),
+        }
+    }
+
+    /// The heartbeat's period.
+    pub fn heartbeat(&self) -> Duration {
+        Duration::try_from_secs_f64(self.heartbeat).unwrap_or(Duration::from_secs(1))
+    }
+
+    /// How long a silent member stays one.
+    pub fn membership_timeout(&self) -> Duration {
+        Duration::try_from_secs_f64(self.membership_timeout).unwrap_or(Duration::from_secs(10))
     }
 }
 
@@ -431,6 +486,13 @@ pub struct Source {
     /// Names of the sinks that receive this source's samples.
     #[serde(default)]
     pub sinks: Vec<String>,
+    /// Whether its resources are shared with the other agents of `agent.coordination`
+    /// (each polls its share); unset: yes when coordination is set.
+    #[serde(default)]
+    pub partitioned: Option<bool>,
+    /// This agent's share, while it runs with coordination (set by the schedule).
+    #[serde(skip)]
+    pub partition: Option<std::sync::Arc<crate::coordination::Partition>>,
     /// Meter patterns a sample must also match (from a Ceilometer pipeline source
     /// paired with a polling source); empty: no further filter.
     #[serde(skip)]
@@ -546,6 +608,8 @@ mod tests {
             discovery: vec![],
             resources: vec![],
             sinks: vec![],
+            partitioned: None,
+            partition: None,
             also_meters: vec![],
         }
     }

@@ -2,12 +2,13 @@
 //! cycle at start and then every interval, until shutdown; then the publishers are
 //! flushed.
 
-use super::cycle::{run_cycle, stream_cycle, CycleOutput};
+use super::cycle::{discoverers_by_source, run_cycle, stream_cycle, CycleOutput};
 use super::Agent;
 use crate::config::{ConfigErrors, Pipeline, Source};
+use crate::coordination::Coordinator;
 use crate::publish::{Batch, PublishContext, PublisherHandle};
 use crate::sample::Sample;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -57,8 +58,15 @@ pub async fn run(
         crate::publish::prometheus::serve(exporter.clone(), &agent.pipeline.agent.prometheus_addresses()).await?;
     }
     let mut sinks = Arc::new(agent.start_publishers().await?);
+    let coordinator = match &agent.pipeline.agent.coordination {
+        Some(settings) => Some(Coordinator::start(settings)?),
+        None => None,
+    };
     let mut agent = Arc::new(agent);
-    let mut running = Tasks::start(&agent, &sinks);
+    if let Some(coordinator) = &coordinator {
+        coordinator.join(partition_groups(&agent)).await;
+    }
+    let mut running = Tasks::start(&agent, &sinks, coordinator.as_ref());
     let mut summary = RunSummary::default();
     tokio::pin!(shutdown);
     loop {
@@ -75,10 +83,16 @@ pub async fn run(
                     }
                 };
                 let Some((next, started)) = prepared else { continue };
+                if next.pipeline.agent.coordination != agent.pipeline.agent.coordination {
+                    tracing::warn!("agent.coordination changed: the new settings are used after a restart");
+                }
                 running.stop(&mut summary).await;
                 sinks = Arc::new(switch_sinks(&agent, &next, sinks, started).await?);
                 agent = Arc::new(next);
-                running = Tasks::start(&agent, &sinks);
+                if let Some(coordinator) = &coordinator {
+                    coordinator.join(partition_groups(&agent)).await;
+                }
+                running = Tasks::start(&agent, &sinks, coordinator.as_ref());
                 summary.reloads += 1;
                 tracing::info!(plugins = agent.plugins.all.len(), sources = agent.pipeline.sources.len(),
                     sinks = agent.pipeline.sinks.len(), "configuration reloaded");
@@ -87,6 +101,10 @@ pub async fn run(
     }
     tracing::info!("shutting down: finishing cycles in progress, then flushing transformers and publishers");
     running.stop(&mut summary).await;
+    // The others take this agent's share at their next cycle.
+    if let Some(coordinator) = coordinator {
+        coordinator.leave().await;
+    }
     // What the transformers still hold goes out before the publishers stop.
     for (name, chain) in &agent.chains {
         flush_chain(&agent, &sinks, name, chain.clone()).await;
@@ -105,12 +123,17 @@ struct Tasks {
 }
 
 impl Tasks {
-    /// One polling task per interval, and the evicting task.
-    fn start(agent: &Arc<Agent>, sinks: &Arc<Sinks>) -> Self {
+    /// One polling task per interval, and the evicting task. With a coordinator, the
+    /// partitioned sources poll its share.
+    fn start(agent: &Arc<Agent>, sinks: &Arc<Sinks>, coordinator: Option<&Coordinator>) -> Self {
         let (stop, stopped) = watch::channel(false);
         let mut by_interval: BTreeMap<u64, Vec<Source>> = BTreeMap::new();
         for source in &agent.pipeline.sources {
-            by_interval.entry(source.interval).or_default().push(source.clone());
+            let mut source = source.clone();
+            if let Some(coordinator) = coordinator.filter(|_| is_partitioned(&source)) {
+                source.partition = Some(coordinator.partition());
+            }
+            by_interval.entry(source.interval).or_default().push(source);
         }
         let eviction = resource_lifetime(by_interval.keys().copied());
         let mut handles = Vec::new();
@@ -143,6 +166,29 @@ impl Tasks {
             }
         }
     }
+}
+
+/// Whether a source takes part in coordination (when the agent has it): unless it
+/// says `partitioned: false`.
+fn is_partitioned(source: &Source) -> bool {
+    source.partitioned.unwrap_or(true)
+}
+
+/// The groups this agent joins: the discoverers of its partitioned sources, and the
+/// static resources' group if one of them lists some.
+fn partition_groups(agent: &Agent) -> BTreeSet<String> {
+    let sources = &agent.pipeline.sources;
+    let by_source = discoverers_by_source(&agent.plugins, sources);
+    let mut groups = BTreeSet::new();
+    for (source, discoverers) in sources.iter().zip(by_source) {
+        if is_partitioned(source) {
+            groups.extend(discoverers);
+            if !source.resources.is_empty() {
+                groups.insert(crate::coordination::STATIC_GROUP.to_string());
+            }
+        }
+    }
+    groups
 }
 
 /// Publishers started for a new configuration: by sink, by URL.

@@ -122,6 +122,18 @@ pub async fn run_cycle(
     output
 }
 
+/// The discoverers (`name` or `name:param`) whose resources each of `sources` polls,
+/// by source index: the groups a coordinated agent joins.
+pub fn discoverers_by_source(plugins: &PluginSet, sources: &[Source]) -> Vec<BTreeSet<String>> {
+    let mut by_source = vec![BTreeSet::new(); sources.len()];
+    for plan in plan(plugins, sources) {
+        for (source, names) in plan.discoverers {
+            by_source[source].extend(names);
+        }
+    }
+    by_source
+}
+
 /// How long the calls of a chunk wait for the slowest once the first has ended,
 /// before the others' samples go on without it.
 const STRAGGLER_GRACE: Duration = Duration::from_millis(500);

@@ -153,8 +153,22 @@ fn targets(
     let mut seen = BTreeSet::new();
     for (source, names) in &plan.discoverers {
         let mut handles = BTreeSet::new();
-        let found = names.iter().flat_map(|n| discovered.get(n).into_iter().flat_map(|found| found.iter()).cloned());
-        let fixed = sources[*source].resources.iter().map(|id| intern(registry, Resource::bare(id)));
+        // With coordination, this agent's share of each group, by the resource's id.
+        let partition = sources[*source].partition.as_deref();
+        let ours = |group: &str, id: &str| partition.is_none_or(|p| p.owns(group, id));
+        let found = names.iter().flat_map(|name| {
+            discovered
+                .get(name)
+                .into_iter()
+                .flat_map(|found| found.iter())
+                .filter(|(_, resource)| ours(name, &resource.id))
+                .cloned()
+        });
+        let fixed = sources[*source]
+            .resources
+            .iter()
+            .filter(|id| ours(crate::coordination::STATIC_GROUP, id))
+            .map(|id| intern(registry, Resource::bare(id)));
         for (handle, resource) in found.chain(fixed) {
             handles.insert(handle);
             if seen.insert(handle) {
