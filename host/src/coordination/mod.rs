@@ -25,7 +25,7 @@ pub use ring::{HashRing, VIRTUAL_NODES};
 
 use crate::config::CoordinationSettings;
 use std::collections::{BTreeSet, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -54,12 +54,14 @@ pub struct Partition {
     rings: RwLock<HashMap<String, HashRing>>,
     /// Heartbeats that failed (Redis unreachable or refusing).
     pub failures: AtomicU64,
+    /// Whether the last heartbeat failed.
+    failing: AtomicBool,
 }
 
 impl Partition {
     /// A view of no group yet (everything is this agent's).
     pub fn new(member: String) -> Self {
-        Self { member, rings: RwLock::default(), failures: AtomicU64::new(0) }
+        Self { member, rings: RwLock::default(), failures: AtomicU64::new(0), failing: AtomicBool::new(false) }
     }
 
     /// This agent's member id.
@@ -246,10 +248,17 @@ impl Coordinator {
 async fn beat_once(backend: &Backend, partition: &Partition, groups: &[String]) -> bool {
     match backend.beat(partition.member(), groups).await {
         Ok(members) => {
+            if partition.failing.swap(false, Ordering::Relaxed) {
+                tracing::info!(
+                    failures = partition.failures.load(Ordering::Relaxed),
+                    "coordination backend reachable again"
+                );
+            }
             partition.update(groups, members);
             true
         }
         Err(error) => {
+            partition.failing.store(true, Ordering::Relaxed);
             let failures = partition.failures.fetch_add(1, Ordering::Relaxed) + 1;
             if failures == 1 || failures.is_power_of_two() {
                 tracing::warn!(%error, failures,
