@@ -14,6 +14,7 @@ pub mod cli;
 pub mod config;
 pub mod convert;
 pub mod coordination;
+pub mod health;
 pub mod hypervisor;
 pub mod metadata;
 pub mod openstack;

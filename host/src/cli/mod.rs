@@ -4,6 +4,7 @@
 mod plugins;
 mod poll;
 mod run;
+mod status;
 mod validate;
 
 use crate::config::{self, ConfigErrors, Pipeline};
@@ -35,6 +36,9 @@ enum Command {
     Poll(poll::PollArgs),
     /// Check the pipeline file and the plugin directory, then exit (0, or 78 with every problem).
     Validate(ConfigArgs),
+    /// What a running agent says of itself (its heartbeat socket): cycles, pollsters,
+    /// publishers, its share of each partitioned group; exits 1 if it is not ready.
+    Status(status::StatusArgs),
     /// List or inspect plugins.
     #[command(subcommand)]
     Plugins(plugins::PluginsCommand),
@@ -115,9 +119,18 @@ impl ConfigArgs {
                 .map_err(|error| ConfigErrors::one(config::ConfigError::new(path, error.to_string())))?;
             pipeline.agent.resolve_openstack(Some(&credentials));
             if pipeline.agent.coordination.is_none() {
-                if let Some(backend_url) = config::ceilometer_conf::coordination_url(path).map_err(ConfigErrors::one)? {
-                    pipeline.agent.coordination = Some(config::CoordinationSettings::with_backend(backend_url));
+                let (url, prefix) = config::ceilometer_conf::coordination(path).map_err(ConfigErrors::one)?;
+                if let Some(backend_url) = url {
+                    let mut settings = config::CoordinationSettings::with_backend(backend_url);
+                    if let Some(prefix) = prefix {
+                        settings.group_prefix = prefix;
+                    }
+                    pipeline.agent.coordination = Some(settings);
                 }
+            }
+            if pipeline.agent.heartbeat_socket_dir.is_none() {
+                pipeline.agent.heartbeat_socket_dir =
+                    config::ceilometer_conf::heartbeat_socket_dir(path).map_err(ConfigErrors::one)?;
             }
         }
         let problems = config::check_openstack(&pipeline.agent);
@@ -169,6 +182,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::run(&args),
         Command::Poll(args) => poll::poll(&args),
         Command::Validate(args) => validate::validate(&args),
+        Command::Status(args) => status::status(&args),
         Command::Plugins(command) => plugins::plugins(&command),
     };
     match outcome {

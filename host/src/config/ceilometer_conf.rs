@@ -40,9 +40,17 @@ pub fn definitions_dirs(path: &Path) -> Result<Option<Vec<PathBuf>>, ConfigError
     Ok((!dirs.is_empty()).then_some(dirs))
 }
 
-/// `[coordination] backend_url`, if it is set.
-pub fn coordination_url(path: &Path) -> Result<Option<String>, ConfigError> {
-    Ok(values(&read(path)?, "coordination", "backend_url").into_iter().next())
+/// `[coordination] backend_url` and `[polling] partitioning_group_prefix`, if set.
+pub fn coordination(path: &Path) -> Result<(Option<String>, Option<String>), ConfigError> {
+    let ini = read(path)?;
+    let url = values(&ini, "coordination", "backend_url").into_iter().next();
+    let prefix = values(&ini, "polling", "partitioning_group_prefix").into_iter().next();
+    Ok((url, prefix))
+}
+
+/// `[polling] heartbeat_socket_dir`, if it is set.
+pub fn heartbeat_socket_dir(path: &Path) -> Result<Option<PathBuf>, ConfigError> {
+    Ok(values(&read(path)?, "polling", "heartbeat_socket_dir").into_iter().next().map(PathBuf::from))
 }
 
 #[cfg(test)]
@@ -63,9 +71,15 @@ mod tests {
     fn ceilometer_conf_names_the_coordination_backend() {
         let dir = tempfile::tempdir().unwrap();
         let conf = dir.path().join("ceilometer.conf");
-        std::fs::write(&conf, "[coordination]\nbackend_url = redis://127.0.0.1:6379\n").unwrap();
-        assert_eq!(coordination_url(&conf).unwrap().as_deref(), Some("redis://127.0.0.1:6379"));
+        std::fs::write(
+            &conf,
+            "[coordination]\nbackend_url = redis://127.0.0.1:6379\n[polling]\npartitioning_group_prefix = cloud-a\nheartbeat_socket_dir = /run/ceilometer\n",
+        )
+        .unwrap();
+        let (url, prefix) = coordination(&conf).unwrap();
+        assert_eq!((url.as_deref(), prefix.as_deref()), (Some("redis://127.0.0.1:6379"), Some("cloud-a")));
+        assert_eq!(heartbeat_socket_dir(&conf).unwrap(), Some(PathBuf::from("/run/ceilometer")));
         std::fs::write(&conf, "[DEFAULT]\n").unwrap();
-        assert_eq!(coordination_url(&conf).unwrap(), None);
+        assert_eq!(coordination(&conf).unwrap(), (None, None));
     }
 }

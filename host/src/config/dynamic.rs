@@ -40,7 +40,7 @@ pub fn resolve(pipeline: &mut Pipeline, ceilometer_conf: Option<&Path>, namespac
         }
     }
     let dirs = agent.pollsters_definitions_dirs.clone().unwrap_or_else(|| vec![PathBuf::from(DEFAULT_DIR)]);
-    let namespaces = agent.polling_namespaces.clone().unwrap_or_else(|| vec![namespace.to_string()]);
+    let namespaces = agent.polling_namespaces.get_or_insert_with(|| vec![namespace.to_string()]).clone();
     let mut loaded = load(&dirs, &namespaces);
     for pollster in &loaded.pollsters {
         if let Some(problem) = reach_problem(agent, pollster) {

@@ -86,6 +86,10 @@ pub struct Agent {
     /// plugins granted `openstack`; if this names no `auth_url`, those of
     /// `--config-file ceilometer.conf`, else of the `OS_*` environment variables.
     pub openstack: crate::openstack::Credentials,
+    /// Folder of the heartbeat socket (Ceilometer's `[polling] heartbeat_socket_dir`):
+    /// `ceilometer-<namespaces>.socket` there answers Ceilometer's heartbeat lines, and
+    /// `pollen status`; none: no socket.
+    pub heartbeat_socket_dir: Option<PathBuf>,
     /// Several agents sharing the work through Redis (Ceilometer's `[coordination]`);
     /// none: this agent polls everything.
     pub coordination: Option<CoordinationSettings>,
@@ -161,6 +165,7 @@ impl Default for Agent {
             prometheus_listen: Vec::new(),
             http: HttpSettings::default(),
             openstack: Default::default(),
+            heartbeat_socket_dir: None,
             coordination: None,
             credentials: BTreeMap::new(),
             pollsters_definitions_dirs: None,
@@ -210,6 +215,11 @@ impl Agent {
                 if file.is_relative() {
                     *file = base.join(&*file);
                 }
+            }
+        }
+        if let Some(dir) = &mut self.heartbeat_socket_dir {
+            if dir.is_relative() {
+                *dir = base.join(&*dir);
             }
         }
         for dir in self.pollsters_definitions_dirs.iter_mut().flatten() {

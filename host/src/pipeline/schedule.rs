@@ -2,10 +2,11 @@
 //! cycle at start and then every interval, until shutdown; then the publishers are
 //! flushed.
 
-use super::cycle::{discoverers_by_source, run_cycle, stream_cycle, CycleOutput};
+use super::cycle::{discoverers_by_source, polled_meters, run_cycle, stream_cycle, CycleOutput};
 use super::Agent;
 use crate::config::{ConfigErrors, Pipeline, Source};
 use crate::coordination::Coordinator;
+use crate::health::Health;
 use crate::publish::{Batch, PublishContext, PublisherHandle};
 use crate::sample::Sample;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -54,19 +55,26 @@ pub async fn run(
     mut reloads: mpsc::Receiver<()>,
     load: LoadConfig,
 ) -> anyhow::Result<RunSummary> {
+    let health = Arc::new(Health::new());
     if let Some(exporter) = &agent.exporter {
-        crate::publish::prometheus::serve(exporter.clone(), &agent.pipeline.agent.prometheus_addresses()).await?;
+        let addresses = agent.pipeline.agent.prometheus_addresses();
+        crate::publish::prometheus::serve(exporter.clone(), &addresses, health.clone()).await?;
+    }
+    if let Some(dir) = &agent.pipeline.agent.heartbeat_socket_dir {
+        let namespaces = agent.pipeline.agent.polling_namespaces.clone().unwrap_or_else(|| vec!["compute".into()]);
+        crate::health::serve_socket(crate::health::socket_path(dir, &namespaces), health.clone()).await?;
     }
     let mut sinks = Arc::new(agent.start_publishers().await?);
+    report_publishers(&health, &sinks);
     let coordinator = match &agent.pipeline.agent.coordination {
         Some(settings) => Some(Coordinator::start(settings)?),
         None => None,
     };
     let mut agent = Arc::new(agent);
     if let Some(coordinator) = &coordinator {
-        coordinator.join(partition_groups(&agent)).await;
+        join(coordinator, &agent, &health).await;
     }
-    let mut running = Tasks::start(&agent, &sinks, coordinator.as_ref());
+    let mut running = Tasks::start(&agent, &sinks, coordinator.as_ref(), &health);
     let mut summary = RunSummary::default();
     tokio::pin!(shutdown);
     loop {
@@ -88,11 +96,12 @@ pub async fn run(
                 }
                 running.stop(&mut summary).await;
                 sinks = Arc::new(switch_sinks(&agent, &next, sinks, started).await?);
+                report_publishers(&health, &sinks);
                 agent = Arc::new(next);
                 if let Some(coordinator) = &coordinator {
-                    coordinator.join(partition_groups(&agent)).await;
+                    join(coordinator, &agent, &health).await;
                 }
-                running = Tasks::start(&agent, &sinks, coordinator.as_ref());
+                running = Tasks::start(&agent, &sinks, coordinator.as_ref(), &health);
                 summary.reloads += 1;
                 tracing::info!(plugins = agent.plugins.all.len(), sources = agent.pipeline.sources.len(),
                     sinks = agent.pipeline.sinks.len(), "configuration reloaded");
@@ -125,7 +134,7 @@ struct Tasks {
 impl Tasks {
     /// One polling task per interval, and the evicting task. With a coordinator, the
     /// partitioned sources poll its share.
-    fn start(agent: &Arc<Agent>, sinks: &Arc<Sinks>, coordinator: Option<&Coordinator>) -> Self {
+    fn start(agent: &Arc<Agent>, sinks: &Arc<Sinks>, coordinator: Option<&Coordinator>, health: &Arc<Health>) -> Self {
         let (stop, stopped) = watch::channel(false);
         let mut by_interval: BTreeMap<u64, Vec<Source>> = BTreeMap::new();
         for source in &agent.pipeline.sources {
@@ -136,10 +145,12 @@ impl Tasks {
             by_interval.entry(source.interval).or_default().push(source);
         }
         let eviction = resource_lifetime(by_interval.keys().copied());
+        health.tasks(by_interval.keys().copied());
         let mut handles = Vec::new();
         for (interval, sources) in by_interval {
             tracing::info!(interval, sources = sources.len(), "polling task started");
-            handles.push(tokio::spawn(polling_task(agent.clone(), sinks.clone(), interval, sources, stopped.clone())));
+            let task = Task { agent: agent.clone(), sinks: sinks.clone(), health: health.clone(), interval, sources };
+            handles.push(tokio::spawn(polling_task(task, stopped.clone())));
         }
         handles.push(tokio::spawn(evicting_task(agent.clone(), eviction, stopped)));
         Self { stop, handles }
@@ -166,6 +177,26 @@ impl Tasks {
             }
         }
     }
+}
+
+/// Joins the groups of `agent`'s partitioned sources, and says so to `health`.
+async fn join(coordinator: &Coordinator, agent: &Agent, health: &Health) {
+    let groups = partition_groups(agent);
+    health.coordination(coordinator.partition(), groups.iter().cloned().collect());
+    coordinator.join(groups).await;
+}
+
+/// Lets `health` read the publishers of `sinks` while they run (without keeping them
+/// from stopping).
+fn report_publishers(health: &Health, sinks: &Arc<Sinks>) {
+    let sinks = Arc::downgrade(sinks);
+    health.report_publishers(move || {
+        let Some(sinks) = sinks.upgrade() else { return Vec::new() };
+        let mut statuses: Vec<_> =
+            sinks.iter().flat_map(|(sink, handles)| handles.iter().map(move |handle| handle.status(sink))).collect();
+        statuses.sort_by(|a, b| (&a.sink, &a.url).cmp(&(&b.sink, &b.url)));
+        statuses
+    });
 }
 
 /// Whether a source takes part in coordination (when the agent has it): unless it
@@ -350,14 +381,19 @@ async fn evicting_task(agent: Arc<Agent>, lifetime: Duration, mut stopped: watch
     RunSummary::default()
 }
 
-/// Runs the cycles of one interval until told to stop.
-async fn polling_task(
+/// What one polling task runs: the sources of one interval.
+struct Task {
     agent: Arc<Agent>,
     sinks: Arc<Sinks>,
+    health: Arc<Health>,
     interval: u64,
     sources: Vec<Source>,
-    mut stopped: watch::Receiver<bool>,
-) -> RunSummary {
+}
+
+/// Runs the cycles of one interval until told to stop.
+async fn polling_task(task: Task, mut stopped: watch::Receiver<bool>) -> RunSummary {
+    let Task { agent, sinks, health, interval, sources } = task;
+    let meters = polled_meters(&agent.plugins, &sources);
     let period = Duration::from_secs(interval);
     let jitter = start_delay(agent.pipeline.agent.start_jitter);
     if !jitter.is_zero() {
@@ -385,7 +421,9 @@ async fn polling_task(
                 published.fetch_add(publish(agent, sinks, sources, samples).await, Ordering::Relaxed);
             }
         };
-        stream_cycle(&agent.plugins, &agent.hypervisor, &agent.registry, &sources, deliver).await;
+        health.cycle_started(interval, meters.iter().cloned());
+        let output = stream_cycle(&agent.plugins, &agent.hypervisor, &agent.registry, &sources, deliver).await;
+        health.cycle_done(interval, &output);
         let samples = published.into_inner();
         let elapsed = started.elapsed();
         summary.cycles += 1;

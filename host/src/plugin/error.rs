@@ -257,6 +257,20 @@ pub enum PluginError {
 }
 
 impl PluginError {
+    /// The plugin whose call failed.
+    pub fn plugin(&self) -> &str {
+        match self {
+            Self::Deadline { plugin, .. }
+            | Self::WallDeadline { plugin, .. }
+            | Self::MemoryLimit { plugin, .. }
+            | Self::Trap { plugin, .. }
+            | Self::Reported { plugin, .. }
+            | Self::NoCatalog { plugin, .. }
+            | Self::Malformed { plugin, .. }
+            | Self::WrongKind { plugin, .. } => plugin,
+        }
+    }
+
     /// Whether the failure threw the instance away (as opposed to an error the
     /// plugin returned itself).
     pub fn discards_instance(&self) -> bool {

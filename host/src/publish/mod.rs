@@ -340,12 +340,50 @@ pub struct PublisherStats {
     /// Samples given up on: refused by a full queue, lost to a failed write, dropped by
     /// the publisher's policy, or still held at shutdown.
     pub dropped: AtomicU64,
+    /// Samples it holds to send again (its peer away), as of its last attempt.
+    pub held: AtomicU64,
+    /// When it last sent samples, and when it last failed and why.
+    outcomes: std::sync::Mutex<Outcomes>,
+}
+
+/// A publisher URL as shown in status and logs: its password cut.
+pub fn shown_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// A publisher's last success and last failure.
+#[derive(Debug, Default, Clone)]
+struct Outcomes {
+    success: Option<std::time::SystemTime>,
+    failure: Option<(std::time::SystemTime, String)>,
 }
 
 impl PublisherStats {
     fn add(&self, delivery: Delivery) {
         self.published.fetch_add(delivery.sent, Ordering::Relaxed);
         self.dropped.fetch_add(delivery.dropped, Ordering::Relaxed);
+        let mut outcomes = self.outcomes.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if delivery.sent > 0 {
+            outcomes.success = Some(std::time::SystemTime::now());
+        }
+        if delivery.dropped > 0 {
+            outcomes.failure = Some((std::time::SystemTime::now(), format!("{} samples dropped", delivery.dropped)));
+        }
+    }
+
+    fn failed(&self, error: &str) {
+        let mut outcomes = self.outcomes.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        outcomes.failure = Some((std::time::SystemTime::now(), error.to_string()));
+    }
+
+    fn outcomes(&self) -> Outcomes {
+        self.outcomes.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
     fn delivery(&self) -> Delivery {
@@ -387,6 +425,7 @@ impl PublisherHandle {
                         batch = batches.recv() => batch,
                         () = tokio::time::sleep(RETRY_TICK) => {
                             task_stats.add(publisher.retry().await);
+                            task_stats.held.store(publisher.pending(), Ordering::Relaxed);
                             continue;
                         }
                     }
@@ -401,8 +440,14 @@ impl PublisherHandle {
                         let count = batch.samples.len() as u64;
                         tracing::error!(publisher = %task_url, %error, samples = count, "publishing failed; samples lost");
                         task_stats.add(Delivery { sent: 0, dropped: count });
+                        task_stats.failed(&error.to_string());
                     }
                 }
+                let held = publisher.pending();
+                if held > 0 && task_stats.held.swap(held, Ordering::Relaxed) == 0 {
+                    task_stats.failed(&format!("its peer is away: {held} samples held to send again"));
+                }
+                task_stats.held.store(held, Ordering::Relaxed);
             }
             match publisher.flush().await {
                 Ok(delivery) => task_stats.add(delivery),
@@ -415,6 +460,24 @@ impl PublisherHandle {
             }
         });
         Self { url: url.to_string(), queue: Some(queue), task, stats, queued }
+    }
+
+    /// What it has done, for `pollen status` (`sink` is its sink's name).
+    pub fn status(&self, sink: &str) -> crate::health::PublisherStatus {
+        let outcomes = self.stats.outcomes();
+        let iso = |at: std::time::SystemTime| {
+            chrono::DateTime::<chrono::Utc>::from(at).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        };
+        crate::health::PublisherStatus {
+            sink: sink.to_string(),
+            url: crate::publish::shown_url(&self.url),
+            queued: self.queued.load(Ordering::Relaxed),
+            held: self.stats.held.load(Ordering::Relaxed),
+            published: self.stats.published.load(Ordering::Relaxed),
+            dropped: self.stats.dropped.load(Ordering::Relaxed),
+            last_success: outcomes.success.map(iso),
+            last_error: outcomes.failure.map(|(at, why)| (iso(at), why)),
+        }
     }
 
     /// The URL.

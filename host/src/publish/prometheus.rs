@@ -151,18 +151,22 @@ fn encode(families: &[MetricFamily]) -> String {
 
 /// Serves `/metrics` on every address until the runtime stops. Binding happens
 /// before this returns, so an address in use is an error at start.
-pub async fn serve(exporter: Arc<Exporter>, addresses: &[SocketAddr]) -> std::io::Result<()> {
+pub async fn serve(
+    exporter: Arc<Exporter>,
+    addresses: &[SocketAddr],
+    health: Arc<crate::health::Health>,
+) -> std::io::Result<()> {
     for address in addresses {
         let listener = tokio::net::TcpListener::bind(address).await.map_err(|error| {
             std::io::Error::new(error.kind(), format!("cannot listen on {address} for Prometheus: {error}"))
         })?;
         tracing::info!(%address, "Prometheus endpoint: http://{address}/metrics");
-        tokio::spawn(accept(listener, exporter.clone()));
+        tokio::spawn(accept(listener, exporter.clone(), health.clone()));
     }
     Ok(())
 }
 
-async fn accept(listener: tokio::net::TcpListener, exporter: Arc<Exporter>) {
+async fn accept(listener: tokio::net::TcpListener, exporter: Arc<Exporter>, health: Arc<crate::health::Health>) {
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
@@ -172,11 +176,11 @@ async fn accept(listener: tokio::net::TcpListener, exporter: Arc<Exporter>) {
                 continue;
             }
         };
-        let exporter = exporter.clone();
+        let (exporter, health) = (exporter.clone(), health.clone());
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |request| {
-                let exporter = exporter.clone();
-                async move { Ok::<_, std::convert::Infallible>(respond(&request, &exporter)) }
+                let (exporter, health) = (exporter.clone(), health.clone());
+                async move { Ok::<_, std::convert::Infallible>(respond(&request, &exporter, &health)) }
             });
             let io = hyper_util::rt::TokioIo::new(stream);
             if let Err(error) = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await {
@@ -186,12 +190,24 @@ async fn accept(listener: tokio::net::TcpListener, exporter: Arc<Exporter>) {
     }
 }
 
-fn respond<B>(request: &hyper::Request<B>, exporter: &Exporter) -> hyper::Response<Full<Bytes>> {
+fn respond<B>(
+    request: &hyper::Request<B>,
+    exporter: &Exporter,
+    health: &crate::health::Health,
+) -> hyper::Response<Full<Bytes>> {
     let (status, content_type, body) = match (request.method(), request.uri().path()) {
         (&hyper::Method::GET, "/metrics") => {
             (hyper::StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", exporter.render())
         }
-        (&hyper::Method::GET, _) => (hyper::StatusCode::NOT_FOUND, "text/plain", "see /metrics\n".to_string()),
+        // Alive: it answers.
+        (&hyper::Method::GET, "/healthz") => (hyper::StatusCode::OK, "text/plain", "ok\n".to_string()),
+        (&hyper::Method::GET, "/readyz") => match health.readiness() {
+            reasons if reasons.is_empty() => (hyper::StatusCode::OK, "text/plain", "ready\n".to_string()),
+            reasons => (hyper::StatusCode::SERVICE_UNAVAILABLE, "text/plain", reasons.join("\n") + "\n"),
+        },
+        (&hyper::Method::GET, _) => {
+            (hyper::StatusCode::NOT_FOUND, "text/plain", "see /metrics, /healthz, /readyz\n".to_string())
+        }
         _ => (hyper::StatusCode::METHOD_NOT_ALLOWED, "text/plain", "GET /metrics\n".to_string()),
     };
     let mut response = hyper::Response::new(Full::new(Bytes::from(body)));

@@ -48,6 +48,8 @@ pub struct CycleOutput {
     /// Resources the discoverers reported new or changed (the others, unchanged, cost
     /// only their id).
     pub changed_resources: usize,
+    /// Samples each pollster gave (0 for one whose calls failed), by plugin name.
+    pub per_pollster: BTreeMap<String, usize>,
 }
 
 /// Samples refused this cycle, per plugin: how many, and the first one's problem.
@@ -134,6 +136,17 @@ pub fn discoverers_by_source(plugins: &PluginSet, sources: &[Source]) -> Vec<BTr
     by_source
 }
 
+/// The meters `sources` poll (Ceilometer's heartbeat reports them by name).
+pub fn polled_meters(plugins: &PluginSet, sources: &[Source]) -> BTreeSet<String> {
+    let mut meters = BTreeSet::new();
+    for plan in plan(plugins, sources) {
+        for (_, selected) in &plan.selections {
+            meters.extend(selected.iter().map(|index| plan.pollster.info.meters[*index].meter.name.clone()));
+        }
+    }
+    meters
+}
+
 /// How long the calls of a chunk wait for the slowest once the first has ended,
 /// before the others' samples go on without it.
 const STRAGGLER_GRACE: Duration = Duration::from_millis(500);
@@ -195,6 +208,8 @@ where
         let mut polled = vec![Vec::new(); sources.len()];
         for (pollster, routed) in piece {
             if let Some(name) = &pollster {
+                *output.per_pollster.entry(name.clone()).or_default() +=
+                    routed.samples.iter().map(Vec::len).sum::<usize>();
                 for error in routed.failures.iter().filter(|e| !matches!(e, PluginError::NoCatalog { .. })) {
                     failed_calls.add(name, || error.to_string());
                 }
