@@ -241,3 +241,88 @@ fn settled_cycles(members: &mut [&mut Member]) -> Vec<BTreeSet<String>> {
     }
     shares
 }
+
+/// Central agents on Cinder: three share every project's volumes (each volume polled
+/// by exactly one agent in a cycle); a volume whose status changes stays with its
+/// agent; one agent killed, the two others poll all.
+#[test]
+fn central_agents_share_cinder_s_volumes_and_a_status_change_moves_nothing() {
+    if !redis_is_up() || !openstack_is_up() {
+        return;
+    }
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let cloud = runtime.block_on(Cloud::connect());
+    let base = format!("{CINDER}/v3/{}", cloud.project);
+    let mut ours = Vec::new();
+    for _ in 0..6 {
+        let id = runtime.block_on(cloud.volume(&format!("pollen-coord-{}", uuid::Uuid::new_v4().simple()), 1));
+        ours.push(id);
+    }
+    for id in &ours {
+        assert_eq!(runtime.block_on(cloud.settled(format!("{base}/volumes/{id}"), "volume")), "available");
+    }
+    let listed = runtime.block_on(cloud.get(format!("{base}/volumes/detail?all_tenants=True")));
+    let volumes: BTreeSet<String> =
+        listed["volumes"].as_array().unwrap().iter().map(|v| v["id"].as_str().unwrap().to_string()).collect();
+
+    let prefix = format!("pollen-test-{}", uuid::Uuid::new_v4().simple());
+    let central = |prefix: &str| {
+        let workspace = Workspace::new(&[central("cinder_volumes"), central("volume_size")]);
+        let out = workspace.path().join("samples.jsonl");
+        let agent = format!(
+            "  coordination:\n    backend_url: redis://127.0.0.1:6379\n    group_prefix: {prefix}\n    heartbeat: 0.5\n    membership_timeout: 3\n{}",
+            with_account(None, &granted(&["cinder_volumes"]))
+        );
+        let rest = format!(
+            "sources:\n  - name: central\n    interval: {INTERVAL}\n    meters: [volume.size]\n    sinks: [out]\nsinks:\n  - name: out\n    publishers: ['file://{}']\n",
+            out.display()
+        );
+        workspace.write_pipeline(&agent, &rest);
+        let agent = Running::start(&workspace, &[], out);
+        Member { _workspace: workspace, agent }
+    };
+    let (mut a, mut b, mut c) = (central(&prefix), central(&prefix), central(&prefix));
+    let three = settled(&mut [&mut a, &mut b, &mut c], 3, &[0, 0, 0]);
+    let polled: BTreeSet<String> = three.iter().flatten().cloned().collect();
+    let mut owners: BTreeMap<&String, usize> = BTreeMap::new();
+    for id in three.iter().flatten() {
+        *owners.entry(id).or_default() += 1;
+    }
+    assert!(owners.values().all(|n| *n == 1), "a volume polled twice: {three:?}");
+    assert_eq!(polled, volumes, "every volume polled");
+
+    // A status change: the volume's owner stays.
+    let changed = &ours[0];
+    let owner = three.iter().position(|share| share.contains(changed)).unwrap();
+    runtime.block_on(
+        cloud.send(
+            cloud
+                .http
+                .post(format!("{base}/volumes/{changed}/action"))
+                .json(&serde_json::json!({"os-reset_status": {"status": "error"}})),
+        ),
+    );
+    let after = settled_cycles(&mut [&mut a, &mut b, &mut c]);
+    assert!(after[owner].contains(changed), "the volume moved when its status changed");
+    assert_eq!(after, three, "nothing moved");
+
+    let before = [seen(&a, 2), seen(&b, 2)];
+    c.agent.signal("KILL");
+    let two = settled(&mut [&mut a, &mut b], 2, &before);
+    let polled: BTreeSet<String> = two.iter().flatten().cloned().collect();
+    a.agent.stop();
+    b.agent.stop();
+    for id in &ours {
+        runtime.block_on(
+            cloud.send(
+                cloud
+                    .http
+                    .post(format!("{base}/volumes/{id}/action"))
+                    .json(&serde_json::json!({"os-reset_status": {"status": "available"}})),
+            ),
+        );
+        runtime.block_on(cloud.delete(format!("{base}/volumes/{id}")));
+    }
+    assert_eq!(polled, volumes, "the two survivors poll every volume");
+    assert!(two[0].is_disjoint(&two[1]));
+}
