@@ -71,6 +71,7 @@ bench: setup plugins test-plugins
 	POLLEN_BENCH_LIBVIRTD=1 $(CARGO) bench -p pollen-host --bench compute
 	POLLEN_BENCH_LIBVIRTD=1 $(CARGO) bench -p pollen-host --bench e2e
 	$(CARGO) bench -p pollen-host --bench central
+	$(CARGO) bench -p pollen-host --bench coordination
 
 # Ceilometer's compute meters read from its source, against the table the tests use.
 VERSION ?= 27.0.0
