@@ -60,9 +60,12 @@ pub async fn run(
         let addresses = agent.pipeline.agent.prometheus_addresses();
         crate::publish::prometheus::serve(exporter.clone(), &addresses, health.clone()).await?;
     }
-    if let Some(dir) = &agent.pipeline.agent.heartbeat_socket_dir {
+    let socket = agent.pipeline.agent.heartbeat_socket_dir.as_ref().map(|dir| {
         let namespaces = agent.pipeline.agent.polling_namespaces.clone().unwrap_or_else(|| vec!["compute".into()]);
-        crate::health::serve_socket(crate::health::socket_path(dir, &namespaces), health.clone()).await?;
+        crate::health::socket_path(dir, &namespaces)
+    });
+    if let Some(path) = &socket {
+        crate::health::serve_socket(path.clone(), health.clone()).await?;
     }
     let mut sinks = Arc::new(agent.start_publishers().await?);
     report_publishers(&health, &sinks);
@@ -117,6 +120,9 @@ pub async fn run(
     // What the transformers still hold goes out before the publishers stop.
     for (name, chain) in &agent.chains {
         flush_chain(&agent, &sinks, name, chain.clone()).await;
+    }
+    if let Some(path) = socket {
+        let _ = std::fs::remove_file(path);
     }
     let sinks = Arc::try_unwrap(sinks).map_err(|_| anyhow::anyhow!("publishers still in use at shutdown"))?;
     for handle in sinks.into_values().flatten() {
