@@ -326,3 +326,48 @@ fn central_agents_share_cinder_s_volumes_and_a_status_change_moves_nothing() {
     assert_eq!(polled, volumes, "the two survivors poll every volume");
     assert!(two[0].is_disjoint(&two[1]));
 }
+
+/// Static resources are split by the same ring (Ceilometer's agents each poll them
+/// all); a source that says `partitioned: false` is polled whole by every agent.
+#[test]
+fn static_resources_are_shared_and_an_unpartitioned_source_is_not() {
+    if !redis_is_up() {
+        return;
+    }
+    let prefix = format!("pollen-test-{}", uuid::Uuid::new_v4().simple());
+    let shared: Vec<String> = (0..40).map(|i| format!("shared-{i:02}")).collect();
+    let whole: Vec<String> = (0..5).map(|i| format!("whole-{i}")).collect();
+    let start = || {
+        let workspace = Workspace::new(&[builtin("local_instances"), hostile("liar")]);
+        let out = workspace.path().join("samples.jsonl");
+        let agent = format!(
+            "  coordination:\n    backend_url: redis://127.0.0.1:6379\n    group_prefix: {prefix}\n    heartbeat: 0.5\n    membership_timeout: 3\n{}",
+            grants(&["local_instances"])
+        );
+        let list = |ids: &[String]| ids.iter().map(|id| format!("'{id}'")).collect::<Vec<_>>().join(", ");
+        let rest = format!(
+            "sources:\n  - name: shared\n    interval: {INTERVAL}\n    meters: [test.liar]\n    resources: [{}]\n    sinks: [out]\n  - name: whole\n    interval: {INTERVAL}\n    meters: [test.liar]\n    discovery: [none]\n    resources: [{}]\n    partitioned: false\n    sinks: [out]\nsinks:\n  - name: out\n    publishers: ['file://{}']\n",
+            list(&shared),
+            list(&whole),
+            out.display()
+        );
+        workspace.write_pipeline(&agent, &rest);
+        let agent = Running::start(&workspace, &[], out);
+        Member { _workspace: workspace, agent }
+    };
+    let (mut a, mut b) = (start(), start());
+    let shares = settled(&mut [&mut a, &mut b], 2, &[0, 0]);
+    a.agent.stop();
+    b.agent.stop();
+    let of = |share: &BTreeSet<String>, prefix: &str| -> BTreeSet<String> {
+        share.iter().filter(|id| id.starts_with(prefix)).cloned().collect()
+    };
+    let (a_shared, b_shared) = (of(&shares[0], "shared-"), of(&shares[1], "shared-"));
+    assert!(a_shared.is_disjoint(&b_shared), "a static resource polled twice: {a_shared:?} {b_shared:?}");
+    let all: BTreeSet<String> = a_shared.union(&b_shared).cloned().collect();
+    assert_eq!(all, shared.iter().cloned().collect(), "every static resource polled");
+    assert!(!a_shared.is_empty() && !b_shared.is_empty(), "both take a share");
+    let whole: BTreeSet<String> = whole.into_iter().collect();
+    assert_eq!(of(&shares[0], "whole-"), whole, "the unpartitioned source, whole");
+    assert_eq!(of(&shares[1], "whole-"), whole);
+}
