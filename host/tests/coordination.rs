@@ -8,7 +8,6 @@ mod common;
 
 use common::*;
 use pollen_testkit::NodeSpec;
-use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
 const DOMAINS: usize = 300;
@@ -22,6 +21,25 @@ fn redis_is_up() -> bool {
         eprintln!("skipped: Redis is down on 127.0.0.1:6379");
     }
     up
+}
+
+/// A test-driver node of [`DOMAINS`] running domains: its folder, its file, and its
+/// domains' ids.
+fn node() -> (tempfile::TempDir, std::path::PathBuf, BTreeSet<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let node = dir.path().join("node.xml");
+    let spec = NodeSpec { stopped_every: 0, ..NodeSpec::with_domains(DOMAINS) };
+    spec.write(&node).unwrap();
+    let domains = spec.domain_specs().iter().map(|d| d.uuid.clone()).collect();
+    (dir, node, domains)
+}
+
+/// The `agent.coordination` lines of a test: Redis on `port`, groups under `prefix`,
+/// a heartbeat every half second, members gone after 3 s.
+fn coordinated(prefix: &str, port: u16) -> String {
+    format!(
+        "  coordination:\n    backend_url: redis://127.0.0.1:{port}\n    group_prefix: {prefix}\n    heartbeat: 0.5\n    membership_timeout: 3\n"
+    )
 }
 
 /// One agent of the group: its workspace and its process.
@@ -41,8 +59,10 @@ fn member_of(node: &std::path::Path, prefix: &str, port: u16) -> Member {
     let workspace = Workspace::new(&[builtin("local_instances"), builtin("cpu")]);
     let out = workspace.path().join("samples.jsonl");
     let agent = format!(
-        "  libvirt_uri: test://{}\n  coordination:\n    backend_url: redis://127.0.0.1:{port}\n    group_prefix: {prefix}\n    heartbeat: 0.5\n    membership_timeout: 3\n{}",
+        "  libvirt_uri: test://{}
+{}{}",
         node.display(),
+        coordinated(prefix, port),
         grants(&["local_instances", "cpu"])
     );
     let rest = format!(
@@ -54,29 +74,24 @@ fn member_of(node: &std::path::Path, prefix: &str, port: u16) -> Member {
     Member { _workspace: workspace, agent }
 }
 
-/// The resources of each complete cycle of an agent's samples, in order: its
-/// samples split where more than half an interval passed between two.
-fn cycles(samples: &[Value]) -> Vec<BTreeSet<String>> {
-    let mut stamped: Vec<(i64, String)> = samples
-        .iter()
-        .map(|s| {
-            let at = chrono::DateTime::parse_from_rfc3339(s["timestamp"].as_str().unwrap()).unwrap();
-            (at.timestamp_millis(), s["resource_id"].as_str().unwrap().to_string())
-        })
-        .collect();
-    stamped.sort();
-    let mut cycles: Vec<BTreeSet<String>> = Vec::new();
-    let mut last = i64::MIN;
-    for (at, id) in stamped {
-        if cycles.is_empty() || at - last > (INTERVAL as i64) * 500 {
-            cycles.push(BTreeSet::new());
-        }
-        cycles.last_mut().unwrap().insert(id);
-        last = at;
-    }
-    // The last one may still be being written.
-    cycles.pop();
-    cycles
+/// The samples each cycle published, in order, from the agent's `cycle done` lines.
+fn published_per_cycle(agent: &Running) -> Vec<usize> {
+    agent
+        .log()
+        .lines()
+        .filter(|line| line.contains("cycle done"))
+        .filter_map(|line| line.split_whitespace().find_map(|field| field.strip_prefix("samples=")?.parse().ok()))
+        .collect()
+}
+
+/// The resources the agent's `cycle`-th cycle (from 0) polled: its samples, which
+/// its one file publisher wrote in order after those of the cycles before.
+fn cycle_share(agent: &mut Running, cycle: usize) -> BTreeSet<String> {
+    agent.wait_for_log("cycle done", cycle + 1);
+    let counts = published_per_cycle(agent);
+    let (from, to) = (counts[..cycle].iter().sum::<usize>(), counts[..=cycle].iter().sum::<usize>());
+    agent.wait("the cycle's samples written", |agent| agent.samples().len() >= to);
+    agent.samples()[from..to].iter().map(|s| s["resource_id"].as_str().unwrap().to_string()).collect()
 }
 
 /// How many times an agent logged that its group has `count` members.
@@ -123,11 +138,7 @@ fn agents_share_a_node_s_domains_and_take_over_a_dead_one() {
     if !redis_is_up() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let node = dir.path().join("node.xml");
-    let spec = NodeSpec { stopped_every: 0, ..NodeSpec::with_domains(DOMAINS) };
-    spec.write(&node).unwrap();
-    let domains: BTreeSet<String> = spec.domain_specs().iter().map(|d| d.uuid.clone()).collect();
+    let (_dir, node, domains) = node();
     assert_eq!(domains.len(), DOMAINS);
     let prefix = format!("pollen-test-{}", uuid::Uuid::new_v4().simple());
 
@@ -169,28 +180,6 @@ fn agents_share_a_node_s_domains_and_take_over_a_dead_one() {
     eprintln!("handover after a clean stop (with two cycles to see it): {handover:?}");
 }
 
-/// A Redis of the test's own, on a free port.
-struct OwnRedis {
-    child: std::process::Child,
-}
-
-impl OwnRedis {
-    fn start(port: u16) -> Self {
-        let child = std::process::Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("redis-server starts");
-        wait_until("redis-server listens", || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(), String::new);
-        Self { child }
-    }
-
-    fn stop(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Redis lost and back: the agents keep the last membership they read (each polls its
 /// share: no gaps, no duplicates while nobody joins or dies), log the loss, and go on
 /// coordinating once it is back.
@@ -199,11 +188,7 @@ fn a_lost_redis_keeps_the_last_membership_and_the_agents_resume() {
     if !redis_is_up() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let node = dir.path().join("node.xml");
-    let spec = NodeSpec { stopped_every: 0, ..NodeSpec::with_domains(DOMAINS) };
-    spec.write(&node).unwrap();
-    let domains: BTreeSet<String> = spec.domain_specs().iter().map(|d| d.uuid.clone()).collect();
+    let (_dir, node, domains) = node();
     let port = free_port();
     let redis = OwnRedis::start(port);
     let prefix = "pollen-test-lost";
@@ -231,15 +216,41 @@ fn a_lost_redis_keeps_the_last_membership_and_the_agents_resume() {
     assert!(log_a.contains("left the partition groups") && log_b.contains("left the partition groups"));
 }
 
-/// Two more complete cycles of each agent; the second, per agent.
+/// The resources of each agent's second cycle from now (the first may have begun
+/// before whatever changed).
 fn settled_cycles(members: &mut [&mut Member]) -> Vec<BTreeSet<String>> {
-    let before: Vec<usize> = members.iter().map(|m| cycles(&m.agent.samples()).len()).collect();
-    let mut shares = Vec::new();
-    for (member, before) in members.iter_mut().zip(before) {
-        member.agent.wait("two more complete cycles", |agent| cycles(&agent.samples()).len() >= before + 2);
-        shares.push(cycles(&member.agent.samples())[before + 1].clone());
+    // A cycle may have begun before the change: the one after it is whole.
+    let next: Vec<usize> = members.iter().map(|m| m.agent.logged("cycle done") + 1).collect();
+    members.iter_mut().zip(next).map(|(member, cycle)| cycle_share(&mut member.agent, cycle)).collect()
+}
+
+/// Volumes a test made, deleted when it ends, however it ends (their status reset
+/// first, for those a test put in `error`).
+struct Volumes<'a> {
+    runtime: &'a tokio::runtime::Runtime,
+    cloud: &'a Cloud,
+    base: String,
+    ids: Vec<String>,
+}
+
+impl Drop for Volumes<'_> {
+    fn drop(&mut self) {
+        for id in &self.ids {
+            let reset = serde_json::json!({"os-reset_status": {"status": "available"}});
+            let url = format!("{}/volumes/{id}", self.base);
+            self.runtime.block_on(async {
+                let _ = self
+                    .cloud
+                    .http
+                    .post(format!("{url}/action"))
+                    .header("x-auth-token", &self.cloud.token)
+                    .json(&reset)
+                    .send()
+                    .await;
+                self.cloud.delete(url).await;
+            });
+        }
     }
-    shares
 }
 
 /// Central agents on Cinder: three share every project's volumes (each volume polled
@@ -253,12 +264,12 @@ fn central_agents_share_cinder_s_volumes_and_a_status_change_moves_nothing() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let cloud = runtime.block_on(Cloud::connect());
     let base = format!("{CINDER}/v3/{}", cloud.project);
-    let mut ours = Vec::new();
+    let mut ours = Volumes { runtime: &runtime, cloud: &cloud, base: base.clone(), ids: Vec::new() };
     for _ in 0..6 {
         let id = runtime.block_on(cloud.volume(&format!("pollen-coord-{}", uuid::Uuid::new_v4().simple()), 1));
-        ours.push(id);
+        ours.ids.push(id);
     }
-    for id in &ours {
+    for id in &ours.ids {
         assert_eq!(runtime.block_on(cloud.settled(format!("{base}/volumes/{id}"), "volume")), "available");
     }
     let listed = runtime.block_on(cloud.get(format!("{base}/volumes/detail?all_tenants=True")));
@@ -269,10 +280,7 @@ fn central_agents_share_cinder_s_volumes_and_a_status_change_moves_nothing() {
     let central = |prefix: &str| {
         let workspace = Workspace::new(&[central("cinder_volumes"), central("volume_size")]);
         let out = workspace.path().join("samples.jsonl");
-        let agent = format!(
-            "  coordination:\n    backend_url: redis://127.0.0.1:6379\n    group_prefix: {prefix}\n    heartbeat: 0.5\n    membership_timeout: 3\n{}",
-            with_account(None, &granted(&["cinder_volumes"]))
-        );
+        let agent = format!("{}{}", coordinated(prefix, 6379), with_account(None, &granted(&["cinder_volumes"])));
         let rest = format!(
             "sources:\n  - name: central\n    interval: {INTERVAL}\n    meters: [volume.size]\n    sinks: [out]\nsinks:\n  - name: out\n    publishers: ['file://{}']\n",
             out.display()
@@ -292,7 +300,7 @@ fn central_agents_share_cinder_s_volumes_and_a_status_change_moves_nothing() {
     assert_eq!(polled, volumes, "every volume polled");
 
     // A status change: the volume's owner stays.
-    let changed = &ours[0];
+    let changed = &ours.ids[0];
     let owner = three.iter().position(|share| share.contains(changed)).unwrap();
     runtime.block_on(
         cloud.send(
@@ -312,17 +320,6 @@ fn central_agents_share_cinder_s_volumes_and_a_status_change_moves_nothing() {
     let polled: BTreeSet<String> = two.iter().flatten().cloned().collect();
     a.agent.stop();
     b.agent.stop();
-    for id in &ours {
-        runtime.block_on(
-            cloud.send(
-                cloud
-                    .http
-                    .post(format!("{base}/volumes/{id}/action"))
-                    .json(&serde_json::json!({"os-reset_status": {"status": "available"}})),
-            ),
-        );
-        runtime.block_on(cloud.delete(format!("{base}/volumes/{id}")));
-    }
     assert_eq!(polled, volumes, "the two survivors poll every volume");
     assert!(two[0].is_disjoint(&two[1]));
 }
@@ -340,10 +337,7 @@ fn static_resources_are_shared_and_an_unpartitioned_source_is_not() {
     let start = || {
         let workspace = Workspace::new(&[builtin("local_instances"), hostile("liar")]);
         let out = workspace.path().join("samples.jsonl");
-        let agent = format!(
-            "  coordination:\n    backend_url: redis://127.0.0.1:6379\n    group_prefix: {prefix}\n    heartbeat: 0.5\n    membership_timeout: 3\n{}",
-            grants(&["local_instances"])
-        );
+        let agent = format!("{}{}", coordinated(&prefix, 6379), grants(&["local_instances"]));
         let list = |ids: &[String]| ids.iter().map(|id| format!("'{id}'")).collect::<Vec<_>>().join(", ");
         let rest = format!(
             "sources:\n  - name: shared\n    interval: {INTERVAL}\n    meters: [test.liar]\n    resources: [{}]\n    sinks: [out]\n  - name: whole\n    interval: {INTERVAL}\n    meters: [test.liar]\n    discovery: [none]\n    resources: [{}]\n    partitioned: false\n    sinks: [out]\nsinks:\n  - name: out\n    publishers: ['file://{}']\n",

@@ -108,12 +108,7 @@ fn a_healthy_agent_is_ready_and_its_coordination_share_is_told_then_a_lost_redis
     }
     // A Redis of its own, stopped during the test.
     let redis_port = free_port();
-    let mut redis = std::process::Command::new("redis-server")
-        .args(["--port", &redis_port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("redis-server starts");
-    wait_until("redis-server listens", || std::net::TcpStream::connect(("127.0.0.1", redis_port)).is_ok(), String::new);
+    let redis = OwnRedis::start(redis_port);
 
     let workspace = Workspace::new(&[builtin("local_instances"), builtin("cpu")]);
     let coordination = format!(
@@ -130,8 +125,7 @@ fn a_healthy_agent_is_ready_and_its_coordination_share_is_told_then_a_lost_redis
     assert_eq!(status["groups"][0]["share"], 1.0);
     assert_eq!(status["coordination_failures"], 0);
 
-    let _ = redis.kill();
-    let _ = redis.wait();
+    redis.stop();
     agent.wait_for_log("coordination backend unreachable", 1);
     let (_, status) = read_status(&socket);
     assert!(status["coordination_failures"].as_u64() >= Some(1), "{status}");

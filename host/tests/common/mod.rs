@@ -441,3 +441,27 @@ pub fn pollen_measured(args: &[&str], dir: &Path) -> (Option<i32>, String, Strin
     let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
     (output.status.code(), stdout.into_owned(), stderr.into_owned(), kib * 1024)
 }
+
+/// A Redis of the test's own, on a free port.
+pub struct OwnRedis {
+    child: std::process::Child,
+}
+
+impl OwnRedis {
+    /// Starts it on `port` and waits until it listens.
+    pub fn start(port: u16) -> Self {
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server starts");
+        wait_until("redis-server listens", || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(), String::new);
+        Self { child }
+    }
+
+    /// Kills it.
+    pub fn stop(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
