@@ -1,10 +1,12 @@
 //! Ceilometer's wire forms of a sample: the metering message (what the notifier, UDP
 //! and TCP publishers send, signed) and the oslo.messaging notification that carries a
-//! batch of them to a notification agent.
+//! batch of them to a notification agent; [`decode`] reads them back.
 //!
 //! A batch's samples share few resources, so the expensive parts of a message that
 //! depend only on the resource (its metadata as JSON, and the metadata's share of the
 //! signature) are made once per resource and batch.
+
+pub mod decode;
 
 use super::signature;
 use super::Batch;
