@@ -11,6 +11,7 @@ pub mod allocator;
 pub mod bindings;
 pub mod caps;
 pub mod cli;
+pub mod collect;
 pub mod config;
 pub mod convert;
 pub mod coordination;

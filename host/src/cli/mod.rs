@@ -1,6 +1,7 @@
 //! The command line: parse, set up logging, run one subcommand, turn its outcome
 //! into an exit code (0 fine, 78 configuration problem, 1 anything else).
 
+mod collect;
 mod plugins;
 mod poll;
 mod run;
@@ -34,6 +35,9 @@ enum Command {
     Run(run::RunArgs),
     /// Poll every source once and print the samples as JSON lines on stdout.
     Poll(poll::PollArgs),
+    /// Run the collector: receive metering messages (UDP, TCP), check their
+    /// signatures, and hand them to sinks, until SIGINT or SIGTERM.
+    Collect(collect::CollectArgs),
     /// Check the pipeline file and the plugin directory, then exit (0, or 78 with every problem).
     Validate(ConfigArgs),
     /// What a running agent says of itself (its heartbeat socket): cycles, pollsters,
@@ -181,6 +185,7 @@ pub fn main() -> ExitCode {
         Command::CompilePlugin(args) => Ok(crate::plugin::compiler::serve(args.memory_bytes)),
         Command::Run(args) => run::run(&args),
         Command::Poll(args) => poll::poll(&args),
+        Command::Collect(args) => collect::collect(&args),
         Command::Validate(args) => validate::validate(&args),
         Command::Status(args) => status::status(&args),
         Command::Plugins(command) => plugins::plugins(&command),

@@ -1,0 +1,129 @@
+//! The collector's file: its inputs, the secrets it checks signatures with, and the
+//! pipeline's sinks it hands what it receives to.
+
+use crate::config::{ConfigError, ConfigErrors, Sink};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// A whole collector file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CollectorFile {
+    /// The collector's own settings.
+    pub collector: CollectorSettings,
+    /// Where what it receives goes (publishers, as in the agent's pipeline).
+    pub sinks: Vec<Sink>,
+    /// The file this was read from.
+    #[serde(skip)]
+    pub origin: PathBuf,
+}
+
+/// The `collector` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CollectorSettings {
+    /// What it listens to.
+    pub inputs: Vec<InputConfig>,
+    /// Secrets a message's `message_signature` may be made with (several, for
+    /// rotation); `POLLEN_TELEMETRY_SECRETS` (comma-separated) adds to them; none:
+    /// signatures are not checked.
+    #[serde(default)]
+    pub telemetry_secrets: Vec<String>,
+}
+
+/// One input.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputConfig {
+    /// `udp://host:port` (one msgpack metering message per datagram) or
+    /// `tcp://host:port` (frames of an 8-byte little-endian length and msgpack).
+    pub url: String,
+    /// The sinks its samples go to.
+    pub sinks: Vec<String>,
+}
+
+/// What an input listens on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputKind {
+    /// Datagrams.
+    Udp,
+    /// Length-prefixed frames.
+    Tcp,
+}
+
+impl InputConfig {
+    /// Its kind and address.
+    pub fn parse(&self) -> Result<(InputKind, std::net::SocketAddr), String> {
+        let (kind, rest) = match self.url.split_once("://") {
+            Some(("udp", rest)) => (InputKind::Udp, rest),
+            Some(("tcp", rest)) => (InputKind::Tcp, rest),
+            Some((scheme @ ("amqp" | "notifier" | "rabbit"), _)) => {
+                return Err(format!("`{scheme}://` inputs are not built yet; use `udp://` or `tcp://`"))
+            }
+            _ => return Err(format!("`{}` is not an input: write `udp://host:port` or `tcp://host:port`", self.url)),
+        };
+        let address = rest.trim_end_matches('/');
+        let address =
+            address.parse().map_err(|_| format!("`{address}` is not an address and port, e.g. `127.0.0.1:4952`"))?;
+        Ok((kind, address))
+    }
+}
+
+impl CollectorFile {
+    /// Reads and checks the file at `path`: every problem at once.
+    pub fn load(path: &Path) -> Result<Self, ConfigErrors> {
+        let text = std::fs::read_to_string(path).map_err(|error| {
+            ConfigErrors::one(ConfigError::new(path, format!("cannot read the collector file: {error}")))
+        })?;
+        let mut file: CollectorFile =
+            serde_yaml::from_str(&text).map_err(|error| ConfigErrors::one(ConfigError::from_yaml(path, &error)))?;
+        file.origin = path.to_path_buf();
+        if let Ok(extra) = std::env::var("POLLEN_TELEMETRY_SECRETS") {
+            file.collector
+                .telemetry_secrets
+                .extend(extra.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from));
+        }
+        let mut problems = Vec::new();
+        if file.collector.inputs.is_empty() {
+            problems.push(ConfigError::at(
+                path,
+                "collector.inputs",
+                "lists no input; add e.g. `- {url: \"udp://0.0.0.0:4952\", sinks: [store]}`",
+            ));
+        }
+        for (index, input) in file.collector.inputs.iter().enumerate() {
+            if let Err(why) = input.parse() {
+                problems.push(ConfigError::at(path, format!("collector.inputs[{index}].url"), why));
+            }
+            for name in &input.sinks {
+                if !file.sinks.iter().any(|s| &s.name == name) {
+                    let known: Vec<&str> = file.sinks.iter().map(|s| s.name.as_str()).collect();
+                    problems.push(ConfigError::at(
+                        path,
+                        format!("collector.inputs[{index}].sinks"),
+                        format!("no sink is named `{name}`{}", crate::suggest::did_you_mean(name, known)),
+                    ));
+                }
+            }
+        }
+        for (index, sink) in file.sinks.iter().enumerate() {
+            if !sink.transformers.is_empty() {
+                problems.push(ConfigError::at(
+                    path,
+                    format!("sinks[{index}].transformers"),
+                    "the collector runs no transformers yet; transform in the agent",
+                ));
+            }
+            for (at, url) in sink.publishers.iter().enumerate() {
+                if let Err(error) = crate::publish::PublisherConfig::parse(url) {
+                    problems.push(ConfigError::at(path, format!("sinks[{index}].publishers[{at}]"), error.to_string()));
+                }
+            }
+        }
+        if problems.is_empty() {
+            Ok(file)
+        } else {
+            Err(ConfigErrors(problems))
+        }
+    }
+}

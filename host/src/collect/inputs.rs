@@ -1,0 +1,111 @@
+//! The collector's inputs: each decodes, verifies and reads what arrives, and hands
+//! the samples on; what cannot be taken is counted and skipped.
+
+use super::config::InputKind;
+use super::{Counters, Received};
+use crate::publish::metering::decode::{self, DecodeError};
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use tokio::io::AsyncReadExt;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+/// The largest TCP frame taken, bytes (a metering message is a few KiB).
+const MAX_FRAME: u64 = 1 << 20;
+
+/// Binds `address` and starts taking messages.
+pub(super) async fn listen(
+    kind: InputKind,
+    address: SocketAddr,
+    input: usize,
+    out: mpsc::Sender<Received>,
+    secrets: Arc<Vec<String>>,
+    counters: Arc<Counters>,
+) -> anyhow::Result<JoinHandle<()>> {
+    let name = format!("{}://{address}", if kind == InputKind::Udp { "udp" } else { "tcp" });
+    Ok(match kind {
+        InputKind::Udp => {
+            let socket = tokio::net::UdpSocket::bind(address)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen on {name}: {e}"))?;
+            tokio::spawn(async move {
+                let mut buffer = vec![0u8; 65_536];
+                loop {
+                    let Ok((length, _peer)) = socket.recv_from(&mut buffer).await else { continue };
+                    if !take(&buffer[..length], &name, input, &out, &secrets, &counters).await {
+                        return;
+                    }
+                }
+            })
+        }
+        InputKind::Tcp => {
+            let listener = tokio::net::TcpListener::bind(address)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen on {name}: {e}"))?;
+            tokio::spawn(async move {
+                loop {
+                    let Ok((stream, peer)) = listener.accept().await else { continue };
+                    let (name, out, secrets, counters) = (name.clone(), out.clone(), secrets.clone(), counters.clone());
+                    tokio::spawn(async move {
+                        if let Err(why) = frames(stream, &name, input, &out, &secrets, &counters).await {
+                            tracing::warn!(input = %name, %peer, "connection closed: {why}");
+                        }
+                    });
+                }
+            })
+        }
+    })
+}
+
+/// Reads a connection's frames until it closes or sends one it cannot take.
+async fn frames(
+    mut stream: tokio::net::TcpStream,
+    name: &str,
+    input: usize,
+    out: &mpsc::Sender<Received>,
+    secrets: &[String],
+    counters: &Counters,
+) -> Result<(), String> {
+    loop {
+        let mut head = [0u8; 8];
+        match stream.read_exact(&mut head).await {
+            Ok(_) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+            Err(error) => return Err(error.to_string()),
+        }
+        let length = u64::from_le_bytes(head);
+        if length > MAX_FRAME {
+            counters.refuse(name, false, &format!("a frame of {length} bytes (at most {MAX_FRAME})"));
+            return Err("a frame over the bound: the stream cannot be followed".into());
+        }
+        let mut frame = vec![0u8; length as usize];
+        stream.read_exact(&mut frame).await.map_err(|e| format!("a frame cut short: {e}"))?;
+        if !take(&frame, name, input, out, secrets, counters).await {
+            return Ok(());
+        }
+    }
+}
+
+/// Takes one msgpack metering message; false once the collector stopped taking.
+async fn take(
+    bytes: &[u8],
+    name: &str,
+    input: usize,
+    out: &mpsc::Sender<Received>,
+    secrets: &[String],
+    counters: &Counters,
+) -> bool {
+    counters.received.fetch_add(1, Ordering::Relaxed);
+    let read = decode::from_msgpack(bytes)
+        .and_then(|message| decode::verify(&message, secrets).map(|()| message))
+        .and_then(|message| decode::sample(&message));
+    match read {
+        Ok(sample) => out.send((input, sample)).await.is_ok(),
+        Err(error) => {
+            let signature = matches!(error, DecodeError::BadSignature | DecodeError::Unsigned);
+            counters.refuse(name, signature, &error);
+            true
+        }
+    }
+}
