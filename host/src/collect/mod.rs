@@ -28,6 +28,9 @@ const BATCH_WAIT: Duration = Duration::from_millis(200);
 const IN_FLIGHT: usize = 10_000;
 /// How long shutdown waits for each publisher.
 const DRAIN: Duration = Duration::from_secs(10);
+/// Resources no message named for this long are forgotten (their next message makes
+/// them anew), so that a long-running collector's registry stays bounded.
+const RESOURCE_LIFETIME: Duration = Duration::from_secs(3600);
 
 /// What the collector counted, all inputs together.
 #[derive(Debug, Default)]
@@ -86,6 +89,7 @@ pub async fn run(file: CollectorFile, shutdown: impl Future<Output = ()>) -> any
     let routes: Vec<Vec<String>> = file.collector.inputs.iter().map(|i| i.sinks.clone()).collect();
     let mut pending: Vec<Vec<(Arc<str>, Sample)>> = vec![Vec::new(); routes.len()];
     let mut ticker = tokio::time::interval(BATCH_WAIT);
+    let mut eviction = tokio::time::interval(Duration::from_secs(60));
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -101,6 +105,12 @@ pub async fn run(file: CollectorFile, shutdown: impl Future<Output = ()>) -> any
             _ = ticker.tick() => {
                 for (input, samples) in pending.iter_mut().enumerate() {
                     forward(&registry, &sinks, &routes[input], samples, &counters);
+                }
+            }
+            _ = eviction.tick() => {
+                let evicted = registry.evict_resources_unused_for(RESOURCE_LIFETIME);
+                if evicted > 0 {
+                    tracing::info!(evicted, "resources no message named for an hour were forgotten");
                 }
             }
         }
