@@ -132,6 +132,20 @@ pub fn load(dirs: &[PathBuf], namespaces: &[String]) -> Loaded {
     loaded
 }
 
+/// Whether a definition's `namespaces` (a name or a list; `central` when unset, as
+/// Ceilometer defaults it) include one of `namespaces`. One whose `namespaces` is of
+/// neither shape is checked (and refused for it).
+fn for_these_namespaces(definition: &serde_json::Value, namespaces: &[String]) -> bool {
+    match definition.get("namespaces") {
+        None | Some(serde_json::Value::Null) => namespaces.iter().any(|n| n == "central"),
+        Some(serde_json::Value::String(one)) => namespaces.contains(one),
+        Some(serde_json::Value::Array(list)) if list.iter().all(serde_json::Value::is_string) => {
+            list.iter().filter_map(serde_json::Value::as_str).any(|n| namespaces.iter().any(|m| m == n))
+        }
+        Some(_) => true,
+    }
+}
+
 fn load_file(file: &Path, namespaces: &[String], loaded: &mut Loaded) {
     let text = match std::fs::read_to_string(file) {
         Ok(text) => text,
@@ -178,6 +192,13 @@ fn load_file(file: &Path, namespaces: &[String], loaded: &mut Loaded) {
             let path = if problem.key.is_empty() { label.clone() } else { format!("{label}, {}", problem.key) };
             ConfigError { location, ..ConfigError::at(file, path, problem.message.clone()) }
         };
+        // A definition for another agent (Ceilometer's central ones in a folder a compute
+        // agent reads too) is left out unchecked, as Ceilometer leaves it: its problems
+        // are that agent's to report.
+        if !for_these_namespaces(&json, namespaces) {
+            tracing::debug!(definition = %label, "dynamic pollster not for this agent's namespaces; left out");
+            continue;
+        }
         match Definition::parse(&json) {
             Ok((definition, warnings)) => {
                 loaded.warnings.extend(warnings.iter().map(&locate));
@@ -247,6 +268,12 @@ mod tests {
         );
         let compute = load(&[dir.path().to_path_buf()], &["compute".to_string()]);
         assert_eq!(compute.pollsters.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["compute.only"]);
+        // A broken central definition does not stop a compute agent reading the folder.
+        write(dir.path(), "c.yaml", "- name: central.broken\n  value_attribute: \"x | __import__('os')\"\n");
+        let compute = load(&[dir.path().to_path_buf()], &["compute".to_string()]);
+        assert!(compute.problems.is_empty(), "{:?}", compute.problems);
+        let central = load(&[dir.path().to_path_buf()], &["central".to_string()]);
+        assert!(central.problems.iter().any(|p| p.to_string().contains("c.yaml")), "{:?}", central.problems);
     }
 
     #[test]
