@@ -51,7 +51,7 @@ run: setup build
 
 # Not the dynamic plugin: it turns on serde_json's `preserve_order`, which one cargo
 # invocation would unify into the host's build and change its JSON.
-TEST_CRATES := -p pollen-host -p pollen-sdk -p volume_pool_capacity -p pollen-dynamic \
+TEST_CRATES := -p pollen-host -p pollen-sdk -p volume_pool_capacity -p pollen-dynamic -p pollen-pytext \
 	--features pollen-sdk/conversion,pollen-sdk/nova,pollen-sdk/openstack --lib --tests
 PHASE := ./scripts/phase.sh
 

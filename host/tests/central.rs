@@ -366,17 +366,6 @@ async fn credentials_stay_with_the_host() {
     assert_eq!(found["needle-2"], 0.0, "the token is in the plugin's memory");
 }
 
-/// Writes a `ceilometer.conf` whose `[service_credentials]` are the agent's account
-/// with this password.
-fn ceilometer_conf(dir: &std::path::Path, password: &str) -> std::path::PathBuf {
-    let path = dir.join("ceilometer.conf");
-    let text = format!(
-        "[DEFAULT]\ntransport_url = rabbit://guest:guest@127.0.0.1:5672/\n\n[service_credentials]\nauth_type = password\nauth_url = {KEYSTONE}\nusername = {USER}\npassword = {password}\nuser_domain_name = Default\nproject_name = service\nproject_domain_name = Default\nregion_name = RegionOne\ninterface = publicURL\n"
-    );
-    std::fs::write(&path, text).expect("write ceilometer.conf");
-    path
-}
-
 /// `pollen poll --once --polling-namespaces central` with Ceilometer 27's own
 /// `polling.yaml` and a `ceilometer.conf`, as `ceilometer-polling --polling-namespaces
 /// central --config-file ceilometer.conf` would be run.
@@ -408,7 +397,7 @@ async fn ceilometer_s_central_files_run_unchanged() {
     let cloud = Cloud::connect().await;
     let volume = cloud.volume(&format!("pollen-{}", uuid::Uuid::new_v4().simple()), 3).await;
     let dir = tempfile::tempdir().unwrap();
-    let output = poll_central(Some(&ceilometer_conf(dir.path(), PASSWORD)), "poll");
+    let output = poll_central(Some(&ceilometer_conf(dir.path(), PASSWORD, "")), "poll");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(0), "{stderr}");
     let samples = json_lines(&String::from_utf8_lossy(&output.stdout));
@@ -452,7 +441,7 @@ fn refused_credentials_fail_the_cycle_with_keystone_s_reason() {
     }
     let dir = tempfile::tempdir().unwrap();
     let wrong = "not-the-password-4711";
-    let output = poll_central(Some(&ceilometer_conf(dir.path(), wrong)), "poll");
+    let output = poll_central(Some(&ceilometer_conf(dir.path(), wrong, "")), "poll");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "the discoverers failed: {stderr}");
     // Three discoverers (volumes, volume_snapshots, volume_backups) failed: one line.

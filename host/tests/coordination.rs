@@ -56,20 +56,23 @@ fn member(node: &std::path::Path, prefix: &str) -> Member {
 
 /// The same through the Redis on `port`.
 fn member_of(node: &std::path::Path, prefix: &str, port: u16) -> Member {
-    let workspace = Workspace::new(&[builtin("local_instances"), builtin("cpu")]);
-    let out = workspace.path().join("samples.jsonl");
     let agent = format!(
-        "  libvirt_uri: test://{}
-{}{}",
+        "  libvirt_uri: test://{}\n{}{}",
         node.display(),
         coordinated(prefix, port),
         grants(&["local_instances", "cpu"])
     );
-    let rest = format!(
-        "sources:\n  - name: compute\n    interval: {INTERVAL}\n    meters: [cpu]\n    sinks: [out]\nsinks:\n  - name: out\n    publishers: ['file://{}']\n",
-        out.display()
-    );
-    workspace.write_pipeline(&agent, &rest);
+    let sources = format!("  - name: compute\n    interval: {INTERVAL}\n    meters: [cpu]\n    sinks: [out]\n");
+    start_member(&[builtin("local_instances"), builtin("cpu")], &agent, &sources)
+}
+
+/// Starts an agent of `plugins` with `agent` lines and `sources` (which send to the
+/// sink `out`), whose one file publisher is the agent's samples.
+fn start_member(plugins: &[std::path::PathBuf], agent: &str, sources: &str) -> Member {
+    let workspace = Workspace::new(plugins);
+    let out = workspace.path().join("samples.jsonl");
+    let rest = format!("sources:\n{sources}sinks:\n  - name: out\n    publishers: ['file://{}']\n", out.display());
+    workspace.write_pipeline(agent, &rest);
     let agent = Running::start(&workspace, &[], out);
     Member { _workspace: workspace, agent }
 }
@@ -278,16 +281,10 @@ fn central_agents_share_cinder_s_volumes_and_a_status_change_moves_nothing() {
 
     let prefix = format!("pollen-test-{}", uuid::Uuid::new_v4().simple());
     let central = |prefix: &str| {
-        let workspace = Workspace::new(&[central("cinder_volumes"), central("volume_size")]);
-        let out = workspace.path().join("samples.jsonl");
         let agent = format!("{}{}", coordinated(prefix, 6379), with_account(None, &granted(&["cinder_volumes"])));
-        let rest = format!(
-            "sources:\n  - name: central\n    interval: {INTERVAL}\n    meters: [volume.size]\n    sinks: [out]\nsinks:\n  - name: out\n    publishers: ['file://{}']\n",
-            out.display()
-        );
-        workspace.write_pipeline(&agent, &rest);
-        let agent = Running::start(&workspace, &[], out);
-        Member { _workspace: workspace, agent }
+        let sources =
+            format!("  - name: central\n    interval: {INTERVAL}\n    meters: [volume.size]\n    sinks: [out]\n");
+        start_member(&[central("cinder_volumes"), central("volume_size")], &agent, &sources)
     };
     let (mut a, mut b, mut c) = (central(&prefix), central(&prefix), central(&prefix));
     let three = settled(&mut [&mut a, &mut b, &mut c], 3, &[0, 0, 0]);
@@ -335,19 +332,14 @@ fn static_resources_are_shared_and_an_unpartitioned_source_is_not() {
     let shared: Vec<String> = (0..40).map(|i| format!("shared-{i:02}")).collect();
     let whole: Vec<String> = (0..5).map(|i| format!("whole-{i}")).collect();
     let start = || {
-        let workspace = Workspace::new(&[builtin("local_instances"), hostile("liar")]);
-        let out = workspace.path().join("samples.jsonl");
         let agent = format!("{}{}", coordinated(&prefix, 6379), grants(&["local_instances"]));
         let list = |ids: &[String]| ids.iter().map(|id| format!("'{id}'")).collect::<Vec<_>>().join(", ");
-        let rest = format!(
-            "sources:\n  - name: shared\n    interval: {INTERVAL}\n    meters: [test.liar]\n    resources: [{}]\n    sinks: [out]\n  - name: whole\n    interval: {INTERVAL}\n    meters: [test.liar]\n    discovery: [none]\n    resources: [{}]\n    partitioned: false\n    sinks: [out]\nsinks:\n  - name: out\n    publishers: ['file://{}']\n",
+        let sources = format!(
+            "  - name: shared\n    interval: {INTERVAL}\n    meters: [test.liar]\n    resources: [{}]\n    sinks: [out]\n  - name: whole\n    interval: {INTERVAL}\n    meters: [test.liar]\n    discovery: [none]\n    resources: [{}]\n    partitioned: false\n    sinks: [out]\n",
             list(&shared),
-            list(&whole),
-            out.display()
+            list(&whole)
         );
-        workspace.write_pipeline(&agent, &rest);
-        let agent = Running::start(&workspace, &[], out);
-        Member { _workspace: workspace, agent }
+        start_member(&[builtin("local_instances"), hostile("liar")], &agent, &sources)
     };
     let (mut a, mut b) = (start(), start());
     let shares = settled(&mut [&mut a, &mut b], 2, &[0, 0]);

@@ -54,8 +54,12 @@ async fn poll(agent: &Agent) -> (Found, Vec<String>) {
     (found, failures)
 }
 
-fn workspace() -> Workspace {
-    Workspace::new(&[central("dynamic"), central("keystone_endpoints")])
+/// A workspace with the central plugins the dynamic pollsters need, and
+/// `definitions` as `pollsters.d/<file>`.
+fn workspace(file: &str, definitions: &str) -> Workspace {
+    let workspace = Workspace::new(&[central("dynamic"), central("keystone_endpoints")]);
+    write_definitions(&workspace, file, definitions);
+    workspace
 }
 
 const GRANTED: &str = "    dynamic: {grants: [openstack]}\n    keystone_endpoints: {grants: [openstack]}\n";
@@ -95,8 +99,7 @@ async fn keystone_s_projects_and_users_are_polled_as_the_api_lists_them() {
   response_entries_key: users
   metadata_fields: ["name | value.upper()", domain_id]
 "#;
-    let workspace = workspace();
-    write_definitions(&workspace, "test.yaml", definitions);
+    let workspace = workspace("test.yaml", definitions);
     let agent = dynamic_agent(&workspace, &with_account(None, GRANTED), "['dynamic.identity.*']");
     let (found, failures) = poll(&agent).await;
     assert!(failures.is_empty(), "{failures:?}");
@@ -165,8 +168,7 @@ async fn glance_s_images_are_read_page_by_page() {
   project_id_attribute: owner
   metadata_fields: [name, status, container_format]
 "#;
-    let workspace = workspace();
-    write_definitions(&workspace, "test.yaml", definitions);
+    let workspace = workspace("test.yaml", definitions);
     let agent = dynamic_agent(&workspace, &with_account(None, GRANTED), "[dynamic.image.size]");
     let (found, failures) = poll(&agent).await;
     let listed = cloud.get(format!("{GLANCE}/v2/images?limit=1000")).await;
@@ -231,8 +233,7 @@ async fn cinder_s_volumes_of_every_project_follow_the_links() {
   metadata_fields: [status, volume_type, "name | value or ''"]
   metadata_mapping: {status: volume_status}
 "#;
-    let workspace = workspace();
-    write_definitions(&workspace, "test.yaml", definitions);
+    let workspace = workspace("test.yaml", definitions);
     let agent = dynamic_agent(&workspace, &with_account(None, GRANTED), "[dynamic.volume.size]");
     let (found, failures) = poll(&agent).await;
     let listed = cloud.get(format!("{base}/volumes/detail?all_tenants=True")).await;
@@ -531,8 +532,7 @@ async fn extra_metadata_comes_from_child_requests_and_their_cache_is_honoured() 
 "#,
         service = stub.service_type
     );
-    let workspace = workspace();
-    write_definitions(&workspace, "test.yaml", &definitions);
+    let workspace = workspace("test.yaml", &definitions);
     let agent = dynamic_agent(&workspace, &with_account(Some(&stub.region), GRANTED), "[dynamic.image.size]");
     let (first, first_failures) = poll(&agent).await;
     let after_first = asked.lock().unwrap().clone();
@@ -601,8 +601,7 @@ async fn hostile_definitions_are_bounded_and_the_others_go_on() {
         definition("repeat", "/repeat", "name | len(value * 1000000000)"),
     ]
     .concat();
-    let workspace = workspace();
-    write_definitions(&workspace, "hostile.yaml", &definitions);
+    let workspace = workspace("hostile.yaml", &definitions);
     let agent_lines = reading_definitions(&with_account(Some(&stub.region), GRANTED));
     workspace.write_pipeline(&agent_lines, &stdout_source("meters: ['hostile.*']"));
     // `pollen poll --once` itself: its samples on stdout, what stopped each listing on stderr.
@@ -710,8 +709,7 @@ fn a_reload_keeps_the_running_definitions_when_the_new_ones_are_broken() {
     if !openstack_is_up() {
         return;
     }
-    let workspace = workspace();
-    write_definitions(&workspace, "a.yaml", PROJECTS);
+    let workspace = workspace("a.yaml", PROJECTS);
     let out = running_pipeline(&workspace);
     let mut agent = Running::start(&workspace, &[], out);
     agent.wait_for("project samples", |s| s.iter().any(|s| s["name"] == "dynamic.identity.project"));
@@ -737,8 +735,7 @@ fn watch_loads_a_definition_dropped_into_the_folder() {
     if !openstack_is_up() {
         return;
     }
-    let workspace = workspace();
-    write_definitions(&workspace, "a.yaml", PROJECTS);
+    let workspace = workspace("a.yaml", PROJECTS);
     let out = running_pipeline(&workspace);
     let mut agent = Running::start(&workspace, &["--watch"], out);
     agent.wait_for("project samples", |s| s.iter().any(|s| s["name"] == "dynamic.identity.project"));
@@ -759,17 +756,9 @@ fn ceilometer_conf_names_the_definitions_of_ceilometer_s_central_agent() {
     let dir = tempfile::tempdir().unwrap();
     let definitions = dir.path().join("pollsters.d");
     std::fs::create_dir_all(&definitions).unwrap();
-    std::fs::write(
-        definitions.join("keystone.yaml"),
-        "- name: dynamic.identity.project\n  sample_type: gauge\n  unit: project\n  value_attribute: enabled\n  value_mapping: {true: 1}\n  endpoint_type: identity\n  url_path: /v3/projects\n  response_entries_key: projects\n  project_id_attribute: id\n",
-    )
-    .unwrap();
-    let conf = dir.path().join("ceilometer.conf");
-    std::fs::write(
-        &conf,
-        format!("[DEFAULT]\npollsters_definitions_dirs = {}\n\n[service_credentials]\nauth_url = {KEYSTONE}\nusername = {USER}\npassword = {PASSWORD}\nuser_domain_name = Default\nproject_name = service\nproject_domain_name = Default\nregion_name = RegionOne\ninterface = public\n", definitions.display()),
-    )
-    .unwrap();
+    std::fs::write(definitions.join("keystone.yaml"), format!("{PROJECTS}  project_id_attribute: id\n")).unwrap();
+    let conf =
+        ceilometer_conf(dir.path(), PASSWORD, &format!("pollsters_definitions_dirs = {}\n", definitions.display()));
     let polling = dir.path().join("polling.yaml");
     std::fs::write(&polling, "---\nsources:\n    - name: dynamic_pollsters\n      interval: 300\n      meters:\n        - dynamic.identity.project\n").unwrap();
     let output = pollen_command()

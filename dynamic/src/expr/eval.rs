@@ -2,7 +2,7 @@
 //! [`MAX_SIZE`] bytes per string and [`MAX_ITEMS`] values per list or dict made.
 
 use super::parse::{BinOp, Node, Spanned};
-use super::python::{compare, equal, float_text, number, python_str, truthy, type_name};
+use super::python::{compare, equal, number, python_float, python_str, truthy, type_name};
 use super::{EvalError, Function, Method, MAX_ITEMS, MAX_SIZE, MAX_STEPS};
 use serde_json::{Map, Value as Json};
 use std::cmp::Ordering;
@@ -257,7 +257,7 @@ fn round_half_even(value: f64) -> f64 {
 fn float(value: f64, at: usize) -> Result<Json, EvalError> {
     serde_json::Number::from_f64(value)
         .map(Json::Number)
-        .ok_or_else(|| fail(format!("the result is {}", float_text(value)), at))
+        .ok_or_else(|| fail(format!("the result is {}", python_float(value)), at))
 }
 
 /// `value`, unless it holds over [`MAX_ITEMS`] values in all (what copying a value

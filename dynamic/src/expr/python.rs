@@ -1,5 +1,7 @@
-//! Python's view of JSON values: truth, text (`str`, `repr`), equality and order.
+//! Python's view of JSON values: truth, equality and order (their text is
+//! `pollen_pytext`'s, which the signatures share).
 
+pub use pollen_pytext::{python_float, python_str};
 use serde_json::Value as Json;
 use std::cmp::Ordering;
 
@@ -13,94 +15,6 @@ pub fn truthy(value: &Json) -> bool {
         Json::Array(items) => !items.is_empty(),
         Json::Object(entries) => !entries.is_empty(),
     }
-}
-
-/// Python's `str(value)`: a string as it is, everything else as `repr` writes it
-/// (`None`, `True`, `1.0`, `['a', 1]`, `{'id': ''}`).
-pub fn python_str(value: &Json) -> String {
-    match value {
-        Json::String(text) => text.clone(),
-        other => {
-            let mut out = String::new();
-            repr(other, &mut out);
-            out
-        }
-    }
-}
-
-/// Python's `repr`, into `out`.
-fn repr(value: &Json, out: &mut String) {
-    match value {
-        Json::Null => out.push_str("None"),
-        Json::Bool(true) => out.push_str("True"),
-        Json::Bool(false) => out.push_str("False"),
-        Json::Number(number) => match (number.as_i64(), number.as_u64()) {
-            (Some(int), _) => out.push_str(&int.to_string()),
-            (None, Some(int)) => out.push_str(&int.to_string()),
-            _ => out.push_str(&float_text(number.as_f64().unwrap_or(f64::NAN))),
-        },
-        Json::String(text) => {
-            let quote = if text.contains('\'') && !text.contains('"') { '"' } else { '\'' };
-            out.push(quote);
-            for c in text.chars() {
-                match c {
-                    '\\' => out.push_str("\\\\"),
-                    '\n' => out.push_str("\\n"),
-                    '\t' => out.push_str("\\t"),
-                    c if c == quote => {
-                        out.push('\\');
-                        out.push(c);
-                    }
-                    c => out.push(c),
-                }
-            }
-            out.push(quote);
-        }
-        Json::Array(items) => {
-            out.push('[');
-            for (index, item) in items.iter().enumerate() {
-                if index > 0 {
-                    out.push_str(", ");
-                }
-                repr(item, out);
-            }
-            out.push(']');
-        }
-        Json::Object(entries) => {
-            out.push('{');
-            for (index, (key, item)) in entries.iter().enumerate() {
-                if index > 0 {
-                    out.push_str(", ");
-                }
-                repr(&Json::String(key.clone()), out);
-                out.push_str(": ");
-                repr(item, out);
-            }
-            out.push('}');
-        }
-    }
-}
-
-/// Python's text of a float: `1.0`, `0.5`, `1e+20`, `inf`.
-pub(super) fn float_text(value: f64) -> String {
-    if value.is_nan() {
-        return "nan".into();
-    }
-    if value.is_infinite() {
-        return if value > 0.0 { "inf".into() } else { "-inf".into() };
-    }
-    if value.fract() == 0.0 && value.abs() < 1e16 {
-        return format!("{value:.1}");
-    }
-    let text = format!("{value}");
-    if value.abs() >= 1e16 {
-        // Rust writes 1e20 as `100000000000000000000`; Python as `1e+20`.
-        let exponent = value.abs().log10().floor() as i32;
-        let mantissa = value / 10f64.powi(exponent);
-        let mantissa = format!("{mantissa}");
-        return format!("{}e+{exponent:02}", mantissa.trim_end_matches(".0"));
-    }
-    text
 }
 
 /// A number as f64, if it is one (bools count, as in Python).

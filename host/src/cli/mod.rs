@@ -118,12 +118,14 @@ impl ConfigArgs {
         if let Some(dir) = &self.plugin_dir {
             pipeline.agent.plugin_dir = dir.clone();
         }
-        if let Some(path) = &self.ceilometer_conf {
-            let credentials = crate::openstack::Credentials::from_ceilometer_conf(path)
-                .map_err(|error| ConfigErrors::one(config::ConfigError::new(path, error.to_string())))?;
-            pipeline.agent.resolve_openstack(Some(&credentials));
+        let conf = match &self.ceilometer_conf {
+            Some(path) => Some(config::ceilometer_conf::CeilometerConf::read(path).map_err(ConfigErrors::one)?),
+            None => None,
+        };
+        if let Some(conf) = &conf {
+            pipeline.agent.resolve_openstack(Some(&crate::openstack::Credentials::from_ceilometer_conf(conf)));
             if pipeline.agent.coordination.is_none() {
-                let (url, prefix) = config::ceilometer_conf::coordination(path).map_err(ConfigErrors::one)?;
+                let (url, prefix) = conf.coordination();
                 if let Some(backend_url) = url {
                     let mut settings = config::CoordinationSettings::with_backend(backend_url);
                     if let Some(prefix) = prefix {
@@ -133,8 +135,7 @@ impl ConfigArgs {
                 }
             }
             if pipeline.agent.heartbeat_socket_dir.is_none() {
-                pipeline.agent.heartbeat_socket_dir =
-                    config::ceilometer_conf::heartbeat_socket_dir(path).map_err(ConfigErrors::one)?;
+                pipeline.agent.heartbeat_socket_dir = conf.heartbeat_socket_dir();
             }
         }
         let problems = config::check_openstack(&pipeline.agent);
@@ -144,7 +145,7 @@ impl ConfigArgs {
                 problems.into_iter().map(|(path, message)| config::ConfigError::at(&origin, path, message)).collect(),
             ));
         }
-        config::dynamic::resolve(&mut pipeline, self.ceilometer_conf.as_deref(), self.namespace.name())?;
+        config::dynamic::resolve(&mut pipeline, conf.as_ref(), self.namespace.name())?;
         Ok(pipeline)
     }
 }

@@ -33,12 +33,9 @@ pub fn status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
         Some(path) => path.clone(),
         None => {
             let pipeline = args.config.load()?;
-            let agent = &pipeline.agent;
-            let dir = agent.heartbeat_socket_dir.as_ref().with_context(|| {
+            pipeline.agent.heartbeat_socket().with_context(|| {
                 format!("{}: the agent serves no heartbeat socket; set agent.heartbeat_socket_dir (Ceilometer's [polling] heartbeat_socket_dir) or give --socket", pipeline.origin.display())
-            })?;
-            let namespaces = agent.polling_namespaces.clone().unwrap_or_else(|| vec!["compute".into()]);
-            crate::health::socket_path(dir, &namespaces)
+            })?
         }
     };
     let mut stream = std::os::unix::net::UnixStream::connect(&path).with_context(|| {

@@ -31,13 +31,14 @@ pub struct DynamicPollster {
 /// `agent.pollsters_definitions_dirs`, else `ceilometer_conf`'s, else Ceilometer's
 /// default; for its `agent.polling_namespaces`, else `namespace` (the command line's
 /// `--polling-namespaces`). Their warnings join the pipeline's.
-pub fn resolve(pipeline: &mut Pipeline, ceilometer_conf: Option<&Path>, namespace: &str) -> Result<(), ConfigErrors> {
+pub fn resolve(
+    pipeline: &mut Pipeline,
+    ceilometer_conf: Option<&super::ceilometer_conf::CeilometerConf>,
+    namespace: &str,
+) -> Result<(), ConfigErrors> {
     let agent = &mut pipeline.agent;
     if agent.pollsters_definitions_dirs.is_none() {
-        if let Some(path) = ceilometer_conf {
-            agent.pollsters_definitions_dirs =
-                super::ceilometer_conf::definitions_dirs(path).map_err(ConfigErrors::one)?;
-        }
+        agent.pollsters_definitions_dirs = ceilometer_conf.and_then(|conf| conf.definitions_dirs());
     }
     let dirs = agent.pollsters_definitions_dirs.clone().unwrap_or_else(|| vec![PathBuf::from(DEFAULT_DIR)]);
     let namespaces = agent.polling_namespaces.get_or_insert_with(|| vec![namespace.to_string()]).clone();

@@ -289,6 +289,14 @@ impl Agent {
         self.prometheus_listen.iter().filter_map(|a| a.parse().ok()).collect()
     }
 
+    /// The heartbeat socket's path, if `heartbeat_socket_dir` asks for one: named
+    /// after this agent's namespaces (`compute` unless resolved otherwise).
+    pub fn heartbeat_socket(&self) -> Option<PathBuf> {
+        let dir = self.heartbeat_socket_dir.as_ref()?;
+        let namespaces = self.polling_namespaces.clone().unwrap_or_else(|| vec!["compute".into()]);
+        Some(crate::health::socket_path(dir, &namespaces))
+    }
+
     /// The folder of precompiled components.
     pub fn cache_dir(&self) -> PathBuf {
         if let Some(dir) = &self.cache_dir {

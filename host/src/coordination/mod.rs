@@ -139,6 +139,17 @@ impl Backend {
         format!("{}:group:{group}", self.prefix)
     }
 
+    /// The connection in `slot`, made first if there is none.
+    async fn connected<'c>(
+        &self,
+        slot: &'c mut Option<redis::aio::MultiplexedConnection>,
+    ) -> Result<&'c mut redis::aio::MultiplexedConnection, String> {
+        if slot.is_none() {
+            *slot = Some(self.client.get_multiplexed_async_connection().await.map_err(|e| e.to_string())?);
+        }
+        Ok(slot.as_mut().expect("connected above"))
+    }
+
     /// One round trip, within a heartbeat's time (else it counts as failed).
     async fn beat(&self, member: &str, groups: &[String]) -> Result<Vec<Vec<String>>, String> {
         if groups.is_empty() {
@@ -146,10 +157,7 @@ impl Backend {
         }
         let mut connection = self.connection.lock().await;
         let attempt = async {
-            if connection.is_none() {
-                *connection = Some(self.client.get_multiplexed_async_connection().await.map_err(|e| e.to_string())?);
-            }
-            let conn = connection.as_mut().expect("connected above");
+            let conn = self.connected(&mut connection).await?;
             let mut invocation = self.script.prepare_invoke();
             for group in groups {
                 invocation.key(self.key(group));
@@ -171,10 +179,7 @@ impl Backend {
 
     async fn leave(&self, member: &str, groups: &[String]) -> Result<(), String> {
         let mut connection = self.connection.lock().await;
-        let conn = match connection.as_mut() {
-            Some(conn) => conn,
-            None => connection.insert(self.client.get_multiplexed_async_connection().await.map_err(|e| e.to_string())?),
-        };
+        let conn = self.connected(&mut connection).await?;
         let mut pipe = redis::pipe();
         for group in groups {
             pipe.cmd("ZREM").arg(self.key(group)).arg(member).ignore();

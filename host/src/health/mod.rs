@@ -21,7 +21,8 @@ fn ceilometer_time(at: SystemTime) -> String {
     chrono::DateTime::<chrono::Utc>::from(at).format("%Y-%m-%dT%H:%M:%S%.6f").to_string()
 }
 
-fn iso(at: SystemTime) -> String {
+/// An instant as `pollen status` shows it: RFC 3339, UTC, milliseconds.
+pub(crate) fn iso(at: SystemTime) -> String {
     chrono::DateTime::<chrono::Utc>::from(at).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 

@@ -4,7 +4,6 @@
 //! first of these that names an `auth_url`.
 
 use serde::Deserialize;
-use std::path::{Path, PathBuf};
 
 /// `agent.openstack`, or `[service_credentials]` of `ceilometer.conf`.
 #[derive(Clone, Default, PartialEq, Hash, Deserialize)]
@@ -51,19 +50,6 @@ impl std::fmt::Debug for Credentials {
             .field("origin", &self.origin)
             .finish()
     }
-}
-
-/// Why credentials cannot be read.
-#[derive(Debug, thiserror::Error)]
-pub enum CredentialsError {
-    /// `ceilometer.conf` cannot be read or parsed.
-    #[error("{path}: {message}")]
-    ConfigFile {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong.
-        message: String,
-    },
 }
 
 /// The `OS_*` variable of each option.
@@ -120,21 +106,16 @@ impl Credentials {
 
     /// `[service_credentials]` of Ceilometer's `ceilometer.conf` (oslo.config's INI;
     /// the other sections are Ceilometer's own and ignored).
-    pub fn from_ceilometer_conf(path: &Path) -> Result<Self, CredentialsError> {
-        let bad = |message: String| CredentialsError::ConfigFile { path: path.to_path_buf(), message };
-        let text = std::fs::read_to_string(path).map_err(|e| bad(format!("cannot read it: {e}")))?;
-        // oslo.config neither unquotes nor unescapes values.
-        let options = ini::ParseOption { enabled_quote: false, enabled_escape: false, ..Default::default() };
-        let ini = ini::Ini::load_from_str_opt(&text, options).map_err(|e| bad(format!("not an INI file: {e}")))?;
+    pub fn from_ceilometer_conf(conf: &crate::config::ceilometer_conf::CeilometerConf) -> Self {
         let mut credentials =
-            Self { origin: format!("[service_credentials] of {}", path.display()), ..Self::default() };
-        if let Some(section) = ini.section(Some("service_credentials")) {
+            Self { origin: format!("[service_credentials] of {}", conf.path().display()), ..Self::default() };
+        if let Some(section) = conf.section("service_credentials") {
             for (option, value) in section.iter() {
                 // oslo.config accepts `-` for `_` in option names.
                 credentials.set(&option.replace('-', "_"), value.trim().to_string());
             }
         }
-        Ok(credentials)
+        credentials
     }
 
     /// The credentials in force: the pipeline's if it names a Keystone, else
@@ -254,7 +235,8 @@ mod tests {
             "[DEFAULT]\ntransport_url = rabbit://\n\n[service_credentials]\n# a comment\nauth_url = http://keystone:5000/v3\nusername = ceilometer\npassword = s3cr=t;x\nuser-domain-name = Default\nproject_domain_id = default\nproject_name = service\nregion_name = RegionOne\ninterface = internalURL\nauth_type = password\n",
         )
         .unwrap();
-        let credentials = Credentials::from_ceilometer_conf(&path).unwrap();
+        let conf = crate::config::ceilometer_conf::CeilometerConf::read(&path).unwrap();
+        let credentials = Credentials::from_ceilometer_conf(&conf);
         assert!(credentials.problems().is_empty(), "{:?}", credentials.problems());
         assert_eq!(credentials.password.as_deref(), Some("s3cr=t;x"));
         assert_eq!(credentials.user_domain_name.as_deref(), Some("Default"));

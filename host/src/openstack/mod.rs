@@ -9,5 +9,5 @@ mod credentials;
 mod keystone;
 
 pub use catalog::{url_origin, Catalog, Endpoint};
-pub use credentials::{Credentials, CredentialsError};
+pub use credentials::Credentials;
 pub use keystone::{Keystone, KeystoneError, Token};

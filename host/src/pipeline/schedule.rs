@@ -60,10 +60,7 @@ pub async fn run(
         let addresses = agent.pipeline.agent.prometheus_addresses();
         crate::publish::prometheus::serve(exporter.clone(), &addresses, health.clone()).await?;
     }
-    let socket = agent.pipeline.agent.heartbeat_socket_dir.as_ref().map(|dir| {
-        let namespaces = agent.pipeline.agent.polling_namespaces.clone().unwrap_or_else(|| vec!["compute".into()]);
-        crate::health::socket_path(dir, &namespaces)
-    });
+    let socket = agent.pipeline.agent.heartbeat_socket();
     if let Some(path) = &socket {
         crate::health::serve_socket(path.clone(), health.clone()).await?;
     }

@@ -465,9 +465,7 @@ impl PublisherHandle {
     /// What it has done, for `pollen status` (`sink` is its sink's name).
     pub fn status(&self, sink: &str) -> crate::health::PublisherStatus {
         let outcomes = self.stats.outcomes();
-        let iso = |at: std::time::SystemTime| {
-            chrono::DateTime::<chrono::Utc>::from(at).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-        };
+        let iso = crate::health::iso;
         crate::health::PublisherStatus {
             sink: sink.to_string(),
             url: crate::publish::shown_url(&self.url),

@@ -275,3 +275,14 @@ pub fn needle(text: &str) -> String {
 /// Where a secret's tail starts: the bytes of a freed allocation from here on are
 /// still what they were (the allocator writes its free-list links over the first).
 pub const TAIL: usize = 8;
+
+/// Writes a `ceilometer.conf` whose `[service_credentials]` are the agent's account
+/// with this password, and `default_options` (lines) in its `[DEFAULT]`.
+pub fn ceilometer_conf(dir: &std::path::Path, password: &str, default_options: &str) -> std::path::PathBuf {
+    let path = dir.join("ceilometer.conf");
+    let text = format!(
+        "[DEFAULT]\ntransport_url = rabbit://guest:guest@127.0.0.1:5672/\n{default_options}\n[service_credentials]\nauth_type = password\nauth_url = {KEYSTONE}\nusername = {USER}\npassword = {password}\nuser_domain_name = Default\nproject_name = service\nproject_domain_name = Default\nregion_name = RegionOne\ninterface = publicURL\n"
+    );
+    std::fs::write(&path, text).expect("write ceilometer.conf");
+    path
+}

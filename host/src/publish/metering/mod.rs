@@ -154,7 +154,7 @@ impl<'b> MeteringEncoder<'b> {
             let mut signature = [0u8; 64];
             if let Some(keyed) = &self.keyed {
                 volume_text.clear();
-                signature::write_python_float(&mut volume_text, sample.volume);
+                pollen_pytext::write_python_float(&mut volume_text, sample.volume);
                 message.message_signature =
                     sign(keyed.clone(), &message, &volume_text, &parts.signed_metadata, &mut signature);
             }

@@ -1,0 +1,161 @@
+//! Python's text of JSON values: what `str()` and `repr()` give for the values
+//! `json.loads` makes (`None`, `True`, `1.5e-05`, `['a', 1]`, `{'id': ''}`). Ceilometer
+//! feeds these to its message signatures, and its dynamic pollsters' expressions
+//! produce them; Pollen's signatures and expression language share this one reading.
+#![warn(missing_docs)]
+
+use serde_json::Value;
+
+/// Python's `str()` of a value decoded from JSON.
+pub fn python_str(value: &Value) -> String {
+    match value {
+        Value::String(text) => text.clone(),
+        other => python_repr(other),
+    }
+}
+
+/// Python's `repr()` of a value decoded from JSON.
+pub fn python_repr(value: &Value) -> String {
+    match value {
+        Value::Null => "None".into(),
+        Value::Bool(true) => "True".into(),
+        Value::Bool(false) => "False".into(),
+        Value::Number(number) => match (number.as_i64(), number.as_u64()) {
+            (Some(integer), _) => integer.to_string(),
+            (None, Some(integer)) => integer.to_string(),
+            _ => python_float(number.as_f64().unwrap_or(f64::NAN)),
+        },
+        Value::String(text) => python_string_repr(text),
+        Value::Array(items) => format!("[{}]", items.iter().map(python_repr).collect::<Vec<_>>().join(", ")),
+        Value::Object(map) => format!(
+            "{{{}}}",
+            map.iter()
+                .map(|(k, v)| format!("{}: {}", python_string_repr(k), python_repr(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// Python's `repr()` of a float: the shortest text that reads back the same, in fixed
+/// notation for exponents from -4 to 15 and in scientific notation (`1e+16`,
+/// `1.5e-05`) otherwise.
+pub fn python_float(number: f64) -> String {
+    let mut text = String::new();
+    write_python_float(&mut text, number);
+    text
+}
+
+/// Appends [`python_float`]'s text for `number` to `out`; whole numbers below 10^16,
+/// the usual counter volumes, take a path without allocating.
+pub fn write_python_float(out: &mut String, number: f64) {
+    if number.fract() == 0.0 && number.abs() < 1e16 && !(number == 0.0 && number.is_sign_negative()) {
+        out.push_str(itoa::Buffer::new().format(number as i64));
+        out.push_str(".0");
+        return;
+    }
+    out.push_str(&python_float_slow(number));
+}
+
+fn python_float_slow(number: f64) -> String {
+    if number.is_nan() {
+        return "nan".into();
+    }
+    if number.is_infinite() {
+        return if number > 0.0 { "inf".into() } else { "-inf".into() };
+    }
+    // Rust's `{:e}` is the shortest round-trip form too: `-1.2345e-5`, `1e16`.
+    let scientific = format!("{number:e}");
+    let (mantissa, exponent) = scientific.split_once('e').expect("`{:e}` has an exponent");
+    let exponent: i32 = exponent.parse().expect("`{:e}` exponent is a number");
+    let (sign, mantissa) = mantissa.strip_prefix('-').map_or(("", mantissa), |m| ("-", m));
+    let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
+    if (-4..16).contains(&exponent) {
+        let point = exponent + 1;
+        let fixed = if point <= 0 {
+            format!("0.{}{digits}", "0".repeat(point.unsigned_abs() as usize))
+        } else {
+            let point = point as usize;
+            if digits.len() <= point {
+                format!("{digits}{}.0", "0".repeat(point - digits.len()))
+            } else {
+                format!("{}.{}", &digits[..point], &digits[point..])
+            }
+        };
+        format!("{sign}{fixed}")
+    } else {
+        let (first, rest) = digits.split_at(1);
+        let fraction = if rest.is_empty() { String::new() } else { format!(".{rest}") };
+        let exponent_sign = if exponent < 0 { '-' } else { '+' };
+        format!("{sign}{first}{fraction}e{exponent_sign}{:02}", exponent.unsigned_abs())
+    }
+}
+
+/// Python's `repr()` of a string: single quotes unless the text has a single quote and
+/// no double quote; backslash escapes for the quote, `\`, control characters and
+/// other non-printable characters.
+pub fn python_string_repr(text: &str) -> String {
+    let quote = if text.contains('\'') && !text.contains('"') { '"' } else { '\'' };
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push(quote);
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c == quote => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if (c as u32) < 0x20 || (0x7f..0xa0).contains(&(c as u32)) => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
+            c => out.push(c),
+        }
+    }
+    out.push(quote);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn floats_print_as_python_prints_them() {
+        let cases = [
+            (0.0, "0.0"),
+            (-0.0, "-0.0"),
+            (1.0, "1.0"),
+            (1024.0, "1024.0"),
+            (-7.0, "-7.0"),
+            (9007199254740992.0, "9007199254740992.0"),
+            (0.1, "0.1"),
+            (1.5e-5, "1.5e-05"),
+            (0.0001, "0.0001"),
+            (123.456, "123.456"),
+            (1e15, "1000000000000000.0"),
+            (1e16, "1e+16"),
+            (1.795314278469025e18, "1.795314278469025e+18"),
+            (-2.5e-7, "-2.5e-07"),
+            (1e100, "1e+100"),
+            (f64::NAN, "nan"),
+        ];
+        for (number, python) in cases {
+            assert_eq!(python_float(number), python, "{number:?}");
+        }
+    }
+
+    #[test]
+    fn values_print_as_python_prints_them() {
+        assert_eq!(python_str(&json!(null)), "None");
+        assert_eq!(python_str(&json!(true)), "True");
+        assert_eq!(python_str(&json!("plain text")), "plain text");
+        assert_eq!(python_str(&json!(42)), "42");
+        assert_eq!(python_str(&json!(["a", 1, null, 2.5])), "['a', 1, None, 2.5]");
+        assert_eq!(python_str(&json!(["it's"])), "[\"it's\"]");
+        assert_eq!(python_str(&json!([{"id": "x"}])), "[{'id': 'x'}]");
+    }
+}
