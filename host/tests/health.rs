@@ -63,7 +63,10 @@ fn a_failing_publisher_and_a_failing_pollster_are_told_and_the_agent_is_not_read
     );
     agent.wait_for_log("cycle done", 2);
 
-    // Ceilometer's format: `<pollster> <isoformat() of a naive UTC time>`, one a line.
+    // Ceilometer 27.0.0's format (ceilometer/polling/manager.py): the socket
+    // `ceilometer-<sorted namespaces joined by ->.socket` (line 472), lines
+    // `f"{k} {v}"` joined by newlines (line 509), `v` the pollster's
+    // `timeutils.utcnow().isoformat()` when its polling started (line 362).
     let lines = heartbeat(&socket);
     let mut names = Vec::new();
     for line in lines.lines() {

@@ -144,3 +144,86 @@ fn extra_metadata_inherits_and_checks() {
     assert!(text.contains("extra_metadata_fields[0].endpoint_type: is required"), "{text}");
     assert!(text.contains("extra_metadata_fields[0].valeu: unknown key (did you mean `value`?)"), "{text}");
 }
+
+/// A definition's value of `key`, as JSON, as Ceilometer's `configurations` would hold
+/// it after `validate_configurations` (none: the key is absent).
+fn value_of(definition: &Definition, key: &str) -> Option<Json> {
+    let attribute = |a: &Attribute| json!(a.text());
+    let pairs = |pairs: &[(String, String)]| {
+        (!pairs.is_empty()).then(|| Json::Object(pairs.iter().map(|(k, v)| (k.clone(), json!(v))).collect()))
+    };
+    Some(match key {
+        "name" => json!(definition.name),
+        "skip_sample_values" => json!(definition.skip_sample_values),
+        "value_mapping" => {
+            Json::Object(definition.value_mapping.iter().map(|(k, v)| (k.to_string(), v.clone())).collect())
+        }
+        "default_value" => definition.default_value.clone(),
+        "metadata_mapping" => pairs(&definition.metadata_mapping).unwrap_or(json!({})),
+        "preserve_mapped_metadata" => json!(definition.preserve_mapped_metadata),
+        "metadata_fields" => {
+            return (!definition.metadata_fields.is_empty())
+                .then(|| json!(definition.metadata_fields.iter().map(Attribute::text).collect::<Vec<_>>()))
+        }
+        "response_entries_key" => return definition.response_entries_key.as_ref().map(attribute),
+        "next_sample_url_attribute" => return definition.next_sample_url_attribute.as_ref().map(attribute),
+        "user_id_attribute" => attribute(&definition.user_id_attribute),
+        "resource_id_attribute" => attribute(&definition.resource_id_attribute),
+        "project_id_attribute" => attribute(&definition.project_id_attribute),
+        "headers" => return pairs(&definition.headers),
+        "timeout" => json!(definition.timeout? as i64),
+        "extra_metadata_fields" => {
+            return (!definition.extra_metadata_fields.is_empty())
+                .then(|| json!(definition.extra_metadata_fields.len()))
+        }
+        "response_handlers" => {
+            json!(definition.response_handlers.iter().map(|h| format!("{h:?}").to_lowercase()).collect::<Vec<_>>())
+        }
+        other => panic!("no reading of `{other}`"),
+    })
+}
+
+#[test]
+fn required_keys_and_defaults_are_ceilometer_27_s() {
+    let complete = "- name: m\n  sample_type: gauge\n  unit: u\n  value_attribute: v\n  endpoint_type: compute\n  url_path: servers\n";
+    let table = include_str!("../../tests/data/ceilometer-27-definition-keys.tsv");
+    let rows = table.lines().filter(|l| !l.starts_with('#')).skip(1).map(|l| l.split('\t').collect::<Vec<_>>());
+    let defaults = parse(complete).unwrap();
+    let mut checked = 0;
+    for row in rows {
+        let (key, required, default, line) = (row[0], row[1] == "yes", row[2], row[3]);
+        if required {
+            let without: String = complete
+                .lines()
+                .filter(|l| !l.trim_start().trim_start_matches("- ").starts_with(&format!("{key}:")))
+                .map(|l| format!("{l}\n"))
+                .collect();
+            let without = if key == "name" { without.replacen("  sample_type", "- sample_type", 1) } else { without };
+            let found = problems(&without);
+            assert!(
+                found.iter().any(|p| p.starts_with(&format!("{key}: is required"))),
+                "{key} (line {line}): {found:?}"
+            );
+        } else if key == "extra_metadata_fields_cache_seconds" {
+            // Checked through an extra field, which inherits it (extra_metadata_inherits_and_checks).
+            let yaml = format!("{complete}  extra_metadata_fields:\n    - {{name: p, endpoint_type: identity, url_path: x, value: name}}\n");
+            assert_eq!(
+                json!(parse(&yaml).unwrap().extra_metadata_fields[0].cache_seconds),
+                serde_json::from_str::<Json>(default).unwrap(),
+                "{key} (line {line})"
+            );
+        } else if key == "extra_metadata_fields_skip" {
+            let yaml = format!("{complete}  extra_metadata_fields:\n    - {{name: p, endpoint_type: identity, url_path: x, value: name}}\n");
+            assert_eq!(
+                json!(parse(&yaml).unwrap().extra_metadata_fields[0].skip),
+                serde_json::from_str::<Json>(default).unwrap(),
+                "{key} (line {line})"
+            );
+        } else {
+            let expected = (default != "none").then(|| serde_json::from_str::<Json>(default).unwrap());
+            assert_eq!(value_of(&defaults, key), expected, "{key} (line {line})");
+        }
+        checked += 1;
+    }
+    assert_eq!(checked, 23);
+}
