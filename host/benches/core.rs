@@ -246,7 +246,7 @@ fn thousand_samples() -> pollen_host::publish::Batch {
             timestamp: 1_790_000_000_000_000_000,
         })
         .collect();
-    pollen_host::publish::Batch { samples, registry, source: Arc::from("openstack") }
+    pollen_host::publish::Batch::new(samples, registry, Arc::from("openstack"))
 }
 
 /// Samples per second through one publisher, `batches` batches of 1000, counted when

@@ -5,7 +5,8 @@
 //! and sandboxing components), [`caps`] (the host functions plugins may call),
 //! [`hypervisor`] (libvirt), [`pipeline`] (scheduling and one polling cycle),
 //! [`coordination`] (several agents sharing the work),
-//! [`publish`] (where samples go), [`registry`] (interned meters and resources).
+//! [`publish`] (where samples go), [`store`] (samples kept in a database, for the
+//! collector), [`collect`] (the collector), [`registry`] (interned meters and resources).
 
 pub mod allocator;
 pub mod bindings;
@@ -24,4 +25,5 @@ pub mod plugin;
 pub mod publish;
 pub mod registry;
 pub mod sample;
+pub mod store;
 pub mod suggest;

@@ -96,7 +96,7 @@ fn message(secret: &str, volume: f64) -> Vec<u8> {
         registry.intern_meter(Meter { name: "test.collected".into(), kind: MeterType::Gauge, unit: "1".into() });
     let resource = registry.intern_resource(Resource::bare("resource-1"));
     let samples = vec![Sample { meter, resource, volume, timestamp: 1_790_000_000_000_000_000 }];
-    msgpack_messages(&Batch { samples, registry, source: Arc::from("openstack") }, secret).remove(0)
+    msgpack_messages(&Batch::new(samples, registry, Arc::from("openstack")), secret).remove(0)
 }
 
 #[test]
@@ -168,12 +168,17 @@ fn a_bad_collector_file_is_a_config_error_with_its_place() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("collector.yaml"),
-        "collector:\n  inputs:\n    - {url: \"amqp://127.0.0.1:5672\", sinks: [stroe]}\nsinks:\n  - name: store\n    publishers: ['file:///dev/null']\n",
+        "collector:\n  inputs:\n    - {url: \"amqp://127.0.0.1:5672/?prefech=3\", sinks: [stroe]}\nsinks:\n  - name: store\n    publishers: ['file:///dev/null']\n",
     )
     .unwrap();
     let output = pollen_command().args(["collect", "--check"]).current_dir(dir.path()).output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(78), "{stderr}");
-    assert!(stderr.contains("collector.inputs[0].url: `amqp://` inputs are not built yet"), "{stderr}");
+    assert!(
+        stderr.contains(
+            "collector.yaml:3:13: collector.inputs[0].url: unknown option `prefech` (did you mean `prefetch`?)"
+        ),
+        "{stderr}"
+    );
     assert!(stderr.contains("collector.inputs[0].sinks: no sink is named `stroe` (did you mean `store`?)"), "{stderr}");
 }

@@ -59,7 +59,7 @@ fn batch(instance: &str, t: i64, cpu_value: f64) -> Batch {
     let at = |meter, resource, volume| Sample { meter, resource, volume, timestamp };
     let samples =
         vec![at(cpu, vm, cpu_value), at(memory, vm, 512.0 + t as f64), at(reads, disk, 4096.0), at(unlisted, vm, 1.0)];
-    Batch { samples, registry, source: Arc::from("openstack") }
+    Batch::new(samples, registry, Arc::from("openstack"))
 }
 
 async fn publish(url: &str, batches: Vec<Batch>) -> (u64, u64) {

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{batch, SAFETY_NET};
+use common::{batch, BrokerProxy as Proxy, SAFETY_NET};
 use lapin::options::{BasicGetOptions, QueueDeclareOptions, QueueDeleteOptions};
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection, ConnectionProperties};
@@ -12,8 +12,8 @@ use pollen_host::publish::{PublishContext, PublisherHandle};
 use serde_json::{json, Value};
 use std::io::Write;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -199,52 +199,6 @@ async fn per_meter_topics_carry_only_their_meter() {
     assert_eq!(names(&memory), vec!["memory.usage"; 3]);
     let unsigned = &all[0]["payload"]["samples"][0]["message_signature"];
     assert_eq!(unsigned, "", "no secret, no signature");
-}
-
-/// A TCP proxy to the broker that the test can cut and restore.
-struct Proxy {
-    port: u16,
-    up: Arc<AtomicBool>,
-    /// Connections refused while cut.
-    refused: Arc<std::sync::atomic::AtomicUsize>,
-    links: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
-}
-
-impl Proxy {
-    async fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let up = Arc::new(AtomicBool::new(true));
-        let links: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>> = Arc::default();
-        let refused: Arc<std::sync::atomic::AtomicUsize> = Arc::default();
-        let (accept_up, accept_links, accept_refused) = (up.clone(), links.clone(), refused.clone());
-        tokio::spawn(async move {
-            while let Ok((mut client, _)) = listener.accept().await {
-                if !accept_up.load(Ordering::SeqCst) {
-                    accept_refused.fetch_add(1, Ordering::SeqCst);
-                    continue; // dropped: the connection is refused as soon as it opens
-                }
-                let link = tokio::spawn(async move {
-                    if let Ok(mut broker) = TcpStream::connect(BROKER).await {
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut broker).await;
-                    }
-                });
-                accept_links.lock().unwrap().push(link);
-            }
-        });
-        Self { port, up, links, refused }
-    }
-
-    fn cut(&self) {
-        self.up.store(false, Ordering::SeqCst);
-        for link in self.links.lock().unwrap().drain(..) {
-            link.abort();
-        }
-    }
-
-    fn restore(&self) {
-        self.up.store(true, Ordering::SeqCst);
-    }
 }
 
 async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {

@@ -78,7 +78,7 @@ fn batches() -> (Batch, Batch) {
     let first = vec![at(cpu, vm, 5e9, 0), at(memory, vm, 512.0, 0), at(delta, vm, 0.0, 0), at(reads, disk, 4096.0, 0)];
     let second =
         vec![at(cpu, vm, 1e9, 60), at(memory, vm, 600.0, 60), at(delta, vm, 300.0, 60), at(reads, disk, 8192.0, 60)];
-    let batch = |samples| Batch { samples, registry: registry.clone(), source: Arc::from("openstack") };
+    let batch = |samples| Batch::new(samples, registry.clone(), Arc::from("openstack"));
     (batch(first), batch(second))
 }
 

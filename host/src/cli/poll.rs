@@ -30,11 +30,8 @@ pub fn poll(args: &PollArgs) -> anyhow::Result<ExitCode> {
     let output = super::runtime()?.block_on(schedule::poll_once(&agent));
     let samples: Vec<_> = output.samples.into_iter().flatten().collect();
     let count = samples.len();
-    let batch = Batch {
-        samples,
-        registry: Arc::clone(&agent.registry),
-        source: Arc::from(agent.pipeline.agent.sample_source.as_str()),
-    };
+    let batch =
+        Batch::new(samples, Arc::clone(&agent.registry), Arc::from(agent.pipeline.agent.sample_source.as_str()));
     let mut lines = Vec::new();
     batch.write_json_lines(&mut lines);
     let mut stdout = std::io::stdout().lock();

@@ -29,6 +29,11 @@ pub struct CollectorSettings {
     /// signatures are not checked.
     #[serde(default)]
     pub telemetry_secrets: Vec<String>,
+    /// How long stored samples are kept, per meter pattern (the first rule that
+    /// matches decides; a meter none matches is kept for ever), enforced on every
+    /// database publisher of the sinks.
+    #[serde(default)]
+    pub retention: Vec<crate::store::RetentionRule>,
 }
 
 /// One input.
@@ -42,30 +47,34 @@ pub struct InputConfig {
     pub sinks: Vec<String>,
 }
 
-/// What an input listens on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum InputKind {
-    /// Datagrams.
-    Udp,
-    /// Length-prefixed frames.
-    Tcp,
+/// What an input takes messages from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    /// Datagrams on this address.
+    Udp(std::net::SocketAddr),
+    /// Length-prefixed frames on connections to this address.
+    Tcp(std::net::SocketAddr),
+    /// RabbitMQ's notification queues.
+    Amqp(super::amqp::AmqpInput),
 }
 
 impl InputConfig {
-    /// Its kind and address.
-    pub fn parse(&self) -> Result<(InputKind, std::net::SocketAddr), String> {
-        let (kind, rest) = match self.url.split_once("://") {
-            Some(("udp", rest)) => (InputKind::Udp, rest),
-            Some(("tcp", rest)) => (InputKind::Tcp, rest),
-            Some((scheme @ ("amqp" | "notifier" | "rabbit"), _)) => {
-                return Err(format!("`{scheme}://` inputs are not built yet; use `udp://` or `tcp://`"))
-            }
-            _ => return Err(format!("`{}` is not an input: write `udp://host:port` or `tcp://host:port`", self.url)),
+    /// What its URL names.
+    pub fn parse(&self) -> Result<Input, String> {
+        let (scheme, rest) = self.url.split_once("://").unwrap_or_default();
+        let address = || {
+            let address = rest.trim_end_matches('/');
+            address.parse().map_err(|_| format!("`{address}` is not an address and port, e.g. `127.0.0.1:4952`"))
         };
-        let address = rest.trim_end_matches('/');
-        let address =
-            address.parse().map_err(|_| format!("`{address}` is not an address and port, e.g. `127.0.0.1:4952`"))?;
-        Ok((kind, address))
+        match scheme {
+            "udp" => address().map(Input::Udp),
+            "tcp" => address().map(Input::Tcp),
+            "amqp" | "rabbit" => super::amqp::AmqpInput::from_url(&self.url).map(Input::Amqp),
+            _ => Err(format!(
+                "`{}` is not an input: write `amqp://user:password@host:5672/`, `udp://host:port` or `tcp://host:port`",
+                self.url
+            )),
+        }
     }
 }
 
@@ -75,8 +84,13 @@ impl CollectorFile {
         let text = std::fs::read_to_string(path).map_err(|error| {
             ConfigErrors::one(ConfigError::new(path, format!("cannot read the collector file: {error}")))
         })?;
+        Self::parse(&text, path)
+    }
+
+    /// Reads and checks a file's text (`path` names it in errors).
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigErrors> {
         let mut file: CollectorFile =
-            serde_yaml::from_str(&text).map_err(|error| ConfigErrors::one(ConfigError::from_yaml(path, &error)))?;
+            serde_yaml::from_str(text).map_err(|error| ConfigErrors::one(ConfigError::from_yaml(path, &error)))?;
         file.origin = path.to_path_buf();
         if let Ok(extra) = std::env::var("POLLEN_TELEMETRY_SECRETS") {
             file.collector
@@ -107,6 +121,13 @@ impl CollectorFile {
             }
         }
         for (index, sink) in file.sinks.iter().enumerate() {
+            if sink.publishers.is_empty() {
+                problems.push(ConfigError::at(
+                    path,
+                    format!("sinks[{index}].publishers"),
+                    "lists no publisher: what its inputs receive would be lost; add e.g. `database://`",
+                ));
+            }
             if !sink.transformers.is_empty() {
                 problems.push(ConfigError::at(
                     path,
@@ -121,9 +142,14 @@ impl CollectorFile {
             }
         }
         if problems.is_empty() {
-            Ok(file)
-        } else {
-            Err(ConfigErrors(problems))
+            return Ok(file);
         }
+        let places = crate::config::yaml_places::Places::of(text);
+        for problem in &mut problems {
+            if let Some(place) = problem.path.as_deref().and_then(|path| places.nearest(path)) {
+                problem.location = Some(place.value);
+            }
+        }
+        Err(ConfigErrors(problems))
     }
 }

@@ -1,15 +1,20 @@
-//! `pollen collect`: the collector. It listens on its inputs (UDP datagrams and TCP
-//! frames of msgpack metering messages, as Pollen's and Ceilometer's `udp://` and
-//! Pollen's `tcp://` publishers send), checks each message's signature, and hands the
-//! samples to the pipeline's sinks, batched. Bad input of any kind (not msgpack, not
-//! a map, a missing field, a non-finite volume, a bad signature) is counted, logged at
-//! a bounded rate, and skipped; it never stops an input.
+//! `pollen collect`: the collector. It takes metering messages from its inputs
+//! (RabbitMQ's notification queues; UDP datagrams and TCP frames of msgpack, as
+//! Pollen's and Ceilometer's `udp://` and Pollen's `tcp://` publishers send), checks
+//! each message's signature, and hands the samples to the pipeline's sinks, batched —
+//! a `database` publisher stores them. Bad input of any kind (not msgpack, not a map,
+//! a missing field, a non-finite volume, a bad signature) is counted, logged at a
+//! bounded rate, and skipped; it never stops an input. An AMQP message is
+//! acknowledged only once every publisher is done with its samples.
 
+pub mod amqp;
 pub mod config;
 mod inputs;
+mod retention;
 
 use crate::publish::metering::decode::ReceivedSample;
-use crate::publish::{Batch, PublishContext, PublisherHandle};
+use crate::publish::receipt::Receipt;
+use crate::publish::{Batch, PublishContext, PublisherHandle, Received};
 use crate::registry::Registry;
 use crate::sample::{Metadata, Meter, Owner, Resource, Sample};
 use config::CollectorFile;
@@ -18,13 +23,13 @@ use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 /// Samples held before they go to the sinks.
 const BATCH: usize = 1000;
 /// How long a sample waits for its batch at most.
 const BATCH_WAIT: Duration = Duration::from_millis(200);
-/// Received samples on their way to the batcher at most.
+/// Messages on their way to the batcher at most.
 const IN_FLIGHT: usize = 10_000;
 /// How long shutdown waits for each publisher.
 const DRAIN: Duration = Duration::from_secs(10);
@@ -43,6 +48,12 @@ pub struct Counters {
     pub malformed: AtomicU64,
     /// Samples handed to sinks.
     pub forwarded: AtomicU64,
+    /// AMQP messages acknowledged (every publisher done with their samples).
+    pub acknowledged: AtomicU64,
+    /// AMQP messages handed back to be tried again.
+    pub requeued: AtomicU64,
+    /// AMQP messages moved to the dead-letter queue.
+    pub dead_lettered: AtomicU64,
 }
 
 impl Counters {
@@ -57,11 +68,40 @@ impl Counters {
     }
 }
 
-/// A received sample and the input it came through.
-type Received = (usize, ReceivedSample);
+/// What an input hands on: the samples of one message, and, from an input that
+/// acknowledges (AMQP), what settles the message once they are delivered.
+pub(crate) struct Arrival {
+    /// The input's index.
+    pub input: usize,
+    /// The message's samples.
+    pub samples: Vec<ReceivedSample>,
+    /// Settled when every batch holding its samples is done.
+    pub ack: Option<Arc<amqp::MessageAck>>,
+    /// Failed before: sent in a batch of its own, so it holds no other back.
+    pub alone: bool,
+}
+
+/// An input's samples waiting for their batch, and the messages they came in.
+#[derive(Default)]
+struct Pending {
+    samples: Vec<(Arc<str>, Sample, Box<str>)>,
+    acks: Vec<Arc<amqp::MessageAck>>,
+}
+
+impl Pending {
+    fn take(&mut self, registry: &Registry, arrival: Arrival) {
+        for sample in arrival.samples {
+            let message_id: Box<str> = sample.message_id.clone().into();
+            let (source, sample) = intern(registry, sample);
+            self.samples.push((source, sample, message_id));
+        }
+        self.acks.extend(arrival.ack);
+    }
+}
 
 /// Runs the collector until `shutdown` resolves, then drains: what was received goes
-/// to the sinks, and the publishers send what they hold.
+/// to the sinks, the publishers send what they hold, and the AMQP inputs settle
+/// what they took before they close.
 pub async fn run(file: CollectorFile, shutdown: impl Future<Output = ()>) -> anyhow::Result<Arc<Counters>> {
     let secrets = Arc::new(file.collector.telemetry_secrets.clone());
     // What it forwards is signed with the first secret, so another collector accepts it.
@@ -74,20 +114,36 @@ pub async fn run(file: CollectorFile, shutdown: impl Future<Output = ()>) -> any
         }
         sinks.insert(sink.name.clone(), handles);
     }
+    let retention = retention::start(&file);
     let counters = Arc::new(Counters::default());
-    let (sender, mut received) = mpsc::channel::<Received>(IN_FLIGHT);
+    let (sender, mut received) = mpsc::channel::<Arrival>(IN_FLIGHT);
+    let (stop, stopping) = watch::channel(false);
     let mut listening = Vec::new();
+    let mut consuming = Vec::new();
     for (index, input) in file.collector.inputs.iter().enumerate() {
-        let (kind, address) = input.parse().map_err(anyhow::Error::msg)?;
-        let task = inputs::listen(kind, address, index, sender.clone(), secrets.clone(), counters.clone()).await?;
-        tracing::info!(input = %input.url, "collector input listening");
-        listening.push(task);
+        let name = crate::publish::shown_url(&input.url);
+        match input.parse().map_err(anyhow::Error::msg)? {
+            config::Input::Amqp(config) => consuming.push(tokio::spawn(amqp::consume(
+                config,
+                name,
+                index,
+                sender.clone(),
+                secrets.clone(),
+                counters.clone(),
+                stopping.clone(),
+            ))),
+            socket => {
+                let task = inputs::listen(socket, index, sender.clone(), secrets.clone(), counters.clone()).await?;
+                tracing::info!(input = %name, "collector input listening");
+                listening.push(task);
+            }
+        }
     }
     drop(sender);
 
     let registry = Arc::new(Registry::new());
     let routes: Vec<Vec<String>> = file.collector.inputs.iter().map(|i| i.sinks.clone()).collect();
-    let mut pending: Vec<Vec<(Arc<str>, Sample)>> = vec![Vec::new(); routes.len()];
+    let mut pending: Vec<Pending> = (0..routes.len()).map(|_| Pending::default()).collect();
     let mut ticker = tokio::time::interval(BATCH_WAIT);
     let mut eviction = tokio::time::interval(Duration::from_secs(60));
     tokio::pin!(shutdown);
@@ -95,16 +151,23 @@ pub async fn run(file: CollectorFile, shutdown: impl Future<Output = ()>) -> any
         tokio::select! {
             () = &mut shutdown => break,
             next = received.recv() => {
-                let Some((input, sample)) = next else { break };
-                let (source, sample) = intern(&registry, sample);
-                pending[input].push((source, sample));
-                if pending[input].len() >= BATCH {
+                let Some(arrival) = next else { break };
+                let input = arrival.input;
+                if arrival.alone {
+                    // A message that failed before goes in a batch of its own.
+                    forward(&registry, &sinks, &routes[input], &mut pending[input], &counters);
+                    pending[input].take(&registry, arrival);
+                    forward(&registry, &sinks, &routes[input], &mut pending[input], &counters);
+                    continue;
+                }
+                pending[input].take(&registry, arrival);
+                if pending[input].samples.len() >= BATCH {
                     forward(&registry, &sinks, &routes[input], &mut pending[input], &counters);
                 }
             }
             _ = ticker.tick() => {
-                for (input, samples) in pending.iter_mut().enumerate() {
-                    forward(&registry, &sinks, &routes[input], samples, &counters);
+                for (input, waiting) in pending.iter_mut().enumerate() {
+                    forward(&registry, &sinks, &routes[input], waiting, &counters);
                 }
             }
             _ = eviction.tick() => {
@@ -119,15 +182,25 @@ pub async fn run(file: CollectorFile, shutdown: impl Future<Output = ()>) -> any
     for task in listening {
         task.abort();
     }
-    while let Ok((input, sample)) = received.try_recv() {
-        let (source, sample) = intern(&registry, sample);
-        pending[input].push((source, sample));
+    let _ = stop.send(true);
+    while let Ok(arrival) = received.try_recv() {
+        let input = arrival.input;
+        pending[input].take(&registry, arrival);
     }
-    for (input, samples) in pending.iter_mut().enumerate() {
-        forward(&registry, &sinks, &routes[input], samples, &counters);
+    for (input, waiting) in pending.iter_mut().enumerate() {
+        forward(&registry, &sinks, &routes[input], waiting, &counters);
     }
+    drop(received);
     for handle in sinks.into_values().flatten() {
         handle.shutdown(DRAIN).await;
+    }
+    for task in consuming {
+        if tokio::time::timeout(DRAIN, task).await.is_err() {
+            tracing::warn!("an AMQP input did not settle its messages in time; the broker hands them out again");
+        }
+    }
+    if let Some(retention) = retention {
+        retention.abort();
     }
     Ok(counters)
 }
@@ -154,24 +227,43 @@ fn intern(registry: &Registry, received: ReceivedSample) -> (Arc<str>, Sample) {
     (Arc::from(received.source), Sample { meter, resource, volume: received.volume, timestamp: received.timestamp })
 }
 
-/// Hands an input's pending samples to its sinks, a batch per source.
+/// A source's samples and their message ids.
+type SamplesAndIds = (Vec<Sample>, Vec<Box<str>>);
+
+/// Hands an input's pending samples to its sinks, a batch per source, each with the
+/// message ids they arrived with and a receipt that settles their messages.
 fn forward(
     registry: &Arc<Registry>,
     sinks: &HashMap<String, Vec<PublisherHandle>>,
     route: &[String],
-    pending: &mut Vec<(Arc<str>, Sample)>,
+    pending: &mut Pending,
     counters: &Counters,
 ) {
-    if pending.is_empty() {
+    if pending.samples.is_empty() {
+        // Messages all of whose samples were refused are settled with nothing to do.
+        pending.acks.clear();
         return;
     }
-    let mut by_source: HashMap<Arc<str>, Vec<Sample>> = HashMap::new();
-    for (source, sample) in pending.drain(..) {
-        by_source.entry(source).or_default().push(sample);
+    let acks = Arc::new(std::mem::take(&mut pending.acks));
+    let mut by_source: HashMap<Arc<str>, SamplesAndIds> = HashMap::new();
+    for (source, sample, message_id) in pending.samples.drain(..) {
+        let (samples, ids) = by_source.entry(source).or_default();
+        samples.push(sample);
+        ids.push(message_id);
     }
-    for (source, samples) in by_source {
+    for (source, (samples, message_ids)) in by_source {
         counters.forwarded.fetch_add(samples.len() as u64, Ordering::Relaxed);
-        let batch = Arc::new(Batch { samples, registry: registry.clone(), source });
+        let receipt = (!acks.is_empty()).then(|| {
+            let acks = acks.clone();
+            Receipt::new(move |delivered| {
+                if !delivered {
+                    acks.iter().for_each(|ack| ack.fail());
+                }
+            })
+        });
+        let mut batch = Batch::new(samples, registry.clone(), source);
+        batch.received = Some(Received { message_ids, receipt });
+        let batch = Arc::new(batch);
         for sink in route {
             for handle in sinks.get(sink).into_iter().flatten() {
                 handle.send(batch.clone());

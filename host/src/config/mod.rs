@@ -11,7 +11,7 @@ pub mod dynamic;
 pub(crate) use check::check_openstack;
 mod error;
 mod model;
-mod yaml_places;
+pub(crate) mod yaml_places;
 
 pub use error::{ConfigError, ConfigErrors};
 pub use model::{

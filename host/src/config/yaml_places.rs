@@ -8,7 +8,7 @@ use yaml_rust2::scanner::{Marker, TScalarStyle};
 
 /// A node's place: its key's (for a mapping's value) and its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Place {
+pub(crate) struct Place {
     /// Line and column (1-based) of its key, if it is a mapping's value.
     pub key: Option<(usize, usize)>,
     /// Line and column (1-based) of the node itself.
@@ -19,23 +19,23 @@ pub(super) struct Place {
 
 /// The places of a document's nodes.
 #[derive(Debug, Default)]
-pub(super) struct Places(HashMap<String, Place>);
+pub(crate) struct Places(HashMap<String, Place>);
 
 impl Places {
     /// Reads `text`; a document that does not scan has no places.
-    pub(super) fn of(text: &str) -> Self {
+    pub(crate) fn of(text: &str) -> Self {
         let mut walk = Walk::default();
         let _ = Parser::new_from_str(text).load(&mut walk, false);
         walk.places
     }
 
     /// Where the node at `path` is, if the document has it.
-    pub(super) fn get(&self, path: &str) -> Option<Place> {
+    pub(crate) fn get(&self, path: &str) -> Option<Place> {
         self.0.get(path).copied()
     }
 
     /// The nearest place for `path`: its own, else its closest ancestor's.
-    pub(super) fn nearest(&self, path: &str) -> Option<Place> {
+    pub(crate) fn nearest(&self, path: &str) -> Option<Place> {
         let mut path = path;
         loop {
             if let Some(place) = self.get(path) {

@@ -489,11 +489,8 @@ fn send(agent: &Agent, sinks: &Sinks, sink: &str, samples: Vec<Sample>, interval
         exporter.record(&samples, interval);
     }
     let count = samples.len();
-    let batch = Arc::new(Batch {
-        samples,
-        registry: agent.registry.clone(),
-        source: Arc::from(agent.pipeline.agent.sample_source.as_str()),
-    });
+    let batch =
+        Arc::new(Batch::new(samples, agent.registry.clone(), Arc::from(agent.pipeline.agent.sample_source.as_str())));
     for handle in handles {
         handle.send(batch.clone());
     }

@@ -5,15 +5,17 @@
 //! never blocks polling or the others; what a full queue refuses is counted and
 //! logged, never dropped silently.
 
+mod database;
 mod file;
 pub mod gnocchi;
 mod http;
 mod local_queue;
 pub mod metering;
-mod notifier;
-mod options;
+pub(crate) mod notifier;
+pub(crate) mod options;
 pub mod otlp;
 pub mod prometheus;
+pub mod receipt;
 pub mod signature;
 mod stdout;
 mod tcp;
@@ -82,11 +84,26 @@ pub enum PublisherConfig {
     Otlp(otlp::OtlpOptions),
     /// `gnocchi://...`: measures through Gnocchi's REST API.
     Gnocchi(Box<gnocchi::GnocchiOptions>),
+    /// `postgresql://…`, `sqlite:///…`, `database://`: stored (see [`crate::store`]).
+    Database(crate::store::StoreUrl),
 }
 
 /// Schemes Pollen publishes to.
-pub const KNOWN_SCHEMES: &[&str] =
-    &["stdout", "file", "notifier", "udp", "tcp", "http", "https", "prometheus", "otlp", "gnocchi"];
+pub const KNOWN_SCHEMES: &[&str] = &[
+    "stdout",
+    "file",
+    "notifier",
+    "udp",
+    "tcp",
+    "http",
+    "https",
+    "prometheus",
+    "otlp",
+    "gnocchi",
+    "postgresql",
+    "sqlite",
+    "database",
+];
 
 impl PublisherConfig {
     /// Parses a sink's publisher URL and its options. Checks only the text: nothing
@@ -106,6 +123,9 @@ impl PublisherConfig {
             "prometheus" => prometheus::PushPublisher::options(&url).map(Self::Prometheus).map_err(error),
             "otlp" => otlp::OtlpOptions::from_url(&url).map(Self::Otlp).map_err(error),
             "gnocchi" => gnocchi::GnocchiOptions::from_url(&url).map(|o| Self::Gnocchi(Box::new(o))).map_err(error),
+            "postgresql" | "postgres" | "sqlite" | "database" => {
+                crate::store::StoreUrl::parse(text).map(Self::Database).map_err(error)
+            }
             other => Err(error(format!(
                 "unknown scheme `{other}`{}; Pollen publishes to: {}",
                 crate::suggest::did_you_mean(other, KNOWN_SCHEMES.iter().copied()),
@@ -151,6 +171,18 @@ pub struct Batch {
     pub registry: Arc<Registry>,
     /// The `source` field of every sample.
     pub source: Arc<str>,
+    /// For samples received rather than polled (the collector): their message ids
+    /// and the receipt its input waits on.
+    pub received: Option<Received>,
+}
+
+/// What a batch of received samples carries besides them.
+pub struct Received {
+    /// Each sample's `message_id` as it arrived, in the order of the samples: what
+    /// makes a redelivered sample the same one where it is stored.
+    pub message_ids: Vec<Box<str>>,
+    /// Settled when every publisher is done with the batch.
+    pub receipt: Option<Arc<receipt::Receipt>>,
 }
 
 /// Samples a publisher writes or sends at once, however large the batch (a cycle of a
@@ -163,6 +195,18 @@ pub const CHUNK: usize = 1000;
 pub const LINES_CHUNK: usize = 200;
 
 impl Batch {
+    /// A batch of polled samples.
+    pub fn new(samples: Vec<Sample>, registry: Arc<Registry>, source: Arc<str>) -> Self {
+        Self { samples, registry, source, received: None }
+    }
+
+    /// Tells the batch's input, if it waits, that a publisher could not deliver it.
+    pub fn fail_receipt(&self) {
+        if let Some(receipt) = self.received.as_ref().and_then(|r| r.receipt.as_ref()) {
+            receipt.fail();
+        }
+    }
+
     /// Calls `f` with each sample resolved (a fresh sample id each). Samples whose
     /// handles do not resolve are skipped.
     pub fn for_each_record(&self, f: impl FnMut(&SampleRecord)) {
@@ -172,11 +216,9 @@ impl Batch {
     /// The batch in parts of at most [`CHUNK`] samples, for publishers that encode a
     /// whole batch at once.
     pub fn chunks(&self) -> impl Iterator<Item = Batch> + '_ {
-        self.samples.chunks(CHUNK).map(|samples| Batch {
-            samples: samples.to_vec(),
-            registry: self.registry.clone(),
-            source: self.source.clone(),
-        })
+        self.samples
+            .chunks(CHUNK)
+            .map(|samples| Batch::new(samples.to_vec(), self.registry.clone(), self.source.clone()))
     }
 
     /// The same for some of the batch's samples (a [`CHUNK`]).
@@ -410,6 +452,9 @@ impl PublisherHandle {
             PublisherConfig::Prometheus(options) => Self::spawn(url, prometheus::PushPublisher::new(url, options)?),
             PublisherConfig::Otlp(options) => Self::spawn(url, otlp::OtlpPublisher::new(url, options)?),
             PublisherConfig::Gnocchi(options) => Self::spawn(url, gnocchi::GnocchiPublisher::new(url, *options)?),
+            PublisherConfig::Database(target) => {
+                Self::spawn(url, database::DatabasePublisher::open(url, target).await?)
+            }
         })
     }
 
@@ -435,8 +480,14 @@ impl PublisherHandle {
                 let Some(batch) = next else { break };
                 task_queued.fetch_sub(batch.samples.len() as u64, Ordering::Relaxed);
                 match publisher.publish(&batch).await {
-                    Ok(delivery) => task_stats.add(delivery),
+                    Ok(delivery) => {
+                        if delivery.dropped > 0 {
+                            batch.fail_receipt();
+                        }
+                        task_stats.add(delivery)
+                    }
                     Err(error) => {
+                        batch.fail_receipt();
                         let count = batch.samples.len() as u64;
                         tracing::error!(publisher = %task_url, %error, samples = count, "publishing failed; samples lost");
                         task_stats.add(Delivery { sent: 0, dropped: count });
@@ -496,20 +547,25 @@ impl PublisherHandle {
         let queued = self.queued.load(Ordering::Relaxed);
         let room = queued == 0 || queued + count <= QUEUE_SAMPLES;
         // Counted in before it is sent: the task counts it out as soon as it takes it.
-        let sent = room && {
+        let refused = if room {
             self.queued.fetch_add(count, Ordering::Relaxed);
-            let sent = queue.try_send(batch).is_ok();
-            if !sent {
+            queue.try_send(batch).err().map(|full| {
                 self.queued.fetch_sub(count, Ordering::Relaxed);
-            }
-            sent
-        };
-        if sent {
-            self.stats.accepted.fetch_add(count, Ordering::Relaxed);
+                full.into_inner()
+            })
         } else {
-            self.stats.refused.fetch_add(count, Ordering::Relaxed);
-            self.stats.dropped.fetch_add(count, Ordering::Relaxed);
-            tracing::warn!(publisher = %self.url, samples = count, "publisher queue full; batch dropped");
+            Some(batch)
+        };
+        match refused {
+            None => {
+                self.stats.accepted.fetch_add(count, Ordering::Relaxed);
+            }
+            Some(batch) => {
+                batch.fail_receipt();
+                self.stats.refused.fetch_add(count, Ordering::Relaxed);
+                self.stats.dropped.fetch_add(count, Ordering::Relaxed);
+                tracing::warn!(publisher = %self.url, samples = count, "publisher queue full; batch dropped");
+            }
         }
     }
 
@@ -572,11 +628,8 @@ mod tests {
         });
         let timestamp =
             chrono::DateTime::parse_from_rfc3339("2026-11-22T10:00:00Z").unwrap().timestamp_nanos_opt().unwrap();
-        let batch = Batch {
-            samples: vec![Sample { meter, resource, volume: 42.0, timestamp }],
-            registry,
-            source: Arc::from("openstack"),
-        };
+        let batch =
+            Batch::new(vec![Sample { meter, resource, volume: 42.0, timestamp }], registry, Arc::from("openstack"));
         let mut line = Vec::new();
         batch.write_json_lines(&mut line);
         let json: serde_json::Value = serde_json::from_slice(&line).unwrap();
@@ -660,7 +713,7 @@ mod tests {
                 samples.push(Sample { meter: reads, resource: disk, volume: 1e16, timestamp });
             }
         }
-        let batch = Batch { samples, registry: registry.clone(), source: Arc::from("openstack") };
+        let batch = Batch::new(samples, registry.clone(), Arc::from("openstack"));
         // In parts, as the file publisher writes a batch: the encodings are shared.
         let (mut written, mut records) = (Vec::new(), batch.records());
         for part in batch.samples.chunks(4) {
@@ -692,7 +745,10 @@ mod tests {
         assert_eq!((file.path.to_str(), file.max_bytes, file.backup_count), (Some("/tmp/s.jsonl"), Some(100), 2));
         let error = PublisherConfig::parse("kafka://broker").unwrap_err().to_string();
         assert!(error.contains("unknown scheme `kafka`"), "{error}");
-        assert!(error.contains("stdout, file, notifier, udp, tcp, http, https, prometheus, otlp, gnocchi"), "{error}");
+        assert!(
+            error.contains("stdout, file, notifier, udp, tcp, http, https, prometheus, otlp, gnocchi, postgresql, sqlite, database"),
+            "{error}"
+        );
         assert!(PublisherConfig::parse("samples.jsonl").unwrap_err().to_string().contains("not a URL"));
         let error = PublisherConfig::parse("notifier://?topic=x&bacth_size=3").unwrap_err().to_string();
         assert!(error.contains("unknown option `bacth_size` (did you mean `batch_size`?)"), "{error}");

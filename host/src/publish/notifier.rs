@@ -288,7 +288,7 @@ async fn connect(amqp_uri: &str, ca_pem: Option<&str>) -> Result<Link, String> {
 /// Declares the topic exchange and the queue named by the routing key, bound to it,
 /// as oslo.messaging's rabbit driver does for notifications (neither durable nor
 /// auto-deleted).
-async fn declare(channel: &Channel, exchange: &str, routing_key: &str) -> Result<(), String> {
+pub(crate) async fn declare(channel: &Channel, exchange: &str, routing_key: &str) -> Result<(), String> {
     let fail = |e: lapin::Error| format!("cannot declare `{exchange}`/`{routing_key}`: {e}");
     channel
         .exchange_declare(

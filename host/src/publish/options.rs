@@ -68,11 +68,9 @@ impl Query {
     pub fn finish(self) -> Result<(), String> {
         match self.params.keys().next() {
             None => Ok(()),
-            Some(unknown) if self.asked.is_empty() => {
-                Err(format!("unknown option `{unknown}`; this publisher takes none"))
-            }
+            Some(unknown) if self.asked.is_empty() => Err(format!("unknown option `{unknown}`; it takes none")),
             Some(unknown) => Err(format!(
-                "unknown option `{unknown}`{}; this publisher takes: {}",
+                "unknown option `{unknown}`{}; it takes: {}",
                 crate::suggest::did_you_mean(unknown, self.asked.iter().map(|a| &**a)),
                 self.asked.join(", ")
             )),

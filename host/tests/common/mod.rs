@@ -2,12 +2,18 @@
 //! plugin directories and pipeline files.
 #![allow(dead_code)]
 
+mod broker;
 mod cloud;
 mod oracle;
+mod store;
+#[allow(unused_imports)]
+pub use broker::*;
 #[allow(unused_imports)]
 pub use cloud::*;
 #[allow(unused_imports)]
 pub use oracle::*;
+#[allow(unused_imports)]
+pub use store::*;
 
 use pollen_host::config;
 use pollen_host::pipeline::Agent;
@@ -182,7 +188,7 @@ pub fn batch(count: usize, first_volume: f64) -> Batch {
             timestamp: 1_790_000_000_000_000_000 + i as i64,
         })
         .collect();
-    Batch { samples, registry, source: Arc::from("openstack") }
+    Batch::new(samples, registry, Arc::from("openstack"))
 }
 
 /// One plain HTTP/1.1 request (`Connection: close`); the status code and the body.
@@ -398,6 +404,16 @@ impl Running {
             .status()
             .expect("kill runs");
         assert!(status.success(), "kill -{name} failed");
+    }
+
+    /// SIGKILL, as a crash: no chance to finish anything. Returns its whole log.
+    pub fn kill(mut self) -> String {
+        self.signal("KILL");
+        let _ = self.child.wait();
+        if let Some(reader) = self.reader.take() {
+            reader.join().expect("the log reader");
+        }
+        self.log()
     }
 
     /// SIGTERM, then the exit status must be 0; returns its whole log.

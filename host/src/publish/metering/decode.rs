@@ -236,7 +236,7 @@ mod tests {
             ..Resource::bare("vm-1")
         });
         let samples = vec![Sample { meter, resource, volume: 1.5e10, timestamp: 1_790_000_000_123_456_000 }];
-        Batch { samples, registry, source: Arc::from("openstack") }
+        Batch::new(samples, registry, Arc::from("openstack"))
     }
 
     #[test]

@@ -418,7 +418,7 @@ mod tests {
             });
             samples.push(Sample { meter, resource, volume: vm as f64 * 0.5, timestamp: 1_790_000_000_000_000_000 });
         }
-        let batch = Batch { samples, registry, source: Arc::from("openstack") };
+        let batch = Batch::new(samples, registry, Arc::from("openstack"));
         let messages_of = |body: &[u8]| -> Vec<Map<String, Value>> {
             let body: Value = serde_json::from_slice(body).unwrap();
             let inner: Value = serde_json::from_str(body["oslo.message"].as_str().unwrap()).unwrap();
@@ -452,11 +452,8 @@ mod tests {
             metadata: Metadata::from_map(metadata.as_object().unwrap()),
             ..Resource::bare("vm")
         });
-        let batch = Batch {
-            samples: vec![Sample { meter, resource, volume: 1e16, timestamp: 1_790_000_000_123_456_789 }],
-            registry,
-            source: Arc::from("openstack"),
-        };
+        let samples = vec![Sample { meter, resource, volume: 1e16, timestamp: 1_790_000_000_123_456_789 }];
+        let batch = Batch::new(samples, registry, Arc::from("openstack"));
         let messages = nested_json_messages(&batch, "secret");
         assert_eq!(messages.len(), 1);
         let body: Value = serde_json::from_slice(&notification_body(messages.iter().map(|(_, m)| m))).unwrap();

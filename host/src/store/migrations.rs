@@ -1,0 +1,129 @@
+//! The schema's versions, for each backend: each migration once, in order, recorded
+//! in `pollen_schema_migrations` in the transaction that applies it. A database whose
+//! schema is newer than this Pollen knows is refused, not written to.
+
+/// One step of the schema.
+#[derive(Debug)]
+pub struct Migration {
+    /// Its version: 1, 2, … in order.
+    pub version: u32,
+    /// What it does.
+    pub description: &'static str,
+    /// Its SQL (several statements).
+    pub sql: &'static str,
+}
+
+/// The table that records the applied migrations, both backends.
+pub const JOURNAL: &str = "CREATE TABLE IF NOT EXISTS pollen_schema_migrations (
+    version integer PRIMARY KEY,
+    description text NOT NULL,
+    applied_at text NOT NULL)";
+
+/// PostgreSQL's schema. Samples are partitioned by day (`samples_YYYYMMDD`, made as
+/// samples arrive), so that retention drops whole partitions; their key is
+/// `(timestamp, message_id)`, since a partitioned table's unique keys must hold the
+/// partition key (a redelivered sample has its timestamp too).
+pub const POSTGRES: &[Migration] = &[Migration {
+    version: 1,
+    description: "meters, resource versions and samples partitioned by day",
+    sql: "
+CREATE TABLE meters (
+    id integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    name text NOT NULL,
+    type text NOT NULL,
+    unit text NOT NULL,
+    UNIQUE (name, type, unit));
+CREATE TABLE resources (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    digest bytea NOT NULL UNIQUE,
+    resource_id text NOT NULL,
+    user_id text,
+    project_id text,
+    source text NOT NULL,
+    metadata jsonb NOT NULL,
+    first_stored timestamptz NOT NULL DEFAULT now());
+CREATE INDEX resources_by_resource_id ON resources (resource_id);
+CREATE INDEX resources_by_project_id ON resources (project_id);
+CREATE INDEX resources_by_user_id ON resources (user_id);
+CREATE INDEX resources_by_metadata ON resources USING gin (metadata jsonb_path_ops);
+CREATE TABLE samples (
+    timestamp timestamptz NOT NULL,
+    message_id text NOT NULL,
+    meter_id integer NOT NULL,
+    resource_version bigint NOT NULL,
+    volume double precision NOT NULL,
+    recorded_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (timestamp, message_id)
+) PARTITION BY RANGE (timestamp);
+CREATE INDEX samples_by_meter ON samples (meter_id, timestamp);
+CREATE INDEX samples_by_resource_version ON samples (resource_version, timestamp);
+",
+}];
+
+/// SQLite's schema: times in microseconds since the epoch, metadata as JSON text
+/// (queryable with SQLite's `json_extract`).
+pub const SQLITE: &[Migration] = &[Migration {
+    version: 1,
+    description: "meters, resource versions and samples",
+    sql: "
+CREATE TABLE meters (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    type TEXT NOT NULL,
+    unit TEXT NOT NULL,
+    UNIQUE (name, type, unit));
+CREATE TABLE resources (
+    id INTEGER PRIMARY KEY,
+    digest BLOB NOT NULL UNIQUE,
+    resource_id TEXT NOT NULL,
+    user_id TEXT,
+    project_id TEXT,
+    source TEXT NOT NULL,
+    metadata TEXT NOT NULL,
+    first_stored INTEGER NOT NULL);
+CREATE INDEX resources_by_resource_id ON resources (resource_id);
+CREATE INDEX resources_by_project_id ON resources (project_id);
+CREATE TABLE samples (
+    id INTEGER PRIMARY KEY,
+    message_id TEXT NOT NULL UNIQUE,
+    timestamp INTEGER NOT NULL,
+    meter_id INTEGER NOT NULL,
+    resource_version INTEGER NOT NULL,
+    volume REAL NOT NULL,
+    recorded_at INTEGER NOT NULL);
+CREATE INDEX samples_by_meter ON samples (meter_id, timestamp);
+CREATE INDEX samples_by_resource_version ON samples (resource_version, timestamp);
+",
+}];
+
+/// The migrations still to apply to a database at `applied` (the highest version it
+/// records), or why it cannot be written to.
+pub fn pending(all: &'static [Migration], applied: Option<u32>) -> Result<&'static [Migration], String> {
+    let latest = all.last().map_or(0, |m| m.version);
+    match applied {
+        None => Ok(all),
+        Some(version) if version > latest => Err(format!(
+            "it is at version {version}, made by a newer Pollen (this one knows up to {latest}); \
+             upgrade Pollen, or store into another database"
+        )),
+        Some(version) => Ok(&all[all.iter().position(|m| m.version > version).unwrap_or(all.len())..]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_run_in_order_and_a_newer_schema_is_refused() {
+        for all in [POSTGRES, SQLITE] {
+            for (index, migration) in all.iter().enumerate() {
+                assert_eq!(migration.version as usize, index + 1, "versions are 1, 2, … in order");
+            }
+            assert_eq!(pending(all, None).unwrap().len(), all.len());
+            assert!(pending(all, Some(all.len() as u32)).unwrap().is_empty());
+            let error = pending(all, Some(99)).unwrap_err();
+            assert!(error.contains("newer Pollen"), "{error}");
+        }
+    }
+}
