@@ -31,6 +31,7 @@ setup:
 	./scripts/hypervisor.sh start
 	./scripts/gnocchi.sh start
 	./scripts/openstack.sh start
+	./scripts/ceilometer.sh install
 
 plugins:
 	$(CARGO) build --target $(PLUGIN_TARGET) --profile $(PLUGIN_PROFILE) $(addprefix -p ,$(sort $(PLUGINS) $(CENTRAL_PLUGINS)))
@@ -72,6 +73,7 @@ bench: setup plugins test-plugins
 	POLLEN_BENCH_LIBVIRTD=1 $(CARGO) bench -p pollen-host --bench e2e
 	$(CARGO) bench -p pollen-host --bench central
 	$(CARGO) bench -p pollen-host --bench coordination
+	$(CARGO) bench -p pollen-host --bench collector
 
 # Ceilometer's compute meters read from its source, against the table the tests use.
 VERSION ?= 27.0.0

@@ -329,3 +329,105 @@ fn a_newer_schema_and_bad_urls_are_refused_with_what_to_do() {
     assert_eq!(output.status.code(), Some(78), "{stderr}");
     assert!(stderr.contains("sinks[0].publishers[0]") && stderr.contains("absolute path"), "{stderr}");
 }
+
+/// The real `ceilometer-agent-notification` 27 takes signed notifications from its
+/// queue (as `ceilometer-polling` sends them) and publishes them with its `notifier://`
+/// publisher to `metering.sample`-style topics, signed by Ceilometer itself: the
+/// collector checks those signatures and stores every sample, its message id kept.
+#[test]
+fn what_ceilometer_s_notification_agent_publishes_is_verified_and_stored() {
+    const SAMPLES: usize = 500;
+    let agent = ceilometer_notification_agent();
+    let database = TestDatabase::create();
+    let topic = unique_queue("ceilometer");
+    let metering = format!("{topic}-metering");
+    let dir = tempfile::tempdir().unwrap();
+    collector_file(dir.path(), &amqp_input(&format!("{metering}.sample"), ""), &database.url(), "");
+    let collector = start_collector(dir.path(), "collector input consuming");
+    let bodies = signed_notifications(SAMPLES, SECRET);
+    fill_queue(&format!("{topic}.sample"), &bodies);
+    let conf = ceilometer_notification_conf(dir.path(), &topic, &[format!("notifier://?topic={metering}")]);
+    let mut command = std::process::Command::new(agent);
+    command.arg("--config-file").arg(&conf).current_dir(dir.path());
+    let notification_agent = Running::spawn(command, dir.path().join("unused"));
+    wait_stored(&database, SAMPLES as i64, &collector);
+    notification_agent.kill();
+    let log = collector.stop();
+    assert!(log.contains("rejected=0") && log.contains("malformed=0"), "Ceilometer's signatures check out: {log}");
+
+    let mut sent: Vec<String> = Vec::new();
+    for body in &bodies {
+        for message in pollen_host::publish::metering::decode::from_notification(body).unwrap() {
+            let sample = pollen_host::publish::metering::decode::sample(&message).unwrap();
+            let at = sample.timestamp / 1000;
+            sent.push(format!("{}|{}|{}|{}|{at}", sample.message_id, sample.name, sample.volume, sample.resource_id));
+        }
+    }
+    let stored = database.query(
+        "SELECT s.message_id || '|' || m.name || '|' || s.volume || '|' || r.resource_id || '|' ||
+                (extract(epoch FROM s.timestamp) * 1000000)::bigint
+         FROM samples s JOIN meters m ON m.id = s.meter_id JOIN resources r ON r.id = s.resource_version",
+    );
+    let mut stored: Vec<String> = stored.lines().map(String::from).collect();
+    sent.sort();
+    stored.sort();
+    assert_eq!(stored, sent, "every sample, its message id kept");
+    delete_queues(&[&format!("{metering}.sample"), &format!("{metering}.sample.dead"), &format!("{topic}.sample")]);
+}
+
+/// SIGHUP: a file with a problem is refused (logged with its place) and the running
+/// one kept; a good one is run after a drain, and what arrives next goes where it
+/// says. `/metrics` counts what the inputs took and what each publisher stored.
+#[test]
+fn sighup_reloads_the_collector_file_and_its_metrics_count_what_it_did() {
+    let dir = tempfile::tempdir().unwrap();
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let metrics = format!("127.0.0.1:{}", free_port());
+    let (first, second) = (dir.path().join("first.db"), dir.path().join("second.db"));
+    let file = |store: &std::path::Path| {
+        format!(
+            "collector:\n  prometheus_listen: ['{metrics}']\n  inputs:\n    - {{url: \"udp://127.0.0.1:{udp}\", sinks: [store]}}\nsinks:\n  - name: store\n    publishers: ['sqlite://{}']\n",
+            store.display()
+        )
+    };
+    std::fs::write(dir.path().join("collector.yaml"), file(&first)).unwrap();
+    let mut collector = start_collector(dir.path(), "collector input listening");
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let send = |count: usize, volume: f64| {
+        for message in pollen_host::publish::metering::msgpack_messages(&batch(count, volume), "") {
+            socket.send_to(&message, ("127.0.0.1", udp)).unwrap();
+        }
+    };
+    send(10, 1.0);
+    collector.wait("10 samples in the first file", |_| sqlite_count(&first) == 10);
+    let (status, body) = http(&metrics, "GET", "/metrics", b"").unwrap();
+    let text = String::from_utf8_lossy(&body);
+    assert_eq!(status, 200);
+    assert!(text.contains("pollen_collector_messages_received_total 10"), "{text}");
+    let published = format!(
+        "pollen_collector_publisher_samples_published_total{{sink=\"store\",publisher=\"sqlite://{}\"}} 10",
+        first.display()
+    );
+    assert!(text.contains(&published), "{text}");
+    assert_eq!(http(&metrics, "GET", "/readyz", b"").unwrap().0, 200);
+
+    std::fs::write(dir.path().join("collector.yaml"), file(&first).replace("sqlite://", "sqlite:relative")).unwrap();
+    collector.signal("HUP");
+    collector.wait_for_log("reload refused, the running file is kept", 1);
+    assert!(
+        collector.log().contains("collector.yaml:7:18: sinks[0].publishers[0]"),
+        "the problem's place: {}",
+        collector.log()
+    );
+    send(5, 100.0);
+    collector.wait("15 samples in the first file", |_| sqlite_count(&first) == 15);
+
+    std::fs::write(dir.path().join("collector.yaml"), file(&second)).unwrap();
+    collector.signal("HUP");
+    collector.wait_for_log("collector input listening", 2);
+    send(5, 200.0);
+    collector.wait("5 samples in the second file", |_| sqlite_count(&second) == 5);
+    let log = collector.stop();
+    assert_eq!(sqlite_count(&first), 15, "{log}");
+    assert!(log.contains("collector reloaded"), "{log}");
+}

@@ -2,9 +2,10 @@
 
 use crate::collect::config::CollectorFile;
 use clap::Args;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 
 /// `pollen collect`'s arguments.
 #[derive(Args)]
@@ -51,7 +52,65 @@ pub fn collect(args: &CollectArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let runtime = super::runtime()?;
-    let counters = runtime.block_on(crate::collect::run(file, super::run::shutdown_signal()))?;
+    let mut file = file;
+    loop {
+        let origin = file.origin.clone();
+        let reloaded = Arc::new(Mutex::new(None));
+        let next = reloaded.clone();
+        let until = async move {
+            if let Some(new) = stop_or_reload(&origin).await {
+                *next.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(new);
+            }
+        };
+        let counters = runtime.block_on(crate::collect::run(file, until))?;
+        log_counters(&counters);
+        let next = reloaded.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        match next {
+            Some(new) => {
+                tracing::info!(file = %new.origin.display(), "collector reloaded: it runs the new file");
+                file = new;
+            }
+            None => return Ok(ExitCode::SUCCESS),
+        }
+    }
+}
+
+/// Waits for SIGINT or SIGTERM (none: stop), or for a SIGHUP whose file reads well
+/// (the new file: reload). A file with problems is refused, each logged, and the
+/// running one kept.
+async fn stop_or_reload(origin: &Path) -> Option<CollectorFile> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hangup) = signal(SignalKind::hangup()) else {
+        super::run::shutdown_signal().await;
+        return None;
+    };
+    let stop = super::run::shutdown_signal();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            () = &mut stop => return None,
+            _ = hangup.recv() => {
+                if !origin.exists() {
+                    tracing::warn!("SIGHUP: the collector runs its embedded default; there is no file to read again");
+                    continue;
+                }
+                match CollectorFile::load(origin) {
+                    Ok(file) => {
+                        tracing::info!("SIGHUP: the collector drains, then runs the new file");
+                        return Some(file);
+                    }
+                    Err(errors) => {
+                        for error in &errors.0 {
+                            tracing::error!("SIGHUP: reload refused, the running file is kept: {error}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn log_counters(counters: &crate::collect::Counters) {
     tracing::info!(
         received = counters.received.load(Ordering::Relaxed),
         forwarded = counters.forwarded.load(Ordering::Relaxed),
@@ -62,5 +121,4 @@ pub fn collect(args: &CollectArgs) -> anyhow::Result<ExitCode> {
         dead_lettered = counters.dead_lettered.load(Ordering::Relaxed),
         "collector stopped"
     );
-    Ok(ExitCode::SUCCESS)
 }

@@ -147,6 +147,7 @@ pub(super) async fn consume(
         let session = match opened {
             Ok(session) => session,
             Err(why) => {
+                counters.consuming(&name, false);
                 failures += 1;
                 if failures.is_power_of_two() {
                     tracing::warn!(input = %name, failures, "cannot consume: {why}");
@@ -161,6 +162,7 @@ pub(super) async fn consume(
         if failures > 0 {
             tracing::info!(input = %name, "consuming again");
         }
+        counters.consuming(&name, true);
         tracing::info!(input = %name, queues = ?config.queues, "collector input consuming");
         failures = 0;
         backoff = crate::publish::reconnect_backoff();
@@ -172,10 +174,12 @@ pub(super) async fn consume(
                         Some(Ok(delivery)) => delivery,
                         Some(Err(error)) => {
                             tracing::warn!(input = %name, "the broker connection failed: {error}; reconnecting");
+                            counters.consuming(&name, false);
                             break;
                         }
                         None => {
                             tracing::warn!(input = %name, "the broker ended the consumers; reconnecting");
+                            counters.consuming(&name, false);
                             break;
                         }
                     };

@@ -34,6 +34,9 @@ pub struct CollectorSettings {
     /// database publisher of the sinks.
     #[serde(default)]
     pub retention: Vec<crate::store::RetentionRule>,
+    /// Addresses to serve the collector's own `/metrics`, `/healthz` and `/readyz` on.
+    #[serde(default)]
+    pub prometheus_listen: Vec<String>,
 }
 
 /// One input.
@@ -104,6 +107,15 @@ impl CollectorFile {
                 "collector.inputs",
                 "lists no input; add e.g. `- {url: \"udp://0.0.0.0:4952\", sinks: [store]}`",
             ));
+        }
+        for (index, address) in file.collector.prometheus_listen.iter().enumerate() {
+            if address.parse::<std::net::SocketAddr>().is_err() {
+                problems.push(ConfigError::at(
+                    path,
+                    format!("collector.prometheus_listen[{index}]"),
+                    format!("`{address}` is not an address and port, e.g. `127.0.0.1:9102`"),
+                ));
+            }
         }
         for (index, input) in file.collector.inputs.iter().enumerate() {
             if let Err(why) = input.parse() {

@@ -10,6 +10,7 @@
 pub mod amqp;
 pub mod config;
 mod inputs;
+pub mod metrics;
 mod retention;
 
 use crate::publish::metering::decode::ReceivedSample;
@@ -54,9 +55,26 @@ pub struct Counters {
     pub requeued: AtomicU64,
     /// AMQP messages moved to the dead-letter queue.
     pub dead_lettered: AtomicU64,
+    /// AMQP inputs not consuming now (the broker unreachable).
+    down: std::sync::Mutex<std::collections::BTreeSet<String>>,
 }
 
 impl Counters {
+    /// Records whether an input consumes.
+    pub(crate) fn consuming(&self, input: &str, consuming: bool) {
+        let mut down = self.down.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if consuming {
+            down.remove(input);
+        } else {
+            down.insert(input.to_string());
+        }
+    }
+
+    /// The inputs not consuming now.
+    pub fn inputs_down(&self) -> Vec<String> {
+        self.down.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter().cloned().collect()
+    }
+
     /// Counts a refused message; logs the first and then every power of two, with why.
     fn refuse(&self, input: &str, signature: bool, why: &dyn std::fmt::Display) {
         let counter = if signature { &self.rejected } else { &self.malformed };
@@ -116,9 +134,23 @@ pub async fn run(file: CollectorFile, shutdown: impl Future<Output = ()>) -> any
     }
     let retention = retention::start(&file);
     let counters = Arc::new(Counters::default());
+    let mut listening = Vec::new();
+    let addresses: Vec<std::net::SocketAddr> =
+        file.collector.prometheus_listen.iter().filter_map(|a| a.parse().ok()).collect();
+    if !addresses.is_empty() {
+        let publishers = file
+            .sinks
+            .iter()
+            .flat_map(|sink| {
+                let handles = sinks.get(&sink.name).map(Vec::as_slice).unwrap_or_default();
+                handles.iter().map(|h| (sink.name.clone(), crate::publish::shown_url(h.url()), h.shared_stats()))
+            })
+            .collect();
+        let endpoint = metrics::CollectorEndpoint { counters: counters.clone(), publishers };
+        listening.extend(crate::publish::prometheus::serve(Arc::new(endpoint), &addresses).await?);
+    }
     let (sender, mut received) = mpsc::channel::<Arrival>(IN_FLIGHT);
     let (stop, stopping) = watch::channel(false);
-    let mut listening = Vec::new();
     let mut consuming = Vec::new();
     for (index, input) in file.collector.inputs.iter().enumerate() {
         let name = crate::publish::shown_url(&input.url);
@@ -180,7 +212,9 @@ pub async fn run(file: CollectorFile, shutdown: impl Future<Output = ()>) -> any
     }
     tracing::info!("collector stopping: what was received goes to the sinks, then the publishers drain");
     for task in listening {
+        // Awaited, so that its socket is closed (a reload binds it again).
         task.abort();
+        let _ = task.await;
     }
     let _ = stop.send(true);
     while let Ok(arrival) = received.try_recv() {

@@ -58,7 +58,8 @@ pub async fn run(
     let health = Arc::new(Health::new());
     if let Some(exporter) = &agent.exporter {
         let addresses = agent.pipeline.agent.prometheus_addresses();
-        crate::publish::prometheus::serve(exporter.clone(), &addresses, health.clone()).await?;
+        let endpoint = crate::publish::prometheus::AgentEndpoint { exporter: exporter.clone(), health: health.clone() };
+        crate::publish::prometheus::serve(Arc::new(endpoint), &addresses).await?;
     }
     let socket = agent.pipeline.agent.heartbeat_socket();
     if let Some(path) = &socket {

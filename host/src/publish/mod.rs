@@ -539,6 +539,11 @@ impl PublisherHandle {
         &self.stats
     }
 
+    /// Its counters, to read while it runs (an HTTP endpoint).
+    pub fn shared_stats(&self) -> Arc<PublisherStats> {
+        self.stats.clone()
+    }
+
     /// Queues a batch; if the queue is full (of batches, or of samples: see
     /// [`QUEUE_SAMPLES`]) the batch is dropped, counted and logged.
     pub fn send(&self, batch: Arc<Batch>) {

@@ -149,24 +149,52 @@ fn encode(families: &[MetricFamily]) -> String {
     text
 }
 
-/// Serves `/metrics` on every address until the runtime stops. Binding happens
-/// before this returns, so an address in use is an error at start.
+/// What an HTTP endpoint of Pollen's serves: `/metrics`, and why `/readyz` says it
+/// is not ready (`/healthz` is always ok: it answers).
+pub trait Endpoint: Send + Sync + 'static {
+    /// The text of `/metrics` (Prometheus's text format).
+    fn metrics(&self) -> String;
+    /// Why it is not ready; none when it is.
+    fn readiness(&self) -> Vec<String>;
+}
+
+/// The agent's endpoint: its samples as series, and its health.
+pub struct AgentEndpoint {
+    /// The samples.
+    pub exporter: Arc<Exporter>,
+    /// The agent's health.
+    pub health: Arc<crate::health::Health>,
+}
+
+impl Endpoint for AgentEndpoint {
+    fn metrics(&self) -> String {
+        self.exporter.render()
+    }
+
+    fn readiness(&self) -> Vec<String> {
+        self.health.readiness()
+    }
+}
+
+/// Serves `/metrics`, `/healthz` and `/readyz` on every address until the runtime
+/// stops. Binding happens before this returns, so an address in use is an error at
+/// start. Returns the listening tasks (abort them to close the sockets).
 pub async fn serve(
-    exporter: Arc<Exporter>,
+    endpoint: Arc<dyn Endpoint>,
     addresses: &[SocketAddr],
-    health: Arc<crate::health::Health>,
-) -> std::io::Result<()> {
+) -> std::io::Result<Vec<tokio::task::JoinHandle<()>>> {
+    let mut tasks = Vec::new();
     for address in addresses {
         let listener = tokio::net::TcpListener::bind(address).await.map_err(|error| {
             std::io::Error::new(error.kind(), format!("cannot listen on {address} for Prometheus: {error}"))
         })?;
         tracing::info!(%address, "Prometheus endpoint: http://{address}/metrics");
-        tokio::spawn(accept(listener, exporter.clone(), health.clone()));
+        tasks.push(tokio::spawn(accept(listener, endpoint.clone())));
     }
-    Ok(())
+    Ok(tasks)
 }
 
-async fn accept(listener: tokio::net::TcpListener, exporter: Arc<Exporter>, health: Arc<crate::health::Health>) {
+async fn accept(listener: tokio::net::TcpListener, endpoint: Arc<dyn Endpoint>) {
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
@@ -176,11 +204,11 @@ async fn accept(listener: tokio::net::TcpListener, exporter: Arc<Exporter>, heal
                 continue;
             }
         };
-        let (exporter, health) = (exporter.clone(), health.clone());
+        let endpoint = endpoint.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |request| {
-                let (exporter, health) = (exporter.clone(), health.clone());
-                async move { Ok::<_, std::convert::Infallible>(respond(&request, &exporter, &health)) }
+                let endpoint = endpoint.clone();
+                async move { Ok::<_, std::convert::Infallible>(respond(&request, &*endpoint)) }
             });
             let io = hyper_util::rt::TokioIo::new(stream);
             if let Err(error) = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await {
@@ -190,18 +218,14 @@ async fn accept(listener: tokio::net::TcpListener, exporter: Arc<Exporter>, heal
     }
 }
 
-fn respond<B>(
-    request: &hyper::Request<B>,
-    exporter: &Exporter,
-    health: &crate::health::Health,
-) -> hyper::Response<Full<Bytes>> {
+fn respond<B>(request: &hyper::Request<B>, endpoint: &dyn Endpoint) -> hyper::Response<Full<Bytes>> {
     let (status, content_type, body) = match (request.method(), request.uri().path()) {
         (&hyper::Method::GET, "/metrics") => {
-            (hyper::StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", exporter.render())
+            (hyper::StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", endpoint.metrics())
         }
         // Alive: it answers.
         (&hyper::Method::GET, "/healthz") => (hyper::StatusCode::OK, "text/plain", "ok\n".to_string()),
-        (&hyper::Method::GET, "/readyz") => match health.readiness() {
+        (&hyper::Method::GET, "/readyz") => match endpoint.readiness() {
             reasons if reasons.is_empty() => (hyper::StatusCode::OK, "text/plain", "ready\n".to_string()),
             reasons => (hyper::StatusCode::SERVICE_UNAVAILABLE, "text/plain", reasons.join("\n") + "\n"),
         },

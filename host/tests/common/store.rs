@@ -322,3 +322,40 @@ pub fn start_collector(dir: &Path, ready: &str) -> super::Running {
     running.wait_for_log(ready, 1);
     running
 }
+
+/// `ceilometer-agent-notification` 27, as `scripts/ceilometer.sh install` (run by
+/// `make setup`) puts it.
+pub fn ceilometer_notification_agent() -> PathBuf {
+    let agent = PathBuf::from("/var/lib/pollen-ceilometer/venv/bin/ceilometer-agent-notification");
+    assert!(agent.exists(), "{} is missing: run `scripts/ceilometer.sh install` (`make setup` does)", agent.display());
+    agent
+}
+
+/// A `ceilometer.conf` (and its `pipeline.yaml`) in `dir` for the notification agent:
+/// it consumes `<topic>.sample` on exchange `ceilometer` and hands every sample to
+/// `publishers`, signing with [`SECRET`].
+pub fn ceilometer_notification_conf(dir: &Path, topic: &str, publishers: &[String]) -> PathBuf {
+    let pipeline = dir.join("ceilometer-pipeline.yaml");
+    let list: Vec<String> = publishers.iter().map(|p| format!("\"{p}\"")).collect();
+    std::fs::write(
+        &pipeline,
+        format!(
+            "sources:\n  - name: meter_source\n    meters: [\"*\"]\n    sinks: [meter_sink]\nsinks:\n  - name: meter_sink\n    publishers: [{}]\n",
+            list.join(", ")
+        ),
+    )
+    .unwrap();
+    let conf = dir.join("ceilometer.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "[DEFAULT]\ntransport_url = rabbit://guest:guest@127.0.0.1:5672/\npipeline_cfg_file = {}\n\
+             [oslo_messaging_notifications]\ntopics = {topic}\n\
+             [notification]\nnotification_control_exchanges = ceilometer\npipelines = meter\nworkers = 1\n\
+             [publisher]\ntelemetry_secret = {SECRET}\n",
+            pipeline.display()
+        ),
+    )
+    .unwrap();
+    conf
+}
