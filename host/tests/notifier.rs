@@ -71,37 +71,23 @@ async fn delete(channel: &Channel, queues: &[String]) {
     }
 }
 
-/// Ceilometer's check, run by Python itself (so `str()` is the real one): the
-/// signature of each message, recomputed with the secret, equals what it carries.
+/// Ceilometer's own check, run by Ceilometer 27 itself (`verify_signature` of
+/// `ceilometer/publisher/utils.py`, from the venv `scripts/ceilometer.sh` installs):
+/// the signature of each message, recomputed with the secret, equals what it carries.
 fn python_verifies(messages: &[Value], secret: &str) -> Vec<bool> {
     const VERIFY: &str = r#"
-import hashlib, hmac, json, sys
-
-def pairs(mapping, prefix=""):
-    for name, value in sorted(mapping.items()):
-        key = prefix + name
-        if isinstance(value, dict):
-            yield from pairs(value, key + ":")
-        else:
-            yield key, value
-
-def signature(message, secret):
-    digest = hmac.new(secret.encode("utf-8"), b"", hashlib.sha256)
-    for name, value in pairs(message):
-        if name != "message_signature":
-            digest.update(str(name).encode("utf-8"))
-            digest.update(str(value).encode("utf-8"))
-    return digest.hexdigest()
-
+import json, sys
+from ceilometer.publisher.utils import verify_signature
 messages = json.load(sys.stdin)
-print(json.dumps([signature(m, sys.argv[1]) == m["message_signature"] for m in messages]))
+print(json.dumps([verify_signature(m, sys.argv[1]) for m in messages]))
 "#;
-    let mut python = Command::new("python3")
+    let python = common::ceilometer_notification_agent().with_file_name("python");
+    let mut python = Command::new(python)
         .args(["-c", VERIFY, secret])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
-        .expect("python3 runs");
+        .expect("Ceilometer's python runs");
     python.stdin.take().unwrap().write_all(serde_json::to_string(messages).unwrap().as_bytes()).unwrap();
     let output = python.wait_with_output().unwrap();
     assert!(output.status.success());

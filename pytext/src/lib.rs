@@ -118,10 +118,164 @@ pub fn python_string_repr(text: &str) -> String {
     out
 }
 
+/// Python's `repr()` of a byte string (`b'caf\xc3\xa9'`); Python 2's byte strings
+/// print the same without the `b`. Single quotes unless it has a single quote and no
+/// double quote; `\t`, `\n`, `\r`, `\\`, the quote escaped; bytes below 0x20 and from
+/// 0x7f as `\xNN`.
+pub fn python_bytes_repr(bytes: &[u8], with_b: bool) -> String {
+    let quote = if bytes.contains(&b'\'') && !bytes.contains(&b'"') { b'"' } else { b'\'' };
+    let mut out = String::with_capacity(bytes.len() + 3);
+    if with_b {
+        out.push('b');
+    }
+    out.push(quote as char);
+    for &byte in bytes {
+        match byte {
+            b'\\' => out.push_str("\\\\"),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            b if b == quote => {
+                out.push('\\');
+                out.push(b as char);
+            }
+            b if !(0x20..0x7f).contains(&b) => out.push_str(&format!("\\x{b:02x}")),
+            b => out.push(b as char),
+        }
+    }
+    out.push(quote as char);
+    out
+}
+
+/// Which Python prints a value Ceilometer signs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Python {
+    /// Python 3 (every Ceilometer since 10, and 9 where it ran on Python 3).
+    Three,
+    /// Python 2.7 (Ceilometer 9 and before, on Python 2).
+    Two,
+}
+
+/// `repr()` of what Ceilometer's `decode_unicode` makes of a value before it signs a
+/// list (`ceilometer/publisher/utils.py` in 27, `ceilometer/utils.py` in 9.0.7): text
+/// becomes UTF-8 bytes (`[b'a', b'caf\xc3\xa9']` on Python 3, `['a', ...]` on Python
+/// 2), mappings are rebuilt with their keys sorted (Python 2 then prints them in its
+/// hash order, which this cannot know: sorted is printed), numbers, booleans and
+/// `None` stay (Python 2 prints integers past 2^63 - 1 with an `L`).
+pub fn decoded_repr(value: &Value, python: Python) -> String {
+    let mut out = String::new();
+    write_decoded(&mut out, value, python);
+    out
+}
+
+fn write_decoded(out: &mut String, value: &Value, python: Python) {
+    match value {
+        Value::String(text) => out.push_str(&python_bytes_repr(text.as_bytes(), python == Python::Three)),
+        Value::Number(number) if python == Python::Two && number.as_i64().is_none() && number.as_u64().is_some() => {
+            out.push_str(&python_repr(value));
+            out.push('L');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (index, item) in items.iter().enumerate() {
+                if index > 0 {
+                    out.push_str(", ");
+                }
+                write_decoded(out, item, python);
+            }
+            out.push(']');
+        }
+        Value::Object(map) => {
+            out.push('{');
+            for (index, (key, item)) in map.iter().enumerate() {
+                if index > 0 {
+                    out.push_str(", ");
+                }
+                out.push_str(&python_bytes_repr(key.as_bytes(), python == Python::Three));
+                out.push_str(": ");
+                write_decoded(out, item, python);
+            }
+            out.push('}');
+        }
+        other => out.push_str(&python_repr(other)),
+    }
+}
+
+/// Python 2's `str()` of a float: 12 significant digits (`'%.12g'`), then `.0` when
+/// that reads as an integer (CPython 2.7, `Objects/floatobject.c`: `float_str` with
+/// `PyFloat_STR_PRECISION` 12 and `Py_DTSF_ADD_DOT_0`).
+pub fn python2_float_str(number: f64) -> String {
+    if number.is_nan() {
+        return "nan".into();
+    }
+    if number.is_infinite() {
+        return if number > 0.0 { "inf".into() } else { "-inf".into() };
+    }
+    const PRECISION: i32 = 12;
+    let scientific = format!("{:.*e}", PRECISION as usize - 1, number);
+    let (mantissa, exponent) = scientific.split_once('e').expect("`{:e}` has an exponent");
+    let exponent: i32 = exponent.parse().expect("`{:e}` exponent is a number");
+    let trim = |text: &str| -> String {
+        if text.contains('.') {
+            text.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            text.to_string()
+        }
+    };
+    if exponent < -4 || exponent >= PRECISION {
+        let sign = if exponent < 0 { '-' } else { '+' };
+        format!("{}e{sign}{:02}", trim(mantissa), exponent.unsigned_abs())
+    } else {
+        let fixed = trim(&format!("{:.*}", (PRECISION - 1 - exponent) as usize, number));
+        if fixed.contains('.') {
+            fixed
+        } else {
+            format!("{fixed}.0")
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn lists_print_as_ceilometer_signs_them() {
+        let list = json!(["x", "it's", "café", 1.5, null, 10, {"k": ["v"], "a": true}]);
+        assert_eq!(
+            decoded_repr(&list, Python::Three),
+            "[b'x', b\"it's\", b'caf\\xc3\\xa9', 1.5, None, 10, {b'a': True, b'k': [b'v']}]"
+        );
+        assert_eq!(
+            decoded_repr(&list, Python::Two),
+            "['x', \"it's\", 'caf\\xc3\\xa9', 1.5, None, 10, {'a': True, 'k': ['v']}]"
+        );
+        assert_eq!(decoded_repr(&json!([18446744073709551615u64]), Python::Two), "[18446744073709551615L]");
+        assert_eq!(python_bytes_repr(b"tab\there\\", true), "b'tab\\there\\\\'");
+    }
+
+    #[test]
+    fn python2_prints_floats_with_twelve_digits() {
+        let cases = [
+            (0.1, "0.1"),
+            (1.0, "1.0"),
+            (100.0, "100.0"),
+            (1.0 / 3.0, "0.333333333333"),
+            (2.5, "2.5"),
+            (123456789.123456789, "123456789.123"),
+            (123456789012.0, "123456789012.0"),
+            (1234567890123.0, "1.23456789012e+12"),
+            (1e16, "1e+16"),
+            (0.0001, "0.0001"),
+            (0.00001, "1e-05"),
+            (-0.5, "-0.5"),
+            (0.0, "0.0"),
+        ];
+        for (number, python2) in cases {
+            assert_eq!(python2_float_str(number), python2, "{number:?}");
+        }
+    }
 
     #[test]
     fn floats_print_as_python_prints_them() {

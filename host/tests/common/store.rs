@@ -194,7 +194,8 @@ pub fn signed_notifications(count: usize, secret: &str) -> Vec<Vec<u8>> {
     let resources: Vec<_> = (0..20)
         .map(|i| {
             let metadata = json!({"display_name": format!("vm-{i}"), "flavor": {"name": "m1.small", "ram": 2048},
-                "image_ref_url": null, "host": "compute-1", "status": "active"});
+                "image_ref_url": null, "host": "compute-1", "status": "active",
+                "tags": ["web", "café", "it's"], "ratio": 0.1});
             registry.intern_resource(Resource {
                 owner: Owner::of(Some("user-1"), Some(&format!("project-{}", i % 3))),
                 metadata: Metadata::from_map(metadata.as_object().unwrap()),
