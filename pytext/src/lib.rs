@@ -222,7 +222,7 @@ pub fn python2_float_str(number: f64) -> String {
             text.to_string()
         }
     };
-    if exponent < -4 || exponent >= PRECISION {
+    if !(-4..PRECISION).contains(&exponent) {
         let sign = if exponent < 0 { '-' } else { '+' };
         format!("{}e{sign}{:02}", trim(mantissa), exponent.unsigned_abs())
     } else {
@@ -263,7 +263,7 @@ mod tests {
             (100.0, "100.0"),
             (1.0 / 3.0, "0.333333333333"),
             (2.5, "2.5"),
-            (123456789.123456789, "123456789.123"),
+            (123456789.12345679, "123456789.123"),
             (123456789012.0, "123456789012.0"),
             (1234567890123.0, "1.23456789012e+12"),
             (1e16, "1e+16"),
