@@ -1,6 +1,5 @@
 //! The `pollen` command. Everything happens in the library; see `pollen --help`.
 
 fn main() -> std::process::ExitCode {
-    pollen_host::allocator::limit_arenas();
     pollen_host::cli::main()
 }

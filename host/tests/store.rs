@@ -431,3 +431,54 @@ fn sighup_reloads_the_collector_file_and_its_metrics_count_what_it_did() {
     assert_eq!(sqlite_count(&first), 15, "{log}");
     assert!(log.contains("collector reloaded"), "{log}");
 }
+
+/// A flood of datagrams at the socket's limit (far faster than samples are stored):
+/// the kernel drops what the buffer cannot hold, the collector's memory stays bounded,
+/// and a message sent after the flood is still taken.
+#[test]
+fn a_udp_flood_keeps_the_collector_s_memory_bounded() {
+    const FLOOD: usize = 200_000;
+    let dir = tempfile::tempdir().unwrap();
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let store = dir.path().join("flood.db");
+    std::fs::write(
+        dir.path().join("collector.yaml"),
+        format!(
+            "collector:\n  inputs:\n    - {{url: \"udp://127.0.0.1:{udp}\", sinks: [store]}}\nsinks:\n  - name: store\n    publishers: ['sqlite://{}']\n",
+            store.display()
+        ),
+    )
+    .unwrap();
+    let mut collector = start_collector(dir.path(), "collector input listening");
+    let messages = pollen_host::publish::metering::msgpack_messages(&batch(1000, 1.0), "");
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let started = std::time::Instant::now();
+    for index in 0..FLOOD {
+        // The kernel may refuse a datagram now and then (ENOBUFS): that is the flood.
+        let _ = socket.send_to(&messages[index % messages.len()], ("127.0.0.1", udp));
+    }
+    let flood_took = started.elapsed();
+    let last = pollen_host::publish::metering::msgpack_messages(&batch(1, 424242.0), "");
+    collector.wait("the message after the flood stored", |_| {
+        let _ = socket.send_to(&last[0], ("127.0.0.1", udp));
+        rusqlite::Connection::open(&store)
+            .and_then(|c| {
+                c.query_row("SELECT count(*) FROM samples WHERE volume = 424242.0", [], |r| r.get::<_, i64>(0))
+            })
+            .unwrap_or(0)
+            > 0
+    });
+    let status = std::fs::read_to_string(format!("/proc/{}/status", collector.id())).unwrap();
+    let peak_kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    let log = collector.stop();
+    // The flood repeats 1000 messages: stored once each, and the last one.
+    let stored = sqlite_count(&store);
+    assert!(peak_kib < 128 * 1024, "peak RSS {} MiB after {FLOOD} datagrams in {flood_took:?}: {log}", peak_kib / 1024);
+    assert!(stored > 1 && stored <= 1001, "{stored}: {log}");
+    eprintln!("flood of {FLOOD} in {flood_took:?}: {stored} stored, peak RSS {} MiB", peak_kib / 1024);
+}

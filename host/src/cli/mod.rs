@@ -166,6 +166,12 @@ fn agent_section(path: &Path) -> Result<config::Agent, ConfigErrors> {
 /// Runs the `pollen` command line.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Before any thread exists. Not for the collector: each of its few threads
+    // allocates all the time (reading, batching, storing), and sharing two arenas
+    // made them wait on each other's locks.
+    if !matches!(cli.command, Command::Collect(_)) {
+        crate::allocator::limit_arenas();
+    }
     let filter = tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|error| {
         eprintln!("pollen: bad --log filter `{}` ({error}); using `info`", cli.log);
         tracing_subscriber::EnvFilter::new("info")

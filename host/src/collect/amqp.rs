@@ -136,7 +136,7 @@ pub(super) async fn consume(
     mut stop: watch::Receiver<bool>,
 ) {
     let (settled_sender, mut settled) = mpsc::unbounded_channel::<Settled>();
-    let mut state = State { attempts: HashMap::new(), in_flight: 0 };
+    let mut state = State { attempts: HashMap::new(), in_flight: 0, read: decode::ReadCache::default() };
     let mut backoff = crate::publish::reconnect_backoff();
     let mut failures = 0u64;
     while !*stop.borrow() {
@@ -258,6 +258,8 @@ struct State {
     attempts: HashMap<u64, (u32, String)>,
     /// Messages handed on and not yet settled.
     in_flight: usize,
+    /// What reading notifications keeps between them.
+    read: decode::ReadCache,
 }
 
 impl State {
@@ -286,24 +288,18 @@ impl State {
             self.attempts.remove(&key);
             return None;
         }
-        let messages = match decode::from_notification(&delivery.data) {
-            Ok(messages) => messages,
+        let mut samples: Vec<ReceivedSample> = Vec::with_capacity(50);
+        let read = decode::read_notification(&delivery.data, secrets, &mut self.read, |read| match read {
+            Ok(sample) => samples.push(sample),
             Err(error) => {
-                counters.refuse(name, false, &error);
-                dead_letter(delivery, &error.to_string(), attempts, config, session, name, counters).await;
-                return None;
+                let signature = matches!(error, DecodeError::BadSignature | DecodeError::Unsigned);
+                counters.refuse(name, signature, &error);
             }
-        };
-        let mut samples: Vec<ReceivedSample> = Vec::with_capacity(messages.len());
-        for message in &messages {
-            let read = decode::verify(message, secrets).and_then(|()| decode::sample(message));
-            match read {
-                Ok(sample) => samples.push(sample),
-                Err(error) => {
-                    let signature = matches!(error, DecodeError::BadSignature | DecodeError::Unsigned);
-                    counters.refuse(name, signature, &error);
-                }
-            }
+        });
+        if let Err(error) = read {
+            counters.refuse(name, false, &error);
+            dead_letter(delivery, &error.to_string(), attempts, config, session, name, counters).await;
+            return None;
         }
         if samples.is_empty() {
             let _ = delivery.acker.ack(BasicAckOptions::default()).await;

@@ -120,7 +120,7 @@ async fn take(
     counters.received.fetch_add(1, Ordering::Relaxed);
     let read = decode::from_msgpack(bytes)
         .and_then(|message| decode::verify(&message, secrets).map(|()| message))
-        .and_then(|message| decode::sample(&message));
+        .and_then(decode::into_sample);
     match read {
         Ok(sample) => out.send(Arrival { input, samples: vec![sample], ack: None, alone: false }).await.is_ok(),
         Err(error) => {

@@ -10,6 +10,7 @@
 pub mod amqp;
 pub mod config;
 mod inputs;
+mod interner;
 pub mod metrics;
 mod retention;
 
@@ -17,7 +18,7 @@ use crate::publish::metering::decode::ReceivedSample;
 use crate::publish::receipt::Receipt;
 use crate::publish::{Batch, PublishContext, PublisherHandle, Received};
 use crate::registry::Registry;
-use crate::sample::{Metadata, Meter, Owner, Resource, Sample};
+use crate::sample::Sample;
 use config::CollectorFile;
 use std::collections::HashMap;
 use std::future::Future;
@@ -107,10 +108,10 @@ struct Pending {
 }
 
 impl Pending {
-    fn take(&mut self, registry: &Registry, arrival: Arrival) {
-        for sample in arrival.samples {
-            let message_id: Box<str> = sample.message_id.clone().into();
-            let (source, sample) = intern(registry, sample);
+    fn take(&mut self, interner: &mut interner::Interner, arrival: Arrival) {
+        for mut sample in arrival.samples {
+            let message_id: Box<str> = std::mem::take(&mut sample.message_id).into();
+            let (source, sample) = interner.intern(sample);
             self.samples.push((source, sample, message_id));
         }
         self.acks.extend(arrival.ack);
@@ -174,6 +175,7 @@ pub async fn run(file: CollectorFile, shutdown: impl Future<Output = ()>) -> any
     drop(sender);
 
     let registry = Arc::new(Registry::new());
+    let mut interner = interner::Interner::new(registry.clone());
     let routes: Vec<Vec<String>> = file.collector.inputs.iter().map(|i| i.sinks.clone()).collect();
     let mut pending: Vec<Pending> = (0..routes.len()).map(|_| Pending::default()).collect();
     let mut ticker = tokio::time::interval(BATCH_WAIT);
@@ -188,11 +190,11 @@ pub async fn run(file: CollectorFile, shutdown: impl Future<Output = ()>) -> any
                 if arrival.alone {
                     // A message that failed before goes in a batch of its own.
                     forward(&registry, &sinks, &routes[input], &mut pending[input], &counters);
-                    pending[input].take(&registry, arrival);
+                    pending[input].take(&mut interner, arrival);
                     forward(&registry, &sinks, &routes[input], &mut pending[input], &counters);
                     continue;
                 }
-                pending[input].take(&registry, arrival);
+                pending[input].take(&mut interner, arrival);
                 if pending[input].samples.len() >= BATCH {
                     forward(&registry, &sinks, &routes[input], &mut pending[input], &counters);
                 }
@@ -219,7 +221,7 @@ pub async fn run(file: CollectorFile, shutdown: impl Future<Output = ()>) -> any
     let _ = stop.send(true);
     while let Ok(arrival) = received.try_recv() {
         let input = arrival.input;
-        pending[input].take(&registry, arrival);
+        pending[input].take(&mut interner, arrival);
     }
     for (input, waiting) in pending.iter_mut().enumerate() {
         forward(&registry, &sinks, &routes[input], waiting, &counters);
@@ -237,28 +239,6 @@ pub async fn run(file: CollectorFile, shutdown: impl Future<Output = ()>) -> any
         retention.abort();
     }
     Ok(counters)
-}
-
-/// A received sample in the registry: its source, and the sample on its meter and
-/// resource (the resource's owner and metadata as the message carried them). The same
-/// id with other metadata or another owner (a sample's own metadata, a resource
-/// whose metadata changed) is a resource entry of its own, so that no message's
-/// metadata is replaced by another's.
-fn intern(registry: &Registry, received: ReceivedSample) -> (Arc<str>, Sample) {
-    use std::hash::{Hash, Hasher};
-    let meter = registry.intern_meter(Meter { name: received.name, kind: received.kind, unit: received.unit });
-    let mut version = std::collections::hash_map::DefaultHasher::new();
-    serde_json::to_string(&received.metadata).unwrap_or_default().hash(&mut version);
-    (&received.user_id, &received.project_id).hash(&mut version);
-    let namespace = registry.namespace_of_plugin(&format!("collected-{:016x}", version.finish()));
-    let owner = (received.user_id.is_some() || received.project_id.is_some()).then(|| {
-        Arc::new(Owner { user_id: received.user_id.map(Into::into), project_id: received.project_id.map(Into::into) })
-    });
-    let resource = registry.intern_in(
-        namespace,
-        Resource { metadata: Metadata::from_map(&received.metadata), owner, ..Resource::bare(&received.resource_id) },
-    );
-    (Arc::from(received.source), Sample { meter, resource, volume: received.volume, timestamp: received.timestamp })
 }
 
 /// A source's samples and their message ids.

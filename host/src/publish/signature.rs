@@ -53,11 +53,14 @@ pub fn compute_as(message: &Map<String, Value>, secret: &str, python: Python) ->
 /// Python 3 or, where the text differs (a float or a list in it), on Python 2 made it.
 /// Compared in constant time.
 pub fn verify_any(message: &Map<String, Value>, secret: &str, given: &str) -> bool {
-    let same = |expected: String| {
-        expected.len() == given.len() && expected.bytes().zip(given.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
-    };
-    same(compute_as(message, secret, Python::Three))
-        || (python2_differs(message) && same(compute_as(message, secret, Python::Two)))
+    same(&compute_as(message, secret, Python::Three), given)
+        || (python2_differs(message) && same(&compute_as(message, secret, Python::Two), given))
+}
+
+/// Whether two signatures are equal, compared in constant time (every byte, whatever
+/// the first difference).
+pub fn same(expected: &str, given: &str) -> bool {
+    expected.len() == given.len() && expected.bytes().zip(given.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
 }
 
 /// Whether a Python 2 producer would have printed some value of `message` otherwise.
@@ -71,7 +74,7 @@ fn python2_differs(message: &Map<String, Value>) -> bool {
 }
 
 /// A value's text in the signature: `str()` of it, lists after `decode_unicode`.
-fn signed_text(value: &Value, python: Python) -> Cow<'_, str> {
+pub fn signed_text(value: &Value, python: Python) -> Cow<'_, str> {
     match value {
         Value::String(text) => Cow::Borrowed(text),
         Value::Array(_) => Cow::Owned(decoded_repr(value, python)),
