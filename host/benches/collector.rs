@@ -7,6 +7,9 @@
 //! from its first consuming line to the last sample stored; its CPU (user + system,
 //! from `/proc`) over the same span, and its peak RSS.
 //!
+//! `POLLEN_COLLECTOR_INPUT_OPTIONS` appends options to the collector's input URL
+//! (`&prefetch=300`), to compare settings.
+//!
 //! Beside it, in the same run, the component that does this job in Ceilometer today:
 //! `ceilometer-agent-notification` 27 (`scripts/ceilometer.sh`, a venv from PyPI)
 //! consumes the same messages from `notifications.sample` into a `file://` publisher.
@@ -85,7 +88,10 @@ fn collect(dir: &Path, publisher: &str, stored: impl Fn() -> i64) -> Option<Figu
     fill_queue(&queue, &signed_notifications(count, SECRET));
     common::collector_file(
         dir,
-        &format!("amqp://guest:guest@127.0.0.1:5672/?queues={queue}&dead_letter={queue}.dead"),
+        &format!(
+            "amqp://guest:guest@127.0.0.1:5672/?queues={queue}&dead_letter={queue}.dead{}",
+            std::env::var("POLLEN_COLLECTOR_INPUT_OPTIONS").unwrap_or_default()
+        ),
         publisher,
         "",
     );
@@ -103,7 +109,8 @@ fn collect(dir: &Path, publisher: &str, stored: impl Fn() -> i64) -> Option<Figu
             stop(child);
             return None;
         }
-        std::thread::sleep(Duration::from_millis(50));
+        // Not more often: each count is a query of its own on the machine measured.
+        std::thread::sleep(Duration::from_millis(200));
     }
     let (took, cpu) = (started.elapsed(), cpu_seconds(child.id()) - cpu_before);
     let peak = peak_rss_mib(&child.id().to_string());
@@ -129,12 +136,23 @@ fn tree_peak_mib(pid: u32) -> f64 {
     descendants(pid).into_iter().map(|p| peak_rss_mib(&p.to_string())).sum()
 }
 
+/// A process and its descendants, from every process's parent in `/proc`.
 fn descendants(pid: u32) -> Vec<u32> {
+    let mut parents: Vec<(u32, u32)> = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(child) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        // The parent is the second field after the command's closing parenthesis.
+        let parent = stat.rfind(')').and_then(|at| stat[at + 2..].split_whitespace().nth(1)?.parse().ok());
+        if let Some(parent) = parent {
+            parents.push((child, parent));
+        }
+    }
     let mut all = vec![pid];
     let mut at = 0;
     while at < all.len() {
-        let children = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", all[at])).unwrap_or_default();
-        all.extend(children.split_whitespace().filter_map(|c| c.parse::<u32>().ok()));
+        let of = all[at];
+        all.extend(parents.iter().filter(|(_, parent)| *parent == of).map(|(child, _)| *child));
         at += 1;
     }
     all

@@ -115,7 +115,7 @@ fn hash_of(text: &str) -> u64 {
 /// samples), and a buffer for the signed pairs.
 #[derive(Default)]
 pub struct ReadCache {
-    metadata: HashMap<Box<str>, Arc<ReceivedMetadata>>,
+    metadata: HashMap<Box<str>, Arc<ReceivedMetadata>, foldhash::fast::RandomState>,
     signed: Vec<u8>,
 }
 
@@ -219,37 +219,66 @@ pub fn read_notification(
     };
     let no_samples = || DecodeError::NotANotification("no `payload.samples` list".into());
     let payload = payload.ok_or_else(no_samples)?;
-    let samples: Vec<&RawValue> = match payload.get().as_bytes().first() {
-        // The notification agent's publisher puts the list as the payload itself.
-        Some(b'[') => serde_json::from_str(payload.get()).map_err(|_| no_samples())?,
-        Some(b'{') => {
-            serde_json::from_str::<Payload>(payload.get()).ok().and_then(|p| p.samples).ok_or_else(no_samples)?
-        }
+    let list = payload.get();
+    // Most often every sample's keys are plain: the whole list is read in one pass.
+    #[derive(serde::Deserialize)]
+    struct PlainPayload<'a> {
+        #[serde(borrow)]
+        samples: Vec<Pairs<'a>>,
+    }
+    let plain = match list.as_bytes().first() {
+        Some(b'[') => serde_json::from_str::<Vec<Pairs>>(list).ok(),
+        Some(b'{') => serde_json::from_str::<PlainPayload>(list).ok().map(|p| p.samples),
         _ => return Err(no_samples()),
     };
+    if let Some(samples) = plain {
+        for pairs in &samples {
+            each(read_pairs(pairs, secrets, cache));
+        }
+        return Ok(());
+    }
+    let samples: Vec<&RawValue> = match list.as_bytes().first() {
+        // The notification agent's publisher puts the list as the payload itself.
+        Some(b'[') => serde_json::from_str(list).map_err(|_| no_samples())?,
+        _ => serde_json::from_str::<Payload>(list).ok().and_then(|p| p.samples).ok_or_else(no_samples)?,
+    };
     for sample in samples {
-        each(read_message(sample.get(), secrets, cache));
+        each(match serde_json::from_str::<Pairs>(sample.get()) {
+            Ok(pairs) => read_pairs(&pairs, secrets, cache),
+            Err(_) => general(serde_json::from_str::<Value>(sample.get()), secrets),
+        });
     }
     Ok(())
 }
 
-/// One metering message as JSON text, verified and read; what the fast reading does
-/// not take (an escaped key, a nested mapping besides the metadata, a signature only
-/// a Python 2 producer makes) is read the general way.
-fn read_message(text: &str, secrets: &[String], cache: &mut ReadCache) -> Result<ReceivedSample, DecodeError> {
-    let general = || {
-        let message = match serde_json::from_str::<Value>(text) {
-            Ok(Value::Object(message)) => message,
-            Ok(_) => return Err(DecodeError::NotAMessage("a sample of the payload is not a map")),
-            Err(e) => return Err(DecodeError::NotJson(e.to_string())),
-        };
-        verify(&message, secrets).and_then(|()| into_sample(message))
+/// A metering message's keys and their values' JSON text.
+type Pairs<'a> = BTreeMap<&'a str, &'a RawValue>;
+
+/// The general reading of one metering message, decoded as a whole.
+fn general(message: serde_json::Result<Value>, secrets: &[String]) -> Result<ReceivedSample, DecodeError> {
+    let message = match message {
+        Ok(Value::Object(message)) => message,
+        Ok(_) => return Err(DecodeError::NotAMessage("a sample of the payload is not a map")),
+        Err(e) => return Err(DecodeError::NotJson(e.to_string())),
     };
-    let Ok(pairs) = serde_json::from_str::<BTreeMap<&str, &RawValue>>(text) else { return general() };
+    verify(&message, secrets).and_then(|()| into_sample(message))
+}
+
+/// One metering message, its values still JSON text, verified and read; what this
+/// does not take (a nested mapping besides the metadata, a signature only a Python 2
+/// producer makes) is read the general way.
+fn read_pairs(pairs: &Pairs, secrets: &[String], cache: &mut ReadCache) -> Result<ReceivedSample, DecodeError> {
+    let general = || {
+        let message: serde_json::Result<Map<String, Value>> = pairs
+            .iter()
+            .map(|(key, raw)| serde_json::from_str::<Value>(raw.get()).map(|value| (key.to_string(), value)))
+            .collect();
+        general(message.map(Value::Object), secrets)
+    };
     let mut metadata = None;
     let mut signed = std::mem::take(&mut cache.signed);
     signed.clear();
-    for (key, value) in &pairs {
+    for (key, value) in pairs {
         let raw = value.get();
         match raw.as_bytes().first() {
             _ if *key == SIGNATURE_KEY => {}
