@@ -364,7 +364,7 @@ fn read_pairs(pairs: &Pairs, secrets: &[String], cache: &mut ReadCache) -> Resul
     if !volume.is_finite() {
         return Err(DecodeError::Field { field: "counter_volume", problem: "is not a finite number".into() });
     }
-    let stamp = required("timestamp")?;
+    let stamp = text_of("timestamp")?.ok_or(DecodeError::Field { field: "timestamp", problem: "is missing".into() })?;
     let timestamp = parse_timestamp(&stamp).ok_or_else(|| DecodeError::Field {
         field: "timestamp",
         problem: format!("`{stamp}` is not an ISO 8601 time"),
