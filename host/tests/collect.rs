@@ -52,24 +52,7 @@ fn fields(sample: &Value) -> Value {
 fn an_agent_s_samples_arrive_whole_over_udp_and_tcp() {
     let dir = tempfile::tempdir().unwrap();
     let (collector, udp, tcp, from_udp, from_tcp) = collector(dir.path());
-    let workspace =
-        Workspace::new(&[builtin("local_instances"), builtin("cpu"), builtin("memory"), builtin("instance")]);
-    let sent = workspace.path().join("sent.jsonl");
-    let rest = format!(
-        "sources:\n  - name: compute\n    interval: 1\n    meters: ['*']\n    sinks: [out]\nsinks:\n  - name: out\n    publishers: ['file://{}', 'udp://127.0.0.1:{udp}', 'tcp://127.0.0.1:{tcp}']\n",
-        sent.display()
-    );
-    let agent_lines = format!(
-        "  libvirt_uri: test://{}\n  telemetry_secret: {SECRET}\n{}",
-        repo().join("tests/data/nova-node.xml").display(),
-        grants(&["local_instances", "cpu", "memory", "instance"])
-    );
-    workspace.write_pipeline(&agent_lines, &rest);
-    let mut agent = Running::start(&workspace, &[], sent.clone());
-    agent.wait_for_log("cycle done", 2);
-    let log = agent.stop();
-    let sent = lines(&sent);
-    assert!(sent.len() > 10, "{log}");
+    let sent = agent_sends_two_cycles(&format!("'udp://127.0.0.1:{udp}', 'tcp://127.0.0.1:{tcp}'"), SECRET);
     wait_until(
         "every sample at the collector, over both",
         || lines(&from_udp).len() >= sent.len() && lines(&from_tcp).len() >= sent.len(),

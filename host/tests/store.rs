@@ -23,6 +23,17 @@ fn sorted(mut samples: Vec<Value>) -> Vec<Value> {
     samples
 }
 
+/// Waits until `samples` are stored, stops the collector, and checks each is stored
+/// once and every message of `queue` was acknowledged; deletes the test's queues.
+fn every_sample_stored_once(database: &TestDatabase, samples: usize, collector: Running, queue: &str) {
+    wait_stored(database, samples as i64, &collector);
+    let log = collector.stop();
+    assert_eq!(database.stored(), samples as i64, "{log}");
+    assert_eq!(database.number("SELECT count(DISTINCT message_id) FROM samples"), samples as i64, "{log}");
+    assert_eq!(ready_in(queue), 0, "every message acknowledged: {log}");
+    delete_queues(&[queue, &format!("{queue}.dead")]);
+}
+
 fn amqp_input(queue: &str, extra: &str) -> String {
     format!("amqp://guest:guest@127.0.0.1:5672/?queues={queue}&dead_letter={queue}.dead{extra}")
 }
@@ -35,25 +46,7 @@ fn an_agent_s_samples_are_stored_exactly_once_through_rabbitmq_into_postgresql()
     let dir = tempfile::tempdir().unwrap();
     collector_file(dir.path(), &amqp_input(&queue, ""), &database.url(), "");
     let collector = start_collector(dir.path(), "collector input consuming");
-
-    let workspace =
-        Workspace::new(&[builtin("local_instances"), builtin("cpu"), builtin("memory"), builtin("instance")]);
-    let sent = workspace.path().join("sent.jsonl");
-    let rest = format!(
-        "sources:\n  - name: compute\n    interval: 1\n    meters: ['*']\n    sinks: [out]\nsinks:\n  - name: out\n    publishers: ['file://{}', 'notifier://?topic={topic}']\n",
-        sent.display()
-    );
-    let agent_lines = format!(
-        "  libvirt_uri: test://{}\n  telemetry_secret: {SECRET}\n{}",
-        repo().join("tests/data/nova-node.xml").display(),
-        grants(&["local_instances", "cpu", "memory", "instance"])
-    );
-    workspace.write_pipeline(&agent_lines, &rest);
-    let mut agent = Running::start(&workspace, &[], sent.clone());
-    agent.wait_for_log("cycle done", 2);
-    let log = agent.stop();
-    let sent: Vec<Value> = json_lines(&std::fs::read_to_string(&sent).unwrap());
-    assert!(sent.len() > 10, "{log}");
+    let sent = agent_sends_two_cycles(&format!("'notifier://?topic={topic}'"), SECRET);
 
     wait_stored(&database, sent.len() as i64, &collector);
     let stderr = collector.stop();
@@ -86,12 +79,7 @@ fn a_collector_killed_mid_ingest_loses_nothing_and_stores_nothing_twice() {
     assert!(at_kill < SAMPLES as i64, "killed before the end ({at_kill} stored): {log}");
 
     let collector = start_collector(dir.path(), "collector input consuming");
-    wait_stored(&database, SAMPLES as i64, &collector);
-    let log = collector.stop();
-    assert_eq!(database.stored(), SAMPLES as i64, "{log}");
-    assert_eq!(database.number("SELECT count(DISTINCT message_id) FROM samples"), SAMPLES as i64);
-    assert_eq!(ready_in(&queue), 0, "every message acknowledged: {log}");
-    delete_queues(&[&queue, &format!("{queue}.dead")]);
+    every_sample_stored_once(&database, SAMPLES, collector, &queue);
 }
 
 /// PostgreSQL (a server of the test's own) stops during ingest and starts again: the
@@ -112,12 +100,7 @@ fn postgresql_restarted_during_ingest_loses_nothing_and_stores_nothing_twice() {
     assert!(ready_in(&queue) > 0, "messages wait in the queue while the database is away");
     server.start_again();
     collector.wait_for_log("database reachable again", 1);
-    wait_stored(&database, SAMPLES as i64, &collector);
-    let log = collector.stop();
-    assert_eq!(database.stored(), SAMPLES as i64, "{log}");
-    assert_eq!(database.number("SELECT count(DISTINCT message_id) FROM samples"), SAMPLES as i64);
-    assert_eq!(ready_in(&queue), 0, "{log}");
-    delete_queues(&[&queue, &format!("{queue}.dead")]);
+    every_sample_stored_once(&database, SAMPLES, collector, &queue);
 }
 
 /// The collector's connection to the broker is cut mid-ingest (a proxy in front of
@@ -141,12 +124,7 @@ fn the_broker_connection_cut_mid_ingest_loses_nothing_and_stores_nothing_twice()
     collector.wait_for_log("reconnecting", 1);
     runtime.block_on(async { proxy.restore() });
     collector.wait_for_log("consuming again", 1);
-    wait_stored(&database, SAMPLES as i64, &collector);
-    let log = collector.stop();
-    assert_eq!(database.stored(), SAMPLES as i64, "{log}");
-    assert_eq!(database.number("SELECT count(DISTINCT message_id) FROM samples"), SAMPLES as i64);
-    assert_eq!(ready_in(&queue), 0, "{log}");
-    delete_queues(&[&queue, &format!("{queue}.dead")]);
+    every_sample_stored_once(&database, SAMPLES, collector, &queue);
 }
 
 /// A message that is not a notification goes to the dead-letter queue at once; one

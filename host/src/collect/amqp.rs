@@ -56,16 +56,6 @@ impl AmqpInput {
         let url =
             url::Url::parse(text).map_err(|e| format!("not a URL ({e}); e.g. `amqp://guest:guest@127.0.0.1:5672/`"))?;
         let mut query = crate::publish::options::Query::new(&url);
-        let host = url.host_str().filter(|h| !h.is_empty()).unwrap_or("127.0.0.1");
-        let port = url.port().unwrap_or(5672);
-        let (user, password) = match url.username() {
-            "" => ("guest", url.password().unwrap_or("guest")),
-            user => (user, url.password().unwrap_or("")),
-        };
-        let vhost = match url.path() {
-            "" | "/" => "%2f".to_string(),
-            path => path.trim_start_matches('/').to_string(),
-        };
         let queues: Vec<String> = query
             .text("queues")
             .unwrap_or_else(|| "notifications.sample,metering.sample".into())
@@ -75,7 +65,7 @@ impl AmqpInput {
             .map(String::from)
             .collect();
         let input = Self {
-            amqp_uri: format!("amqp://{user}:{password}@{host}:{port}/{vhost}"),
+            amqp_uri: crate::publish::notifier::amqp_uri(&url, false),
             queues,
             exchange: query.text("exchange").unwrap_or_else(|| "ceilometer".into()),
             prefetch: query.parse("prefetch", 100)?,

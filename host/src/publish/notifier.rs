@@ -64,19 +64,8 @@ impl NotifierOptions {
     pub fn from_url(url: &url::Url) -> Result<Self, String> {
         let mut query = Query::new(url);
         let tls = query.flag("ssl")?;
-        let host = url.host_str().filter(|h| !h.is_empty()).unwrap_or("127.0.0.1");
-        let port = url.port().unwrap_or(if tls { 5671 } else { 5672 });
-        let (user, password) = match url.username() {
-            "" => ("guest", url.password().unwrap_or("guest")),
-            user => (user, url.password().unwrap_or("")),
-        };
-        let vhost = match url.path() {
-            "" | "/" => "%2f".to_string(),
-            path => path.trim_start_matches('/').to_string(),
-        };
-        let scheme = if tls { "amqps" } else { "amqp" };
         let options = Self {
-            amqp_uri: format!("{scheme}://{user}:{password}@{host}:{port}/{vhost}"),
+            amqp_uri: amqp_uri(url, tls),
             topic: query.text("topic").unwrap_or_else(|| "notifications".into()),
             exchange: query.text("exchange").unwrap_or_else(|| "ceilometer".into()),
             batch_size: query.parse("batch_size", 50)?,
@@ -99,6 +88,24 @@ impl NotifierOptions {
         }
         Ok(options)
     }
+}
+
+/// The broker's `amqp://` (or, with `tls`, `amqps://`) URI from a URL's user,
+/// password, host, port and vhost; RabbitMQ's defaults (`guest:guest@127.0.0.1`, vhost
+/// `/`) for what it leaves out.
+pub(crate) fn amqp_uri(url: &url::Url, tls: bool) -> String {
+    let host = url.host_str().filter(|h| !h.is_empty()).unwrap_or("127.0.0.1");
+    let port = url.port().unwrap_or(if tls { 5671 } else { 5672 });
+    let (user, password) = match url.username() {
+        "" => ("guest", url.password().unwrap_or("guest")),
+        user => (user, url.password().unwrap_or("")),
+    };
+    let vhost = match url.path() {
+        "" | "/" => "%2f".to_string(),
+        path => path.trim_start_matches('/').to_string(),
+    };
+    let scheme = if tls { "amqps" } else { "amqp" };
+    format!("{scheme}://{user}:{password}@{host}:{port}/{vhost}")
 }
 
 /// A notification ready to publish.

@@ -458,6 +458,31 @@ pub fn pollen_measured(args: &[&str], dir: &Path) -> (Option<i32>, String, Strin
     (output.status.code(), stdout.into_owned(), stderr.into_owned(), kib * 1024)
 }
 
+/// Runs `pollen run` on the Nova test node (instances with their metadata) for two
+/// cycles, its samples to `sent.jsonl` and to `publishers` (YAML list items after a
+/// `'file://…', `), signed with `secret`; returns what it sent.
+pub fn agent_sends_two_cycles(publishers: &str, secret: &str) -> Vec<serde_json::Value> {
+    let workspace =
+        Workspace::new(&[builtin("local_instances"), builtin("cpu"), builtin("memory"), builtin("instance")]);
+    let sent = workspace.path().join("sent.jsonl");
+    let rest = format!(
+        "sources:\n  - name: compute\n    interval: 1\n    meters: ['*']\n    sinks: [out]\nsinks:\n  - name: out\n    publishers: ['file://{}', {publishers}]\n",
+        sent.display()
+    );
+    let agent_lines = format!(
+        "  libvirt_uri: test://{}\n  telemetry_secret: {secret}\n{}",
+        repo().join("tests/data/nova-node.xml").display(),
+        grants(&["local_instances", "cpu", "memory", "instance"])
+    );
+    workspace.write_pipeline(&agent_lines, &rest);
+    let mut agent = Running::start(&workspace, &[], sent.clone());
+    agent.wait_for_log("cycle done", 2);
+    let log = agent.stop();
+    let sent = json_lines(&std::fs::read_to_string(&sent).unwrap_or_default());
+    assert!(sent.len() > 10, "{log}");
+    sent
+}
+
 /// A Redis of the test's own, on a free port.
 pub struct OwnRedis {
     child: std::process::Child,
