@@ -219,7 +219,8 @@ fn ceilometer_notification_agent(dir: &Path) -> Option<Figures> {
     let (took, cpu) = (started.elapsed(), tree_cpu_seconds(child.id()) - cpu_before);
     let peak = tree_peak_mib(child.id());
     stop(child);
-    common::delete_queues(&[&queue]);
+    let priorities = ["sample", "info", "audit", "warn", "error", "critical", "debug"].map(|p| format!("{topic}.{p}"));
+    common::delete_queues(&priorities.iter().map(String::as_str).collect::<Vec<_>>());
     let measured = (count - first) as f64;
     Some(Figures { rate: measured / took.as_secs_f64(), cpu: cpu * 100_000.0 / measured, peak })
 }

@@ -350,7 +350,10 @@ fn what_ceilometer_s_notification_agent_publishes_is_verified_and_stored() {
     sent.sort();
     stored.sort();
     assert_eq!(stored, sent, "every sample, its message id kept");
-    delete_queues(&[&format!("{metering}.sample"), &format!("{metering}.sample.dead"), &format!("{topic}.sample")]);
+    // The notification agent declares a queue per priority of its topic.
+    let mut queues = vec![format!("{metering}.sample"), format!("{metering}.sample.dead")];
+    queues.extend(["sample", "info", "audit", "warn", "error", "critical", "debug"].map(|p| format!("{topic}.{p}")));
+    delete_queues(&queues.iter().map(String::as_str).collect::<Vec<_>>());
 }
 
 /// SIGHUP: a file with a problem is refused (logged with its place) and the running

@@ -63,9 +63,7 @@ CREATE INDEX samples_by_meter_and_resource ON samples (meter_id, resource_versio
 }];
 
 /// SQLite's schema: times in microseconds since the epoch, metadata as JSON text
-/// (queryable with SQLite's `json_extract`); samples kept in the order of their
-/// message id (`WITHOUT ROWID`: one tree to insert into where a rowid table and its
-/// unique index were two).
+/// (queryable with SQLite's `json_extract`).
 pub const SQLITE: &[Migration] = &[Migration {
     version: 1,
     description: "meters, resource versions and samples",
@@ -88,12 +86,13 @@ CREATE TABLE resources (
 CREATE INDEX resources_by_resource_id ON resources (resource_id);
 CREATE INDEX resources_by_project_id ON resources (project_id);
 CREATE TABLE samples (
-    message_id TEXT PRIMARY KEY,
+    id INTEGER PRIMARY KEY,
+    message_id TEXT NOT NULL UNIQUE,
     timestamp INTEGER NOT NULL,
     meter_id INTEGER NOT NULL,
     resource_version INTEGER NOT NULL,
     volume REAL NOT NULL,
-    recorded_at INTEGER NOT NULL) WITHOUT ROWID;
+    recorded_at INTEGER NOT NULL);
 CREATE INDEX samples_by_meter_and_resource ON samples (meter_id, resource_version, timestamp);
 ",
 }];
