@@ -19,7 +19,7 @@ WASM_OUT := $(TARGET_DIR)/$(PLUGIN_TARGET)/$(PLUGIN_PROFILE)
 .PHONY: ceilometer-oracle help setup plugins test-plugins build run test lint bench hypervisor clean
 
 help:
-	@echo "make setup         install what this machine lacks (libvirt-dev, the wasm32-wasip2 target, libvirtd with QEMU, a Pushgateway, Gnocchi, Keystone, Glance and Cinder)"
+	@echo "make setup         install what this machine lacks (libvirt-dev, the wasm32-wasip2 target, libvirtd with QEMU, a Pushgateway, Gnocchi, Keystone, Glance, Cinder and Ceilometer 27 in a venv)"
 	@echo "make plugins       build the built-in plugins into plugins/dist/"
 	@echo "make run           build everything and run the agent on pipeline.yaml"
 	@echo "make test          set up, build, lint and run every test"
