@@ -184,7 +184,7 @@ impl LineCounter {
 /// beforehand into its `file://` publisher (a line per sample), from its first line to
 /// its last; CPU and peak RSS of its processes (a master and a worker).
 fn ceilometer_notification_agent(dir: &Path) -> Option<Figures> {
-    let agent = PathBuf::from("/var/lib/pollen-ceilometer/venv/bin/ceilometer-agent-notification");
+    let agent = PathBuf::from(common::CEILOMETER_NOTIFICATION_AGENT);
     if !agent.exists() {
         eprintln!("ceilometer-agent-notification is not installed: `scripts/ceilometer.sh install`");
         return None;

@@ -23,6 +23,24 @@ fn sorted(mut samples: Vec<Value>) -> Vec<Value> {
     samples
 }
 
+/// A queue of `samples` signed samples, and a collector consuming it (through the input
+/// `input` names for the queue) into `database`, once it has stored the first ones;
+/// its folder, the queue, the collector.
+fn ingesting(
+    database: &TestDatabase,
+    what: &str,
+    samples: usize,
+    input: impl Fn(&str) -> String,
+) -> (tempfile::TempDir, String, Running) {
+    let queue = unique_queue(what);
+    fill_queue(&queue, &signed_notifications(samples, SECRET));
+    let dir = tempfile::tempdir().unwrap();
+    collector_file(dir.path(), &input(&queue), &database.url(), "");
+    let mut collector = start_collector(dir.path(), "collector input consuming");
+    collector.wait("the first samples stored", |_| database.stored() > 0);
+    (dir, queue, collector)
+}
+
 /// Waits until `samples` are stored, stops the collector, and checks each is stored
 /// once and every message of `queue` was acknowledged; deletes the test's queues.
 fn every_sample_stored_once(database: &TestDatabase, samples: usize, collector: Running, queue: &str) {
@@ -68,12 +86,7 @@ fn an_agent_s_samples_are_stored_exactly_once_through_rabbitmq_into_postgresql()
 fn a_collector_killed_mid_ingest_loses_nothing_and_stores_nothing_twice() {
     const SAMPLES: usize = 40_000;
     let database = TestDatabase::create();
-    let queue = unique_queue("killed");
-    fill_queue(&queue, &signed_notifications(SAMPLES, SECRET));
-    let dir = tempfile::tempdir().unwrap();
-    collector_file(dir.path(), &amqp_input(&queue, ""), &database.url(), "");
-    let mut collector = start_collector(dir.path(), "collector input consuming");
-    collector.wait("the first samples stored", |_| database.stored() > 0);
+    let (dir, queue, collector) = ingesting(&database, "killed", SAMPLES, |queue| amqp_input(queue, ""));
     let log = collector.kill();
     let at_kill = database.stored();
     assert!(at_kill < SAMPLES as i64, "killed before the end ({at_kill} stored): {log}");
@@ -89,12 +102,8 @@ fn postgresql_restarted_during_ingest_loses_nothing_and_stores_nothing_twice() {
     const SAMPLES: usize = 30_000;
     let server = OwnPostgres::start();
     let database = TestDatabase::create_on(server.port);
-    let queue = unique_queue("pg-restart");
-    fill_queue(&queue, &signed_notifications(SAMPLES, SECRET));
-    let dir = tempfile::tempdir().unwrap();
-    collector_file(dir.path(), &amqp_input(&queue, "&prefetch=20"), &database.url(), "");
-    let mut collector = start_collector(dir.path(), "collector input consuming");
-    collector.wait("the first samples stored", |_| database.stored() > 0);
+    let (_dir, queue, mut collector) =
+        ingesting(&database, "pg-restart", SAMPLES, |queue| amqp_input(queue, "&prefetch=20"));
     server.stop();
     collector.wait_for_log("database unreachable; the batch waits", 1);
     assert!(ready_in(&queue) > 0, "messages wait in the queue while the database is away");
@@ -112,14 +121,9 @@ fn the_broker_connection_cut_mid_ingest_loses_nothing_and_stores_nothing_twice()
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let proxy = runtime.block_on(BrokerProxy::start());
     let database = TestDatabase::create();
-    let queue = unique_queue("broker-cut");
-    fill_queue(&queue, &signed_notifications(SAMPLES, SECRET));
-    let dir = tempfile::tempdir().unwrap();
-    let input =
-        format!("amqp://guest:guest@127.0.0.1:{}/?queues={queue}&dead_letter={queue}.dead&prefetch=20", proxy.port);
-    collector_file(dir.path(), &input, &database.url(), "");
-    let mut collector = start_collector(dir.path(), "collector input consuming");
-    collector.wait("the first samples stored", |_| database.stored() > 0);
+    let (_dir, queue, mut collector) = ingesting(&database, "broker-cut", SAMPLES, |queue| {
+        format!("amqp://guest:guest@127.0.0.1:{}/?queues={queue}&dead_letter={queue}.dead&prefetch=20", proxy.port)
+    });
     runtime.block_on(async { proxy.cut() });
     collector.wait_for_log("reconnecting", 1);
     runtime.block_on(async { proxy.restore() });

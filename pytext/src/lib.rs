@@ -240,6 +240,10 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// The Python 3 line is what Ceilometer 27 itself printed for this list:
+    /// `str(value)` of what `recursive_keypairs` (`ceilometer/publisher/utils.py`, through
+    /// `decode_unicode`) yields, run in the venv of `scripts/ceilometer.sh`; Python 2's
+    /// is the same without the `b` (its byte strings' `repr`, `Objects/stringobject.c`).
     #[test]
     fn lists_print_as_ceilometer_signs_them() {
         let list = json!(["x", "it's", "café", 1.5, null, 10, {"k": ["v"], "a": true}]);
@@ -255,6 +259,9 @@ mod tests {
         assert_eq!(python_bytes_repr(b"tab\there\\", true), "b'tab\\there\\\\'");
     }
 
+    /// The table is Python's own `format(x, '.12g')` with `.0` added where it reads as
+    /// an integer, which is CPython 2.7's `float_str` (`Objects/floatobject.c`, with
+    /// `PyFloat_STR_PRECISION` 12 from `Include/floatobject.h` and `Py_DTSF_ADD_DOT_0`).
     #[test]
     fn python2_prints_floats_with_twelve_digits() {
         let cases = [

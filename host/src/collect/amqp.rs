@@ -12,7 +12,7 @@
 //! flight; several collectors on one queue share it (competing consumers).
 
 use super::{Arrival, Counters};
-use crate::publish::metering::decode::{self, DecodeError, ReceivedSample};
+use crate::publish::metering::decode::{self, ReceivedSample};
 use futures::StreamExt;
 use lapin::options::{
     BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
@@ -180,7 +180,7 @@ pub(super) async fn consume(
                         }
                     }
                 }
-                Some(done) = settled.recv() => state.settle(done, &config, &counters),
+                Some(done) = settled.recv() => state.settle(done, &counters),
                 _ = stop.changed() => break,
             }
         }
@@ -194,7 +194,7 @@ pub(super) async fn consume(
             drop(out);
             while state.in_flight > 0 {
                 match settled.recv().await {
-                    Some(done) => state.settle(done, &config, &counters),
+                    Some(done) => state.settle(done, &counters),
                     None => break,
                 }
             }
@@ -245,7 +245,7 @@ async fn open(config: &AmqpInput) -> Result<Session, String> {
 /// What the input remembers across connections.
 struct State {
     /// Failed attempts of messages not yet settled, by a hash of their body.
-    attempts: HashMap<u64, (u32, String)>,
+    attempts: HashMap<u64, u32>,
     /// Messages handed on and not yet settled.
     in_flight: usize,
     /// What reading notifications keeps between them.
@@ -271,9 +271,9 @@ impl State {
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         delivery.data.hash(&mut hasher);
         let key = hasher.finish();
-        let (attempts, last_failure) = self.attempts.get(&key).cloned().unwrap_or_default();
+        let attempts = self.attempts.get(&key).copied().unwrap_or_default();
         if attempts >= config.max_attempts {
-            let why = format!("failed {attempts} times; last: {last_failure}");
+            let why = format!("failed {attempts} times; last: a publisher of its sinks could not deliver its samples");
             dead_letter(delivery, &why, attempts, config, session, name, counters).await;
             self.attempts.remove(&key);
             return None;
@@ -281,13 +281,10 @@ impl State {
         let mut samples: Vec<ReceivedSample> = Vec::with_capacity(50);
         let read = decode::read_notification(&delivery.data, secrets, &mut self.read, |read| match read {
             Ok(sample) => samples.push(sample),
-            Err(error) => {
-                let signature = matches!(error, DecodeError::BadSignature | DecodeError::Unsigned);
-                counters.refuse(name, signature, &error);
-            }
+            Err(error) => counters.refuse_decoded(name, &error),
         });
         if let Err(error) = read {
-            counters.refuse(name, false, &error);
+            counters.refuse_decoded(name, &error);
             dead_letter(delivery, &error.to_string(), attempts, config, session, name, counters).await;
             return None;
         }
@@ -307,7 +304,7 @@ impl State {
 
     /// Acknowledges a delivered message, or hands a failed one back after a backoff
     /// that grows with its attempts.
-    fn settle(&mut self, done: Settled, config: &AmqpInput, counters: &Counters) {
+    fn settle(&mut self, done: Settled, counters: &Counters) {
         self.in_flight = self.in_flight.saturating_sub(1);
         if done.delivered {
             self.attempts.remove(&done.key);
@@ -320,12 +317,10 @@ impl State {
         if self.attempts.len() >= REMEMBERED {
             self.attempts.clear();
         }
-        let entry = self.attempts.entry(done.key).or_default();
-        entry.0 += 1;
-        entry.1 = "a publisher of its sinks could not deliver its samples".into();
-        let attempts = entry.0.min(config.max_attempts);
+        let attempts = self.attempts.entry(done.key).or_default();
+        *attempts += 1;
         counters.requeued.fetch_add(1, Ordering::Relaxed);
-        let delay = Duration::from_millis(100 << attempts.min(8));
+        let delay = Duration::from_millis(100 << (*attempts).min(8));
         tokio::spawn(async move {
             tokio::time::sleep(delay).await;
             let _ = done.acker.nack(BasicNackOptions { requeue: true, ..BasicNackOptions::default() }).await;

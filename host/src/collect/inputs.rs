@@ -4,7 +4,7 @@
 
 use super::config::Input;
 use super::{Arrival, Counters};
-use crate::publish::metering::decode::{self, DecodeError};
+use crate::publish::metering::decode;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -124,8 +124,7 @@ async fn take(
     match read {
         Ok(sample) => out.send(Arrival { input, samples: vec![sample], ack: None, alone: false }).await.is_ok(),
         Err(error) => {
-            let signature = matches!(error, DecodeError::BadSignature | DecodeError::Unsigned);
-            counters.refuse(name, signature, &error);
+            counters.refuse_decoded(name, &error);
             true
         }
     }

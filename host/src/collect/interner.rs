@@ -30,12 +30,11 @@ pub(super) struct Interner {
     pub registry: Arc<Registry>,
     sources: HashMap<String, Arc<str>>,
     resources: HashMap<u64, Vec<Known>>,
-    remembered: usize,
 }
 
 impl Interner {
     pub(super) fn new(registry: Arc<Registry>) -> Self {
-        Self { registry, sources: HashMap::new(), resources: HashMap::new(), remembered: 0 }
+        Self { registry, sources: HashMap::new(), resources: HashMap::new() }
     }
 
     /// A received sample in the registry: its source, and the sample on its meter and
@@ -81,9 +80,8 @@ impl Interner {
             Some(handle) => handle,
             None => {
                 let handle = self.intern_resource(&resource_id, &user_id, &project_id, &metadata);
-                if self.remembered >= REMEMBERED {
+                if self.resources.len() >= REMEMBERED {
                     self.resources.clear();
-                    self.remembered = 0;
                 }
                 let versions = self.resources.entry(key).or_default();
                 versions.retain(|k| {
@@ -93,7 +91,6 @@ impl Interner {
                         || k.metadata.map != metadata.map
                 });
                 versions.push(Known { handle, resource_id, user_id, project_id, metadata });
-                self.remembered += 1;
                 handle
             }
         };

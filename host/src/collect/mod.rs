@@ -14,7 +14,7 @@ mod interner;
 pub mod metrics;
 mod retention;
 
-use crate::publish::metering::decode::ReceivedSample;
+use crate::publish::metering::decode::{DecodeError, ReceivedSample};
 use crate::publish::receipt::Receipt;
 use crate::publish::{Batch, PublishContext, PublisherHandle, Received};
 use crate::registry::Registry;
@@ -84,6 +84,13 @@ impl Counters {
             let what = if signature { "rejected (signature)" } else { "malformed" };
             tracing::warn!(input, count, "message {what}: {why}");
         }
+    }
+
+    /// Counts a message or sample that could not be read: rejected when its signature
+    /// failed, malformed otherwise.
+    fn refuse_decoded(&self, input: &str, error: &DecodeError) {
+        let signature = matches!(error, DecodeError::BadSignature | DecodeError::Unsigned);
+        self.refuse(input, signature, error);
     }
 }
 

@@ -21,7 +21,6 @@ pub const MAX_WAIT: Duration = Duration::from_secs(300);
 
 /// A publisher into a database.
 pub struct DatabasePublisher {
-    url: String,
     target: StoreUrl,
     store: Option<Store>,
     /// Since when the database has been unreachable, if it is.
@@ -33,7 +32,7 @@ pub struct DatabasePublisher {
 impl DatabasePublisher {
     /// Opens the database now; one that is unreachable is tried again with the first
     /// batch, but a schema this Pollen cannot write to stops here.
-    pub async fn open(url: &str, target: StoreUrl) -> Result<Self, PublishError> {
+    pub async fn open(target: StoreUrl) -> Result<Self, PublishError> {
         let store = match Store::open(&target).await {
             Ok(store) => {
                 tracing::info!(publisher = %target.shown(), "database opened");
@@ -45,7 +44,7 @@ impl DatabasePublisher {
             }
             Err(error) => return Err(PublishError::Url { url: target.shown(), message: error.to_string() }),
         };
-        Ok(Self { url: url.to_string(), target, store, unreachable_since: None, refused: 0 })
+        Ok(Self { target, store, unreachable_since: None, refused: 0 })
     }
 
     /// Writes `part`, waiting (with backoff) while the database is unreachable.
@@ -74,9 +73,6 @@ impl DatabasePublisher {
                     }
                     if started.elapsed() >= MAX_WAIT {
                         return Err(StoreError::Unavailable(why));
-                    }
-                    if matches!(self.target, StoreUrl::Postgres(_)) {
-                        self.store = None;
                     }
                     tokio::time::sleep(backoff.next().unwrap_or(Duration::from_secs(30))).await;
                 }
@@ -126,7 +122,7 @@ impl Publisher for DatabasePublisher {
             }
         }
         if duplicates > 0 {
-            tracing::debug!(publisher = %self.url, duplicates, "samples already stored (a redelivery) skipped");
+            tracing::debug!(publisher = %self.target.shown(), duplicates, "samples already stored (a redelivery) skipped");
         }
         Ok(delivery)
     }

@@ -452,9 +452,7 @@ impl PublisherHandle {
             PublisherConfig::Prometheus(options) => Self::spawn(url, prometheus::PushPublisher::new(url, options)?),
             PublisherConfig::Otlp(options) => Self::spawn(url, otlp::OtlpPublisher::new(url, options)?),
             PublisherConfig::Gnocchi(options) => Self::spawn(url, gnocchi::GnocchiPublisher::new(url, *options)?),
-            PublisherConfig::Database(target) => {
-                Self::spawn(url, database::DatabasePublisher::open(url, target).await?)
-            }
+            PublisherConfig::Database(target) => Self::spawn(url, database::DatabasePublisher::open(target).await?),
         })
     }
 

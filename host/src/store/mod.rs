@@ -274,14 +274,6 @@ impl Store {
             Self::Sqlite(store) => store.expire(rules, now_us).await,
         }
     }
-
-    /// The schema version the database is at.
-    pub async fn schema_version(&mut self) -> Result<u32, StoreError> {
-        match self {
-            Self::Postgres(store) => store.schema_version().await,
-            Self::Sqlite(store) => store.schema_version().await,
-        }
-    }
 }
 
 #[cfg(test)]

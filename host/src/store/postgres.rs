@@ -290,14 +290,6 @@ impl PgStore {
         }
         Ok(expired)
     }
-
-    /// The schema version the database is at.
-    pub async fn schema_version(&mut self) -> Result<u32, StoreError> {
-        let client = &self.link().await?.client;
-        let version: Option<i32> =
-            client.query_one("SELECT max(version) FROM pollen_schema_migrations", &[]).await.map_err(classify)?.get(0);
-        Ok(version.unwrap_or(0) as u32)
-    }
 }
 
 /// Applies what the database lacks, in one transaction, under the advisory lock (a

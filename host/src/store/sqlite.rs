@@ -62,16 +62,6 @@ impl SqliteStore {
         let inner = self.inner.clone();
         blocking(move || inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner).expire(&rules, now_us)).await
     }
-
-    /// The schema version the file is at.
-    pub async fn schema_version(&mut self) -> Result<u32, StoreError> {
-        let inner = self.inner.clone();
-        blocking(move || {
-            let inner = inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            applied(&inner.connection).map(|v| v.unwrap_or(0))
-        })
-        .await
-    }
 }
 
 impl Inner {
@@ -199,7 +189,6 @@ fn applied(connection: &Connection) -> Result<Option<u32>, StoreError> {
 /// Applies what the file lacks, each migration in its own transaction (an immediate
 /// one: another process migrating waits, then finds it done).
 fn migrate(connection: &Connection) -> Result<(), StoreError> {
-    applied(connection)?;
     connection.execute_batch("BEGIN IMMEDIATE").map_err(classify)?;
     let result = (|| {
         let pending: &[Migration] =

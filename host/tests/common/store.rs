@@ -324,10 +324,13 @@ pub fn start_collector(dir: &Path, ready: &str) -> super::Running {
     running
 }
 
+/// Where `scripts/ceilometer.sh install` puts `ceilometer-agent-notification` 27.
+pub const CEILOMETER_NOTIFICATION_AGENT: &str = "/var/lib/pollen-ceilometer/venv/bin/ceilometer-agent-notification";
+
 /// `ceilometer-agent-notification` 27, as `scripts/ceilometer.sh install` (run by
-/// `make setup`) puts it.
+/// `make setup`) puts it; a test fails without it.
 pub fn ceilometer_notification_agent() -> PathBuf {
-    let agent = PathBuf::from("/var/lib/pollen-ceilometer/venv/bin/ceilometer-agent-notification");
+    let agent = PathBuf::from(CEILOMETER_NOTIFICATION_AGENT);
     assert!(agent.exists(), "{} is missing: run `scripts/ceilometer.sh install` (`make setup` does)", agent.display());
     agent
 }
