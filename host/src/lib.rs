@@ -9,6 +9,7 @@
 //! collector), [`collect`] (the collector), [`registry`] (interned meters and resources).
 
 pub mod allocator;
+pub mod api;
 pub mod bindings;
 pub mod caps;
 pub mod cli;

@@ -1,9 +1,11 @@
 //! The command line: parse, set up logging, run one subcommand, turn its outcome
 //! into an exit code (0 fine, 78 configuration problem, 1 anything else).
 
+mod api;
 mod collect;
 mod plugins;
 mod poll;
+mod query;
 mod run;
 mod status;
 mod validate;
@@ -38,6 +40,13 @@ enum Command {
     /// Run the collector: receive metering messages (UDP, TCP), check their
     /// signatures, and hand them to sinks, until SIGINT or SIGTERM.
     Collect(collect::CollectArgs),
+    /// Serve Ceilometer's v2 read API (`/v2/meters`, `/v2/samples`, `/v2/resources`,
+    /// statistics, complex queries) over a store, until SIGINT or SIGTERM.
+    Api(api::ApiArgs),
+    /// Ask a store what the API answers, from a terminal: meters, samples,
+    /// resources or statistics, as a table or `--json`.
+    #[command(subcommand)]
+    Query(query::QueryCommand),
     /// Check the pipeline file and the plugin directory, then exit (0, or 78 with every problem).
     Validate(ConfigArgs),
     /// What a running agent says of itself (its heartbeat socket): cycles, pollsters,
@@ -193,6 +202,8 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::run(&args),
         Command::Poll(args) => poll::poll(&args),
         Command::Collect(args) => collect::collect(&args),
+        Command::Api(args) => api::api(&args),
+        Command::Query(command) => query::query(&command),
         Command::Validate(args) => validate::validate(&args),
         Command::Status(args) => status::status(&args),
         Command::Plugins(command) => plugins::plugins(&command),

@@ -37,6 +37,10 @@ pub struct CollectorSettings {
     /// Addresses to serve the collector's own `/metrics`, `/healthz` and `/readyz` on.
     #[serde(default)]
     pub prometheus_listen: Vec<String>,
+    /// Serve Ceilometer's v2 read API too (`listen`, default 127.0.0.1:8777; `store`,
+    /// default the sinks' first database publisher; `tokens` or `keystone`).
+    #[serde(default)]
+    pub api: Option<crate::api::ApiSettings>,
 }
 
 /// One input.
@@ -82,6 +86,15 @@ impl InputConfig {
 }
 
 impl CollectorFile {
+    /// The first database a sink stores into: what the API reads unless told.
+    pub fn first_store(&self) -> Option<&str> {
+        self.sinks
+            .iter()
+            .flat_map(|sink| &sink.publishers)
+            .map(String::as_str)
+            .find(|url| crate::store::StoreUrl::parse(url).is_ok())
+    }
+
     /// Reads and checks the file at `path`: every problem at once.
     pub fn load(path: &Path) -> Result<Self, ConfigErrors> {
         let text = std::fs::read_to_string(path).map_err(|error| {
@@ -114,6 +127,21 @@ impl CollectorFile {
                     path,
                     format!("collector.prometheus_listen[{index}]"),
                     format!("`{address}` is not an address and port, e.g. `127.0.0.1:9102`"),
+                ));
+            }
+        }
+        if let Some(api) = &file.collector.api {
+            if let Err(why) = api.check() {
+                problems.push(ConfigError::at(path, "collector.api", why));
+            }
+            if let Err(why) = api.store_url(file.first_store()) {
+                problems.push(ConfigError::at(path, "collector.api", why));
+            }
+            if api.store.is_none() && file.first_store().is_none() {
+                problems.push(ConfigError::at(
+                    path,
+                    "collector.api",
+                    "no sink stores into a database: give the API a `store` to read, or add `database://` to a sink",
                 ));
             }
         }

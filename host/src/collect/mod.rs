@@ -157,6 +157,16 @@ pub async fn run(file: CollectorFile, shutdown: impl Future<Output = ()>) -> any
         let endpoint = metrics::CollectorEndpoint { counters: counters.clone(), publishers };
         listening.extend(crate::publish::prometheus::serve(Arc::new(endpoint), &addresses).await?);
     }
+    if let Some(api) = &file.collector.api {
+        let checked = api.check().map_err(|e| anyhow::anyhow!("collector.api: {e}"))?;
+        let url = api.store_url(file.first_store()).map_err(|e| anyhow::anyhow!("collector.api: {e}"))?;
+        let listener = crate::api::bind(checked.listen).await?;
+        tracing::info!(listen = %checked.listen, store = %url.shown(), "API serving Ceilometer's v2 paths");
+        listening.push(tokio::spawn(async move {
+            let reader = crate::api::open_patiently(&url).await;
+            crate::api::serve_on(listener, reader, checked.authenticator).await;
+        }));
+    }
     let (sender, mut received) = mpsc::channel::<Arrival>(IN_FLIGHT);
     let (stop, stopping) = watch::channel(false);
     let mut consuming = Vec::new();

@@ -186,6 +186,35 @@ impl Keystone {
         Ok(Token { secret, renew_at, catalog, project_id: id("project"), user_id: id("user") })
     }
 
+    /// What Keystone says of another caller's token (`GET /v3/auth/tokens` with
+    /// `X-Subject-Token`): its `token` body, or `None` when Keystone does not know it
+    /// (or it expired).
+    pub async fn validate(&self, subject: &str) -> Result<Option<Value>, KeystoneError> {
+        let own = self.token().await?;
+        let url = format!("{}/auth/tokens", self.credentials.v3_url());
+        let response = self
+            .client
+            .get(&url)
+            .header("X-Auth-Token", own.secret())
+            .header("X-Subject-Token", subject)
+            .send()
+            .await
+            .map_err(|e| KeystoneError::Unreachable { url: url.clone(), message: without_url(&e) })?;
+        let status = response.status();
+        if matches!(status.as_u16(), 401 | 404) {
+            if status.as_u16() == 401 {
+                self.reject(&own);
+            }
+            return Ok(None);
+        }
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            let message = body["error"]["message"].as_str().unwrap_or("no message").to_string();
+            return Err(KeystoneError::Refused { url, status: status.as_u16(), message });
+        }
+        Ok(Some(body["token"].clone()))
+    }
+
     fn request_body(&self) -> Value {
         let c = &self.credentials;
         let domain = |name: &Option<String>, id: &Option<String>| match (id, name) {

@@ -13,6 +13,7 @@
 
 mod migrations;
 mod postgres;
+pub mod read;
 pub mod retention;
 mod sqlite;
 
@@ -230,6 +231,73 @@ impl WriteBatch {
             part.rows.push(Row { meter, resource, ..row.clone() });
         }
         part
+    }
+}
+
+/// What a store knows the database holds of its resource versions' spans (first
+/// and last sample) and meters, so that each batch sends only what widens a span or
+/// adds a meter. Bounded: past [`SPANS_CACHED`] entries it starts again (and sends
+/// more).
+#[derive(Debug, Default)]
+pub(crate) struct Spans {
+    known: HashMap<i64, (i64, i64)>,
+    pairs: std::collections::HashSet<(i64, i64)>,
+}
+
+/// Entries [`Spans`] keeps at most.
+const SPANS_CACHED: usize = 200_000;
+
+/// What a batch adds to the spans: `(version, first, last)` and `(version, meter)`,
+/// each sorted (two writers then lock rows in the same order).
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct Widened {
+    pub spans: Vec<(i64, i64, i64)>,
+    pub pairs: Vec<(i64, i64)>,
+}
+
+impl Spans {
+    /// What rows `(version, meter, timestamp µs)` add to what the database holds.
+    pub fn widened(&self, rows: impl Iterator<Item = (i64, i64, i64)>) -> Widened {
+        let mut spans: HashMap<i64, (i64, i64)> = HashMap::new();
+        let mut pairs = std::collections::HashSet::new();
+        for (version, meter, timestamp) in rows {
+            let span = spans.entry(version).or_insert((timestamp, timestamp));
+            span.0 = span.0.min(timestamp);
+            span.1 = span.1.max(timestamp);
+            if !self.pairs.contains(&(version, meter)) {
+                pairs.insert((version, meter));
+            }
+        }
+        let mut widened = Widened {
+            spans: spans
+                .into_iter()
+                .filter(|(version, (first, last))| {
+                    self.known
+                        .get(version)
+                        .is_none_or(|(known_first, known_last)| first < known_first || last > known_last)
+                })
+                .map(|(version, (first, last))| (version, first, last))
+                .collect(),
+            pairs: pairs.into_iter().collect(),
+        };
+        widened.spans.sort_unstable();
+        widened.pairs.sort_unstable();
+        widened
+    }
+
+    /// Records what a batch added, once the database has it.
+    pub fn commit(&mut self, widened: Widened) {
+        if self.known.len() + widened.spans.len() > SPANS_CACHED
+            || self.pairs.len() + widened.pairs.len() > SPANS_CACHED
+        {
+            *self = Self::default();
+        }
+        for (version, first, last) in widened.spans {
+            let span = self.known.entry(version).or_insert((first, last));
+            span.0 = span.0.min(first);
+            span.1 = span.1.max(last);
+        }
+        self.pairs.extend(widened.pairs);
     }
 }
 

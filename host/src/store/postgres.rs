@@ -29,6 +29,9 @@ pub struct PgStore {
     resources: HashMap<[u8; 32], i64>,
     /// Days (since the epoch) whose partition exists.
     partitions: HashSet<i64>,
+    /// What the database holds of the resource versions' spans and meters, so that
+    /// a batch sends only what widens or adds to them.
+    spans: super::Spans,
 }
 
 /// A connection and its prepared statements.
@@ -48,6 +51,7 @@ impl PgStore {
             meters: HashMap::new(),
             resources: HashMap::new(),
             partitions: HashSet::new(),
+            spans: super::Spans::default(),
         };
         store.link().await?;
         Ok(store)
@@ -68,11 +72,24 @@ impl PgStore {
             });
             migrate(&mut client).await?;
             self.partitions = partitions(&client).await?;
+            // One statement, so the spans widen in the transaction that stores the
+            // samples; rows in a fixed order, so two collectors lock them alike.
             let insert_samples = client
                 .prepare(
-                    "INSERT INTO samples (timestamp, message_id, meter_id, resource_version, volume)
-                     SELECT * FROM unnest($1::timestamptz[], $2::text[], $3::int4[], $4::int8[], $5::float8[])
-                     ON CONFLICT DO NOTHING",
+                    "WITH inserted AS (
+                       INSERT INTO samples (timestamp, message_id, meter_id, resource_version, volume)
+                       SELECT * FROM unnest($1::timestamptz[], $2::text[], $3::int4[], $4::int8[], $5::float8[])
+                       ON CONFLICT DO NOTHING RETURNING 1),
+                     spans AS (
+                       INSERT INTO resource_spans (resource_version, first_timestamp, last_timestamp)
+                       SELECT * FROM unnest($6::int8[], $7::timestamptz[], $8::timestamptz[])
+                       ON CONFLICT (resource_version) DO UPDATE SET
+                         first_timestamp = least(resource_spans.first_timestamp, EXCLUDED.first_timestamp),
+                         last_timestamp = greatest(resource_spans.last_timestamp, EXCLUDED.last_timestamp)),
+                     pairs AS (
+                       INSERT INTO resource_meters (resource_version, meter_id)
+                       SELECT * FROM unnest($9::int8[], $10::int4[]) ON CONFLICT DO NOTHING)
+                     SELECT count(*) FROM inserted",
                 )
                 .await
                 .map_err(classify)?;
@@ -133,12 +150,35 @@ impl PgStore {
             resources.push(*resource);
             volumes.push(row.volume);
         }
+        let widened = self.spans.widened(
+            resources.iter().zip(&meters).zip(&batch.rows).map(|((v, m), row)| (*v, i64::from(*m), row.timestamp_us)),
+        );
+        let span_versions: Vec<i64> = widened.spans.iter().map(|s| s.0).collect();
+        let span_firsts: Vec<SystemTime> = widened.spans.iter().map(|s| system_time(s.1)).collect();
+        let span_lasts: Vec<SystemTime> = widened.spans.iter().map(|s| system_time(s.2)).collect();
+        let pair_versions: Vec<i64> = widened.pairs.iter().map(|p| p.0).collect();
+        let pair_meters: Vec<i32> = widened.pairs.iter().map(|p| p.1 as i32).collect();
         let link = self.link.as_ref().expect("linked above");
         let inserted = link
             .client
-            .execute(&link.insert_samples, &[&timestamps, &message_ids, &meters, &resources, &volumes])
+            .query_one(
+                &link.insert_samples,
+                &[
+                    &timestamps,
+                    &message_ids,
+                    &meters,
+                    &resources,
+                    &volumes,
+                    &span_versions,
+                    &span_firsts,
+                    &span_lasts,
+                    &pair_versions,
+                    &pair_meters,
+                ],
+            )
             .await;
-        let stored = inserted.map_err(|error| self.classify_insert(error))?;
+        let stored = inserted.map_err(|error| self.classify_insert(error))?.get::<_, i64>(0) as u64;
+        self.spans.commit(widened);
         Ok(Written { stored, duplicates: batch.rows.len() as u64 - stored })
     }
 
@@ -273,6 +313,24 @@ impl PgStore {
                     expired.partitions += 1;
                 }
             }
+            if expired.partitions > 0 {
+                // Spans start no later than the oldest sample kept, and versions with
+                // none left go.
+                let kept_from = system_time(before_day * DAY_US);
+                client
+                    .execute(
+                        "WITH gone AS (DELETE FROM resource_spans WHERE last_timestamp < $1 RETURNING resource_version)
+                         DELETE FROM resource_meters WHERE resource_version IN (SELECT resource_version FROM gone)",
+                        &[&kept_from],
+                    )
+                    .await
+                    .map_err(classify)?;
+                client
+                    .execute("UPDATE resource_spans SET first_timestamp = $1 WHERE first_timestamp < $1", &[&kept_from])
+                    .await
+                    .map_err(classify)?;
+                self.spans = super::Spans::default();
+            }
         }
         let meters = client.query("SELECT id, name FROM meters", &[]).await.map_err(classify)?;
         let mut by_time_to_live: HashMap<Duration, Vec<i32>> = HashMap::new();
@@ -353,7 +411,8 @@ fn micros(duration: Duration) -> i64 {
     duration.as_micros().min(i64::MAX as u128) as i64
 }
 
-fn system_time(us: i64) -> SystemTime {
+/// A time from microseconds since the epoch.
+pub(super) fn system_time(us: i64) -> SystemTime {
     if us >= 0 {
         SystemTime::UNIX_EPOCH + Duration::from_micros(us as u64)
     } else {

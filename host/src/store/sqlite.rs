@@ -23,6 +23,7 @@ struct Inner {
     connection: Connection,
     meters: HashMap<MeterKey, i64>,
     resources: HashMap<[u8; 32], i64>,
+    spans: super::Spans,
 }
 
 impl SqliteStore {
@@ -45,7 +46,7 @@ impl SqliteStore {
                 )
                 .map_err(classify)?;
             migrate(&connection)?;
-            Ok(Inner { connection, meters: HashMap::new(), resources: HashMap::new() })
+            Ok(Inner { connection, meters: HashMap::new(), resources: HashMap::new(), spans: super::Spans::default() })
         })
         .await?;
         Ok(Self { inner: Arc::new(Mutex::new(inner)) })
@@ -145,7 +146,32 @@ impl Inner {
                 }
             }
         }
+        let widened = self.spans.widened(batch.rows.iter().filter_map(|row| {
+            Some((*resource_ids.get(row.resource as usize)?, *meter_ids.get(row.meter as usize)?, row.timestamp_us))
+        }));
+        {
+            let mut span = transaction
+                .prepare_cached(
+                    "INSERT INTO resource_spans (resource_version, first_timestamp, last_timestamp) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (resource_version) DO UPDATE SET
+                       first_timestamp = min(first_timestamp, excluded.first_timestamp),
+                       last_timestamp = max(last_timestamp, excluded.last_timestamp)",
+                )
+                .map_err(classify)?;
+            for (version, first, last) in &widened.spans {
+                span.execute(params![version, first, last]).map_err(classify)?;
+            }
+            let mut pair = transaction
+                .prepare_cached(
+                    "INSERT INTO resource_meters (resource_version, meter_id) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+                )
+                .map_err(classify)?;
+            for (version, meter) in &widened.pairs {
+                pair.execute(params![version, meter]).map_err(classify)?;
+            }
+        }
         transaction.commit().map_err(classify)?;
+        self.spans.commit(widened);
         if self.meters.len() + new_meters.len() > CACHED {
             self.meters.clear();
         }
@@ -170,6 +196,29 @@ impl Inner {
             expired.samples += transaction
                 .execute("DELETE FROM samples WHERE meter_id = ?1 AND timestamp < ?2", params![id, before])
                 .map_err(classify)? as u64;
+        }
+        // With a rule for every meter, spans start no later than the oldest sample
+        // kept, and versions with none left go.
+        if let Some(last) = rules.iter().position(|r| r.meters == "*") {
+            let longest = rules[..=last].iter().map(|r| r.time_to_live).max().unwrap_or_default();
+            let kept_from = now_us.saturating_sub(longest.as_micros().min(i64::MAX as u128) as i64);
+            transaction
+                .execute(
+                    "DELETE FROM resource_meters WHERE resource_version IN
+                       (SELECT resource_version FROM resource_spans WHERE last_timestamp < ?1)",
+                    params![kept_from],
+                )
+                .and_then(|_| {
+                    transaction.execute("DELETE FROM resource_spans WHERE last_timestamp < ?1", params![kept_from])
+                })
+                .and_then(|_| {
+                    transaction.execute(
+                        "UPDATE resource_spans SET first_timestamp = ?1 WHERE first_timestamp < ?1",
+                        params![kept_from],
+                    )
+                })
+                .map_err(classify)?;
+            self.spans = super::Spans::default();
         }
         transaction.commit().map_err(classify)?;
         Ok(expired)
