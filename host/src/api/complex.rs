@@ -10,10 +10,11 @@ use super::error::ApiError;
 use super::simple::enforce_limit;
 use super::time::parse_isotime;
 use crate::store::read::{Column, CompareOp, Expr, Field, Literal, Order};
+use serde::Deserialize;
 use serde_json::Value;
 
 /// The request's body.
-#[derive(Debug, Default, serde::Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 pub struct ComplexQuery {
     /// The filter, as JSON text.
     #[serde(default)]
@@ -21,8 +22,24 @@ pub struct ComplexQuery {
     /// The order, as JSON text.
     #[serde(default)]
     pub orderby: Option<String>,
-    #[serde(default)]
+    /// At most this many (a number, or text of one: `python-ceilometerclient`
+    /// sends `"2"`, which WSME reads as 2).
+    #[serde(default, deserialize_with = "number_or_text")]
     pub limit: Option<i64>,
+}
+
+fn number_or_text<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<i64>, D::Error> {
+    use serde::de::Error;
+    match Option::<Value>::deserialize(deserializer)? {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => {
+            n.as_i64().map(Some).ok_or_else(|| D::Error::custom(format!("limit {n} is not an integer")))
+        }
+        Some(Value::String(text)) => {
+            text.trim().parse().map(Some).map_err(|_| D::Error::custom(format!("limit `{text}` is not an integer")))
+        }
+        Some(other) => Err(D::Error::custom(format!("limit {other} is not an integer"))),
+    }
 }
 
 /// A validated complex query.
@@ -157,9 +174,11 @@ fn field(name: &str, metadata_allowed: bool) -> Result<Field, String> {
         "source" => Column::Source,
         "user_id" | "user" => Column::UserId,
         "project_id" | "project" => Column::ProjectId,
-        "message_signature" | "resource_metadata" => return Err(format!(
+        "message_signature" | "resource_metadata" => {
+            return Err(format!(
             "'{name}' cannot be queried here: Pollen keeps no signatures and compares metadata by key (metadata.<key>)"
-        )),
+        ))
+        }
         other => {
             if let (true, Some(key)) = (metadata_allowed, other.strip_prefix("metadata.")) {
                 if !key.is_empty() && !key.contains(char::is_whitespace) {

@@ -83,7 +83,7 @@ impl ApiSettings {
                     .map_err(|e| format!("keystone: {e}"))?;
                 Authenticator::Keystone { keystone: Arc::new(keystone), cache: Default::default() }
             }
-            (None, false) => Authenticator::from_tokens(&self.tokens).map_err(|e| format!("{e}"))?,
+            (None, false) => Authenticator::from_tokens(&self.tokens)?,
             (None, true) if listen.ip().is_loopback() => Authenticator::Open,
             (None, true) => {
                 return Err(format!(
