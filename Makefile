@@ -74,6 +74,7 @@ bench: setup plugins test-plugins
 	$(CARGO) bench -p pollen-host --bench central
 	$(CARGO) bench -p pollen-host --bench coordination
 	$(CARGO) bench -p pollen-host --bench collector
+	$(CARGO) bench -p pollen-host --bench api
 
 # Ceilometer's compute meters read from its source, against the table the tests use.
 VERSION ?= 27.0.0
