@@ -71,7 +71,13 @@ fn version(index: usize) -> ResourceVersion {
         "status": "active", "os_type": "linux", "architecture": "x86_64", "vcpus": 1 + index % 4,
         "memory_mb": 512 << (index % 4), "disk_gb": 10, "root_gb": 10, "ephemeral_gb": 0
     });
-    ResourceVersion::new(&instance(index), Some("5f1e2d3c4b5a69788796a5b4c3d2e1f0"), Some(&project(index)), "openstack", &metadata.to_string())
+    ResourceVersion::new(
+        &instance(index),
+        Some("5f1e2d3c4b5a69788796a5b4c3d2e1f0"),
+        Some(&project(index)),
+        "openstack",
+        &metadata.to_string(),
+    )
 }
 
 /// Writes `instances` × 10 meters × `days` of 10-minute samples into `url`, in
@@ -80,8 +86,10 @@ fn generate(url: &StoreUrl, instances: usize, days: usize) -> (u64, f64) {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     runtime.block_on(async {
         let mut store = Store::open(url).await.expect("the store opens");
-        let meters: Vec<MeterKey> =
-            METERS.iter().map(|(name, kind, unit)| MeterKey { name: name.to_string(), kind, unit: unit.to_string() }).collect();
+        let meters: Vec<MeterKey> = METERS
+            .iter()
+            .map(|(name, kind, unit)| MeterKey { name: name.to_string(), kind, unit: unit.to_string() })
+            .collect();
         let versions: Vec<ResourceVersion> = (0..instances).map(version).collect();
         let steps = days as i64 * DAY_US / STEP_US;
         let started = Instant::now();
@@ -102,7 +110,8 @@ fn generate(url: &StoreUrl, instances: usize, days: usize) -> (u64, f64) {
                         _ => (step as f64 + 1.0) * (1000 + index) as f64,
                     };
                     batch.rows.push(Row {
-                        message_id: format!("{step:05}-{index:04}-{meter}-{:08x}", (step as usize * 31 + index) as u32).into(),
+                        message_id: format!("{step:05}-{index:04}-{meter}-{:08x}", (step as usize * 31 + index) as u32)
+                            .into(),
                         meter: meter as u32,
                         resource,
                         volume,
@@ -110,7 +119,8 @@ fn generate(url: &StoreUrl, instances: usize, days: usize) -> (u64, f64) {
                     });
                 }
                 if batch.rows.len() >= BATCH {
-                    let full = std::mem::replace(&mut batch, WriteBatch { meters: meters.clone(), ..Default::default() });
+                    let full =
+                        std::mem::replace(&mut batch, WriteBatch { meters: meters.clone(), ..Default::default() });
                     in_batch.clear();
                     written += store.write(Arc::new(full)).await.expect("a batch is stored").stored;
                 }
@@ -161,7 +171,9 @@ fn questions(label: &str, url: &str, instances: usize, days: usize) {
     let dir = tempfile::tempdir().unwrap();
     let address = format!("127.0.0.1:{}", free_port());
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_pollen"));
-    command.args(["api", "--store", url, "--listen", &address, "--log", "warn,pollen_host::cli=info"]).current_dir(dir.path());
+    command
+        .args(["api", "--store", url, "--listen", &address, "--log", "warn,pollen_host::cli=info"])
+        .current_dir(dir.path());
     let mut api = Running::spawn(command, dir.path().join("unused"));
     api.wait_for_log("API serving", 1);
     let runs = 20;
@@ -179,7 +191,11 @@ fn questions(label: &str, url: &str, instances: usize, days: usize) {
         "one resource's cpu_util over the month, period=3600",
         Some(50.0),
         latency(&address, runs, |run| {
-            let conditions = [("resource_id", "eq", &*instance(run * 37 % instances)), ("timestamp", "ge", &*iso(START)), ("timestamp", "lt", &*iso(end))];
+            let conditions = [
+                ("resource_id", "eq", &*instance(run * 37 % instances)),
+                ("timestamp", "ge", &*iso(START)),
+                ("timestamp", "lt", &*iso(end)),
+            ];
             format!("/v2/meters/cpu_util/statistics?{}&period=3600", q(&conditions))
         }),
     );
@@ -188,7 +204,11 @@ fn questions(label: &str, url: &str, instances: usize, days: usize) {
         "a project's day of cpu_util, grouped per resource",
         Some(500.0),
         latency(&address, runs, |run| {
-            let conditions = [("project_id", "eq", &*project((run % projects) * PROJECT_SIZE)), ("timestamp", "ge", &*iso(day(run))), ("timestamp", "lt", &*iso(day(run) + DAY_US))];
+            let conditions = [
+                ("project_id", "eq", &*project((run % projects) * PROJECT_SIZE)),
+                ("timestamp", "ge", &*iso(day(run))),
+                ("timestamp", "lt", &*iso(day(run) + DAY_US)),
+            ];
             format!("/v2/meters/cpu_util/statistics?{}&groupby=resource_id", q(&conditions))
         }),
     );
@@ -196,7 +216,11 @@ fn questions(label: &str, url: &str, instances: usize, days: usize) {
         "a project's day of cpu_util, per resource and hour",
         None,
         latency(&address, runs, |run| {
-            let conditions = [("project_id", "eq", &*project((run % projects) * PROJECT_SIZE)), ("timestamp", "ge", &*iso(day(run))), ("timestamp", "lt", &*iso(day(run) + DAY_US))];
+            let conditions = [
+                ("project_id", "eq", &*project((run % projects) * PROJECT_SIZE)),
+                ("timestamp", "ge", &*iso(day(run))),
+                ("timestamp", "lt", &*iso(day(run) + DAY_US)),
+            ];
             format!("/v2/meters/cpu_util/statistics?{}&groupby=resource_id&period=3600", q(&conditions))
         }),
     );
@@ -211,7 +235,10 @@ fn questions(label: &str, url: &str, instances: usize, days: usize) {
         "the latest cpu_util sample of a resource",
         None,
         latency(&address, runs, |run| {
-            format!("/v2/samples?{}&limit=1", q(&[("resource_id", "eq", &*instance(run * 37 % instances)), ("meter", "eq", "cpu_util")]))
+            format!(
+                "/v2/samples?{}&limit=1",
+                q(&[("resource_id", "eq", &*instance(run * 37 % instances)), ("meter", "eq", "cpu_util")])
+            )
         }),
     );
     report(
@@ -232,7 +259,8 @@ fn main() {
     // PostgreSQL: the whole month.
     let pg_url = format!("postgresql://postgres@127.0.0.1:{POSTGRES_PORT}/{DATABASE}");
     let reuse = std::env::var("POLLEN_API_REUSE").is_ok_and(|v| v == "1")
-        && psql(POSTGRES_PORT, "postgres", &format!("SELECT count(*) FROM pg_database WHERE datname = '{DATABASE}'")) == "1"
+        && psql(POSTGRES_PORT, "postgres", &format!("SELECT count(*) FROM pg_database WHERE datname = '{DATABASE}'"))
+            == "1"
         && psql(POSTGRES_PORT, DATABASE, "SELECT count(*) FROM samples").parse::<u64>().ok() == Some(expected);
     if reuse {
         println!("api postgresql reusing the store of {expected} samples (POLLEN_API_REUSE=1)");
@@ -248,8 +276,13 @@ fn main() {
             written as f64 / seconds
         );
     }
-    let bytes: f64 = psql(POSTGRES_PORT, "postgres", &format!("SELECT pg_database_size('{DATABASE}')")).parse().unwrap();
-    println!("api postgresql store on disk: {:.0} MiB, {:.0} bytes per sample", bytes / 1048576.0, bytes / expected as f64);
+    let bytes: f64 =
+        psql(POSTGRES_PORT, "postgres", &format!("SELECT pg_database_size('{DATABASE}')")).parse().unwrap();
+    println!(
+        "api postgresql store on disk: {:.0} MiB, {:.0} bytes per sample",
+        bytes / 1048576.0,
+        bytes / expected as f64
+    );
     questions("postgresql", &pg_url, instances, days);
 
     // SQLite: a tenth.

@@ -37,9 +37,13 @@ struct Known {
 /// Three instances (r1, r2 in p1; r3 in p2), two meters, a sample a minute for half
 /// an hour; r1 is resized halfway (a second version of its metadata).
 fn known() -> Vec<Known> {
+    known_in(["p1", "p2"])
+}
+
+/// The same, in the projects `p1` and `p2` name.
+fn known_in([p1, p2]: [&'static str; 2]) -> Vec<Known> {
     let mut all = Vec::new();
-    for (r, (resource, user, project)) in
-        [("r1", "u1", "p1"), ("r2", "u2", "p1"), ("r3", "u3", "p2")].into_iter().enumerate()
+    for (r, (resource, user, project)) in [("r1", "u1", p1), ("r2", "u2", p1), ("r3", "u3", p2)].into_iter().enumerate()
     {
         for step in 0..STEPS {
             let flavor = match (resource, step >= 15) {
@@ -74,7 +78,11 @@ fn known() -> Vec<Known> {
 
 /// Writes the known samples into the store at `url`, in batches as a collector would.
 fn fill(url: &str) -> Vec<Known> {
-    let samples = known();
+    fill_with(url, known())
+}
+
+/// Writes `samples` into the store at `url`.
+fn fill_with(url: &str, samples: Vec<Known>) -> Vec<Known> {
     let url = StoreUrl::parse(url).unwrap();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     runtime.block_on(async {
@@ -677,4 +685,103 @@ fn the_collector_serves_the_api_over_what_it_stores() {
     let resources = ok(&address, "/v2/resources");
     assert_eq!(resources.as_array().unwrap().len(), 3, "{resources}");
     collector.stop();
+}
+
+/// A project, a user with the `member` role in it, and that user's token, made in
+/// the machine's Keystone (`scripts/openstack.sh`) with the admin account's token.
+async fn keystone_member(cloud: &Cloud) -> (String, String, String) {
+    let name = format!("pollen-api-{}", uuid::Uuid::new_v4().simple());
+    let project = cloud
+        .send(
+            cloud
+                .http
+                .post(format!("{KEYSTONE}/projects"))
+                .json(&json!({"project": {"name": name, "domain_id": "default"}})),
+        )
+        .await["project"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let user = cloud
+        .send(cloud.http.post(format!("{KEYSTONE}/users")).json(
+            &json!({"user": {"name": name, "domain_id": "default", "password": "pollen-member", "default_project_id": project}}),
+        ))
+        .await["user"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let roles = cloud.get(format!("{KEYSTONE}/roles?name=member")).await;
+    let member = roles["roles"][0]["id"].as_str().expect("Keystone has the member role").to_string();
+    let granted = cloud
+        .http
+        .put(format!("{KEYSTONE}/projects/{project}/users/{user}/roles/{member}"))
+        .header("x-auth-token", &cloud.token)
+        .send()
+        .await
+        .unwrap();
+    assert!(granted.status().is_success(), "the member role is granted: {}", granted.status());
+    let body = json!({"auth": {
+        "identity": {"methods": ["password"], "password": {"user": {"id": user, "password": "pollen-member"}}},
+        "scope": {"project": {"id": project}}}});
+    let response = cloud.http.post(format!("{KEYSTONE}/auth/tokens")).json(&body).send().await.unwrap();
+    assert_eq!(response.status(), 201, "the member authenticates");
+    let token = response.headers()["x-subject-token"].to_str().unwrap().to_string();
+    (project, user, token)
+}
+
+#[test]
+fn keystone_decides_who_sees_what() {
+    if !openstack_is_up() {
+        return;
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let cloud = runtime.block_on(Cloud::connect());
+    let (project, user, member_token) = runtime.block_on(keystone_member(&cloud));
+    let database = TestDatabase::create();
+    let own: &'static str = Box::leak(project.clone().into_boxed_str());
+    fill_with(&database.url(), known_in([own, "another-project"]));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("api.yaml"),
+        format!(
+            "keystone:\n  auth_url: {KEYSTONE}\n  username: {USER}\n  password: {PASSWORD}\n  project_name: service\n  \
+             user_domain_name: Default\n  project_domain_name: Default\n"
+        ),
+    )
+    .unwrap();
+    let (api, address) = start_api(&database.url(), dir.path(), &["--config", "api.yaml"]);
+
+    let (status, all) = get(&address, "/v2/resources", Some(&cloud.token));
+    assert_eq!((status, all.as_array().map(Vec::len)), (200, Some(3)), "an admin sees every project: {all}");
+    let (status, mine) = get(&address, "/v2/resources", Some(&member_token));
+    assert_eq!(status, 200, "{mine}");
+    let ids: Vec<&str> = mine.as_array().unwrap().iter().map(|r| r["resource_id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["r1", "r2"], "a member sees their project only");
+    let (status, body) =
+        get(&address, &format!("/v2/samples?{}", q(&[("project_id", "eq", "another-project")])), Some(&member_token));
+    assert_eq!(
+        (status, body["error_message"]["faultstring"].as_str()),
+        (401, Some("Not Authorized to access project another-project"))
+    );
+    let (status, _) = get(&address, "/v2/resources", Some("gAAAAABnot-a-real-token"));
+    assert_eq!(status, 401, "a token Keystone does not know");
+    let (status, _) = get(&address, "/v2/resources", None);
+    assert_eq!(status, 401, "no token");
+    drop(api);
+    runtime.block_on(async {
+        cloud
+            .http
+            .delete(format!("{KEYSTONE}/users/{user}"))
+            .header("x-auth-token", &cloud.token)
+            .send()
+            .await
+            .unwrap();
+        cloud
+            .http
+            .delete(format!("{KEYSTONE}/projects/{project}"))
+            .header("x-auth-token", &cloud.token)
+            .send()
+            .await
+            .unwrap();
+    });
 }
