@@ -4,7 +4,7 @@ use super::answers::{self, StatisticsRequest};
 use super::auth::Caller;
 use super::complex::ComplexQuery;
 use super::error::ApiError;
-use super::simple::Params;
+use super::simple::{strict_bool, Params};
 use super::ApiState;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -92,14 +92,9 @@ async fn capabilities(State(state): Shared, headers: HeaderMap) -> Answer {
 async fn meters(State(state): Shared, headers: HeaderMap, RawQuery(query): RawQuery) -> Answer {
     let caller = caller(&state, &headers).await?;
     let params = Params::parse(query.as_deref());
-    let unique = params.one("unique").is_some_and(truthy);
+    let unique = params.one("unique").and_then(strict_bool).unwrap_or(false);
     let found = answers::meters(&state.reader, &caller, &params.conditions()?, unique, params.limit()?).await?;
     Ok(Json(Value::Array(found)))
-}
-
-/// `oslo_utils.strutils.bool_from_string`'s true words.
-fn truthy(text: &str) -> bool {
-    matches!(text.trim().to_lowercase().as_str(), "1" | "t" | "true" | "on" | "y" | "yes")
 }
 
 async fn meter_samples(

@@ -344,7 +344,7 @@ fn literal_eval(text: &str) -> Literal {
 }
 
 /// `oslo_utils.strutils.bool_from_string(strict=True)`.
-fn strict_bool(text: &str) -> Option<bool> {
+pub fn strict_bool(text: &str) -> Option<bool> {
     match text.trim().to_lowercase().as_str() {
         "1" | "t" | "true" | "on" | "y" | "yes" => Some(true),
         "0" | "f" | "false" | "off" | "n" | "no" => Some(false),

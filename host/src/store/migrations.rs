@@ -72,8 +72,13 @@ CREATE INDEX samples_by_meter_and_resource ON samples (meter_id, resource_versio
 /// What the read API asks of every resource without reading its samples: when each
 /// resource version was first and last sampled (widened as batches arrive, in the
 /// statement that inserts them), and which meters it has. Filled from the samples
-/// already stored.
+/// already stored. And the samples' index made covering (`INCLUDE (volume)`): a
+/// resource's samples lie one per heap page (they arrive in time order, among every
+/// other resource's), so statistics read from the index alone (4.5 against 43 ms for
+/// a resource's month, measured on 43 million samples).
 const SPANS_POSTGRES: &str = "
+DROP INDEX samples_by_meter_and_resource;
+CREATE INDEX samples_by_meter_and_resource ON samples (meter_id, resource_version, timestamp) INCLUDE (volume);
 CREATE TABLE resource_spans (
     resource_version bigint PRIMARY KEY,
     first_timestamp timestamptz NOT NULL,
