@@ -16,7 +16,8 @@
 //! - the latest sample of a resource's meter; a project's meters.
 //!
 //! `POLLEN_API_REUSE=1` keeps the PostgreSQL store of a previous run with the same
-//! size instead of writing it again (`pollen_bench_api`).
+//! size instead of writing it again (`pollen_bench_api`); `POLLEN_API_ONLY=sqlite`
+//! (or `postgresql`) measures one backend.
 
 #[path = "../tests/common/mod.rs"]
 #[allow(unused_imports, dead_code)]
@@ -256,7 +257,17 @@ fn main() {
     let days = setting("POLLEN_API_DAYS", 30);
     let expected = (instances * METERS.len() * days * (DAY_US / STEP_US) as usize) as u64;
 
-    // PostgreSQL: the whole month.
+    let only = std::env::var("POLLEN_API_ONLY").unwrap_or_default();
+    if only != "sqlite" {
+        postgresql(instances, days, expected);
+    }
+    if only != "postgresql" {
+        sqlite(instances, days);
+    }
+}
+
+/// PostgreSQL: the whole month.
+fn postgresql(instances: usize, days: usize, expected: u64) {
     let pg_url = format!("postgresql://postgres@127.0.0.1:{POSTGRES_PORT}/{DATABASE}");
     let reuse = std::env::var("POLLEN_API_REUSE").is_ok_and(|v| v == "1")
         && psql(POSTGRES_PORT, "postgres", &format!("SELECT count(*) FROM pg_database WHERE datname = '{DATABASE}'"))
@@ -285,8 +296,10 @@ fn main() {
         bytes / expected as f64
     );
     questions("postgresql", &pg_url, instances, days);
+}
 
-    // SQLite: a tenth.
+/// SQLite: a tenth.
+fn sqlite(instances: usize, days: usize) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("samples.db");
     let sqlite_url = format!("sqlite://{}", path.display());

@@ -139,6 +139,8 @@ CREATE TABLE resource_meters (
     resource_version INTEGER NOT NULL,
     meter_id INTEGER NOT NULL,
     PRIMARY KEY (resource_version, meter_id)) WITHOUT ROWID;
+DROP INDEX samples_by_meter_and_resource;
+CREATE INDEX samples_by_meter_and_resource ON samples (meter_id, resource_version, timestamp, volume);
 INSERT INTO resource_spans
     SELECT resource_version, min(timestamp), max(timestamp) FROM samples GROUP BY resource_version;
 INSERT INTO resource_meters SELECT DISTINCT resource_version, meter_id FROM samples;
