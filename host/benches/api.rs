@@ -20,7 +20,7 @@
 //! (or `postgresql`) measures one backend.
 
 #[path = "../tests/common/mod.rs"]
-#[allow(unused_imports, dead_code)]
+#[allow(unused_imports)]
 mod common;
 
 use common::{free_port, http, psql, Running, POSTGRES_PORT};
@@ -99,9 +99,9 @@ fn generate(url: &StoreUrl, instances: usize, days: usize) -> (u64, f64) {
         let mut in_batch: std::collections::HashMap<usize, u32> = Default::default();
         for step in 0..steps {
             let at = START + step * STEP_US;
-            for index in 0..instances {
+            for (index, version) in versions.iter().enumerate() {
                 let resource = *in_batch.entry(index).or_insert_with(|| {
-                    batch.resources.push(versions[index].clone());
+                    batch.resources.push(version.clone());
                     batch.resources.len() as u32 - 1
                 });
                 for (meter, _) in METERS.iter().enumerate() {

@@ -24,6 +24,19 @@ struct Inner {
     meters: HashMap<MeterKey, i64>,
     resources: HashMap<[u8; 32], i64>,
     spans: super::Spans,
+    /// When the planner's statistics were last taken.
+    analyzed: std::time::Instant,
+}
+
+/// How often the planner's statistics are taken again as the tables grow: without
+/// them SQLite reads a meter's every sample to find one resource's (52 against 6 ms
+/// for a resource's month of 4.3 million samples). Each time costs about 2 ms
+/// (`analysis_limit`: a thousand rows an index).
+const ANALYZE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Takes the planner's statistics, from a sample of each index.
+fn analyze(connection: &Connection) -> Result<(), StoreError> {
+    connection.execute_batch("PRAGMA analysis_limit = 1000; ANALYZE;").map_err(classify)
 }
 
 impl SqliteStore {
@@ -46,7 +59,14 @@ impl SqliteStore {
                 )
                 .map_err(classify)?;
             migrate(&connection)?;
-            Ok(Inner { connection, meters: HashMap::new(), resources: HashMap::new(), spans: super::Spans::default() })
+            analyze(&connection)?;
+            Ok(Inner {
+                connection,
+                meters: HashMap::new(),
+                resources: HashMap::new(),
+                spans: super::Spans::default(),
+                analyzed: std::time::Instant::now(),
+            })
         })
         .await?;
         Ok(Self { inner: Arc::new(Mutex::new(inner)) })
@@ -172,6 +192,10 @@ impl Inner {
         }
         transaction.commit().map_err(classify)?;
         self.spans.commit(widened);
+        if self.analyzed.elapsed() >= ANALYZE_EVERY {
+            analyze(&self.connection)?;
+            self.analyzed = std::time::Instant::now();
+        }
         if self.meters.len() + new_meters.len() > CACHED {
             self.meters.clear();
         }
