@@ -276,6 +276,16 @@ fn retention_drops_old_partitions_and_deletes_what_outlived_its_meter_s_time_to_
     assert!(log.contains("partitions=1"), "{log}");
     assert!(log.contains("samples past their time to live removed") && log.contains("samples=3"), "SQLite: {log}");
     assert_eq!(sqlite_count(&sqlite), 3);
+    // The resource's span (what `/v2/resources` shows) starts no earlier than what is
+    // kept, and no later than its oldest sample kept (3 hours ago).
+    let span_hours =
+        database.number("SELECT ceil(extract(epoch FROM now() - min(first_timestamp)) / 3600) FROM resource_spans");
+    assert!((3..=48).contains(&span_hours), "PostgreSQL: the span starts {span_hours} h ago");
+    let first_us: i64 = rusqlite::Connection::open(&sqlite)
+        .and_then(|c| c.query_row("SELECT min(first_timestamp) FROM resource_spans", [], |r| r.get(0)))
+        .unwrap();
+    let sqlite_hours = (now / 1000 - first_us) as f64 / 3.6e9;
+    assert!((2.9..=24.1).contains(&sqlite_hours), "SQLite: the span starts {sqlite_hours} h ago");
 }
 
 fn sqlite_count(path: &std::path::Path) -> i64 {

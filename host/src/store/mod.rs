@@ -349,6 +349,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn spans_send_only_what_widens_them_or_adds_a_meter() {
+        let mut spans = Spans::default();
+        let first = spans.widened([(7, 1, 100), (7, 2, 300), (7, 1, 200), (3, 1, 50)].into_iter());
+        assert_eq!(first, Widened { spans: vec![(3, 50, 50), (7, 100, 300)], pairs: vec![(3, 1), (7, 1), (7, 2)] });
+        spans.commit(first);
+        let within = spans.widened([(7, 1, 150), (3, 1, 50)].into_iter());
+        assert_eq!(within, Widened::default(), "nothing new: nothing sent");
+        let later = spans.widened([(7, 2, 400), (3, 4, 10)].into_iter());
+        assert_eq!(later, Widened { spans: vec![(3, 10, 10), (7, 400, 400)], pairs: vec![(3, 4)] });
+    }
+
+    #[test]
     fn urls_name_a_database_or_say_what_to_write() {
         assert_eq!(
             StoreUrl::parse("postgresql://pollen@127.0.0.1:5432/telemetry").unwrap(),
