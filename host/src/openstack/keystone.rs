@@ -190,29 +190,35 @@ impl Keystone {
     /// `X-Subject-Token`): its `token` body, or `None` when Keystone does not know it
     /// (or it expired).
     pub async fn validate(&self, subject: &str) -> Result<Option<Value>, KeystoneError> {
-        let own = self.token().await?;
-        let url = format!("{}/auth/tokens", self.credentials.v3_url());
-        let response = self
-            .client
-            .get(&url)
-            .header("X-Auth-Token", own.secret())
-            .header("X-Subject-Token", subject)
-            .send()
-            .await
-            .map_err(|e| KeystoneError::Unreachable { url: url.clone(), message: without_url(&e) })?;
-        let status = response.status();
-        if matches!(status.as_u16(), 401 | 404) {
-            if status.as_u16() == 401 {
+        // Keystone answers 404 for a subject it does not know, 401 for our own token
+        // (expired, revoked): then once more with a new one.
+        for attempt in 0..2 {
+            let own = self.token().await?;
+            let url = format!("{}/auth/tokens", self.credentials.v3_url());
+            let response = self
+                .client
+                .get(&url)
+                .header("X-Auth-Token", own.secret())
+                .header("X-Subject-Token", subject)
+                .send()
+                .await
+                .map_err(|e| KeystoneError::Unreachable { url: url.clone(), message: without_url(&e) })?;
+            let status = response.status().as_u16();
+            if status == 401 && attempt == 0 {
                 self.reject(&own);
+                continue;
             }
-            return Ok(None);
+            if matches!(status, 401 | 404) {
+                return Ok(None);
+            }
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            if !(200..300).contains(&status) {
+                let message = body["error"]["message"].as_str().unwrap_or("no message").to_string();
+                return Err(KeystoneError::Refused { url, status, message });
+            }
+            return Ok(Some(body["token"].clone()));
         }
-        let body: Value = response.json().await.unwrap_or(Value::Null);
-        if !status.is_success() {
-            let message = body["error"]["message"].as_str().unwrap_or("no message").to_string();
-            return Err(KeystoneError::Refused { url, status: status.as_u16(), message });
-        }
-        Ok(Some(body["token"].clone()))
+        Ok(None)
     }
 
     fn request_body(&self) -> Value {
