@@ -671,7 +671,7 @@ fn the_collector_serves_the_api_over_what_it_stores() {
     std::fs::write(
         dir.path().join("collector.yaml"),
         format!(
-            "collector:\n  inputs:\n    - {{url: \"udp://127.0.0.1:{}\", sinks: [store]}}\n  api: {{listen: \"{address}\"}}\nsinks:\n  - name: store\n    publishers: ['sqlite://{}']\n",
+            "collector:\n  inputs:\n    - {{url: \"udp://127.0.0.1:{}\", sinks: [store]}}\n  api_listen: \"{address}\"\nsinks:\n  - name: store\n    publishers: ['sqlite://{}']\n",
             free_port(),
             store.display()
         ),
@@ -784,4 +784,37 @@ fn keystone_decides_who_sees_what() {
             .await
             .unwrap();
     });
+}
+
+#[test]
+fn a_collector_api_that_cannot_work_is_a_config_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let check = |text: &str| {
+        std::fs::write(dir.path().join("collector.yaml"), text).unwrap();
+        let output = pollen_command().args(["collect", "--check"]).current_dir(dir.path()).output().unwrap();
+        (output.status.code(), String::from_utf8_lossy(&output.stderr).into_owned())
+    };
+    let inputs = "collector:\n  inputs:\n    - {url: \"udp://127.0.0.1:4952\", sinks: [out]}\n";
+    let (code, stderr) = check(&format!(
+        "{inputs}  api_listen: \"0.0.0.0:8777\"\nsinks:\n  - {{name: out, publishers: ['database://']}}\n"
+    ));
+    assert_eq!(code, Some(78), "{stderr}");
+    assert!(stderr.contains("collector.api: listen: 0.0.0.0:8777 is reachable from other machines"), "{stderr}");
+    let (code, stderr) = check(&format!(
+        "{inputs}  api_listen: \"127.0.0.1:8777\"\nsinks:\n  - {{name: out, publishers: ['file:///dev/null']}}\n"
+    ));
+    assert_eq!(code, Some(78), "{stderr}");
+    assert!(stderr.contains("no sink stores into a database: give the API a `store`"), "{stderr}");
+    let (code, stderr) = check(&format!(
+        "{inputs}  api_listen: \"127.0.0.1:8777\"\n  api: {{listen: \"127.0.0.1:9999\"}}\nsinks:\n  - {{name: out, publishers: ['database://']}}\n"
+    ));
+    assert_eq!(code, Some(78), "{stderr}");
+    assert!(
+        stderr.contains("collector.api_listen: says 127.0.0.1:8777 and `api.listen` says 127.0.0.1:9999: keep one"),
+        "{stderr}"
+    );
+    let (code, stderr) = check(&format!(
+        "{inputs}  api_listen: \"0.0.0.0:8777\"\n  api: {{tokens: [{{token: a-long-enough-admin-token, admin: true}}]}}\nsinks:\n  - {{name: out, publishers: ['database://']}}\n"
+    ));
+    assert_eq!(code, Some(0), "tokens guard an API beyond loopback: {stderr}");
 }

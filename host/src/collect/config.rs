@@ -41,6 +41,10 @@ pub struct CollectorSettings {
     /// default the sinks' first database publisher; `tokens` or `keystone`).
     #[serde(default)]
     pub api: Option<crate::api::ApiSettings>,
+    /// Serve the read API on this address, with the rest of `api` as it is (or its
+    /// defaults): `api_listen: X` is `api: {listen: X}`, beside `prometheus_listen`.
+    #[serde(default)]
+    pub api_listen: Option<String>,
 }
 
 /// One input.
@@ -108,12 +112,23 @@ impl CollectorFile {
         let mut file: CollectorFile =
             serde_yaml::from_str(text).map_err(|error| ConfigErrors::one(ConfigError::from_yaml(path, &error)))?;
         file.origin = path.to_path_buf();
+        let mut problems = Vec::new();
+        if let Some(listen) = file.collector.api_listen.take() {
+            let api = file.collector.api.get_or_insert_with(Default::default);
+            if api.listen != crate::api::DEFAULT_LISTEN && api.listen != listen {
+                problems.push(ConfigError::at(
+                    path,
+                    "collector.api_listen",
+                    format!("says {listen} and `api.listen` says {}: keep one", api.listen),
+                ));
+            }
+            api.listen = listen;
+        }
         if let Ok(extra) = std::env::var("POLLEN_TELEMETRY_SECRETS") {
             file.collector
                 .telemetry_secrets
                 .extend(extra.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from));
         }
-        let mut problems = Vec::new();
         if file.collector.inputs.is_empty() {
             problems.push(ConfigError::at(
                 path,
