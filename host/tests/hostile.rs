@@ -433,6 +433,12 @@ async fn a_pollster_cannot_put_samples_on_another_instance_s_resource() {
         .filter(|s| agent.registry.meter(s.meter).is_some_and(|m| m.name == "test.liar"))
         .count();
     assert_eq!(output.refusals.of("liar"), 3 + given, "the three lies and every swap: {:?}", output.refusals);
+    // The resource it was not given is named in its own terms (not as the host's
+    // internal index, once 4294967295).
+    assert_eq!(
+        output.refusals.first("liar"),
+        Some(&*format!("resource index {} but it was given {given} resources (indices 0 to {})", given + 5, given - 1)),
+    );
     let owners: std::collections::BTreeMap<String, Option<String>> = output.samples[0]
         .iter()
         .filter(|s| agent.registry.meter(s.meter).is_some_and(|m| m.name == "cpu"))

@@ -83,6 +83,11 @@ impl PerPlugin {
         self.0.get(plugin).map_or(0, |(count, _)| *count)
     }
 
+    /// The first problem counted for `plugin`.
+    pub fn first(&self, plugin: &str) -> Option<&str> {
+        self.0.get(plugin).map(|(_, first)| first.as_str())
+    }
+
     /// One line per plugin that had samples refused.
     fn log_refused(&self) {
         for (plugin, (refused, first)) in &self.0 {
@@ -488,19 +493,32 @@ fn poll_chunk(
         })
         .collect();
     match work.plan.pollster.poll(snapshot.clone(), &infos) {
-        Ok(Polled { mut samples, named }) => {
+        Ok(Polled { samples, named }) => {
             let given = work.targets.resources.len();
-            for sample in &mut samples {
+            let mut kept = Vec::with_capacity(samples.len());
+            for mut sample in samples {
                 // Indices into the chunk become indices into the targets, those of named
-                // resources indices after them; any other stays beyond: still refused.
+                // resources indices after them; any other is refused here, in the
+                // plugin's own terms (the index it gave, the resources it was given).
                 let index = sample.resource as usize;
                 sample.resource = match chunk.get(index) {
                     Some(target) => *target as u32,
                     None if index - chunk.len() < named.len() => (given + index - chunk.len()) as u32,
-                    None => u32::MAX,
+                    None => {
+                        output.malformed += 1;
+                        output.refusals.add(work.plan.pollster.name(), || {
+                            format!(
+                                "resource index {index} but it was given {} resources (indices 0 to {})",
+                                chunk.len() + named.len(),
+                                (chunk.len() + named.len()).saturating_sub(1)
+                            )
+                        });
+                        continue;
+                    }
                 };
+                kept.push(sample);
             }
-            route(&work.plan, &work.targets, &named, samples, registry, output);
+            route(&work.plan, &work.targets, &named, kept, registry, output);
         }
         Err(error) => output.failures.push(error),
     }
