@@ -222,6 +222,21 @@ fn plugins_list_shows_each_plugin_and_why_one_is_refused() {
     assert!(stdout.contains("refused:") && stdout.contains("nosy_transformer.wasm"), "{stdout}");
 }
 
+#[test]
+fn plugins_say_which_settings_they_are_shown_with() {
+    let workspace = Workspace::new(&[builtin("cpu")]);
+    let output = pollen(&["plugins", "list", "--plugin-dir", "plugins"], workspace.path());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("no pipeline file (no pipeline.yaml here, no --config)"), "{stderr}");
+    let output = pollen(&["plugins", "inspect", "plugins/cpu.wasm", "--config", "missing.yaml"], workspace.path());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(78), "a pipeline file named and missing is an error: {stderr}");
+    assert!(stderr.contains("missing.yaml"), "{stderr}");
+    workspace.write_pipeline(&grants(&["cpu"]), "");
+    let output = pollen(&["plugins", "list"], workspace.path());
+    assert!(!String::from_utf8_lossy(&output.stderr).contains("no pipeline file"), "pipeline.yaml is read");
+}
+
 /// Ceilometer's files, from `tests/data/ceilometer`.
 fn ceilometer(name: &str) -> std::path::PathBuf {
     repo().join("tests/data/ceilometer").join(name)

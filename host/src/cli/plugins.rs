@@ -20,10 +20,10 @@ pub enum PluginsCommand {
 /// Where the settings come from.
 #[derive(Args)]
 pub struct SettingsArgs {
-    /// The pipeline file (for the plugin directory, grants and limits); its defaults
-    /// are used if it does not exist.
-    #[arg(long, short, default_value = "pipeline.yaml")]
-    config: PathBuf,
+    /// The pipeline file (for the plugin directory, grants and limits); without it,
+    /// `pipeline.yaml` if there is one, else the defaults (nothing granted), said so.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -56,11 +56,21 @@ pub fn plugins(command: &PluginsCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// The agent's settings: the named pipeline file's (which must exist), else
+/// `pipeline.yaml`'s, else the defaults, with a word on stderr (a plugin shown as
+/// ungranted then says nothing of the operator's grants).
 fn agent_settings(args: &SettingsArgs) -> anyhow::Result<Agent> {
-    if args.config.exists() {
-        Ok(config::load(&args.config)?.agent)
-    } else {
-        Ok(Agent::default())
+    let default = Path::new("pipeline.yaml");
+    match &args.config {
+        Some(path) => Ok(config::load(path)?.agent),
+        None if default.exists() => Ok(config::load(default)?.agent),
+        None => {
+            eprintln!(
+                "pollen: no pipeline file (no pipeline.yaml here, no --config): the default settings are used, \
+                 so no plugin is granted anything; name yours with --config"
+            );
+            Ok(Agent::default())
+        }
     }
 }
 
