@@ -237,6 +237,35 @@ fn plugins_say_which_settings_they_are_shown_with() {
     assert!(!String::from_utf8_lossy(&output.stderr).contains("no pipeline file"), "pipeline.yaml is read");
 }
 
+#[test]
+fn names_no_plugin_answers_to_stop_validate_with_a_did_you_mean() {
+    let workspace = builtin_workspace();
+    let source = "sources:\n  - name: compute\n    interval: 60\n    meters: [cpu]\n    discovery: [local_instance]\n    sinks: [out]\n\
+                  sinks:\n  - name: out\n    publishers: ['file:///dev/null']\n";
+    let mut extra = grants(&["local_instances", "cpu", "memory"]);
+    extra.push_str("    cpuu:\n      params: {a: 1}\n");
+    workspace.write_pipeline(&extra, source);
+    let output = pollen(&["validate"], workspace.path());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(78), "{stderr}");
+    assert!(
+        stderr.contains("sources[0].discovery[0]: no plugin provides the discoverer `local_instance` (did you mean `local_instances`?)"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("agent.plugins.cpuu: names no plugin in plugins (did you mean `cpu`?)"), "{stderr}");
+
+    // A meter whose plugin defaults to a discoverer the folder lacks.
+    let without = Workspace::new(&[builtin("cpu")]);
+    without.write_pipeline(&grants(&["cpu"]), &source.replace("    discovery: [local_instance]\n", ""));
+    let output = pollen(&["validate"], without.path());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(78), "{stderr}");
+    assert!(
+        stderr.contains("sources[0].meters: the meter `cpu` (plugin `cpu`) is discovered by `local_instances`, which no plugin provides"),
+        "{stderr}"
+    );
+}
+
 /// Ceilometer's files, from `tests/data/ceilometer`.
 fn ceilometer(name: &str) -> std::path::PathBuf {
     repo().join("tests/data/ceilometer").join(name)

@@ -335,7 +335,7 @@ fn static_resources_are_shared_and_an_unpartitioned_source_is_not() {
         let agent = format!("{}{}", coordinated(&prefix, 6379), grants(&["local_instances"]));
         let list = |ids: &[String]| ids.iter().map(|id| format!("'{id}'")).collect::<Vec<_>>().join(", ");
         let sources = format!(
-            "  - name: shared\n    interval: {INTERVAL}\n    meters: [test.liar]\n    resources: [{}]\n    sinks: [out]\n  - name: whole\n    interval: {INTERVAL}\n    meters: [test.liar]\n    discovery: [none]\n    resources: [{}]\n    partitioned: false\n    sinks: [out]\n",
+            "  - name: shared\n    interval: {INTERVAL}\n    meters: [test.liar]\n    resources: [{}]\n    sinks: [out]\n  - name: whole\n    interval: {INTERVAL}\n    meters: [test.liar]\n    resources: [{}]\n    partitioned: false\n    sinks: [out]\n",
             list(&shared),
             list(&whole)
         );

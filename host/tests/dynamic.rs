@@ -649,7 +649,9 @@ fn validate(workspace: &Workspace, definitions: &str) -> (Option<i32>, String) {
 /// and column: Python's internals, a dunder attribute, an unknown key, a shell command.
 #[test]
 fn validate_reports_each_problem_with_its_file_line_and_column() {
-    let workspace = Workspace::new(&[central("dynamic")]);
+    // With the discoverer its definitions default to (`endpoint`): without it, that
+    // is a problem of its own.
+    let workspace = Workspace::new(&[central("dynamic"), central("keystone_endpoints")]);
     let (code, text) = validate(
         &workspace,
         r#"- name: dynamic.evil

@@ -4,6 +4,7 @@
 
 pub mod chain;
 pub mod cycle;
+mod names;
 pub mod schedule;
 
 use crate::config::{ConfigErrors, Pipeline};
@@ -143,6 +144,7 @@ impl Agent {
             problems.retain(|p| !refused_names.iter().any(|name| p.message.contains(name.as_str())));
             return Err(BuildError::Plugins(refused, problems));
         }
+        problems.extend(names::unanswered(&pipeline, &plugins));
         if !problems.is_empty() {
             return Err(BuildError::Config(ConfigErrors(problems)));
         }
