@@ -193,6 +193,23 @@ fn a_plugin_flooding_the_log_is_rate_limited_escaped_and_summed_up() {
     assert!(refusals[0].contains("refused=100000") && refusals[0].contains("meter index 7"), "{}", refusals[0]);
 }
 
+/// What a plugin writes to stdout (Python's `print`) and stderr reaches the agent's
+/// log, line by line after `stdout:` or `stderr:`, through the plugin's rate limit.
+#[test]
+fn a_plugin_s_stdout_and_stderr_reach_the_log() {
+    let workspace = Workspace::new(&[builtin("local_instances"), hostile("log_flood")]);
+    workspace.write_pipeline(
+        &format!("{}    log_flood:\n      params: {{lines: 0, samples: 1}}\n", grants(&["local_instances"])),
+        &stdout_source("meters: ['*']"),
+    );
+    let output = pollen_command().args(["poll", "--once"]).current_dir(workspace.path()).output().expect("pollen runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let lines = |needle: &str| stderr.lines().filter(|l| l.contains(needle) && l.contains("log_flood")).count();
+    assert_eq!(lines("stdout: stdout flood"), 4, "{stderr}");
+    assert!(lines("stderr: stderr flood") >= 1, "{stderr}");
+    assert!(stderr.lines().all(|line| !line.starts_with("2026-12-01T00:00:00.000000Z")), "a forged line got through");
+}
+
 fn load_refused(workspace: &Workspace, agent_extra: &str, file: &std::path::Path) -> LoadError {
     let path = workspace.write_pipeline(agent_extra, "");
     let agent = config::load(&path).expect("pipeline").agent;

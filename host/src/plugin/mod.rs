@@ -9,6 +9,7 @@ mod given;
 mod limits;
 mod loader;
 mod outline;
+mod output;
 mod plugin_log;
 mod sandbox;
 mod state;

@@ -60,7 +60,6 @@ pub(crate) enum WorldInstance {
 struct Live {
     store: Store<PluginState>,
     instance: WorldInstance,
-    stderr_logged: usize,
 }
 
 /// One plugin's instance manager.
@@ -140,7 +139,7 @@ impl Sandbox {
         let (clock, memory) = (live.store.data().clock, live.store.data().limiter.memory());
         tracing::debug!(plugin = %self.name(), own = ?clock.own(), wall = ?clock.elapsed(), memory_kib = memory >> 10,
             "plugin call");
-        let stderr = self.log_stderr(live);
+        let stderr = self.log_output(live);
         self.context.log.report_held_back();
         match result {
             Ok(Ok(value)) => Ok(value),
@@ -177,11 +176,11 @@ impl Sandbox {
             Ok(instance) => instance,
             Err(trap) => return Err(self.classify(&trap, &store, "")),
         };
-        let mut live = Live { store, instance, stderr_logged: 0 };
+        let mut live = Live { store, instance };
         // A transformer reads its parameters once, on every new instance.
         if let WorldInstance::Transformer(transformer) = &live.instance {
             let configured = transformer.pollen_plugin_transformer().call_configure(&mut live.store);
-            let stderr = self.log_stderr(&mut live);
+            let stderr = self.log_output(&live);
             match configured {
                 Ok(Ok(())) => {}
                 Ok(Err(error)) => {
@@ -217,18 +216,25 @@ impl Sandbox {
         failure
     }
 
-    /// Copies what the plugin wrote to stderr since the last call into the log, and
-    /// returns it.
-    fn log_stderr(&self, live: &mut Live) -> String {
-        let contents = live.store.data().stderr.contents();
-        if contents.len() <= live.stderr_logged {
-            return String::new();
+    /// Copies what the plugin wrote since the last call into the log, stdout at
+    /// info and stderr at warning (each through its log's rate limit), and returns
+    /// the stderr (a panic's message lands there).
+    fn log_output(&self, live: &Live) -> String {
+        let state = live.store.data();
+        self.log_pipe(&state.stdout, Level::Info, "stdout");
+        self.log_pipe(&state.stderr, Level::Warn, "stderr")
+    }
+
+    /// Copies what `pipe` holds into the log, each line after `name:`; its text.
+    fn log_pipe(&self, pipe: &super::output::OutputPipe, level: Level, name: &str) -> String {
+        let (bytes, dropped) = pipe.take();
+        if dropped > 0 {
+            self.context.log.line(Level::Warn, &format!("{name}: {dropped} bytes dropped (over 64 KiB in one call)"));
         }
-        let text = String::from_utf8_lossy(&contents[live.stderr_logged..]).into_owned();
+        let text = String::from_utf8_lossy(&bytes).into_owned();
         for line in text.lines().filter(|l| !l.trim().is_empty()) {
-            self.context.log.line(Level::Warn, &format!("stderr: {line}"));
+            self.context.log.line(level, &format!("{name}: {line}"));
         }
-        live.stderr_logged = contents.len();
         text
     }
 }

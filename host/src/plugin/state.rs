@@ -3,6 +3,7 @@
 //! hypervisor snapshot.
 
 use super::limits::MemoryLimiter;
+use super::output::OutputPipe;
 use super::plugin_log::PluginLog;
 use crate::caps::http::{HttpAccess, HttpHooks};
 use crate::config::Grant;
@@ -12,11 +13,11 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmtime::component::ResourceTable;
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-/// Bytes of a plugin's stderr kept between two calls (panic messages land there).
+/// Bytes of a plugin's stderr (panic messages land there) or stdout (what Python's
+/// `print` writes) kept between two calls.
 const STDERR_CAPACITY: usize = 64 * 1024;
 
 /// What the host knows of one plugin, shared by all of its instances.
@@ -85,7 +86,10 @@ pub struct PluginState {
     pub(crate) context: PluginContext,
     pub(crate) cycle: Option<Arc<CycleSnapshot>>,
     pub(crate) limiter: MemoryLimiter,
-    pub(crate) stderr: MemoryOutputPipe,
+    /// What it writes to stderr, for the log.
+    pub(crate) stderr: OutputPipe,
+    /// What it writes to stdout (Python's `print`), for the log.
+    pub(crate) stdout: OutputPipe,
     /// A discoverer's resources as this instance reported them in its last `discover`
     /// call (or the current one): what its `unchanged` reports may stand for.
     pub(crate) reported: HashSet<ResourceHandle>,
@@ -110,10 +114,12 @@ pub struct PluginState {
 
 impl PluginState {
     /// A fresh state: no files, no network, no environment, no arguments, a frozen
-    /// clock, stdout discarded and stderr captured for the log.
+    /// clock, stdout and stderr captured for the log.
     pub fn new(context: PluginContext) -> Self {
-        let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
+        let stderr = OutputPipe::new(STDERR_CAPACITY);
+        let stdout = OutputPipe::new(STDERR_CAPACITY);
         let wasi = WasiCtxBuilder::new()
+            .stdout(stdout.clone())
             .stderr(stderr.clone())
             .wall_clock(FrozenClock)
             .monotonic_clock(FrozenClock)
@@ -128,6 +134,7 @@ impl PluginState {
             cycle: None,
             limiter,
             stderr,
+            stdout,
             reported: HashSet::new(),
             discovering: None,
             naming: None,

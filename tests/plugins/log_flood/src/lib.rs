@@ -2,7 +2,8 @@
 //! through `log`, the same on stderr, every one of them trying to forge an agent line
 //! of its own after a newline; then returns `samples` (default 100000) samples, all
 //! malformed (a meter index it never described). The host must rate-limit, cut and
-//! escape the lines, and log the refusals once per cycle, not once per sample.
+//! escape the lines, and log the refusals once per cycle, not once per sample. A few
+//! lines on stdout too, as Python's `print` writes them.
 use pollen_sdk::pollster::*;
 use std::io::Write;
 
@@ -24,6 +25,9 @@ impl Pollster for LogFlood {
         let line = format!("flood\n{FORGED}\n{}", "x".repeat(64 * 1024));
         for _ in 0..param("lines", 20_000) {
             log::error(&line);
+        }
+        for _ in 0..4 {
+            println!("stdout flood\n{FORGED}");
         }
         let mut stderr = std::io::stderr();
         for _ in 0..16 {
