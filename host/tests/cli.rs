@@ -266,6 +266,21 @@ fn names_no_plugin_answers_to_stop_validate_with_a_did_you_mean() {
     );
 }
 
+#[test]
+fn poll_once_says_which_meter_no_plugin_provides_and_fails() {
+    let workspace = builtin_workspace();
+    let misspelt = COMPUTE.replace("meters: [cpu, memory.usage]", "meters: [cpuu, memory.usage]");
+    workspace.write_pipeline(
+        &grants(&["local_instances", "cpu", "memory"]),
+        &format!("{misspelt}sinks:\n  - name: out\n    publishers: ['stdout://']\n"),
+    );
+    let output = pollen(&["poll", "--once", "--config", "pipeline.yaml"], workspace.path());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("no loaded plugin provides the meter `cpuu` (did you mean `cpu`?)"), "{stderr}");
+    assert!(!String::from_utf8_lossy(&output.stdout).is_empty(), "memory.usage is still polled and printed");
+}
+
 /// Ceilometer's files, from `tests/data/ceilometer`.
 fn ceilometer(name: &str) -> std::path::PathBuf {
     repo().join("tests/data/ceilometer").join(name)

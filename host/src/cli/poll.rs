@@ -19,7 +19,8 @@ pub struct PollArgs {
 }
 
 /// Polls every source once and writes the samples as JSON lines to stdout. Exits 1
-/// if a plugin failed (its samples are missing; the others are printed).
+/// if a plugin failed (its samples are missing; the others are printed) or a source
+/// names a meter no plugin provides.
 pub fn poll(args: &PollArgs) -> anyhow::Result<ExitCode> {
     debug_assert!(args.once);
     let pipeline = args.config.load()?;
@@ -27,6 +28,12 @@ pub fn poll(args: &PollArgs) -> anyhow::Result<ExitCode> {
         tracing::warn!("{warning}");
     }
     let agent = Agent::build(pipeline)?;
+    // A meter no plugin provides polls nothing: in one cycle run to see what comes
+    // out, that is a mistake, said before the cycle and in the exit code.
+    let unprovided = crate::pipeline::names::unprovided_meters(&agent.pipeline, &agent.plugins);
+    for missing in &unprovided {
+        tracing::error!(sources = %missing.sources.join(","), "no loaded plugin provides the meter `{}`{}", missing.pattern, missing.suggestion);
+    }
     let output = super::runtime()?.block_on(schedule::poll_once(&agent));
     let samples: Vec<_> = output.samples.into_iter().flatten().collect();
     let count = samples.len();
@@ -40,5 +47,5 @@ pub fn poll(args: &PollArgs) -> anyhow::Result<ExitCode> {
         other => other?,
     }
     tracing::info!(samples = count, failures = output.failures.len(), malformed = output.malformed, "poll done");
-    Ok(if output.failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if output.failures.is_empty() && unprovided.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }

@@ -4,7 +4,7 @@
 
 pub mod chain;
 pub mod cycle;
-mod names;
+pub mod names;
 pub mod schedule;
 
 use crate::config::{ConfigErrors, Pipeline};

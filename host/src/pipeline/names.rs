@@ -70,3 +70,39 @@ pub fn unanswered(pipeline: &Pipeline, plugins: &PluginSet) -> Vec<ConfigError> 
     }
     problems
 }
+
+/// A meter pattern of the sources that no loaded pollster provides.
+pub struct Unprovided {
+    /// The pattern, as the sources write it.
+    pub pattern: String,
+    /// The sources listing it.
+    pub sources: Vec<String>,
+    /// ` (did you mean `cpu`?)`, or nothing.
+    pub suggestion: String,
+}
+
+/// Every meter pattern of `pipeline`'s sources (but `!exclusions`) no pollster of
+/// `plugins` provides: a warning for `validate` and `run` (a plugin may be dropped
+/// in later), an error for `poll --once`.
+pub fn unprovided_meters(pipeline: &Pipeline, plugins: &PluginSet) -> Vec<Unprovided> {
+    let provided: Vec<&str> =
+        plugins.pollsters().flat_map(|p| p.info.meters.iter()).map(|spec| spec.meter.name.as_str()).collect();
+    let mut found: Vec<Unprovided> = Vec::new();
+    for source in &pipeline.sources {
+        for pattern in source.meters.iter().filter(|m| !m.starts_with('!')) {
+            let matcher = wildmatch::WildMatch::new(pattern);
+            if provided.iter().any(|name| matcher.matches(name)) {
+                continue;
+            }
+            match found.iter_mut().find(|u| &u.pattern == pattern) {
+                Some(entry) => entry.sources.push(source.name.clone()),
+                None => found.push(Unprovided {
+                    pattern: pattern.clone(),
+                    sources: vec![source.name.clone()],
+                    suggestion: did_you_mean(pattern, provided.iter().copied()),
+                }),
+            }
+        }
+    }
+    found
+}
