@@ -63,6 +63,7 @@ test:
 	$(PHASE) plugins $(MAKE) --no-print-directory plugins test-plugins
 	$(PHASE) fmt $(CARGO) fmt --all -- --check
 	$(PHASE) clippy $(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(PHASE) sdk-package $(CARGO) publish --dry-run --allow-dirty -p pollen-sdk
 	$(PHASE) build $(CARGO) test $(TEST_CRATES) --no-run
 	$(PHASE) tests $(CARGO) test $(TEST_CRATES)
 

@@ -5,7 +5,7 @@
 #[doc(hidden)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../wit",
+        path: "wit",
         world: "discoverer-plugin",
         with: {
             "wasi:http/types@0.2.12": crate::pollster::bindings::wasi::http::types,

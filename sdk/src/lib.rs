@@ -25,7 +25,17 @@
 //! crate-type = ["cdylib"]
 //!
 //! [dependencies]
-//! pollen-sdk = "0.1"
+//! # From a checkout of Pollen's repository (until the crate is on crates.io):
+//! pollen-sdk = { path = "/path/to/pollen/sdk" }
+//!
+//! # What Pollen builds its own plugins with: about 40 % smaller than a plain release
+//! # build, and quicker for the agent to compile at load.
+//! [profile.release]
+//! opt-level = "s"
+//! strip = true
+//! codegen-units = 1
+//! lto = true
+//! panic = "abort"
 //! ```
 //!
 //! `src/lib.rs`:

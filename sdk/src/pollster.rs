@@ -5,7 +5,7 @@
 #[doc(hidden)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../wit",
+        path: "wit",
         world: "pollster-plugin",
         // The WASI interfaces it imports (wasi:http and what it uses); the other
         // worlds share these.

@@ -5,7 +5,7 @@
 #[doc(hidden)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../wit",
+        path: "wit",
         world: "transformer-plugin",
         pub_export_macro: true,
         export_macro_name: "export_transformer",
