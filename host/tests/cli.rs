@@ -281,6 +281,39 @@ fn poll_once_says_which_meter_no_plugin_provides_and_fails() {
     assert!(!String::from_utf8_lossy(&output.stdout).is_empty(), "memory.usage is still polled and printed");
 }
 
+/// `pollen plugin test`: one pollster, no pipeline file, its samples and problems.
+#[test]
+fn plugin_test_runs_one_pollster_alone_and_says_what_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let dist = repo().join("plugins/dist");
+    let run = |file: &Path, extra: &[&str]| {
+        let mut args = vec!["plugin", "test", file.to_str().unwrap(), "--plugin-dir", dist.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        pollen(&args, dir.path())
+    };
+    let output = run(&builtin("cpu"), &["--grant", "hypervisor"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let samples = json_lines(&String::from_utf8_lossy(&output.stdout));
+    assert_eq!(samples.len(), 1, "the test driver's one domain: {stderr}");
+    assert_eq!(samples[0]["name"], "cpu");
+
+    let output = run(&builtin("cpu"), &[]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("hypervisor"), "the missing grant is named: {stderr}");
+
+    let output = run(&hostile("liar"), &["--param", "swap=false"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "refused samples fail the test: {stderr}");
+    assert!(stderr.contains("malformed samples refused"), "{stderr}");
+
+    let output = run(&builtin("local_instances"), &[]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("`plugins test` runs pollsters"), "{stderr}");
+}
+
 /// Ceilometer's files, from `tests/data/ceilometer`.
 fn ceilometer(name: &str) -> std::path::PathBuf {
     repo().join("tests/data/ceilometer").join(name)

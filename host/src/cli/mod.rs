@@ -52,8 +52,8 @@ enum Command {
     /// What a running agent says of itself (its heartbeat socket): cycles, pollsters,
     /// publishers, its share of each partitioned group; exits 1 if it is not ready.
     Status(status::StatusArgs),
-    /// List or inspect plugins.
-    #[command(subcommand)]
+    /// List, inspect or test plugins (`pollen plugin …` works too).
+    #[command(subcommand, alias = "plugin")]
     Plugins(plugins::PluginsCommand),
     /// Compile a plugin read on stdin into native code on stdout, within a memory cap:
     /// the child process in which `pollen` compiles each plugin (not for people).

@@ -15,6 +15,30 @@ pub enum PluginsCommand {
     List(ListArgs),
     /// Show one plugin file's world, meters, imports and contract version.
     Inspect(InspectArgs),
+    /// Run one pollster alone, once, with the grants and parameters given here (no
+    /// pipeline file), against the discoverers its meters name (the built-in ones of
+    /// `--plugin-dir`): its samples as JSON lines on stdout, every problem on stderr;
+    /// exits 1 on a failure, a refused sample or no sample at all.
+    Test(TestArgs),
+}
+
+/// Arguments of `pollen plugins test`.
+#[derive(Args)]
+pub struct TestArgs {
+    /// The pollster's component file.
+    file: PathBuf,
+    /// Where the discoverers its meters name are (the built-ins' folder).
+    #[arg(long, default_value = "plugins/dist")]
+    plugin_dir: PathBuf,
+    /// The hypervisor URI (default: libvirt's test driver, `test:///default`).
+    #[arg(long)]
+    libvirt_uri: Option<String>,
+    /// A grant for the pollster: `hypervisor`, `http` or `openstack` (repeat for several).
+    #[arg(long = "grant")]
+    grants: Vec<String>,
+    /// A parameter the pollster reads, `KEY=VALUE` (repeat for several).
+    #[arg(long = "param", value_name = "KEY=VALUE")]
+    params: Vec<String>,
 }
 
 /// Where the settings come from.
@@ -53,6 +77,7 @@ pub fn plugins(command: &PluginsCommand) -> anyhow::Result<ExitCode> {
     match command {
         PluginsCommand::List(args) => list(args),
         PluginsCommand::Inspect(args) => inspect(args),
+        PluginsCommand::Test(args) => test(args),
     }
 }
 
@@ -183,4 +208,94 @@ fn inspect(args: &InspectArgs) -> anyhow::Result<ExitCode> {
 
 fn plugin_name(path: &Path) -> String {
     path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+/// `pollen plugins test`: the pollster and the discoverers it needs in a folder of
+/// their own, a pipeline made from the arguments, one cycle.
+fn test(args: &TestArgs) -> anyhow::Result<ExitCode> {
+    use anyhow::Context;
+    let name = plugin_name(&args.file);
+    let mut probe = Agent { plugin_dir: args.plugin_dir.clone(), ..Agent::default() };
+    probe.plugins.entry(name.clone()).or_default().grants = vec![Grant::Hypervisor, Grant::Http, Grant::Openstack];
+    let engine = PluginEngine::new(probe.cache_dir())?;
+    let plugin = load_file(&engine, &args.file, &probe, &Arc::new(Registry::new()))?;
+    let info = &plugin.info;
+    if info.meters.is_empty() {
+        anyhow::bail!(
+            "{} is a {}: `plugins test` runs pollsters; test a discoverer or transformer with a pollster, in a pipeline, \
+             with `pollen poll --once`",
+            args.file.display(),
+            info.kind
+        );
+    }
+    let folder = tempfile_dir()?;
+    let outcome = (|| -> anyhow::Result<ExitCode> {
+        let plugins = folder.join("plugins");
+        std::fs::create_dir_all(&plugins)?;
+        let absolute =
+            |path: &Path| std::fs::canonicalize(path).with_context(|| format!("cannot read {}", path.display()));
+        std::os::unix::fs::symlink(absolute(&args.file)?, plugins.join(format!("{name}.wasm")))?;
+        let mut text = format!(
+            "agent:\n  plugin_dir: {}\n  cache_dir: {}\n  libvirt_uri: {}\n  plugins:\n    {name}:\n      grants: {}\n      params: {}\n",
+            json_text(&plugins.display().to_string()),
+            json_text(&probe.cache_dir().display().to_string()),
+            json_text(args.libvirt_uri.as_deref().unwrap_or(crate::config::DEFAULT_LIBVIRT_URI)),
+            serde_json::to_string(&args.grants)?,
+            serde_json::to_string(&params(&args.params)?)?,
+        );
+        let discoverers: std::collections::BTreeSet<&str> = info
+            .meters
+            .iter()
+            .filter_map(|m| m.default_discoverer.as_deref())
+            .map(|d| d.split_once(':').map_or(d, |(name, _)| name))
+            .collect();
+        for discoverer in discoverers {
+            let file = args.plugin_dir.join(format!("{discoverer}.wasm"));
+            if !file.exists() {
+                anyhow::bail!(
+                    "its meters are discovered by `{discoverer}`, and {} has no {discoverer}.wasm: name the folder of the \
+                     built-in plugins with --plugin-dir",
+                    args.plugin_dir.display()
+                );
+            }
+            std::os::unix::fs::symlink(absolute(&file)?, plugins.join(format!("{discoverer}.wasm")))?;
+            let grant = if crate::config::ceilometer::CENTRAL_DISCOVERERS.contains(&discoverer) {
+                "openstack"
+            } else {
+                "hypervisor"
+            };
+            text.push_str(&format!("    {discoverer}:\n      grants: [{grant}]\n"));
+        }
+        let meters: Vec<&str> = info.meters.iter().map(|m| m.meter.name.as_str()).collect();
+        text.push_str(&format!(
+            "sources:\n  - name: test\n    interval: 60\n    meters: {}\n    sinks: [out]\nsinks:\n  - name: out\n    publishers: ['file:///dev/null']\n",
+            serde_json::to_string(&meters)?
+        ));
+        let pipeline_file = folder.join("pipeline.yaml");
+        std::fs::write(&pipeline_file, &text)?;
+        let pipeline = config::load(&pipeline_file)?;
+        super::poll::once(pipeline, super::poll::Demands { every_meter: true, clean_samples: true })
+    })();
+    let _ = std::fs::remove_dir_all(&folder);
+    outcome
+}
+
+/// `KEY=VALUE` arguments as a map.
+fn params(pairs: &[String]) -> anyhow::Result<std::collections::BTreeMap<&str, &str>> {
+    pairs
+        .iter()
+        .map(|pair| pair.split_once('=').ok_or_else(|| anyhow::anyhow!("--param {pair}: write KEY=VALUE")))
+        .collect()
+}
+
+/// A YAML scalar for `text` (JSON's quoting, which YAML reads).
+fn json_text(text: &str) -> String {
+    serde_json::Value::from(text).to_string()
+}
+
+/// A folder of its own under the system's temporary folder.
+fn tempfile_dir() -> anyhow::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("pollen-plugin-test-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
 }

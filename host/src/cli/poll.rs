@@ -24,19 +24,33 @@ pub struct PollArgs {
 pub fn poll(args: &PollArgs) -> anyhow::Result<ExitCode> {
     debug_assert!(args.once);
     let pipeline = args.config.load()?;
+    // Ceilometer's `polling.yaml` lists every namespace's meters (the central agent's
+    // run skips the compute ones, as ceilometer-polling does): no error for those.
+    let ceilometer_files = args.config.polling.is_some() || args.config.pipeline.is_some();
+    once(pipeline, Demands { every_meter: !ceilometer_files, clean_samples: false })
+}
+
+/// What a cycle must do to exit 0 besides no plugin failing.
+pub(super) struct Demands {
+    /// Every meter the sources name is provided by a plugin.
+    pub every_meter: bool,
+    /// Some sample came out, and none was refused (`plugins test`).
+    pub clean_samples: bool,
+}
+
+/// One cycle of `pipeline`, its samples as JSON lines on stdout. Exits 1 if a plugin
+/// failed, or what `demands` asks is not so (a meter no plugin provides is a mistake
+/// in one cycle run to see what comes out: said before the cycle, with a
+/// did-you-mean).
+pub(super) fn once(pipeline: crate::config::Pipeline, demands: Demands) -> anyhow::Result<ExitCode> {
     for warning in &pipeline.warnings {
         tracing::warn!("{warning}");
     }
     let agent = Agent::build(pipeline)?;
-    // A meter no plugin provides polls nothing: in one cycle run to see what comes
-    // out of Pollen's own file, that is a mistake, said before the cycle and in the
-    // exit code. Ceilometer's `polling.yaml` lists every namespace's meters (the
-    // central agent's run skips the compute ones, as ceilometer-polling does).
-    let ceilometer_files = args.config.polling.is_some() || args.config.pipeline.is_some();
-    let unprovided = if ceilometer_files {
-        Vec::new()
-    } else {
+    let unprovided = if demands.every_meter {
         crate::pipeline::names::unprovided_meters(&agent.pipeline, &agent.plugins)
+    } else {
+        Vec::new()
     };
     for missing in &unprovided {
         tracing::error!(sources = %missing.sources.join(","), "no loaded plugin provides the meter `{}`{}", missing.pattern, missing.suggestion);
@@ -54,5 +68,12 @@ pub fn poll(args: &PollArgs) -> anyhow::Result<ExitCode> {
         other => other?,
     }
     tracing::info!(samples = count, failures = output.failures.len(), malformed = output.malformed, "poll done");
-    Ok(if output.failures.is_empty() && unprovided.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    let unclean = demands.clean_samples && (count == 0 || output.malformed > 0);
+    if demands.clean_samples && count == 0 {
+        tracing::error!(
+            "no sample came out: did its discoverers find resources (see above), and does it return samples?"
+        );
+    }
+    let failed = !output.failures.is_empty() || !unprovided.is_empty() || unclean;
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
