@@ -95,6 +95,7 @@ fn a_pollster_failing_in_every_chunk_makes_one_log_line() {
     assert_eq!(failed.len(), 1, "one line for the cycle: {stderr}");
     assert!(failed[0].contains("plugin=trap") && failed[0].contains("calls=5"), "{}", failed[0]);
     assert!(failed[0].contains("test plugin panics on purpose"), "the first error: {}", failed[0]);
+    assert!(!failed[0].contains("RUST_BACKTRACE"), "no hint a plugin cannot follow: {}", failed[0]);
     let cpu = json_lines(&String::from_utf8_lossy(&output.stdout)).iter().filter(|s| s["name"] == "cpu").count();
     assert_eq!(cpu, 500, "cpu's samples of every chunk: {stderr}");
 }

@@ -204,7 +204,14 @@ impl Sandbox {
                 false => PluginError::Deadline { plugin, timeout: self.context.call_timeout },
             }
         } else {
-            let said: Vec<&str> = stderr.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+            // The last two lines it wrote say why (a Rust panic's message, a Python
+            // exception's type and message), not the hints meant for a terminal
+            // (`note: run with RUST_BACKTRACE=1`), which a plugin cannot follow.
+            let said: Vec<&str> = stderr
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with("note: run with `RUST_BACKTRACE"))
+                .collect();
             let tail = plugin_text(&said[said.len().saturating_sub(2)..].join(" "), 512).into_owned();
             let message = match tail.is_empty() {
                 true => error.root_cause().to_string(),
