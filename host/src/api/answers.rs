@@ -137,7 +137,7 @@ pub async fn statistics(reader: &Reader, caller: &Caller, request: &StatisticsRe
     };
     let computed: Vec<Aggregate> = match &selected {
         Some(selected) => selected.iter().map(|(a, _)| *a).collect(),
-        None => vec![Aggregate::Min, Aggregate::Max, Aggregate::Avg, Aggregate::Sum, Aggregate::Count],
+        None => shapes::STANDARD.iter().map(|(a, _)| *a).collect(),
     };
     let question = StatisticsQuery {
         filter: expr,

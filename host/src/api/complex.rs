@@ -145,17 +145,10 @@ fn check_project(field: &Field, values: &[Literal], caller: &Caller) -> Result<(
     let (Some(own), Field::Column(Column::ProjectId)) = (caller.limited_to(), field) else { return Ok(()) };
     for value in values {
         if *value != Literal::Text(own.to_string()) {
-            return Err(format!("Not Authorized to access project {}", literal_text(value)));
+            return Err(format!("Not Authorized to access project {}", value.text()));
         }
     }
     Ok(())
-}
-
-fn literal_text(literal: &Literal) -> String {
-    match literal {
-        Literal::Text(t) => t.clone(),
-        other => format!("{other:?}"),
-    }
 }
 
 /// A field of `storage.models.Sample`, by its name or Ceilometer's alias for it

@@ -21,22 +21,22 @@ impl ApiError {
         Self { status: StatusCode::BAD_REQUEST, faultstring: faultstring.into() }
     }
 
-    /// WSME's `InvalidInput`.
+    /// WSME's `InvalidInput` (`wsme/exc.py`: its `faultstring`).
     pub fn invalid_input(field: &str, value: &str, why: &str) -> Self {
         Self::bad(format!("Invalid input for field/attribute {field}. Value: '{value}'. {why}"))
     }
 
-    /// WSME's `UnknownArgument`.
+    /// WSME's `UnknownArgument` (`wsme/exc.py`: its `faultstring`).
     pub fn unknown_argument(name: &str, why: &str) -> Self {
         Self::bad(format!("Unknown argument: \"{name}\": {why}"))
     }
 
-    /// 404: Ceilometer's `EntityNotFound`.
+    /// 404: Ceilometer's `EntityNotFound` (`ceilometer/api/controllers/v2/base.py`).
     pub fn not_found(entity: &str, id: &str) -> Self {
         Self { status: StatusCode::NOT_FOUND, faultstring: format!("{entity} {id} Not Found") }
     }
 
-    /// 401: Ceilometer's `ProjectNotAuthorized`.
+    /// 401: Ceilometer's `ProjectNotAuthorized` (`ceilometer/api/controllers/v2/base.py`).
     pub fn project_not_authorized(project: &str) -> Self {
         Self { status: StatusCode::UNAUTHORIZED, faultstring: format!("Not Authorized to access project {project}") }
     }

@@ -59,7 +59,10 @@ async fn versions(headers: HeaderMap) -> Json<Value> {
     }]}}))
 }
 
-/// What Ceilometer's SQL driver declares, flattened with `:` as it flattens them.
+/// What Ceilometer's SQL driver declares (`AVAILABLE_CAPABILITIES` and
+/// `AVAILABLE_STORAGE_CAPABILITIES` over `base.Connection.CAPABILITIES`, in
+/// `ceilometer/storage/impl_sqlalchemy.py` and `base.py`, 9.0.7), flattened with `:` as
+/// `capabilities.py`'s `_flatten_capabilities` does.
 async fn capabilities(State(state): Shared, headers: HeaderMap) -> Answer {
     caller(&state, &headers).await?;
     let mut api = serde_json::Map::new();

@@ -116,6 +116,15 @@ pub fn resource(resource: &StoredResource, base_url: &str, meter_links: bool) ->
     })
 }
 
+/// The aggregates Ceilometer computes when none is selected, and their fields.
+pub const STANDARD: [(Aggregate, &str); 5] = [
+    (Aggregate::Min, "min"),
+    (Aggregate::Max, "max"),
+    (Aggregate::Avg, "avg"),
+    (Aggregate::Sum, "sum"),
+    (Aggregate::Count, "count"),
+];
+
 /// What a statistics answer holds beyond each row's values.
 pub struct StatisticsShape<'a> {
     /// The period in seconds (0 without periods).
@@ -134,14 +143,7 @@ pub struct StatisticsShape<'a> {
 pub fn statistics(row: &StatisticsRow, shape: &StatisticsShape) -> Value {
     let mut out = Map::new();
     let value = |aggregate: Aggregate| row.values.get(&aggregate).copied().flatten();
-    let standard = [
-        (Aggregate::Min, "min"),
-        (Aggregate::Max, "max"),
-        (Aggregate::Avg, "avg"),
-        (Aggregate::Sum, "sum"),
-        (Aggregate::Count, "count"),
-    ];
-    for (aggregate, name) in standard {
+    for (aggregate, name) in STANDARD {
         if row.values.contains_key(&aggregate) {
             let number = value(aggregate);
             out.insert(

@@ -119,7 +119,11 @@ pub enum Target {
 }
 
 impl Target {
-    /// The fields Ceilometer accepts, sorted, as its error prints them.
+    /// The fields Ceilometer accepts, sorted, as its error prints them: `validate_query`
+    /// (`ceilometer/api/controllers/v2/utils.py`, 9.0.7) takes the arguments of
+    /// `SampleFilter.__init__` (`ceilometer/storage/__init__.py`), `get_meters` and
+    /// `get_resources` (`ceilometer/storage/impl_sqlalchemy.py`), less its internal
+    /// keys, plus `timestamp` and `search_offset` where times are allowed.
     fn valid_keys(self) -> &'static [&'static str] {
         match self {
             Self::Samples => {
@@ -360,6 +364,10 @@ mod tests {
         Condition { field: field.into(), op: op.into(), value: value.into(), kind: String::new() }
     }
 
+    /// The texts are Ceilometer 9.0.7's: `validate_query` and `_validate_timestamp_fields`
+    /// (`ceilometer/api/controllers/v2/utils.py`) raising WSME 0.12's `UnknownArgument`
+    /// and `InvalidInput` (`wsme/exc.py`, whose `faultstring` formats them), and
+    /// `Query.__repr__` (`ceilometer/api/controllers/v2/base.py`) for the list.
     #[test]
     fn fields_and_operators_are_checked_as_ceilometer_checks_them() {
         let admin = Caller::admin();

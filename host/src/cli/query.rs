@@ -136,21 +136,10 @@ fn time_argument(flag: &str, text: &str, now_us: i64) -> anyhow::Result<String> 
     Ok(crate::api::time::isoformat(now_us - seconds * 1_000_000))
 }
 
-/// `300`, `90s`, `5m`, `2h`, `7d` in seconds.
+/// `300`, `90s`, `5m`, `2h`, `7d` in seconds (read as the collector reads a time to
+/// live).
 fn duration_seconds(text: &str) -> Option<i64> {
-    let text = text.trim();
-    let (number, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
-        Some((at, _)) => text.split_at(at),
-        None => (text, "s"),
-    };
-    let factor = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => return None,
-    };
-    number.parse::<i64>().ok().filter(|n| *n > 0).map(|n| n * factor)
+    crate::store::retention::parse_duration(text).ok().map(|d| d.as_secs().min(i64::MAX as u64) as i64)
 }
 
 /// Runs a question and prints its answer.

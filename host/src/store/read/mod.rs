@@ -8,6 +8,7 @@
 //! or SQLite.
 
 mod postgres;
+mod rows;
 pub mod sql;
 mod sqlite;
 
@@ -64,6 +65,27 @@ pub enum Literal {
     Bool(bool),
     /// A time, in microseconds since the epoch.
     Time(i64),
+}
+
+impl Literal {
+    /// As JSON (times as ISO 8601 text).
+    pub fn json(&self) -> serde_json::Value {
+        match self {
+            Self::Text(text) => text.clone().into(),
+            Self::Int(n) => (*n).into(),
+            Self::Float(n) => (*n).into(),
+            Self::Bool(b) => (*b).into(),
+            Self::Time(us) => crate::sample::iso8601(us.saturating_mul(1000)).into(),
+        }
+    }
+
+    /// As text: the text itself, else its JSON.
+    pub fn text(&self) -> String {
+        match self.json() {
+            serde_json::Value::String(text) => text,
+            other => other.to_string(),
+        }
+    }
 }
 
 /// A comparison's operator.
@@ -316,21 +338,13 @@ impl Reader {
 
     /// Samples matching `filter`, in `order` (newest first by default), at most `limit`.
     pub async fn samples(&self, filter: &Expr, order: &[Order], limit: u64) -> Result<Vec<StoredSample>, StoreError> {
-        let query = sql::samples(self.dialect(), filter, order, limit);
-        match self {
-            Self::Postgres(reader) => reader.samples(query).await,
-            Self::Sqlite(reader) => reader.samples(query).await,
-        }
+        self.read(sql::samples(self.dialect(), filter, order, limit), rows::sample).await
     }
 
     /// Meters of resources matching `filter` (on resources only), at most `limit`;
     /// `unique`: one row per meter.
     pub async fn meters(&self, filter: &Expr, unique: bool, limit: u64) -> Result<Vec<MeterOfResource>, StoreError> {
-        let query = sql::meters(self.dialect(), filter, unique, limit);
-        match self {
-            Self::Postgres(reader) => reader.meters(query, unique).await,
-            Self::Sqlite(reader) => reader.meters(query, unique).await,
-        }
+        self.read(sql::meters(self.dialect(), filter, unique, limit), move |row| rows::meter(row, unique)).await
     }
 
     /// Resources with a version matching `filter`, at most `limit`, by id. A filter
@@ -338,27 +352,21 @@ impl Reader {
     /// spans kept as samples are written serve.
     pub async fn resources(&self, filter: &Expr, limit: u64) -> Result<Vec<StoredResource>, StoreError> {
         let query = sql::resources(self.dialect(), filter, filter.names_sample_columns(), limit);
-        let mut resources = match self {
-            Self::Postgres(reader) => reader.resources(query).await?,
-            Self::Sqlite(reader) => reader.resources(query).await?,
-        };
+        let mut resources = self.read(query, rows::resource).await?;
         if resources.is_empty() {
             return Ok(resources);
         }
         let ids: Vec<String> = resources.iter().map(|r| r.owner.resource_id.clone()).collect();
         let query = sql::meters_of(self.dialect(), &ids);
-        let pairs = match self {
-            Self::Postgres(reader) => reader.pairs(query).await?,
-            Self::Sqlite(reader) => reader.pairs(query).await?,
-        };
+        let pairs = self.read(query, rows::pair).await?;
         let mut meters: std::collections::HashMap<String, Vec<String>> = std::collections::HashMap::new();
         for (resource, meter) in pairs {
             meters.entry(resource).or_default().push(meter);
         }
         for resource in &mut resources {
+            // Distinct already (the query's); sorted bytewise, whatever the database's collation.
             let mut names = meters.remove(&resource.owner.resource_id).unwrap_or_default();
             names.sort();
-            names.dedup();
             resource.meters = names;
         }
         Ok(resources)
@@ -366,19 +374,25 @@ impl Reader {
 
     /// The first and last times of the samples matching `filter`, if any.
     pub async fn time_range(&self, filter: &Expr) -> Result<Option<(i64, i64)>, StoreError> {
-        let query = sql::time_range(self.dialect(), filter);
-        match self {
-            Self::Postgres(reader) => reader.time_range(query).await,
-            Self::Sqlite(reader) => reader.time_range(query).await,
-        }
+        let range = self.read(sql::time_range(self.dialect(), filter), rows::time_range).await?;
+        Ok(range.into_iter().next().flatten())
     }
 
     /// Statistics, every period and group in one query.
     pub async fn statistics(&self, question: &StatisticsQuery) -> Result<Vec<StatisticsRow>, StoreError> {
-        let query = sql::statistics(self.dialect(), question);
+        let owned = question.clone();
+        self.read(sql::statistics(self.dialect(), question), move |row| rows::statistics(row, &owned)).await
+    }
+
+    /// The rows of `query`, each through `decode`, on whichever backend.
+    async fn read<T: Send + 'static>(
+        &self,
+        query: sql::Query,
+        decode: impl Fn(&dyn rows::Cells) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<Vec<T>, StoreError> {
         match self {
-            Self::Postgres(reader) => reader.statistics(query, question).await,
-            Self::Sqlite(reader) => reader.statistics(query, question).await,
+            Self::Postgres(reader) => reader.read(query, decode).await,
+            Self::Sqlite(reader) => reader.read(query, decode).await,
         }
     }
 

@@ -1,7 +1,8 @@
 //! Reading from PostgreSQL: a small pool of connections, each question one query.
 
+use super::no_schema;
+use super::rows::Cells;
 use super::sql::{Param, Query};
-use super::{no_schema, MeterOfResource, ResourceOwner, StatisticsQuery, StatisticsRow, StoredResource, StoredSample};
 use crate::store::postgres::system_time;
 use crate::store::StoreError;
 use std::time::{Duration, SystemTime};
@@ -56,108 +57,32 @@ impl PgReader {
         client.query(&query.text, &refs).await.map_err(classify)
     }
 
-    pub async fn samples(&self, query: Query) -> Result<Vec<StoredSample>, StoreError> {
-        self.rows(query)
-            .await?
-            .iter()
-            .map(|row| {
-                Ok(StoredSample {
-                    message_id: row.try_get(0).map_err(decode)?,
-                    meter: row.try_get(1).map_err(decode)?,
-                    meter_type: row.try_get(2).map_err(decode)?,
-                    unit: row.try_get(3).map_err(decode)?,
-                    volume: row.try_get(4).map_err(decode)?,
-                    resource_id: row.try_get(5).map_err(decode)?,
-                    user_id: row.try_get(6).map_err(decode)?,
-                    project_id: row.try_get(7).map_err(decode)?,
-                    source: row.try_get(8).map_err(decode)?,
-                    timestamp: micros(row, 9)?,
-                    recorded_at: micros(row, 10)?,
-                    metadata: row.try_get(11).map_err(decode)?,
-                })
-            })
-            .collect()
-    }
-
-    pub async fn meters(&self, query: Query, unique: bool) -> Result<Vec<MeterOfResource>, StoreError> {
-        self.rows(query)
-            .await?
-            .iter()
-            .map(|row| {
-                Ok(MeterOfResource {
-                    name: row.try_get(0).map_err(decode)?,
-                    meter_type: row.try_get(1).map_err(decode)?,
-                    unit: row.try_get(2).map_err(decode)?,
-                    resource: if unique { None } else { Some(owner(row, 3)?) },
-                })
-            })
-            .collect()
-    }
-
-    pub async fn resources(&self, query: Query) -> Result<Vec<StoredResource>, StoreError> {
-        self.rows(query)
-            .await?
-            .iter()
-            .map(|row| {
-                Ok(StoredResource {
-                    owner: owner(row, 0)?,
-                    first_sample: micros(row, 4)?,
-                    last_sample: micros(row, 5)?,
-                    metadata: row.try_get(6).map_err(decode)?,
-                    meters: Vec::new(),
-                })
-            })
-            .collect()
-    }
-
-    pub async fn pairs(&self, query: Query) -> Result<Vec<(String, String)>, StoreError> {
-        self.rows(query)
-            .await?
-            .iter()
-            .map(|row| Ok((row.try_get(0).map_err(decode)?, row.try_get(1).map_err(decode)?)))
-            .collect()
-    }
-
-    pub async fn time_range(&self, query: Query) -> Result<Option<(i64, i64)>, StoreError> {
-        let rows = self.rows(query).await?;
-        let Some(row) = rows.first() else { return Ok(None) };
-        let first: Option<SystemTime> = row.try_get(0).map_err(decode)?;
-        let last: Option<SystemTime> = row.try_get(1).map_err(decode)?;
-        Ok(first.zip(last).map(|(f, l)| (system_micros(f), system_micros(l))))
-    }
-
-    pub async fn statistics(&self, query: Query, question: &StatisticsQuery) -> Result<Vec<StatisticsRow>, StoreError> {
-        let groups = question.groupby.len();
-        self.rows(query)
-            .await?
-            .iter()
-            .map(|row| {
-                let period_start: Option<SystemTime> =
-                    if question.periods.is_some() { row.try_get(0).map_err(decode)? } else { None };
-                let mut values = std::collections::BTreeMap::new();
-                for (index, aggregate) in question.aggregates.iter().enumerate() {
-                    values.insert(*aggregate, row.try_get::<_, Option<f64>>(4 + groups + index).map_err(decode)?);
-                }
-                Ok(StatisticsRow {
-                    period_start: period_start.map(system_micros),
-                    unit: row.try_get(1).map_err(decode)?,
-                    groups: (0..groups).map(|g| row.try_get(2 + g)).collect::<Result<_, _>>().map_err(decode)?,
-                    first: micros(row, 2 + groups)?,
-                    last: micros(row, 3 + groups)?,
-                    values,
-                })
-            })
-            .collect()
+    /// The rows of `query`, each through `decode`.
+    pub async fn read<T>(
+        &self,
+        query: Query,
+        decode: impl Fn(&dyn Cells) -> Result<T, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
+        self.rows(query).await?.iter().map(|row| decode(row)).collect()
     }
 }
 
-fn owner(row: &Row, from: usize) -> Result<ResourceOwner, StoreError> {
-    Ok(ResourceOwner {
-        resource_id: row.try_get(from).map_err(decode)?,
-        user_id: row.try_get(from + 1).map_err(decode)?,
-        project_id: row.try_get(from + 2).map_err(decode)?,
-        source: row.try_get(from + 3).map_err(decode)?,
-    })
+impl Cells for Row {
+    fn text(&self, index: usize) -> Result<String, StoreError> {
+        self.try_get(index).map_err(decode)
+    }
+
+    fn opt_text(&self, index: usize) -> Result<Option<String>, StoreError> {
+        self.try_get(index).map_err(decode)
+    }
+
+    fn opt_float(&self, index: usize) -> Result<Option<f64>, StoreError> {
+        self.try_get(index).map_err(decode)
+    }
+
+    fn opt_micros(&self, index: usize) -> Result<Option<i64>, StoreError> {
+        Ok(self.try_get::<_, Option<SystemTime>>(index).map_err(decode)?.map(system_micros))
+    }
 }
 
 fn value(param: Param) -> Box<dyn ToSql + Sync + Send> {
@@ -169,10 +94,6 @@ fn value(param: Param) -> Box<dyn ToSql + Sync + Send> {
         Param::Time(us) => Box::new(system_time(us)),
         Param::TextList(list) => Box::new(list),
     }
-}
-
-fn micros(row: &Row, index: usize) -> Result<i64, StoreError> {
-    row.try_get::<_, SystemTime>(index).map(system_micros).map_err(decode)
 }
 
 fn system_micros(time: SystemTime) -> i64 {

@@ -108,7 +108,7 @@ impl Builder {
     fn metadata_literal(&mut self, literal: &Literal) -> String {
         match self.dialect {
             Dialect::Postgres => {
-                let json = literal_json(literal).to_string();
+                let json = literal.json().to_string();
                 format!("{}::jsonb", self.bind(Param::Text(json)))
             }
             Dialect::Sqlite => match literal {
@@ -145,7 +145,7 @@ impl Builder {
             Expr::Compare(Field::Metadata(path), op, value) => match (op, self.dialect) {
                 // Containment: served by the GIN index on metadata.
                 (CompareOp::Eq, Dialect::Postgres) => {
-                    let mut nested = literal_json(value);
+                    let mut nested = value.json();
                     for key in path.iter().rev() {
                         nested = serde_json::json!({ key: nested });
                     }
@@ -153,7 +153,7 @@ impl Builder {
                 }
                 (CompareOp::Matches, dialect) => {
                     let text = self.metadata_text(path);
-                    let pattern = self.bind(Param::Text(literal_text(value)));
+                    let pattern = self.bind(Param::Text(value.text()));
                     match dialect {
                         Dialect::Postgres => format!("({text} ~ {pattern})"),
                         Dialect::Sqlite => format!("({text} REGEXP {pattern})"),
@@ -211,23 +211,6 @@ fn json_path(path: &[String]) -> String {
     text
 }
 
-fn literal_json(literal: &Literal) -> serde_json::Value {
-    match literal {
-        Literal::Text(text) => text.clone().into(),
-        Literal::Int(n) => (*n).into(),
-        Literal::Float(n) => (*n).into(),
-        Literal::Bool(b) => (*b).into(),
-        Literal::Time(us) => crate::sample::iso8601(us.saturating_mul(1000)).into(),
-    }
-}
-
-fn literal_text(literal: &Literal) -> String {
-    match literal_json(literal) {
-        serde_json::Value::String(text) => text,
-        other => other.to_string(),
-    }
-}
-
 fn literal_param(literal: &Literal) -> Param {
     match literal {
         Literal::Text(text) => Param::Text(text.clone()),
@@ -248,7 +231,7 @@ fn column_param(column: Column, literal: &Literal) -> Param {
         (Column::Volume, Literal::Float(n)) => Param::Float(*n),
         (Column::Volume, Literal::Bool(b)) => Param::Float(f64::from(u8::from(*b))),
         (Column::Volume, Literal::Text(text)) => Param::Float(text.trim().parse().unwrap_or(f64::NAN)),
-        (_, literal) => Param::Text(literal_text(literal)),
+        (_, literal) => Param::Text(literal.text()),
     }
 }
 

@@ -2,8 +2,9 @@
 //! (WAL lets it read while a collector writes), with the two functions SQLite
 //! lacks: `REGEXP` and `stddev_pop`.
 
+use super::no_schema;
+use super::rows::Cells;
 use super::sql::{Param, Query};
-use super::{no_schema, MeterOfResource, ResourceOwner, StatisticsQuery, StatisticsRow, StoredResource, StoredSample};
 use crate::store::StoreError;
 use rusqlite::functions::{Aggregate as SqlAggregate, Context, FunctionFlags};
 use rusqlite::types::Value;
@@ -57,103 +58,42 @@ impl SqliteReader {
         .map_err(|e| StoreError::Unavailable(format!("the SQLite thread ended: {e}")))?
     }
 
-    async fn rows<T: Send + 'static>(
+    /// The rows of `query`, each through `decode`, on the blocking thread.
+    pub async fn read<T: Send + 'static>(
         &self,
         query: Query,
-        read: impl Fn(&Row) -> rusqlite::Result<T> + Send + 'static,
+        decode: impl Fn(&dyn Cells) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<Vec<T>, StoreError> {
         self.with(move |connection| {
             let mut statement = connection.prepare(&query.text).map_err(refused)?;
             let params: Vec<Value> = query.params.into_iter().map(value).collect();
-            let rows = statement.query_map(rusqlite::params_from_iter(params), |row| read(row)).map_err(refused)?;
-            rows.collect::<Result<Vec<T>, _>>().map_err(refused)
-        })
-        .await
-    }
-
-    pub async fn samples(&self, query: Query) -> Result<Vec<StoredSample>, StoreError> {
-        self.rows(query, |row| {
-            Ok(StoredSample {
-                message_id: row.get(0)?,
-                meter: row.get(1)?,
-                meter_type: row.get(2)?,
-                unit: row.get(3)?,
-                volume: row.get(4)?,
-                resource_id: row.get(5)?,
-                user_id: row.get(6)?,
-                project_id: row.get(7)?,
-                source: row.get(8)?,
-                timestamp: row.get(9)?,
-                recorded_at: row.get(10)?,
-                metadata: row.get(11)?,
-            })
-        })
-        .await
-    }
-
-    pub async fn meters(&self, query: Query, unique: bool) -> Result<Vec<MeterOfResource>, StoreError> {
-        self.rows(query, move |row| {
-            Ok(MeterOfResource {
-                name: row.get(0)?,
-                meter_type: row.get(1)?,
-                unit: row.get(2)?,
-                resource: if unique { None } else { Some(owner(row, 3)?) },
-            })
-        })
-        .await
-    }
-
-    pub async fn resources(&self, query: Query) -> Result<Vec<StoredResource>, StoreError> {
-        self.rows(query, |row| {
-            Ok(StoredResource {
-                owner: owner(row, 0)?,
-                first_sample: row.get(4)?,
-                last_sample: row.get(5)?,
-                metadata: row.get(6)?,
-                meters: Vec::new(),
-            })
-        })
-        .await
-    }
-
-    pub async fn pairs(&self, query: Query) -> Result<Vec<(String, String)>, StoreError> {
-        self.rows(query, |row| Ok((row.get(0)?, row.get(1)?))).await
-    }
-
-    pub async fn time_range(&self, query: Query) -> Result<Option<(i64, i64)>, StoreError> {
-        let rows = self.rows(query, |row| Ok((row.get::<_, Option<i64>>(0)?, row.get::<_, Option<i64>>(1)?))).await?;
-        Ok(rows.into_iter().next().and_then(|(first, last)| first.zip(last)))
-    }
-
-    pub async fn statistics(&self, query: Query, question: &StatisticsQuery) -> Result<Vec<StatisticsRow>, StoreError> {
-        let groups = question.groupby.len();
-        let aggregates = question.aggregates.clone();
-        let periods = question.periods.is_some();
-        self.rows(query, move |row| {
-            let mut values = std::collections::BTreeMap::new();
-            for (index, aggregate) in aggregates.iter().enumerate() {
-                values.insert(*aggregate, row.get::<_, Option<f64>>(4 + groups + index)?);
+            let mut rows = statement.query(rusqlite::params_from_iter(params)).map_err(refused)?;
+            let mut decoded = Vec::new();
+            while let Some(row) = rows.next().map_err(refused)? {
+                decoded.push(decode(row)?);
             }
-            Ok(StatisticsRow {
-                period_start: if periods { row.get(0)? } else { None },
-                unit: row.get(1)?,
-                groups: (0..groups).map(|g| row.get(2 + g)).collect::<Result<_, _>>()?,
-                first: row.get(2 + groups)?,
-                last: row.get(3 + groups)?,
-                values,
-            })
+            Ok(decoded)
         })
         .await
     }
 }
 
-fn owner(row: &Row, from: usize) -> rusqlite::Result<ResourceOwner> {
-    Ok(ResourceOwner {
-        resource_id: row.get(from)?,
-        user_id: row.get(from + 1)?,
-        project_id: row.get(from + 2)?,
-        source: row.get(from + 3)?,
-    })
+impl Cells for Row<'_> {
+    fn text(&self, index: usize) -> Result<String, StoreError> {
+        self.get(index).map_err(refused)
+    }
+
+    fn opt_text(&self, index: usize) -> Result<Option<String>, StoreError> {
+        self.get(index).map_err(refused)
+    }
+
+    fn opt_float(&self, index: usize) -> Result<Option<f64>, StoreError> {
+        self.get(index).map_err(refused)
+    }
+
+    fn opt_micros(&self, index: usize) -> Result<Option<i64>, StoreError> {
+        self.get(index).map_err(refused)
+    }
 }
 
 fn value(param: Param) -> Value {
