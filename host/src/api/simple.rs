@@ -393,6 +393,9 @@ mod tests {
         );
     }
 
+    /// As `Query._get_value_as_type` types a value with no `q.type` (`ast.literal_eval`,
+    /// `ceilometer/api/controllers/v2/base.py`), and the SQL driver's `user == 'None'`
+    /// (`make_query_from_filter`, `ceilometer/storage/impl_sqlalchemy.py`), 9.0.7.
     #[test]
     fn metadata_values_are_typed_and_owners_can_be_none() {
         let admin = Caller::admin();
