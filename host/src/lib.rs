@@ -26,5 +26,6 @@ pub mod plugin;
 pub mod publish;
 pub mod registry;
 pub mod sample;
+pub mod scaffold;
 pub mod store;
 pub mod suggest;

@@ -189,7 +189,8 @@ fn inspect_tells_the_truth_about_each_builtin_plugin() {
     assert!(imports(&cpu).contains(&"pollen:plugin/hypervisor@0.2.0".to_string()));
     let granted =
         cpu["imports"].as_array().unwrap().iter().find(|i| i["name"] == "pollen:plugin/hypervisor@0.2.0").unwrap();
-    assert_eq!(granted["granted_by_pipeline"], true, "the shipped pipeline grants it");
+    assert_eq!(granted["verdict"], "granted", "the shipped pipeline grants it");
+    assert_eq!(cpu["loads"], true);
 
     let memory = inspect(&builtin("memory"));
     assert_eq!(memory["meters"][1]["name"], "memory.usage");
@@ -208,6 +209,64 @@ fn inspect_tells_the_truth_about_each_builtin_plugin() {
             "only transformers import samples"
         );
     }
+}
+
+/// `inspect` judges every import — allowed, granted, ungranted, refused — from the
+/// component's outline, and says how to allow what can be allowed.
+#[test]
+fn inspect_marks_every_import_allowed_granted_ungranted_or_refused() {
+    let workspace = Workspace::new(&[builtin("cpu"), hostile("nosy_transformer")]);
+    std::fs::copy(builtin("memory"), workspace.plugin_dir().join("my_memory.wasm")).unwrap();
+    let judge = |file: &str, config: &str| {
+        let output = pollen(&["plugins", "inspect", file, "--json", "--config", config], workspace.path());
+        let info: Value = serde_json::from_slice(&output.stdout).expect("JSON");
+        let verdicts: Vec<(String, String)> = info["imports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| (i["name"].as_str().unwrap().to_string(), i["verdict"].as_str().unwrap().to_string()))
+            .collect();
+        (output.status.code(), info, verdicts)
+    };
+    let verdict_of = |verdicts: &[(String, String)], import: &str| {
+        verdicts.iter().find(|(name, _)| name == import).map(|(_, verdict)| verdict.clone())
+    };
+    // No grants written: the built-in is granted by default, the operator's own is not.
+    workspace.write_pipeline("", "");
+    let (code, info, verdicts) = judge("plugins/cpu.wasm", "pipeline.yaml");
+    assert_eq!((code, &info["loads"]), (Some(0), &Value::Bool(true)));
+    assert_eq!(verdict_of(&verdicts, "pollen:plugin/hypervisor@0.2.0").as_deref(), Some("granted"));
+    assert_eq!(verdict_of(&verdicts, "pollen:plugin/log@0.2.0").as_deref(), Some("allowed"));
+    let (code, info, verdicts) = judge("plugins/my_memory.wasm", "pipeline.yaml");
+    assert_eq!((code, &info["loads"]), (Some(78), &Value::Bool(false)));
+    let hypervisor = info["imports"].as_array().unwrap().iter().find(|i| i["name"] == "pollen:plugin/hypervisor@0.2.0");
+    assert_eq!(verdict_of(&verdicts, "pollen:plugin/hypervisor@0.2.0").as_deref(), Some("ungranted"));
+    assert!(
+        hypervisor.unwrap()["detail"]
+            .as_str()
+            .unwrap()
+            .contains("add `grants: [hypervisor]` under agent.plugins.my_memory"),
+        "{info}"
+    );
+    assert_eq!(info["meters"][1]["name"], "memory.usage", "its meters are shown all the same");
+    // An operator narrows a built-in's grants by writing them.
+    workspace
+        .write_pipeline("  plugins:\n    cpu:\n      grants: []\n    my_memory:\n      grants: [hypervisor]\n", "");
+    let (code, _, verdicts) = judge("plugins/cpu.wasm", "pipeline.yaml");
+    assert_eq!(
+        (code, verdict_of(&verdicts, "pollen:plugin/hypervisor@0.2.0").as_deref()),
+        (Some(78), Some("ungranted"))
+    );
+    let (code, _, _) = judge("plugins/my_memory.wasm", "pipeline.yaml");
+    assert_eq!(code, Some(0));
+    // Never allowed to its kind, whatever is granted: refused, with why.
+    let (code, info, verdicts) = judge("plugins/nosy_transformer.wasm", "pipeline.yaml");
+    assert_eq!(code, Some(78));
+    assert_eq!(verdict_of(&verdicts, "pollen:plugin/hypervisor@0.2.0").as_deref(), Some("refused"), "{info}");
+    assert_eq!(verdict_of(&verdicts, "pollen:plugin/types@0.2.0").as_deref(), Some("allowed"), "{info}");
+    let output = pollen(&["plugins", "inspect", "plugins/nosy_transformer.wasm"], workspace.path());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("refused: transformers never reach the hypervisor"), "{stdout}");
 }
 
 #[test]
@@ -281,9 +340,9 @@ fn poll_once_says_which_meter_no_plugin_provides_and_fails() {
     assert!(!String::from_utf8_lossy(&output.stdout).is_empty(), "memory.usage is still polled and printed");
 }
 
-/// `pollen plugin test`: one pollster, no pipeline file, its samples and problems.
+/// `pollen plugin test`: one plugin, no pipeline file, its samples and problems.
 #[test]
-fn plugin_test_runs_one_pollster_alone_and_says_what_is_wrong() {
+fn plugin_test_runs_one_plugin_alone_and_says_what_is_wrong() {
     let dir = tempfile::tempdir().unwrap();
     let dist = repo().join("plugins/dist");
     let run = |file: &Path, extra: &[&str]| {
@@ -308,10 +367,25 @@ fn plugin_test_runs_one_pollster_alone_and_says_what_is_wrong() {
     assert_eq!(output.status.code(), Some(1), "refused samples fail the test: {stderr}");
     assert!(stderr.contains("malformed samples refused"), "{stderr}");
 
-    let output = run(&builtin("local_instances"), &[]);
+    // A discoverer is tested under a built-in pollster, on its resources.
+    let output = run(&builtin("local_instances"), &["--grant", "hypervisor", "--meter", "memory.usage"]);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success());
-    assert!(stderr.contains("`plugins test` runs pollsters"), "{stderr}");
+    assert!(output.status.success(), "{stderr}");
+    let samples = json_lines(&String::from_utf8_lossy(&output.stdout));
+    assert_eq!(samples.len(), 1, "{stderr}");
+    assert_eq!(samples[0]["name"], "memory.usage");
+
+    // A transformer is tested on a built-in pollster's samples, over the cycles asked.
+    let output = run(
+        &builtin("rate_of_change"),
+        &["--meter", "cpu", "--cycles", "2", "--param", "target.name=cpu_util", "--param", "target.unit=%"],
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let samples = json_lines(&String::from_utf8_lossy(&output.stdout));
+    assert_eq!(samples.len(), 1, "a rate from the second cycle: {stderr}");
+    assert_eq!(samples[0]["name"], "cpu_util");
+    assert_eq!(samples[0]["unit"], "%");
 }
 
 /// Ceilometer's files, from `tests/data/ceilometer`.
@@ -494,8 +568,10 @@ fn sigterm_flushes_what_transformers_hold() {
 
 #[test]
 fn validate_reports_refused_plugins_and_bad_transformers_at_once_with_exit_78() {
-    let workspace =
-        Workspace::new(&[builtin("local_instances"), builtin("cpu"), builtin("memory"), builtin("rate_of_change")]);
+    let workspace = Workspace::new(&[builtin("local_instances"), builtin("cpu"), builtin("rate_of_change")]);
+    // Built-in plugins are granted what they need by default; one of the operator's
+    // own is granted nothing unless the pipeline says so.
+    std::fs::copy(builtin("memory"), workspace.plugin_dir().join("my_memory.wasm")).unwrap();
     workspace.write_pipeline(
         &grants(&["local_instances", "cpu"]),
         "sources:\n  - name: cpu\n    meters: [cpu]\n    sinks: [util]\nsinks:\n  - name: util\n    transformers:\n      - name: rate_of_change\n        parameters:\n          target: {name: cpu_util, scale: '100 / (resource_metadata.cpu_number or'}\n      - name: unit_convresion\n    publishers: ['stdout://']\n",
@@ -503,7 +579,7 @@ fn validate_reports_refused_plugins_and_bad_transformers_at_once_with_exit_78() 
     let output = pollen(&["validate"], workspace.path());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(78), "{stderr}");
-    assert!(stderr.contains("1 plugin file was refused") && stderr.contains("memory.wasm"), "{stderr}");
+    assert!(stderr.contains("1 plugin file was refused") && stderr.contains("my_memory.wasm"), "{stderr}");
     assert!(stderr.contains("2 problems"), "every problem at once: {stderr}");
     assert!(
         stderr.contains("sinks[0].transformers[0] (rate_of_change)") && stderr.contains("`target.scale`"),

@@ -3,6 +3,8 @@
 
 mod api;
 mod collect;
+mod plugin_new;
+mod plugin_test;
 mod plugins;
 mod poll;
 mod query;

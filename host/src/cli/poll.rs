@@ -27,15 +27,25 @@ pub fn poll(args: &PollArgs) -> anyhow::Result<ExitCode> {
     // Ceilometer's `polling.yaml` lists every namespace's meters (the central agent's
     // run skips the compute ones, as ceilometer-polling does): no error for those.
     let ceilometer_files = args.config.polling.is_some() || args.config.pipeline.is_some();
-    once(pipeline, Demands { every_meter: !ceilometer_files, clean_samples: false })
+    once(pipeline, Demands { every_meter: !ceilometer_files, ..Demands::default() })
 }
 
-/// What a cycle must do to exit 0 besides no plugin failing.
+/// What a run must do to exit 0 besides no plugin failing, and how it runs.
 pub(super) struct Demands {
     /// Every meter the sources name is provided by a plugin.
     pub every_meter: bool,
     /// Some sample came out, and none was refused (`plugins test`).
     pub clean_samples: bool,
+    /// Print what the sinks' transformers make of the samples, not the samples polled.
+    pub through_sinks: bool,
+    /// Cycles to run (a transformer may need two to say anything).
+    pub cycles: u32,
+}
+
+impl Default for Demands {
+    fn default() -> Self {
+        Self { every_meter: false, clean_samples: false, through_sinks: false, cycles: 1 }
+    }
 }
 
 /// One cycle of `pipeline`, its samples as JSON lines on stdout. Exits 1 if a plugin
@@ -55,8 +65,28 @@ pub(super) fn once(pipeline: crate::config::Pipeline, demands: Demands) -> anyho
     for missing in &unprovided {
         tracing::error!(sources = %missing.sources.join(","), "no loaded plugin provides the meter `{}`{}", missing.pattern, missing.suggestion);
     }
-    let output = super::runtime()?.block_on(schedule::poll_once(&agent));
-    let samples: Vec<_> = output.samples.into_iter().flatten().collect();
+    let runtime = super::runtime()?;
+    let (mut samples, mut failures, mut malformed) = (Vec::new(), 0, 0);
+    for _ in 0..demands.cycles.max(1) {
+        let output = runtime.block_on(schedule::poll_once(&agent));
+        failures += output.failures.len();
+        malformed += output.malformed;
+        if !demands.through_sinks {
+            samples.extend(output.samples.into_iter().flatten());
+            continue;
+        }
+        for (source, polled) in agent.pipeline.sources.iter().zip(output.samples) {
+            for chain in source.sinks.iter().filter_map(|sink| agent.chains.get(sink)) {
+                let passed = chain.run(polled.clone(), &agent.registry);
+                for failure in &passed.failures {
+                    tracing::error!("{failure}");
+                }
+                failures += passed.failures.len();
+                malformed += passed.malformed;
+                samples.extend(passed.samples);
+            }
+        }
+    }
     let count = samples.len();
     let batch =
         Batch::new(samples, Arc::clone(&agent.registry), Arc::from(agent.pipeline.agent.sample_source.as_str()));
@@ -67,13 +97,13 @@ pub(super) fn once(pipeline: crate::config::Pipeline, demands: Demands) -> anyho
         Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => return Ok(ExitCode::SUCCESS),
         other => other?,
     }
-    tracing::info!(samples = count, failures = output.failures.len(), malformed = output.malformed, "poll done");
-    let unclean = demands.clean_samples && (count == 0 || output.malformed > 0);
+    tracing::info!(samples = count, failures, malformed, "poll done");
+    let unclean = demands.clean_samples && (count == 0 || malformed > 0);
     if demands.clean_samples && count == 0 {
         tracing::error!(
             "no sample came out: did its discoverers find resources (see above), and does it return samples?"
         );
     }
-    let failed = !output.failures.is_empty() || !unprovided.is_empty() || unclean;
+    let failed = failures > 0 || !unprovided.is_empty() || unclean;
     Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }

@@ -15,31 +15,12 @@
 //! Keys Pollen has no use for are warned about, by key, and ignored; publisher URLs
 //! and transformers Pollen lacks are errors, as in a Pollen file. The agent's own
 //! settings come from a Pollen file's `agent` section if one is given, else from
-//! defaults that grant the hypervisor to the built-in compute plugins.
+//! defaults, which grant the built-in plugins what they need (`config::builtin`).
 
 use super::error::{ConfigError, ConfigErrors};
-use super::model::{Agent, Grant, Pipeline, PluginSettings, Sink, Source, TransformerConfig};
+use super::model::{Agent, Pipeline, Sink, Source, TransformerConfig};
 use serde_yaml::Value;
 use std::path::{Path, PathBuf};
-
-/// The built-in plugins that read the hypervisor, granted it when no Pollen file
-/// gives the agent's settings.
-pub const COMPUTE_PLUGINS: &[&str] = &["local_instances", "cpu", "memory", "instance", "disk", "network", "perf"];
-
-/// The built-in central plugins that reach the cloud (the discoverers, and `dynamic`,
-/// which runs the dynamic pollsters), granted the OpenStack catalog when no Pollen file
-/// gives the agent's settings and the namespace is `central`.
-pub const CENTRAL_DISCOVERERS: &[&str] = &[
-    "dynamic",
-    "glance_images",
-    "cinder_volumes",
-    "cinder_snapshots",
-    "cinder_backups",
-    "cinder_pools",
-    "cinder_services",
-    "keystone_endpoints",
-    "keystone_tenants",
-];
 
 /// Where `make plugins` puts the built-in central plugins (the compute ones go to
 /// `agent.plugin_dir`'s default, `plugins/dist`).
@@ -266,20 +247,13 @@ fn sinks(document: &Document, problems: &mut Vec<ConfigError>, warnings: &mut Ve
     found
 }
 
-/// The agent settings used when no Pollen file gives them: the defaults, with the
-/// hypervisor granted to the built-in compute plugins, or (`central`) the built-in
-/// central plugins' folder and the catalog granted to its discoverers.
+/// The agent settings used when no Pollen file gives them: the defaults (the
+/// built-in plugins granted what they need, `config::builtin`), with (`central`) the
+/// built-in central plugins' folder.
 pub fn default_agent(namespace: Namespace) -> Agent {
     let mut agent = Agent::default();
-    let (names, grant) = match namespace {
-        Namespace::Compute => (COMPUTE_PLUGINS, Grant::Hypervisor),
-        Namespace::Central => {
-            agent.plugin_dir = CENTRAL_PLUGIN_DIR.into();
-            (CENTRAL_DISCOVERERS, Grant::Openstack)
-        }
-    };
-    for name in names {
-        agent.plugins.insert((*name).to_string(), PluginSettings { grants: vec![grant], ..Default::default() });
+    if namespace == Namespace::Central {
+        agent.plugin_dir = CENTRAL_PLUGIN_DIR.into();
     }
     agent
 }
@@ -442,7 +416,10 @@ mod tests {
         assert!(warnings.iter().any(|w| w.contains("polling.yaml: sources[0].extra_key: ignored")), "{warnings:?}");
         assert!(warnings.iter().any(|w| w.contains("pipeline.yaml: sources[1].interval: ignored")), "{warnings:?}");
         assert!(warnings.iter().any(|w| w.contains("pipeline.yaml: sinks[1].retry: ignored")), "{warnings:?}");
-        assert!(loaded.agent.plugin("cpu").grants.contains(&Grant::Hypervisor), "compute plugins granted by default");
+        assert!(
+            loaded.agent.plugin("cpu").grants().contains(&crate::config::Grant::Hypervisor),
+            "compute plugins granted by default"
+        );
     }
 
     #[test]

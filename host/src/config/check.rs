@@ -171,14 +171,14 @@ fn check_http(agent: &Agent, fail: &mut impl FnMut(String, String)) {
     if http.max_concurrent_requests == 0 {
         fail("agent.http.max_concurrent_requests".into(), "must be at least 1".into());
     }
-    let granted = agent.plugins.values().any(|p| p.grants.contains(&Grant::Http));
+    let granted = agent.plugins.values().any(|p| p.grants().contains(&Grant::Http));
     if granted || http.ca_file.is_some() {
         if let Err(error) = HttpClient::new(http) {
             fail("agent.http.ca_file".into(), error.to_string());
         }
     }
     for (name, plugin) in &agent.plugins {
-        let grants_http = plugin.grants.contains(&Grant::Http);
+        let grants_http = plugin.grants().contains(&Grant::Http);
         if grants_http && plugin.allowed_hosts.is_empty() {
             fail(
                 format!("agent.plugins.{name}.allowed_hosts"),
@@ -247,7 +247,7 @@ fn check_coordination(settings: &super::CoordinationSettings, fail: &mut impl Fn
 /// Checked once every source of them is known (`--config-file`), by the command line.
 pub(crate) fn check_openstack(agent: &Agent) -> Vec<(String, String)> {
     let granted: Vec<&String> =
-        agent.plugins.iter().filter(|(_, p)| p.grants.contains(&Grant::Openstack)).map(|(name, _)| name).collect();
+        agent.plugins.iter().filter(|(_, p)| p.grants().contains(&Grant::Openstack)).map(|(name, _)| name).collect();
     let Some(first) = granted.first() else {
         return Vec::new();
     };

@@ -71,7 +71,7 @@ fn reach_problem(agent: &super::Agent, pollster: &DynamicPollster) -> Option<Str
     let origin = crate::caps::http::Origin::of(&url.parse().ok()?)?;
     let settings = agent.plugin(DYNAMIC_PLUGIN);
     let allowed = crate::caps::http::AllowedHosts::parse(&settings.allowed_hosts).ok()?;
-    if !settings.grants.contains(&super::Grant::Http) || !allowed.allows(&origin) {
+    if !settings.grants().contains(&super::Grant::Http) || !allowed.allows(&origin) {
         return Some(format!(
             "polls {origin}, which the dynamic plugin may not reach: grant it `http` and add \"{origin}\" to agent.plugins.{DYNAMIC_PLUGIN}.allowed_hosts"
         ));

@@ -4,6 +4,7 @@
 //! [`load`] reads and checks a file and reports every problem at once, each with its
 //! place in the file.
 
+pub mod builtin;
 pub mod ceilometer;
 pub mod ceilometer_conf;
 mod check;

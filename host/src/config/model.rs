@@ -156,10 +156,10 @@ impl Default for Agent {
             call_timeout: 2.0,
             call_wall_timeout: 60.0,
             log_lines_per_second: 20,
-            max_plugin_mib: 16,
-            max_function_kib: 256,
+            max_plugin_mib: 32,
+            max_function_kib: 512,
             load_timeout: 60.0,
-            compile_memory_mib: 256,
+            compile_memory_mib: 512,
             plugins: BTreeMap::new(),
             telemetry_secret: String::new(),
             prometheus_listen: Vec::new(),
@@ -229,9 +229,12 @@ impl Agent {
         }
     }
 
-    /// The settings of one plugin (defaults if the file has none for it).
+    /// The settings of one plugin (defaults if the file has none for it), its grants
+    /// always set: the file's, or the built-in plugin's defaults.
     pub fn plugin(&self, name: &str) -> PluginSettings {
-        self.plugins.get(name).cloned().unwrap_or_default()
+        let mut settings = self.plugins.get(name).cloned().unwrap_or_default();
+        settings.grants.get_or_insert_with(|| super::builtin::default_grants(name).to_vec());
+        settings
     }
 
     /// The memory limit of one plugin, in bytes.
@@ -442,9 +445,11 @@ impl Grant {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PluginSettings {
-    /// Capabilities granted to the plugin.
+    /// Capabilities granted to the plugin; unset, a built-in plugin's defaults
+    /// (`config::builtin`) and nothing for any other (read them through
+    /// [`PluginSettings::grants`] of [`Agent::plugin`]).
     #[serde(default)]
-    pub grants: Vec<Grant>,
+    pub grants: Option<Vec<Grant>>,
     /// Parameters the plugin reads through `pollen:plugin/config` (scalars only).
     #[serde(default)]
     pub params: BTreeMap<String, serde_yaml::Value>,
@@ -467,6 +472,12 @@ pub struct PluginSettings {
 }
 
 impl PluginSettings {
+    /// What is granted: as written, or nothing if unset (see [`Agent::plugin`] for a
+    /// built-in plugin's defaults).
+    pub fn grants(&self) -> &[Grant] {
+        self.grants.as_deref().unwrap_or_default()
+    }
+
     /// The parameters as text, as plugins read them.
     pub fn params_as_text(&self) -> Vec<(String, String)> {
         self.params.iter().filter_map(|(key, value)| scalar_text(value).map(|text| (key.clone(), text))).collect()

@@ -51,8 +51,7 @@ pub fn unanswered(pipeline: &Pipeline, plugins: &PluginSet) -> Vec<ConfigError> 
         }
     }
     let loaded: Vec<&str> = plugins.all.iter().map(|p| p.name()).collect();
-    let builtin =
-        crate::config::ceilometer::COMPUTE_PLUGINS.iter().chain(crate::config::ceilometer::CENTRAL_DISCOVERERS);
+    let builtin = crate::config::builtin::COMPUTE_PLUGINS.iter().chain(crate::config::builtin::CENTRAL_DISCOVERERS);
     let builtin: Vec<&str> = builtin.copied().collect();
     for name in pipeline.agent.plugins.keys() {
         // The built-ins' default grants name them whether or not they are in the folder.

@@ -106,8 +106,8 @@ pub enum LoadError {
         kind: PluginKind,
         /// The import.
         import: String,
-        /// What to do.
-        hint: &'static str,
+        /// Why, or what to do (with its leading space and parentheses).
+        hint: String,
     },
     /// Imports an interface the pipeline does not grant it.
     #[error("{path}: imports `{import}`, which the pipeline does not grant to plugin `{plugin}`; to allow it, add `grants: [{grant}]` under `agent.plugins.{plugin}` in the pipeline file")]

@@ -5,6 +5,7 @@
 use super::compiler::{CompileBudget, CompileError};
 use super::engine::PluginEngine;
 use super::error::LoadError;
+use super::imports::Verdict;
 use super::outline::outline;
 use super::plugin_log::{plugin_text, PluginLog};
 use super::sandbox::{Sandbox, WorldInstance};
@@ -133,6 +134,14 @@ pub fn load_file(
     load_bytes(engine, &Unit { path, bytes: &bytes, definition }, agent, registry)
 }
 
+/// A plugin file's kind and imports, read from its outline without compiling it (what
+/// `pollen plugins inspect` judges before loading).
+pub fn examine(path: &Path, agent: &Agent) -> Result<(PluginKind, Vec<String>), LoadError> {
+    let bytes = read_plugin(path, agent.max_plugin_bytes())?;
+    let outline = outline(&bytes).map_err(|message| LoadError::Invalid { path: path.to_path_buf(), message })?;
+    Ok((world_of(path, &outline.exports)?, outline.imports))
+}
+
 /// What one plugin is made of: its file's bytes, and for the dynamic plugin, the
 /// definition this instance runs.
 struct Unit<'a> {
@@ -200,7 +209,7 @@ fn fingerprint(unit: &Unit<'_>, agent: &Agent) -> u64 {
     agent.log_lines_per_second(name).hash(&mut hasher);
     format!("{:?}", agent.http).hash(&mut hasher);
     // A plugin granted the catalog is made anew with new credentials (its session).
-    if agent.plugin(name).grants.contains(&Grant::Openstack) {
+    if agent.plugin(name).grants().contains(&Grant::Openstack) {
         agent.openstack.hash(&mut hasher);
     }
     hasher.finish()
@@ -223,7 +232,7 @@ fn load_bytes(
     // What the file says of itself decides before anything is compiled.
     let outline = outline(bytes).map_err(|message| LoadError::Invalid { path: path.to_path_buf(), message })?;
     let kind = world_of(path, &outline.exports)?;
-    check_imports(path, &settings_name, kind, &outline.imports, &settings.grants)?;
+    check_imports(path, &settings_name, kind, &outline.imports, settings.grants())?;
     if outline.largest_function > agent.max_function_bytes() {
         return Err(LoadError::FunctionTooLarge {
             path: path.to_path_buf(),
@@ -255,7 +264,7 @@ fn load_bytes(
     }
     let shared_name: Arc<str> = Arc::from(name.as_str());
     let link_error = |message| LoadError::Link { path: path.to_path_buf(), message };
-    let openstack = match settings.grants.contains(&Grant::Openstack) {
+    let openstack = match settings.grants().contains(&Grant::Openstack) {
         true => Some(engine.keystone(agent).map_err(link_error)?),
         false => None,
     };
@@ -270,7 +279,7 @@ fn load_bytes(
     let sub_meters = Arc::new(crate::caps::sub_meters::SubMeters::default());
     let context = PluginContext {
         name: shared_name.clone(),
-        grants: settings.grants.clone().into(),
+        grants: settings.grants().into(),
         params: params.into(),
         namespace: registry.namespace_of_plugin(&name),
         registry: registry.clone(),
@@ -376,9 +385,8 @@ fn world_of(path: &Path, exports: &[String]) -> Result<PluginKind, LoadError> {
     }
 }
 
-/// Refuses imports the plugin's kind may not use, or that the pipeline did not grant.
-/// WASI imports are allowed (they are linked to a WASI that grants nothing), but for
-/// `wasi:http`: pollsters and discoverers the pipeline grants `http` only.
+/// Refuses the first import the plugin may not use: one its kind never may, or one
+/// the pipeline does not grant it (`imports::verdict`).
 fn check_imports(
     path: &Path,
     name: &str,
@@ -387,78 +395,23 @@ fn check_imports(
     grants: &[Grant],
 ) -> Result<(), LoadError> {
     for import in imports {
-        if import.starts_with("wasi:http/") {
-            check_http_import(path, name, kind, import, grants)?;
-            continue;
-        }
-        if import.starts_with("wasi:") {
-            continue;
-        }
-        let (interface, version) = split_version(import);
-        let Some(pollen_interface) = interface.strip_prefix("pollen:plugin/") else {
-            return Err(LoadError::Forbidden {
-                path: path.to_path_buf(),
-                kind,
-                import: import.clone(),
-                hint: " (plugins may import only `pollen:plugin/*` host interfaces and WASI)",
-            });
-        };
-        if version != Some(CONTRACT_VERSION) {
-            return Err(LoadError::WrongVersion { path: path.to_path_buf(), found: import.clone() });
-        }
-        match (pollen_interface, kind) {
-            ("types" | "log" | "config", _) => {}
-            (granted @ ("hypervisor" | "openstack"), PluginKind::Pollster | PluginKind::Discoverer) => {
-                let grant = if granted == "hypervisor" { Grant::Hypervisor } else { Grant::Openstack };
-                if !grants.contains(&grant) {
-                    return Err(LoadError::NotGranted {
-                        path: path.to_path_buf(),
-                        plugin: name.to_string(),
-                        import: import.clone(),
-                        grant: grant.name(),
-                    });
-                }
-            }
-            ("samples", PluginKind::Transformer)
-            | ("discovered", PluginKind::Discoverer)
-            | ("resources" | "sub-meters", PluginKind::Pollster) => {}
-            ("hypervisor" | "openstack", PluginKind::Transformer) => {
-                return Err(LoadError::Forbidden {
-                    path: path.to_path_buf(),
-                    kind,
+        let path = path.to_path_buf();
+        match super::imports::verdict(kind, import, grants) {
+            Verdict::Allowed | Verdict::Granted(_) => {}
+            Verdict::Ungranted(grant) => {
+                return Err(LoadError::NotGranted {
+                    path,
+                    plugin: name.to_string(),
                     import: import.clone(),
-                    hint: " (transformers never reach the hypervisor or the cloud; poll them in a pollster)",
+                    grant: grant.name(),
                 })
             }
-            _ => return Err(LoadError::Forbidden { path: path.to_path_buf(), kind, import: import.clone(), hint: "" }),
+            Verdict::Refused(why) => {
+                let hint = if why.is_empty() { String::new() } else { format!(" ({why})") };
+                return Err(LoadError::Forbidden { path, kind, import: import.clone(), hint });
+            }
+            Verdict::OtherVersion => return Err(LoadError::WrongVersion { path, found: import.clone() }),
         }
-    }
-    Ok(())
-}
-
-/// A `wasi:http` import: for a pollster or discoverer granted `http`.
-fn check_http_import(
-    path: &Path,
-    name: &str,
-    kind: PluginKind,
-    import: &str,
-    grants: &[Grant],
-) -> Result<(), LoadError> {
-    if kind == PluginKind::Transformer {
-        return Err(LoadError::Forbidden {
-            path: path.to_path_buf(),
-            kind,
-            import: import.to_string(),
-            hint: " (transformers never reach the network; fetch in a pollster)",
-        });
-    }
-    if !grants.contains(&Grant::Http) && !grants.contains(&Grant::Openstack) {
-        return Err(LoadError::NotGranted {
-            path: path.to_path_buf(),
-            plugin: name.to_string(),
-            import: import.to_string(),
-            grant: "http",
-        });
     }
     Ok(())
 }

@@ -6,6 +6,7 @@ pub mod compiler;
 mod engine;
 mod error;
 mod given;
+pub mod imports;
 mod limits;
 mod loader;
 mod outline;
@@ -18,7 +19,7 @@ pub use cache::CacheOutcome;
 pub use engine::PluginEngine;
 pub use error::{EngineError, LoadError, PluginError};
 pub(crate) use given::NO_HANDLE;
-pub use loader::{load_dir, load_file, LoadedDir};
+pub use loader::{examine, load_dir, load_file, LoadedDir};
 pub use plugin_log::{plugin_text, PluginLog};
 pub use state::{PluginContext, PluginState};
 

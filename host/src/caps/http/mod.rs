@@ -61,10 +61,10 @@ impl HttpAccess {
         openstack: Option<Arc<Keystone>>,
     ) -> Result<Option<Arc<Self>>, String> {
         let settings = agent.plugin(settings_of);
-        if !settings.grants.contains(&Grant::Http) && openstack.is_none() {
+        if !settings.grants().contains(&Grant::Http) && openstack.is_none() {
             return Ok(None);
         }
-        let allowed = match settings.grants.contains(&Grant::Http) {
+        let allowed = match settings.grants().contains(&Grant::Http) {
             true => AllowedHosts::parse(&settings.allowed_hosts)
                 .map_err(|(index, why)| format!("agent.plugins.{settings_of}.allowed_hosts[{index}]: {why}"))?,
             false => AllowedHosts::default(),
