@@ -16,11 +16,12 @@ TEST_PLUGINS := spin_forever grow_forever trap liar liar_discoverer echo_transfo
 TARGET_DIR ?= $(shell $(CARGO) metadata --format-version 1 --no-deps 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])' 2>/dev/null || echo target)
 WASM_OUT := $(TARGET_DIR)/$(PLUGIN_TARGET)/$(PLUGIN_PROFILE)
 
-.PHONY: ceilometer-oracle help setup plugins test-plugins build run test lint bench hypervisor clean
+.PHONY: ceilometer-oracle help setup plugins python-plugins test-plugins build run test lint bench hypervisor clean
 
 help:
 	@echo "make setup         install what this machine lacks (libvirt-dev, the wasm32-wasip2 target, libvirtd with QEMU, a Pushgateway, Gnocchi, Keystone, Glance, Cinder and Ceilometer 27 in a venv)"
 	@echo "make plugins       build the built-in plugins into plugins/dist/"
+	@echo "make python-plugins build the Python plugins (plugins/python/) into plugins/dist-python/"
 	@echo "make run           build everything and run the agent on pipeline.yaml"
 	@echo "make test          set up, build, lint and run every test"
 	@echo "make bench         run the benchmarks"
@@ -32,12 +33,21 @@ setup:
 	./scripts/gnocchi.sh start
 	./scripts/openstack.sh start
 	./scripts/ceilometer.sh install
+	./scripts/python-plugins.sh install
 
 plugins:
 	$(CARGO) build --target $(PLUGIN_TARGET) --profile $(PLUGIN_PROFILE) $(addprefix -p ,$(sort $(PLUGINS) $(CENTRAL_PLUGINS)))
 	mkdir -p plugins/dist plugins/dist-central
 	for p in $(PLUGINS); do cp $(WASM_OUT)/$$p.wasm plugins/dist/$$p.wasm; done
 	for p in $(CENTRAL_PLUGINS); do cp $(WASM_OUT)/$$p.wasm plugins/dist-central/$$p.wasm; done
+
+# The repository's Python plugins (plugins/python/*), with componentize-py: a
+# folder of their own, since each carries a Python interpreter (~19 MB).
+PYTHON_PLUGINS := $(notdir $(wildcard plugins/python/*))
+python-plugins: $(foreach p,$(PYTHON_PLUGINS),plugins/dist-python/$(p).wasm)
+
+plugins/dist-python/%.wasm: plugins/python/%/app.py plugins/python/%/world.wit $(wildcard sdk/python/pollen_sdk/*.py wit/*.wit)
+	./scripts/python-plugins.sh build plugins/python/$* $@
 
 test-plugins:
 	$(CARGO) build --target $(PLUGIN_TARGET) --profile $(PLUGIN_PROFILE) $(addprefix -p ,$(TEST_PLUGINS))
@@ -60,7 +70,7 @@ PHASE := ./scripts/phase.sh
 # the figures of a cold and a warm run.
 test:
 	$(PHASE) setup $(MAKE) --no-print-directory setup
-	$(PHASE) plugins $(MAKE) --no-print-directory plugins test-plugins
+	$(PHASE) plugins $(MAKE) --no-print-directory plugins test-plugins python-plugins
 	$(PHASE) fmt $(CARGO) fmt --all -- --check
 	$(PHASE) clippy $(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(PHASE) sdk-package $(CARGO) publish --dry-run --allow-dirty -p pollen-sdk

@@ -19,9 +19,10 @@ pub struct TestArgs {
     /// The plugin's component file.
     file: PathBuf,
     /// The built-in plugins' folder: the discoverers a pollster's meters name, the
-    /// pollsters that feed a discoverer or a transformer.
-    #[arg(long, default_value = "plugins/dist")]
-    plugin_dir: PathBuf,
+    /// pollsters that feed a discoverer or a transformer. Default: `plugins/dist`
+    /// here, else that of the checkout this `pollen` was built from.
+    #[arg(long)]
+    plugin_dir: Option<PathBuf>,
     /// The hypervisor URI (default: libvirt's test driver, `test:///default`).
     #[arg(long)]
     libvirt_uri: Option<String>,
@@ -44,7 +45,8 @@ pub struct TestArgs {
 /// Runs `pollen plugins test`.
 pub fn test(args: &TestArgs) -> anyhow::Result<ExitCode> {
     let name = plugin_name(&args.file);
-    let mut probe = Agent { plugin_dir: args.plugin_dir.clone(), ..Agent::default() };
+    let builtins = builtins_folder(args.plugin_dir.as_deref());
+    let mut probe = Agent { plugin_dir: builtins.clone(), ..Agent::default() };
     probe.plugins.entry(name.clone()).or_default().grants =
         Some(vec![Grant::Hypervisor, Grant::Http, Grant::Openstack]);
     let engine = PluginEngine::new(probe.cache_dir())?;
@@ -77,12 +79,12 @@ pub fn test(args: &TestArgs) -> anyhow::Result<ExitCode> {
                 .map(|d| d.split_once(':').map_or(d, |(name, _)| name))
                 .collect();
             for discoverer in discoverers {
-                let file = args.plugin_dir.join(format!("{discoverer}.wasm"));
+                let file = builtins.join(format!("{discoverer}.wasm"));
                 if !file.exists() {
                     anyhow::bail!(
                         "its meters are discovered by `{discoverer}`, and {} has no {discoverer}.wasm: name the \
                          folder of the built-in plugins with --plugin-dir",
-                        args.plugin_dir.display()
+                        builtins.display()
                     );
                 }
                 link(&file, &plugins.join(format!("{discoverer}.wasm")))?;
@@ -91,11 +93,11 @@ pub fn test(args: &TestArgs) -> anyhow::Result<ExitCode> {
         }
         // The built-ins (granted by default) poll the meters asked for.
         PluginKind::Discoverer => {
-            link_builtins(&args.plugin_dir, &plugins, &name)?;
+            link_builtins(&builtins, &plugins, &name)?;
             (fed, Some(info.discoverer.clone().unwrap_or_default()), None)
         }
         PluginKind::Transformer => {
-            link_builtins(&args.plugin_dir, &plugins, &name)?;
+            link_builtins(&builtins, &plugins, &name)?;
             (fed, None, Some(serde_json::json!([{ "name": name, "parameters": params }])))
         }
     };
@@ -117,6 +119,21 @@ pub fn test(args: &TestArgs) -> anyhow::Result<ExitCode> {
             cycles: args.cycles,
         },
     )
+}
+
+/// The built-in plugins' folder: the one named, else `plugins/dist` here, else the
+/// build checkout's (where `make plugins` put them).
+fn builtins_folder(named: Option<&Path>) -> PathBuf {
+    if let Some(dir) = named {
+        return dir.to_path_buf();
+    }
+    let here = PathBuf::from("plugins/dist");
+    let checkout = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/dist");
+    if here.is_dir() || !checkout.is_dir() {
+        here
+    } else {
+        checkout
+    }
 }
 
 /// Links every plugin of `builtins` but the one named `name` into `plugins`.
