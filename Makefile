@@ -77,7 +77,7 @@ test:
 	$(PHASE) build $(CARGO) test $(TEST_CRATES) --no-run
 	$(PHASE) tests $(CARGO) test $(TEST_CRATES)
 
-bench: setup plugins test-plugins
+bench: setup plugins test-plugins python-plugins
 	./scripts/bench-peers.sh
 	$(CARGO) bench -p pollen-host --bench core
 	POLLEN_BENCH_LIBVIRTD=1 $(CARGO) bench -p pollen-host --bench compute
@@ -86,6 +86,7 @@ bench: setup plugins test-plugins
 	$(CARGO) bench -p pollen-host --bench coordination
 	$(CARGO) bench -p pollen-host --bench collector
 	$(CARGO) bench -p pollen-host --bench api
+	$(CARGO) bench -p pollen-host --bench startup
 
 # Ceilometer's compute meters read from its source, against the table the tests use.
 VERSION ?= 27.0.0

@@ -192,3 +192,43 @@ fn the_python_pollster_runs_in_the_agent_with_one_grant() {
 fn gethostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap().trim().to_string()
 }
+
+/// A large component compiling for the first time does not hold up the others: the
+/// agent starts without it after `compile_wait`, says so, and adds it by a reload of
+/// its own once it is compiled; a second start reads it from the cache.
+#[test]
+fn a_pollster_still_compiling_joins_once_compiled_without_holding_up_the_others() {
+    let python = repo().join("plugins/dist-python/domain_states.wasm");
+    assert!(python.is_file(), "{} is missing: run `make python-plugins`", python.display());
+    // A cache of its own: cold, whatever the other tests compiled.
+    let workspace = Workspace::with_private_cache(&[builtin("local_instances"), builtin("cpu"), python]);
+    let out = workspace.path().join("out.jsonl");
+    workspace.write_pipeline(
+        "  compile_wait: 0.2\n  plugins:\n    domain_states:\n      grants: [hypervisor]\n",
+        &format!(
+            "sources:\n  - name: all\n    interval: 1\n    meters: [cpu, 'host.*']\n    sinks: [out]\nsinks:\n  - name: out\n    publishers: ['file://{}']\n",
+            out.display()
+        ),
+    );
+    let mut agent = Running::start(&workspace, &[], out.clone());
+    agent.wait_for_log("still compiling: left out until it is ready", 1);
+    agent.wait_for("the built-ins' samples", |samples| samples.iter().any(|s| s["name"] == "cpu"));
+    agent.wait_for_log("the plugins compiled in the background are ready: reloading to add them", 1);
+    agent.wait_for("the Python plugin's samples after it joined", |samples| {
+        samples.iter().any(|s| s["name"] == "host.domains")
+    });
+    let first_python = agent.samples().iter().position(|s| s["name"] == "host.domains").unwrap();
+    let first_cpu = agent.samples().iter().position(|s| s["name"] == "cpu").unwrap();
+    assert!(first_cpu < first_python, "the built-ins polled before the Python plugin was compiled");
+    let stderr = agent.stop();
+    assert!(stderr.contains("configuration reloaded plugins=3"), "{stderr}");
+
+    // Warm: all three from the first cycle, nothing left out.
+    std::fs::remove_file(&out).unwrap();
+    let mut agent = Running::start(&workspace, &[], out);
+    agent.wait_for("every meter in one start", |samples| {
+        samples.iter().any(|s| s["name"] == "host.domains") && samples.iter().any(|s| s["name"] == "cpu")
+    });
+    let stderr = agent.stop();
+    assert!(stderr.contains("pollen started plugins=3") && !stderr.contains("still compiling"), "{stderr}");
+}

@@ -93,7 +93,7 @@ fn list(args: &ListArgs) -> anyhow::Result<ExitCode> {
         agent.plugin_dir = dir.clone();
     }
     let engine = PluginEngine::new(agent.cache_dir())?;
-    let loaded = load_dir(&engine, &agent.plugin_dir, &agent, &Arc::new(Registry::new()), &[])?;
+    let loaded = load_dir(&engine, &agent.plugin_dir, &agent, &Arc::new(Registry::new()), &[], None)?;
     if args.settings.json {
         let refused: Vec<String> = loaded.errors.iter().map(ToString::to_string).collect();
         let plugins: Vec<&PluginInfo> = loaded.plugins.iter().map(|p| &p.info).collect();

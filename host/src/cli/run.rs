@@ -50,7 +50,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             .clone()
             .unwrap_or_else(|| vec![crate::config::dynamic::DEFAULT_DIR.into()]),
     );
-    let agent = Agent::build(pipeline)?;
+    let agent = Agent::start(pipeline)?;
     tracing::info!(
         plugins = agent.plugins.all.len(),
         libvirt_uri = %agent.hypervisor.uri(),

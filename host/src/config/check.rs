@@ -22,6 +22,9 @@ pub(super) fn check(pipeline: &Pipeline) -> Vec<ConfigError> {
     if !(agent.load_timeout > 0.0 && agent.load_timeout.is_finite()) {
         fail("agent.load_timeout".into(), "must be a positive number of seconds".into());
     }
+    if !(agent.compile_wait >= 0.0 && agent.compile_wait.is_finite()) {
+        fail("agent.compile_wait".into(), "must be zero or a positive number of seconds".into());
+    }
     for (key, value) in [
         ("max_plugin_mib", agent.max_plugin_mib),
         ("max_function_kib", agent.max_function_kib),

@@ -65,6 +65,10 @@ pub struct Agent {
     pub max_function_kib: u64,
     /// Seconds compiling one plugin may take.
     pub load_timeout: f64,
+    /// Seconds `pollen run` waits, at start and at each reload, for plugins being
+    /// compiled (new files, in parallel) before it starts the others; one still
+    /// compiling then joins once compiled (a reload of its own).
+    pub compile_wait: f64,
     /// Memory the compiler of one plugin may use, MiB (`pollen` compiles each plugin
     /// in a child process capped so).
     pub compile_memory_mib: u64,
@@ -159,6 +163,7 @@ impl Default for Agent {
             max_plugin_mib: 32,
             max_function_kib: 512,
             load_timeout: 60.0,
+            compile_wait: 5.0,
             compile_memory_mib: 512,
             plugins: BTreeMap::new(),
             telemetry_secret: String::new(),
@@ -268,6 +273,11 @@ impl Agent {
     /// The memory compiling one plugin may use, bytes.
     pub fn compile_memory_bytes(&self) -> u64 {
         self.compile_memory_mib.saturating_mul(1 << 20)
+    }
+
+    /// How long `pollen run` waits for plugins being compiled before it starts.
+    pub fn compile_wait(&self) -> Duration {
+        Duration::try_from_secs_f64(self.compile_wait).unwrap_or(Duration::from_secs(5))
     }
 
     /// The deadline of compiling one plugin.

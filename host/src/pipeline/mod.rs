@@ -9,6 +9,7 @@ pub mod schedule;
 
 use crate::config::{ConfigErrors, Pipeline};
 use crate::hypervisor::Hypervisor;
+use crate::plugin::warmup::CompileJob;
 use crate::plugin::{load_dir, EngineError, LoadError, Plugin, PluginEngine, PluginKind};
 use crate::publish::prometheus::Exporter;
 use crate::publish::{PublishContext, PublishError, PublisherHandle};
@@ -84,6 +85,9 @@ pub struct Agent {
     pub chains: HashMap<String, Arc<chain::Chain>>,
     /// What the Prometheus endpoint serves, if `agent.prometheus_listen` asks for one.
     pub exporter: Option<Arc<Exporter>>,
+    /// Plugin files still compiling when this agent was made: left out of it, they
+    /// join at the next reload (`pollen run` asks for one when they are done).
+    pub pending: Vec<Arc<CompileJob>>,
 }
 
 impl Agent {
@@ -92,7 +96,16 @@ impl Agent {
     /// fully account for.
     pub fn build(pipeline: Pipeline) -> Result<Self, BuildError> {
         let engine = Arc::new(PluginEngine::new(pipeline.agent.cache_dir())?);
-        Self::assemble(pipeline, engine, Arc::new(Registry::new()), None)
+        Self::assemble(pipeline, engine, Arc::new(Registry::new()), None, None)
+    }
+
+    /// As [`Agent::build`], for a running agent: new plugin files compile in
+    /// parallel, and one still compiling after `agent.compile_wait` is left out of
+    /// it ([`Agent::pending`]) instead of holding up the others.
+    pub fn start(pipeline: Pipeline) -> Result<Self, BuildError> {
+        let engine = Arc::new(PluginEngine::new(pipeline.agent.cache_dir())?);
+        let wait = pipeline.agent.compile_wait();
+        Self::assemble(pipeline, engine, Arc::new(Registry::new()), None, Some(wait))
     }
 
     /// The agent a new configuration describes (a reload), keeping what did not
@@ -106,7 +119,8 @@ impl Agent {
         if pipeline.agent.prometheus_listen != self.pipeline.agent.prometheus_listen {
             tracing::warn!("agent.prometheus_listen changed: the new addresses are used after a restart");
         }
-        Self::assemble(pipeline, self.engine.clone(), self.registry.clone(), Some(self))
+        let wait = pipeline.agent.compile_wait();
+        Self::assemble(pipeline, self.engine.clone(), self.registry.clone(), Some(self), Some(wait))
     }
 
     fn assemble(
@@ -114,10 +128,12 @@ impl Agent {
         engine: Arc<PluginEngine>,
         registry: Arc<Registry>,
         previous: Option<&Agent>,
+        wait: Option<std::time::Duration>,
     ) -> Result<Self, BuildError> {
         let kept_plugins = previous.map_or(&[][..], |p| p.plugins.all.as_slice());
-        let loaded = load_dir(&engine, &pipeline.agent.plugin_dir, &pipeline.agent, &registry, kept_plugins)
+        let loaded = load_dir(&engine, &pipeline.agent.plugin_dir, &pipeline.agent, &registry, kept_plugins, wait)
             .map_err(|e| BuildError::Plugins(vec![e], Vec::new()))?;
+        let pending = loaded.pending;
         let refused = loaded.errors;
         let plugins = Arc::new(PluginSet::new(loaded.plugins));
         let mut chains = HashMap::new();
@@ -144,7 +160,15 @@ impl Agent {
             problems.retain(|p| !refused_names.iter().any(|name| p.message.contains(name.as_str())));
             return Err(BuildError::Plugins(refused, problems));
         }
-        problems.extend(names::unanswered(&pipeline, &plugins));
+        let unanswered = names::unanswered(&pipeline, &plugins);
+        if pending.is_empty() {
+            problems.extend(unanswered);
+        } else {
+            // A plugin still compiling may answer them: checked again when it joins.
+            for problem in unanswered {
+                tracing::warn!("{problem} (checked again once the plugins still compiling are loaded)");
+            }
+        }
         if !problems.is_empty() {
             return Err(BuildError::Config(ConfigErrors(problems)));
         }
@@ -163,7 +187,7 @@ impl Agent {
             Some(previous) => previous.exporter.clone(),
             None => (!pipeline.agent.prometheus_listen.is_empty()).then(|| Arc::new(Exporter::new(registry.clone()))),
         };
-        Ok(Self { plugins, chains, engine, hypervisor, registry, pipeline, exporter })
+        Ok(Self { plugins, chains, engine, hypervisor, registry, pipeline, exporter, pending })
     }
 
     /// Starts every sink's publishers.

@@ -77,11 +77,22 @@ pub async fn run(
     }
     let mut running = Tasks::start(&agent, &sinks, coordinator.as_ref(), &health);
     let mut summary = RunSummary::default();
+    // Pollsters still compiling join by a reload of their own once compiled.
+    let (compiled, mut compiled_now) = mpsc::channel(1);
+    reload_when_compiled(&agent, &compiled);
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             () = &mut shutdown => break,
-            Some(()) = reloads.recv() => {
+            Some(()) = async {
+                tokio::select! {
+                    reload = reloads.recv() => reload,
+                    compiled = compiled_now.recv() => {
+                        tracing::info!("the plugins compiled in the background are ready: reloading to add them");
+                        compiled
+                    }
+                }
+            } => {
                 // A shutdown asked for while the new configuration loads wins: the
                 // reload is abandoned (its plugins are loading on a blocking thread).
                 let prepared = tokio::select! {
@@ -99,6 +110,7 @@ pub async fn run(
                 sinks = Arc::new(switch_sinks(&agent, &next, sinks, started).await?);
                 report_publishers(&health, &sinks);
                 agent = Arc::new(next);
+                reload_when_compiled(&agent, &compiled);
                 if let Some(coordinator) = &coordinator {
                     join(coordinator, &agent, &health).await;
                 }
@@ -127,6 +139,21 @@ pub async fn run(
         stop_publisher(handle).await;
     }
     Ok(summary)
+}
+
+/// Asks for a reload (on `compiled`) once the plugins still compiling when `agent`
+/// was made are compiled, so that they join.
+fn reload_when_compiled(agent: &Agent, compiled: &mpsc::Sender<()>) {
+    if agent.pending.is_empty() {
+        return;
+    }
+    let (jobs, compiled) = (agent.pending.clone(), compiled.clone());
+    tokio::task::spawn_blocking(move || {
+        for job in &jobs {
+            job.wait_until(None);
+        }
+        let _ = compiled.blocking_send(());
+    });
 }
 
 /// The polling tasks of one configuration, and how to stop them.

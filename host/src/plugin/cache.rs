@@ -24,6 +24,7 @@ pub enum CacheOutcome {
 }
 
 /// A folder of `<key>.cwasm` files.
+#[derive(Clone)]
 pub struct ComponentCache {
     dir: PathBuf,
     engine_key: u64,
@@ -48,8 +49,7 @@ impl ComponentCache {
         budget: CompileBudget,
         plugin: &Path,
     ) -> Result<(Component, CacheOutcome), CompileError> {
-        let digest = Sha256::new().chain_update(self.engine_key.to_le_bytes()).chain_update(bytes).finalize();
-        let path = self.dir.join(format!("{}.cwasm", hex::encode(digest)));
+        let path = self.entry(bytes);
         if let Some(component) = Self::read(engine, &path) {
             return Ok((component, CacheOutcome::Hit));
         }
@@ -66,6 +66,37 @@ impl ComponentCache {
         // very build (`compiler`).
         let component = unsafe { Component::deserialize(engine, &native)? };
         Ok((component, CacheOutcome::Compiled))
+    }
+
+    /// The cache file of these bytes.
+    pub fn entry(&self, bytes: &[u8]) -> PathBuf {
+        let digest = Sha256::new().chain_update(self.engine_key.to_le_bytes()).chain_update(bytes).finalize();
+        self.dir.join(format!("{}.cwasm", hex::encode(digest)))
+    }
+
+    /// Compiles these bytes into the cache unless they are there already (ahead of
+    /// [`ComponentCache::load`], which then reads them back). Where the folder cannot
+    /// be written, the native code is thrown away and `load` compiles again.
+    pub fn compile_ahead(
+        &self,
+        engine: &Engine,
+        bytes: &[u8],
+        budget: CompileBudget,
+        plugin: &Path,
+    ) -> Result<(), CompileError> {
+        let path = self.entry(bytes);
+        if path.exists() {
+            return Ok(());
+        }
+        let _lock = self.lock(&path);
+        if path.exists() {
+            return Ok(());
+        }
+        let native = compiler::compile(engine, bytes, budget, plugin)?;
+        if let Err(error) = self.store(&path, &native) {
+            tracing::warn!(dir = %self.dir.display(), %error, "cannot write the compiled-component cache; the plugin is compiled again to load it");
+        }
+        Ok(())
     }
 
     /// The cached component at `path`, if there is a readable one.

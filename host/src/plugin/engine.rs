@@ -37,6 +37,8 @@ pub struct PluginEngine {
     pub(crate) engine: Engine,
     pub(crate) linker: Linker<PluginState>,
     pub(crate) cache: ComponentCache,
+    /// Compiles ahead of loading, in parallel and in the background.
+    pub(crate) warmup: super::warmup::Warmup,
     pub(crate) ticker: Arc<EpochTicker>,
     /// The HTTP client of the plugins granted `http` or `openstack` (its TLS roots
     /// read once), kept across reloads while `agent.http` is the same.
@@ -63,7 +65,15 @@ impl PluginEngine {
 
         let ticker = EpochTicker::start(engine.clone())?;
         let cache = ComponentCache::new(cache_dir, &engine);
-        Ok(Self { engine, linker, cache, ticker, http: Mutex::new(None), keystone: Mutex::new(None) })
+        Ok(Self {
+            engine,
+            linker,
+            cache,
+            warmup: Default::default(),
+            ticker,
+            http: Mutex::new(None),
+            keystone: Mutex::new(None),
+        })
     }
 
     /// The agent's HTTP client for `settings` (made on first use; a new one when the

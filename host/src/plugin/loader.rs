@@ -2,7 +2,7 @@
 //! imports only what its kind may use and the pipeline grants, link it, and ask it
 //! what it provides.
 
-use super::compiler::{CompileBudget, CompileError};
+use super::compiler::CompileBudget;
 use super::engine::PluginEngine;
 use super::error::LoadError;
 use super::imports::Verdict;
@@ -10,6 +10,7 @@ use super::outline::outline;
 use super::plugin_log::{plugin_text, PluginLog};
 use super::sandbox::{Sandbox, WorldInstance};
 use super::state::PluginContext;
+use super::warmup::{CompileFailure, CompileJob};
 use super::{MeterSpec, Plugin, PluginInfo, PluginKind, CONTRACT_VERSION};
 use crate::bindings::types;
 use crate::caps::bounds::{meter_fits, MAX_METER_NAME, MAX_UNIT};
@@ -21,6 +22,7 @@ use crate::sample::Meter;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// The plugins of a directory, and the files that were refused.
 pub struct LoadedDir {
@@ -28,18 +30,26 @@ pub struct LoadedDir {
     pub plugins: Vec<Arc<Plugin>>,
     /// Refused files, each with its reason.
     pub errors: Vec<LoadError>,
+    /// Files still compiling when the load stopped waiting: left out of this load,
+    /// they join the next once compiled.
+    pub pending: Vec<Arc<CompileJob>>,
 }
 
 /// Loads every `*.wasm` file of `dir`. A refused file does not stop the others, and
 /// a later plugin that conflicts with an earlier one (same meter, same discoverer
 /// name) is refused. A plugin of `previous` whose file and settings are unchanged is
 /// kept as it is, with its instance and state (a reload).
+///
+/// Files not yet compiled are compiled first, in parallel (`warmup`); the load waits
+/// for them up to `wait` (`None`: for as long as each takes), and one still compiling
+/// then is left out, in [`LoadedDir::pending`].
 pub fn load_dir(
     engine: &PluginEngine,
     dir: &Path,
     agent: &Agent,
     registry: &Arc<Registry>,
     previous: &[Arc<Plugin>],
+    wait: Option<Duration>,
 ) -> Result<LoadedDir, LoadError> {
     let entries = std::fs::read_dir(dir).map_err(|source| LoadError::Read { path: dir.to_path_buf(), source })?;
     let mut files: Vec<PathBuf> = entries
@@ -48,7 +58,7 @@ pub fn load_dir(
         .collect();
     files.sort();
 
-    let mut loaded = LoadedDir { plugins: Vec::new(), errors: Vec::new() };
+    let mut loaded = LoadedDir { plugins: Vec::new(), errors: Vec::new(), pending: Vec::new() };
     let mut meters: BTreeMap<String, String> = BTreeMap::new();
     let mut discoverers: BTreeMap<String, String> = BTreeMap::new();
     let mut units = Vec::new();
@@ -76,13 +86,55 @@ pub fn load_dir(
         tracing::warn!(definitions = agent.dynamic_pollsters.len(), dir = %dir.display(),
             "dynamic pollster definitions are read, but the plugin directory has no {DYNAMIC_PLUGIN}.wasm: they are not polled");
     }
+    let unchanged = |unit: &Unit<'_>| {
+        let (name, fingerprint) = (unit.name(), fingerprint(unit, agent));
+        previous.iter().find(|p| p.info.name == name && p.fingerprint == fingerprint).cloned()
+    };
+    // Everything new that passes its outline's checks compiles at once, in parallel.
+    let budget = CompileBudget { timeout: agent.load_timeout(), memory: agent.compile_memory_bytes() };
+    let mut jobs: BTreeMap<PathBuf, (Arc<CompileJob>, PluginKind)> = BTreeMap::new();
+    for (path, bytes, definition) in &units {
+        let unit = Unit { path, bytes, definition: *definition };
+        if jobs.contains_key(path) || unchanged(&unit).is_some() {
+            continue;
+        }
+        let Ok((kind, _)) = checked_outline(&unit, agent) else { continue };
+        if let Some(job) = engine.warmup.start(&engine.engine, &engine.cache, bytes.clone(), budget, path) {
+            jobs.insert(path.clone(), (job, kind));
+        }
+    }
+    // Only pollsters are left out while they compile: a sink's transformers and a
+    // source's discoverers are waited for.
+    let deadline = wait.map(|wait| Instant::now() + wait);
     for (path, bytes, definition) in units {
         let unit = Unit { path: &path, bytes: &bytes, definition };
-        let name = unit.name();
-        let fingerprint = fingerprint(&unit, agent);
-        let loaded_file = match previous.iter().find(|p| p.info.name == name && p.fingerprint == fingerprint) {
-            Some(unchanged) => Ok(unchanged.clone()),
-            None => load_bytes(engine, &unit, agent, registry).map(Arc::new),
+        let waited = jobs
+            .get(&path)
+            .map(|(job, kind)| (job, job.wait_until(if *kind == PluginKind::Pollster { deadline } else { None })));
+        let compiled_now = match waited {
+            None => false,
+            Some((job, None)) => {
+                if !loaded.pending.iter().any(|pending| Arc::ptr_eq(pending, job)) {
+                    tracing::warn!(plugin = %path.display(), seconds = job.elapsed().as_secs_f64(),
+                        "still compiling: left out until it is ready (its meters miss the cycles until then), the others start now");
+                    loaded.pending.push(job.clone());
+                }
+                continue;
+            }
+            Some((_, Some(Err(failure)))) => {
+                loaded.errors.push(compile_refusal(&path, failure));
+                continue;
+            }
+            Some((_, Some(Ok(())))) => true,
+        };
+        let loaded_file = match unchanged(&unit) {
+            Some(unchanged) => Ok(unchanged),
+            None => load_bytes(engine, &unit, agent, registry).map(|mut plugin| {
+                if compiled_now {
+                    plugin.info.cache = super::CacheOutcome::Compiled;
+                }
+                Arc::new(plugin)
+            }),
         };
         let plugin = match loaded_file {
             Ok(plugin) => plugin,
@@ -215,6 +267,34 @@ fn fingerprint(unit: &Unit<'_>, agent: &Agent) -> u64 {
     hasher.finish()
 }
 
+/// The file's outline, with the checks made on it before anything is compiled: its
+/// world, its imports against its kind and grants, its largest function.
+fn checked_outline(unit: &Unit<'_>, agent: &Agent) -> Result<(PluginKind, super::outline::Outline), LoadError> {
+    let path = unit.path;
+    let outline = outline(unit.bytes).map_err(|message| LoadError::Invalid { path: path.to_path_buf(), message })?;
+    let kind = world_of(path, &outline.exports)?;
+    let settings_name = unit.settings_name();
+    check_imports(path, &settings_name, kind, &outline.imports, agent.plugin(&settings_name).grants())?;
+    if outline.largest_function > agent.max_function_bytes() {
+        return Err(LoadError::FunctionTooLarge {
+            path: path.to_path_buf(),
+            size: outline.largest_function,
+            limit: agent.max_function_bytes(),
+        });
+    }
+    Ok((kind, outline))
+}
+
+/// Why a file that could not be compiled is refused.
+fn compile_refusal(path: &Path, failure: CompileFailure) -> LoadError {
+    let path = path.to_path_buf();
+    match failure {
+        CompileFailure::TimedOut(timeout) => LoadError::CompileTimeout { path, timeout },
+        CompileFailure::OverMemory(limit) => LoadError::CompileMemory { path, limit_mib: limit >> 20 },
+        CompileFailure::Invalid(message) => LoadError::Invalid { path, message },
+    }
+}
+
 /// Loads a plugin from the bytes of its file at `path`, as [`read_plugin`] read them
 /// (header checked, size bounded).
 fn load_bytes(
@@ -230,25 +310,13 @@ fn load_bytes(
     let fingerprint = fingerprint(unit, agent);
 
     // What the file says of itself decides before anything is compiled.
-    let outline = outline(bytes).map_err(|message| LoadError::Invalid { path: path.to_path_buf(), message })?;
-    let kind = world_of(path, &outline.exports)?;
-    check_imports(path, &settings_name, kind, &outline.imports, settings.grants())?;
-    if outline.largest_function > agent.max_function_bytes() {
-        return Err(LoadError::FunctionTooLarge {
-            path: path.to_path_buf(),
-            size: outline.largest_function,
-            limit: agent.max_function_bytes(),
-        });
-    }
+    let (kind, outline) = checked_outline(unit, agent)?;
 
     let budget = CompileBudget { timeout: agent.load_timeout(), memory: agent.compile_memory_bytes() };
-    let (component, cache) = engine.cache.load(&engine.engine, bytes, budget, path).map_err(|error| match error {
-        CompileError::TimedOut(timeout) => LoadError::CompileTimeout { path: path.to_path_buf(), timeout },
-        CompileError::OverMemory(limit) => {
-            LoadError::CompileMemory { path: path.to_path_buf(), limit_mib: limit >> 20 }
-        }
-        CompileError::Wasmtime(error) => LoadError::Invalid { path: path.to_path_buf(), message: format!("{error:#}") },
-    })?;
+    let (component, cache) = engine
+        .cache
+        .load(&engine.engine, bytes, budget, path)
+        .map_err(|error| compile_refusal(path, CompileFailure::from(error)))?;
 
     let pre = engine
         .linker

@@ -14,6 +14,7 @@ mod output;
 mod plugin_log;
 mod sandbox;
 mod state;
+pub mod warmup;
 
 pub use cache::CacheOutcome;
 pub use engine::PluginEngine;
