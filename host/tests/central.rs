@@ -577,13 +577,21 @@ fn inspect_shows_the_openstack_and_http_imports_and_their_grants() {
         let import =
             info["imports"].as_array().unwrap().iter().find(|i| i["name"].as_str().unwrap().starts_with(prefix));
         let import = import.unwrap_or_else(|| panic!("no {prefix} import: {info}"));
-        (import["grant"].clone(), import["granted_by_pipeline"].clone())
+        (import["grant"].clone(), import["verdict"].clone())
     };
     let granted = inspect(Some("central.yaml"));
     assert_eq!(granted["kind"], "discoverer");
-    assert_eq!(grant_of(&granted, "pollen:plugin/openstack@"), (json!("openstack"), json!(true)));
-    assert_eq!(grant_of(&granted, "wasi:http/outgoing-handler@"), (json!("http"), json!(true)), "through openstack");
+    assert_eq!(grant_of(&granted, "pollen:plugin/openstack@"), (json!("openstack"), json!("granted")));
+    assert_eq!(
+        grant_of(&granted, "wasi:http/outgoing-handler@"),
+        (json!("http"), json!("granted")),
+        "through openstack"
+    );
+    // Without a pipeline file, a built-in central discoverer has its default grant.
     let bare = inspect(None);
-    assert_eq!(grant_of(&bare, "pollen:plugin/openstack@"), (json!("openstack"), json!(false)));
-    assert_eq!(grant_of(&bare, "wasi:http/outgoing-handler@"), (json!("http"), json!(false)));
+    assert_eq!(grant_of(&bare, "pollen:plugin/openstack@"), (json!("openstack"), json!("granted")));
+    assert_eq!(grant_of(&bare, "wasi:http/outgoing-handler@"), (json!("http"), json!("granted")));
+    let detail =
+        bare["imports"].as_array().unwrap().iter().find(|i| i["grant"] == "openstack").unwrap()["detail"].clone();
+    assert_eq!(detail, "granted: openstack (default)");
 }

@@ -67,11 +67,18 @@ fn a_transformer_never_reaches_the_hypervisor_even_when_granted() {
 #[test]
 fn the_hypervisor_must_be_granted_by_the_pipeline() {
     let workspace = Workspace::new(&[]);
-    let error = load(&workspace, "", &builtin("cpu")).err().expect("refused");
+    // A plugin of the operator's own is granted nothing unless the pipeline says so.
+    let own = workspace.path().join("my_cpu.wasm");
+    std::fs::copy(builtin("cpu"), &own).unwrap();
+    let error = load(&workspace, "", &own).err().expect("refused");
     let message = error.to_string();
     assert!(matches!(error, LoadError::NotGranted { .. }), "{message}");
-    assert!(message.contains("cpu.wasm") && message.contains("agent.plugins.cpu"), "{message}");
-    assert!(load(&workspace, &grants(&["cpu"]), &builtin("cpu")).is_ok());
+    assert!(message.contains("my_cpu.wasm") && message.contains("agent.plugins.my_cpu"), "{message}");
+    assert!(load(&workspace, &grants(&["my_cpu"]), &own).is_ok());
+    // A built-in has its default grant, which the pipeline can take away.
+    assert!(load(&workspace, "", &builtin("cpu")).is_ok());
+    let error = load(&workspace, "  plugins:\n    cpu:\n      grants: []\n", &builtin("cpu")).err().expect("refused");
+    assert!(matches!(error, LoadError::NotGranted { .. }), "{error}");
 }
 
 #[test]
@@ -368,9 +375,10 @@ async fn a_pollster_without_a_discoverer_is_called_once_and_names_its_resources(
             .map(|s| (agent.registry.resource(s.resource).unwrap(), s.volume, s.resource))
             .collect();
         let described: Vec<(String, f64)> = named.iter().map(|(r, v, _)| (r.id.to_string(), *v)).collect();
+        let this_host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap().trim().to_string();
         assert_eq!(
             described,
-            [("host-1".to_string(), 1.0), (format!("call-{cycle}"), f64::from(cycle))],
+            [("host-1".to_string(), 1.0), (format!("call-{cycle}"), f64::from(cycle)), (this_host, 7.0)],
             "cycle {cycle}"
         );
         let (host, _, handle) = &named[0];

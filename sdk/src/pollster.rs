@@ -35,6 +35,21 @@ pub use bindings::pollen::plugin::types::{
 pub fn name_resource(resource: &DiscoveredResource) -> Option<u32> {
     bindings::pollen::plugin::resources::add(resource)
 }
+/// Names this host as a resource of this `poll` call, for a host-level meter (one
+/// described without a discoverer), and returns its index; `None` if the host refused
+/// it. Its id is the agent's host name, or the plugin's `host` parameter.
+pub fn this_host() -> Option<u32> {
+    let host = config::get("host").unwrap_or_else(|| "localhost".into());
+    name_resource(&DiscoveredResource {
+        id: host.clone(),
+        name: host,
+        user_id: None,
+        project_id: None,
+        metadata: Vec::new(),
+        data: None,
+    })
+}
+
 /// Names the sub-meter of described meter `meter` for `part` (a multi-metric
 /// pollster's: `prefix.{category}` and `get_obj` give `prefix.get_obj`, with the
 /// described meter's type and unit) and returns the index its samples give as their

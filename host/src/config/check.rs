@@ -249,8 +249,21 @@ fn check_coordination(settings: &super::CoordinationSettings, fail: &mut impl Fn
 /// The OpenStack credentials, if a plugin is granted `openstack`: (option, problem).
 /// Checked once every source of them is known (`--config-file`), by the command line.
 pub(crate) fn check_openstack(agent: &Agent) -> Vec<(String, String)> {
-    let granted: Vec<&String> =
-        agent.plugins.iter().filter(|(_, p)| p.grants().contains(&Grant::Openstack)).map(|(name, _)| name).collect();
+    // Those the pipeline grants it, and the built-ins granted it by default whose
+    // file is in the plugin folder.
+    let mut granted: Vec<String> = agent
+        .plugins
+        .iter()
+        .filter(|(_, p)| p.grants().contains(&Grant::Openstack))
+        .map(|(name, _)| name.clone())
+        .collect();
+    granted.extend(
+        super::builtin::CENTRAL_DISCOVERERS
+            .iter()
+            .filter(|name| !agent.plugins.get(**name).is_some_and(|p| p.grants.is_some()))
+            .filter(|name| agent.plugin_dir.join(format!("{name}.wasm")).is_file())
+            .map(|name| name.to_string()),
+    );
     let Some(first) = granted.first() else {
         return Vec::new();
     };

@@ -3,7 +3,8 @@
 //! `p1`, metadata `kind: host`) and samples `test.named` = 1 on it, the number of the
 //! call on `call-<n>`, a resource over the host's bounds (an id of 2000 bytes: refused;
 //! were it taken, a sample of -1 on it would show), and one sample on an index nothing
-//! was named at (refused as malformed). Given resources, it fails.
+//! was named at (refused as malformed), and 7 on this host (`this_host()`). Given
+//! resources, it fails.
 use pollen_sdk::pollster::*;
 use std::cell::Cell;
 
@@ -46,6 +47,9 @@ impl Pollster for Namer {
         if let Some(index) = name_resource(&resource(&"x".repeat(2000), "p3")) {
             samples.push(Sample::new(0, index as usize, -1.0));
         }
+        // This host, as the SDK names it for a host-level meter.
+        let this = this_host().ok_or_else(|| Error::Other("this host refused".into()))?;
+        samples.push(Sample::new(0, this as usize, 7.0));
         samples.push(Sample::new(0, counted as usize + 10, 99.0));
         Ok(samples)
     }
