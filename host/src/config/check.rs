@@ -260,7 +260,7 @@ pub(crate) fn check_openstack(agent: &Agent) -> Vec<(String, String)> {
     granted.extend(
         super::builtin::CENTRAL_DISCOVERERS
             .iter()
-            .filter(|name| !agent.plugins.get(**name).is_some_and(|p| p.grants.is_some()))
+            .filter(|name| agent.plugins.get(**name).is_none_or(|p| p.grants.is_none()))
             .filter(|name| agent.plugin_dir.join(format!("{name}.wasm")).is_file())
             .map(|name| name.to_string()),
     );
