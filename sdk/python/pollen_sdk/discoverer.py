@@ -11,7 +11,8 @@ from typing import Any, Callable, Dict, List, Optional
 from wit_world import exports
 from wit_world.imports import discovered as _discovered
 
-from ._common import guarded, metadata, optional_import, types
+from ._common import guarded, optional_import, types
+from ._common import metadata as _entries
 
 hypervisor = optional_import("hypervisor")
 
@@ -23,12 +24,12 @@ def report(
     name: Optional[str] = None,
     user_id: Optional[str] = None,
     project_id: Optional[str] = None,
-    metadata_: Optional[Dict[str, Any]] = None,
+    metadata: Optional[Dict[str, Any]] = None,
     data: Optional[str] = None,
 ) -> None:
     """Reports one resource in full: its id, a name its pollsters may need, owner,
     ``resource_metadata`` and ``data`` (JSON text for its pollsters, never published)."""
-    resource = types.DiscoveredResource(id, name or id, user_id, project_id, metadata(metadata_), data)
+    resource = types.DiscoveredResource(id, name or id, user_id, project_id, _entries(metadata), data)
     _discovered.report(types.Discovery_Changed(resource))
 
 

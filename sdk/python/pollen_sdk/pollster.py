@@ -15,7 +15,8 @@ from componentize_py_types import Err
 
 from wit_world import exports
 
-from ._common import HostError, config, guarded, metadata, optional_import, types
+from ._common import HostError, config, guarded, optional_import, types
+from ._common import metadata as _entries
 
 hypervisor = optional_import("hypervisor")
 _resources = optional_import("resources")
@@ -67,12 +68,12 @@ def Sample(
     resource: int,
     volume: float,
     resource_id: Optional[str] = None,
-    metadata_: Optional[Dict[str, Any]] = None,
+    metadata: Optional[Dict[str, Any]] = None,
 ) -> types.Sample:
     """A sample of the ``meter``-th described meter on the ``resource``-th resource;
-    ``resource_id`` for a device of it (``<uuid>-vda``), ``metadata_`` for keys added
+    ``resource_id`` for a device of it (``<uuid>-vda``), ``metadata`` for keys added
     to the resource's."""
-    return types.Sample(meter, resource, float(volume), resource_id, metadata(metadata_))
+    return types.Sample(meter, resource, float(volume), resource_id, _entries(metadata))
 
 
 def name_resource(
@@ -80,23 +81,23 @@ def name_resource(
     name: Optional[str] = None,
     user_id: Optional[str] = None,
     project_id: Optional[str] = None,
-    metadata_: Optional[Dict[str, Any]] = None,
+    metadata: Optional[Dict[str, Any]] = None,
     data: Optional[str] = None,
 ) -> int:
     """Names a resource for this call's samples and returns the index they give as
     their ``resource``. Raises ``HostError`` if the agent refused it (over its bounds)."""
-    resource = types.DiscoveredResource(id, name or id, user_id, project_id, metadata(metadata_), data)
+    resource = types.DiscoveredResource(id, name or id, user_id, project_id, _entries(metadata), data)
     index = _resources.add(resource)
     if index is None:
         raise HostError(f"the agent refused the resource `{id}` (over its bounds)")
     return index
 
 
-def this_host(metadata_: Optional[Dict[str, Any]] = None) -> int:
+def this_host(metadata: Optional[Dict[str, Any]] = None) -> int:
     """Names this host (the agent's ``host``, its host name unless ``params`` set
     one) as a resource of this call, for a host-level meter; returns its index."""
     host = config.get("host") or "localhost"
-    return name_resource(host, host, metadata_=metadata_)
+    return name_resource(host, host, metadata=metadata)
 
 
 def name_sub_meter(meter: int, part: str) -> int:

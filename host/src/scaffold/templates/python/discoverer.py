@@ -13,7 +13,7 @@ class Plugin:
     def discover(self, param):
         for domain in hypervisor.list_domains():
             if domain.state == hypervisor.DomainState.RUNNING:
-                report(domain.uuid, domain.name, metadata_={"display_name": domain.name})
+                report(domain.uuid, domain.name, metadata={"display_name": domain.name})
 
 
 Discoverer = export(Plugin)
