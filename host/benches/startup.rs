@@ -34,9 +34,10 @@ fn start(folder: &Path, compile_wait: f64, python: bool) -> Start {
     std::fs::write(
         &pipeline,
         format!(
-            "agent:\n  plugin_dir: plugins\n  cache_dir: cache\n  compile_wait: {compile_wait}\n  plugins:\n    domain_states:\n      grants: [hypervisor]\n\
+            "agent:\n  plugin_dir: plugins\n  cache_dir: cache\n  compile_wait: {compile_wait}\n{}\
              sources:\n  - name: all\n    interval: 1\n    meters: ['*']\n    sinks: [out]\n\
              sinks:\n  - name: out\n    publishers: ['file://{}']\n",
+            if python { "  plugins:\n    domain_states:\n      grants: [hypervisor]\n" } else { "" },
             out.display()
         ),
     )
@@ -51,14 +52,21 @@ fn start(folder: &Path, compile_wait: f64, python: bool) -> Start {
         .expect("pollen runs");
     let stderr = child.stderr.take().unwrap();
     let (started_tx, started_rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
+    let log = std::thread::spawn(move || {
+        let mut log = String::new();
         for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
             if line.contains("pollen started") {
                 let _ = started_tx.send(());
             }
+            log.push_str(&line);
+            log.push('\n');
         }
+        log
     });
-    started_rx.recv_timeout(Duration::from_secs(600)).expect("pollen started");
+    if started_rx.recv_timeout(Duration::from_secs(600)).is_err() {
+        let _ = child.kill();
+        panic!("pollen did not start: {}", log.join().unwrap_or_default());
+    }
     let started = spawned.elapsed().as_secs_f64();
     let (mut builtins, mut python_at) = (None, None);
     let deadline = Instant::now() + Duration::from_secs(600);

@@ -253,18 +253,22 @@ fn readme(plan: &NewPlugin, notes: &str) -> String {
     let (what, grant_hint) = match plan.kind {
         PluginKind::Pollster => (
             "It measures one meter on every instance of this host.",
-            format!("its grant (`agent.plugins.{}.grants: [hypervisor]`) and its meter to a source", plan.name),
+            format!(
+                "grant it the hypervisor (`agent.plugins.{}.grants: [hypervisor]`) and name its meter in a source",
+                plan.name
+            ),
         ),
         PluginKind::Discoverer => (
             "It finds this host's running domains, for the pollsters of the sources that name it.",
             format!(
-                "its grant (`agent.plugins.{0}.grants: [hypervisor]`) and `discovery: [{0}]` to a source",
+                "grant it the hypervisor (`agent.plugins.{0}.grants: [hypervisor]`) and name it in a source \
+                 (`discovery: [{0}]`)",
                 plan.name
             ),
         ),
         PluginKind::Transformer => (
             "It scales the samples of the sinks that list it.",
-            format!("it to a sink (`transformers: [{{name: {}, parameters: {{factor: 2}}}}]`)", plan.name),
+            format!("list it in a sink (`transformers: [{{name: {}, parameters: {{factor: 2}}}}]`)", plan.name),
         ),
     };
     let language = match plan.language {
