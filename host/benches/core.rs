@@ -252,9 +252,14 @@ fn thousand_samples() -> pollen_host::publish::Batch {
 /// Samples per second through one publisher, `batches` batches of 1000, counted when
 /// the publisher reports them sent (for the notifier: confirmed by the broker).
 fn publish_rate(runtime: &tokio::runtime::Runtime, name: &str, url: &str, batches: usize) {
+    publish_rate_in(runtime, name, url, batches, &pollen_host::store::state_dir())
+}
+
+/// The same, with `state_dir` for a disk queue.
+fn publish_rate_in(runtime: &tokio::runtime::Runtime, name: &str, url: &str, batches: usize, state_dir: &Path) {
     use pollen_host::publish::{PublishContext, PublisherHandle};
     let batch = Arc::new(thousand_samples());
-    let context = PublishContext { telemetry_secret: "bench-secret".into() };
+    let context = PublishContext { telemetry_secret: "bench-secret".into(), state_dir: state_dir.to_path_buf() };
     let (delivery, elapsed) = runtime.block_on(async {
         let handle = PublisherHandle::start(url, &context).await.expect("publisher starts");
         let started = Instant::now();
@@ -267,6 +272,45 @@ fn publish_rate(runtime: &tokio::runtime::Runtime, name: &str, url: &str, batche
     assert_eq!(delivery.dropped, 0, "{name}: nothing dropped");
     let rate = delivery.sent as f64 / elapsed.as_secs_f64();
     println!("publish {name}: {rate:.0} samples/s ({} samples, signed, batches of 1000)", delivery.sent);
+}
+
+/// Samples per second through a disk queue (`policy=disk`) on its own: batches of 1000
+/// encoded into records and appended, then read back, decoded into batches and
+/// acknowledged; then the notifier behind one, the broker up.
+fn disk_queue(_cache: &Path) {
+    use pollen_host::publish::disk::{record, Head, SegmentLog};
+    let batch = thousand_samples();
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let (mut log, _) = SegmentLog::open(dir.path(), 4 << 30).expect("a disk queue");
+    let rounds = 500;
+    let started = Instant::now();
+    for _ in 0..rounds {
+        let (samples, payload) = record::encode(&batch, 0..batch.samples.len());
+        log.append(samples, &payload).expect("appended");
+    }
+    let written = started.elapsed();
+    let bytes = log.bytes();
+    let started = Instant::now();
+    let mut replayed = 0;
+    while let Some(head) = log.head().expect("readable") {
+        let Head::Record { payload, .. } = head else { panic!("a damaged record") };
+        replayed += record::decode(&payload).expect("decodable").samples.len();
+        log.acknowledge().expect("acknowledged");
+    }
+    let read = started.elapsed();
+    assert_eq!(replayed, rounds * 1000);
+    println!(
+        "disk queue: written {:.0} samples/s, replayed {:.0} samples/s ({} bytes/sample on disk, {} samples)",
+        replayed as f64 / written.as_secs_f64(),
+        replayed as f64 / read.as_secs_f64(),
+        bytes / replayed as u64,
+        replayed
+    );
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let topic = format!("pollen-bench-disk-{}", std::process::id());
+    let state = tempfile::tempdir().expect("temporary folder");
+    let url = format!("notifier://?topic={topic}&policy=disk");
+    publish_rate_in(&runtime, "notifier:// policy=disk (RabbitMQ, confirmed)", &url, 200, state.path());
 }
 
 /// Samples per second turned into signed notification bodies, without sending.
@@ -378,12 +422,12 @@ fn publishing(cache: &Path) {
 
 fn main() {
     // `cargo bench -p pollen-host -- NAME` runs only the sections whose name contains
-    // NAME (`call`, `transformer`, `chain`, `start`, `rss`, `encode`, `amqp-raw`, `publish`); `--bench` is cargo's.
+    // NAME (`call`, `transformer`, `chain`, `start`, `rss`, `encode`, `amqp-raw`, `publish`, `disk`); `--bench` is cargo's.
     let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
     let wanted = |name: &str| filter.is_empty() || filter.iter().any(|f| name.contains(f.as_str()));
     let cache = tempfile::tempdir().unwrap();
     type Section = fn(&Path);
-    let sections: [(&str, Section); 8] = [
+    let sections: [(&str, Section); 9] = [
         ("call", pollster_call_overhead),
         ("transformer", transformer_throughput),
         ("chain", chain_throughput),
@@ -392,6 +436,7 @@ fn main() {
         ("encode", encoding),
         ("amqp-raw", amqp_raw),
         ("publish", publishing),
+        ("disk", disk_queue),
     ];
     for (name, section) in sections {
         if wanted(name) {

@@ -587,3 +587,33 @@ fn validate_reports_refused_plugins_and_bad_transformers_at_once_with_exit_78() 
     );
     assert!(stderr.contains("sinks[0].transformers[1]: no transformer plugin `unit_convresion`"), "{stderr}");
 }
+
+/// `--log-format json`: every line on stderr is one JSON object, and a plugin's failure
+/// carries its plugin and meter as fields of their own, for log shippers to index.
+#[test]
+fn json_logs_are_one_object_a_line_with_the_plugin_and_meter_as_fields() {
+    let workspace = Workspace::new(&[builtin("local_instances"), builtin("cpu"), hostile("trap")]);
+    workspace.write_pipeline(&grants(&["local_instances", "cpu"]), &stdout_source("meters: ['*']"));
+    let output = pollen(&["--log-format", "json", "poll", "--once"], workspace.path());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "the trap plugin failed: {stderr}");
+    let lines: Vec<Value> = stderr
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON object ({e}): {line}")))
+        .collect();
+    assert!(lines
+        .iter()
+        .all(|l| l["timestamp"].is_string() && l["level"].is_string() && l["fields"]["message"].is_string()));
+    let failed = lines
+        .iter()
+        .find(|l| l["fields"]["message"].as_str().is_some_and(|m| m.starts_with("poll failed")))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert_eq!(failed["level"], "ERROR");
+    assert_eq!(failed["fields"]["plugin"], "trap");
+    assert_eq!(failed["fields"]["calls"], 1);
+    assert!(
+        failed["fields"]["first"].as_str().unwrap_or_default().contains("test plugin panics on purpose"),
+        "{failed}"
+    );
+    assert!(lines.iter().any(|l| l["fields"]["message"] == "poll done"), "{stderr}");
+}

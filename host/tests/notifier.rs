@@ -100,7 +100,7 @@ async fn notifications_are_what_ceilometer_consumes() {
     let topic = topic();
     let queue = format!("{topic}.sample");
     prepare(&channel, std::slice::from_ref(&queue)).await;
-    let context = PublishContext { telemetry_secret: SECRET.into() };
+    let context = PublishContext { telemetry_secret: SECRET.into(), ..Default::default() };
     let handle = PublisherHandle::start(&format!("notifier://?topic={topic}&batch_size=3"), &context).await.unwrap();
     handle.send(Arc::new(batch(7, 100.0)));
     let delivery = handle.shutdown(SAFETY_NET).await;
@@ -209,7 +209,10 @@ async fn the_queue_policy_loses_nothing_within_its_bound_across_an_outage() {
         "notifier://guest:guest@127.0.0.1:{}/?topic={topic}&policy=queue&max_queue_length=5&batch_size=10",
         proxy.port
     );
-    let handle = PublisherHandle::start(&url, &PublishContext { telemetry_secret: SECRET.into() }).await.unwrap();
+    let handle =
+        PublisherHandle::start(&url, &PublishContext { telemetry_secret: SECRET.into(), ..Default::default() })
+            .await
+            .unwrap();
 
     handle.send(Arc::new(batch(10, 0.0)));
     assert_eq!(drain(&channel, &queue, 1).await.len(), 1, "delivered before the outage");

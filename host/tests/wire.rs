@@ -13,7 +13,7 @@ use tokio::net::{TcpListener, UdpSocket};
 const SECRET: &str = "wire-secret";
 
 fn context() -> PublishContext {
-    PublishContext { telemetry_secret: SECRET.into() }
+    PublishContext { telemetry_secret: SECRET.into(), ..Default::default() }
 }
 
 async fn udp_round_trip(bind: &str, url_host: &str) {

@@ -28,6 +28,11 @@ struct Cli {
     /// Log filter (e.g. `info`, `debug`, `pollen_host=debug`); logs go to stderr.
     #[arg(long, global = true, env = "POLLEN_LOG", default_value = "info")]
     log: String,
+    /// How log lines are written: `text` for people, or `json` for machines (one
+    /// object a line: `timestamp`, `level`, `target`, `fields` with the message and
+    /// the plugin, meter, resource and other fields, and the `spans`).
+    #[arg(long, global = true, env = "POLLEN_LOG_FORMAT", value_enum, default_value = "text")]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -61,6 +66,15 @@ enum Command {
     /// the child process in which `pollen` compiles each plugin (not for people).
     #[command(hide = true)]
     CompilePlugin(CompilePluginArgs),
+}
+
+/// How log lines are written (`--log-format`).
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    /// Lines for people.
+    Text,
+    /// One JSON object a line.
+    Json,
 }
 
 /// The child compiler's arguments.
@@ -187,8 +201,11 @@ pub fn main() -> ExitCode {
         eprintln!("pollen: bad --log filter `{}` ({error}); using `info`", cli.log);
         tracing_subscriber::EnvFilter::new("info")
     });
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).init();
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => logs.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init(),
+        LogFormat::Json => logs.json().with_current_span(false).init(),
+    }
 
     if !matches!(cli.command, Command::CompilePlugin(_)) {
         // Plugins are compiled in child processes running this binary, each within its

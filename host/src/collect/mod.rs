@@ -131,12 +131,15 @@ impl Pending {
 pub async fn run(file: CollectorFile, shutdown: impl Future<Output = ()>) -> anyhow::Result<Arc<Counters>> {
     let secrets = Arc::new(file.collector.telemetry_secrets.clone());
     // What it forwards is signed with the first secret, so another collector accepts it.
-    let context = PublishContext { telemetry_secret: secrets.first().cloned().unwrap_or_default() };
+    let context = PublishContext {
+        telemetry_secret: secrets.first().cloned().unwrap_or_default(),
+        state_dir: crate::store::state_dir(),
+    };
     let mut sinks: HashMap<String, Vec<PublisherHandle>> = HashMap::new();
     for sink in &file.sinks {
         let mut handles = Vec::new();
         for url in &sink.publishers {
-            handles.push(PublisherHandle::start(url, &context).await?);
+            handles.push(PublisherHandle::start_for_sink(&sink.name, url, &context).await?);
         }
         sinks.insert(sink.name.clone(), handles);
     }

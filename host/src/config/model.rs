@@ -48,6 +48,9 @@ pub struct Agent {
     /// Folder of precompiled components; defaults to `$XDG_CACHE_HOME/pollen`
     /// (`~/.cache/pollen`).
     pub cache_dir: Option<PathBuf>,
+    /// Folder of the agent's state (disk queues); defaults to Pollen's state
+    /// directory ([`crate::store::state_dir`]); relative to the pipeline file.
+    pub state_dir: Option<PathBuf>,
     /// The `source` field of every sample (Ceilometer's `sample_source`).
     pub sample_source: String,
     /// Memory limit of each plugin instance, in MiB, unless its own settings say.
@@ -155,6 +158,7 @@ impl Default for Agent {
             start_jitter: 0.0,
             plugin_dir: PathBuf::from("plugins/dist"),
             cache_dir: None,
+            state_dir: None,
             sample_source: "openstack".into(),
             memory_limit_mib: 64,
             call_timeout: 2.0,
@@ -200,9 +204,9 @@ impl Agent {
         if self.plugin_dir.is_relative() {
             self.plugin_dir = base.join(&self.plugin_dir);
         }
-        if let Some(cache) = &mut self.cache_dir {
-            if cache.is_relative() {
-                *cache = base.join(&*cache);
+        for dir in [&mut self.cache_dir, &mut self.state_dir].into_iter().flatten() {
+            if dir.is_relative() {
+                *dir = base.join(&*dir);
             }
         }
         if let Some(ca_file) = &mut self.http.ca_file {
@@ -308,6 +312,16 @@ impl Agent {
         let dir = self.heartbeat_socket_dir.as_ref()?;
         let namespaces = self.polling_namespaces.clone().unwrap_or_else(|| vec!["compute".into()]);
         Some(crate::health::socket_path(dir, &namespaces))
+    }
+
+    /// The folder of the agent's state (disk queues).
+    pub fn state_dir(&self) -> PathBuf {
+        self.state_dir.clone().unwrap_or_else(crate::store::state_dir)
+    }
+
+    /// What its publishers need besides their URLs.
+    pub fn publish_context(&self) -> crate::publish::PublishContext {
+        crate::publish::PublishContext { telemetry_secret: self.telemetry_secret(), state_dir: self.state_dir() }
     }
 
     /// The folder of precompiled components.

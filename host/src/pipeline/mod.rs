@@ -12,7 +12,7 @@ use crate::hypervisor::Hypervisor;
 use crate::plugin::warmup::CompileJob;
 use crate::plugin::{load_dir, EngineError, LoadError, Plugin, PluginEngine, PluginKind};
 use crate::publish::prometheus::Exporter;
-use crate::publish::{PublishContext, PublishError, PublisherHandle};
+use crate::publish::{PublishError, PublisherHandle};
 use crate::registry::Registry;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -192,12 +192,12 @@ impl Agent {
 
     /// Starts every sink's publishers.
     pub async fn start_publishers(&self) -> Result<HashMap<String, Vec<PublisherHandle>>, PublishError> {
-        let context = PublishContext { telemetry_secret: self.pipeline.agent.telemetry_secret() };
+        let context = self.pipeline.agent.publish_context();
         let mut sinks = HashMap::new();
         for sink in &self.pipeline.sinks {
             let mut handles = Vec::with_capacity(sink.publishers.len());
             for url in &sink.publishers {
-                handles.push(PublisherHandle::start(url, &context).await?);
+                handles.push(PublisherHandle::start_for_sink(&sink.name, url, &context).await?);
             }
             sinks.insert(sink.name.clone(), handles);
         }

@@ -7,7 +7,7 @@ use super::Agent;
 use crate::config::{ConfigErrors, Pipeline, Source};
 use crate::coordination::Coordinator;
 use crate::health::Health;
-use crate::publish::{Batch, PublishContext, PublisherHandle};
+use crate::publish::{Batch, PublisherHandle};
 use crate::sample::Sample;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
@@ -282,14 +282,14 @@ async fn prepare_reload(agent: &Arc<Agent>, load: &LoadConfig) -> Option<(Agent,
             return None;
         }
     };
-    let context = PublishContext { telemetry_secret: next.pipeline.agent.telemetry_secret() };
+    let context = next.pipeline.agent.publish_context();
     let mut started = StartedPublishers::new();
     for sink in &next.pipeline.sinks {
         for url in &sink.publishers {
             if is_kept(agent, &next, &sink.name, url) {
                 continue;
             }
-            match PublisherHandle::start(url, &context).await {
+            match PublisherHandle::start_for_sink(&sink.name, url, &context).await {
                 Ok(handle) => {
                     started.insert((sink.name.clone(), url.clone()), handle);
                 }
@@ -328,7 +328,7 @@ async fn switch_sinks(
         }
     }
     let mut old = Arc::try_unwrap(sinks).map_err(|_| anyhow::anyhow!("publishers still in use during a reload"))?;
-    let context = PublishContext { telemetry_secret: next.pipeline.agent.telemetry_secret() };
+    let context = next.pipeline.agent.publish_context();
     let mut new = Sinks::new();
     for sink in &next.pipeline.sinks {
         let mut handles = Vec::with_capacity(sink.publishers.len());
@@ -342,7 +342,7 @@ async fn switch_sinks(
             match kept.or_else(|| started.remove(&(sink.name.clone(), url.clone()))) {
                 Some(handle) => handles.push(handle),
                 // The same URL listed more often than before: one more of it.
-                None => match PublisherHandle::start(url, &context).await {
+                None => match PublisherHandle::start_for_sink(&sink.name, url, &context).await {
                     Ok(handle) => handles.push(handle),
                     Err(error) => tracing::error!(sink = %sink.name, %error, "cannot start a publisher after a reload"),
                 },

@@ -27,6 +27,9 @@ pub struct DatabasePublisher {
     unreachable_since: Option<Instant>,
     /// Samples refused so far (logged at 1, 2, 4, …).
     refused: u64,
+    /// Whether a batch was given up on, the database unreachable, since
+    /// [`Publisher::take_unreachable`] last asked.
+    gave_up: bool,
 }
 
 impl DatabasePublisher {
@@ -44,7 +47,7 @@ impl DatabasePublisher {
             }
             Err(error) => return Err(PublishError::Url { url: target.shown(), message: error.to_string() }),
         };
-        Ok(Self { target, store, unreachable_since: None, refused: 0 })
+        Ok(Self { target, store, unreachable_since: None, refused: 0, gave_up: false })
     }
 
     /// Writes `part`, waiting (with backoff) while the database is unreachable.
@@ -114,6 +117,7 @@ impl Publisher for DatabasePublisher {
                     }
                 }
                 Err(error) => {
+                    self.gave_up |= matches!(error, StoreError::Unavailable(_));
                     let left: usize = range.len() + parts.iter().map(|r| r.len()).sum::<usize>();
                     delivery.dropped += left as u64;
                     tracing::error!(publisher = %self.target.shown(), samples = left, "samples not stored: {error}");
@@ -125,6 +129,10 @@ impl Publisher for DatabasePublisher {
             tracing::debug!(publisher = %self.target.shown(), duplicates, "samples already stored (a redelivery) skipped");
         }
         Ok(delivery)
+    }
+
+    fn take_unreachable(&mut self) -> bool {
+        std::mem::take(&mut self.gave_up)
     }
 
     async fn flush(&mut self) -> Result<Delivery, PublishError> {

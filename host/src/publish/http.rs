@@ -94,13 +94,23 @@ pub struct HttpPublisher {
     url: String,
     options: HttpOptions,
     client: reqwest::Client,
+    /// Whether a POST failed to reach the server (or it answered 5xx, 408 or 429)
+    /// since [`Publisher::take_unreachable`] last asked.
+    unreachable: std::sync::atomic::AtomicBool,
+}
+
+/// Why a POST failed, and whether trying again later may help.
+struct PostError {
+    message: String,
+    /// The server refused the body itself (a 4xx other than 408 and 429).
+    refused: bool,
 }
 
 impl HttpPublisher {
     /// Builds the client (reading CA and client certificate files).
     pub fn new(url: &str, options: HttpOptions) -> Result<Self, PublishError> {
         let client = client(&options).map_err(|message| PublishError::Url { url: url.to_string(), message })?;
-        Ok(Self { url: url.into(), options, client })
+        Ok(Self { url: url.into(), options, client, unreachable: Default::default() })
     }
 
     /// POSTs one body carrying `samples` samples: all sent, or (after the retries) all
@@ -108,7 +118,10 @@ impl HttpPublisher {
     pub(super) async fn deliver(&self, body: Vec<u8>, content_type: &str, samples: u64) -> Delivery {
         match self.post(body, content_type).await {
             Ok(()) => Delivery { sent: samples, dropped: 0 },
-            Err(error) => {
+            Err(PostError { message: error, refused }) => {
+                if !refused {
+                    self.unreachable.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
                 tracing::error!(publisher = %self.url, %error, samples, "POST failed after retries; samples dropped");
                 Delivery { sent: 0, dropped: samples }
             }
@@ -116,7 +129,7 @@ impl HttpPublisher {
     }
 
     /// POSTs `body` to the target, retried with backoff; the error after the last try.
-    async fn post(&self, body: Vec<u8>, content_type: &str) -> Result<(), String> {
+    async fn post(&self, body: Vec<u8>, content_type: &str) -> Result<(), PostError> {
         let attempt = || async {
             let response = self
                 .client
@@ -125,15 +138,20 @@ impl HttpPublisher {
                 .body(body.clone())
                 .send()
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| PostError { message: e.to_string(), refused: false })?;
             match response.status() {
                 status if status.is_success() => Ok(()),
-                status => Err(format!("the server answered {status}")),
+                status => Err(PostError {
+                    message: format!("the server answered {status}"),
+                    refused: status.is_client_error()
+                        && status != reqwest::StatusCode::REQUEST_TIMEOUT
+                        && status != reqwest::StatusCode::TOO_MANY_REQUESTS,
+                }),
             }
         };
         attempt
             .retry(ExponentialBuilder::default().with_min_delay(Duration::from_millis(100)).with_max_times(self.options.max_retries))
-            .notify(|error, delay| tracing::warn!(publisher = %self.url, %error, retry_in_ms = delay.as_millis() as u64, "POST failed; retrying"))
+            .notify(|error, delay| tracing::warn!(publisher = %self.url, error = %error.message, retry_in_ms = delay.as_millis() as u64, "POST failed; retrying"))
             .await
     }
 }
@@ -163,6 +181,10 @@ impl Publisher for HttpPublisher {
             }
         }
         Ok(delivery)
+    }
+
+    fn take_unreachable(&mut self) -> bool {
+        std::mem::take(self.unreachable.get_mut())
     }
 
     async fn flush(&mut self) -> Result<Delivery, PublishError> {

@@ -18,6 +18,9 @@ pub enum Policy {
     Queue,
     /// Drop them.
     Drop,
+    /// Drop them at once, report it, and let the caller decide when to try again: the
+    /// disk queue's publisher keeps them (`policy=disk`). Not a URL's choice.
+    Handover,
 }
 
 impl std::str::FromStr for Policy {
@@ -94,7 +97,7 @@ impl<T> LocalQueue<T> {
         match self.policy {
             Policy::Queue => 0,
             Policy::Default if self.failures < self.max_retry => 0,
-            Policy::Default | Policy::Drop => {
+            Policy::Default | Policy::Drop | Policy::Handover => {
                 self.failures = 0;
                 self.messages.drain(..).map(|p| p.samples).sum()
             }
@@ -173,6 +176,8 @@ pub struct Outbox<T> {
     receipts: VecDeque<(usize, Receipt)>,
     backoff: backon::ExponentialBackoff,
     next_attempt: Instant,
+    /// Whether sending failed since [`Outbox::take_unreachable`] last asked.
+    unreachable: bool,
 }
 
 impl<T> Outbox<T> {
@@ -184,7 +189,13 @@ impl<T> Outbox<T> {
             receipts: VecDeque::new(),
             backoff: super::reconnect_backoff(),
             next_attempt: Instant::now(),
+            unreachable: false,
         }
+    }
+
+    /// Whether sending failed since the last call (which forgets it).
+    pub fn take_unreachable(&mut self) -> bool {
+        std::mem::take(&mut self.unreachable)
     }
 
     /// Adds messages; returns the samples dropped to stay within the bound.
@@ -277,9 +288,15 @@ impl<T> Outbox<T> {
     /// the next attempt waits for the backoff.
     fn failed(&mut self, url: &str, error: &str, delivery: &mut Delivery) {
         self.receipts.clear();
+        self.unreachable = true;
         let waiting = self.queue.samples();
         let dropped = self.queue.failed();
         delivery.dropped += dropped;
+        if self.policy == Policy::Handover {
+            // The caller holds the samples, backs off and logs.
+            tracing::debug!(publisher = %url, %error, "cannot send; handing the samples back");
+            return;
+        }
         let delay = self.backoff.next().unwrap_or(Duration::from_secs(30));
         self.next_attempt = Instant::now() + delay;
         tracing::warn!(
@@ -325,6 +342,10 @@ impl<X: Transport> Publisher for OutboxPublisher<X> {
 
     fn pending(&self) -> u64 {
         self.outbox.pending()
+    }
+
+    fn take_unreachable(&mut self) -> bool {
+        self.outbox.take_unreachable()
     }
 
     async fn retry(&mut self) -> Delivery {

@@ -6,6 +6,7 @@
 //! logged, never dropped silently.
 
 mod database;
+pub mod disk;
 mod file;
 pub mod gnocchi;
 mod http;
@@ -86,6 +87,9 @@ pub enum PublisherConfig {
     Gnocchi(Box<gnocchi::GnocchiOptions>),
     /// `postgresql://…`, `sqlite:///…`, `database://`: stored (see [`crate::store`]).
     Database(crate::store::StoreUrl),
+    /// Any of those that know whether their peer took the samples, with
+    /// `policy=disk`: behind a queue on disk (see [`disk`]).
+    Disk(Box<PublisherConfig>, disk::DiskOptions),
 }
 
 /// Schemes Pollen publishes to.
@@ -113,6 +117,13 @@ impl PublisherConfig {
         let url = url::Url::parse(text).map_err(|e| {
             error(format!("not a URL ({e}); e.g. `file:///var/lib/pollen/samples.jsonl` or `stdout://`"))
         })?;
+        if let (Some(disk), inner) = disk::DiskOptions::split(&url).map_err(error)? {
+            let inner = Self::parse(inner.as_str()).map_err(|e| match e {
+                PublishError::Url { message, .. } => error(message),
+                other => other,
+            })?;
+            return Ok(Self::Disk(Box::new(inner), disk));
+        }
         match url.scheme() {
             "stdout" => options::Query::new(&url).finish().map(|()| Self::Stdout).map_err(error),
             "file" => file::FileOptions::from_url(&url).map(Self::File).map_err(error),
@@ -148,10 +159,19 @@ pub(crate) fn reconnect_backoff() -> backon::ExponentialBackoff {
 }
 
 /// What publishers need besides their URL.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct PublishContext {
     /// Key of the metering messages' signatures; empty disables signing.
     pub telemetry_secret: String,
+    /// Where disk queues live (`<state_dir>/queue/`).
+    pub state_dir: std::path::PathBuf,
+}
+
+impl Default for PublishContext {
+    /// No signing; Pollen's state directory ([`crate::store::state_dir`]).
+    fn default() -> Self {
+        Self { telemetry_secret: String::new(), state_dir: crate::store::state_dir() }
+    }
 }
 
 /// What one call of a publisher achieved.
@@ -353,6 +373,19 @@ pub trait Publisher: Send + 'static {
         async { Delivery::default() }
     }
 
+    /// Whether it could not reach its peer since the last call (which forgets it):
+    /// what it dropped meanwhile may be sent again later. A disk queue keeps a batch
+    /// when this says so, and counts the drops as final otherwise.
+    fn take_unreachable(&mut self) -> bool {
+        false
+    }
+
+    /// Whether what it still holds at shutdown stays for the next start (a disk
+    /// queue) rather than being lost.
+    fn keeps_across_restarts(&self) -> bool {
+        false
+    }
+
     /// Sends what is held back, if it can, and makes sure everything sent has left.
     fn flush(&mut self) -> impl Future<Output = Result<Delivery, PublishError>> + Send;
 }
@@ -434,26 +467,76 @@ impl PublisherStats {
 }
 
 impl PublisherHandle {
-    /// Builds the publisher a URL names and starts its task.
+    /// Builds the publisher a URL names and starts its task (outside any sink: a
+    /// disk queue is named for the sink `publisher`).
     pub async fn start(url: &str, context: &PublishContext) -> Result<Self, PublishError> {
-        Ok(match PublisherConfig::parse(url)? {
-            PublisherConfig::Stdout => Self::spawn(url, stdout::StdoutPublisher::new()),
-            PublisherConfig::File(options) => Self::spawn(url, file::FilePublisher::open(url, options).await?),
-            PublisherConfig::Notifier(options) => {
-                Self::spawn(url, notifier::publisher(url, options, context.telemetry_secret.clone())?)
+        Self::start_for_sink("publisher", url, context).await
+    }
+
+    /// Builds the publisher a URL names, for the sink `sink`, and starts its task.
+    pub async fn start_for_sink(sink: &str, url: &str, context: &PublishContext) -> Result<Self, PublishError> {
+        let (config, disk) = match PublisherConfig::parse(url)? {
+            PublisherConfig::Disk(inner, options) => {
+                (*inner, Some((disk::DiskOptions::dir(&context.state_dir, sink, url), options)))
             }
-            PublisherConfig::Udp(options) => {
-                Self::spawn(url, udp::UdpPublisher::new(url, options, context.telemetry_secret.clone()))
+            config => (config, None),
+        };
+        // Behind a disk queue, a publisher hands back what it cannot send.
+        let held = if disk.is_some() { Policy::Handover } else { Policy::Queue };
+        let secret = || context.telemetry_secret.clone();
+        match config {
+            PublisherConfig::Stdout => Ok(Self::spawn(url, stdout::StdoutPublisher::new())),
+            PublisherConfig::File(options) => Ok(Self::spawn(url, file::FilePublisher::open(url, options).await?)),
+            PublisherConfig::Udp(options) => Ok(Self::spawn(url, udp::UdpPublisher::new(url, options, secret()))),
+            PublisherConfig::Notifier(mut options) => {
+                if disk.is_some() {
+                    options.policy = Policy::Handover;
+                }
+                Self::spawn_queued(url, notifier::publisher(url, options, secret())?, disk).await
             }
             PublisherConfig::Tcp(options) => {
-                Self::spawn(url, tcp::publisher(url, options, context.telemetry_secret.clone()))
+                Self::spawn_queued(url, tcp::publisher(url, options, secret(), held), disk).await
             }
-            PublisherConfig::Http(options) => Self::spawn(url, http::HttpPublisher::new(url, options)?),
-            PublisherConfig::Prometheus(options) => Self::spawn(url, prometheus::PushPublisher::new(url, options)?),
-            PublisherConfig::Otlp(options) => Self::spawn(url, otlp::OtlpPublisher::new(url, options)?),
-            PublisherConfig::Gnocchi(options) => Self::spawn(url, gnocchi::GnocchiPublisher::new(url, *options)?),
-            PublisherConfig::Database(target) => Self::spawn(url, database::DatabasePublisher::open(target).await?),
-        })
+            PublisherConfig::Http(options) => {
+                Self::spawn_queued(url, http::HttpPublisher::new(url, options)?, disk).await
+            }
+            PublisherConfig::Prometheus(options) => {
+                Self::spawn_queued(url, prometheus::PushPublisher::new(url, options)?, disk).await
+            }
+            PublisherConfig::Otlp(options) => {
+                Self::spawn_queued(url, otlp::OtlpPublisher::new(url, options)?, disk).await
+            }
+            PublisherConfig::Gnocchi(options) => {
+                Self::spawn_queued(url, gnocchi::GnocchiPublisher::new(url, *options)?, disk).await
+            }
+            PublisherConfig::Database(target) => {
+                Self::spawn_queued(url, database::DatabasePublisher::open(target).await?, disk).await
+            }
+            PublisherConfig::Disk(..) => unreachable!("`policy=disk` is taken out of the URL once"),
+        }
+    }
+
+    /// Starts `publisher`, behind the disk queue in `disk` if it is given.
+    async fn spawn_queued<P: Publisher>(
+        url: &str,
+        publisher: P,
+        disk: Option<(std::path::PathBuf, disk::DiskOptions)>,
+    ) -> Result<Self, PublishError> {
+        let Some((dir, options)) = disk else { return Ok(Self::spawn(url, publisher)) };
+        let owned = url.to_string();
+        let opened = tokio::task::spawn_blocking(move || disk::DiskPublisher::open(&owned, publisher, &dir, options))
+            .await
+            .map_err(|e| PublishError::Url { url: shown_url(url), message: format!("opening the disk queue: {e}") })?;
+        let (queued, cut) = opened?;
+        let handle = Self::spawn(url, queued);
+        if cut.records > 0 {
+            tracing::warn!(
+                publisher = %shown_url(url), records = cut.records, samples = cut.samples, bytes = cut.bytes,
+                "the disk queue had torn or damaged records; they were cut off and their samples counted as dropped"
+            );
+            handle.stats.dropped.fetch_add(cut.samples, Ordering::Relaxed);
+        }
+        Ok(handle)
     }
 
     fn spawn(url: &str, mut publisher: impl Publisher) -> Self {
@@ -503,7 +586,9 @@ impl PublisherHandle {
                 Err(error) => tracing::error!(publisher = %task_url, %error, "flushing failed"),
             }
             let unsent = publisher.pending();
-            if unsent > 0 {
+            if unsent > 0 && publisher.keeps_across_restarts() {
+                tracing::info!(publisher = %task_url, samples = unsent, "samples stay in the disk queue for the next start");
+            } else if unsent > 0 {
                 tracing::error!(publisher = %task_url, samples = unsent, "could not send these samples before shutdown; they are lost");
                 task_stats.add(Delivery { sent: 0, dropped: unsent });
             }

@@ -236,6 +236,10 @@ impl Publisher for OtlpPublisher {
         Ok(delivery)
     }
 
+    fn take_unreachable(&mut self) -> bool {
+        self.http.take_unreachable()
+    }
+
     async fn flush(&mut self) -> Result<Delivery, PublishError> {
         Ok(Delivery::default())
     }

@@ -16,8 +16,9 @@ const MAX_PENDING_FRAMES: usize = 100_000;
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A publisher that streams length-prefixed msgpack frames; it connects on first use.
-pub fn publisher(url: &str, options: SocketOptions, secret: String) -> OutboxPublisher<Peer> {
-    OutboxPublisher::new(url, Peer { options, secret, stream: None }, Policy::Queue, MAX_PENDING_FRAMES, 0)
+/// What it cannot send is held under `policy` (`queue`, or `handover` behind a disk queue).
+pub fn publisher(url: &str, options: SocketOptions, secret: String, policy: Policy) -> OutboxPublisher<Peer> {
+    OutboxPublisher::new(url, Peer { options, secret, stream: None }, policy, MAX_PENDING_FRAMES, 0)
 }
 
 /// The collector, and the connection to it, opened on demand.

@@ -156,6 +156,9 @@ pub struct GnocchiPublisher {
     known: HashMap<String, u64>,
     /// Meters already warned about (not in the definitions).
     unlisted: HashSet<String>,
+    /// Whether sending failed after its retries since [`Publisher::take_unreachable`]
+    /// last asked.
+    unreachable: bool,
 }
 
 impl GnocchiPublisher {
@@ -178,6 +181,7 @@ impl GnocchiPublisher {
             policies_ready: false,
             known: HashMap::new(),
             unlisted: HashSet::new(),
+            unreachable: false,
         })
     }
 
@@ -438,6 +442,10 @@ impl Publisher for GnocchiPublisher {
         Ok(delivery)
     }
 
+    fn take_unreachable(&mut self) -> bool {
+        std::mem::take(&mut self.unreachable)
+    }
+
     async fn flush(&mut self) -> Result<Delivery, PublishError> {
         Ok(Delivery::default())
     }
@@ -459,6 +467,7 @@ impl GnocchiPublisher {
                     tokio::time::sleep(delay).await;
                 }
                 Err(error) => {
+                    self.unreachable = true;
                     let count = samples.len() as u64;
                     tracing::error!(publisher = %self.url, %error, samples = count, "sending to Gnocchi failed after retries; samples dropped");
                     return Delivery { sent: 0, dropped: count };

@@ -125,14 +125,20 @@ impl<'b> MeteringEncoder<'b> {
     ) {
         let mut timestamp = (i64::MIN, String::new());
         let mut volume_text = String::new();
-        for sample in &self.batch.samples {
+        let received = self.batch.received.as_ref().map(|r| &r.message_ids);
+        for (index, sample) in self.batch.samples.iter().enumerate() {
             let Some(meter) = self.batch.registry.meter(sample.meter) else { continue };
             let Some(parts) = self.parts(sample.resource) else { continue };
             if timestamp.0 != sample.timestamp {
                 timestamp = (sample.timestamp, iso8601(sample.timestamp));
             }
+            // A received (or disk-queued) sample keeps its id: sent again, it is the
+            // same sample where it is stored.
             let mut id = [0u8; Hyphenated::LENGTH];
-            let message_id = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut id);
+            let message_id = match received.and_then(|ids| ids.get(index)) {
+                Some(kept) => &**kept,
+                None => uuid::Uuid::new_v4().hyphenated().encode_lower(&mut id),
+            };
             let resource = &parts.resource;
             let mut message = MeteringMessage {
                 source: &self.batch.source,

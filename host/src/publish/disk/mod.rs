@@ -1,0 +1,299 @@
+//! `policy=disk`: a publisher whose batches go through a queue on disk
+//! ([`log::SegmentLog`]) before they are sent, so that what its peer cannot take now
+//! — a broker away for an hour, the agent restarted meanwhile — is sent later, in
+//! order, instead of being held in memory or dropped.
+//!
+//! `notifier://…?policy=disk&max_disk_mib=1024` (and the same on `tcp://`, `http(s)://`,
+//! `prometheus://`, `otlp://`, `gnocchi://` and the database URLs): each batch is
+//! appended to the queue under `<state_dir>/queue/<sink>-<hash of the URL>/`, then the
+//! queue is sent from its head, a record at a time, each acknowledged on disk once the
+//! publisher under it has delivered all of it. When the peer cannot be reached the
+//! record stays, and sending starts again after a backoff (100 ms to 30 s); samples
+//! the peer refuses for good are counted as dropped, not retried. Delivery is at least
+//! once: a record partly sent when the peer went away, or when the agent was killed,
+//! is sent again whole (each sample with the same message id, so a database stores it
+//! once). Full, the queue drops its oldest segment (an eighth of `max_disk_mib`) and
+//! counts those samples.
+
+mod log;
+pub mod record;
+
+pub use log::{Cut, Head, LogError, SegmentLog};
+
+use super::{Batch, Delivery, PublishError, Publisher};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Samples in one record at most: a large host's cycle is queued in parts, each sent
+/// and acknowledged on its own.
+const RECORD_SAMPLES: usize = 10_000;
+
+/// Schemes whose publishers can sit behind a disk queue: those that know whether their
+/// peer took the samples.
+pub const SCHEMES: &[&str] = &[
+    "notifier",
+    "tcp",
+    "http",
+    "https",
+    "prometheus",
+    "otlp",
+    "gnocchi",
+    "postgresql",
+    "postgres",
+    "sqlite",
+    "database",
+];
+
+/// A disk queue's settings, from its publisher's URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DiskOptions {
+    /// Bytes of segments at most (`max_disk_mib`, 1024 MiB by default).
+    pub max_bytes: u64,
+}
+
+impl DiskOptions {
+    /// Takes `policy=disk` and `max_disk_mib` out of a URL's query: the disk queue's
+    /// options if it asks for one, and the URL its publisher reads (with neither).
+    pub fn split(url: &url::Url) -> Result<(Option<Self>, url::Url), String> {
+        let pairs: Vec<(String, String)> = url.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+        let disk = pairs.iter().any(|(k, v)| k == "policy" && v == "disk");
+        let max_mib = pairs.iter().rev().find(|(k, _)| k == "max_disk_mib").map(|(_, v)| v.clone());
+        if !disk {
+            return match max_mib {
+                Some(_) => Err("`max_disk_mib` applies to `policy=disk` only".into()),
+                None => Ok((None, url.clone())),
+            };
+        }
+        if !SCHEMES.contains(&url.scheme()) {
+            return Err(format!(
+                "`policy=disk` is for publishers that know whether their peer took the samples: {}",
+                SCHEMES.join(", ")
+            ));
+        }
+        let max_mib: u64 = match max_mib {
+            None => 1024,
+            Some(text) => text
+                .parse()
+                .ok()
+                .filter(|mib| *mib >= 1)
+                .ok_or(format!("option `max_disk_mib={text}` is not a whole number of MiB (at least 1)"))?,
+        };
+        let mut inner = url.clone();
+        let rest: Vec<&(String, String)> = pairs.iter().filter(|(k, _)| k != "policy" && k != "max_disk_mib").collect();
+        if rest.is_empty() {
+            inner.set_query(None);
+        } else {
+            inner.query_pairs_mut().clear().extend_pairs(rest.iter().map(|(k, v)| (k, v)));
+        }
+        Ok((Some(Self { max_bytes: max_mib << 20 }), inner))
+    }
+
+    /// Where a sink's publisher to `url` keeps its queue, under `state_dir`.
+    pub fn dir(state_dir: &Path, sink: &str, url: &str) -> PathBuf {
+        use sha2::Digest;
+        let hash = hex::encode(&sha2::Sha256::digest(url.as_bytes())[..6]);
+        let sink: String =
+            sink.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
+        state_dir.join("queue").join(format!("{sink}-{hash}"))
+    }
+}
+
+/// A publisher behind a disk queue (see the module's documentation).
+pub struct DiskPublisher<P> {
+    url: String,
+    inner: P,
+    log: SegmentLog,
+    backoff: backon::ExponentialBackoff,
+    next_attempt: Instant,
+    /// Whether the last attempt failed (to log the recovery once).
+    failing: bool,
+    /// Whether samples waited (from an earlier run, or an outage): the queue's
+    /// emptying is logged once.
+    backlog: bool,
+}
+
+impl<P: Publisher> DiskPublisher<P> {
+    /// Opens the queue in `dir` (checking every record; what is torn is cut off and
+    /// reported) in front of `inner`, which must hand back what it cannot send rather
+    /// than hold it.
+    pub fn open(url: &str, inner: P, dir: &Path, options: DiskOptions) -> Result<(Self, Cut), PublishError> {
+        let (log, cut) = SegmentLog::open(dir, options.max_bytes)
+            .map_err(|error| PublishError::Url { url: super::shown_url(url), message: error.to_string() })?;
+        let log_samples = log.samples();
+        if log.samples() > 0 || cut.records > 0 {
+            tracing::info!(
+                publisher = %super::shown_url(url), queue = %dir.display(), samples = log.samples(),
+                cut_records = cut.records, cut_samples = cut.samples,
+                "disk queue opened with samples from an earlier run; sending them first"
+            );
+        }
+        let publisher = Self {
+            url: super::shown_url(url),
+            inner,
+            log,
+            backoff: super::reconnect_backoff(),
+            next_attempt: Instant::now(),
+            failing: false,
+            backlog: log_samples > 0,
+        };
+        Ok((publisher, cut))
+    }
+
+    /// Sends the queue from its head while the peer takes it.
+    async fn drain(&mut self) -> Delivery {
+        let mut delivery = Delivery::default();
+        while Instant::now() >= self.next_attempt {
+            let head = match self.log.head() {
+                Ok(Some(head)) => head,
+                Ok(None) => {
+                    if std::mem::take(&mut self.backlog) {
+                        tracing::info!(publisher = %self.url, "disk queue empty: everything queued was sent");
+                    }
+                    break;
+                }
+                Err(error) => {
+                    tracing::error!(publisher = %self.url, %error, "cannot read the disk queue");
+                    self.back_off();
+                    break;
+                }
+            };
+            let batch = match head {
+                log::Head::Record { samples, payload } => match record::decode(&payload) {
+                    Ok(batch) => Some(batch),
+                    Err(error) => {
+                        tracing::error!(publisher = %self.url, %error, samples, "disk queue record skipped");
+                        delivery.dropped += u64::from(samples);
+                        None
+                    }
+                },
+                log::Head::Damaged { samples } => {
+                    tracing::error!(publisher = %self.url, samples, "disk queue record damaged on disk; skipped");
+                    delivery.dropped += u64::from(samples);
+                    None
+                }
+            };
+            if let Some(batch) = batch {
+                let mut done = match self.inner.publish(&batch).await {
+                    Ok(done) => done,
+                    Err(error) => {
+                        tracing::warn!(publisher = %self.url, %error, "cannot send from the disk queue");
+                        self.back_off();
+                        break;
+                    }
+                };
+                if self.inner.pending() > 0 {
+                    let rest = self.inner.retry().await;
+                    done.sent += rest.sent;
+                    done.dropped += rest.dropped;
+                }
+                if self.inner.take_unreachable() {
+                    self.back_off();
+                    break;
+                }
+                delivery.sent += done.sent;
+                delivery.dropped += done.dropped;
+            }
+            if let Err(error) = self.log.acknowledge() {
+                tracing::error!(publisher = %self.url, %error, "cannot acknowledge in the disk queue");
+                self.back_off();
+                break;
+            }
+            if self.failing {
+                self.failing = false;
+                tracing::info!(publisher = %self.url, waiting = self.log.samples(), "peer reachable again; sending the disk queue");
+            }
+            self.backoff = super::reconnect_backoff();
+        }
+        delivery
+    }
+
+    fn back_off(&mut self) {
+        let delay = self.backoff.next().unwrap_or(Duration::from_secs(30));
+        self.next_attempt = Instant::now() + delay;
+        self.backlog = true;
+        if !self.failing {
+            tracing::warn!(
+                publisher = %self.url, waiting = self.log.samples(), queue = %self.log.dir().display(),
+                "cannot send; samples wait in the disk queue and are sent when the peer is back"
+            );
+        }
+        self.failing = true;
+        tracing::debug!(publisher = %self.url, waiting = self.log.samples(), retry_in_ms = delay.as_millis() as u64, "disk queue backing off");
+    }
+}
+
+impl<P: Publisher> Publisher for DiskPublisher<P> {
+    async fn publish(&mut self, batch: &Batch) -> Result<Delivery, PublishError> {
+        let mut dropped = 0;
+        for start in (0..batch.samples.len()).step_by(RECORD_SAMPLES) {
+            let (samples, payload) = record::encode(batch, start..(start + RECORD_SAMPLES).min(batch.samples.len()));
+            match self.log.append(samples, &payload) {
+                Ok(0) => {}
+                Ok(lost) => {
+                    tracing::warn!(publisher = %self.url, dropped = lost, max_bytes = self.log.bytes(), "disk queue full; its oldest samples dropped");
+                    dropped += lost;
+                }
+                Err(error) => {
+                    tracing::error!(publisher = %self.url, %error, samples, "cannot write to the disk queue; samples dropped");
+                    dropped += u64::from(samples);
+                }
+            }
+        }
+        let mut delivery = self.drain().await;
+        delivery.dropped += dropped;
+        Ok(delivery)
+    }
+
+    fn pending(&self) -> u64 {
+        self.log.samples()
+    }
+
+    async fn retry(&mut self) -> Delivery {
+        self.drain().await
+    }
+
+    async fn flush(&mut self) -> Result<Delivery, PublishError> {
+        self.next_attempt = Instant::now();
+        let delivery = self.drain().await;
+        let closed = self.inner.flush().await?;
+        Ok(Delivery { sent: delivery.sent + closed.sent, dropped: delivery.dropped + closed.dropped })
+    }
+
+    fn keeps_across_restarts(&self) -> bool {
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policy_disk_comes_out_of_the_url_the_publisher_reads() {
+        let parse = |text: &str| DiskOptions::split(&url::Url::parse(text).unwrap());
+        let (disk, inner) = parse("notifier://mq/?policy=disk&topic=metering&max_disk_mib=5").unwrap();
+        assert_eq!(disk, Some(DiskOptions { max_bytes: 5 << 20 }));
+        assert_eq!(inner.as_str(), "notifier://mq/?topic=metering");
+        let (disk, inner) = parse("tcp://collector:4953?policy=disk").unwrap();
+        assert_eq!((disk.map(|d| d.max_bytes), inner.as_str()), (Some(1 << 30), "tcp://collector:4953"));
+        assert_eq!(parse("notifier://mq/?policy=queue").unwrap().0, None);
+        assert!(parse("udp://collector:4952?policy=disk").unwrap_err().contains("notifier, tcp"));
+        assert!(parse("notifier://mq/?max_disk_mib=5").unwrap_err().contains("policy=disk"));
+        assert!(parse("notifier://mq/?policy=disk&max_disk_mib=0").unwrap_err().contains("max_disk_mib=0"));
+    }
+
+    #[test]
+    fn each_sink_and_url_has_a_directory_of_its_own() {
+        let state = Path::new("/var/lib/pollen");
+        let a = DiskOptions::dir(state, "meters", "notifier://u:p@mq/");
+        assert!(a.to_str().unwrap().starts_with("/var/lib/pollen/queue/meters-"), "{a:?}");
+        assert_ne!(a, DiskOptions::dir(state, "meters", "notifier://u:p@mq2/"));
+        assert_ne!(a, DiskOptions::dir(state, "other", "notifier://u:p@mq/"));
+        assert!(DiskOptions::dir(state, "../x", "tcp://a:1")
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with("___x-"));
+    }
+}
