@@ -16,7 +16,7 @@ TEST_PLUGINS := spin_forever grow_forever trap liar liar_discoverer echo_transfo
 TARGET_DIR ?= $(shell $(CARGO) metadata --format-version 1 --no-deps 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])' 2>/dev/null || echo target)
 WASM_OUT := $(TARGET_DIR)/$(PLUGIN_TARGET)/$(PLUGIN_PROFILE)
 
-.PHONY: ceilometer-oracle help setup plugins python-plugins test-plugins build run test lint bench hypervisor clean
+.PHONY: ceilometer-oracle help setup plugins python-plugins test-plugins build run test lint bench deb hypervisor clean
 
 help:
 	@echo "make setup         install what this machine lacks (libvirt-dev, the wasm32-wasip2 target, libvirtd with QEMU, a Pushgateway, Gnocchi, Keystone, Glance, Cinder and Ceilometer 27 in a venv)"
@@ -25,6 +25,7 @@ help:
 	@echo "make run           build everything and run the agent on pipeline.yaml"
 	@echo "make test          set up, build, lint and run every test"
 	@echo "make bench         run the benchmarks"
+	@echo "make deb           build the Debian package (target/deb/pollen_VERSION_ARCH.deb)"
 	@echo "make hypervisor    boot three demo domains on the local libvirtd (qemu:///system)"
 
 setup:
@@ -87,6 +88,12 @@ bench: setup plugins test-plugins python-plugins
 	$(CARGO) bench -p pollen-host --bench collector
 	$(CARGO) bench -p pollen-host --bench api
 	$(CARGO) bench -p pollen-host --bench startup
+
+# The Debian package: the release binary, the built-in plugins, the systemd units and
+# an example configuration (scripts/deb.sh), as target/deb/pollen_VERSION_ARCH.deb.
+deb: setup plugins
+	$(CARGO) build --release -p pollen-host
+	./scripts/deb.sh
 
 # Ceilometer's compute meters read from its source, against the table the tests use.
 VERSION ?= 27.0.0

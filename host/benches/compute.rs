@@ -43,6 +43,10 @@ fn cpu_seconds() -> f64 {
 fn measure(uri: &str, cache: &str, label: &str) {
     // As `pollen` itself does at start.
     pollen_host::allocator::limit_arenas();
+    // `POLLEN_BENCH_SELF_METRICS=0`: Pollen's own metrics not recorded (their cost).
+    if std::env::var("POLLEN_BENCH_SELF_METRICS").is_ok_and(|v| v == "0") {
+        pollen_host::self_metrics::get().set_enabled(false);
+    }
     // `POLLEN_BENCH_LOG=debug` shows each phase of each cycle (profiling).
     if let Ok(filter) = std::env::var("POLLEN_BENCH_LOG") {
         tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
@@ -122,12 +126,29 @@ fn main() {
         NodeSpec { domains, stopped_every: 0, plain_every: 7 }.write(&node).unwrap();
         for (kind, scheme) in &kinds {
             let uri = format!("{scheme}://{}", node.display());
-            let label = format!("{domains} domains, {kind}");
-            let status = Command::new(std::env::current_exe().unwrap())
-                .args(["one", &uri, &cache.display().to_string(), &label])
-                .status()
-                .unwrap();
-            assert!(status.success(), "{label} failed");
+            // At 1000 domains in-process, also without Pollen's own metrics, by turns
+            // (three each): what recording them costs.
+            let runs: &[(&str, &str)] = if domains == 1000 && *scheme == "test" {
+                &[
+                    ("1", ""),
+                    ("0", ", self-metrics off"),
+                    ("1", ""),
+                    ("0", ", self-metrics off"),
+                    ("1", ""),
+                    ("0", ", self-metrics off"),
+                ]
+            } else {
+                &[("1", "")]
+            };
+            for (metrics, note) in runs {
+                let label = format!("{domains} domains, {kind}{note}");
+                let status = Command::new(std::env::current_exe().unwrap())
+                    .args(["one", &uri, &cache.display().to_string(), &label])
+                    .env("POLLEN_BENCH_SELF_METRICS", metrics)
+                    .status()
+                    .unwrap();
+                assert!(status.success(), "{label} failed");
+            }
         }
     }
 }

@@ -27,5 +27,7 @@ pub mod publish;
 pub mod registry;
 pub mod sample;
 pub mod scaffold;
+pub mod self_metrics;
+pub mod service;
 pub mod store;
 pub mod suggest;

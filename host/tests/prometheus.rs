@@ -141,3 +141,62 @@ async fn prometheus_urls_push_each_batch_to_the_pushgateway() {
     let (status, _) = http(PUSHGATEWAY, "DELETE", &format!("/metrics/job/{job}"), b"").unwrap();
     assert_eq!(status, 202);
 }
+
+/// The value of the series of `metric` whose labels include `labels`.
+fn value_of(scrape: &Scrape, metric: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    series(scrape, metric).into_iter().find(|s| labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v))).map(
+        |s| match s.value {
+            Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => v,
+            ref other => panic!("{metric}: not a number: {other:?}"),
+        },
+    )
+}
+
+/// Pollen's own metrics beside the samples: cycles and their durations, each plugin's
+/// calls, instances and failures by kind, samples per meter, each publisher's figures
+/// (the same records `pollen status` reads), libvirt's calls, reloads.
+#[test]
+fn the_endpoint_serves_pollens_own_metrics() {
+    let workspace = Workspace::new(&[builtin("local_instances"), builtin("cpu"), builtin("memory"), hostile("trap")]);
+    let out = workspace.path().join("samples.jsonl");
+    let file = format!("file://{}", out.display());
+    workspace.write_pipeline(
+        "",
+        &format!(
+            "sources:\n  - name: all\n    interval: 1\n    meters: ['cpu', 'memory.usage', 'test.trap']\n    sinks: [out]\n\
+             sinks:\n  - name: out\n    publishers: ['{file}']\n"
+        ),
+    );
+    let address = format!("127.0.0.1:{}", free_port());
+    let mut agent = Running::start(&workspace, &["--prometheus-listen", &address], out.clone());
+    let scraped = scrape_until(&mut agent, &address, "two cycles counted", &|s| {
+        value_of(s, "pollen_cycles_total", &[("interval", "1")]).unwrap_or(0.0) >= 2.0
+    });
+    let at_least = |metric: &str, labels: &[(&str, &str)], floor: f64| {
+        let value = value_of(&scraped, metric, labels).unwrap_or_else(|| panic!("no {metric}{labels:?}"));
+        assert!(value >= floor, "{metric}{labels:?} = {value}, expected at least {floor}");
+        value
+    };
+    at_least("pollen_cycle_duration_seconds_count", &[("interval", "1")], 2.0);
+    at_least("pollen_plugin_calls_total", &[("plugin", "cpu")], 2.0);
+    at_least("pollen_plugin_call_duration_seconds_count", &[("plugin", "memory")], 2.0);
+    at_least("pollen_plugin_instantiations_total", &[("plugin", "cpu")], 1.0);
+    let traps = at_least("pollen_plugin_errors_total", &[("plugin", "trap"), ("kind", "trap")], 2.0);
+    // The trap plugin is re-made after each failure.
+    at_least("pollen_plugin_instantiations_total", &[("plugin", "trap")], traps);
+    assert_eq!(value_of(&scraped, "pollen_plugin_errors_total", &[("plugin", "cpu")]), None, "cpu never failed");
+    at_least("pollen_samples_polled_total", &[("meter", "cpu")], 2.0);
+    at_least("pollen_samples_polled_total", &[("meter", "memory.usage")], 2.0);
+    at_least("pollen_libvirt_calls_total", &[], 1.0);
+    let publisher = [("sink", "out"), ("publisher", file.as_str())];
+    at_least("pollen_publisher_samples_sent_total", &publisher, 4.0);
+    assert_eq!(value_of(&scraped, "pollen_publisher_samples_dropped_total", &publisher), Some(0.0));
+    at_least("pollen_publisher_send_duration_seconds_count", &publisher, 2.0);
+    assert_eq!(value_of(&scraped, "pollen_publisher_queue_samples", &publisher).map(|v| v <= 4.0), Some(true));
+
+    agent.signal("HUP");
+    agent.wait_for_log("configuration reloaded", 1);
+    let reloaded = scrape(&address, "/metrics");
+    assert_eq!(value_of(&reloaded, "pollen_reloads_total", &[("outcome", "applied")]), Some(1.0));
+    agent.stop();
+}

@@ -58,8 +58,12 @@ pub fn collect(args: &CollectArgs) -> anyhow::Result<ExitCode> {
         let reloaded = Arc::new(Mutex::new(None));
         let next = reloaded.clone();
         let until = async move {
-            if let Some(new) = stop_or_reload(&origin).await {
-                *next.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(new);
+            match stop_or_reload(&origin).await {
+                Some(new) => {
+                    crate::service::reloading();
+                    *next.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(new);
+                }
+                None => crate::service::stopping(),
             }
         };
         let counters = runtime.block_on(crate::collect::run(file, until))?;

@@ -95,6 +95,8 @@ impl Endpoint for CollectorEndpoint {
             "Samples a publisher holds to send again.",
             &per(|s| s.held.load(Ordering::Relaxed)),
         );
+        // The process's own (publishers by sink, send durations, connections).
+        out.push_str(&crate::self_metrics::get().render());
         out
     }
 

@@ -193,6 +193,8 @@ pub async fn run(file: CollectorFile, shutdown: impl Future<Output = ()>) -> any
         }
     }
     drop(sender);
+    crate::service::feed_watchdog();
+    crate::service::ready(&format!("collecting from {} inputs", file.collector.inputs.len()));
 
     let registry = Arc::new(Registry::new());
     let mut interner = interner::Interner::new(registry.clone());

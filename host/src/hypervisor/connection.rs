@@ -98,6 +98,25 @@ impl Connection {
         call: &'static str,
         f: impl FnOnce(&Connect) -> Result<T, virt::error::Error> + Send + 'static,
     ) -> Result<T, HypervisorError> {
+        let started = Instant::now();
+        let result = self.call_waiting(call, f);
+        let metrics = crate::self_metrics::get();
+        if metrics.enabled() {
+            metrics.libvirt_calls.with_label_values(&[call]).inc();
+            metrics.libvirt_call_seconds.with_label_values(&[call]).observe(started.elapsed().as_secs_f64());
+            if result.is_err() {
+                metrics.libvirt_errors.with_label_values(&[call]).inc();
+            }
+        }
+        result
+    }
+
+    /// [`Connection::call`] itself.
+    fn call_waiting<T: Send + 'static>(
+        &self,
+        call: &'static str,
+        f: impl FnOnce(&Connect) -> Result<T, virt::error::Error> + Send + 'static,
+    ) -> Result<T, HypervisorError> {
         if let Some((stuck, since)) = self.stuck() {
             if !self.busy.reported.swap(true, Ordering::Relaxed) {
                 tracing::warn!(uri = %self.uri, call = stuck, waited_ms = since.elapsed().as_millis() as u64,

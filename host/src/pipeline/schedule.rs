@@ -77,6 +77,12 @@ pub async fn run(
     }
     let mut running = Tasks::start(&agent, &sinks, coordinator.as_ref(), &health);
     let mut summary = RunSummary::default();
+    crate::service::feed_watchdog();
+    crate::service::ready(&format!(
+        "polling: {} plugins, {} sources",
+        agent.plugins.all.len(),
+        agent.pipeline.sources.len()
+    ));
     // Pollsters still compiling join by a reload of their own once compiled.
     let (compiled, mut compiled_now) = mpsc::channel(1);
     reload_when_compiled(&agent, &compiled);
@@ -95,6 +101,7 @@ pub async fn run(
             } => {
                 // A shutdown asked for while the new configuration loads wins: the
                 // reload is abandoned (its plugins are loading on a blocking thread).
+                crate::service::reloading();
                 let prepared = tokio::select! {
                     prepared = prepare_reload(&agent, &load) => prepared,
                     () = &mut shutdown => {
@@ -102,7 +109,11 @@ pub async fn run(
                         break;
                     }
                 };
-                let Some((next, started)) = prepared else { continue };
+                let Some((next, started)) = prepared else {
+                    crate::self_metrics::get().reloads.with_label_values(&["refused"]).inc();
+                    crate::service::ready("polling; the last reload was refused (see the log)");
+                    continue;
+                };
                 if next.pipeline.agent.coordination != agent.pipeline.agent.coordination {
                     tracing::warn!("agent.coordination changed: the new settings are used after a restart");
                 }
@@ -116,12 +127,15 @@ pub async fn run(
                 }
                 running = Tasks::start(&agent, &sinks, coordinator.as_ref(), &health);
                 summary.reloads += 1;
+                crate::self_metrics::get().reloads.with_label_values(&["applied"]).inc();
                 tracing::info!(plugins = agent.plugins.all.len(), sources = agent.pipeline.sources.len(),
                     sinks = agent.pipeline.sinks.len(), "configuration reloaded");
+                crate::service::ready(&format!("polling: {} plugins, {} sources (reloaded)", agent.plugins.all.len(), agent.pipeline.sources.len()));
             }
         }
     }
     tracing::info!("shutting down: finishing cycles in progress, then flushing transformers and publishers");
+    crate::service::stopping();
     running.stop(&mut summary).await;
     // The others take this agent's share at their next cycle.
     if let Some(coordinator) = coordinator {
@@ -412,6 +426,25 @@ async fn evicting_task(agent: Arc<Agent>, lifetime: Duration, mut stopped: watch
     RunSummary::default()
 }
 
+/// A polling task's metrics, their label resolved once.
+struct CycleFigures {
+    cycles: prometheus::IntCounter,
+    overruns: prometheus::IntCounter,
+    seconds: prometheus::Histogram,
+}
+
+impl CycleFigures {
+    fn of(interval: u64) -> Self {
+        let metrics = crate::self_metrics::get();
+        let label = interval.to_string();
+        Self {
+            cycles: metrics.cycles.with_label_values(&[&label]),
+            overruns: metrics.cycle_overruns.with_label_values(&[&label]),
+            seconds: metrics.cycle_seconds.with_label_values(&[&label]),
+        }
+    }
+}
+
 /// What one polling task runs: the sources of one interval.
 struct Task {
     agent: Arc<Agent>,
@@ -438,6 +471,7 @@ async fn polling_task(task: Task, mut stopped: watch::Receiver<bool>) -> RunSumm
     // A cycle that overruns its interval makes the next one wait; cycles never pile up.
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut summary = RunSummary::default();
+    let figures = CycleFigures::of(interval);
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
@@ -460,7 +494,10 @@ async fn polling_task(task: Task, mut stopped: watch::Receiver<bool>) -> RunSumm
         summary.cycles += 1;
         summary.samples += samples as u64;
         tracing::info!(interval, samples, elapsed_ms = elapsed.as_millis() as u64, "cycle done");
+        figures.cycles.inc();
+        figures.seconds.observe(elapsed.as_secs_f64());
         if elapsed > period {
+            figures.overruns.inc();
             summary.overruns += 1;
             tracing::warn!(
                 interval,

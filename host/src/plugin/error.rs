@@ -276,6 +276,20 @@ impl PluginError {
     pub fn discards_instance(&self) -> bool {
         matches!(self, Self::Deadline { .. } | Self::WallDeadline { .. } | Self::MemoryLimit { .. } | Self::Trap { .. })
     }
+
+    /// Its kind, as `pollen_plugin_errors_total` labels it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Deadline { .. } => "deadline",
+            Self::WallDeadline { .. } => "wall_deadline",
+            Self::MemoryLimit { .. } => "memory",
+            Self::Trap { .. } => "trap",
+            Self::Reported { .. } => "reported",
+            Self::NoCatalog { .. } => "no_catalog",
+            Self::Malformed { .. } => "refused_output",
+            Self::WrongKind { .. } => "wrong_kind",
+        }
+    }
 }
 
 /// The WebAssembly engine could not start.

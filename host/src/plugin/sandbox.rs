@@ -70,6 +70,26 @@ pub(crate) struct Sandbox {
     engine: wasmtime::Engine,
     ticker: Arc<EpochTicker>,
     live: Mutex<Option<Live>>,
+    figures: Figures,
+}
+
+/// A plugin's own metrics, their labels resolved once.
+#[derive(Clone)]
+struct Figures {
+    calls: prometheus::IntCounter,
+    instantiations: prometheus::IntCounter,
+    seconds: prometheus::Histogram,
+}
+
+impl Figures {
+    fn of(plugin: &str) -> Self {
+        let metrics = crate::self_metrics::get();
+        Self {
+            calls: metrics.plugin_calls.with_label_values(&[plugin]),
+            instantiations: metrics.plugin_instantiations.with_label_values(&[plugin]),
+            seconds: metrics.plugin_call_seconds.with_label_values(&[plugin]),
+        }
+    }
 }
 
 impl Sandbox {
@@ -87,6 +107,7 @@ impl Sandbox {
         };
         Ok(Self {
             deadline_ticks: PluginEngine::deadline_ticks(context.call_timeout.min(context.call_wall_timeout)),
+            figures: Figures::of(&context.name),
             context,
             pre,
             engine: engine.engine.clone(),
@@ -104,6 +125,7 @@ impl Sandbox {
             engine: self.engine.clone(),
             ticker: self.ticker.clone(),
             live: Mutex::new(None),
+            figures: self.figures.clone(),
         }
     }
 
@@ -124,9 +146,28 @@ impl Sandbox {
         cycle: Option<Arc<CycleSnapshot>>,
         f: impl FnOnce(&WorldInstance, &mut Store<PluginState>) -> wasmtime::Result<Result<R, types::Error>>,
     ) -> Result<R, PluginError> {
+        let started = std::time::Instant::now();
+        let result = self.call_counted(cycle, f);
+        if crate::self_metrics::get().enabled() {
+            self.figures.calls.inc();
+            self.figures.seconds.observe(started.elapsed().as_secs_f64());
+            if let Err(error) = &result {
+                crate::self_metrics::get().plugin_errors.with_label_values(&[self.name(), error.kind()]).inc();
+            }
+        }
+        result
+    }
+
+    /// [`Sandbox::call`] itself.
+    fn call_counted<R>(
+        &self,
+        cycle: Option<Arc<CycleSnapshot>>,
+        f: impl FnOnce(&WorldInstance, &mut Store<PluginState>) -> wasmtime::Result<Result<R, types::Error>>,
+    ) -> Result<R, PluginError> {
         let mut slot = self.live.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let _ticking = self.ticker.running();
         if slot.is_none() {
+            self.figures.instantiations.inc();
             *slot = Some(self.instantiate()?);
         }
         let live = slot.as_mut().expect("instantiated above");

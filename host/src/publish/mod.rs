@@ -401,6 +401,8 @@ pub struct PublisherHandle {
     stats: Arc<PublisherStats>,
     /// Samples in the queue now.
     queued: Arc<AtomicU64>,
+    /// Its figures on `/metrics`, while it runs.
+    _shown: crate::self_metrics::Registered,
 }
 
 /// What a publisher did.
@@ -417,6 +419,8 @@ pub struct PublisherStats {
     pub dropped: AtomicU64,
     /// Samples it holds to send again (its peer away), as of its last attempt.
     pub held: AtomicU64,
+    /// Attempts to send again what it held.
+    pub retries: AtomicU64,
     /// When it last sent samples, and when it last failed and why.
     outcomes: std::sync::Mutex<Outcomes>,
 }
@@ -485,32 +489,34 @@ impl PublisherHandle {
         let held = if disk.is_some() { Policy::Handover } else { Policy::Queue };
         let secret = || context.telemetry_secret.clone();
         match config {
-            PublisherConfig::Stdout => Ok(Self::spawn(url, stdout::StdoutPublisher::new())),
-            PublisherConfig::File(options) => Ok(Self::spawn(url, file::FilePublisher::open(url, options).await?)),
-            PublisherConfig::Udp(options) => Ok(Self::spawn(url, udp::UdpPublisher::new(url, options, secret()))),
+            PublisherConfig::Stdout => Ok(Self::spawn(sink, url, stdout::StdoutPublisher::new())),
+            PublisherConfig::File(options) => {
+                Ok(Self::spawn(sink, url, file::FilePublisher::open(url, options).await?))
+            }
+            PublisherConfig::Udp(options) => Ok(Self::spawn(sink, url, udp::UdpPublisher::new(url, options, secret()))),
             PublisherConfig::Notifier(mut options) => {
                 if disk.is_some() {
                     options.policy = Policy::Handover;
                 }
-                Self::spawn_queued(url, notifier::publisher(url, options, secret())?, disk).await
+                Self::spawn_queued(sink, url, notifier::publisher(url, options, secret())?, disk).await
             }
             PublisherConfig::Tcp(options) => {
-                Self::spawn_queued(url, tcp::publisher(url, options, secret(), held), disk).await
+                Self::spawn_queued(sink, url, tcp::publisher(url, options, secret(), held), disk).await
             }
             PublisherConfig::Http(options) => {
-                Self::spawn_queued(url, http::HttpPublisher::new(url, options)?, disk).await
+                Self::spawn_queued(sink, url, http::HttpPublisher::new(url, options)?, disk).await
             }
             PublisherConfig::Prometheus(options) => {
-                Self::spawn_queued(url, prometheus::PushPublisher::new(url, options)?, disk).await
+                Self::spawn_queued(sink, url, prometheus::PushPublisher::new(url, options)?, disk).await
             }
             PublisherConfig::Otlp(options) => {
-                Self::spawn_queued(url, otlp::OtlpPublisher::new(url, options)?, disk).await
+                Self::spawn_queued(sink, url, otlp::OtlpPublisher::new(url, options)?, disk).await
             }
             PublisherConfig::Gnocchi(options) => {
-                Self::spawn_queued(url, gnocchi::GnocchiPublisher::new(url, *options)?, disk).await
+                Self::spawn_queued(sink, url, gnocchi::GnocchiPublisher::new(url, *options)?, disk).await
             }
             PublisherConfig::Database(target) => {
-                Self::spawn_queued(url, database::DatabasePublisher::open(target).await?, disk).await
+                Self::spawn_queued(sink, url, database::DatabasePublisher::open(target).await?, disk).await
             }
             PublisherConfig::Disk(..) => unreachable!("`policy=disk` is taken out of the URL once"),
         }
@@ -518,17 +524,18 @@ impl PublisherHandle {
 
     /// Starts `publisher`, behind the disk queue in `disk` if it is given.
     async fn spawn_queued<P: Publisher>(
+        sink: &str,
         url: &str,
         publisher: P,
         disk: Option<(std::path::PathBuf, disk::DiskOptions)>,
     ) -> Result<Self, PublishError> {
-        let Some((dir, options)) = disk else { return Ok(Self::spawn(url, publisher)) };
+        let Some((dir, options)) = disk else { return Ok(Self::spawn(sink, url, publisher)) };
         let owned = url.to_string();
         let opened = tokio::task::spawn_blocking(move || disk::DiskPublisher::open(&owned, publisher, &dir, options))
             .await
             .map_err(|e| PublishError::Url { url: shown_url(url), message: format!("opening the disk queue: {e}") })?;
         let (queued, cut) = opened?;
-        let handle = Self::spawn(url, queued);
+        let handle = Self::spawn(sink, url, queued);
         if cut.records > 0 {
             tracing::warn!(
                 publisher = %shown_url(url), records = cut.records, samples = cut.samples, bytes = cut.bytes,
@@ -539,10 +546,13 @@ impl PublisherHandle {
         Ok(handle)
     }
 
-    fn spawn(url: &str, mut publisher: impl Publisher) -> Self {
+    fn spawn(sink: &str, url: &str, mut publisher: impl Publisher) -> Self {
         let (queue, mut batches) = mpsc::channel::<Arc<Batch>>(QUEUE_BATCHES);
         let stats = Arc::new(PublisherStats::default());
         let queued = Arc::new(AtomicU64::new(0));
+        let metrics = crate::self_metrics::get();
+        let shown = metrics.publishers().register(sink, url, stats.clone(), queued.clone());
+        let send_seconds = metrics.publish_seconds.with_label_values(&[sink, &shown_url(url)]);
         let (task_stats, task_url, task_queued) = (stats.clone(), url.to_string(), queued.clone());
         let task = tokio::spawn(async move {
             loop {
@@ -550,6 +560,7 @@ impl PublisherHandle {
                     tokio::select! {
                         batch = batches.recv() => batch,
                         () = tokio::time::sleep(RETRY_TICK) => {
+                            task_stats.retries.fetch_add(1, Ordering::Relaxed);
                             task_stats.add(publisher.retry().await);
                             task_stats.held.store(publisher.pending(), Ordering::Relaxed);
                             continue;
@@ -560,7 +571,12 @@ impl PublisherHandle {
                 };
                 let Some(batch) = next else { break };
                 task_queued.fetch_sub(batch.samples.len() as u64, Ordering::Relaxed);
-                match publisher.publish(&batch).await {
+                let started = std::time::Instant::now();
+                let published = publisher.publish(&batch).await;
+                if crate::self_metrics::get().enabled() {
+                    send_seconds.observe(started.elapsed().as_secs_f64());
+                }
+                match published {
                     Ok(delivery) => {
                         if delivery.dropped > 0 {
                             batch.fail_receipt();
@@ -593,7 +609,7 @@ impl PublisherHandle {
                 task_stats.add(Delivery { sent: 0, dropped: unsent });
             }
         });
-        Self { url: url.to_string(), queue: Some(queue), task, stats, queued }
+        Self { url: url.to_string(), queue: Some(queue), task, stats, queued, _shown: shown }
     }
 
     /// What it has done, for `pollen status` (`sink` is its sink's name).

@@ -195,6 +195,10 @@ impl Transport for Broker {
         let link = match &mut self.link {
             Some(link) => link,
             None => {
+                crate::self_metrics::get()
+                    .publisher_connections
+                    .with_label_values(&[&super::shown_url(&self.url)])
+                    .inc();
                 let link = connect(&self.options.amqp_uri, self.ca_pem.as_deref()).await?;
                 tracing::info!(publisher = %self.url, "connected to the broker");
                 self.link.insert(link)

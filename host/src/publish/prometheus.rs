@@ -168,7 +168,9 @@ pub struct AgentEndpoint {
 
 impl Endpoint for AgentEndpoint {
     fn metrics(&self) -> String {
-        self.exporter.render()
+        let mut text = self.exporter.render();
+        text.push_str(&crate::self_metrics::get().render());
+        text
     }
 
     fn readiness(&self) -> Vec<String> {

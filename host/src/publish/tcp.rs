@@ -65,6 +65,8 @@ async fn send(stream: &mut Option<TcpStream>, options: &SocketOptions, frame: &[
         *stream = None;
     }
     if stream.is_none() {
+        let url = format!("tcp://{}:{}", options.host, options.port);
+        crate::self_metrics::get().publisher_connections.with_label_values(&[&url]).inc();
         let connect = TcpStream::connect((options.host.as_str(), options.port));
         *stream = Some(tokio::time::timeout(IO_TIMEOUT, connect).await.map_err(|_| timed_out())??);
     }

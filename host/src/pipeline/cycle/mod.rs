@@ -92,6 +92,8 @@ impl PerPlugin {
     fn log_refused(&self) {
         for (plugin, (refused, first)) in &self.0 {
             tracing::warn!(plugin = %plugin, refused, first = %first, "malformed samples refused this cycle");
+            let errors = &crate::self_metrics::get().plugin_errors;
+            errors.with_label_values(&[plugin.as_str(), "refused_output"]).inc_by(*refused as u64);
         }
     }
 

@@ -29,6 +29,8 @@ pub(super) fn route(
     let mut last_device: Option<(usize, String, ResourceHandle)> = None;
     let sub_meters = plan.pollster.sub_meters.all();
     let described = plan.pollster.info.meters.len();
+    // Samples per meter (its index), for `pollen_samples_polled_total`.
+    let mut polled = vec![0u64; described + sub_meters.len()];
     for sample in raw {
         let given = targets.resources.len();
         let (meter_index, base) = match check_sample(described + sub_meters.len(), given + named.len(), &sample) {
@@ -62,6 +64,7 @@ pub(super) fn route(
                 handle
             }
         };
+        polled[meter_index] += 1;
         // A sub-meter goes where the meter it is a sub-meter of goes.
         let (meter, selected_as) = match meter_index.checked_sub(described) {
             None => (plan.pollster.info.meters[meter_index].handle, meter_index),
@@ -72,6 +75,18 @@ pub(super) fn route(
                 || targets.per_source.iter().any(|(s, handles)| s == source && handles.contains(&base_handle));
             if polled_for_source && meters.contains(&selected_as) {
                 output.samples[*source].push(Sample { meter, resource, volume, timestamp });
+            }
+        }
+    }
+    let metrics = crate::self_metrics::get();
+    if metrics.enabled() {
+        for (index, count) in polled.into_iter().enumerate().filter(|(_, count)| *count > 0) {
+            let handle = match index.checked_sub(described) {
+                None => plan.pollster.info.meters[index].handle,
+                Some(sub) => sub_meters[sub].handle,
+            };
+            if let Some(meter) = registry.meter(handle) {
+                metrics.samples_polled.with_label_values(&[meter.name.as_str()]).inc_by(count);
             }
         }
     }
