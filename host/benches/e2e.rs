@@ -2,7 +2,8 @@
 //! cycle, poll to wire. `pollen run` itself (the release binary, not the library) polls
 //! every compute meter of a generated test-driver node (`pollen_testkit::NodeSpec`)
 //! every `POLLEN_E2E_INTERVAL` seconds (default 20) and publishes to `file://` or to
-//! `notifier://` (the local RabbitMQ, signed); collectd's virt plugin (Debian's
+//! `notifier://` (the local RabbitMQ, signed; at 1000 domains also behind a disk queue,
+//! `policy=disk`); collectd's virt plugin (Debian's
 //! `collectd-core`, `scripts/bench-peers.sh`) reads the same node at the same interval
 //! into `write_log`, as the peer.
 //!
@@ -57,11 +58,12 @@ fn pipeline(dir: &Path, uri: &str, publisher: &str) -> PathBuf {
         grants.push_str(&format!("    {plugin}:\n      grants: [hypervisor]\n"));
     }
     let text = format!(
-        "agent:\n  libvirt_uri: {uri}\n  plugin_dir: {plugins}\n  cache_dir: {cache}\n  telemetry_secret: bench\n  plugins:\n{grants}\
+        "agent:\n  libvirt_uri: {uri}\n  plugin_dir: {plugins}\n  cache_dir: {cache}\n  state_dir: {state}\n  telemetry_secret: bench\n  plugins:\n{grants}\
          sources:\n  - name: compute\n    interval: {interval}\n    meters: ['*']\n    sinks: [out]\n\
          sinks:\n  - name: out\n    publishers: ['{publisher}']\n",
         plugins = repo().join("plugins/dist").display(),
         cache = dir.join("cache").display(),
+        state = dir.join("state").display(),
         interval = interval(),
     );
     let path = dir.join(format!("pipeline-{}.yaml", publisher.split(':').next().unwrap()));
@@ -162,9 +164,12 @@ fn main() {
         let (scheme, how) = if through_libvirtd { ("test+unix", "through libvirtd") } else { ("test", "in-process") };
         let uri = format!("{scheme}://{}", node.display());
         let out = dir.path().join("out.jsonl");
-        for (publisher, name) in
-            [(format!("file://{}", out.display()), "file://"), (notifier.to_string(), "notifier://")]
-        {
+        let mut publishers =
+            vec![(format!("file://{}", out.display()), "file://"), (notifier.to_string(), "notifier://")];
+        if !through_libvirtd {
+            publishers.push((format!("{notifier}&policy=disk"), "notifier:// policy=disk"));
+        }
+        for (publisher, name) in publishers {
             let figures = run_pollen(&pipeline(dir.path(), &uri, &publisher));
             print(&format!("pollen {domains} domains {how} → {name}"), "samples", figures);
         }

@@ -309,6 +309,10 @@ impl Publisher for PushPublisher {
         Ok(self.http.deliver(body, "text/plain; version=0.0.4", count).await)
     }
 
+    fn take_unreachable(&mut self) -> bool {
+        self.http.take_unreachable()
+    }
+
     async fn flush(&mut self) -> Result<Delivery, PublishError> {
         Ok(Delivery::default())
     }

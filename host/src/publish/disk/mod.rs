@@ -267,6 +267,97 @@ impl<P: Publisher> Publisher for DiskPublisher<P> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::registry::Registry;
+    use crate::sample::{Meter, MeterType, Resource, Sample};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    /// A peer that is up or away, takes volumes, and refuses one for good.
+    struct Peer {
+        up: Arc<AtomicBool>,
+        got: Arc<Mutex<Vec<f64>>>,
+        refused: f64,
+        unreachable: bool,
+    }
+
+    impl Publisher for Peer {
+        async fn publish(&mut self, batch: &Batch) -> Result<Delivery, PublishError> {
+            let count = batch.samples.len() as u64;
+            if !self.up.load(Ordering::SeqCst) {
+                self.unreachable = true;
+                return Ok(Delivery { sent: 0, dropped: count });
+            }
+            let mut delivery = Delivery::default();
+            for sample in &batch.samples {
+                if sample.volume == self.refused {
+                    delivery.dropped += 1;
+                } else {
+                    self.got.lock().unwrap().push(sample.volume);
+                    delivery.sent += 1;
+                }
+            }
+            Ok(delivery)
+        }
+
+        fn take_unreachable(&mut self) -> bool {
+            std::mem::take(&mut self.unreachable)
+        }
+
+        async fn flush(&mut self) -> Result<Delivery, PublishError> {
+            Ok(Delivery::default())
+        }
+    }
+
+    fn batch(volumes: std::ops::Range<u32>) -> Batch {
+        let registry = Arc::new(Registry::new());
+        let meter = registry.intern_meter(Meter { name: "cpu".into(), kind: MeterType::Gauge, unit: "%".into() });
+        let resource = registry.intern_resource(Resource::bare("vm-1"));
+        let samples = volumes
+            .map(|v| Sample { meter, resource, volume: f64::from(v), timestamp: 1_790_000_000_000_000_000 })
+            .collect();
+        Batch::new(samples, registry, Arc::from("openstack"))
+    }
+
+    #[tokio::test]
+    async fn what_the_peer_cannot_take_waits_on_disk_in_order_across_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let (up, got) = (Arc::new(AtomicBool::new(false)), Arc::new(Mutex::new(Vec::new())));
+        let peer = || Peer { up: up.clone(), got: got.clone(), refused: 13.0, unreachable: false };
+        let options = DiskOptions { max_bytes: 1 << 20 };
+        let (mut queued, _) = DiskPublisher::open("tcp://peer:1", peer(), dir.path(), options).unwrap();
+        let mut delivery = Delivery::default();
+        for part in [0..10, 10..20] {
+            let done = queued.publish(&batch(part)).await.unwrap();
+            (delivery.sent, delivery.dropped) = (delivery.sent + done.sent, delivery.dropped + done.dropped);
+        }
+        assert_eq!((delivery.sent, delivery.dropped, queued.pending()), (0, 0, 20), "nothing lost while away");
+        assert!(queued.keeps_across_restarts());
+        drop(queued);
+
+        // Started again, the peer back: the earlier run's samples go first, in order;
+        // the one the peer refuses for good is counted, not retried.
+        up.store(true, Ordering::SeqCst);
+        let (mut queued, cut) = DiskPublisher::open("tcp://peer:1", peer(), dir.path(), options).unwrap();
+        assert_eq!((cut.records, queued.pending()), (0, 20));
+        let done = queued.publish(&batch(20..25)).await.unwrap();
+        assert_eq!((done.sent, done.dropped, queued.pending()), (24, 1, 0));
+        let expected: Vec<f64> = (0..25).filter(|v| *v != 13).map(f64::from).collect();
+        assert_eq!(*got.lock().unwrap(), expected);
+
+        // Away again: the queue backs off, then sends once the peer is back.
+        up.store(false, Ordering::SeqCst);
+        assert_eq!(queued.publish(&batch(25..30)).await.unwrap().sent, 0);
+        up.store(true, Ordering::SeqCst);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut sent = 0;
+        while queued.pending() > 0 {
+            assert!(Instant::now() < deadline, "the queue never drained");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            sent += queued.retry().await.sent;
+        }
+        assert_eq!(sent, 5);
+        assert_eq!(got.lock().unwrap().len(), 29);
+    }
 
     #[test]
     fn policy_disk_comes_out_of_the_url_the_publisher_reads() {
