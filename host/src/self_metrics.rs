@@ -114,7 +114,7 @@ impl SelfMetrics {
 
     /// Every metric in Prometheus's text format.
     pub fn render(&self) -> String {
-        prometheus::TextEncoder::new().encode_to_string(&self.registry.gather()).unwrap_or_default()
+        encode(&self.registry.gather())
     }
 
     /// The running publishers, read when `/metrics` is asked for.
@@ -215,41 +215,59 @@ impl Collector for PublishersCollector {
     }
 
     fn collect(&self) -> Vec<MetricFamily> {
-        use prometheus::proto::{Counter, Gauge, LabelPair, Metric, MetricType};
         let running = self.0.running.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         FIGURES
             .iter()
             .map(|(name, help, is_counter, read)| {
-                let mut family = MetricFamily::default();
-                family.set_name(name.to_string());
-                family.set_help(help.to_string());
-                family.set_field_type(if *is_counter { MetricType::COUNTER } else { MetricType::GAUGE });
-                for entry in running.iter() {
-                    let mut metric = Metric::default();
-                    let labels = [("publisher", &entry.url), ("sink", &entry.sink)].map(|(name, value)| {
-                        let mut pair = LabelPair::default();
-                        pair.set_name(name.into());
-                        pair.set_value(value.clone());
-                        pair
-                    });
-                    metric.set_label(labels.to_vec());
-                    let value = read(entry) as f64;
-                    if *is_counter {
-                        let mut counter = Counter::default();
-                        counter.set_value(value);
-                        metric.set_counter(counter);
-                    } else {
-                        let mut gauge = Gauge::default();
-                        gauge.set_value(value);
-                        metric.set_gauge(gauge);
-                    }
-                    family.mut_metric().push(metric);
-                }
-                family
+                let series = running.iter().map(|entry| {
+                    (vec![("publisher", entry.url.clone()), ("sink", entry.sink.clone())], read(entry) as f64)
+                });
+                family(name, help, *is_counter, series)
             })
             .filter(|family| !family.get_metric().is_empty())
             .collect()
     }
+}
+
+/// A family of counters (or gauges), one per label set, for figures kept elsewhere
+/// (atomics) and read when `/metrics` is asked for.
+pub fn family(
+    name: &str,
+    help: &str,
+    counter: bool,
+    series: impl IntoIterator<Item = (Vec<(&'static str, String)>, f64)>,
+) -> MetricFamily {
+    use prometheus::proto::{Counter, Gauge, LabelPair, Metric, MetricType};
+    let mut family = MetricFamily::default();
+    family.set_name(name.to_string());
+    family.set_help(help.to_string());
+    family.set_field_type(if counter { MetricType::COUNTER } else { MetricType::GAUGE });
+    for (labels, value) in series {
+        let mut metric = Metric::default();
+        let labels = labels.into_iter().map(|(name, value)| {
+            let mut pair = LabelPair::default();
+            pair.set_name(name.into());
+            pair.set_value(value);
+            pair
+        });
+        metric.set_label(labels.collect());
+        if counter {
+            let mut counter = Counter::default();
+            counter.set_value(value);
+            metric.set_counter(counter);
+        } else {
+            let mut gauge = Gauge::default();
+            gauge.set_value(value);
+            metric.set_gauge(gauge);
+        }
+        family.mut_metric().push(metric);
+    }
+    family
+}
+
+/// Metric families in Prometheus's text format.
+pub fn encode(families: &[MetricFamily]) -> String {
+    prometheus::TextEncoder::new().encode_to_string(families).unwrap_or_default()
 }
 
 #[cfg(test)]

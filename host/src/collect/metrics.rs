@@ -5,7 +5,7 @@
 use super::Counters;
 use crate::publish::prometheus::Endpoint;
 use crate::publish::PublisherStats;
-use std::fmt::Write;
+use crate::self_metrics::{encode, family};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -17,25 +17,11 @@ pub struct CollectorEndpoint {
     pub publishers: Vec<(String, String, Arc<PublisherStats>)>,
 }
 
-/// A counter's or gauge's lines.
-fn series(out: &mut String, name: &str, kind: &str, help: &str, values: &[(String, u64)]) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-    for (labels, value) in values {
-        let _ = writeln!(out, "{name}{labels} {value}");
-    }
-}
-
-/// A label value in Prometheus's text format: `\`, `"` and newlines escaped.
-fn label(value: &str) -> String {
-    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
-}
-
 impl Endpoint for CollectorEndpoint {
     fn metrics(&self) -> String {
         let counters = &self.counters;
-        let mut out = String::new();
-        let total = |counter: &std::sync::atomic::AtomicU64| vec![(String::new(), counter.load(Ordering::Relaxed))];
-        for (name, help, counter) in [
+        let total = |counter: &std::sync::atomic::AtomicU64| vec![(Vec::new(), counter.load(Ordering::Relaxed) as f64)];
+        let mut families: Vec<_> = [
             ("pollen_collector_messages_received_total", "Messages taken from the inputs.", &counters.received),
             (
                 "pollen_collector_samples_rejected_total",
@@ -63,41 +49,40 @@ impl Endpoint for CollectorEndpoint {
                 "AMQP messages moved to the dead-letter queue.",
                 &counters.dead_lettered,
             ),
-        ] {
-            series(&mut out, name, "counter", help, &total(counter));
-        }
-        let per = |read: fn(&PublisherStats) -> u64| -> Vec<(String, u64)> {
+        ]
+        .into_iter()
+        .map(|(name, help, counter)| family(name, help, true, total(counter)))
+        .collect();
+        let per = |read: fn(&PublisherStats) -> u64| -> Vec<(Vec<(&'static str, String)>, f64)> {
             self.publishers
                 .iter()
                 .map(|(sink, url, stats)| {
-                    (format!("{{sink=\"{}\",publisher=\"{}\"}}", label(sink), label(url)), read(stats))
+                    (vec![("sink", sink.clone()), ("publisher", url.clone())], read(stats) as f64)
                 })
                 .collect()
         };
-        series(
-            &mut out,
+        families.push(family(
             "pollen_collector_publisher_samples_published_total",
-            "counter",
             "Samples a publisher delivered (a database publisher: committed).",
-            &per(|s| s.published.load(Ordering::Relaxed)),
-        );
-        series(
-            &mut out,
+            true,
+            per(|s| s.published.load(Ordering::Relaxed)),
+        ));
+        families.push(family(
             "pollen_collector_publisher_samples_dropped_total",
-            "counter",
             "Samples a publisher gave up on.",
-            &per(|s| s.dropped.load(Ordering::Relaxed)),
-        );
-        series(
-            &mut out,
+            true,
+            per(|s| s.dropped.load(Ordering::Relaxed)),
+        ));
+        families.push(family(
             "pollen_collector_publisher_samples_held",
-            "gauge",
             "Samples a publisher holds to send again.",
-            &per(|s| s.held.load(Ordering::Relaxed)),
-        );
+            false,
+            per(|s| s.held.load(Ordering::Relaxed)),
+        ));
         // The process's own (publishers by sink, send durations, connections).
-        out.push_str(&crate::self_metrics::get().render());
-        out
+        let mut text = encode(&families);
+        text.push_str(&crate::self_metrics::get().render());
+        text
     }
 
     fn readiness(&self) -> Vec<String> {
