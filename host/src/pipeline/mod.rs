@@ -201,6 +201,25 @@ impl Agent {
             }
             sinks.insert(sink.name.clone(), handles);
         }
+        self.warn_of_orphaned_queues(&context.state_dir);
         Ok(sinks)
+    }
+
+    /// Warns of disk queues that hold samples no configured publisher will send.
+    fn warn_of_orphaned_queues(&self, state_dir: &std::path::Path) {
+        use crate::publish::{disk, PublisherConfig};
+        let in_use: Vec<std::path::PathBuf> = self
+            .pipeline
+            .sinks
+            .iter()
+            .flat_map(|sink| sink.publishers.iter().map(move |url| (sink, url)))
+            .filter(|(_, url)| matches!(PublisherConfig::parse(url), Ok(PublisherConfig::Disk(..))))
+            .map(|(sink, url)| disk::DiskOptions::dir(state_dir, &sink.name, url))
+            .collect();
+        for (queue, bytes) in disk::orphans(state_dir, &in_use) {
+            tracing::warn!(queue = %queue.display(), bytes,
+                "a disk queue holds samples of a publisher no sink has any more (its sink or URL changed); they are \
+                 not sent: restore that publisher to send them, or remove the folder");
+        }
     }
 }

@@ -88,14 +88,46 @@ impl DiskOptions {
         Ok((Some(Self { max_bytes: max_mib << 20 }), inner))
     }
 
-    /// Where a sink's publisher to `url` keeps its queue, under `state_dir`.
+    /// Where a sink's publisher to `url` keeps its queue, under `state_dir`: named for
+    /// the sink and the URL without the queue's own options, so that a new
+    /// `max_disk_mib` keeps the queue.
     pub fn dir(state_dir: &Path, sink: &str, url: &str) -> PathBuf {
         use sha2::Digest;
-        let hash = hex::encode(&sha2::Sha256::digest(url.as_bytes())[..6]);
+        let peer = url::Url::parse(url)
+            .ok()
+            .and_then(|parsed| Self::split(&parsed).ok())
+            .map_or_else(|| url.to_string(), |(_, inner)| inner.to_string());
+        let hash = hex::encode(&sha2::Sha256::digest(peer.as_bytes())[..6]);
         let sink: String =
             sink.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
         state_dir.join("queue").join(format!("{sink}-{hash}"))
     }
+}
+
+/// The queues under `state_dir` that hold samples but belong to no publisher of
+/// `in_use` (their sink or URL changed): each with the bytes it holds. They are not
+/// sent; the agent warns of them at start.
+pub fn orphans(state_dir: &Path, in_use: &[PathBuf]) -> Vec<(PathBuf, u64)> {
+    let Ok(queues) = std::fs::read_dir(state_dir.join("queue")) else { return Vec::new() };
+    let mut found: Vec<(PathBuf, u64)> = queues
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|dir| !in_use.contains(dir))
+        .map(|dir| {
+            let bytes = std::fs::read_dir(&dir)
+                .map(|files| {
+                    files
+                        .filter_map(|f| f.ok())
+                        .filter(|f| f.path().extension().is_some_and(|e| e == "seg"))
+                        .filter_map(|f| f.metadata().ok().map(|m| m.len()))
+                        .sum()
+                })
+                .unwrap_or(0);
+            (dir, bytes)
+        })
+        .filter(|(_, bytes)| *bytes > 0)
+        .collect();
+    found.sort();
+    found
 }
 
 /// A publisher behind a disk queue (see the module's documentation).
@@ -374,12 +406,31 @@ mod tests {
     }
 
     #[test]
+    fn queues_no_publisher_uses_are_found() {
+        let state = tempfile::tempdir().unwrap();
+        let used = DiskOptions::dir(state.path(), "meters", "tcp://a:1");
+        let gone = DiskOptions::dir(state.path(), "meters", "tcp://old:1");
+        let empty = DiskOptions::dir(state.path(), "other", "tcp://b:1");
+        for dir in [&used, &gone, &empty] {
+            SegmentLog::open(dir, 1 << 20).unwrap();
+        }
+        SegmentLog::open(&gone, 1 << 20).unwrap().0.append(3, b"abc").unwrap();
+        SegmentLog::open(&used, 1 << 20).unwrap().0.append(3, b"abc").unwrap();
+        assert_eq!(orphans(state.path(), std::slice::from_ref(&used)), [(gone, 15)]);
+    }
+
+    #[test]
     fn each_sink_and_url_has_a_directory_of_its_own() {
         let state = Path::new("/var/lib/pollen");
         let a = DiskOptions::dir(state, "meters", "notifier://u:p@mq/");
         assert!(a.to_str().unwrap().starts_with("/var/lib/pollen/queue/meters-"), "{a:?}");
         assert_ne!(a, DiskOptions::dir(state, "meters", "notifier://u:p@mq2/"));
         assert_ne!(a, DiskOptions::dir(state, "other", "notifier://u:p@mq/"));
+        assert_eq!(
+            DiskOptions::dir(state, "meters", "notifier://u:p@mq/?policy=disk&max_disk_mib=5"),
+            DiskOptions::dir(state, "meters", "notifier://u:p@mq/?max_disk_mib=50&policy=disk"),
+            "a new bound keeps the queue"
+        );
         assert!(DiskOptions::dir(state, "../x", "tcp://a:1")
             .file_name()
             .unwrap()
