@@ -71,7 +71,14 @@ impl NotifierOptions {
             batch_size: query.parse("batch_size", 50)?,
             policy: query
                 .text("policy")
-                .map(|p| p.parse().map_err(|()| format!("policy `{p}` is not one of default, queue, drop")))
+                .map(|p| {
+                    p.parse().map_err(|()| {
+                        format!(
+                            "policy `{p}` is not one of default, queue, drop, disk{}",
+                            crate::suggest::did_you_mean(&p, ["default", "queue", "drop", "disk"])
+                        )
+                    })
+                })
                 .transpose()?
                 .unwrap_or(Policy::Default),
             max_queue_length: query.parse("max_queue_length", 1024)?,

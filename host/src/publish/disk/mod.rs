@@ -403,6 +403,8 @@ mod tests {
         assert!(parse("udp://collector:4952?policy=disk").unwrap_err().contains("notifier, tcp"));
         assert!(parse("notifier://mq/?max_disk_mib=5").unwrap_err().contains("policy=disk"));
         assert!(parse("notifier://mq/?policy=disk&max_disk_mib=0").unwrap_err().contains("max_disk_mib=0"));
+        let misspelt = crate::publish::PublisherConfig::parse("notifier://mq/?policy=disc").unwrap_err().to_string();
+        assert!(misspelt.contains("(did you mean `disk`?)"), "{misspelt}");
     }
 
     #[test]
