@@ -237,37 +237,45 @@ pub fn family(
     counter: bool,
     series: impl IntoIterator<Item = (Vec<(&'static str, String)>, f64)>,
 ) -> MetricFamily {
-    use prometheus::proto::{Counter, Gauge, LabelPair, Metric, MetricType};
+    use prometheus::proto::MetricType;
     let mut family = MetricFamily::default();
     family.set_name(name.to_string());
     family.set_help(help.to_string());
     family.set_field_type(if counter { MetricType::COUNTER } else { MetricType::GAUGE });
-    for (labels, value) in series {
-        let mut metric = Metric::default();
-        let labels = labels.into_iter().map(|(name, value)| {
-            let mut pair = LabelPair::default();
-            pair.set_name(name.into());
-            pair.set_value(value);
-            pair
-        });
-        metric.set_label(labels.collect());
-        if counter {
-            let mut counter = Counter::default();
-            counter.set_value(value);
-            metric.set_counter(counter);
-        } else {
-            let mut gauge = Gauge::default();
-            gauge.set_value(value);
-            metric.set_gauge(gauge);
-        }
-        family.mut_metric().push(metric);
-    }
+    family.set_metric(series.into_iter().map(|(labels, value)| metric(&labels, value, counter)).collect());
     family
+}
+
+/// One series: its labels, in their order, and its value as a counter or a gauge.
+pub fn metric(labels: &[(&str, String)], value: f64, counter: bool) -> prometheus::proto::Metric {
+    use prometheus::proto::{Counter, Gauge, LabelPair, Metric};
+    let mut metric = Metric::default();
+    let pairs = labels.iter().map(|(name, value)| {
+        let mut pair = LabelPair::default();
+        pair.set_name(name.to_string());
+        pair.set_value(value.clone());
+        pair
+    });
+    metric.set_label(pairs.collect());
+    if counter {
+        let mut counter = Counter::default();
+        counter.set_value(value);
+        metric.set_counter(counter);
+    } else {
+        let mut gauge = Gauge::default();
+        gauge.set_value(value);
+        metric.set_gauge(gauge);
+    }
+    metric
 }
 
 /// Metric families in Prometheus's text format.
 pub fn encode(families: &[MetricFamily]) -> String {
-    prometheus::TextEncoder::new().encode_to_string(families).unwrap_or_default()
+    let mut text = String::new();
+    if let Err(error) = prometheus::TextEncoder::new().encode_utf8(families, &mut text) {
+        tracing::error!(%error, "cannot write the Prometheus text format");
+    }
+    text
 }
 
 #[cfg(test)]

@@ -16,8 +16,7 @@ use crate::registry::{MeterHandle, Registry, ResourceHandle};
 use crate::sample::{Meter, MeterType, Sample};
 use bytes::Bytes;
 use http_body_util::Full;
-use prometheus::proto::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType as PromType};
-use prometheus::TextEncoder;
+use prometheus::proto::{Metric, MetricFamily, MetricType as PromType};
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -88,7 +87,7 @@ impl Exporter {
             family.mut_metric().push(metric(&meter, &labels, value.value));
         }
         drop(series);
-        encode(&families.into_values().collect::<Vec<_>>())
+        crate::self_metrics::encode(&families.into_values().collect::<Vec<_>>())
     }
 
     /// How many series are shown.
@@ -117,36 +116,7 @@ fn family(name: &str, meter: &Meter) -> MetricFamily {
 }
 
 fn metric(meter: &Meter, labels: &[(&str, String)], value: f64) -> Metric {
-    let mut metric = Metric::default();
-    metric.set_label(
-        labels
-            .iter()
-            .map(|(name, value)| {
-                let mut pair = LabelPair::default();
-                pair.set_name(name.to_string());
-                pair.set_value(value.clone());
-                pair
-            })
-            .collect(),
-    );
-    if meter.kind == MeterType::Cumulative {
-        let mut counter = Counter::default();
-        counter.set_value(value);
-        metric.set_counter(counter);
-    } else {
-        let mut gauge = Gauge::default();
-        gauge.set_value(value);
-        metric.set_gauge(gauge);
-    }
-    metric
-}
-
-fn encode(families: &[MetricFamily]) -> String {
-    let mut text = String::new();
-    if let Err(error) = TextEncoder::new().encode_utf8(families, &mut text) {
-        tracing::error!(%error, "cannot write the Prometheus text format");
-    }
-    text
+    crate::self_metrics::metric(labels, value, meter.kind == MeterType::Cumulative)
 }
 
 /// What an HTTP endpoint of Pollen's serves: `/metrics`, and why `/readyz` says it
@@ -298,7 +268,7 @@ impl PushPublisher {
                 family
             })
             .collect();
-        encode(&families)
+        crate::self_metrics::encode(&families)
     }
 }
 
