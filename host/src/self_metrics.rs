@@ -112,6 +112,17 @@ impl SelfMetrics {
         self.enabled.store(enabled, Ordering::Relaxed);
     }
 
+    /// The sum of a counter over all its label values (a run's total, for the log at
+    /// stop).
+    pub fn total(counter: &IntCounterVec) -> u64 {
+        counter
+            .collect()
+            .iter()
+            .flat_map(|family| family.get_metric())
+            .map(|metric| metric.get_counter().get_value() as u64)
+            .sum()
+    }
+
     /// Every metric in Prometheus's text format.
     pub fn render(&self) -> String {
         encode(&self.registry.gather())

@@ -40,7 +40,7 @@ pub struct PollsterStatus {
 /// One polling task's record (the sources of one interval).
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct TaskStatus {
-    /// Cycles finished.
+    /// Cycles finished (`pollen_cycles_total` of its interval).
     pub cycles: u64,
     /// When the last one finished.
     pub last_finished: Option<String>,
@@ -200,7 +200,6 @@ impl Health {
             }
         }
         let task = state.tasks.entry(interval).or_default();
-        task.cycles += 1;
         task.finished = Some(now);
         task.last_finished = Some(iso(now));
         task.started = None;
@@ -291,7 +290,15 @@ impl Health {
             started: iso(self.started),
             ready: not_ready.is_empty(),
             not_ready,
-            tasks: state.tasks.clone(),
+            // Cycles are counted once, by the metrics `/metrics` serves.
+            tasks: state
+                .tasks
+                .iter()
+                .map(|(interval, task)| {
+                    let cycles = crate::self_metrics::get().cycles.with_label_values(&[&interval.to_string()]).get();
+                    (*interval, TaskStatus { cycles, ..task.clone() })
+                })
+                .collect(),
             pollsters: state.pollsters.clone(),
             publishers,
             member: partition.as_ref().map(|p| p.member().to_string()),

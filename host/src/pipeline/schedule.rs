@@ -24,7 +24,8 @@ const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
 /// Publishers by sink name.
 type Sinks = HashMap<String, Vec<PublisherHandle>>;
 
-/// What a run did, reported at exit.
+/// What a run did, reported at exit. Cycles, overruns and reloads are the counters
+/// `/metrics` serves ([`crate::self_metrics`]), read when the run ends.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct RunSummary {
     /// Cycles completed.
@@ -35,6 +36,20 @@ pub struct RunSummary {
     pub overruns: u64,
     /// Configurations reloaded.
     pub reloads: u64,
+}
+
+impl RunSummary {
+    /// The run's `samples`, with the process's cycles, overruns and reloads.
+    fn with_counters(samples: u64) -> Self {
+        use crate::self_metrics::SelfMetrics;
+        let metrics = crate::self_metrics::get();
+        Self {
+            cycles: SelfMetrics::total(&metrics.cycles),
+            samples,
+            overruns: SelfMetrics::total(&metrics.cycle_overruns),
+            reloads: metrics.reloads.with_label_values(&["applied"]).get(),
+        }
+    }
 }
 
 /// Reads the configuration again (for a reload).
@@ -126,7 +141,6 @@ pub async fn run(
                     join(coordinator, &agent, &health).await;
                 }
                 running = Tasks::start(&agent, &sinks, coordinator.as_ref(), &health);
-                summary.reloads += 1;
                 crate::self_metrics::get().reloads.with_label_values(&["applied"]).inc();
                 tracing::info!(plugins = agent.plugins.all.len(), sources = agent.pipeline.sources.len(),
                     sinks = agent.pipeline.sinks.len(), "configuration reloaded");
@@ -152,7 +166,7 @@ pub async fn run(
     for handle in sinks.into_values().flatten() {
         stop_publisher(handle).await;
     }
-    Ok(summary)
+    Ok(RunSummary::with_counters(summary.samples))
 }
 
 /// Asks for a reload (on `compiled`) once the plugins still compiling when `agent`
@@ -207,11 +221,7 @@ impl Tasks {
         let _ = self.stop.send(true);
         for mut task in self.handles {
             match tokio::time::timeout(SHUTDOWN_DEADLINE, &mut task).await {
-                Ok(Ok(done)) => {
-                    summary.cycles += done.cycles;
-                    summary.samples += done.samples;
-                    summary.overruns += done.overruns;
-                }
+                Ok(Ok(done)) => summary.samples += done.samples,
                 Ok(Err(error)) => tracing::error!(%error, "a polling task failed"),
                 Err(_) => {
                     task.abort();
@@ -491,18 +501,16 @@ async fn polling_task(task: Task, mut stopped: watch::Receiver<bool>) -> RunSumm
         health.cycle_done(interval, &output);
         let samples = published.into_inner();
         let elapsed = started.elapsed();
-        summary.cycles += 1;
         summary.samples += samples as u64;
         tracing::info!(interval, samples, elapsed_ms = elapsed.as_millis() as u64, "cycle done");
         figures.cycles.inc();
         figures.seconds.observe(elapsed.as_secs_f64());
         if elapsed > period {
             figures.overruns.inc();
-            summary.overruns += 1;
             tracing::warn!(
                 interval,
                 elapsed_ms = elapsed.as_millis() as u64,
-                overruns = summary.overruns,
+                overruns = figures.overruns.get(),
                 "cycle overran its interval; the next one starts late"
             );
         }
