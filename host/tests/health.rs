@@ -79,6 +79,8 @@ fn a_failing_publisher_and_a_failing_pollster_are_told_and_the_agent_is_not_read
     let (code, status) = read_status(&socket);
     assert_eq!(code, Some(1), "not ready: {status}");
     assert_eq!(status["ready"], false);
+    let tasks = status["tasks"].as_object().unwrap_or_else(|| panic!("{status}"));
+    assert!(tasks.values().any(|t| t["cycles"].as_u64() >= Some(2)), "cycles from the metrics: {status}");
     assert!(status["pollsters"]["cpu"]["last_success"].is_string(), "{status}");
     assert!(status["pollsters"]["cpu"]["samples_last_cycle"].as_u64() >= Some(1), "{status}");
     let trap = &status["pollsters"]["trap"];
