@@ -4,6 +4,7 @@
 //! process; the publishers' figures are read from the same records `pollen status`
 //! reports ([`crate::publish::PublisherStats`]).
 
+use crate::publish::prometheus::{encode, family_of};
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
@@ -233,60 +234,11 @@ impl Collector for PublishersCollector {
                 let series = running.iter().map(|entry| {
                     (vec![("publisher", entry.url.clone()), ("sink", entry.sink.clone())], read(entry) as f64)
                 });
-                family(name, help, *is_counter, series)
+                family_of(name, help, *is_counter, series)
             })
             .filter(|family| !family.get_metric().is_empty())
             .collect()
     }
-}
-
-/// A family of counters (or gauges), one per label set, for figures kept elsewhere
-/// (atomics) and read when `/metrics` is asked for.
-pub fn family(
-    name: &str,
-    help: &str,
-    counter: bool,
-    series: impl IntoIterator<Item = (Vec<(&'static str, String)>, f64)>,
-) -> MetricFamily {
-    use prometheus::proto::MetricType;
-    let mut family = MetricFamily::default();
-    family.set_name(name.to_string());
-    family.set_help(help.to_string());
-    family.set_field_type(if counter { MetricType::COUNTER } else { MetricType::GAUGE });
-    family.set_metric(series.into_iter().map(|(labels, value)| metric(&labels, value, counter)).collect());
-    family
-}
-
-/// One series: its labels, in their order, and its value as a counter or a gauge.
-pub fn metric(labels: &[(&str, String)], value: f64, counter: bool) -> prometheus::proto::Metric {
-    use prometheus::proto::{Counter, Gauge, LabelPair, Metric};
-    let mut metric = Metric::default();
-    let pairs = labels.iter().map(|(name, value)| {
-        let mut pair = LabelPair::default();
-        pair.set_name(name.to_string());
-        pair.set_value(value.clone());
-        pair
-    });
-    metric.set_label(pairs.collect());
-    if counter {
-        let mut counter = Counter::default();
-        counter.set_value(value);
-        metric.set_counter(counter);
-    } else {
-        let mut gauge = Gauge::default();
-        gauge.set_value(value);
-        metric.set_gauge(gauge);
-    }
-    metric
-}
-
-/// Metric families in Prometheus's text format.
-pub fn encode(families: &[MetricFamily]) -> String {
-    let mut text = String::new();
-    if let Err(error) = prometheus::TextEncoder::new().encode_utf8(families, &mut text) {
-        tracing::error!(%error, "cannot write the Prometheus text format");
-    }
-    text
 }
 
 #[cfg(test)]

@@ -4,8 +4,8 @@
 
 use super::Counters;
 use crate::publish::prometheus::Endpoint;
+use crate::publish::prometheus::{encode, family_of};
 use crate::publish::PublisherStats;
-use crate::self_metrics::{encode, family};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -51,7 +51,7 @@ impl Endpoint for CollectorEndpoint {
             ),
         ]
         .into_iter()
-        .map(|(name, help, counter)| family(name, help, true, total(counter)))
+        .map(|(name, help, counter)| family_of(name, help, true, total(counter)))
         .collect();
         let per = |read: fn(&PublisherStats) -> u64| -> Vec<(Vec<(&'static str, String)>, f64)> {
             self.publishers
@@ -61,19 +61,19 @@ impl Endpoint for CollectorEndpoint {
                 })
                 .collect()
         };
-        families.push(family(
+        families.push(family_of(
             "pollen_collector_publisher_samples_published_total",
             "Samples a publisher delivered (a database publisher: committed).",
             true,
             per(|s| s.published.load(Ordering::Relaxed)),
         ));
-        families.push(family(
+        families.push(family_of(
             "pollen_collector_publisher_samples_dropped_total",
             "Samples a publisher gave up on.",
             true,
             per(|s| s.dropped.load(Ordering::Relaxed)),
         ));
-        families.push(family(
+        families.push(family_of(
             "pollen_collector_publisher_samples_held",
             "Samples a publisher holds to send again.",
             false,

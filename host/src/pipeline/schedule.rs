@@ -91,7 +91,8 @@ pub async fn run(
         join(coordinator, &agent, &health).await;
     }
     let mut running = Tasks::start(&agent, &sinks, coordinator.as_ref(), &health);
-    let mut summary = RunSummary::default();
+    // Samples handed to the sinks; the rest of the summary is the metrics' counters.
+    let mut samples = 0;
     crate::service::feed_watchdog();
     crate::service::ready(&format!(
         "polling: {} plugins, {} sources",
@@ -132,7 +133,7 @@ pub async fn run(
                 if next.pipeline.agent.coordination != agent.pipeline.agent.coordination {
                     tracing::warn!("agent.coordination changed: the new settings are used after a restart");
                 }
-                running.stop(&mut summary).await;
+                running.stop(&mut samples).await;
                 sinks = Arc::new(switch_sinks(&agent, &next, sinks, started).await?);
                 report_publishers(&health, &sinks);
                 agent = Arc::new(next);
@@ -150,7 +151,7 @@ pub async fn run(
     }
     tracing::info!("shutting down: finishing cycles in progress, then flushing transformers and publishers");
     crate::service::stopping();
-    running.stop(&mut summary).await;
+    running.stop(&mut samples).await;
     // The others take this agent's share at their next cycle.
     if let Some(coordinator) = coordinator {
         coordinator.leave().await;
@@ -166,7 +167,7 @@ pub async fn run(
     for handle in sinks.into_values().flatten() {
         stop_publisher(handle).await;
     }
-    Ok(RunSummary::with_counters(summary.samples))
+    Ok(RunSummary::with_counters(samples))
 }
 
 /// Asks for a reload (on `compiled`) once the plugins still compiling when `agent`
@@ -187,7 +188,8 @@ fn reload_when_compiled(agent: &Agent, compiled: &mpsc::Sender<()>) {
 /// The polling tasks of one configuration, and how to stop them.
 struct Tasks {
     stop: watch::Sender<bool>,
-    handles: Vec<JoinHandle<RunSummary>>,
+    /// Each task's samples handed to the sinks, once it ends.
+    handles: Vec<JoinHandle<u64>>,
 }
 
 impl Tasks {
@@ -216,12 +218,12 @@ impl Tasks {
     }
 
     /// Lets the cycles in progress finish (cancelling one that takes longer than the
-    /// shutdown deadline) and adds what the tasks did to `summary`.
-    async fn stop(self, summary: &mut RunSummary) {
+    /// shutdown deadline) and adds the samples the tasks handed to the sinks to `samples`.
+    async fn stop(self, samples: &mut u64) {
         let _ = self.stop.send(true);
         for mut task in self.handles {
             match tokio::time::timeout(SHUTDOWN_DEADLINE, &mut task).await {
-                Ok(Ok(done)) => summary.samples += done.samples,
+                Ok(Ok(done)) => *samples += done,
                 Ok(Err(error)) => tracing::error!(%error, "a polling task failed"),
                 Err(_) => {
                     task.abort();
@@ -420,7 +422,7 @@ fn resource_lifetime(intervals: impl Iterator<Item = u64>) -> Duration {
 }
 
 /// Evicts, every minute, the resources no cycle has seen for `lifetime`.
-async fn evicting_task(agent: Arc<Agent>, lifetime: Duration, mut stopped: watch::Receiver<bool>) -> RunSummary {
+async fn evicting_task(agent: Arc<Agent>, lifetime: Duration, mut stopped: watch::Receiver<bool>) -> u64 {
     let mut ticker = tokio::time::interval(Duration::from_secs(60));
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
@@ -433,7 +435,7 @@ async fn evicting_task(agent: Arc<Agent>, lifetime: Duration, mut stopped: watch
             tracing::info!(evicted, lifetime_s = lifetime.as_secs(), "resources no longer seen were forgotten");
         }
     }
-    RunSummary::default()
+    0
 }
 
 /// A polling task's metrics, their label resolved once.
@@ -464,8 +466,9 @@ struct Task {
     sources: Vec<Source>,
 }
 
-/// Runs the cycles of one interval until told to stop.
-async fn polling_task(task: Task, mut stopped: watch::Receiver<bool>) -> RunSummary {
+/// Runs the cycles of one interval until told to stop; returns the samples it handed
+/// to the sinks.
+async fn polling_task(task: Task, mut stopped: watch::Receiver<bool>) -> u64 {
     let Task { agent, sinks, health, interval, sources } = task;
     let meters = polled_meters(&agent.plugins, &sources);
     let period = Duration::from_secs(interval);
@@ -474,13 +477,13 @@ async fn polling_task(task: Task, mut stopped: watch::Receiver<bool>) -> RunSumm
         tracing::info!(interval, delay_ms = jitter.as_millis() as u64, "first cycle delayed (start_jitter)");
         tokio::select! {
             () = tokio::time::sleep(jitter) => {}
-            _ = stopped.changed() => return RunSummary::default(),
+            _ = stopped.changed() => return 0,
         }
     }
     let mut ticker = tokio::time::interval(period);
     // A cycle that overruns its interval makes the next one wait; cycles never pile up.
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut summary = RunSummary::default();
+    let mut handed = 0;
     let figures = CycleFigures::of(interval);
     loop {
         tokio::select! {
@@ -501,7 +504,7 @@ async fn polling_task(task: Task, mut stopped: watch::Receiver<bool>) -> RunSumm
         health.cycle_done(interval, &output);
         let samples = published.into_inner();
         let elapsed = started.elapsed();
-        summary.samples += samples as u64;
+        handed += samples as u64;
         tracing::info!(interval, samples, elapsed_ms = elapsed.as_millis() as u64, "cycle done");
         figures.cycles.inc();
         figures.seconds.observe(elapsed.as_secs_f64());
@@ -518,7 +521,7 @@ async fn polling_task(task: Task, mut stopped: watch::Receiver<bool>) -> RunSumm
             break;
         }
     }
-    summary
+    handed
 }
 
 /// Hands samples of a cycle (per source) to each sink their sources name: through the

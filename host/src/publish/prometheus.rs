@@ -16,7 +16,7 @@ use crate::registry::{MeterHandle, Registry, ResourceHandle};
 use crate::sample::{Meter, MeterType, Sample};
 use bytes::Bytes;
 use http_body_util::Full;
-use prometheus::proto::{Metric, MetricFamily, MetricType as PromType};
+use prometheus::proto::{Metric, MetricFamily};
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -87,7 +87,7 @@ impl Exporter {
             family.mut_metric().push(metric(&meter, &labels, value.value));
         }
         drop(series);
-        crate::self_metrics::encode(&families.into_values().collect::<Vec<_>>())
+        encode(&families.into_values().collect::<Vec<_>>())
     }
 
     /// How many series are shown.
@@ -107,16 +107,63 @@ fn metric_name(meter: &str) -> String {
     meter.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect()
 }
 
+/// A meter's family, its series to be added.
 fn family(name: &str, meter: &Meter) -> MetricFamily {
-    let mut family = MetricFamily::default();
-    family.set_name(name.to_string());
-    family.set_help(format!("Ceilometer meter {} ({}, {})", meter.name, meter.kind.as_str(), meter.unit));
-    family.set_field_type(if meter.kind == MeterType::Cumulative { PromType::COUNTER } else { PromType::GAUGE });
-    family
+    let help = format!("Ceilometer meter {} ({}, {})", meter.name, meter.kind.as_str(), meter.unit);
+    family_of(name, &help, meter.kind == MeterType::Cumulative, [])
 }
 
 fn metric(meter: &Meter, labels: &[(&str, String)], value: f64) -> Metric {
-    crate::self_metrics::metric(labels, value, meter.kind == MeterType::Cumulative)
+    series(labels, value, meter.kind == MeterType::Cumulative)
+}
+
+/// A family of counters (or gauges), one per label set: Pollen's own figures kept
+/// elsewhere (atomics) and read when `/metrics` is asked for.
+pub(crate) fn family_of(
+    name: &str,
+    help: &str,
+    counter: bool,
+    values: impl IntoIterator<Item = (Vec<(&'static str, String)>, f64)>,
+) -> MetricFamily {
+    use prometheus::proto::MetricType;
+    let mut family = MetricFamily::default();
+    family.set_name(name.to_string());
+    family.set_help(help.to_string());
+    family.set_field_type(if counter { MetricType::COUNTER } else { MetricType::GAUGE });
+    family.set_metric(values.into_iter().map(|(labels, value)| series(&labels, value, counter)).collect());
+    family
+}
+
+/// One series: its labels, in their order, and its value as a counter or a gauge.
+pub(crate) fn series(labels: &[(&str, String)], value: f64, counter: bool) -> prometheus::proto::Metric {
+    use prometheus::proto::{Counter, Gauge, LabelPair, Metric};
+    let mut metric = Metric::default();
+    let pairs = labels.iter().map(|(name, value)| {
+        let mut pair = LabelPair::default();
+        pair.set_name(name.to_string());
+        pair.set_value(value.clone());
+        pair
+    });
+    metric.set_label(pairs.collect());
+    if counter {
+        let mut counter = Counter::default();
+        counter.set_value(value);
+        metric.set_counter(counter);
+    } else {
+        let mut gauge = Gauge::default();
+        gauge.set_value(value);
+        metric.set_gauge(gauge);
+    }
+    metric
+}
+
+/// Metric families in Prometheus's text format.
+pub(crate) fn encode(families: &[MetricFamily]) -> String {
+    let mut text = String::new();
+    if let Err(error) = prometheus::TextEncoder::new().encode_utf8(families, &mut text) {
+        tracing::error!(%error, "cannot write the Prometheus text format");
+    }
+    text
 }
 
 /// What an HTTP endpoint of Pollen's serves: `/metrics`, and why `/readyz` says it
@@ -268,7 +315,7 @@ impl PushPublisher {
                 family
             })
             .collect();
-        crate::self_metrics::encode(&families)
+        encode(&families)
     }
 }
 

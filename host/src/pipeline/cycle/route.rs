@@ -29,6 +29,10 @@ pub(super) fn route(
     let mut last_device: Option<(usize, String, ResourceHandle)> = None;
     let sub_meters = plan.pollster.sub_meters.all();
     let described = plan.pollster.info.meters.len();
+    let handle_of = |index: usize| match index.checked_sub(described) {
+        None => plan.pollster.info.meters[index].handle,
+        Some(sub) => sub_meters[sub].handle,
+    };
     // Samples per meter (its index), for `pollen_samples_polled_total`.
     let mut polled = vec![0u64; described + sub_meters.len()];
     for sample in raw {
@@ -66,10 +70,8 @@ pub(super) fn route(
         };
         polled[meter_index] += 1;
         // A sub-meter goes where the meter it is a sub-meter of goes.
-        let (meter, selected_as) = match meter_index.checked_sub(described) {
-            None => (plan.pollster.info.meters[meter_index].handle, meter_index),
-            Some(sub) => (sub_meters[sub].handle, sub_meters[sub].parent),
-        };
+        let meter = handle_of(meter_index);
+        let selected_as = meter_index.checked_sub(described).map_or(meter_index, |sub| sub_meters[sub].parent);
         for (source, meters) in &plan.selections {
             let polled_for_source = base >= given
                 || targets.per_source.iter().any(|(s, handles)| s == source && handles.contains(&base_handle));
@@ -81,11 +83,7 @@ pub(super) fn route(
     let metrics = crate::self_metrics::get();
     if metrics.enabled() {
         for (index, count) in polled.into_iter().enumerate().filter(|(_, count)| *count > 0) {
-            let handle = match index.checked_sub(described) {
-                None => plan.pollster.info.meters[index].handle,
-                Some(sub) => sub_meters[sub].handle,
-            };
-            if let Some(meter) = registry.meter(handle) {
+            if let Some(meter) = registry.meter(handle_of(index)) {
                 metrics.samples_polled.with_label_values(&[meter.name.as_str()]).inc_by(count);
             }
         }

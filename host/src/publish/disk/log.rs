@@ -104,7 +104,6 @@ pub struct SegmentLog {
     samples: u64,
     /// Bytes of every segment file.
     bytes: u64,
-    buffer: Vec<u8>,
     _lock: File,
 }
 
@@ -114,6 +113,25 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> LogError + '_ {
 
 fn segment_path(dir: &Path, id: u64) -> PathBuf {
     dir.join(format!("{id:020}.seg"))
+}
+
+/// The segments of the queue in `dir`, oldest first.
+fn segment_ids(dir: &Path) -> std::io::Result<Vec<u64>> {
+    let mut ids: Vec<u64> = std::fs::read_dir(dir)?
+        .filter_map(|entry| {
+            let name = entry.ok()?.file_name();
+            name.to_str()?.strip_suffix(".seg")?.parse().ok()
+        })
+        .collect();
+    ids.sort_unstable();
+    Ok(ids)
+}
+
+/// Bytes of the segment files of the queue in `dir` (none if it is not one), without
+/// opening it: for a queue another process may hold.
+pub fn bytes_in(dir: &Path) -> u64 {
+    let ids = segment_ids(dir).unwrap_or_default();
+    ids.into_iter().filter_map(|id| std::fs::metadata(segment_path(dir, id)).ok()).map(|m| m.len()).sum()
 }
 
 fn checksum(samples: u32, payload: &[u8]) -> u32 {
@@ -155,14 +173,7 @@ impl SegmentLog {
             ),
             Err(_) => (0, 0),
         };
-        let mut ids: Vec<u64> = std::fs::read_dir(dir)
-            .map_err(io(dir))?
-            .filter_map(|entry| {
-                let name = entry.ok()?.file_name();
-                name.to_str()?.strip_suffix(".seg")?.parse().ok()
-            })
-            .collect();
-        ids.sort_unstable();
+        let ids = segment_ids(dir).map_err(io(dir))?;
         let mut cut = Cut::default();
         let mut segments = VecDeque::new();
         let (mut samples, mut bytes) = (0, 0);
@@ -185,17 +196,8 @@ impl SegmentLog {
             segments.push_back(Segment { id, file, size: 0, unread: VecDeque::new() });
         }
         let segment_bytes = (max_bytes / 8).clamp(64 << 10, 64 << 20);
-        let log = Self {
-            dir: dir.to_path_buf(),
-            max_bytes,
-            segment_bytes,
-            segments,
-            cursor,
-            samples,
-            bytes,
-            buffer: Vec::new(),
-            _lock: lock,
-        };
+        let log =
+            Self { dir: dir.to_path_buf(), max_bytes, segment_bytes, segments, cursor, samples, bytes, _lock: lock };
         Ok((log, cut))
     }
 
@@ -260,17 +262,17 @@ impl SegmentLog {
         if self.last().size > 0 && self.last().size + len > self.segment_bytes {
             self.rotate()?;
         }
-        self.buffer.clear();
-        self.buffer.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-        self.buffer.extend_from_slice(&samples.to_le_bytes());
-        self.buffer.extend_from_slice(&checksum(samples, payload).to_le_bytes());
-        self.buffer.extend_from_slice(payload);
-        let (dir, id) = (self.dir.clone(), self.last().id);
+        let mut header = [0u8; HEADER as usize];
+        header[..4].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+        header[4..8].copy_from_slice(&samples.to_le_bytes());
+        header[8..].copy_from_slice(&checksum(samples, payload).to_le_bytes());
         let segment = self.segments.back_mut().expect("a queue always has a segment");
-        if let Err(source) = (&segment.file).write_all(&self.buffer) {
+        // A crash between the two writes leaves a torn record, cut at the next open.
+        let written = (&segment.file).write_all(&header).and_then(|()| (&segment.file).write_all(payload));
+        if let Err(source) = written {
             // Whatever part was written is cut, so that the segment stays readable.
             let _ = segment.file.set_len(segment.size);
-            return Err(LogError::Io { path: segment_path(&dir, id), source });
+            return Err(LogError::Io { path: segment_path(&self.dir, segment.id), source });
         }
         segment.unread.push_back(Entry { offset: segment.size, len: payload.len() as u32, samples });
         segment.size += len;
@@ -309,10 +311,11 @@ impl SegmentLog {
         self.forget_read()?;
         let segment = self.segments.front().expect("a queue always has a segment");
         let Some(entry) = segment.unread.front().copied() else { return Ok(None) };
-        let mut record = vec![0u8; HEADER as usize + entry.len as usize];
-        segment.file.read_exact_at(&mut record, entry.offset).map_err(io(&segment_path(&self.dir, segment.id)))?;
-        let payload = record.split_off(HEADER as usize);
-        if u32_at(&record, 0) != entry.len || checksum(entry.samples, &payload) != u32_at(&record, 8) {
+        let (mut header, mut payload) = ([0u8; HEADER as usize], vec![0u8; entry.len as usize]);
+        let path = || segment_path(&self.dir, segment.id);
+        segment.file.read_exact_at(&mut header, entry.offset).map_err(io(&path()))?;
+        segment.file.read_exact_at(&mut payload, entry.offset + HEADER).map_err(io(&path()))?;
+        if u32_at(&header, 0) != entry.len || checksum(entry.samples, &payload) != u32_at(&header, 8) {
             return Ok(Some(Head::Damaged { samples: entry.samples }));
         }
         Ok(Some(Head::Record { samples: entry.samples, payload }))

@@ -18,7 +18,7 @@
 mod log;
 pub mod record;
 
-pub use log::{Cut, Head, LogError, SegmentLog};
+pub use log::{bytes_in, Cut, Head, LogError, SegmentLog};
 
 use super::{Batch, Delivery, PublishError, Publisher};
 use std::path::{Path, PathBuf};
@@ -113,15 +113,7 @@ pub fn orphans(state_dir: &Path, in_use: &[PathBuf]) -> Vec<(PathBuf, u64)> {
         .filter_map(|entry| entry.ok().map(|e| e.path()))
         .filter(|dir| !in_use.contains(dir))
         .map(|dir| {
-            let bytes = std::fs::read_dir(&dir)
-                .map(|files| {
-                    files
-                        .filter_map(|f| f.ok())
-                        .filter(|f| f.path().extension().is_some_and(|e| e == "seg"))
-                        .filter_map(|f| f.metadata().ok().map(|m| m.len()))
-                        .sum()
-                })
-                .unwrap_or(0);
+            let bytes = bytes_in(&dir);
             (dir, bytes)
         })
         .filter(|(_, bytes)| *bytes > 0)
@@ -151,8 +143,8 @@ impl<P: Publisher> DiskPublisher<P> {
     pub fn open(url: &str, inner: P, dir: &Path, options: DiskOptions) -> Result<(Self, Cut), PublishError> {
         let (log, cut) = SegmentLog::open(dir, options.max_bytes)
             .map_err(|error| PublishError::Url { url: super::shown_url(url), message: error.to_string() })?;
-        let log_samples = log.samples();
-        if log.samples() > 0 || cut.records > 0 {
+        let backlog = log.samples() > 0;
+        if backlog || cut.records > 0 {
             tracing::info!(
                 publisher = %super::shown_url(url), queue = %dir.display(), samples = log.samples(),
                 cut_records = cut.records, cut_samples = cut.samples,
@@ -166,7 +158,7 @@ impl<P: Publisher> DiskPublisher<P> {
             backoff: super::reconnect_backoff(),
             next_attempt: Instant::now(),
             failing: false,
-            backlog: log_samples > 0,
+            backlog,
         };
         Ok((publisher, cut))
     }

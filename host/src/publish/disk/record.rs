@@ -78,7 +78,7 @@ pub fn encode(batch: &Batch, range: std::ops::Range<usize>) -> (u32, Vec<u8>) {
         let (Some(meter), Some(resource)) = (meter, resource) else { continue };
         record.samples.push((meter, resource, sample.volume, sample.timestamp));
         record.message_ids.push(match received.and_then(|ids| ids.get(index)) {
-            Some(id) => Cow::Owned(id.to_string()),
+            Some(id) => Cow::Borrowed(&**id),
             None => Cow::Owned(uuid::Uuid::new_v4().hyphenated().to_string()),
         });
     }
