@@ -146,7 +146,36 @@ INSERT INTO resource_spans
 INSERT INTO resource_meters SELECT DISTINCT resource_version, meter_id FROM samples;
 ",
     },
+    Migration {
+        version: 3,
+        description: "samples unique by (timestamp, message_id), in time order",
+        sql: TIME_ORDERED_SQLITE,
+    },
 ];
+
+/// Samples made unique by `(timestamp, message_id)`, as on PostgreSQL, instead of by
+/// `message_id` alone (a redelivered sample has its timestamp too). Message ids are
+/// random: each sample of a batch landed on a page of its own in the unique index,
+/// and every page a transaction touches is written whole to the WAL at commit (4 KiB
+/// a sample once the index outgrew a batch); in time order a batch's keys share a
+/// few pages. SQLite cannot change a table's constraints, so the table is made anew
+/// (once, at the upgrade: as long as copying the samples takes).
+const TIME_ORDERED_SQLITE: &str = "
+CREATE TABLE samples_in_time (
+    id INTEGER PRIMARY KEY,
+    message_id TEXT NOT NULL,
+    timestamp INTEGER NOT NULL,
+    meter_id INTEGER NOT NULL,
+    resource_version INTEGER NOT NULL,
+    volume REAL NOT NULL,
+    recorded_at INTEGER NOT NULL,
+    UNIQUE (timestamp, message_id));
+INSERT INTO samples_in_time SELECT id, message_id, timestamp, meter_id, resource_version, volume, recorded_at
+    FROM samples ORDER BY id;
+DROP TABLE samples;
+ALTER TABLE samples_in_time RENAME TO samples;
+CREATE INDEX samples_by_meter_and_resource ON samples (meter_id, resource_version, timestamp, volume);
+";
 
 /// The migrations still to apply to a database at `applied` (the highest version it
 /// records), or why it cannot be written to.

@@ -147,7 +147,7 @@ impl Inner {
             let mut insert = transaction
                 .prepare_cached(
                     "INSERT INTO samples (message_id, timestamp, meter_id, resource_version, volume, recorded_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (message_id) DO NOTHING",
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (timestamp, message_id) DO NOTHING",
                 )
                 .map_err(classify)?;
             for row in &batch.rows {
@@ -315,4 +315,72 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(work)
         .await
         .map_err(|e| StoreError::Unavailable(format!("the SQLite thread ended: {e}")))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{ResourceVersion, Row};
+
+    /// A file at schema version 2 (samples unique by message id alone), with two
+    /// samples in it.
+    fn file_at_version_2(path: &std::path::Path) {
+        let connection = Connection::open(path).unwrap();
+        connection.execute_batch(migrations::JOURNAL).unwrap();
+        for migration in &migrations::SQLITE[..2] {
+            connection.execute_batch(migration.sql).unwrap();
+            connection
+                .execute(
+                    "INSERT INTO pollen_schema_migrations VALUES (?1, ?2, 'then')",
+                    params![migration.version, "old"],
+                )
+                .unwrap();
+        }
+        connection
+            .execute_batch(
+                "INSERT INTO meters (id, name, type, unit) VALUES (1, 'cpu', 'cumulative', 'ns');
+                 INSERT INTO resources (id, digest, resource_id, source, metadata, first_stored)
+                   VALUES (1, x'00', 'vm', 'openstack', '{}', 0);
+                 INSERT INTO samples VALUES (7, 'm-1', 100, 1, 1, 1.5, 0), (8, 'm-2', 200, 1, 1, 2.5, 0);",
+            )
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_older_file_keeps_its_samples_and_is_then_unique_by_time_and_message_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("samples.db");
+        file_at_version_2(&path);
+        let mut store = SqliteStore::open(path.clone()).await.unwrap();
+        let connection = Connection::open(&path).unwrap();
+        let kept: Vec<(i64, String, i64)> = connection
+            .prepare("SELECT id, message_id, timestamp FROM samples ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(kept, [(7, "m-1".into(), 100), (8, "m-2".into(), 200)], "samples and their ids kept");
+        let version: u32 =
+            connection.query_row("SELECT max(version) FROM pollen_schema_migrations", [], |r| r.get(0)).unwrap();
+        assert_eq!(version, migrations::SQLITE.len() as u32);
+        // A redelivered sample (same time, same id) is skipped; a new one stored.
+        let row =
+            |id: &str, timestamp_us| Row { message_id: id.into(), meter: 0, resource: 0, volume: 1.0, timestamp_us };
+        let batch = WriteBatch {
+            meters: vec![MeterKey { name: "cpu".into(), kind: "cumulative", unit: "ns".into() }],
+            resources: vec![ResourceVersion::new("vm", None, None, "openstack", "{}")],
+            rows: vec![row("m-2", 200), row("m-3", 300)],
+        };
+        let written = store.write(Arc::new(batch)).await.unwrap();
+        assert_eq!((written.stored, written.duplicates), (1, 1));
+        let plan: String = connection
+            .query_row(
+                "EXPLAIN QUERY PLAN SELECT 1 FROM samples WHERE timestamp = 300 AND message_id = 'm-3'",
+                [],
+                |r| r.get(3),
+            )
+            .unwrap();
+        assert!(plan.contains("sqlite_autoindex_samples"), "the unique key is an index: {plan}");
+    }
 }
