@@ -80,6 +80,50 @@ fn an_agent_s_samples_are_stored_exactly_once_through_rabbitmq_into_postgresql()
     delete_queues(&[&queue, &format!("{queue}.dead")]);
 }
 
+/// Every message sent twice (some again after their first copy was stored, some in
+/// the same batch as it), into PostgreSQL and SQLite alike: each sample is stored once,
+/// every message acknowledged, none requeued or dead-lettered.
+#[test]
+fn messages_delivered_twice_are_stored_once_in_postgresql_and_sqlite() {
+    const SAMPLES: usize = 3_000;
+    let database = TestDatabase::create();
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = dir.path().join("samples.db");
+    let bodies = signed_notifications(SAMPLES, SECRET);
+    // The first half, then everything: the first half's second copies come after
+    // their first were stored; each of the second half's copies is in the batch of
+    // its twin.
+    let mut twice: Vec<Vec<u8>> = bodies[..bodies.len() / 2].to_vec();
+    for body in &bodies {
+        twice.push(body.clone());
+        if twice.len() > bodies.len() {
+            twice.push(body.clone());
+        }
+    }
+    for publisher in [database.url(), format!("sqlite://{}", sqlite.display())] {
+        let queue = unique_queue("twice");
+        fill_queue(&queue, &twice);
+        collector_file(dir.path(), &amqp_input(&queue, ""), &publisher, "");
+        let mut collector = start_collector(dir.path(), "collector input consuming");
+        let stored = || {
+            if publisher.starts_with("sqlite") {
+                rusqlite::Connection::open(&sqlite)
+                    .and_then(|c| c.query_row("SELECT count(*) FROM samples", [], |r| r.get::<_, i64>(0)))
+                    .unwrap_or(0)
+            } else {
+                database.stored()
+            }
+        };
+        collector.wait("every sample stored", |_| stored() >= SAMPLES as i64);
+        let log = collector.stop();
+        assert_eq!(stored(), SAMPLES as i64, "{publisher}: each sample once: {log}");
+        assert!(log.contains("requeued=0") && log.contains("dead_lettered=0"), "{publisher}: {log}");
+        assert!(!log.contains("sample dropped"), "a second copy is skipped, not refused: {log}");
+        assert_eq!(ready_in(&queue), 0, "{publisher}: every message acknowledged: {log}");
+        delete_queues(&[&queue, &format!("{queue}.dead")]);
+    }
+}
+
 /// 40,000 samples wait in the queue; the collector is SIGKILLed as soon as the first
 /// are stored, then started again: every sample is stored once, the queue is empty.
 #[test]

@@ -21,7 +21,7 @@ use lapin::options::{
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Connection, ConnectionProperties};
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -126,7 +126,12 @@ pub(super) async fn consume(
     mut stop: watch::Receiver<bool>,
 ) {
     let (settled_sender, mut settled) = mpsc::unbounded_channel::<Settled>();
-    let mut state = State { attempts: HashMap::new(), in_flight: 0, read: decode::ReadCache::default() };
+    let mut state = State {
+        attempts: HashMap::new(),
+        in_flight: 0,
+        read: decode::ReadCache::default(),
+        bodies: foldhash::quality::RandomState::default(),
+    };
     let mut backoff = crate::publish::reconnect_backoff();
     let mut failures = 0u64;
     while !*stop.borrow() {
@@ -250,6 +255,8 @@ struct State {
     in_flight: usize,
     /// What reading notifications keeps between them.
     read: decode::ReadCache,
+    /// How a body is hashed into its key (a fast hash: bodies are tens of KiB).
+    bodies: foldhash::quality::RandomState,
 }
 
 impl State {
@@ -268,9 +275,7 @@ impl State {
         settled: &mpsc::UnboundedSender<Settled>,
     ) -> Option<Arrival> {
         counters.received.fetch_add(1, Ordering::Relaxed);
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        delivery.data.hash(&mut hasher);
-        let key = hasher.finish();
+        let key = self.bodies.hash_one(&delivery.data[..]);
         let attempts = self.attempts.get(&key).copied().unwrap_or_default();
         if attempts >= config.max_attempts {
             let why = format!("failed {attempts} times; last: a publisher of its sinks could not deliver its samples");

@@ -1,6 +1,7 @@
 //! PostgreSQL: samples in a table partitioned by day, each batch one multi-row
-//! `INSERT … SELECT FROM unnest(…) ON CONFLICT DO NOTHING` (one statement, one
-//! transaction, one round trip), meters and resource versions upserted once and
+//! `INSERT … SELECT FROM unnest(…)` (one statement, one transaction, one round trip;
+//! a batch holding a sample stored before is stored again with `ON CONFLICT DO
+//! NOTHING`), meters and resource versions upserted once and
 //! their ids cached. Partitions are made as samples for a new day arrive, and
 //! retention drops whole ones.
 
@@ -37,6 +38,9 @@ pub struct PgStore {
 /// A connection and its prepared statements.
 struct Link {
     client: Client,
+    /// Samples none of which is stored yet (fails on one that is).
+    insert_new_samples: Statement,
+    /// Samples, skipping those already stored.
     insert_samples: Statement,
     upsert_meters: Statement,
     upsert_resources: Statement,
@@ -73,14 +77,11 @@ impl PgStore {
             migrate(&mut client).await?;
             self.partitions = partitions(&client).await?;
             // One statement, so the spans widen in the transaction that stores the
-            // samples; rows in a fixed order, so two collectors lock them alike.
-            let insert_samples = client
-                .prepare(
-                    "WITH inserted AS (
-                       INSERT INTO samples (timestamp, message_id, meter_id, resource_version, volume)
-                       SELECT * FROM unnest($1::timestamptz[], $2::text[], $3::int4[], $4::int8[], $5::float8[])
-                       ON CONFLICT DO NOTHING RETURNING 1),
-                     spans AS (
+            // samples; rows in a fixed order, so two collectors lock them alike. A
+            // plain insert first: a batch seen before (a redelivery) fails it on the
+            // key, and is then stored by the statement that skips what is there
+            // (its speculative insertion costs every row a second search of the key).
+            let spans_and_pairs = "spans AS (
                        INSERT INTO resource_spans (resource_version, first_timestamp, last_timestamp)
                        SELECT * FROM unnest($6::int8[], $7::timestamptz[], $8::timestamptz[])
                        ON CONFLICT (resource_version) DO UPDATE SET
@@ -88,9 +89,24 @@ impl PgStore {
                          last_timestamp = greatest(resource_spans.last_timestamp, EXCLUDED.last_timestamp)),
                      pairs AS (
                        INSERT INTO resource_meters (resource_version, meter_id)
-                       SELECT * FROM unnest($9::int8[], $10::int4[]) ON CONFLICT DO NOTHING)
-                     SELECT count(*) FROM inserted",
-                )
+                       SELECT * FROM unnest($9::int8[], $10::int4[]) ON CONFLICT DO NOTHING)";
+            let insert_new_samples = client
+                .prepare(&format!(
+                    "WITH {spans_and_pairs}
+                     INSERT INTO samples (timestamp, message_id, meter_id, resource_version, volume)
+                     SELECT * FROM unnest($1::timestamptz[], $2::text[], $3::int4[], $4::int8[], $5::float8[])"
+                ))
+                .await
+                .map_err(classify)?;
+            let insert_samples = client
+                .prepare(&format!(
+                    "WITH inserted AS (
+                       INSERT INTO samples (timestamp, message_id, meter_id, resource_version, volume)
+                       SELECT * FROM unnest($1::timestamptz[], $2::text[], $3::int4[], $4::int8[], $5::float8[])
+                       ON CONFLICT DO NOTHING RETURNING 1),
+                     {spans_and_pairs}
+                     SELECT count(*) FROM inserted"
+                ))
                 .await
                 .map_err(classify)?;
             let upsert_meters = client
@@ -112,7 +128,7 @@ impl PgStore {
                 )
                 .await
                 .map_err(classify)?;
-            self.link = Some(Link { client, insert_samples, upsert_meters, upsert_resources });
+            self.link = Some(Link { client, insert_new_samples, insert_samples, upsert_meters, upsert_resources });
         }
         Ok(self.link.as_ref().expect("made above"))
     }
@@ -159,25 +175,27 @@ impl PgStore {
         let pair_versions: Vec<i64> = widened.pairs.iter().map(|p| p.0).collect();
         let pair_meters: Vec<i32> = widened.pairs.iter().map(|p| p.1 as i32).collect();
         let link = self.link.as_ref().expect("linked above");
-        let inserted = link
-            .client
-            .query_one(
-                &link.insert_samples,
-                &[
-                    &timestamps,
-                    &message_ids,
-                    &meters,
-                    &resources,
-                    &volumes,
-                    &span_versions,
-                    &span_firsts,
-                    &span_lasts,
-                    &pair_versions,
-                    &pair_meters,
-                ],
-            )
-            .await;
-        let stored = inserted.map_err(|error| self.classify_insert(error))?.get::<_, i64>(0) as u64;
+        let parameters: [&(dyn tokio_postgres::types::ToSql + Sync); 10] = [
+            &timestamps,
+            &message_ids,
+            &meters,
+            &resources,
+            &volumes,
+            &span_versions,
+            &span_firsts,
+            &span_lasts,
+            &pair_versions,
+            &pair_meters,
+        ];
+        let stored = match link.client.execute(&link.insert_new_samples, &parameters).await {
+            Ok(stored) => stored,
+            Err(error) if error.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => {
+                tracing::debug!("a sample of the batch is stored already (a redelivery): the rest is stored alone");
+                let inserted = link.client.query_one(&link.insert_samples, &parameters).await;
+                inserted.map_err(|error| self.classify_insert(error))?.get::<_, i64>(0) as u64
+            }
+            Err(error) => return Err(self.classify_insert(error)),
+        };
         self.spans.commit(widened);
         Ok(Written { stored, duplicates: batch.rows.len() as u64 - stored })
     }
