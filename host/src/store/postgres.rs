@@ -1,9 +1,9 @@
 //! PostgreSQL: samples in a table partitioned by day, each batch one multi-row
 //! `INSERT … SELECT FROM unnest(…)` (one statement, one transaction, one round trip;
 //! a batch holding a sample stored before is stored again with `ON CONFLICT DO
-//! NOTHING`), meters and resource versions upserted once and
-//! their ids cached. Partitions are made as samples for a new day arrive, and
-//! retention drops whole ones.
+//! NOTHING`), meters and resource versions upserted once and their ids cached.
+//! Partitions are made as samples for a new day arrive, and retention drops whole
+//! ones.
 
 use super::migrations::{self, POSTGRES};
 use super::retention::time_to_live_of;
@@ -190,7 +190,7 @@ impl PgStore {
         let stored = match link.client.execute(&link.insert_new_samples, &parameters).await {
             Ok(stored) => stored,
             Err(error) if error.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => {
-                tracing::debug!("a sample of the batch is stored already (a redelivery): the rest is stored alone");
+                tracing::debug!("a sample of the batch is stored already (a redelivery): stored again, skipping it");
                 let inserted = link.client.query_one(&link.insert_samples, &parameters).await;
                 inserted.map_err(|error| self.classify_insert(error))?.get::<_, i64>(0) as u64
             }

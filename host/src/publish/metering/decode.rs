@@ -211,6 +211,14 @@ pub fn read_notification(
     let payload = match outer.message {
         Some(text) => {
             inner_text = text;
+            // Most often the envelope's payload is a list of plain samples: read in
+            // one pass, without first taking the payload's text.
+            if let Ok(inner) = serde_json::from_str::<SamplesEnvelope>(&inner_text) {
+                for pairs in &inner.payload.0 {
+                    each(read_pairs(pairs, secrets, cache));
+                }
+                return Ok(());
+            }
             let inner: Envelope =
                 serde_json::from_str(&inner_text).map_err(|e| DecodeError::NotJson(format!("oslo.message: {e}")))?;
             inner.payload
@@ -253,6 +261,51 @@ pub fn read_notification(
 
 /// A metering message's keys and their values' JSON text.
 type Pairs<'a> = BTreeMap<&'a str, &'a RawValue>;
+
+/// An oslo.messaging message whose payload holds plain samples.
+#[derive(serde::Deserialize)]
+struct SamplesEnvelope<'a> {
+    #[serde(borrow)]
+    payload: SamplesPayload<'a>,
+}
+
+/// A payload's samples: `{"samples": [...]}` (what Pollen and `ceilometer-polling`
+/// send), or the list itself (the notification agent's `notifier://` publisher).
+struct SamplesPayload<'a>(Vec<Pairs<'a>>);
+
+impl<'de: 'a, 'a> serde::Deserialize<'de> for SamplesPayload<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Samples<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Samples<'a> {
+            type Value = SamplesPayload<'a>;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a list of samples, or a map with `samples`")
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut list: A) -> Result<Self::Value, A::Error> {
+                let mut samples = Vec::with_capacity(list.size_hint().unwrap_or(50));
+                while let Some(pairs) = list.next_element::<Pairs<'a>>()? {
+                    samples.push(pairs);
+                }
+                Ok(SamplesPayload(samples))
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut samples = None;
+                while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+                    if key == "samples" {
+                        samples = Some(map.next_value::<Vec<Pairs<'a>>>()?);
+                    } else {
+                        map.next_value::<serde::de::IgnoredAny>()?;
+                    }
+                }
+                samples.map(SamplesPayload).ok_or_else(|| serde::de::Error::missing_field("samples"))
+            }
+        }
+        deserializer.deserialize_any(Samples(std::marker::PhantomData))
+    }
+}
 
 /// The general reading of one metering message, decoded as a whole.
 fn general(message: serde_json::Result<Value>, secrets: &[String]) -> Result<ReceivedSample, DecodeError> {
@@ -621,6 +674,21 @@ mod tests {
         assert_eq!(read[2], Err(DecodeError::Unsigned));
         assert!(matches!(read[5], Err(DecodeError::Field { field: "resource_id", .. })), "{:?}", read[5]);
         assert_eq!(comparable(read), comparable(expected));
+        // The payload as the list itself (the notification agent's publisher), and as a
+        // map with other keys around `samples`: read the same.
+        let good = inner["payload"]["samples"][0].clone();
+        for payload in [
+            serde_json::json!([good.clone(), good.clone()]),
+            serde_json::json!({"a": [1, {"b": null}], "samples": [good.clone(), good], "z": "x"}),
+        ] {
+            inner["payload"] = payload;
+            let read_at_once = serde_json::from_str::<SamplesEnvelope>(&inner.to_string()).map(|e| e.payload.0.len());
+            assert_eq!(read_at_once.ok(), Some(2), "read in one pass");
+            let body = serde_json::json!({"oslo.version": "2.0", "oslo.message": inner.to_string()}).to_string();
+            let read = fast(body.as_bytes(), &secrets, &mut cache);
+            assert!(read.len() == 2 && read.iter().all(Result::is_ok), "{read:?}");
+            assert_eq!(comparable(read), comparable(general(body.as_bytes(), &secrets)));
+        }
         // Not a notification: the same error both ways.
         for bad in [&b"{not json"[..], br#"{"oslo.message": "{}"}"#, br#"{"payload": 3}"#] {
             let mut never = |_| panic!("no sample in {bad:?}");
