@@ -16,7 +16,7 @@ use crate::registry::{MeterHandle, Registry, ResourceHandle};
 use crate::sample::{Meter, MeterType, Sample};
 use bytes::Bytes;
 use http_body_util::Full;
-use prometheus::proto::{Metric, MetricFamily};
+use prometheus::proto::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType};
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -125,7 +125,6 @@ pub(crate) fn family_of(
     counter: bool,
     values: impl IntoIterator<Item = (Vec<(&'static str, String)>, f64)>,
 ) -> MetricFamily {
-    use prometheus::proto::MetricType;
     let mut family = MetricFamily::default();
     family.set_name(name.to_string());
     family.set_help(help.to_string());
@@ -135,8 +134,7 @@ pub(crate) fn family_of(
 }
 
 /// One series: its labels, in their order, and its value as a counter or a gauge.
-pub(crate) fn series(labels: &[(&str, String)], value: f64, counter: bool) -> prometheus::proto::Metric {
-    use prometheus::proto::{Counter, Gauge, LabelPair, Metric};
+pub(crate) fn series(labels: &[(&str, String)], value: f64, counter: bool) -> Metric {
     let mut metric = Metric::default();
     let pairs = labels.iter().map(|(name, value)| {
         let mut pair = LabelPair::default();

@@ -207,44 +207,27 @@ pub fn read_notification(
         samples: Option<Vec<&'a RawValue>>,
     }
     let outer: Envelope = serde_json::from_slice(body).map_err(|e| DecodeError::NotJson(e.to_string()))?;
-    let inner_text;
-    let payload = match outer.message {
+    // The v2 envelope's message, or a v1 message itself.
+    let inner_text = outer.message;
+    let message = inner_text.as_deref().map_or(body, str::as_bytes);
+    // Most often the payload holds plain samples: read in one pass, straight into each
+    // sample's keys and values' text.
+    if let Ok(plain) = serde_json::from_slice::<SamplesEnvelope>(message) {
+        for pairs in &plain.payload.0 {
+            each(read_pairs(pairs, secrets, cache));
+        }
+        return Ok(());
+    }
+    let payload = match &inner_text {
         Some(text) => {
-            inner_text = text;
-            // Most often the envelope's payload is a list of plain samples: read in
-            // one pass, without first taking the payload's text.
-            if let Ok(inner) = serde_json::from_str::<SamplesEnvelope>(&inner_text) {
-                for pairs in &inner.payload.0 {
-                    each(read_pairs(pairs, secrets, cache));
-                }
-                return Ok(());
-            }
             let inner: Envelope =
-                serde_json::from_str(&inner_text).map_err(|e| DecodeError::NotJson(format!("oslo.message: {e}")))?;
+                serde_json::from_str(text).map_err(|e| DecodeError::NotJson(format!("oslo.message: {e}")))?;
             inner.payload
         }
         None => outer.payload,
     };
     let no_samples = || DecodeError::NotANotification("no `payload.samples` list".into());
-    let payload = payload.ok_or_else(no_samples)?;
-    let list = payload.get();
-    // Most often every sample's keys are plain: the whole list is read in one pass.
-    #[derive(serde::Deserialize)]
-    struct PlainPayload<'a> {
-        #[serde(borrow)]
-        samples: Vec<Pairs<'a>>,
-    }
-    let plain = match list.as_bytes().first() {
-        Some(b'[') => serde_json::from_str::<Vec<Pairs>>(list).ok(),
-        Some(b'{') => serde_json::from_str::<PlainPayload>(list).ok().map(|p| p.samples),
-        _ => return Err(no_samples()),
-    };
-    if let Some(samples) = plain {
-        for pairs in &samples {
-            each(read_pairs(pairs, secrets, cache));
-        }
-        return Ok(());
-    }
+    let list = payload.ok_or_else(no_samples)?.get();
     let samples: Vec<&RawValue> = match list.as_bytes().first() {
         // The notification agent's publisher puts the list as the payload itself.
         Some(b'[') => serde_json::from_str(list).map_err(|_| no_samples())?,
@@ -262,7 +245,8 @@ pub fn read_notification(
 /// A metering message's keys and their values' JSON text.
 type Pairs<'a> = BTreeMap<&'a str, &'a RawValue>;
 
-/// An oslo.messaging message whose payload holds plain samples.
+/// An oslo.messaging message whose payload holds plain samples (every sample a map
+/// whose keys need no unescaping).
 #[derive(serde::Deserialize)]
 struct SamplesEnvelope<'a> {
     #[serde(borrow)]
@@ -684,10 +668,13 @@ mod tests {
             inner["payload"] = payload;
             let read_at_once = serde_json::from_str::<SamplesEnvelope>(&inner.to_string()).map(|e| e.payload.0.len());
             assert_eq!(read_at_once.ok(), Some(2), "read in one pass");
-            let body = serde_json::json!({"oslo.version": "2.0", "oslo.message": inner.to_string()}).to_string();
-            let read = fast(body.as_bytes(), &secrets, &mut cache);
-            assert!(read.len() == 2 && read.iter().all(Result::is_ok), "{read:?}");
-            assert_eq!(comparable(read), comparable(general(body.as_bytes(), &secrets)));
+            let v2 = serde_json::json!({"oslo.version": "2.0", "oslo.message": inner.to_string()}).to_string();
+            // A v1 message is the envelope's message itself.
+            for body in [v2, inner.to_string()] {
+                let read = fast(body.as_bytes(), &secrets, &mut cache);
+                assert!(read.len() == 2 && read.iter().all(Result::is_ok), "{read:?}");
+                assert_eq!(comparable(read), comparable(general(body.as_bytes(), &secrets)));
+            }
         }
         // Not a notification: the same error both ways.
         for bad in [&b"{not json"[..], br#"{"oslo.message": "{}"}"#, br#"{"payload": 3}"#] {
