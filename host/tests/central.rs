@@ -255,7 +255,21 @@ async fn pools_and_services_are_polled_as_ceilometer_computes_them() {
     ]);
     let agent = with_account(None, &granted(&["cinder_pools", "cinder_services"]));
     let agent = workspace.polling_agent(&agent, "meters: ['volume.provider.*', volume.service.health]");
-    let output = run_cycle(&agent.plugins, &agent.hypervisor, &agent.registry, &agent.pipeline.sources).await;
+    // The other tests of this file create and delete volumes meanwhile, which moves a
+    // pool's allocated capacity: the cycle counts only when the pools read the same
+    // figures just before and just after it.
+    let pools_url = format!("{base}/scheduler-stats/get_pools?detail=True");
+    let mut attempts = 0;
+    let (output, pools) = loop {
+        attempts += 1;
+        let before = cloud.get(pools_url.clone()).await;
+        let output = run_cycle(&agent.plugins, &agent.hypervisor, &agent.registry, &agent.pipeline.sources).await;
+        let after = cloud.get(pools_url.clone()).await;
+        if pool_figures(&before) == pool_figures(&after) {
+            break (output, after);
+        }
+        assert!(attempts < 30, "the pools kept changing across {attempts} cycles: {before} then {after}");
+    };
     assert!(output.failures.is_empty(), "{:?}", output.failures);
     let oracle = oracle();
     let polled: BTreeMap<(String, String), &Sample> = output.samples[0]
@@ -271,7 +285,6 @@ async fn pools_and_services_are_polled_as_ceilometer_computes_them() {
         keys
     };
 
-    let pools = cloud.get(format!("{base}/scheduler-stats/get_pools?detail=True")).await;
     let pools = pools["pools"].as_array().unwrap();
     assert!(!pools.is_empty(), "Cinder's volume service reports its pool");
     for pool in pools {
@@ -315,6 +328,14 @@ async fn pools_and_services_are_polled_as_ceilometer_computes_them() {
             assert_eq!(metadata[key], service[key], "{id} `{key}`");
         }
     }
+}
+
+/// What the pool meters read of each pool in a `get_pools?detail=True` answer (its
+/// report's timestamp left out, as it moves without the figures moving).
+fn pool_figures(pools: &Value) -> Vec<(Value, [Value; 4])> {
+    let keys = ["total_capacity_gb", "free_capacity_gb", "provisioned_capacity_gb", "allocated_capacity_gb"];
+    let pools = pools["pools"].as_array().map(Vec::as_slice).unwrap_or_default();
+    pools.iter().map(|pool| (pool["name"].clone(), keys.map(|key| pool["capabilities"][key].clone()))).collect()
 }
 
 /// A service that answers every request with the masked tail of the token it carried
