@@ -456,3 +456,47 @@ async fn a_large_host_s_samples_are_handed_over_chunk_by_chunk() {
     let all: BTreeSet<&String> = instances.iter().flatten().collect();
     assert_eq!(all.len(), 600, "no instance's samples are split between chunks");
 }
+
+/// Through `libvirtd` (`test+unix://`) each domain is read with per-domain calls that
+/// are kept in flight together on the one connection (`hypervisor/lanes.rs`): every
+/// domain is still read, each reading lands on its own domain, and what does not move
+/// with time (sizes, memory, vCPUs, states, metadata) is what the in-process driver
+/// reads of the same node file.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_large_host_through_libvirtd_is_polled_as_in_process() {
+    let (workspace, _, node) = large_host();
+    let remote = format!("test+unix://{}", node.display());
+    if Connect::open(Some(&remote)).is_err() {
+        let message = "libvirtd does not answer on test+unix://; run `scripts/hypervisor.sh start` (`make setup` does)";
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "{message}");
+        eprintln!("skipped: {message}");
+        return;
+    }
+    let in_process = poll(&workspace, &format!("test://{}", node.display()), false, 1).await.pop().unwrap();
+    let through_daemon = poll(&workspace, &remote, false, 1).await.pop().unwrap();
+    let keyed = |samples: Vec<Polled>| -> HashMap<(String, String), Polled> {
+        samples.into_iter().map(|s| ((s.meter.clone(), s.resource_id.clone()), s)).collect()
+    };
+    let (in_process, through_daemon) = (keyed(in_process), keyed(through_daemon));
+    let keys = |samples: &HashMap<(String, String), Polled>| samples.keys().cloned().collect::<BTreeSet<_>>();
+    assert_eq!(keys(&through_daemon), keys(&in_process), "the same meters of the same resources");
+    assert!(in_process.len() > 600 * 20, "every domain polled: {} samples", in_process.len());
+    let steady = [
+        "vcpus",
+        "memory",
+        "power.state",
+        "disk.root.size",
+        "disk.ephemeral.size",
+        "disk.device.capacity",
+        "disk.device.allocation",
+        "disk.device.usage",
+    ];
+    for (key, local) in &in_process {
+        let remote = &through_daemon[key];
+        assert_eq!(remote.metadata, local.metadata, "{key:?} metadata");
+        assert_eq!((&remote.user_id, &remote.project_id), (&local.user_id, &local.project_id), "{key:?}");
+        if steady.contains(&key.0.as_str()) {
+            assert_eq!(remote.volume, local.volume, "{key:?}");
+        }
+    }
+}

@@ -1,6 +1,7 @@
 //! What the host reads of one domain, as plain data, and how it is read from libvirt.
 
 use super::bulk::{self, BulkRecord, Filled};
+use super::lanes;
 use super::{Hypervisor, HypervisorError};
 use std::sync::Arc;
 use virt::domain::Domain;
@@ -285,25 +286,23 @@ pub(super) fn domain_xmls(
     each_domain(hypervisor, "virDomainGetXMLDesc", indices, move |index| handles[index].get_xml_desc(0))
 }
 
-/// Runs `read` on each item in one job on the connection's thread: a domain that fails
-/// costs only its own entry; a connection that died fails the whole job.
+/// Runs `read` on each item in one job on the connection's thread, the items shared
+/// among the connection's lanes (see [`lanes`]): a domain that fails costs only its own
+/// entry; a connection that died fails the whole job.
 fn each_domain<I: Send + 'static, T: Send + 'static>(
     hypervisor: &Hypervisor,
     call: &'static str,
     items: Vec<I>,
-    mut read: impl FnMut(I) -> Result<T, virt::error::Error> + Send + 'static,
+    read: impl Fn(I) -> Result<T, virt::error::Error> + Send + Sync + 'static,
 ) -> Result<Vec<Result<T, HypervisorError>>, HypervisorError> {
     let uri = hypervisor.uri().to_string();
+    let lanes = hypervisor.lanes;
     hypervisor.with_connection(call, move |connection| {
-        let mut out = Vec::with_capacity(items.len());
-        for item in items {
-            match read(item) {
-                Ok(value) => out.push(Ok(value)),
-                Err(error) if !connection.is_alive().unwrap_or(false) => return Err(error),
-                Err(error) => out.push(Err(HypervisorError::from_libvirt(call, &uri, error))),
-            }
-        }
-        Ok(out)
+        lanes::in_lanes(items, lanes, |item| match read(item) {
+            Ok(value) => Ok(Ok(value)),
+            Err(error) if !connection.is_alive().unwrap_or(false) => Err(error),
+            Err(error) => Ok(Err(HypervisorError::from_libvirt(call, &uri, error))),
+        })
     })
 }
 
