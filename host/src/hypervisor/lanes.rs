@@ -44,10 +44,11 @@ pub(super) fn in_lanes<I: Send, T: Send, S: Send>(
     let per_lane = items.len().div_ceil(lanes);
     let lanes = items.len().div_ceil(per_lane);
     let mut items = items.into_iter();
-    let groups: Vec<Mutex<Option<Vec<I>>>> =
-        (0..lanes).map(|_| Mutex::new(Some(items.by_ref().take(per_lane).collect()))).collect();
-    let run = |group: &Mutex<Option<Vec<I>>>| -> Result<Vec<T>, S> {
-        let items = group.lock().unwrap_or_else(|p| p.into_inner()).take().unwrap_or_default();
+    // Each lane's items, taken by the thread that runs it (or by the caller, for a
+    // thread that could not be started).
+    let groups: Vec<Mutex<Vec<I>>> = (0..lanes).map(|_| Mutex::new(items.by_ref().take(per_lane).collect())).collect();
+    let run = |group: &Mutex<Vec<I>>| -> Result<Vec<T>, S> {
+        let items = std::mem::take(&mut *group.lock().unwrap_or_else(|p| p.into_inner()));
         items.into_iter().map(&work).collect()
     };
     let outputs: Vec<Result<Vec<T>, S>> = std::thread::scope(|scope| {

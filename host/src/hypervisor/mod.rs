@@ -98,8 +98,6 @@ impl HypervisorError {
 pub struct Hypervisor {
     uri: String,
     connection: connection::Connection,
-    /// Per-domain calls in flight at once ([`lanes::for_uri`]).
-    lanes: usize,
     /// By domain UUID (a domain whose UUID does not parse is not kept).
     xml: Mutex<HashMap<Uuid, KnownXml>>,
     xml_reads: AtomicU64,
@@ -140,7 +138,6 @@ impl Hypervisor {
         let uri = uri.into();
         Self {
             connection: connection::Connection::new(&uri, timeout, open_timeout),
-            lanes: lanes::for_uri(&uri),
             uri,
             xml: Mutex::default(),
             xml_reads: AtomicU64::new(0),

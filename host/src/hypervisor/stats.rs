@@ -296,7 +296,7 @@ fn each_domain<I: Send + 'static, T: Send + 'static>(
     read: impl Fn(I) -> Result<T, virt::error::Error> + Send + Sync + 'static,
 ) -> Result<Vec<Result<T, HypervisorError>>, HypervisorError> {
     let uri = hypervisor.uri().to_string();
-    let lanes = hypervisor.lanes;
+    let lanes = lanes::for_uri(&uri);
     hypervisor.with_connection(call, move |connection| {
         lanes::in_lanes(items, lanes, |item| match read(item) {
             Ok(value) => Ok(Ok(value)),
