@@ -186,6 +186,36 @@ async fn the_file_publisher_rotates_as_python_does() {
     assert_eq!(newest.last().unwrap()["volume"], 52.0, "the newest sample is in the current file");
 }
 
+/// Batches that straddle the bound are cut between lines: with room for every backup,
+/// each sample is written once, in order, and a batch that fits goes out whole.
+#[tokio::test]
+async fn the_file_publisher_rotating_loses_and_repeats_no_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("samples.jsonl");
+    let url = format!("file://{}?max_bytes=2000&backup_count=50", path.display());
+    let handle = PublisherHandle::start(&url, &context()).await.unwrap();
+    for round in 0..6 {
+        handle.send(Arc::new(batch(3, round as f64 * 10.0)));
+    }
+    assert_eq!(handle.shutdown(SAFETY_NET).await.sent, 18);
+    let mut files: Vec<std::path::PathBuf> =
+        std::fs::read_dir(dir.path()).unwrap().map(|entry| entry.unwrap().path()).collect();
+    assert!(files.len() > 2, "it rotated: {files:?}");
+    // Oldest first: the highest backup number, the current file last.
+    let number = |p: &std::path::PathBuf| p.extension().and_then(|e| e.to_str()?.parse::<u32>().ok()).unwrap_or(0);
+    files.sort_by_key(|p| std::cmp::Reverse(number(p)));
+    let mut volumes = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        assert!(text.len() <= 2000 && text.ends_with('\n'), "{} holds whole lines within max_bytes", file.display());
+        for line in text.lines() {
+            volumes.push(serde_json::from_str::<Value>(line).unwrap()["volume"].as_f64().unwrap());
+        }
+    }
+    let sent: Vec<f64> = (0..6).flat_map(|round| (0..3).map(move |i| f64::from(round * 10 + i))).collect();
+    assert_eq!(volumes, sent);
+}
+
 /// An address that accepts connections and never answers on them.
 async fn stuck_destination() -> std::net::SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

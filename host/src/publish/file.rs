@@ -109,26 +109,35 @@ impl FilePublisher {
         self.lines.clear();
         records.write_json_lines_of(samples, &mut self.lines);
         let lines = std::mem::take(&mut self.lines);
-        // Whole runs of lines that fit go out in one write; rotation happens between lines.
-        let mut start = 0;
-        let mut end = 0;
-        for line in lines.split_inclusive(|b| *b == b'\n') {
-            let pending = (end - start) as u64;
-            let full = self
-                .options
-                .max_bytes
-                .is_some_and(|max| self.size + pending > 0 && self.size + pending + line.len() as u64 > max);
-            if full {
-                self.file.write_all(&lines[start..end]).await.map_err(|e| self.io(e))?;
-                self.size += pending;
-                self.rotate().await.map_err(|e| self.io(e))?;
-                start = end;
-            }
-            end += line.len();
-        }
-        self.file.write_all(&lines[start..end]).await.map_err(|e| self.io(e))?;
-        self.size += (end - start) as u64;
+        let written = self.write_lines(&lines).await;
         self.lines = lines;
+        written
+    }
+
+    /// Writes whole JSON lines: at once when they fit in the file (or it has no
+    /// bound); otherwise whole runs of lines that fit, rotating between lines. Lines
+    /// are looked for only then.
+    async fn write_lines(&mut self, lines: &[u8]) -> Result<(), PublishError> {
+        let fits = self.options.max_bytes.is_none_or(|max| self.size + lines.len() as u64 <= max);
+        let mut start = 0;
+        if !fits {
+            let max = self.options.max_bytes.unwrap_or(u64::MAX);
+            let ends = memchr::memchr_iter(b'\n', lines).map(|newline| newline + 1);
+            let mut end = 0;
+            let unended = !lines.is_empty() && lines.last() != Some(&b'\n');
+            for line_end in ends.chain(unended.then_some(lines.len())) {
+                let pending = (end - start) as u64;
+                if self.size + pending > 0 && self.size + pending + (line_end - end) as u64 > max {
+                    self.file.write_all(&lines[start..end]).await.map_err(|e| self.io(e))?;
+                    self.size += pending;
+                    self.rotate().await.map_err(|e| self.io(e))?;
+                    start = end;
+                }
+                end = line_end;
+            }
+        }
+        self.file.write_all(&lines[start..]).await.map_err(|e| self.io(e))?;
+        self.size += (lines.len() - start) as u64;
         Ok(())
     }
 }
