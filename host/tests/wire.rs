@@ -163,16 +163,24 @@ async fn http_without_batching_posts_each_sample_and_counts_what_fails() {
     assert!(bodies.iter().all(|b| b.is_object()), "one sample per request");
 }
 
-#[tokio::test]
-async fn the_file_publisher_rotates_as_python_does() {
+/// Six batches of three samples (volumes 0–2, 10–12, … 50–52) through a `file://`
+/// publisher of at most 2000 bytes a file keeping `backups` backups: the folder of
+/// `samples.jsonl` and its backups.
+async fn rotated_files(backups: u32) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("samples.jsonl");
-    let url = format!("file://{}?max_bytes=2000&backup_count=2", path.display());
+    let url = format!("file://{}?max_bytes=2000&backup_count={backups}", path.display());
     let handle = PublisherHandle::start(&url, &context()).await.unwrap();
     for round in 0..6 {
         handle.send(Arc::new(batch(3, round as f64 * 10.0)));
     }
     assert_eq!(handle.shutdown(SAFETY_NET).await.sent, 18);
+    dir
+}
+
+#[tokio::test]
+async fn the_file_publisher_rotates_as_python_does() {
+    let dir = rotated_files(2).await;
     let read = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap_or_default();
     let (current, first, second) = (read("samples.jsonl"), read("samples.jsonl.1"), read("samples.jsonl.2"));
     assert!(!dir.path().join("samples.jsonl.3").exists(), "only backup_count backups are kept");
@@ -190,14 +198,7 @@ async fn the_file_publisher_rotates_as_python_does() {
 /// each sample is written once, in order, and a batch that fits goes out whole.
 #[tokio::test]
 async fn the_file_publisher_rotating_loses_and_repeats_no_line() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("samples.jsonl");
-    let url = format!("file://{}?max_bytes=2000&backup_count=50", path.display());
-    let handle = PublisherHandle::start(&url, &context()).await.unwrap();
-    for round in 0..6 {
-        handle.send(Arc::new(batch(3, round as f64 * 10.0)));
-    }
-    assert_eq!(handle.shutdown(SAFETY_NET).await.sent, 18);
+    let dir = rotated_files(50).await;
     let mut files: Vec<std::path::PathBuf> =
         std::fs::read_dir(dir.path()).unwrap().map(|entry| entry.unwrap().path()).collect();
     assert!(files.len() > 2, "it rotated: {files:?}");
