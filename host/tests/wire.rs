@@ -195,7 +195,7 @@ async fn the_file_publisher_rotates_as_python_does() {
 }
 
 /// Batches that straddle the bound are cut between lines: with room for every backup,
-/// each sample is written once, in order, and a batch that fits goes out whole.
+/// each sample is written once, in order.
 #[tokio::test]
 async fn the_file_publisher_rotating_loses_and_repeats_no_line() {
     let dir = rotated_files(50).await;
