@@ -114,18 +114,15 @@ impl FilePublisher {
         written
     }
 
-    /// Writes whole JSON lines: at once when they fit in the file (or it has no
-    /// bound); otherwise whole runs of lines that fit, rotating between lines. Lines
-    /// are looked for only then.
+    /// Writes whole JSON lines (each ended by a newline, as
+    /// [`Records::write_json_lines_of`] writes them): at once when they fit in the file
+    /// (or it has no bound); otherwise whole runs of lines that fit, rotating between
+    /// lines. Lines are looked for only then.
     async fn write_lines(&mut self, lines: &[u8]) -> Result<(), PublishError> {
-        let fits = self.options.max_bytes.is_none_or(|max| self.size + lines.len() as u64 <= max);
         let mut start = 0;
-        if !fits {
-            let max = self.options.max_bytes.unwrap_or(u64::MAX);
-            let ends = memchr::memchr_iter(b'\n', lines).map(|newline| newline + 1);
+        if let Some(max) = self.options.max_bytes.filter(|max| self.size + lines.len() as u64 > *max) {
             let mut end = 0;
-            let unended = !lines.is_empty() && lines.last() != Some(&b'\n');
-            for line_end in ends.chain(unended.then_some(lines.len())) {
+            for line_end in memchr::memchr_iter(b'\n', lines).map(|newline| newline + 1) {
                 let pending = (end - start) as u64;
                 if self.size + pending > 0 && self.size + pending + (line_end - end) as u64 > max {
                     self.file.write_all(&lines[start..end]).await.map_err(|e| self.io(e))?;
