@@ -167,9 +167,14 @@ async fn http_without_batching_posts_each_sample_and_counts_what_fails() {
 /// publisher of at most 2000 bytes a file keeping `backups` backups: the folder of
 /// `samples.jsonl` and its backups.
 async fn rotated_files(backups: u32) -> tempfile::TempDir {
+    rotated_files_of(2000, backups).await
+}
+
+/// [`rotated_files`] with files of at most `max_bytes`.
+async fn rotated_files_of(max_bytes: u64, backups: u32) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("samples.jsonl");
-    let url = format!("file://{}?max_bytes=2000&backup_count={backups}", path.display());
+    let url = format!("file://{}?max_bytes={max_bytes}&backup_count={backups}", path.display());
     let handle = PublisherHandle::start(&url, &context()).await.unwrap();
     for round in 0..6 {
         handle.send(Arc::new(batch(3, round as f64 * 10.0)));
@@ -215,6 +220,58 @@ async fn the_file_publisher_rotating_loses_and_repeats_no_line() {
     }
     let sent: Vec<f64> = (0..6).flat_map(|round| (0..3).map(move |i| f64::from(round * 10 + i))).collect();
     assert_eq!(volumes, sent);
+}
+
+/// Every file of `dir` by name, with its text.
+fn texts_of(dir: &std::path::Path) -> std::collections::BTreeMap<String, String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .map(|path| (path.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read_to_string(&path).unwrap()))
+        .collect()
+}
+
+/// Rotation as Ceilometer 27's `file://` publisher does it: `ceilometer/publisher/file.py`
+/// logs each sample through `logging.handlers.RotatingFileHandler(path, encoding='utf8',
+/// maxBytes=max_bytes, backupCount=backup_count)` (the default format: the message
+/// alone). The same lines, given to that handler by the Python of Ceilometer's venv,
+/// make the same files; the bound falls exactly on a line's end, where Python already
+/// rotates (it rotates when a line would bring the file to `max_bytes` or past it).
+#[tokio::test]
+async fn the_file_publisher_rotates_into_the_files_ceilometer_makes() {
+    let whole = rotated_files_of(u64::MAX / 2, 50).await;
+    let text = std::fs::read_to_string(whole.path().join("samples.jsonl")).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let max_bytes: usize = lines[..3].iter().map(|line| line.len() + 1).sum();
+    let pollen = texts_of(rotated_files_of(max_bytes as u64, 50).await.path());
+    const ROTATE: &str = r#"
+import json, logging, logging.handlers, sys
+rfh = logging.handlers.RotatingFileHandler(sys.argv[1], encoding='utf8', maxBytes=int(sys.argv[2]), backupCount=50)
+logger = logging.Logger('publisher.file')
+logger.propagate = False
+logger.setLevel(logging.INFO)
+rfh.setLevel(logging.INFO)
+logger.addHandler(rfh)
+for line in json.load(sys.stdin):
+    logger.info(line)
+"#;
+    let python_dir = tempfile::tempdir().unwrap();
+    let python = common::ceilometer_notification_agent().with_file_name("python");
+    let mut python = std::process::Command::new(python)
+        .args(["-c", ROTATE, &python_dir.path().join("samples.jsonl").to_string_lossy(), &max_bytes.to_string()])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("Ceilometer's python runs");
+    let mut ordered: Vec<(String, String)> = pollen.clone().into_iter().collect();
+    ordered.sort_by_key(|(name, _)| {
+        std::cmp::Reverse(name.rsplit_once('.').and_then(|(_, n)| n.parse::<u32>().ok()).unwrap_or(0))
+    });
+    let in_order: Vec<&str> = ordered.iter().flat_map(|(_, t)| t.lines()).collect();
+    assert_eq!(in_order.len(), 18, "every sample, once");
+    std::io::Write::write_all(&mut python.stdin.take().unwrap(), serde_json::to_string(&in_order).unwrap().as_bytes())
+        .unwrap();
+    assert!(python.wait().unwrap().success());
+    assert_eq!(pollen, texts_of(python_dir.path()), "the same files, each with the same lines");
 }
 
 /// An address that accepts connections and never answers on them.

@@ -115,16 +115,18 @@ impl FilePublisher {
     }
 
     /// Writes whole JSON lines (each ended by a newline, as
-    /// [`Records::write_json_lines_of`] writes them): at once when they fit in the file
-    /// (or it has no bound); otherwise whole runs of lines that fit, rotating between
+    /// [`Records::write_json_lines_of`] writes them): at once when they leave the file under
+    /// its bound (or it has none); otherwise whole runs of lines that fit, rotating between
     /// lines. Lines are looked for only then.
     async fn write_lines(&mut self, lines: &[u8]) -> Result<(), PublishError> {
         let mut start = 0;
-        if let Some(max) = self.options.max_bytes.filter(|max| self.size + lines.len() as u64 > *max) {
+        if let Some(max) = self.options.max_bytes.filter(|max| self.size + lines.len() as u64 >= *max) {
             let mut end = 0;
             for line_end in memchr::memchr_iter(b'\n', lines).map(|newline| newline + 1) {
                 let pending = (end - start) as u64;
-                if self.size + pending > 0 && self.size + pending + (line_end - end) as u64 > max {
+                // As Python's `RotatingFileHandler`: a line that would bring the file to
+                // `max_bytes` or past it starts the next file (an empty one is kept).
+                if self.size + pending > 0 && self.size + pending + (line_end - end) as u64 >= max {
                     self.file.write_all(&lines[start..end]).await.map_err(|e| self.io(e))?;
                     self.size += pending;
                     self.rotate().await.map_err(|e| self.io(e))?;
