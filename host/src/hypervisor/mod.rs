@@ -98,6 +98,8 @@ impl HypervisorError {
 pub struct Hypervisor {
     uri: String,
     connection: connection::Connection,
+    /// The threads that share the per-domain calls of a job (see [`lanes`]).
+    lanes: Arc<lanes::Lanes>,
     /// By domain UUID (a domain whose UUID does not parse is not kept).
     xml: Mutex<HashMap<Uuid, KnownXml>>,
     xml_reads: AtomicU64,
@@ -138,6 +140,7 @@ impl Hypervisor {
         let uri = uri.into();
         Self {
             connection: connection::Connection::new(&uri, timeout, open_timeout),
+            lanes: Arc::new(lanes::Lanes::for_uri(&uri)),
             uri,
             xml: Mutex::default(),
             xml_reads: AtomicU64::new(0),

@@ -1,7 +1,6 @@
 //! What the host reads of one domain, as plain data, and how it is read from libvirt.
 
 use super::bulk::{self, BulkRecord, Filled};
-use super::lanes;
 use super::{Hypervisor, HypervisorError};
 use std::sync::Arc;
 use virt::domain::Domain;
@@ -287,7 +286,7 @@ pub(super) fn domain_xmls(
 }
 
 /// Runs `read` on each item in one job on the connection's thread, the items shared
-/// among the connection's lanes (see [`lanes`]): a domain that fails costs only its own
+/// among the connection's lanes (see [`super::lanes`]): a domain that fails costs only its own
 /// entry; a connection that died fails the whole job.
 fn each_domain<I: Send + 'static, T: Send + 'static>(
     hypervisor: &Hypervisor,
@@ -296,14 +295,25 @@ fn each_domain<I: Send + 'static, T: Send + 'static>(
     read: impl Fn(I) -> Result<T, virt::error::Error> + Send + Sync + 'static,
 ) -> Result<Vec<Result<T, HypervisorError>>, HypervisorError> {
     let uri = hypervisor.uri().to_string();
-    let lanes = lanes::for_uri(&uri);
+    let lanes = hypervisor.lanes.clone();
     hypervisor.with_connection(call, move |connection| {
-        lanes::in_lanes(items, lanes, |item| match read(item) {
+        let connection = LaneConnection(connection.clone());
+        lanes.run(items, move |item| match read(item) {
             Ok(value) => Ok(Ok(value)),
-            Err(error) if !connection.is_alive().unwrap_or(false) => Err(error),
+            Err(error) if !connection.0.is_alive().unwrap_or(false) => Err(error),
             Err(error) => Ok(Err(HypervisorError::from_libvirt(call, &uri, error))),
         })
     })
+}
+
+/// A reference of the lanes' own to the connection, given up when the last of them
+/// is done with it.
+struct LaneConnection(virt::connect::Connect);
+
+impl Drop for LaneConnection {
+    fn drop(&mut self) {
+        let _ = self.0.close();
+    }
 }
 
 /// Reads what the bulk read did not give, one call per item.
