@@ -13,7 +13,7 @@
 //! between jobs. Started for each job of 100 domains, as they first were, they made
 //! the calls cost half as much again: the 60,000 calls of 10,000 test-driver domains
 //! through libvirtd took 1.6–1.7 CPU s on threads started per job of 100, 1.0–1.4 on
-//! kept ones (`scripts/libvirt-calls.c`), and the agent's reads alone 2.05 CPU s a
+//! kept ones (`scripts/libvirt-calls.c`), and the agent's reads alone 1.9–2.05 CPU s a
 //! cycle before, 1.4–1.7 after (`docs/benchmarks.md`, session 18).
 
 use std::sync::{mpsc, Arc};
