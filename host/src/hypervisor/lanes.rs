@@ -16,7 +16,7 @@
 //! kept ones (`scripts/libvirt-calls.c`), and the agent's reads alone 1.9–2.05 CPU s a
 //! cycle before, 1.4–1.7 after (`docs/benchmarks.md`, session 18).
 
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, OnceLock};
 
 /// Calls in flight at once on a connection to a daemon. libvirtd serves a client's
 /// requests with up to `max_client_requests` workers (5 by default) and queues the
@@ -37,43 +37,50 @@ pub(super) fn for_uri(uri: &str) -> usize {
 /// What a lane's thread is given to run.
 type Job = Box<dyn FnOnce() + Send>;
 
-/// A connection's lanes: one thread each, kept from one job to the next and asleep in
-/// between (none for one lane, or when none could be started: then every item runs on
-/// the caller's thread).
+/// A connection's lanes: one thread each, started at the first job with more than one
+/// item and kept from one job to the next, asleep in between (none for one lane, or
+/// when none could be started: then every item runs on the caller's thread).
 pub(super) struct Lanes {
-    threads: Vec<mpsc::Sender<Job>>,
+    lanes: usize,
+    threads: OnceLock<Vec<mpsc::Sender<Job>>>,
 }
 
 impl Lanes {
-    /// The lanes of a connection to `uri` (see [`for_uri`]); their threads start now.
+    /// The lanes of a connection to `uri` (see [`for_uri`]).
     pub(super) fn for_uri(uri: &str) -> Self {
         Self::new(for_uri(uri))
     }
 
-    /// `lanes` lanes; their threads (if more than one) start now and end when it is
-    /// dropped.
+    /// `lanes` lanes; their threads end when it is dropped.
     pub(super) fn new(lanes: usize) -> Self {
-        if lanes <= 1 {
-            return Self { threads: Vec::new() };
-        }
-        let mut threads = Vec::with_capacity(lanes);
-        for _ in 0..lanes {
-            let (jobs, queue) = mpsc::channel::<Job>();
-            let started = std::thread::Builder::new().name("libvirt-lane".into()).spawn(move || {
-                for job in queue {
-                    // A job that panics costs its own output (its caller sees it
-                    // missing), not the lane.
-                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
-                }
-            });
-            match started {
-                Ok(_) => threads.push(jobs),
-                Err(error) => {
-                    tracing::warn!(%error, "cannot start a libvirt lane's thread; the others share its calls")
+        Self { lanes, threads: OnceLock::new() }
+    }
+
+    /// The lanes' threads, started on first use.
+    fn threads(&self) -> &[mpsc::Sender<Job>] {
+        self.threads.get_or_init(|| {
+            if self.lanes <= 1 {
+                return Vec::new();
+            }
+            let mut threads = Vec::with_capacity(self.lanes);
+            for _ in 0..self.lanes {
+                let (jobs, queue) = mpsc::channel::<Job>();
+                let started = std::thread::Builder::new().name("libvirt-lane".into()).spawn(move || {
+                    for job in queue {
+                        // A job that panics costs its own output (its caller sees it
+                        // missing), not the lane.
+                        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                    }
+                });
+                match started {
+                    Ok(_) => threads.push(jobs),
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot start a libvirt lane's thread; the others share its calls")
+                    }
                 }
             }
-        }
-        Self { threads }
+            threads
+        })
     }
 
     /// Runs `work` on every item, the items shared in order among the lanes, and
@@ -87,11 +94,12 @@ impl Lanes {
         S: Send + 'static,
         F: Fn(I) -> Result<T, S> + Send + Sync + 'static,
     {
-        if self.threads.is_empty() || items.len() <= 1 {
+        if self.lanes <= 1 || items.len() <= 1 || self.threads().is_empty() {
             return items.into_iter().map(work).collect();
         }
+        let threads = self.threads();
         let work = Arc::new(work);
-        let per_lane = items.len().div_ceil(self.threads.len());
+        let per_lane = items.len().div_ceil(threads.len());
         let (done, outputs) = mpsc::channel();
         let mut items = items.into_iter();
         let mut lanes = 0;
@@ -103,7 +111,7 @@ impl Lanes {
                 let _ = done.send((lane, output));
             });
             // A lane whose thread is gone: its job runs here.
-            if let Err(mpsc::SendError(job)) = self.threads[lane].send(job) {
+            if let Err(mpsc::SendError(job)) = threads[lane].send(job) {
                 job();
             }
             lanes += 1;
@@ -145,6 +153,7 @@ mod tests {
     #[test]
     fn outputs_keep_the_items_order_and_lanes_keep_their_threads() {
         let lanes = Lanes::new(LANES);
+        assert!(lanes.threads.get().is_none(), "no thread before the first job");
         let (out, first) = run_recording(&lanes, (0..103).collect());
         assert_eq!(out, (0..103).map(|i| i * 2).collect::<Vec<_>>());
         assert_eq!(first.len(), LANES, "each lane on a thread of its own");
