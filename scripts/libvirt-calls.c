@@ -97,7 +97,8 @@ int main(int argc, char **argv) {
     if (nthreads < 1 || nthreads > 64 || batch < 1) return 2;
     ndoms = virConnectListAllDomains(connection, &doms, 0);
     if (ndoms < 0 || ndoms > MAX_DOMAINS) return 1;
-    /* Each domain's disks and vNICs, from its XML once (the agent keeps them). */
+    /* Each domain's disks and vNICs, from its XML once (the agent keeps them), by the
+     * generated node's target names: vd* disks, tap* vNICs. */
     for (int i = 0; i < ndoms; i++) {
         char *xml = virDomainGetXMLDesc(doms[i], 0);
         for (char *p = xml; p && (p = strstr(p, "<target dev='")); p++) {

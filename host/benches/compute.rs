@@ -18,7 +18,8 @@
 mod shared;
 
 use pollen_host::config;
-use pollen_host::pipeline::{cycle::stream_cycle, Agent};
+use pollen_host::pipeline::cycle::{stream_cycle, CHUNK};
+use pollen_host::pipeline::Agent;
 use pollen_testkit::NodeSpec;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -26,8 +27,6 @@ use std::time::Instant;
 
 const SIZES: [usize; 3] = [100, 1000, 10000];
 const PLUGINS: [&str; 7] = ["local_instances", "cpu", "memory", "instance", "disk", "network", "perf"];
-/// Domains a cycle polls together (`pipeline::cycle`'s chunk).
-const DOMAINS_PER_CHUNK: usize = 100;
 /// Cycles measured after the first (which fills the XML cache).
 const CYCLES: u32 = 5;
 
@@ -126,12 +125,12 @@ fn measure(uri: &str, cache: &str, label: &str) {
 }
 
 /// What a cycle reads of the hypervisor, and nothing else: every domain's statistics,
-/// [`DOMAINS_PER_CHUNK`] at a time, each chunk released once read.
+/// a cycle's [`CHUNK`] at a time, each chunk released once read.
 fn read_every_domain(hypervisor: &std::sync::Arc<pollen_host::hypervisor::Hypervisor>) {
     let snapshot = hypervisor.cycle();
     let domains = snapshot.domains().expect("the domain list");
     let uuids: Vec<&str> = domains.iter().map(|domain| domain.uuid.as_str()).collect();
-    for chunk in uuids.chunks(DOMAINS_PER_CHUNK) {
+    for chunk in uuids.chunks(CHUNK) {
         snapshot.prefetch(chunk).expect("statistics of a chunk");
         snapshot.release(chunk);
     }

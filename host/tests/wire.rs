@@ -204,20 +204,15 @@ async fn the_file_publisher_rotates_as_python_does() {
 #[tokio::test]
 async fn the_file_publisher_rotating_loses_and_repeats_no_line() {
     let dir = rotated_files(50).await;
-    let mut files: Vec<std::path::PathBuf> =
-        std::fs::read_dir(dir.path()).unwrap().map(|entry| entry.unwrap().path()).collect();
-    assert!(files.len() > 2, "it rotated: {files:?}");
-    // Oldest first: the highest backup number, the current file last.
-    let number = |p: &std::path::PathBuf| p.extension().and_then(|e| e.to_str()?.parse::<u32>().ok()).unwrap_or(0);
-    files.sort_by_key(|p| std::cmp::Reverse(number(p)));
-    let mut volumes = Vec::new();
-    for file in &files {
-        let text = std::fs::read_to_string(file).unwrap();
-        assert!(text.len() <= 2000 && text.ends_with('\n'), "{} holds whole lines within max_bytes", file.display());
-        for line in text.lines() {
-            volumes.push(serde_json::from_str::<Value>(line).unwrap()["volume"].as_f64().unwrap());
-        }
+    let files = texts_of(dir.path());
+    assert!(files.len() > 2, "it rotated: {:?}", files.keys());
+    for (name, text) in &files {
+        assert!(text.len() <= 2000 && text.ends_with('\n'), "{name} holds whole lines within max_bytes");
     }
+    let volumes: Vec<f64> = lines_oldest_first(&files)
+        .into_iter()
+        .map(|line| serde_json::from_str::<Value>(line).unwrap()["volume"].as_f64().unwrap())
+        .collect();
     let sent: Vec<f64> = (0..6).flat_map(|round| (0..3).map(move |i| f64::from(round * 10 + i))).collect();
     assert_eq!(volumes, sent);
 }
@@ -229,6 +224,15 @@ fn texts_of(dir: &std::path::Path) -> std::collections::BTreeMap<String, String>
         .map(|entry| entry.unwrap().path())
         .map(|path| (path.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read_to_string(&path).unwrap()))
         .collect()
+}
+
+/// The lines of a rotated file and its backups ([`texts_of`]), oldest first: the
+/// highest backup number first, the current file (no number) last.
+fn lines_oldest_first(files: &std::collections::BTreeMap<String, String>) -> Vec<&str> {
+    let number = |name: &str| name.rsplit_once('.').and_then(|(_, n)| n.parse::<u32>().ok()).unwrap_or(0);
+    let mut ordered: Vec<(&String, &String)> = files.iter().collect();
+    ordered.sort_by_key(|(name, _)| std::cmp::Reverse(number(name)));
+    ordered.into_iter().flat_map(|(_, text)| text.lines()).collect()
 }
 
 /// Rotation as Ceilometer 27's `file://` publisher does it: `ceilometer/publisher/file.py`
@@ -262,11 +266,7 @@ for line in json.load(sys.stdin):
         .stdin(std::process::Stdio::piped())
         .spawn()
         .expect("Ceilometer's python runs");
-    let mut ordered: Vec<(String, String)> = pollen.clone().into_iter().collect();
-    ordered.sort_by_key(|(name, _)| {
-        std::cmp::Reverse(name.rsplit_once('.').and_then(|(_, n)| n.parse::<u32>().ok()).unwrap_or(0))
-    });
-    let in_order: Vec<&str> = ordered.iter().flat_map(|(_, t)| t.lines()).collect();
+    let in_order = lines_oldest_first(&pollen);
     assert_eq!(in_order.len(), 18, "every sample, once");
     std::io::Write::write_all(&mut python.stdin.take().unwrap(), serde_json::to_string(&in_order).unwrap().as_bytes())
         .unwrap();

@@ -46,11 +46,6 @@ pub(super) struct Lanes {
 }
 
 impl Lanes {
-    /// The lanes of a connection to `uri` (see [`for_uri`]).
-    pub(super) fn for_uri(uri: &str) -> Self {
-        Self::new(for_uri(uri))
-    }
-
     /// `lanes` lanes; their threads end when it is dropped.
     pub(super) fn new(lanes: usize) -> Self {
         Self { lanes, threads: OnceLock::new() }
@@ -94,10 +89,10 @@ impl Lanes {
         S: Send + 'static,
         F: Fn(I) -> Result<T, S> + Send + Sync + 'static,
     {
-        if self.lanes <= 1 || items.len() <= 1 || self.threads().is_empty() {
+        let threads = if items.len() > 1 { self.threads() } else { &[] };
+        if threads.is_empty() {
             return items.into_iter().map(work).collect();
         }
-        let threads = self.threads();
         let work = Arc::new(work);
         let per_lane = items.len().div_ceil(threads.len());
         let (done, outputs) = mpsc::channel();

@@ -140,7 +140,7 @@ impl Hypervisor {
         let uri = uri.into();
         Self {
             connection: connection::Connection::new(&uri, timeout, open_timeout),
-            lanes: Arc::new(lanes::Lanes::for_uri(&uri)),
+            lanes: Arc::new(lanes::Lanes::new(lanes::for_uri(&uri))),
             uri,
             xml: Mutex::default(),
             xml_reads: AtomicU64::new(0),

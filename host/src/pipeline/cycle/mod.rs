@@ -109,7 +109,7 @@ impl PerPlugin {
 /// Resources read and polled together: bounds what the host holds of the hypervisor,
 /// a pollster's memory, and the work under one call deadline, however many domains the
 /// host runs.
-const CHUNK: usize = 100;
+pub const CHUNK: usize = 100;
 
 /// Runs one cycle for `sources` and returns every sample with it (see
 /// [`stream_cycle`], which hands them over chunk by chunk instead).
