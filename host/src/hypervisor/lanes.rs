@@ -94,29 +94,29 @@ impl Lanes {
             return items.into_iter().map(work).collect();
         }
         let work = Arc::new(work);
-        let per_lane = items.len().div_ceil(threads.len());
+        let count = items.len();
+        let per_lane = count.div_ceil(threads.len());
+        let lanes = count.div_ceil(per_lane);
         let (done, outputs) = mpsc::channel();
         let mut items = items.into_iter();
-        let mut lanes = 0;
-        while items.len() > 0 {
+        for (lane, thread) in threads.iter().enumerate().take(lanes) {
             let group: Vec<I> = items.by_ref().take(per_lane).collect();
-            let (work, done, lane) = (work.clone(), done.clone(), lanes);
+            let (work, done) = (work.clone(), done.clone());
             let job: Job = Box::new(move || {
                 let output: Result<Vec<T>, S> = group.into_iter().map(|item| work(item)).collect();
                 let _ = done.send((lane, output));
             });
             // A lane whose thread is gone: its job runs here.
-            if let Err(mpsc::SendError(job)) = threads[lane].send(job) {
+            if let Err(mpsc::SendError(job)) = thread.send(job) {
                 job();
             }
-            lanes += 1;
         }
         drop(done);
         let mut by_lane: Vec<Option<Result<Vec<T>, S>>> = (0..lanes).map(|_| None).collect();
         for (lane, output) in outputs {
             by_lane[lane] = Some(output);
         }
-        let mut out = Vec::with_capacity(per_lane * lanes);
+        let mut out = Vec::with_capacity(count);
         for output in by_lane {
             out.extend(output.expect("a libvirt lane's job panicked")?);
         }
