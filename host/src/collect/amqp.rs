@@ -131,6 +131,7 @@ pub(super) async fn consume(
         in_flight: 0,
         read: decode::ReadCache::default(),
         bodies: foldhash::quality::RandomState::default(),
+        acks: tokio::task::JoinSet::new(),
     };
     let mut backoff = crate::publish::reconnect_backoff();
     let mut failures = 0u64;
@@ -203,6 +204,9 @@ pub(super) async fn consume(
                     None => break,
                 }
             }
+            // The acknowledgements go out before the connection closes: one sent after
+            // would be lost, and its message delivered again.
+            while state.acks.join_next().await.is_some() {}
             let _ = session.connection.close(200, "pollen collector stopping".into()).await;
             return;
         }
@@ -257,6 +261,8 @@ struct State {
     read: decode::ReadCache,
     /// How a body is hashed into its key (a fast hash: bodies are tens of KiB).
     bodies: foldhash::quality::RandomState,
+    /// Acknowledgements being sent, awaited before the connection closes.
+    acks: tokio::task::JoinSet<()>,
 }
 
 impl State {
@@ -309,13 +315,16 @@ impl State {
 
     /// Acknowledges a delivered message, or hands a failed one back after a backoff
     /// that grows with its attempts.
-    fn settle(&mut self, done: Settled, counters: &Counters) {
+    fn settle(&mut self, done: Settled, counters: &Arc<Counters>) {
         self.in_flight = self.in_flight.saturating_sub(1);
+        while self.acks.try_join_next().is_some() {}
         if done.delivered {
             self.attempts.remove(&done.key);
-            counters.acknowledged.fetch_add(1, Ordering::Relaxed);
-            tokio::spawn(async move {
-                let _ = done.acker.ack(BasicAckOptions::default()).await;
+            let counters = Arc::clone(counters);
+            self.acks.spawn(async move {
+                if done.acker.ack(BasicAckOptions::default()).await.is_ok() {
+                    counters.acknowledged.fetch_add(1, Ordering::Relaxed);
+                }
             });
             return;
         }
