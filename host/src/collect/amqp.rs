@@ -115,7 +115,8 @@ impl Drop for MessageAck {
 }
 
 /// Consumes until `stop` turns true, reconnecting (with backoff) whenever the broker
-/// goes away; then waits for the messages in flight to be settled, and closes.
+/// goes away; then waits for the messages in flight to be settled and their
+/// acknowledgements sent, and closes.
 pub(super) async fn consume(
     config: AmqpInput,
     name: String,
